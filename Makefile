@@ -1,0 +1,88 @@
+# jaxclust developer entry points. Every target bootstraps .venv on first use and
+# re-installs the project only when pyproject.toml changes (stamp files inside .venv).
+
+SHELL  := /bin/bash
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+PYTEST := $(BIN)/python -m pytest
+OUT    ?= demo_out
+
+STAMP_TEST  := $(VENV)/.stamp-test
+STAMP_DEMO  := $(VENV)/.stamp-demo
+STAMP_BENCH := $(VENV)/.stamp-bench
+STAMP_DOCS  := $(VENV)/.stamp-docs
+STAMP_LINT  := $(VENV)/.stamp-lint
+
+.PHONY: help test test-all doctest demo bench docs docs-serve lint clean distclean
+
+help:
+	@echo "make test      fast tests (-m 'not slow') + doctests of the package"
+	@echo "make test-all  all tests, slow ones included, + doctests"
+	@echo "make demo      run 'jaxclust demo --out $(OUT)' (tables + figures)"
+	@echo "make bench     benchmarks/bench_ot.py against ott-jax and POT"
+	@echo "make docs      build the MkDocs site with --strict"
+	@echo "make lint      ruff check ."
+	@echo "make clean     remove caches, site/ and $(OUT)/"
+
+# --- environment -----------------------------------------------------------------------
+
+$(BIN)/python:
+	@echo "+ creating $(VENV) with $(PYTHON)"
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[dev,data,flax]"
+	@touch $@
+
+$(STAMP_DEMO): pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[data]" matplotlib
+	@touch $@
+
+$(STAMP_BENCH): pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[bench]"
+	@touch $@
+
+$(STAMP_DOCS): pyproject.toml | $(BIN)/python
+	$(PIP) install -e ".[docs]"
+	@touch $@
+
+$(STAMP_LINT): pyproject.toml | $(BIN)/python
+	$(PIP) install "ruff>=0.6"
+	@touch $@
+
+# --- targets ---------------------------------------------------------------------------
+
+test: $(STAMP_TEST)
+	$(PYTEST) -n 2 -m "not slow" tests
+	$(PYTEST) --doctest-modules jaxclust
+
+test-all: $(STAMP_TEST)
+	$(PYTEST) -n 2 tests
+	$(PYTEST) --doctest-modules jaxclust
+
+doctest: $(STAMP_TEST)
+	$(PYTEST) --doctest-modules jaxclust
+
+demo: $(STAMP_DEMO)
+	$(BIN)/jaxclust demo --out $(OUT)
+
+bench: $(STAMP_BENCH)
+	$(BIN)/python benchmarks/bench_ot.py
+
+docs: $(STAMP_DOCS)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP_DOCS)
+	$(BIN)/mkdocs serve
+
+lint: $(STAMP_LINT)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf site $(OUT) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)
