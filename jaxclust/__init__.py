@@ -1,0 +1,24 @@
+"""jaxclust: pure, jittable, differentiable clustering, optimal transport and friends in JAX.
+
+The public surface is the subpackages (``jaxclust.ot`` ...) and the most used functions,
+re-exported here. Everything under ``jaxclust._core`` is private.
+"""
+
+__version__ = "0.1.0"
+
+from . import ot as ot
+from .ot import (
+    sinkhorn as sinkhorn,
+    sinkhorn_divergence as sinkhorn_divergence,
+    sinkhorn_from_cost as sinkhorn_from_cost,
+    swav_codes as swav_codes,
+)
+
+__all__ = [
+    "__version__",
+    "ot",
+    "sinkhorn",
+    "sinkhorn_divergence",
+    "sinkhorn_from_cost",
+    "swav_codes",
+]

@@ -1,0 +1,265 @@
+"""The Sinkhorn iterations behind :func:`jaxclust.ot.sinkhorn` (private).
+
+State and conventions. The plan is always ``P = exp((f_i + g_j - C_ij) / eps)``: the
+potentials absorb ``eps log a`` and ``eps log b``. One *round* is a ``g``-step then an
+``f``-step; the ``f``-step also measures the error of the state it starts from,
+``sum_i |r_i - r_i'|``, the L1 change of the row marginal that the step makes (for balanced
+OT this is exactly ``||P 1 - a||_1`` while ``P^T 1 = b`` holds).
+
+* balanced / unbalanced (``tau`` in (0, 1], KL(P | a x b) reference):
+  ``f <- eps log a - tau_a eps LSE_j((g_j - C_ij) / eps)`` and symmetrically for ``g``;
+* partial (total mass ``m``, entropy reference 1, as in Benamou et al. 2015): dual block
+  coordinate ascent on ``(f <= 0, g <= 0, lam)`` with ``P = exp((f + g + lam - C) / eps)``;
+  ``f <- min(0, eps log a - eps LSE_j(...))``, same for ``g``, then ``lam`` rescales the
+  plan to mass ``m``. The returned ``f`` includes ``lam``.
+
+Two executions of a block of ``check_every`` rounds:
+
+* *log*: every half-step is a log-sum-exp over the cost (online when the geometry is);
+* *kernel* (dense, not partial): form the absorbed kernel ``K = exp((f + g - C)/eps)``
+  once per block, iterate scalings ``u, v`` with matrix-vector products, then absorb
+  ``f += eps log u``, ``g += eps log v``. If a scaling leaves the safe range
+  (``|log u| > T``, ``T`` about a third of the dtype's log-range) or is not finite, the block
+  is redone in the log domain, so the fast path never costs accuracy or stability.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.sparse.linalg import cg
+
+from .._core.costs import CostMatrix, Geometry
+from .._core.fixed_point import implicit_root, iterate_blocks
+
+
+class Config(NamedTuple):
+    """Static solver options (hashable)."""
+
+    tol: float
+    max_iter: int
+    check_every: int
+    mode: str  # "auto" | "log"
+    partial: bool
+    eps_init: float | None
+    eps_decay: float
+    implicit: bool
+
+
+class Params(NamedTuple):
+    """Everything the solution depends on (differentiable leaves)."""
+
+    geom: Geometry
+    a: jax.Array
+    b: jax.Array
+    eps: jax.Array
+    tau_a: jax.Array
+    tau_b: jax.Array
+    mass: jax.Array
+
+
+def safe_log(w):
+    tiny = jnp.finfo(w.dtype).tiny
+    return jnp.log(jnp.where(w > 0, w, tiny))
+
+
+def _eps_at(cfg: Config, eps, k):
+    if cfg.eps_init is None:
+        return eps
+    return jnp.maximum(eps, cfg.eps_init * cfg.eps_decay ** k.astype(eps.dtype))
+
+
+def _annealed(cfg: Config, eps, k):
+    if cfg.eps_init is None:
+        return jnp.asarray(True)
+    return cfg.eps_init * cfg.eps_decay ** k.astype(eps.dtype) <= eps
+
+
+# --------------------------------------------------------------------------------------
+# log-domain rounds
+
+
+def _log_round(geom, p: Params, eps, z):
+    """One g-step then one f-step; returns (new z, error of the f-step)."""
+    log_a, log_b = safe_log(p.a), safe_log(p.b)
+    if len(z) == 3:  # partial
+        f, g, lam = z
+        lse_g = geom.lse(f, eps, 0) + lam / eps
+        g = jnp.minimum(0.0, eps * log_b - eps * lse_g)
+        total = jnp.sum(jnp.exp(g / eps + lse_g))
+        lam = lam + eps * (jnp.log(p.mass) - jnp.log(total))
+        lse_f = geom.lse(g, eps, 1) + lam / eps
+        f_new = jnp.minimum(0.0, eps * log_a - eps * lse_f)
+        err = jnp.sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
+        return (f_new, g, lam), err
+    f, g = z
+    g = eps * log_b - p.tau_b * eps * geom.lse(f, eps, 0)
+    lse_f = geom.lse(g, eps, 1)
+    f_new = eps * log_a - p.tau_a * eps * lse_f
+    err = jnp.sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
+    return (f_new, g), err
+
+
+def _log_block(geom, p, eps, z, n_rounds):
+    def body(_, carry):
+        zz, _ = carry
+        return _log_round(geom, p, eps, zz)
+
+    err0 = jnp.asarray(jnp.inf, dtype=p.a.dtype)
+    return jax.lax.fori_loop(0, n_rounds, body, (z, err0))
+
+
+def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds):
+    f0, g0 = z
+    dtype = f0.dtype
+    safe = 0.35 * jnp.log(jnp.finfo(dtype).max)
+    log_a, log_b = safe_log(p.a), safe_log(p.b)
+    K = jnp.exp((f0[:, None] + g0[None, :] - geom.cost) / eps)
+    shift_a = (1.0 - p.tau_a) * f0 / eps
+    shift_b = (1.0 - p.tau_b) * g0 / eps
+    hi = jax.lax.Precision.DEFAULT
+
+    def body(_, carry):
+        lu, lv, _ = carry
+        ktu = jnp.matmul(jnp.exp(lu), K, precision=hi)
+        lv = log_b - p.tau_b * jnp.log(ktu) - shift_b
+        kv = jnp.matmul(K, jnp.exp(lv), precision=hi)
+        lu_new = log_a - p.tau_a * jnp.log(kv) - shift_a
+        err = jnp.sum(jnp.abs(jnp.exp(lu) * kv - jnp.exp(lu_new) * kv))
+        return lu_new, lv, err
+
+    zeros_n, zeros_m = jnp.zeros_like(f0), jnp.zeros_like(g0)
+    lu, lv, err = jax.lax.fori_loop(
+        0, n_rounds, body, (zeros_n, zeros_m, jnp.asarray(jnp.inf, dtype))
+    )
+    ok = (
+        jnp.isfinite(err)
+        & jnp.all(jnp.abs(lu) < safe)
+        & jnp.all(jnp.abs(lv) < safe)
+    )
+    kernel_out = ((f0 + eps * lu, g0 + eps * lv), err)
+    return jax.lax.cond(
+        ok, lambda: kernel_out, lambda: _log_block(geom, p, eps, z, n_rounds)
+    )
+
+
+# --------------------------------------------------------------------------------------
+# forward solve
+
+
+def _dense_for_solve(geom: Geometry) -> Geometry:
+    return geom if geom.is_online else CostMatrix(geom.cost_matrix())
+
+
+def make_solve(cfg: Config):
+    max_blocks = -(-cfg.max_iter // cfg.check_every)
+
+    def solve(p: Params, init):
+        geom = _dense_for_solve(p.geom)
+        use_kernel = cfg.mode == "auto" and not geom.is_online and not cfg.partial
+        dtype = p.a.dtype
+
+        def block(state, k):
+            z, _, errors = state
+            eps_k = _eps_at(cfg, p.eps, k)
+            if use_kernel:
+                z, err = _kernel_block(geom, p, eps_k, z, cfg.check_every)
+            else:
+                z, err = _log_block(geom, p, eps_k, z, cfg.check_every)
+            return z, err, errors.at[k].set(err)
+
+        def done(state, k):
+            _, err, _ = state
+            return (err < cfg.tol) & _annealed(cfg, p.eps, k)
+
+        errors = jnp.full((max_blocks,), -1.0, dtype)
+        state0 = (init, jnp.asarray(jnp.inf, dtype), errors)
+        (z, err, errors), n_blocks = iterate_blocks(
+            block, state0, max_blocks=max_blocks, done=done, unrolled=not cfg.implicit
+        )
+        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in z]))
+        converged = (err < cfg.tol) & finite
+        return z, (n_blocks * cfg.check_every, errors, converged)
+
+    return solve
+
+
+# --------------------------------------------------------------------------------------
+# implicit differentiation
+
+
+def _marginals(geom: Geometry, f, g, eps):
+    ones_m = jnp.ones(geom.shape[1], f.dtype)
+    ones_n = jnp.ones(geom.shape[0], f.dtype)
+    return geom.plan_apply(f, g, eps, ones_m, 1), geom.plan_apply(f, g, eps, ones_n, 0)
+
+
+def _relaxed_target(w, pot, tau, eps):
+    # w * exp((1 - tau) / tau * (log w - pot / eps)); equals w when tau == 1.
+    return w * jnp.exp((1.0 - tau) / tau * (safe_log(w) - pot / eps))
+
+
+def residual(z, p: Params):
+    """Optimality conditions, zero at the solution (marginal units)."""
+    if len(z) == 3:
+        f, g, lam = z
+        row, col = _marginals(p.geom, f + lam, g, p.eps)
+        r_f = jnp.where(f < 0, row - p.a, f * p.a / p.eps)
+        r_g = jnp.where(g < 0, col - p.b, g * p.b / p.eps)
+        return r_f, r_g, jnp.sum(row) - p.mass
+    f, g = z
+    row, col = _marginals(p.geom, f, g, p.eps)
+    return (
+        row - _relaxed_target(p.a, f, p.tau_a, p.eps),
+        col - _relaxed_target(p.b, g, p.tau_b, p.eps),
+    )
+
+
+def _cg_adjoint(z, p: Params, z_bar):
+    """Solve the symmetric adjoint system of the (un)balanced optimality conditions.
+
+    With ``D_a = diag(P 1) / tau_a``, ``D_b = diag(P^T 1) / tau_b`` the Jacobian of
+    :func:`residual` is ``(1/eps) [[D_a, P], [P^T, D_b]]`` at the solution: symmetric, positive
+    semi-definite, with null vector ``(1, -1)`` in the balanced case (the right-hand side is
+    projected off it). Jacobi-preconditioned conjugate gradients on plan products.
+    """
+    f, g = z
+    eps = p.eps
+    dense = not p.geom.is_online
+    if dense:
+        P = p.geom.plan(f, g, eps)
+        pw = lambda w: P @ w  # noqa: E731
+        ptw = lambda w: w @ P  # noqa: E731
+        row, col = jnp.sum(P, 1), jnp.sum(P, 0)
+    else:
+        pw = lambda w: p.geom.plan_apply(f, g, eps, w, 1)  # noqa: E731
+        ptw = lambda w: p.geom.plan_apply(f, g, eps, w, 0)  # noqa: E731
+        row, col = _marginals(p.geom, f, g, eps)
+    da, db = row / p.tau_a, col / p.tau_b
+
+    def matvec(w):
+        wf, wg = w
+        return da * wf + pw(wg), ptw(wf) + db * wg
+
+    def precond(w):
+        wf, wg = w
+        return wf / jnp.where(da > 0, da, 1.0), wg / jnp.where(db > 0, db, 1.0)
+
+    bf, bg = z_bar
+    balanced = (p.tau_a == 1.0) & (p.tau_b == 1.0)
+    n, m = f.shape[0], g.shape[0]
+    c = jnp.where(balanced, (jnp.sum(bf) - jnp.sum(bg)) / (n + m), 0.0)
+    rhs = (eps * (bf - c), eps * (bg + c))
+    tol = 1e-6 if f.dtype == jnp.float32 else 1e-11
+    w, _ = cg(matvec, rhs, tol=tol, maxiter=1000, M=precond)
+    return w
+
+
+def make_solver(cfg: Config):
+    """``(params, init) -> (z, (n_iters, errors, converged))`` with the chosen gradient."""
+    solve = make_solve(cfg)
+    if not cfg.implicit:
+        return solve
+    return implicit_root(solve, residual, None if cfg.partial else _cg_adjoint)
