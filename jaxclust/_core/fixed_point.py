@@ -7,7 +7,8 @@ convergence check) until convergence or a budget of blocks. Two executions:
   with :func:`implicit_root`);
 * ``unrolled=True``: a ``lax.scan`` over the whole budget whose steps become no-ops once
   converged, each block under ``jax.checkpoint`` so the reverse pass stores one state per
-  block rather than every intermediate.
+  block rather than every intermediate; blocks after convergence are skipped by a ``cond``
+  (under ``vmap`` both branches run, as always for batched ``cond``).
 
 :func:`implicit_root` attaches the implicit-function-theorem gradient to any solver: if
 ``z*(theta)`` solves ``r(z*, theta) = 0`` then for a cotangent ``z_bar``
@@ -31,10 +32,6 @@ from jax.scipy.sparse.linalg import gmres
 __all__ = ["implicit_root", "iterate_blocks", "gmres_adjoint_solve"]
 
 PyTree = Any
-
-
-def _select(pred, on_true: PyTree, on_false: PyTree) -> PyTree:
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), on_true, on_false)
 
 
 def iterate_blocks(
@@ -62,8 +59,8 @@ def iterate_blocks(
 
         def step(carry, k):
             st, stopped, count = carry
-            new = ckpt_block(st, k)
-            new = _select(stopped, st, new)
+            # skip finished blocks (a cond, so the budget is not paid after convergence)
+            new = jax.lax.cond(stopped, lambda s, _: s, ckpt_block, st, k)
             count = count + jnp.where(stopped, 0, 1)
             stopped = stopped | done(new, k)
             return (new, stopped, count), None

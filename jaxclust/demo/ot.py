@@ -148,19 +148,20 @@ def solve_variants(
 
 def print_table(console: Console, runs: list[OTRun]) -> None:
     """Print one row per run: iterations, convergence, marginal error, cost and time."""
+    from rich import box
     from rich.table import Table
 
     n, m = runs[0].result.f.shape[0], runs[0].result.g.shape[0]
-    table = Table(title=f"Sinkhorn on digits ({n} x {m}, squared Euclidean cost)")
+    table = Table(title=f"Sinkhorn on digits ({n} x {m}, squared Euclidean cost)",
+                  box=box.SIMPLE_HEAD)
     table.add_column("problem")
     table.add_column("epsilon", justify="right")
-    table.add_column("iterations", justify="right")
-    table.add_column("converged", justify="center")
-    table.add_column("marginal err", justify="right")
+    table.add_column("iters", justify="right")
+    table.add_column("conv.", justify="center")
+    table.add_column("marg. err", justify="right")
     table.add_column("mass", justify="right")
-    table.add_column("cost <P,C>", justify="right")
-    table.add_column("time (ms)", justify="right")
-    table.add_column("parameters", style="dim")
+    table.add_column("<P,C>", justify="right")
+    table.add_column("ms", justify="right")
     for r in runs:
         ok = bool(r.result.converged)
         table.add_row(
@@ -168,17 +169,17 @@ def print_table(console: Console, runs: list[OTRun]) -> None:
             f"{r.epsilon:.3g}",
             str(int(r.result.n_iters)),
             "[green]yes" if ok else "[red]no",
-            f"{r.marginal_error:.2e}",
+            f"{r.marginal_error:.1e}",
             f"{r.mass:.3f}",
-            f"{float(r.result.linear_cost):.4f}",
+            f"{float(r.result.linear_cost):.3f}",
             f"{1e3 * r.seconds:.1f}",
-            r.note,
         )
     console.print(table)
+    console.print("[dim]" + "; ".join(f"{r.name}: {r.note}" for r in runs))
     console.print(
-        "[dim]marginal err: L1 distance to the marginals (balanced; for unbalanced it is "
-        "the mass the KL relaxation chose not to move), or the violation of "
-        "P1 <= a, P^T1 <= b, <P,1> = m (partial). Time: one call after compilation."
+        "[dim]marg. err: L1 distance to the marginals (for unbalanced, the mass the KL "
+        "relaxation chose not to move), or for partial the violation of P1 <= a, P^T1 <= b, "
+        "<P,1> = m. ms: one call after compilation."
     )
 
 
@@ -191,9 +192,15 @@ def pca_2d(*clouds: Float[Array, "n d"]) -> list[np.ndarray]:
     return [(c - mean) @ vt[:2].T for c in arrays]
 
 
-def _orders(x, y) -> tuple[np.ndarray, np.ndarray]:
-    px, py = pca_2d(x, y)
-    return np.argsort(px[:, 0]), np.argsort(py[:, 0])
+def _orders(x, plan) -> tuple[np.ndarray, np.ndarray]:
+    """Rows by first principal component; columns by their plan-weighted mean row rank."""
+    (px,) = pca_2d(x)
+    rows = np.argsort(px[:, 0])
+    rank = np.empty_like(rows)
+    rank[rows] = np.arange(rows.size)
+    plan = np.asarray(plan, dtype=np.float64)
+    mean_rank = (rank @ plan) / np.maximum(plan.sum(axis=0), 1e-300)
+    return rows, np.argsort(mean_rank)
 
 
 def _pyplot():
@@ -210,15 +217,17 @@ def _pyplot():
 
 
 def plot_plans(x, y, runs: list[OTRun], path: str | Path) -> Path:
-    """Heatmaps of the plans, rows and columns sorted by the first principal component.
+    """Heatmaps of the plans, with rows and columns sorted to show their structure.
 
-    Entries are shown as ``n * m * P_ij`` (1 is the independent coupling), on a square-root
+    Rows (source points) are sorted by their first principal component, columns (target
+    points) by the mean rank of the rows they receive mass from under the first plan, the
+    same order in every panel. Entries are shown as ``n * m * P_ij`` (1 is the independent coupling), on a square-root
     colour scale shared by all panels.
     """
     plt = _pyplot()
     from matplotlib.colors import PowerNorm
 
-    ox, oy = _orders(x, y)
+    ox, oy = _orders(x, runs[0].result.plan)
     n, m = x.shape[0], y.shape[0]
     plans = [np.asarray(r.result.plan)[np.ix_(ox, oy)] * n * m for r in runs]
     vmax = max(float(p.max()) for p in plans)
@@ -227,7 +236,7 @@ def plot_plans(x, y, runs: list[OTRun], path: str | Path) -> Path:
         im = ax.imshow(p, cmap="magma_r", norm=PowerNorm(0.5, vmin=0.0, vmax=vmax),
                        interpolation="nearest", aspect="auto")
         ax.set_title(f"{r.name}  (mass {r.mass:.2f})")
-        ax.set_xlabel("8s, sorted by PC1")
+        ax.set_xlabel("8s, sorted by matched 3s")
         ax.set_ylabel("3s, sorted by PC1")
         ax.set_xticks([])
         ax.set_yticks([])
