@@ -221,8 +221,8 @@ def plot_plans(x, y, runs: list[OTRun], path: str | Path) -> Path:
 
     Rows (source points) are sorted by their first principal component, columns (target
     points) by the mean rank of the rows they receive mass from under the first plan, the
-    same order in every panel. Entries are shown as ``n * m * P_ij`` (1 is the independent coupling), on a square-root
-    colour scale shared by all panels.
+    same order in every panel. Entries are shown as ``n * m * P_ij`` (1 is the independent
+    coupling), on a square-root colour scale shared by all panels.
     """
     plt = _pyplot()
     from matplotlib.colors import PowerNorm
