@@ -88,6 +88,7 @@ def solve_variants(
     epsilon: float | None = None,
     rho: float | None = None,
     mass: float = 0.7,
+    tol: float = 1e-4,
 ) -> list[OTRun]:
     """Solve the balanced, unbalanced and partial problems between ``x`` and ``y``.
 
@@ -107,6 +108,7 @@ def solve_variants(
         rho: KL penalty strength of the unbalanced run; ``None`` uses the mean cost, a
             scale at which the most isolated images keep part of their mass.
         mass: transported mass of the partial run, in ``(0, 1]``.
+        tol: Sinkhorn tolerance on the L1 marginal error.
 
     Returns:
         One [`OTRun`][jaxclust.demo.ot.OTRun] per variant.
@@ -120,9 +122,10 @@ def solve_variants(
         rho = float(jnp.mean(sq))
     tau = rho / (rho + eps)
 
-    balanced = jax.jit(lambda x, y: sinkhorn(x, y, a, b, epsilon=eps))
-    unbalanced = jax.jit(lambda x, y: sinkhorn(x, y, a, b, epsilon=eps, tau_a=tau, tau_b=tau))
-    partial = jax.jit(lambda x, y: sinkhorn(x, y, a, b, epsilon=eps, mass=mass))
+    opts = dict(epsilon=eps, tol=tol)
+    balanced = jax.jit(lambda x, y: sinkhorn(x, y, a, b, **opts))
+    unbalanced = jax.jit(lambda x, y: sinkhorn(x, y, a, b, tau_a=tau, tau_b=tau, **opts))
+    partial = jax.jit(lambda x, y: sinkhorn(x, y, a, b, mass=mass, **opts))
 
     runs = []
     for name, fn, note in (
