@@ -1,0 +1,34 @@
+"""Strict test configuration shared by the whole suite.
+
+* ``jax_numpy_rank_promotion = "raise"`` at import: implicit rank promotion
+  (``(n, d) - (d,)``) is an error everywhere, library code included.
+* ``key`` / ``rng``: a fixed-seed JAX key and numpy generator per test.
+* ``x64``: float64 enabled only for the duration of one test (finite-difference gradient
+  checks); everything else runs in the default float32.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+from .utils import enable_x64  # noqa: E402  (re-exported for tests)
+
+
+@pytest.fixture
+def key():
+    return jax.random.key(0)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def x64():
+    with enable_x64():
+        yield

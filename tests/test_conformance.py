@@ -1,0 +1,175 @@
+"""Conformance registry: every public function of jaxclust, on a small problem, under
+``jit``, ``vmap`` (batch of 3) and, where differentiable, float64 finite differences.
+
+A new public function must be added to ``CASES`` (``test_every_public_function_is_registered``
+fails otherwise).
+
+Balanced potentials are defined up to a constant shift ``(f + c, g - c)``, so the sinkhorn
+cases return gauge-invariant quantities only: the plan, ``reg_cost``, ``linear_cost``.
+Weights are normalised inside the wrapped functions so that the multiplicative
+perturbations of the vmap and finite-difference checks keep the problem balanced.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxclust
+import jaxclust.ot as jot
+
+from .conformance import check_grad_fd, check_jit, check_vmap
+from .utils import weights
+
+
+class Case(NamedTuple):
+    name: str
+    public: str  # the public function exercised
+    fn: Any
+    args: tuple
+    diff_argnums: tuple = ()
+    slow: bool = False  # the whole case is slow
+    slow_grad: bool = False  # only its finite-difference check is slow
+
+
+def _tol(dtype):
+    # float64 is for the finite-difference checks (solve to 1e-10); float32 to 1e-5 (well
+    # above its rounding floor of ~1e-7 on these unit-scale problems).
+    return 1e-10 if dtype == jnp.float64 else 1e-5
+
+
+def _outputs(res):
+    return res.plan, res.reg_cost, res.linear_cost, res.converged
+
+
+def _balanced(x, y, a, b):
+    res = jot.sinkhorn(x, y, a / a.sum(), b / b.sum(), epsilon=0.5, tol=_tol(x.dtype),
+                       max_iter=5000)
+    return _outputs(res)
+
+
+def _balanced_eps(x, y, eps):
+    res = jot.sinkhorn(x, y, epsilon=eps, tol=_tol(x.dtype), max_iter=5000)
+    return _outputs(res)
+
+
+def _balanced_unrolled(x, y, a, b):
+    res = jot.sinkhorn(x, y, a / a.sum(), b / b.sum(), epsilon=0.5, tol=_tol(x.dtype),
+                       max_iter=3000, implicit=False)
+    return _outputs(res)
+
+
+def _unbalanced(x, y, a, b):
+    # masses 1 and ~1.5 on purpose: the relaxation has something to do
+    res = jot.sinkhorn(x, y, a, b, epsilon=0.5, tau_a=0.8, tau_b=0.6, tol=_tol(x.dtype),
+                       max_iter=5000)
+    return _outputs(res)
+
+
+def _partial(x, y, a, b):
+    res = jot.sinkhorn(x, y, a / a.sum(), b / b.sum(), epsilon=0.5, mass=0.7,
+                       tol=_tol(x.dtype), max_iter=5000)
+    return _outputs(res)
+
+
+def _online(x, y, a, b):
+    # chunk_size 5 does not divide n = 12
+    res = jot.sinkhorn(x, y, a / a.sum(), b / b.sum(), epsilon=0.5, tol=_tol(x.dtype),
+                       max_iter=5000, chunk_size=5)
+    return res.marginals, res.reg_cost, res.linear_cost, res.apply(jnp.sin(y[:, 0]))
+
+
+def _from_cost(C, a, b):
+    res = jot.sinkhorn_from_cost(C, a / a.sum(), b / b.sum(), epsilon=0.3, tol=_tol(C.dtype),
+                                 max_iter=5000)
+    return _outputs(res)
+
+
+def _divergence(x, y):
+    return jot.sinkhorn_divergence(x, y, epsilon=0.5, tol=_tol(x.dtype), max_iter=5000)
+
+
+def _swav(scores):
+    return jot.swav_codes(scores, epsilon=0.5, n_iter=3)
+
+
+def _default_eps_points(x, y):
+    return jot.default_epsilon(x, y)
+
+
+def _default_eps_cost(C):
+    return jot.default_epsilon(C, scale=0.1)
+
+
+def _make_cases() -> list[Case]:
+    rng = np.random.default_rng(1234)
+    f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
+    x = f32(rng.normal(size=(12, 2)))
+    y = f32(rng.normal(size=(9, 2)) + 0.5)
+    a = f32(weights(rng, 12))
+    b = f32(weights(rng, 9))
+    b15 = f32(weights(rng, 9, total=1.5))
+    C = f32(rng.uniform(0.0, 1.0, size=(7, 6)))
+    scores = f32(rng.normal(size=(10, 4)))
+    return [
+        Case("sinkhorn-balanced", "sinkhorn", _balanced, (x, y, a, b), (0, 1, 2, 3)),
+        Case("sinkhorn-epsilon", "sinkhorn", _balanced_eps, (x, y, f32(0.4)), (2,)),
+        Case("sinkhorn-unrolled", "sinkhorn", _balanced_unrolled, (x, y, a, b), (0, 3),
+             slow=True),
+        Case("sinkhorn-unbalanced", "sinkhorn", _unbalanced, (x, y, a, b15), (0, 1, 2, 3)),
+        Case("sinkhorn-partial", "sinkhorn", _partial, (x, y, a, b), (0, 2)),
+        # online gradients are also compared with dense ones in tests/ot/test_online.py
+        Case("sinkhorn-online", "sinkhorn", _online, (x, y, a, b), (0, 1, 2), slow_grad=True),
+        Case("sinkhorn_from_cost", "sinkhorn_from_cost", _from_cost, (C, f32(weights(rng, 7)),
+             f32(weights(rng, 6))), (0, 1, 2)),
+        # three balanced solves; the balanced case already checks their gradients
+        Case("sinkhorn_divergence", "sinkhorn_divergence", _divergence, (x, y), (0, 1),
+             slow_grad=True),
+        Case("swav_codes", "swav_codes", _swav, (scores,)),
+        Case("default_epsilon-points", "default_epsilon", _default_eps_points, (x, y), (0, 1)),
+        Case("default_epsilon-cost", "default_epsilon", _default_eps_cost, (C,), (0,)),
+    ]
+
+
+CASES = _make_cases()
+
+
+def _params(cases, *, with_grad=False):
+    out = []
+    for c in cases:
+        if with_grad and not c.diff_argnums:
+            continue
+        marks = [pytest.mark.slow] if c.slow or (with_grad and c.slow_grad) else []
+        out.append(pytest.param(c, id=c.name, marks=marks))
+    return out
+
+
+def _public_functions(module) -> set[str]:
+    return {n for n in module.__all__ if inspect.isfunction(getattr(module, n))}
+
+
+def test_every_public_function_is_registered():
+    registered = {c.public for c in CASES}
+    public = _public_functions(jot) | _public_functions(jaxclust)
+    missing = public - registered
+    assert not missing, f"public functions without a conformance case: {sorted(missing)}"
+    assert registered <= public, f"registry names unknown functions: {registered - public}"
+
+
+@pytest.mark.parametrize("case", _params(CASES))
+def test_jit_and_vmap(case):
+    jitted = jax.jit(case.fn)  # shared by both checks: one compilation
+    # float32: jit and eager run the same iterations; differences are fusion/rounding only
+    check_jit(case.fn, *case.args, rtol=1e-5, atol=1e-6, jitted_fn=jitted)
+    # float32: batched matmuls and reductions may sum in another order (rounding only)
+    check_vmap(case.fn, *case.args, batch=3, rtol=1e-5, atol=1e-6, jitted_fn=jitted)
+
+
+@pytest.mark.parametrize("case", _params(CASES, with_grad=True))
+def test_grad_fd(case):
+    check_grad_fd(case.fn, *case.args, argnums=case.diff_argnums, rtol=1e-4, atol=1e-8)
