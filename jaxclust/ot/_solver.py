@@ -11,7 +11,8 @@ OT this is exactly ``||P 1 - a||_1`` while ``P^T 1 = b`` holds).
 * partial (total mass ``m``, entropy reference 1, as in Benamou et al. 2015): dual block
   coordinate ascent on ``(f <= 0, g <= 0, lam)`` with ``P = exp((f + g + lam - C) / eps)``;
   ``f <- min(0, eps log a - eps LSE_j(...))``, same for ``g``, then ``lam`` rescales the
-  plan to mass ``m``. The returned ``f`` includes ``lam``.
+  plan to mass ``m``. The returned ``f`` includes ``lam``. Its error adds the column change
+  of the ``g``-step and the mass change of the ``lam``-step to the row change.
 
 Two executions of a block of ``check_every`` rounds:
 
@@ -25,6 +26,7 @@ Two executions of a block of ``check_every`` rounds:
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -87,13 +89,17 @@ def _log_round(geom, p: Params, eps, z):
     if len(z) == 3:  # partial
         f, g, lam = z
         lse_g = geom.lse(f, eps, 0) + lam / eps
-        g = jnp.minimum(0.0, eps * log_b - eps * lse_g)
-        total = jnp.sum(jnp.exp(g / eps + lse_g))
+        g_new = jnp.minimum(0.0, eps * log_b - eps * lse_g)
+        col = jnp.exp(g_new / eps + lse_g)
+        total = jnp.sum(col)
+        # the column change of the g-step and the mass change of the lam-step count too:
+        # the f-step alone can be at rest while the columns still exceed b
+        err_g = jnp.sum(jnp.abs(jnp.exp(g / eps + lse_g) - col)) + jnp.abs(total - p.mass)
         lam = lam + eps * (jnp.log(p.mass) - jnp.log(total))
-        lse_f = geom.lse(g, eps, 1) + lam / eps
+        lse_f = geom.lse(g_new, eps, 1) + lam / eps
         f_new = jnp.minimum(0.0, eps * log_a - eps * lse_f)
         err = jnp.sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
-        return (f_new, g, lam), err
+        return (f_new, g_new, lam), err + err_g
     f, g = z
     g = eps * log_b - p.tau_b * eps * geom.lse(f, eps, 0)
     lse_f = geom.lse(g, eps, 1)
@@ -263,3 +269,10 @@ def make_solver(cfg: Config):
     if not cfg.implicit:
         return solve
     return implicit_root(solve, residual, None if cfg.partial else _cg_adjoint)
+
+
+@partial(jax.jit, static_argnums=0)
+def run(cfg: Config, params: Params, init):
+    """Jitted entry point: eager calls compile once per configuration and shapes (inside a
+    user's ``jit`` it is inlined)."""
+    return make_solver(cfg)(params, init)

@@ -17,15 +17,17 @@ def swav_codes(
 ) -> Float[Array, "batch k"]:
     r"""Balanced soft cluster codes of SwAV (equipartition by a few Sinkhorn steps).
 
-    Given prototype scores :math:`S \in \mathbb{R}^{B\times K}` (e.g. cosine similarities
-    between normalised features and prototypes), returns codes :math:`Q = B\,P` where
-    :math:`P` approximately solves the entropic OT problem
+    Given prototype scores $S \in \mathbb{R}^{B\times K}$ (e.g. cosine similarities
+    between normalised features and prototypes), returns codes $Q = B\,P$ where
+    $P$ approximately solves the entropic OT problem
 
-    .. math:: \max_{P \ge 0}\ \langle P, S\rangle + \varepsilon H(P)
-              \quad\text{s.t.}\quad P1 = \tfrac1B 1,\ P^\top 1 = \tfrac1K 1,
+    $$
+        \max_{P \ge 0}\ \langle P, S\rangle + \varepsilon H(P)
+        \quad\text{s.t.}\quad P1 = \tfrac1B 1,\ P^\top 1 = \tfrac1K 1,
+    $$
 
     by ``n_iter`` rounds of column (prototype) then row (sample) normalisation of
-    :math:`\exp(S/\varepsilon)`, in the log domain. Each row of the result sums to 1 (a soft
+    $\exp(S/\varepsilon)$, in the log domain. Each row of the result sums to 1 (a soft
     assignment per sample) and the prototypes receive equal total mass up to the
     ``n_iter`` truncation. The codes are targets: no gradient flows through them
     (``stop_gradient``), as in SwAV's swapped-prediction loss.

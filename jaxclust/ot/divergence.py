@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .sinkhorn import sinkhorn
@@ -22,16 +21,18 @@ def sinkhorn_divergence(
 ) -> Float[Array, ""]:
     r"""Debiased Sinkhorn divergence between two weighted point clouds.
 
-    .. math:: S_\varepsilon(\alpha, \beta) = \mathrm{OT}_\varepsilon(\alpha, \beta)
-              - \tfrac12 \mathrm{OT}_\varepsilon(\alpha, \alpha)
-              - \tfrac12 \mathrm{OT}_\varepsilon(\beta, \beta),
+    $$
+        S_\varepsilon(\alpha, \beta) = \mathrm{OT}_\varepsilon(\alpha, \beta)
+        - \tfrac12 \mathrm{OT}_\varepsilon(\alpha, \alpha)
+        - \tfrac12 \mathrm{OT}_\varepsilon(\beta, \beta),
+    $$
 
-    with :math:`\mathrm{OT}_\varepsilon` the balanced entropic objective
-    (:attr:`SinkhornResult.reg_cost`). For the squared Euclidean cost it is non-negative, zero
-    iff :math:`\alpha = \beta`, and interpolates between OT (``epsilon -> 0``) and MMD
-    (``epsilon -> inf``). Differentiable in ``x``, ``y``, ``a``, ``b``; extra keyword
-    arguments (``tol``, ``max_iter``, ``implicit``, ``chunk_size`` ...) go to
-    :func:`sinkhorn`.
+    with $\mathrm{OT}_\varepsilon$ the balanced entropic objective
+    ([`SinkhornResult.reg_cost`][jaxclust.ot.SinkhornResult.reg_cost]). For the squared
+    Euclidean cost it is non-negative, zero iff $\alpha = \beta$, and interpolates
+    between OT (``epsilon -> 0``) and MMD (``epsilon -> inf``). Differentiable in ``x``,
+    ``y``, ``a``, ``b``; extra keyword arguments (``tol``, ``max_iter``, ``implicit``,
+    ``chunk_size`` ...) go to [`sinkhorn`][jaxclust.ot.sinkhorn].
 
     Example:
       >>> import jax

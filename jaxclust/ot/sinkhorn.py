@@ -33,8 +33,11 @@ class SinkhornResult(NamedTuple):
       errors: L1 marginal error after each block of ``check_every`` iterations; ``-1`` for
         blocks that did not run.
       geom: the geometry (cost matrix or point clouds) the problem was solved on.
-      a, b: the marginal weights.
-      epsilon, tau_a, tau_b: the regularisation and marginal relaxation.
+      a: the source weights.
+      b: the target weights.
+      epsilon: the regularisation.
+      tau_a: the source marginal relaxation.
+      tau_b: the target marginal relaxation.
       mass: the transported mass for partial OT, else ``None``.
     """
 
@@ -67,21 +70,23 @@ class SinkhornResult(NamedTuple):
 
     @property
     def linear_cost(self) -> Float[Array, ""]:
-        r"""The transport cost :math:`\langle P, C\rangle`."""
+        r"""The transport cost $\langle P, C\rangle$."""
         return self.geom.plan_cost_sums(self.f, self.g, self.epsilon)[1]
 
     @property
     def reg_cost(self) -> Float[Array, ""]:
         r"""The entropic objective at the plan.
 
-        Balanced and unbalanced problems use the relative entropy to :math:`a \otimes b`,
+        Balanced and unbalanced problems use the relative entropy to $a \otimes b$,
 
-        .. math:: \langle P, C\rangle + \varepsilon\,\mathrm{KL}(P \,|\, a\otimes b)
-                  + \rho_a \mathrm{KL}(P1 \,|\, a) + \rho_b \mathrm{KL}(P^\top 1 \,|\, b),
-                  \quad \rho = \varepsilon\tau/(1-\tau)
+        $$
+            \langle P, C\rangle + \varepsilon\,\mathrm{KL}(P \,|\, a\otimes b)
+            + \rho_a \mathrm{KL}(P1 \,|\, a) + \rho_b \mathrm{KL}(P^\top 1 \,|\, b),
+            \quad \rho = \varepsilon\tau/(1-\tau)
+        $$
 
-        (the marginal terms are dropped when :math:`\tau = 1`); partial OT uses the plain
-        entropy, :math:`\langle P, C\rangle + \varepsilon \sum_{ij} P_{ij}(\log P_{ij} - 1)`.
+        (the marginal terms are dropped when $\tau = 1$); partial OT uses the plain
+        entropy, $\langle P, C\rangle + \varepsilon \sum_{ij} P_{ij}(\log P_{ij} - 1)$.
         Computed from the potentials and the marginals: no cost matrix is formed.
         """
         eps = self.epsilon
@@ -146,11 +151,14 @@ def _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_deca
     if mode not in ("auto", "log"):
         raise ValueError(f"`mode` must be 'auto' (fast kernel path where safe) or 'log', "
                          f"got {mode!r}.")
-    if epsilon_init is not None and not (
-        isinstance(epsilon_init, (int, float)) and epsilon_init > 0
-    ):
-        raise ValueError(f"`epsilon_init` must be None or a Python number > 0, got "
-                         f"{epsilon_init!r}.")
+    if epsilon_init is not None:
+        try:
+            epsilon_init = float(epsilon_init)  # concrete numbers and JAX scalars
+        except (TypeError, jax.errors.ConcretizationTypeError) as err:
+            raise ValueError("`epsilon_init` must be a concrete number (it sets the static "
+                             "annealing schedule), not a traced value.") from err
+        if not epsilon_init > 0:
+            raise ValueError(f"`epsilon_init` must be > 0, got {epsilon_init!r}.")
     if not (isinstance(epsilon_decay, (int, float)) and 0 < epsilon_decay < 1):
         raise ValueError(f"`epsilon_decay` must be in (0, 1), got {epsilon_decay!r}.")
 
@@ -211,7 +219,7 @@ def _solve(
         eps_decay=float(epsilon_decay), implicit=bool(implicit),
     )
     params = _solver.Params(geom, a, b, eps, ta, tb, mass_arr)
-    z, (n_iters, errors, converged) = _solver.make_solver(cfg)(params, z0)
+    z, (n_iters, errors, converged) = _solver.run(cfg, params, z0)
     f, g = (z[0] + z[2], z[1]) if partial else z
     return SinkhornResult(
         f=f, g=g, n_iters=n_iters, converged=converged, errors=errors, geom=geom, a=a, b=b,
@@ -280,27 +288,28 @@ def sinkhorn(
 ) -> SinkhornResult:
     r"""Entropic optimal transport between two weighted point clouds.
 
-    Solves, for :math:`C_{ij} = c(x_i, y_j)`,
+    Solves, for $C_{ij} = c(x_i, y_j)$,
 
-    .. math::
+    $$
         \min_{P \ge 0}\ \langle P, C\rangle + \varepsilon\,\mathrm{KL}(P\,|\,a\otimes b)
         + \rho_a\,\mathrm{KL}(P1\,|\,a) + \rho_b\,\mathrm{KL}(P^\top 1\,|\,b),
         \qquad \rho = \varepsilon\,\frac{\tau}{1-\tau},
+    $$
 
-    where :math:`\tau = 1` (the default) means the marginal is exact (balanced OT), and
-    :math:`\tau < 1` relaxes it (unbalanced OT; POT's ``reg_m`` is :math:`\rho`). With
+    where $\tau = 1$ (the default) means the marginal is exact (balanced OT), and
+    $\tau < 1$ relaxes it (unbalanced OT; POT's ``reg_m`` is $\rho$). With
     ``mass`` set, solves *partial* OT instead: transport exactly ``mass``
-    under :math:`P1 \le a,\ P^\top 1 \le b` with the plain entropy
-    :math:`\varepsilon\sum P_{ij}(\log P_{ij} - 1)` (the formulation of POT's
+    under $P1 \le a,\ P^\top 1 \le b$ with the plain entropy
+    $\varepsilon\sum P_{ij}(\log P_{ij} - 1)$ (the formulation of POT's
     ``entropic_partial_wasserstein``).
 
-    The solution is returned through dual potentials, :math:`P_{ij} =
-    \exp((f_i + g_j - C_{ij})/\varepsilon)`, computed by Sinkhorn's alternating updates
-    :math:`f \leftarrow \varepsilon\log a - \tau_a\varepsilon\,
-    \mathrm{LSE}_j((g_j - C_{ij})/\varepsilon)` (and symmetrically for ``g``).
+    The solution is returned through dual potentials, $P_{ij} =
+    \exp((f_i + g_j - C_{ij})/\varepsilon)$, computed by Sinkhorn's alternating updates
+    $f \leftarrow \varepsilon\log a - \tau_a\varepsilon\,
+    \mathrm{LSE}_j((g_j - C_{ij})/\varepsilon)$ (and symmetrically for ``g``).
 
     * ``epsilon`` is **absolute**, in the units of the cost. A good start is
-      :func:`default_epsilon` (``0.05 * std(C)``, the rule ott-jax uses).
+      [`default_epsilon`][jaxclust.ot.default_epsilon] (``0.05 * std(C)``, the rule ott-jax uses).
     * Stability and speed: the iterations are log-domain stable for any ``epsilon``. With a
       dense cost and ``mode="auto"`` each block of ``check_every`` iterations runs as
       matrix-vector products with the kernel ``exp((f + g - C)/eps)`` into which the
@@ -326,19 +335,21 @@ def sinkhorn(
       b: target weights ``(m,)`` (default uniform ``1/m``).
       epsilon: entropic regularisation (absolute, > 0).
       cost: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` or ``"dot"``.
-      tau_a, tau_b: marginal relaxations in (0, 1]; 1 is exact.
+      tau_a: relaxation of the source marginal in (0, 1]; 1 is exact.
+      tau_b: relaxation of the target marginal in (0, 1]; 1 is exact.
       mass: total mass to transport (partial OT), at most ``min(sum(a), sum(b))``.
       tol: tolerance on the L1 marginal error.
       max_iter: iteration budget.
       check_every: iterations between convergence checks (and kernel absorptions).
       init: warm start ``(f, g)``, e.g. the potentials of a nearby problem.
-      epsilon_init, epsilon_decay: optional epsilon annealing.
+      epsilon_init: optional start of an epsilon annealing (a concrete number).
+      epsilon_decay: factor per block of the annealing, in (0, 1).
       implicit: implicit (default) or unrolled differentiation.
       chunk_size: rows per block in online mode; ``None`` for dense.
       mode: ``"auto"`` (kernel fast path where safe) or ``"log"`` (log domain throughout).
 
     Returns:
-      A :class:`SinkhornResult`.
+      A [`SinkhornResult`][jaxclust.ot.SinkhornResult].
 
     Raises:
       ValueError: on shape mismatches, negative, NaN/Inf or unbalanced weights, NaN/Inf
@@ -392,8 +403,8 @@ def sinkhorn_from_cost(
 ) -> SinkhornResult:
     r"""Entropic optimal transport on a given cost matrix ``C`` (``n x m``).
 
-    The same problem, options and result as :func:`sinkhorn` (see there for the math);
-    gradients flow to ``C``, ``a``, ``b`` and ``epsilon``.
+    The same problem, options and result as [`sinkhorn`][jaxclust.ot.sinkhorn] (see there
+    for the math); gradients flow to ``C``, ``a``, ``b`` and ``epsilon``.
 
     Example:
       >>> import jax.numpy as jnp
