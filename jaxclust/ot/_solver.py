@@ -32,6 +32,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.scipy.sparse.linalg import cg
+from jax.scipy.special import logsumexp
 
 from .._core.costs import CostMatrix, Geometry
 from .._core.fixed_point import implicit_root, iterate_blocks
@@ -91,11 +92,11 @@ def _log_round(geom, p: Params, eps, z):
         lse_g = geom.lse(f, eps, 0) + lam / eps
         g_new = jnp.minimum(0.0, eps * log_b - eps * lse_g)
         col = jnp.exp(g_new / eps + lse_g)
-        total = jnp.sum(col)
+        log_total = logsumexp(g_new / eps + lse_g)  # in the log domain: no 0 / inf at small eps
         # the column change of the g-step and the mass change of the lam-step count too:
         # the f-step alone can be at rest while the columns still exceed b
-        err_g = jnp.sum(jnp.abs(jnp.exp(g / eps + lse_g) - col)) + jnp.abs(total - p.mass)
-        lam = lam + eps * (jnp.log(p.mass) - jnp.log(total))
+        err_g = jnp.sum(jnp.abs(jnp.exp(g / eps + lse_g) - col)) + jnp.abs(jnp.sum(col) - p.mass)
+        lam = lam + eps * (jnp.log(p.mass) - log_total)
         lse_f = geom.lse(g_new, eps, 1) + lam / eps
         f_new = jnp.minimum(0.0, eps * log_a - eps * lse_f)
         err = jnp.sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
