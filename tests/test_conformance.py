@@ -118,18 +118,23 @@ def _make_cases() -> list[Case]:
     scores = f32(rng.normal(size=(10, 4)))
     return [
         Case("sinkhorn-balanced", "sinkhorn", _balanced, (x, y, a, b), (0, 1, 2, 3)),
-        Case("sinkhorn-epsilon", "sinkhorn", _balanced_eps, (x, y, f32(0.4)), (2,)),
+        # the finite-difference checks of the epsilon, unbalanced and partial cases repeat
+        # tests/ot/test_grad.py (which also compares with unrolled gradients): slow here
+        Case("sinkhorn-epsilon", "sinkhorn", _balanced_eps, (x, y, f32(0.4)), (2,),
+             slow_grad=True),
         Case("sinkhorn-unrolled", "sinkhorn", _balanced_unrolled, (x, y, a, b), (0, 3),
              slow=True),
-        Case("sinkhorn-unbalanced", "sinkhorn", _unbalanced, (x, y, a, b15), (0, 1, 2, 3)),
-        Case("sinkhorn-partial", "sinkhorn", _partial, (x, y, a, b), (0, 2)),
+        Case("sinkhorn-unbalanced", "sinkhorn", _unbalanced, (x, y, a, b15), (0, 1, 2, 3),
+             slow_grad=True),
+        Case("sinkhorn-partial", "sinkhorn", _partial, (x, y, a, b), (0, 2), slow_grad=True),
         # online gradients are also compared with dense ones in tests/ot/test_online.py
         Case("sinkhorn-online", "sinkhorn", _online, (x, y, a, b), (0, 1, 2), slow_grad=True),
         Case("sinkhorn_from_cost", "sinkhorn_from_cost", _from_cost, (C, f32(weights(rng, 7)),
              f32(weights(rng, 6))), (0, 1, 2)),
-        # three balanced solves; the balanced case already checks their gradients
+        # three balanced solves, slow: the balanced case checks the same machinery, and
+        # tests/ot/test_divergence.py runs the divergence under jit(vmap) and grad
         Case("sinkhorn_divergence", "sinkhorn_divergence", _divergence, (x, y), (0, 1),
-             slow_grad=True),
+             slow=True),
         Case("swav_codes", "swav_codes", _swav, (scores,)),
         Case("default_epsilon-points", "default_epsilon", _default_eps_points, (x, y), (0, 1)),
         Case("default_epsilon-cost", "default_epsilon", _default_eps_cost, (C,), (0,)),
