@@ -176,7 +176,7 @@ class PointCloud(Geometry):
         if self.cost_fn in ("sqeuclidean", "euclidean"):
             n, m = self.shape
             centre = (jnp.sum(self.x, 0) + jnp.sum(self.y, 0)) / (n + m)
-            return self.x - centre, self.y - centre
+            return self.x - centre[None, :], self.y - centre[None, :]
         return self.x, self.y
 
     def cost_matrix(self):

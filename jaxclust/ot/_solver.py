@@ -109,46 +109,59 @@ def _log_round(geom, p: Params, eps, z):
     return (f_new, g), err
 
 
-def _log_block(geom, p, eps, z, n_rounds):
-    def body(_, carry):
-        zz, _ = carry
-        return _log_round(geom, p, eps, zz)
+def _keep_active(i, n_active, new, old):
+    """Rounds past the iteration budget (in the last block) leave the carry unchanged."""
+    return jax.tree_util.tree_map(lambda a, b: jnp.where(i < n_active, a, b), new, old)
+
+
+def _log_block(geom, p, eps, z, n_rounds, n_active):
+    def body(i, carry):
+        return _keep_active(i, n_active, _log_round(geom, p, eps, carry[0]), carry)
 
     err0 = jnp.asarray(jnp.inf, dtype=p.a.dtype)
     return jax.lax.fori_loop(0, n_rounds, body, (z, err0))
 
 
-def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds):
+def _safe_log_pos(t):
+    # log for a quantity that may underflow to 0; 0 maps to 0 (flagged separately), so that
+    # nothing non-finite enters a branch that a `cond` discards (NaN-free unrolled gradients)
+    return jnp.log(jnp.where(t > 0, t, 1.0))
+
+
+def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active):
     f0, g0 = z
     dtype = f0.dtype
     safe = 0.35 * jnp.log(jnp.finfo(dtype).max)
     log_a, log_b = safe_log(p.a), safe_log(p.b)
-    K = jnp.exp((f0[:, None] + g0[None, :] - geom.cost) / eps)
+    expo = (f0[:, None] + g0[None, :] - geom.cost) / eps
+    K = jnp.exp(jnp.minimum(expo, safe))
     shift_a = (1.0 - p.tau_a) * f0 / eps
     shift_b = (1.0 - p.tau_b) * g0 / eps
     hi = jax.lax.Precision.DEFAULT
 
-    def body(_, carry):
-        lu, lv, _ = carry
+    def body(i, carry):
+        lu, lv, _, bad = carry
         ktu = jnp.matmul(jnp.exp(lu), K, precision=hi)
-        lv = log_b - p.tau_b * jnp.log(ktu) - shift_b
-        kv = jnp.matmul(K, jnp.exp(lv), precision=hi)
-        lu_new = log_a - p.tau_a * jnp.log(kv) - shift_a
+        lv_new = jnp.clip(log_b - p.tau_b * _safe_log_pos(ktu) - shift_b, -2 * safe, 2 * safe)
+        kv = jnp.matmul(K, jnp.exp(lv_new), precision=hi)
+        lu_new = jnp.clip(log_a - p.tau_a * _safe_log_pos(kv) - shift_a, -2 * safe, 2 * safe)
         err = jnp.sum(jnp.abs(jnp.exp(lu) * kv - jnp.exp(lu_new) * kv))
-        return lu_new, lv, err
+        # a row/column with positive weight whose kernel sum underflowed cannot be scaled
+        bad = bad | jnp.any((ktu <= 0) & (p.b > 0)) | jnp.any((kv <= 0) & (p.a > 0))
+        return _keep_active(i, n_active, (lu_new, lv_new, err, bad), carry)
 
-    zeros_n, zeros_m = jnp.zeros_like(f0), jnp.zeros_like(g0)
-    lu, lv, err = jax.lax.fori_loop(
-        0, n_rounds, body, (zeros_n, zeros_m, jnp.asarray(jnp.inf, dtype))
-    )
+    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.asarray(jnp.inf, dtype),
+            jnp.max(expo) >= safe)
+    lu, lv, err, bad = jax.lax.fori_loop(0, n_rounds, body, init)
     ok = (
-        jnp.isfinite(err)
+        ~bad
+        & jnp.isfinite(err)
         & jnp.all(jnp.abs(lu) < safe)
         & jnp.all(jnp.abs(lv) < safe)
     )
     kernel_out = ((f0 + eps * lu, g0 + eps * lv), err)
     return jax.lax.cond(
-        ok, lambda: kernel_out, lambda: _log_block(geom, p, eps, z, n_rounds)
+        ok, lambda: kernel_out, lambda: _log_block(geom, p, eps, z, n_rounds, n_active)
     )
 
 
@@ -171,10 +184,11 @@ def make_solve(cfg: Config):
         def block(state, k):
             z, _, errors = state
             eps_k = _eps_at(cfg, p.eps, k)
+            n_active = jnp.minimum(cfg.check_every, cfg.max_iter - k * cfg.check_every)
             if use_kernel:
-                z, err = _kernel_block(geom, p, eps_k, z, cfg.check_every)
+                z, err = _kernel_block(geom, p, eps_k, z, cfg.check_every, n_active)
             else:
-                z, err = _log_block(geom, p, eps_k, z, cfg.check_every)
+                z, err = _log_block(geom, p, eps_k, z, cfg.check_every, n_active)
             return z, err, errors.at[k].set(err)
 
         def done(state, k):
@@ -188,7 +202,8 @@ def make_solve(cfg: Config):
         )
         finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in z]))
         converged = (err < cfg.tol) & finite
-        return z, (n_blocks * cfg.check_every, errors, converged)
+        n_iters = jnp.minimum(n_blocks * cfg.check_every, cfg.max_iter)
+        return z, (n_iters, errors, converged)
 
     return solve
 

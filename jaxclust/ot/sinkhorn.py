@@ -16,8 +16,11 @@ __all__ = ["SinkhornResult", "default_epsilon", "sinkhorn", "sinkhorn_from_cost"
 
 
 def _kl(p, q):
-    """Generalised KL divergence ``sum p log(p/q) - p + q`` (0 log 0 = 0)."""
-    return jnp.sum(jax.scipy.special.xlogy(p, p) - p * _solver.safe_log(q) - p + q)
+    """Generalised KL divergence ``sum p log(p/q) - p + q`` (0 log 0 = 0, with a finite
+    gradient at p = 0 so zero-weight padding never produces NaN)."""
+    pos = p > 0
+    plogp = jnp.where(pos, p * jnp.log(jnp.where(pos, p, 1.0)), 0.0)
+    return jnp.sum(plogp - p * _solver.safe_log(q) - p + q)
 
 
 class SinkhornResult(NamedTuple):
@@ -141,6 +144,14 @@ def _tau(tau, name: str, dtype):
     return checks.ensure(t, ~((t > 0) & (t <= 1)), f"`{name}` must be in (0, 1].")
 
 
+def _is_one(tau) -> bool:
+    """``tau`` is concretely 1 (a Python number or a concrete JAX scalar)."""
+    try:
+        return float(tau) == 1.0
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return False
+
+
 def _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay):
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"`tol` must be a Python number > 0, got {tol!r}.")
@@ -177,11 +188,10 @@ def _solve(
         "`default_epsilon` gives a scale-aware value."), dtype)
     ta, tb = _tau(tau_a, "tau_a", dtype), _tau(tau_b, "tau_b", dtype)
     partial = mass is not None
+    if partial and not (_is_one(tau_a) and _is_one(tau_b)):
+        raise ValueError("`mass` (partial OT) cannot be combined with `tau_a`/`tau_b` < 1 "
+                         "(or with traced taus); use one relaxation at a time.")
     if partial:
-        if not (isinstance(tau_a, (int, float)) and isinstance(tau_b, (int, float))
-                and tau_a == 1.0 and tau_b == 1.0):
-            raise ValueError("`mass` (partial OT) cannot be combined with `tau_a`/`tau_b` < 1; "
-                             "use one relaxation at a time.")
         mass_arr = jnp.asarray(checks.check_positive_scalar(mass, "mass"), dtype)
         avail = jnp.minimum(jnp.sum(a), jnp.sum(b))
         mass_arr = checks.ensure(
