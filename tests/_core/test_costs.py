@@ -87,9 +87,6 @@ def test_pointcloud_centring_keeps_float32_accuracy_far_from_the_origin():
     np.testing.assert_allclose(geom.cost_matrix(), cdist(xr, yr, "sqeuclidean"), atol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: PointCloud._centred broadcasts (n, d) - (d,), an "
-                   "implicit rank promotion that raises under jax_numpy_rank_promotion='raise' "
-                   "(fix: centre[None, :]); every Euclidean point-cloud solve fails in this suite")
 @pytest.mark.parametrize("cost", ["sqeuclidean", "euclidean"])
 def test_pointcloud_centring_respects_rank_promotion(cost):
     x, y = _clouds(4)

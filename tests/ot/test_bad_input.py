@@ -229,9 +229,6 @@ def test_bad_item_in_a_vmapped_batch_raises():
                                                      f32(1.0)))(xs))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: `mass` with tau_a=jnp.asarray(1.0) raises 'cannot "
-                   "be combined with tau_a/tau_b < 1' although tau is 1 (only Python floats equal "
-                   "to 1.0 are accepted, so a jitted function taking tau can never use `mass`)")
 def test_mass_with_jnp_tau_one_is_accepted():
     # tau = 1 given as an array is the exact marginal, not a relaxation; only tau < 1 conflicts
     # with `mass`

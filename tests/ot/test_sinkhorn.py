@@ -197,8 +197,6 @@ def test_not_converged_is_reported():
     assert errors.shape == (2,) and np.all(errors >= 1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: n_iters exceeds max_iter when max_iter is not "
-                   "a multiple of check_every (the budget is rounded up to whole blocks)")
 def test_n_iters_never_exceeds_max_iter():
     rng = np.random.default_rng(4)
     x, y, a, b, C = problem(rng, 7, 5, 2)
