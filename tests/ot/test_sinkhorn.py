@@ -22,8 +22,9 @@ import numpy as np
 import ot
 import pytest
 from jax import monitoring
+from scipy.spatial.distance import cdist
 
-from jaxclust.ot import sinkhorn, sinkhorn_from_cost
+from jaxclust.ot import default_epsilon, sinkhorn, sinkhorn_from_cost
 
 from ..utils import allow_rank_promotion, enable_x64, problem
 
@@ -137,6 +138,41 @@ def test_from_cost_matches_pot_with_asymmetric_cost():
         P = np.asarray(res.plan)
     assert bool(res.converged)
     assert np.abs(P - _pot_plan(a, b, C, 0.2)).sum() < 1e-4
+
+
+@functools.partial(jax.jit, static_argnames=("cost",))
+def _solve_cost(x, y, a, b, eps, *, cost):
+    res = sinkhorn(x, y, a, b, epsilon=eps, cost=cost, tol=1e-10, max_iter=20000)
+    return res.plan, res.reg_cost, res.converged
+
+
+@pytest.mark.parametrize("cost", ["euclidean", "cosine", "dot"])
+def test_other_costs_match_pot(cost):
+    rng = np.random.default_rng(6)
+    x, y, a, b, _ = problem(rng, 9, 7, 3)
+    C = {"euclidean": lambda: cdist(x, y), "cosine": lambda: cdist(x, y, "cosine"),
+         "dot": lambda: -x @ y.T}[cost]()
+    eps = 0.1 * np.std(C)
+    with enable_x64():
+        P, reg, ok = _solve_cost(x, y, a, b, eps, cost=cost)
+    assert bool(ok)
+    P_pot = _pot_plan(a, b, C, eps)
+    assert np.abs(np.asarray(P) - P_pot).sum() < 1e-4
+    np.testing.assert_allclose(float(reg), _kl_objective(P_pot, C, a, b, eps), rtol=1e-6)
+
+
+def test_default_epsilon_is_a_fraction_of_the_cost_spread():
+    rng = np.random.default_rng(7)
+    x, y, _, _, C = problem(rng, 9, 7, 3)
+    xj, yj = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+    # float32: the std is computed as sqrt(E[C^2] - E[C]^2), ~1e-6 relative on these costs
+    np.testing.assert_allclose(default_epsilon(xj, yj), 0.05 * C.std(), rtol=1e-4)
+    np.testing.assert_allclose(default_epsilon(xj, yj, chunk_size=4), 0.05 * C.std(),
+                               rtol=1e-4)
+    np.testing.assert_allclose(default_epsilon(xj, yj, cost="cosine", scale=0.3),
+                               0.3 * cdist(x, y, "cosine").std(), rtol=1e-4)
+    np.testing.assert_allclose(default_epsilon(jnp.asarray(C, jnp.float32)), 0.05 * C.std(),
+                               rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------------
