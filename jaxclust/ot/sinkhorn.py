@@ -220,8 +220,10 @@ def _solve(
                              f"{tuple(f0.shape)} and {tuple(g0.shape)}.")
         z0 = (f0, g0)
     if partial:
-        # potentials of partial OT are <= 0 with the mass multiplier kept apart
-        z0 = (jnp.minimum(z0[0], 0.0), jnp.minimum(z0[1], 0.0), jnp.asarray(0.0, dtype))
+        # partial OT iterates on (f <= 0, g <= 0, lam) and returns f + lam: split a warm start
+        # as lam = max(f) (exact at a solution with an unsaturated row), f - lam <= 0
+        lam0 = jnp.max(z0[0]) if init is not None else jnp.asarray(0.0, dtype)
+        z0 = (jnp.minimum(z0[0] - lam0, 0.0), jnp.minimum(z0[1], 0.0), lam0)
 
     cfg = _solver.Config(
         tol=float(tol), max_iter=max_iter, check_every=check_every, mode=mode,
