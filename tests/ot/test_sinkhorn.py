@@ -387,6 +387,22 @@ def test_float64_when_x64_is_on():
         np.testing.assert_allclose(np.asarray(res.plan).sum(1), np.full(6, 1 / 6), atol=1e-12)
 
 
+def test_float32_far_from_the_origin():
+    # the squared Euclidean cost is translation invariant; in float32 the solver must not lose
+    # it to cancellation in |x|^2 + |y|^2 - 2 x.y when the data sit 1e3 from the origin
+    rng = np.random.default_rng(16)
+    x, y, a, b, C = problem(rng, 7, 5, 2)
+    args = [jnp.asarray(t, jnp.float32) for t in (a, b, 0.1 * np.median(C))]
+    near = _solve(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), *args, tol=1e-5,
+                  max_iter=5000)
+    far = _solve(jnp.asarray(x + 1e3, jnp.float32), jnp.asarray(y + 1e3, jnp.float32), *args,
+                 tol=1e-5, max_iter=5000)
+    assert bool(far["converged"])
+    # float32: the shifted inputs are rounded to ~6e-5 absolute, which moves costs by ~1e-4
+    assert np.abs(np.asarray(far["plan"]) - np.asarray(near["plan"])).sum() < 1e-3
+    np.testing.assert_allclose(far["reg_cost"], near["reg_cost"], rtol=1e-4)
+
+
 # ------------------------------------------------------------------------------------------
 # recompilation
 
