@@ -113,9 +113,6 @@ def test_unbalanced_warm_start_from_the_solution_stops_at_once():
     _warm_start_from_the_solution(partial=False)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: partial OT ignores most of a warm start: `init` is "
-                   "clipped to <= 0 and the mass multiplier restarts at 0, but res.f includes "
-                   "that multiplier, so init=(res.f, res.g) takes as many iterations as a cold "
-                   "start (240 vs 240 here)")
 def test_partial_warm_start_from_the_solution_stops_at_once():
+    # regression: res.f includes the mass multiplier, which a warm start used to discard
     _warm_start_from_the_solution(partial=True)
