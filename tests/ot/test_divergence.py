@@ -75,6 +75,7 @@ def test_gradient_vanishes_at_equal_inputs():
     assert np.abs(g0).max() < 1e-3 * np.abs(g1).max()
 
 
+@pytest.mark.slow  # ott-jax compiles three solves; the closed-form translation test is fast
 @pytest.mark.parametrize("eps", [0.2])
 def test_matches_ott(eps):
     from ott.geometry import pointcloud

@@ -123,6 +123,7 @@ def test_tau_one_is_balanced():
     assert np.abs(np.asarray(P) - P_pot).sum() < 1e-6
 
 
+@pytest.mark.slow  # documents the ott-jax relation; POT is the fast reference above
 def test_unbalanced_plan_matches_ott_with_shifted_cost():
     # ott-jax's unbalanced Sinkhorn uses the plain entropy (reference measure 1) instead of
     # KL(P | a x b). Since eps KL(P | a x b) = eps sum P (log P - 1) - eps <P, log a + log b>
