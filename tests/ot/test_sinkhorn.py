@@ -376,15 +376,18 @@ def test_bfloat16_input_is_solved_in_float32():
     assert np.abs(P - ref).sum() < 1e-3  # float32 solve at eps = 0.05 * scale, tol 1e-5
 
 
-def test_float64_when_x64_is_on():
-    with enable_x64():
-        x = jnp.asarray(np.random.default_rng(0).normal(size=(6, 2)))
-        assert x.dtype == jnp.float64
-        res = sinkhorn(x, x + 1.0, epsilon=0.5, tol=1e-12, max_iter=5000)
-        assert res.f.dtype == jnp.float64 and res.plan.dtype == jnp.float64
-        # float64 reaches a marginal error far below float32's rounding floor
-        assert bool(res.converged)
-        np.testing.assert_allclose(np.asarray(res.plan).sum(1), np.full(6, 1 / 6), atol=1e-12)
+def test_float64_when_x64_is_on(x64, key):
+    x = jax.random.normal(key, (6, 2), jnp.float64)
+    assert x.dtype == jnp.float64  # the x64 fixture is active
+    res = sinkhorn(x, x + 1.0, epsilon=0.5, tol=1e-12, max_iter=5000)
+    assert res.f.dtype == jnp.float64 and res.plan.dtype == jnp.float64
+    # float64 reaches a marginal error far below float32's rounding floor
+    assert bool(res.converged)
+    np.testing.assert_allclose(np.asarray(res.plan).sum(1), np.full(6, 1 / 6), atol=1e-12)
+
+
+def test_x64_fixture_is_scoped_to_its_test():
+    assert jnp.asarray(1.0).dtype == jnp.float32
 
 
 def test_float32_far_from_the_origin():
