@@ -156,8 +156,10 @@ def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active):
     ok = (
         ~bad
         & jnp.isfinite(err)
-        & jnp.all(jnp.abs(lu) < safe)
-        & jnp.all(jnp.abs(lv) < safe)
+        # zero-weight (padding) rows and columns carry no mass: their scalings may leave the
+        # range without harm (their plan entries stay ~0), so they do not force the fallback
+        & jnp.all(jnp.where(p.a > 0, jnp.abs(lu), 0.0) < safe)
+        & jnp.all(jnp.where(p.b > 0, jnp.abs(lv), 0.0) < safe)
     )
     kernel_out = ((f0 + eps * lu, g0 + eps * lv), err)
     return jax.lax.cond(
