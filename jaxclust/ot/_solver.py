@@ -188,6 +188,14 @@ def make_solve(cfg: Config):
             eps_k = _eps_at(cfg, p.eps, k)
             n_active = jnp.minimum(cfg.check_every, cfg.max_iter - k * cfg.check_every)
             if use_kernel:
+                # the first block opens with one log-domain round: from a cold start the
+                # scalings of the first kernel rounds would leave the safe range (~exp(50) at
+                # eps = 0.05 std(C)) and the whole block would fall back to the log domain
+                first = k == 0
+                z = jax.lax.cond(
+                    first, lambda zz: _log_round(geom, p, eps_k, zz)[0], lambda zz: zz, z
+                )
+                n_active = n_active - first.astype(n_active.dtype)
                 z, err = _kernel_block(geom, p, eps_k, z, cfg.check_every, n_active)
             else:
                 z, err = _log_block(geom, p, eps_k, z, cfg.check_every, n_active)

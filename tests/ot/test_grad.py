@@ -26,6 +26,9 @@ RELAX = {
     "semi-relaxed": dict(tau_b=0.5),
     "partial": dict(mass=0.6),
 }
+# fixed seeds; for partial OT the problem has active row *and* column constraints, so every
+# gradient (incl. d/db) is non-zero and the finite-difference comparison is not vacuous
+SEEDS = {"balanced": 101, "unbalanced": 102, "semi-relaxed": 103, "partial": 0}
 
 
 def _loss(x, y, a, b, eps, W, *, relax, implicit, tol=1e-11):
@@ -63,7 +66,7 @@ def _directions(rng, args, gauge):
               "partial"])
 def test_implicit_unrolled_and_finite_differences_agree(relax):
     gauge = relax == "balanced"
-    rng, args = _problem(hash(relax) % 1000)
+    rng, args = _problem(SEEDS[relax])  # fixed: str hashes change between processes
     with enable_x64():
         args = tuple(jnp.asarray(t, jnp.float64) for t in args)
         value, g_imp = _value_and_grad(*args, relax=relax, implicit=True)
