@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
+from .._core import checks
+
 __all__ = ["gaussian_mixture"]
 
 
@@ -72,6 +74,9 @@ def gaussian_mixture(
             raise ValueError(
                 f"`weights` must have shape ({k},) (one per component), got {weights.shape}."
             )
+        weights = checks.ensure(
+            weights, ~jnp.isfinite(weights) | (weights < 0) | (jnp.sum(weights) <= 0),
+            "`weights` must be finite and >= 0 with a positive sum.")
         logits = jnp.log(weights)
     key_z, key_x = jax.random.split(key)
     labels = jax.random.categorical(key_z, logits, shape=(int(n),)).astype(jnp.int32)
