@@ -6,7 +6,8 @@ re-exported here. Everything under ``jaxclust._core`` is private.
 
 __version__ = "0.1.0"
 
-from . import ot as ot
+from . import cluster as cluster, ot as ot
+from .cluster import kmeans as kmeans
 from .ot import (
     sinkhorn as sinkhorn,
     sinkhorn_divergence as sinkhorn_divergence,
@@ -16,6 +17,8 @@ from .ot import (
 
 __all__ = [
     "__version__",
+    "cluster",
+    "kmeans",
     "ot",
     "sinkhorn",
     "sinkhorn_divergence",

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import jaxclust
+import jaxclust.cluster as jcl
 import jaxclust.ot as jot
 
 from .conformance import check_grad_fd, check_jit, check_vmap
@@ -106,6 +107,15 @@ def _default_eps_cost(C):
     return jot.default_epsilon(C, scale=0.1)
 
 
+def _kmeans(x):
+    res = jcl.kmeans(x, 3, key=jax.random.key(0), n_init=2)
+    return res.centroids, res.labels, res.inertia
+
+
+def _kmeans_plusplus(x):
+    return jcl.kmeans_plusplus(x, 3, key=jax.random.key(0))
+
+
 def _make_cases() -> list[Case]:
     rng = np.random.default_rng(1234)
     f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
@@ -138,6 +148,9 @@ def _make_cases() -> list[Case]:
         Case("swav_codes", "swav_codes", _swav, (scores,)),
         Case("default_epsilon-points", "default_epsilon", _default_eps_points, (x, y), (0, 1)),
         Case("default_epsilon-cost", "default_epsilon", _default_eps_cost, (C,), (0,)),
+        # hard assignments: piecewise constant, so jit and vmap only
+        Case("kmeans", "kmeans", _kmeans, (x,)),
+        Case("kmeans_plusplus", "kmeans_plusplus", _kmeans_plusplus, (x,)),
     ]
 
 
@@ -160,7 +173,7 @@ def _public_functions(module) -> set[str]:
 
 def test_every_public_function_is_registered():
     registered = {c.public for c in CASES}
-    public = _public_functions(jot) | _public_functions(jaxclust)
+    public = _public_functions(jot) | _public_functions(jcl) | _public_functions(jaxclust)
     missing = public - registered
     assert not missing, f"public functions without a conformance case: {sorted(missing)}"
     assert registered <= public, f"registry names unknown functions: {registered - public}"

@@ -1,0 +1,255 @@
+"""k-means: greedy k-means++ seeding and Lloyd's algorithm, restarts by ``vmap``."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from .._core import checks
+
+__all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
+
+
+class KMeansResult(NamedTuple):
+    """Result of [`kmeans`][jaxclust.cluster.kmeans] (a pytree).
+
+    Attributes:
+      centroids: cluster centres, shape ``(k, d)``.
+      labels: index of the nearest centre for every point, shape ``(n,)``.
+      inertia: weighted sum of squared distances of the points to their centre.
+      n_iters: Lloyd iterations run (of the best restart).
+      converged: the centre shift fell below the tolerance (or the labels stopped changing)
+        before ``max_iter``.
+    """
+
+    centroids: Float[Array, "k d"]
+    labels: Int[Array, " n"]
+    inertia: Float[Array, ""]
+    n_iters: Int[Array, ""]
+    converged: Bool[Array, ""]
+
+
+def _sq_dists(x, c, x_sq=None):
+    """Squared distances ``|x_i - c_j|^2`` as one matrix multiply, clipped at 0."""
+    x_sq = jnp.sum(x * x, axis=1) if x_sq is None else x_sq
+    d = x_sq[:, None] - 2.0 * (x @ c.T) + jnp.sum(c * c, axis=1)[None, :]
+    return jnp.maximum(d, 0.0)
+
+
+def _assign(x, c, x_sq, chunk_size):
+    """Nearest centre and its squared distance, in row blocks when ``chunk_size`` is set."""
+
+    def block(xb, xsb):
+        d = _sq_dists(xb, c, xsb)
+        lab = jnp.argmin(d, axis=1)
+        return lab, jnp.take_along_axis(d, lab[:, None], axis=1)[:, 0]
+
+    if chunk_size is None or chunk_size >= x.shape[0]:
+        return block(x, x_sq)
+    n = x.shape[0]
+    nb = -(-n // chunk_size)
+    pad = nb * chunk_size - n
+    xp = jnp.pad(x, ((0, pad), (0, 0))).reshape(nb, chunk_size, -1)
+    sp = jnp.pad(x_sq, (0, pad)).reshape(nb, chunk_size)
+    lab, d = jax.lax.map(lambda t: block(*t), (xp, sp))
+    return lab.reshape(-1)[:n], d.reshape(-1)[:n]
+
+
+def kmeans_plusplus(
+    x: Float[Array, "n d"],
+    k: int,
+    *,
+    key: PRNGKeyArray,
+    weights: Float[Array, " n"] | None = None,
+    n_local_trials: int | None = None,
+) -> Float[Array, "k d"]:
+    r"""Greedy k-means++ seeding.
+
+    The first centre is drawn with probability proportional to the weights; each next centre
+    draws ``n_local_trials`` candidates (default $2 + \lfloor\ln k\rfloor$) with probability
+    $\propto w_i D(x_i)^2$, $D$ the distance to the nearest chosen centre, and keeps the
+    candidate that lowers the potential $\sum_i w_i D(x_i)^2$ most.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.cluster import kmeans_plusplus
+      >>> x = jax.random.normal(jax.random.key(0), (100, 2))
+      >>> kmeans_plusplus(x, 3, key=jax.random.key(1)).shape
+      (3, 2)
+
+    References:
+      Arthur & Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
+    """
+    x, w = _validate(x, k, weights)
+    return _plusplus(x, k, key, w, n_local_trials)
+
+
+def _plusplus(x, k, key, w, n_local_trials):
+    n, d = x.shape
+    trials = n_local_trials or 2 + int(math.log(k))
+    x_sq = jnp.sum(x * x, axis=1)
+    key0, key = jax.random.split(key)
+    first = jax.random.categorical(key0, jnp.log(w))
+    centers = jnp.zeros((k, d), x.dtype).at[0].set(x[first])
+    dist = _sq_dists(x, x[first][None, :], x_sq)[:, 0]
+
+    def step(j, carry):
+        centers, dist = carry
+        kj = jax.random.fold_in(key, j)
+        logits = jnp.log(w * dist)  # -inf where the point is a centre or has zero weight
+        logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, jnp.log(w))
+        cand = jax.random.categorical(kj, logits, shape=(trials,))
+        dc = _sq_dists(x, x[cand], x_sq)  # (n, trials)
+        new = jnp.minimum(dist[:, None], dc)
+        best = jnp.argmin(jnp.sum(w[:, None] * new, axis=0))
+        return centers.at[j].set(x[cand[best]]), new[:, best]
+
+    centers, _ = jax.lax.fori_loop(1, k, step, (centers, dist))
+    return centers
+
+
+def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size):
+    k = centers.shape[0]
+    x_sq = jnp.sum(x * x, axis=1)
+
+    def update(c):
+        lab, dist = _assign(x, c, x_sq, chunk_size)
+        sums = jax.ops.segment_sum(w[:, None] * x, lab, num_segments=k)
+        mass = jax.ops.segment_sum(w, lab, num_segments=k)
+        new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
+        # empty clusters move, deterministically, to the points farthest from their centre
+        empty = mass <= 0
+        order = jnp.argsort(-(w * dist))
+        slot = jnp.cumsum(empty) - 1
+        new = jnp.where(empty[:, None], x[order[jnp.clip(slot, 0, x.shape[0] - 1)]], new)
+        return new, lab
+
+    def cond(s):
+        _, _, shift, it, same = s
+        return (it < max_iter) & (shift > tol_abs) & ~same
+
+    def body(s):
+        c, lab_old, _, it, _ = s
+        new, lab = update(c)
+        shift = jnp.sum((new - c) ** 2)
+        return new, lab, shift, it + 1, jnp.all(lab == lab_old) & (it > 0)
+
+    n = x.shape[0]
+    init = (centers, jnp.full((n,), -1, jnp.int32), jnp.asarray(jnp.inf, x.dtype),
+            jnp.asarray(0), jnp.asarray(False))
+    c, lab, shift, it, same = jax.lax.while_loop(cond, body, init)
+    lab, dist = _assign(x, c, x_sq, chunk_size)
+    return KMeansResult(c, lab.astype(jnp.int32), jnp.sum(w * dist), it,
+                        (shift <= tol_abs) | same)
+
+
+def _validate(x, k, weights):
+    x = checks.as_float_array(x, "x")
+    checks.check_ndim(x, "x", 2, "(n, d)")
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    n = x.shape[0]
+    if not (isinstance(k, int) and not isinstance(k, bool)):
+        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
+    if not 1 <= k <= n:
+        raise ValueError(f"`k` must be in [1, n] = [1, {n}], got {k}.")
+    x = checks.check_finite(x, "x")
+    if weights is None:
+        return x, jnp.ones((n,), x.dtype)
+    w = checks.as_float_array(weights, "weights", dtype=x.dtype)
+    if w.shape != (n,):
+        raise ValueError(f"`weights` must have shape ({n},) to match `x`, got {tuple(w.shape)}.")
+    w = checks.check_finite(w, "weights")
+    w = checks.ensure(w, w < 0, "`weights` has negative entries; sample weights must be >= 0.")
+    return x, checks.ensure(w, jnp.sum(w) <= 0, "`weights` sums to 0; give some point a "
+                                                "positive weight.")
+
+
+def kmeans(
+    x: Float[Array, "n d"],
+    k: int,
+    *,
+    key: PRNGKeyArray,
+    init: str | Float[Array, "k d"] = "k-means++",
+    n_init: int = 1,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    weights: Float[Array, " n"] | None = None,
+    chunk_size: int | None = None,
+) -> KMeansResult:
+    r"""k-means by Lloyd's algorithm with (greedy) k-means++ seeding.
+
+    Minimises the weighted inertia $\sum_i w_i \min_j \lVert x_i - c_j\rVert^2$ by alternating
+    assignment to the nearest centre and centre update to the weighted mean of its points.
+    Distances are one matrix multiply, $\lVert x\rVert^2 - 2 x c^\top + \lVert c\rVert^2$;
+    with ``chunk_size`` the assignment runs over blocks of rows, so the ``n x k`` matrix is
+    never formed whole. A cluster that loses all its points is moved to the point farthest
+    from its centre (deterministic; never NaN). Stops when the squared centre shift is at most
+    ``tol * mean(var(x, axis=0))`` (scikit-learn's rule) or the labels stop changing.
+
+    ``n_init`` restarts run in parallel (``vmap`` over split keys); the lowest inertia wins.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      k: number of clusters (static).
+      key: PRNG key (seeding); the same key gives the same result.
+      init: ``"k-means++"``, ``"random"`` (k distinct points) or initial centres ``(k, d)``.
+      n_init: number of restarts (ignored for given centres).
+      max_iter: Lloyd iteration budget.
+      tol: relative tolerance on the centre shift.
+      weights: non-negative sample weights ``(n,)``.
+      chunk_size: rows per block in the assignment step (``None``: all at once).
+
+    Returns:
+      A [`KMeansResult`][jaxclust.cluster.KMeansResult].
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import kmeans
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (50, 2)) + 5.0,
+      ...                      jax.random.normal(jax.random.key(1), (50, 2)) - 5.0])
+      >>> res = kmeans(x, 2, key=jax.random.key(2), n_init=3)
+      >>> sorted(jnp.bincount(res.labels).tolist()), bool(res.converged)
+      ([50, 50], True)
+
+    References:
+      Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 1982. Arthur &
+      Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
+    """
+    x, w = _validate(x, k, weights)
+    n, d = x.shape
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(n_init, int) and n_init >= 1):
+        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+    tol_abs = tol * jnp.mean(jnp.var(x, axis=0))
+
+    if not isinstance(init, str):
+        c0 = checks.as_float_array(init, "init", dtype=x.dtype)
+        if c0.shape != (k, d):
+            raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
+                             f"{tuple(c0.shape)}.")
+        c0 = checks.check_finite(c0, "init")
+        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size)
+    if init not in ("k-means++", "random"):
+        raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
+                         f"{init!r}.")
+
+    def one(kk):
+        if init == "k-means++":
+            c0 = _plusplus(x, k, kk, w, None)
+        else:
+            idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
+            c0 = x[idx]
+        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size)
+
+    runs = jax.vmap(one)(jax.random.split(key, n_init))
+    best = jnp.argmin(runs.inertia)
+    return jax.tree_util.tree_map(lambda t: t[best], runs)
