@@ -1,0 +1,506 @@
+r"""Clustering metrics: contingency table, NMI, ARI, clustering accuracy, inertia, silhouette.
+
+Labels are integer arrays of shape ``(n,)`` with values in ``[0, k)``. The number of labels
+``k`` (``n_true`` / ``n_pred`` / ``k``) fixes array shapes, so it is static: pass it under
+``jit`` / ``vmap``; eagerly it may be left out and is inferred as ``max(labels) + 1``.
+Label values that never occur (empty rows or columns of the contingency table) change
+nothing, so labels need not be contiguous.
+
+Everything here is pure and jittable except `clustering_accuracy`, whose optimal
+one-to-one matching (the Hungarian algorithm) runs on the host with SciPy.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from .._core import checks
+
+__all__ = ["ari", "clustering_accuracy", "contingency", "inertia", "nmi", "silhouette"]
+
+AVERAGES = ("arithmetic", "geometric", "min", "max")
+_PREC = jax.lax.Precision.HIGHEST
+_SILHOUETTE_BLOCK = 64  # rows of distances computed at once by the silhouette
+
+
+# ------------------------------------------------------------------------------------------
+# validation
+
+
+def _labels(labels, name: str) -> jax.Array:
+    """A 1-D, non-empty integer label array with no negative entries (value check)."""
+    try:
+        arr = jnp.asarray(labels)
+    except TypeError as err:
+        raise ValueError(f"`{name}` must be an array of integer labels, "
+                         f"got {type(labels).__name__}.") from err
+    checks.check_ndim(arr, name, 1, "(n,)")
+    if arr.dtype == jnp.bool_:
+        arr = arr.astype(jnp.int32)
+    if not jnp.issubdtype(arr.dtype, jnp.integer):
+        raise ValueError(f"`{name}` must hold integer labels, got dtype {arr.dtype}; "
+                         "cast with .astype(int).")
+    if arr.shape[0] == 0:
+        raise ValueError(f"`{name}` must hold at least one label, got shape (0,).")
+    return checks.ensure(arr, arr < 0, f"`{name}` has negative entries; labels must lie in "
+                                       "[0, k) (relabel, e.g. with np.unique(..., "
+                                       "return_inverse=True)).")
+
+
+def _same_length(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
+    if a.shape[0] != b.shape[0]:
+        raise ValueError(f"`{name_a}` and `{name_b}` must have the same length, got "
+                         f"{a.shape[0]} and {b.shape[0]}.")
+
+
+def _num_labels(labels: jax.Array, size, name: str, size_name: str) -> tuple[jax.Array, int]:
+    """``(labels, size)``: the static number of labels, inferred eagerly when ``None``;
+    labels ``>= size`` are a value error."""
+    if size is None:
+        if checks.is_traced(labels):
+            raise ValueError(f"`{size_name}` must be given (a static int) when `{name}` is "
+                             "traced (under jit, vmap or grad): it fixes the output shape.")
+        return labels, int(jnp.max(labels)) + 1
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"`{size_name}` must be an int >= 1, got {size!r}.")
+    size = int(size)
+    labels = checks.ensure(labels, labels >= size,
+                           f"`{name}` has entries >= `{size_name}` = {size}; labels must lie "
+                           f"in [0, {size_name}).")
+    return labels, size
+
+
+def _points(x, name: str) -> jax.Array:
+    arr = checks.as_float_array(x, name)
+    checks.check_ndim(arr, name, 2, "(n, d)")
+    if arr.shape[0] == 0:
+        raise ValueError(f"`{name}` must hold at least one point, got shape {tuple(arr.shape)}.")
+    return checks.check_finite(arr, name)
+
+
+def _float_dtype(*arrays) -> jnp.dtype:
+    dt = jnp.result_type(float, *[a.dtype for a in arrays if jnp.issubdtype(a.dtype,
+                                                                            jnp.floating)])
+    # low-precision inputs accumulate in float32
+    return jnp.promote_types(dt, jnp.float32)
+
+
+# ------------------------------------------------------------------------------------------
+# contingency table and the metrics built on it
+
+
+def contingency(
+    labels_true: Int[ArrayLike, " n"],
+    labels_pred: Int[ArrayLike, " n"],
+    *,
+    n_true: int | None = None,
+    n_pred: int | None = None,
+) -> Int[Array, "n_true n_pred"]:
+    r"""Contingency table of two labellings.
+
+    $$
+        N_{ij} = \#\{\, s : \mathrm{true}_s = i,\ \mathrm{pred}_s = j \,\}, \qquad
+        0 \le i < n_\mathrm{true},\ 0 \le j < n_\mathrm{pred},
+    $$
+
+    computed with one ``segment_sum`` (no ``n x k`` one-hot matrix).
+
+    Args:
+      labels_true: reference labels in ``[0, n_true)``, shape ``(n,)``.
+      labels_pred: predicted labels in ``[0, n_pred)``, shape ``(n,)``.
+      n_true: number of rows (static). Required under ``jit`` / ``vmap``; eagerly
+        ``max(labels_true) + 1`` by default.
+      n_pred: number of columns (static), likewise.
+
+    Returns:
+      The ``(n_true, n_pred)`` integer count matrix; it sums to ``n``.
+
+    Raises:
+      ValueError: labels not 1-D integers, of different lengths, negative or out of range,
+        or a size missing under tracing.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import contingency
+      >>> contingency(jnp.array([0, 0, 1, 1]), jnp.array([1, 1, 1, 0])).tolist()
+      [[0, 2], [1, 1]]
+
+    References:
+      Hubert and Arabie, *Comparing partitions*, Journal of Classification 2 (1985).
+    """
+    lt = _labels(labels_true, "labels_true")
+    lp = _labels(labels_pred, "labels_pred")
+    _same_length(lt, lp, "labels_true", "labels_pred")
+    lt, n_true = _num_labels(lt, n_true, "labels_true", "n_true")
+    lp, n_pred = _num_labels(lp, n_pred, "labels_pred", "n_pred")
+    return _contingency(lt, lp, n_true, n_pred)
+
+
+def _contingency(lt, lp, n_true: int, n_pred: int) -> jax.Array:
+    idx = lt.astype(jnp.int32) * n_pred + lp.astype(jnp.int32)
+    counts = jax.ops.segment_sum(jnp.ones_like(idx), idx, num_segments=n_true * n_pred)
+    return counts.reshape(n_true, n_pred)
+
+
+def _table(labels_true, labels_pred, n_true, n_pred) -> jax.Array:
+    """Validated contingency table as floats (the input of NMI and ARI)."""
+    table = contingency(labels_true, labels_pred, n_true=n_true, n_pred=n_pred)
+    return table.astype(_float_dtype())
+
+
+def _xlogx(p):
+    pos = p > 0
+    return jnp.where(pos, p * jnp.log(jnp.where(pos, p, 1.0)), 0.0)
+
+
+def nmi(
+    labels_true: Int[ArrayLike, " n"],
+    labels_pred: Int[ArrayLike, " n"],
+    *,
+    average: str = "arithmetic",
+    n_true: int | None = None,
+    n_pred: int | None = None,
+) -> Float[Array, ""]:
+    r"""Normalised mutual information between two labellings.
+
+    With $p_{ij} = N_{ij}/n$ the joint frequencies of the contingency table, $a$ and $b$
+    its marginals,
+
+    $$
+        \mathrm{NMI} = \frac{I(U, V)}{\mathrm{mean}(H(U), H(V))}, \qquad
+        I(U, V) = \sum_{ij} p_{ij} \log\frac{p_{ij}}{a_i b_j}, \quad
+        H(U) = -\sum_i a_i \log a_i,
+    $$
+
+    where the mean is ``average``: the arithmetic mean $(H(U)+H(V))/2$ (the default, as in
+    scikit-learn), the geometric mean $\sqrt{H(U)H(V)}$, the ``min`` or the ``max``. As in
+    `sklearn.metrics.normalized_mutual_info_score`, two single-cluster labellings give
+    1 and zero mutual information gives 0. Symmetric, in $[0, 1]$, invariant to relabelling.
+
+    Args:
+      labels_true: reference labels in ``[0, n_true)``, shape ``(n,)``.
+      labels_pred: predicted labels in ``[0, n_pred)``, shape ``(n,)``.
+      average: ``"arithmetic"``, ``"geometric"``, ``"min"`` or ``"max"`` (static).
+      n_true: number of true labels (static); required under ``jit`` / ``vmap``.
+      n_pred: number of predicted labels (static); required under ``jit`` / ``vmap``.
+
+    Returns:
+      The NMI, a float scalar.
+
+    Raises:
+      ValueError: bad labels (see `contingency`) or an unknown ``average``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import nmi
+      >>> float(nmi(jnp.array([0, 0, 1, 1]), jnp.array([1, 1, 0, 0])))
+      1.0
+      >>> round(float(nmi(jnp.array([0, 0, 1, 1]), jnp.array([0, 0, 0, 1]))), 4)
+      0.3437
+
+    References:
+      Strehl and Ghosh, *Cluster ensembles — a knowledge reuse framework for combining
+      multiple partitions*, JMLR 3 (2002); Vinh, Epps and Bailey, *Information theoretic
+      measures for clusterings comparison*, JMLR 11 (2010).
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"`average` must be one of {AVERAGES}, got {average!r}.")
+    table = _table(labels_true, labels_pred, n_true, n_pred)
+    p = table / jnp.sum(table)
+    a, b = jnp.sum(p, axis=1), jnp.sum(p, axis=0)
+    h_true, h_pred = -jnp.sum(_xlogx(a)), -jnp.sum(_xlogx(b))
+    outer = a[:, None] * b[None, :]
+    pos = p > 0
+    ratio = jnp.where(pos, p / jnp.where(pos, outer, 1.0), 1.0)
+    mi = jnp.maximum(jnp.sum(jnp.where(pos, p * jnp.log(ratio), 0.0)), 0.0)
+    if average == "arithmetic":
+        norm = 0.5 * (h_true + h_pred)
+    elif average == "geometric":
+        norm = jnp.sqrt(h_true * h_pred)
+    elif average == "min":
+        norm = jnp.minimum(h_true, h_pred)
+    else:
+        norm = jnp.maximum(h_true, h_pred)
+    both_single = (jnp.sum(a > 0) == 1) & (jnp.sum(b > 0) == 1)
+    # I <= min(H(U), H(V)): a zero normaliser means zero information, hence NMI = 0 (a
+    # rounding-level `mi` must not be divided by it)
+    value = jnp.where((mi > 0) & (norm > 0), mi / jnp.where(norm > 0, norm, 1.0), 0.0)
+    return jnp.where(both_single, jnp.ones_like(value), value)
+
+
+def ari(
+    labels_true: Int[ArrayLike, " n"],
+    labels_pred: Int[ArrayLike, " n"],
+    *,
+    n_true: int | None = None,
+    n_pred: int | None = None,
+) -> Float[Array, ""]:
+    r"""Adjusted Rand index between two labellings.
+
+    Counting pairs of points: $TP$ pairs together in both labellings, $TN$ apart in both,
+    $FP$ together only in ``labels_pred``, $FN$ together only in ``labels_true``,
+
+    $$
+        \mathrm{ARI} = \frac{2\,(TP \cdot TN - FN \cdot FP)}
+        {(TP + FN)(FN + TN) + (TP + FP)(FP + TN)},
+    $$
+
+    the Rand index corrected for chance (expected value 0 for random labellings, 1 for
+    identical partitions, possibly negative). As in
+    `sklearn.metrics.adjusted_rand_score`, identical partitions (``FP = FN = 0``,
+    which includes two all-one-cluster labellings) give exactly 1.
+
+    Args:
+      labels_true: reference labels in ``[0, n_true)``, shape ``(n,)``.
+      labels_pred: predicted labels in ``[0, n_pred)``, shape ``(n,)``.
+      n_true: number of true labels (static); required under ``jit`` / ``vmap``.
+      n_pred: number of predicted labels (static); required under ``jit`` / ``vmap``.
+
+    Returns:
+      The ARI, a float scalar.
+
+    Raises:
+      ValueError: bad labels (see `contingency`).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import ari
+      >>> float(ari(jnp.array([0, 0, 1, 1]), jnp.array([1, 1, 0, 0])))
+      1.0
+      >>> round(float(ari(jnp.array([0, 0, 1, 1]), jnp.array([0, 0, 1, 2]))), 4)
+      0.5714
+
+    References:
+      Hubert and Arabie, *Comparing partitions*, Journal of Classification 2 (1985).
+    """
+    table = _table(labels_true, labels_pred, n_true, n_pred)
+    # pair counts scaled by 1/n^2 (the ratio is homogeneous) to keep float32 in range
+    n = jnp.sum(table)
+    p = table / n
+    a, b = jnp.sum(p, axis=1), jnp.sum(p, axis=0)
+    sum_sq = jnp.sum(p * p)
+    tp = jnp.sum(p * (table - 1.0)) / n  # = sum_sq - 1/n, exactly 0 for singleton cells
+    # sums of non-negative terms: exactly zero iff the partitions agree
+    fp = jnp.sum(p * (b[None, :] - p))
+    fn = jnp.sum(p * (a[:, None] - p))
+    tn = 1.0 - fp - fn - sum_sq
+    num = 2.0 * (tp * tn - fn * fp)
+    den = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
+    agree = (fp == 0) & (fn == 0)
+    return jnp.where(agree, 1.0, num / jnp.where(agree, 1.0, den))
+
+
+def clustering_accuracy(
+    labels_true: Int[ArrayLike, " n"],
+    labels_pred: Int[ArrayLike, " n"],
+) -> float:
+    r"""Clustering accuracy under the best one-to-one matching of clusters to classes.
+
+    $$
+        \mathrm{ACC} = \max_{\sigma} \frac{1}{n} \sum_s
+        \mathbf{1}[\mathrm{true}_s = \sigma(\mathrm{pred}_s)],
+    $$
+
+    over injective maps $\sigma$ from predicted clusters to classes (with unequal numbers of
+    clusters and classes, the surplus clusters match nothing and count as errors). The
+    maximum is a linear assignment problem on the contingency table, solved by the Hungarian
+    algorithm (`scipy.optimize.linear_sum_assignment`) **on the host**: this function
+    is not jittable and not vmappable; call it on concrete arrays, outside ``jit``.
+
+    Args:
+      labels_true: reference labels, non-negative integers, shape ``(n,)``.
+      labels_pred: predicted cluster labels, non-negative integers, shape ``(n,)``.
+
+    Returns:
+      The accuracy in ``[0, 1]``, a Python float.
+
+    Raises:
+      ValueError: bad labels (see `contingency`), or traced inputs.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import clustering_accuracy
+      >>> clustering_accuracy(jnp.array([0, 0, 1, 1, 2]), jnp.array([2, 2, 0, 0, 0]))
+      0.8
+
+    References:
+      Kuhn, *The Hungarian method for the assignment problem*, Naval Research Logistics
+      Quarterly 2 (1955); Xie, Girshick and Farhadi, *Unsupervised deep embedding for
+      clustering analysis*, ICML 2016 (the metric as used in deep clustering).
+    """
+    if checks.is_traced(labels_true, labels_pred):
+        raise ValueError("`labels_true` / `labels_pred` are traced: clustering_accuracy "
+                         "solves the matching on the host (SciPy) and is not jittable; call "
+                         "it on concrete arrays outside jit/vmap.")
+    from scipy.optimize import linear_sum_assignment
+
+    table = np.asarray(contingency(labels_true, labels_pred))
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, cols].sum() / table.sum())
+
+
+# ------------------------------------------------------------------------------------------
+# geometric metrics
+
+
+def _sq_dists(x: jax.Array, c: jax.Array) -> jax.Array:
+    """``|x_i - c_j|^2`` from differences (exact at 0, smooth gradients), shape (n, k)."""
+    diff = x[:, None, :] - c[None, :, :]
+    return jnp.sum(diff * diff, axis=-1)
+
+
+def inertia(
+    x: Float[ArrayLike, "n d"],
+    centroids: Float[ArrayLike, "k d"],
+    labels: Int[ArrayLike, " n"] | None = None,
+    *,
+    weights: Float[ArrayLike, " n"] | None = None,
+) -> Float[Array, ""]:
+    r"""(Weighted) k-means inertia: squared distances to the assigned centroids.
+
+    $$
+        \sum_{i=1}^n w_i \,\lVert x_i - c_{\ell_i} \rVert^2, \qquad
+        \ell_i = \text{labels}_i \ \text{or}\ \arg\min_j \lVert x_i - c_j\rVert^2,
+    $$
+
+    with $w_i = 1$ by default, i.e. scikit-learn's ``KMeans.inertia_``. Jittable and
+    differentiable in ``x``, ``centroids`` and ``weights`` (with ``labels=None`` the nearest
+    centroid is used, a min; its gradient flows through the chosen centroid).
+
+    Args:
+      x: points, shape ``(n, d)``.
+      centroids: centroids, shape ``(k, d)``.
+      labels: assignment of each point in ``[0, k)``, shape ``(n,)``; ``None`` for the
+        nearest centroid.
+      weights: non-negative point weights, shape ``(n,)``; ``None`` for ones.
+
+    Returns:
+      The inertia, a float scalar.
+
+    Raises:
+      ValueError: ``x`` or ``centroids`` not 2-D, with different feature sizes, NaN/Inf,
+        labels or weights of the wrong shape, labels out of ``[0, k)``, negative weights.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import inertia
+      >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
+      >>> c = jnp.array([[0.5, 0.0], [5.0, 0.0]])
+      >>> float(inertia(x, c))
+      0.5
+      >>> float(inertia(x, c, jnp.array([0, 0, 0])))
+      20.75
+
+    References:
+      Lloyd, *Least squares quantization in PCM*, IEEE Trans. Information Theory 28 (1982).
+    """
+    x = _points(x, "x")
+    c = _points(centroids, "centroids")
+    if c.shape[1] != x.shape[1]:
+        raise ValueError(f"`x` and `centroids` must have the same number of features, got "
+                         f"{x.shape[1]} and {c.shape[1]}.")
+    dtype = _float_dtype(x, c)
+    x, c = x.astype(dtype), c.astype(dtype)
+    n, k = x.shape[0], c.shape[0]
+    if labels is None:
+        d2 = jnp.min(_sq_dists(x, c), axis=1)
+    else:
+        lab = _labels(labels, "labels")
+        if lab.shape[0] != n:
+            raise ValueError(f"`labels` must have shape ({n},) (one per row of `x`), got "
+                             f"{tuple(lab.shape)}.")
+        lab, _ = _num_labels(lab, k, "labels", "k")  # k = number of centroids
+        diff = x - c[lab]
+        d2 = jnp.sum(diff * diff, axis=1)
+    if weights is None:
+        return jnp.sum(d2)
+    w = checks.as_float_array(weights, "weights")
+    if w.shape != (n,):
+        raise ValueError(f"`weights` must have shape ({n},) (one per row of `x`), got "
+                         f"{tuple(w.shape)}.")
+    w = checks.check_finite(w, "weights")
+    w = checks.ensure(w, w < 0, "`weights` has negative entries; weights must be >= 0.")
+    return jnp.sum(w.astype(dtype) * d2)
+
+
+def silhouette(
+    x: Float[ArrayLike, "n d"],
+    labels: Int[ArrayLike, " n"],
+    *,
+    k: int,
+) -> Float[Array, ""]:
+    r"""Mean silhouette coefficient with Euclidean distances.
+
+    For point $i$ in cluster $C$, with $a_i$ its mean distance to the other points of $C$
+    and $b_i$ the smallest mean distance to the points of another (non-empty) cluster,
+
+    $$
+        s_i = \frac{b_i - a_i}{\max(a_i, b_i)}, \qquad
+        \text{silhouette} = \frac1n \sum_i s_i,
+    $$
+
+    with $s_i = 0$ for points alone in their cluster, as in
+    `sklearn.metrics.silhouette_score` (``metric="euclidean"``). Distances are
+    computed from differences, one block of rows at a time (``O(n d)`` memory per row, no
+    ``n x n`` matrix), in ``O(n^2 d)`` time.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      labels: cluster of each point in ``[0, k)``, shape ``(n,)``.
+      k: number of cluster labels (static); empty clusters are ignored.
+
+    Returns:
+      The mean silhouette in ``[-1, 1]``, a float scalar.
+
+    Raises:
+      ValueError: ``x`` not 2-D or with NaN/Inf, labels of the wrong shape or out of
+        ``[0, k)``, or fewer than 2 or more than ``n - 1`` non-empty clusters (where the
+        silhouette is undefined, as in scikit-learn).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import silhouette
+      >>> x = jnp.array([[0.0], [1.0], [10.0], [11.0]])
+      >>> round(float(silhouette(x, jnp.array([0, 0, 1, 1]), k=2)), 4)
+      0.9
+      >>> round(float(silhouette(x, jnp.array([0, 0, 0, 1]), k=2)), 4)
+      0.0263
+
+    References:
+      Rousseeuw, *Silhouettes: a graphical aid to the interpretation and validation of
+      cluster analysis*, J. Comput. Appl. Math. 20 (1987).
+    """
+    x = _points(x, "x")
+    lab = _labels(labels, "labels")
+    n = x.shape[0]
+    if lab.shape[0] != n:
+        raise ValueError(f"`labels` must have shape ({n},) (one per row of `x`), got "
+                         f"{tuple(lab.shape)}.")
+    lab, k = _num_labels(lab, k, "labels", "k")
+    x = x.astype(_float_dtype(x))
+    onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # (n, k)
+    counts = jnp.sum(onehot, axis=0)
+    n_clusters = jnp.sum(counts > 0)
+    lab = checks.ensure(lab, (n_clusters < 2) | (n_clusters > n - 1),
+                        f"`labels` must contain between 2 and n - 1 = {n - 1} non-empty "
+                        "clusters; the silhouette is undefined otherwise.")
+
+    def row_sums(xi):
+        diff = x - xi[None, :]
+        dist = jnp.sqrt(jnp.sum(diff * diff, axis=1))  # (n,)
+        return jnp.matmul(dist, onehot, precision=_PREC)  # (k,) distance sums per cluster
+
+    sums = jax.lax.map(row_sums, x, batch_size=_SILHOUETTE_BLOCK)  # (n, k)
+    own = onehot > 0
+    own_count = jnp.take(counts, lab)
+    a = jnp.sum(jnp.where(own, sums, 0.0), axis=1) / jnp.maximum(own_count - 1.0, 1.0)
+    means = sums / jnp.maximum(counts, 1.0)[None, :]
+    other = (~own) & (counts > 0)[None, :]
+    b = jnp.min(jnp.where(other, means, jnp.inf), axis=1)
+    denom = jnp.maximum(a, b)
+    s = jnp.where(denom > 0, (b - a) / jnp.where(denom > 0, denom, 1.0), 0.0)
+    s = jnp.where(own_count > 1, s, 0.0)
+    return jnp.mean(s)
