@@ -190,6 +190,7 @@ SIL_CASES = [
     ("three-blobs", 30, 3, 3),
     ("singleton", 12, 3, 4),  # one label forced to a single point below
     ("empty-label", 15, 2, 5),  # k larger than the labels used
+    ("two-row-blocks", 70, 2, 3),  # 64 rows per block: one full block and a remainder
 ]
 
 
