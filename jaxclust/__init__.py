@@ -6,7 +6,7 @@ re-exported here. Everything under ``jaxclust._core`` is private.
 
 __version__ = "0.1.0"
 
-from . import cluster as cluster, ot as ot
+from . import cluster as cluster, metrics as metrics, ot as ot
 from .cluster import kmeans as kmeans
 from .ot import (
     sinkhorn as sinkhorn,
@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "cluster",
     "kmeans",
+    "metrics",
     "ot",
     "sinkhorn",
     "sinkhorn_divergence",

@@ -22,6 +22,7 @@ import pytest
 
 import jaxclust
 import jaxclust.cluster as jcl
+import jaxclust.metrics as jmet
 import jaxclust.ot as jot
 
 from .conformance import check_grad_fd, check_jit, check_vmap
@@ -116,6 +117,34 @@ def _kmeans_plusplus(x):
     return jcl.kmeans_plusplus(x, 3, key=jax.random.key(0))
 
 
+_LT = jnp.asarray([0, 0, 1, 1, 2, 2, 2, 0, 1, 2, 0, 1], jnp.int32)
+_LP = jnp.asarray([1, 1, 0, 0, 3, 2, 2, 1, 0, 3, 1, 2], jnp.int32)
+
+
+def _contingency(lt, lp):
+    return jmet.contingency(lt, lp, n_true=3, n_pred=4)
+
+
+def _nmi(lt, lp):
+    return jmet.nmi(lt, lp, n_true=3, n_pred=4)
+
+
+def _ari(lt, lp):
+    return jmet.ari(lt, lp, n_true=3, n_pred=4)
+
+
+def _inertia(x, c):
+    return jmet.inertia(x, c, _LT[: x.shape[0]])
+
+
+def _silhouette(x):
+    return jmet.silhouette(x, _LT, k=3)
+
+
+# public functions that run a host algorithm and are documented as not jittable
+HOST_ONLY = {"clustering_accuracy"}
+
+
 def _make_cases() -> list[Case]:
     rng = np.random.default_rng(1234)
     f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
@@ -151,6 +180,13 @@ def _make_cases() -> list[Case]:
         # hard assignments: piecewise constant, so jit and vmap only
         Case("kmeans", "kmeans", _kmeans, (x,)),
         Case("kmeans_plusplus", "kmeans_plusplus", _kmeans_plusplus, (x,)),
+        # metrics: label-only functions are integer-valued (jit/vmap); the geometric ones are
+        # differentiable in the points
+        Case("contingency", "contingency", _contingency, (_LT, _LP)),
+        Case("nmi", "nmi", _nmi, (_LT, _LP)),
+        Case("ari", "ari", _ari, (_LT, _LP)),
+        Case("inertia", "inertia", _inertia, (x, f32(rng.normal(size=(3, 2)))), (0, 1)),
+        Case("silhouette", "silhouette", _silhouette, (x,), (0,)),
     ]
 
 
@@ -173,7 +209,8 @@ def _public_functions(module) -> set[str]:
 
 def test_every_public_function_is_registered():
     registered = {c.public for c in CASES}
-    public = _public_functions(jot) | _public_functions(jcl) | _public_functions(jaxclust)
+    public = (_public_functions(jot) | _public_functions(jcl) | _public_functions(jmet)
+              | _public_functions(jaxclust)) - HOST_ONLY
     missing = public - registered
     assert not missing, f"public functions without a conformance case: {sorted(missing)}"
     assert registered <= public, f"registry names unknown functions: {registered - public}"

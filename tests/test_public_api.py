@@ -13,7 +13,7 @@ import pytest
 import jaxclust
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_MODULES = ["jaxclust", "jaxclust.ot", "jaxclust.cluster"]
+PUBLIC_MODULES = ["jaxclust", "jaxclust.ot", "jaxclust.cluster", "jaxclust.metrics"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)

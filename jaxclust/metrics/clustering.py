@@ -490,7 +490,9 @@ def silhouette(
 
     def row_sums(xi):
         diff = x - xi[None, :]
-        dist = jnp.sqrt(jnp.sum(diff * diff, axis=1))  # (n,)
+        sq = jnp.sum(diff * diff, axis=1)
+        pos = sq > 0  # zero-safe sqrt: the self-distance must not give a NaN gradient
+        dist = jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)  # (n,)
         return jnp.matmul(dist, onehot, precision=_PREC)  # (k,) distance sums per cluster
 
     sums = jax.lax.map(row_sums, x, batch_size=_SILHOUETTE_BLOCK)  # (n, k)
