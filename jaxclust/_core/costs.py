@@ -23,12 +23,12 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
-__all__ = ["COSTS", "CostMatrix", "Geometry", "PointCloud", "pairwise_cost"]
+__all__ = ["COSTS", "CostMatrix", "Geometry", "PointCloud", "pairwise_cost", "safe_sqrt"]
 
 COSTS = ("sqeuclidean", "euclidean", "cosine", "dot")
 
 
-def _safe_sqrt(s: Array) -> Array:
+def safe_sqrt(s: Array) -> Array:
     # sqrt with a finite (zero) gradient at 0, so coincident points do not produce NaN.
     pos = s > 0
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
@@ -50,7 +50,7 @@ def pairwise_cost(x: Float[Array, "n d"], y: Float[Array, "m d"], cost: str) -> 
             - 2.0 * jnp.matmul(x, y.T, precision=prec)
         )
         sq = jnp.maximum(sq, 0.0)
-        return sq if cost == "sqeuclidean" else _safe_sqrt(sq)
+        return sq if cost == "sqeuclidean" else safe_sqrt(sq)
     if cost == "cosine":
         xn = x * jax.lax.rsqrt(jnp.maximum(jnp.sum(x * x, -1, keepdims=True), 1e-30))
         yn = y * jax.lax.rsqrt(jnp.maximum(jnp.sum(y * y, -1, keepdims=True), 1e-30))

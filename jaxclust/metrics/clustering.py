@@ -18,6 +18,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
+from .._core.costs import safe_sqrt
 
 __all__ = ["ari", "clustering_accuracy", "contingency", "inertia", "nmi", "silhouette"]
 
@@ -490,9 +491,8 @@ def silhouette(
 
     def row_sums(xi):
         diff = x - xi[None, :]
-        sq = jnp.sum(diff * diff, axis=1)
-        pos = sq > 0  # zero-safe sqrt: the self-distance must not give a NaN gradient
-        dist = jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)  # (n,)
+        # zero-safe sqrt: the self-distance must not give a NaN gradient
+        dist = safe_sqrt(jnp.sum(diff * diff, axis=1))  # (n,)
         return jnp.matmul(dist, onehot, precision=_PREC)  # (k,) distance sums per cluster
 
     sums = jax.lax.map(row_sums, x, batch_size=_SILHOUETTE_BLOCK)  # (n, k)
