@@ -141,6 +141,35 @@ def _silhouette(x):
     return jmet.silhouette(x, _LT, k=3)
 
 
+def _soft_kmeans(x, t):
+    res = jcl.soft_kmeans(x, 3, temperature=t, key=jax.random.key(0), tol=_tol(x.dtype) * 1e-2,
+                          max_iter=2000)
+    return res.centroids, res.assignments, res.energy
+
+
+def _soft_kmeans_unrolled(x):
+    res = jcl.soft_kmeans(x, x[:3], temperature=1.0, tol=_tol(x.dtype) * 1e-2, max_iter=300,
+                          implicit=False)
+    return res.centroids, res.assignments, res.energy
+
+
+def _sinkhorn_kmeans(x):
+    res = jcl.sinkhorn_kmeans(x, x[jnp.array([0, 5, 9])], epsilon=1.0, tol=_tol(x.dtype) * 1e-1,
+                              sinkhorn_tol=_tol(x.dtype) * 1e-2, max_iter=300)
+    return res.centroids, res.assignments, res.loss
+
+
+def _minibatch_kmeans(x):
+    res = jcl.minibatch_kmeans(x, 3, key=jax.random.key(0), batch_size=6, max_steps=10)
+    return res.centroids, res.labels, res.inertia
+
+
+def _minibatch_update(c, x):
+    state, loss = jcl.minibatch_kmeans_update(jcl.minibatch_kmeans_init(c), x)
+    state, loss2 = jcl.minibatch_kmeans_update(state, x[::-1])
+    return state.centroids, state.counts, loss + loss2
+
+
 # public functions that run a host algorithm and are documented as not jittable
 HOST_ONLY = {"clustering_accuracy"}
 
@@ -178,7 +207,18 @@ def _make_cases() -> list[Case]:
         Case("default_epsilon-points", "default_epsilon", _default_eps_points, (x, y), (0, 1)),
         Case("default_epsilon-cost", "default_epsilon", _default_eps_cost, (C,), (0,)),
         # hard assignments: piecewise constant, so jit and vmap only
-        Case("kmeans", "kmeans", _kmeans, (x,)),
+        # k-means: envelope gradients (labels fixed), exact where the labels are stable
+        Case("kmeans", "kmeans", _kmeans, (x,), (0,)),
+        Case("soft_kmeans", "soft_kmeans", _soft_kmeans, (x, f32(0.8)), (0, 1)),
+        Case("soft_kmeans-unrolled", "soft_kmeans", _soft_kmeans_unrolled, (x,), (0,),
+             slow_grad=True),
+        Case("sinkhorn_kmeans", "sinkhorn_kmeans", _sinkhorn_kmeans, (x,), (0,), slow_grad=True),
+        # stochastic streaming fit: no exact derivative (documented); jit/vmap only
+        Case("minibatch_kmeans", "minibatch_kmeans", _minibatch_kmeans, (x,)),
+        Case("minibatch_kmeans_update", "minibatch_kmeans_update", _minibatch_update,
+             (f32(rng.normal(size=(3, 2))), x), (0, 1)),
+        Case("minibatch_kmeans_init", "minibatch_kmeans_init", _minibatch_update,
+             (f32(rng.normal(size=(3, 2))), x)),
         Case("kmeans_plusplus", "kmeans_plusplus", _kmeans_plusplus, (x,)),
         # metrics: label-only functions are integer-valued (jit/vmap); the geometric ones are
         # differentiable in the points

@@ -82,6 +82,59 @@ def iterate_blocks(
     return state, count
 
 
+def gmres_solve(matvec: Callable, b: jax.Array, *, tol: float, restart: int = 30,
+                max_restarts: int = 20) -> jax.Array:
+    """Restarted GMRES for ``matvec(x) = b`` (arrays of any shape), written with plain loops.
+
+    Unlike ``jax.scipy.sparse.linalg.gmres`` it does not go through
+    ``lax.custom_linear_solve``, so ``matvec`` may itself contain custom-VJP functions (e.g.
+    the VJP of a map that calls another implicitly differentiated solver). Stops when
+    ``|b - A x| <= tol |b|`` or after ``max_restarts`` cycles of ``restart`` Arnoldi steps
+    (classical Gram-Schmidt, applied twice).
+    """
+    shape, bv = b.shape, b.reshape(-1)
+    n = bv.shape[0]
+    m = max(1, min(restart, n))
+    mv = lambda v: matvec(v.reshape(shape)).reshape(-1)
+    bnorm = jnp.linalg.norm(bv)
+    safe = lambda t: jnp.where(t > 0, t, 1.0)
+
+    def cycle(x):
+        r = bv - mv(x)
+        beta = jnp.linalg.norm(r)
+        V = jnp.zeros((m + 1, n), bv.dtype).at[0].set(r / safe(beta))
+        H = jnp.zeros((m + 1, m), bv.dtype)
+
+        def arnoldi(j, VH):
+            V, H = VH
+            w = mv(V[j])
+            mask = (jnp.arange(m + 1) <= j).astype(bv.dtype)
+            h = (V @ w) * mask
+            w = w - h @ V
+            h2 = (V @ w) * mask
+            w = w - h2 @ V
+            hn = jnp.linalg.norm(w)
+            H = H.at[:, j].set((h + h2).at[j + 1].set(hn))
+            return V.at[j + 1].set(w / safe(hn)), H
+
+        V, H = jax.lax.fori_loop(0, m, arnoldi, (V, H))
+        y = jnp.linalg.lstsq(H, jnp.zeros((m + 1,), bv.dtype).at[0].set(beta))[0]
+        return x + y @ V[:m]
+
+    def cond(s):
+        x, it, res = s
+        return (it < max_restarts) & (res > tol * bnorm)
+
+    def body(s):
+        x, it, _ = s
+        x = cycle(x)
+        return x, it + 1, jnp.linalg.norm(bv - mv(x))
+
+    x0 = jnp.zeros_like(bv)
+    x, _, _ = jax.lax.while_loop(cond, body, (x0, jnp.asarray(0), bnorm))
+    return x.reshape(shape)
+
+
 def gmres_adjoint_solve(residual, z, params, z_bar, *, tol=1e-6, maxiter=200):
     """Generic adjoint solve ``(d r / d z)^T w = z_bar`` with restarted GMRES on VJPs."""
     _, vjp = jax.vjp(lambda zz: residual(zz, params), z)

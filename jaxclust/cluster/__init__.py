@@ -1,9 +1,34 @@
-"""Clustering: k-means (greedy k-means++ seeding, Lloyd, restarts by vmap)."""
+"""Clustering: k-means (greedy k-means++, Lloyd, restarts by vmap, envelope gradients),
+mini-batch k-means, and differentiable relaxations (soft and Sinkhorn k-means)."""
 
 from .kmeans import (
     KMeansResult as KMeansResult,
     kmeans as kmeans,
     kmeans_plusplus as kmeans_plusplus,
 )
+from .minibatch import (
+    MiniBatchKMeansState as MiniBatchKMeansState,
+    minibatch_kmeans as minibatch_kmeans,
+    minibatch_kmeans_init as minibatch_kmeans_init,
+    minibatch_kmeans_update as minibatch_kmeans_update,
+)
+from .soft import (
+    SinkhornKMeansResult as SinkhornKMeansResult,
+    SoftKMeansResult as SoftKMeansResult,
+    sinkhorn_kmeans as sinkhorn_kmeans,
+    soft_kmeans as soft_kmeans,
+)
 
-__all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
+__all__ = [
+    "KMeansResult",
+    "MiniBatchKMeansState",
+    "SinkhornKMeansResult",
+    "SoftKMeansResult",
+    "kmeans",
+    "kmeans_plusplus",
+    "minibatch_kmeans",
+    "minibatch_kmeans_init",
+    "minibatch_kmeans_update",
+    "sinkhorn_kmeans",
+    "soft_kmeans",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -88,6 +89,7 @@ def kmeans_plusplus(
     return _plusplus(x, k, key, w, n_local_trials)
 
 
+@partial(jax.jit, static_argnums=(1, 4))
 def _plusplus(x, k, key, w, n_local_trials):
     n, d = x.shape
     trials = n_local_trials or 2 + int(math.log(k))
@@ -112,6 +114,7 @@ def _plusplus(x, k, key, w, n_local_trials):
     return centers
 
 
+@partial(jax.jit, static_argnums=(3, 5))
 def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size):
     k = centers.shape[0]
     x_sq = jnp.sum(x * x, axis=1)
@@ -135,6 +138,7 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size):
     def body(s):
         c, lab_old, _, it, _ = s
         new, lab = update(c)
+        lab = lab.astype(jnp.int32)
         shift = jnp.sum((new - c) ** 2)
         return new, lab, shift, it + 1, jnp.all(lab == lab_old) & (it > 0)
 
@@ -192,6 +196,14 @@ def kmeans(
 
     ``n_init`` restarts run in parallel (``vmap`` over split keys); the lowest inertia wins.
 
+    **Gradient mode (envelope).** Labels are piecewise constant in ``x``, so almost
+    everywhere the exact derivatives hold the labels fixed: ``centroids`` differentiate as
+    the weighted means of their points, and ``inertia`` by the envelope (Danskin) theorem as
+    $\partial_{x_i} = 2 w_i (x_i - c_{l_i})$, $\partial_{w_i} = \lVert x_i - c_{l_i}\rVert^2$
+    (the centres minimise the inertia, so their own change contributes nothing). This makes
+    the k-means inertia usable as a loss, e.g. on learned features. The forward values are
+    those of Lloyd's iterations; the derivatives are exact once Lloyd has converged.
+
     Args:
       x: points, shape ``(n, d)``.
       k: number of clusters (static).
@@ -219,7 +231,9 @@ def kmeans(
       Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 1982. Arthur &
       Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
     """
-    x, w = _validate(x, k, weights)
+    x_in, w_in = _validate(x, k, weights)
+    # the iterations see constants; `_with_gradients` attaches the derivatives at the end
+    x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = x.shape
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
@@ -236,8 +250,8 @@ def kmeans(
         if c0.shape != (k, d):
             raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
-        c0 = checks.check_finite(c0, "init")
-        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size)
+        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+        return _with_gradients(x_in, w_in, _lloyd(x, w, c0, max_iter, tol_abs, chunk_size))
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
                          f"{init!r}.")
@@ -252,4 +266,22 @@ def kmeans(
 
     runs = jax.vmap(one)(jax.random.split(key, n_init))
     best = jnp.argmin(runs.inertia)
-    return jax.tree_util.tree_map(lambda t: t[best], runs)
+    return _with_gradients(x_in, w_in, jax.tree_util.tree_map(lambda t: t[best], runs))
+
+
+def _with_gradients(x, w, res):
+    """Attach the a.e. exact derivatives of hard k-means (values unchanged).
+
+    With the labels locally constant, the centroids are the weighted means of their points
+    (straight-through: ``c + m(x) - stop_gradient(m(x))``), and the inertia's gradient is its
+    partial derivative at fixed centroids (envelope theorem: the means minimise it)."""
+    k = res.centroids.shape[0]
+    c = jax.lax.stop_gradient(res.centroids)
+    sums = jax.ops.segment_sum(w[:, None] * x, res.labels, num_segments=k)
+    mass = jax.ops.segment_sum(w, res.labels, num_segments=k)
+    m = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
+    m = jnp.where((mass > 0)[:, None], m, c)
+    centroids = c + (m - jax.lax.stop_gradient(m))
+    inertia = jnp.sum(w * jnp.sum((x - c[res.labels]) ** 2, axis=1))
+    inertia = jax.lax.stop_gradient(res.inertia) + (inertia - jax.lax.stop_gradient(inertia))
+    return res._replace(centroids=centroids, inertia=inertia)

@@ -1,0 +1,389 @@
+"""Differentiable k-means: soft k-means and Sinkhorn (size-constrained) k-means.
+
+Both are fixed points of a centroid update ``c = F(c; x)``; their gradients come from the
+implicit function theorem at the fixed point (``implicit=True``, memory independent of the
+number of iterations) or from unrolling the iterations (``implicit=False``).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from .._core import checks
+from .._core.fixed_point import gmres_solve, implicit_root
+from ..ot.sinkhorn import default_epsilon, sinkhorn
+from .kmeans import _plusplus, _sq_dists, _validate
+
+__all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "soft_kmeans"]
+
+
+class SoftKMeansResult(NamedTuple):
+    """Result of [`soft_kmeans`][jaxclust.cluster.soft_kmeans] (a pytree).
+
+    Attributes:
+      centroids: fixed point of the soft update, shape ``(k, d)``.
+      assignments: soft assignments (rows sum to one), shape ``(n, k)``.
+      labels: ``argmax`` of the assignments, shape ``(n,)``.
+      energy: the free energy $-T\\sum_i w_i \\log\\sum_j e^{-\\lVert x_i-c_j\\rVert^2/T}$
+        at the fixed point, a smooth surrogate of the k-means inertia.
+      n_iters: iterations run.
+      converged: the centroid shift fell below the tolerance before ``max_iter``.
+    """
+
+    centroids: Float[Array, "k d"]
+    assignments: Float[Array, "n k"]
+    labels: Int[Array, " n"]
+    energy: Float[Array, ""]
+    n_iters: Int[Array, ""]
+    converged: Bool[Array, ""]
+
+
+class SinkhornKMeansResult(NamedTuple):
+    """Result of [`sinkhorn_kmeans`][jaxclust.cluster.sinkhorn_kmeans] (a pytree).
+
+    Attributes:
+      centroids: fixed point of the transport-weighted centroid update, shape ``(k, d)``.
+      assignments: conditional assignment probabilities $P_{ij}/a_i$ (rows sum to one),
+        shape ``(n, k)``; the column masses $\\sum_i P_{ij}$ equal the prescribed ``sizes``.
+      labels: ``argmax`` of the assignments, shape ``(n,)``.
+      loss: transport cost $\\langle P, C\\rangle$ (the size-constrained soft inertia).
+      n_iters: outer (centroid) iterations run.
+      converged: the centroid shift fell below the tolerance before ``max_iter``.
+    """
+
+    centroids: Float[Array, "k d"]
+    assignments: Float[Array, "n k"]
+    labels: Int[Array, " n"]
+    loss: Float[Array, ""]
+    n_iters: Int[Array, ""]
+    converged: Bool[Array, ""]
+
+
+def _check_iters(max_iter, tol):
+    if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+
+
+def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
+    """``k`` (k-means++ from ``key``) or given centroids ``(k, d)``; returns (k, c0)."""
+    if isinstance(k_or_centroids, int) and not isinstance(k_or_centroids, bool):
+        k = k_or_centroids
+        if key is None:
+            raise ValueError(f"`key` is required when `{name}` is a number of clusters "
+                             "(k-means++ seeding); pass key=jax.random.key(0) or initial "
+                             "centroids.")
+        return k, jax.lax.stop_gradient(_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
+    c0 = checks.as_float_array(k_or_centroids, name, dtype=x.dtype)
+    if c0.ndim != 2 or c0.shape[1] != x.shape[1]:
+        raise ValueError(f"`{name}` must be an int k or centroids of shape (k, {x.shape[1]}), "
+                         f"got shape {tuple(c0.shape)}.")
+    return c0.shape[0], checks.check_finite(c0, name)
+
+
+def _adjoint(residual, tol):
+    """GMRES on ``(dF/dc - I)^T w = c_bar``; well posed at a stable fixed point."""
+
+    def solve(z, params, z_bar):
+        _, vjp = jax.vjp(lambda zz: residual(zz, params), z)
+        return gmres_solve(lambda v: vjp(v)[0], z_bar, tol=tol)
+
+    return solve
+
+
+def _fixed_point(update, c0, params, *, max_iter, tol_abs, implicit):
+    """Iterate ``c <- update(c, params)`` until ``max|dc| <= tol_abs``; differentiable."""
+
+    def forward(args, c0):  # no closure over traced arrays: custom_vjp requirement
+        params, tol_abs = args
+
+        def cond(s):
+            _, it, shift = s
+            return (it < max_iter) & (shift > tol_abs)
+
+        def body(s):
+            c, it, _ = s
+            new = update(c, params)
+            return new, it + 1, jnp.max(jnp.abs(new - c))
+
+        c, it, shift = jax.lax.while_loop(
+            cond, body, (c0, jnp.asarray(0), jnp.asarray(jnp.inf, c0.dtype)))
+        return c, (it, shift <= tol_abs)
+
+    if implicit:
+        residual = lambda c, args: update(c, args[0]) - c
+        adj_tol = 1e-10 if c0.dtype == jnp.float64 else 1e-6
+        solver = implicit_root(forward, residual, _adjoint(residual, adj_tol))
+        return solver((params, tol_abs), jax.lax.stop_gradient(c0))
+
+    # unrolled: a fixed budget of steps, frozen once converged (reverse-mode through scan)
+    def step(carry, _):
+        c, it, done = carry
+        new = update(c, params)
+        shift = jnp.max(jnp.abs(new - c))
+        c = jnp.where(done, c, new)
+        it = it + jnp.where(done, 0, 1)
+        return (c, it, done | (shift <= tol_abs)), None
+
+    init = (c0, jnp.asarray(0), jnp.asarray(False))
+    (c, it, done), _ = jax.lax.scan(jax.checkpoint(step), init, None, length=max_iter)
+    return c, (it, done)
+
+
+def _soft_update(c, params):
+    x, w, t = params
+    r = jax.nn.softmax(-_sq_dists(x, c) / t, axis=1) * w[:, None]
+    mass = jnp.sum(r, axis=0)
+    return (r.T @ x) / jnp.maximum(mass, jnp.finfo(x.dtype).tiny)[:, None]
+
+
+def soft_kmeans(
+    x: Float[Array, "n d"],
+    k_or_centroids: int | Float[Array, "k d"],
+    *,
+    temperature: float | Float[Array, ""],
+    key: PRNGKeyArray | None = None,
+    weights: Float[Array, " n"] | None = None,
+    max_iter: int = 100,
+    tol: float = 1e-5,
+    implicit: bool = True,
+) -> SoftKMeansResult:
+    r"""Soft k-means: the fixed point of the soft (annealed) centroid update.
+
+    With temperature $T$, responsibilities and centroids satisfy
+
+    $$
+        r_{ij} = \frac{e^{-\lVert x_i - c_j\rVert^2/T}}{\sum_l e^{-\lVert x_i - c_l\rVert^2/T}},
+        \qquad
+        c_j = \frac{\sum_i w_i r_{ij} x_i}{\sum_i w_i r_{ij}},
+    $$
+
+    a stationary point of the free energy
+    $E(c) = -T\sum_i w_i\log\sum_j e^{-\lVert x_i - c_j\rVert^2/T}$, which tends to the
+    k-means inertia as $T \to 0$ (each update decreases $E$: it is an EM step for an
+    isotropic mixture with variance $T/2$ and equal weights). The iteration starts from
+    k-means++ centres (``k`` and ``key``) or from given centroids.
+
+    **Gradient mode.** ``implicit=True`` (default): the implicit function theorem at the
+    fixed point, $\partial c^\star = (I - \partial_c F)^{-1}\partial_\theta F$, solved by
+    GMRES on vector-Jacobian products of one update; memory and time do not grow with the
+    number of forward iterations, and the initial centroids receive no gradient.
+    ``implicit=False`` unrolls ``max_iter`` steps (frozen after convergence) in a
+    checkpointed scan. Gradients flow to ``x``, ``weights``, ``temperature`` and (with
+    ``implicit=False``) given initial centroids. The assignments and energy are recomputed
+    from $c^\star$ outside the solver, so their gradients include the direct dependence on
+    ``x``; by the envelope theorem $\nabla_x E = \partial_x E$ at the fixed point.
+
+    Args:
+      x: points ``(n, d)``.
+      k_or_centroids: number of clusters (k-means++ seeding from ``key``) or initial
+        centroids ``(k, d)``.
+      temperature: $T > 0$, in the units of squared distances.
+      key: PRNG key for the seeding (required with an int ``k``).
+      weights: non-negative sample weights ``(n,)``.
+      max_iter: iteration budget (forward; the unrolled mode's length).
+      tol: stop when the largest centroid coordinate change is below
+        ``tol * sqrt(mean(var(x, axis=0)))``.
+      implicit: implicit (default) or unrolled differentiation.
+
+    Returns:
+      A [`SoftKMeansResult`][jaxclust.cluster.SoftKMeansResult].
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import soft_kmeans
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (40, 2)) + 4.0,
+      ...                      jax.random.normal(jax.random.key(1), (40, 2)) - 4.0])
+      >>> res = soft_kmeans(x, 2, temperature=1.0, key=jax.random.key(2))
+      >>> bool(res.converged), res.assignments.shape
+      (True, (80, 2))
+      >>> g = jax.grad(lambda x: soft_kmeans(x, 2, temperature=1.0,
+      ...                                    key=jax.random.key(2)).energy)(x)
+      >>> g.shape
+      (80, 2)
+
+    References:
+      Rose, Gurewitz & Fox, "Statistical mechanics and phase transitions in clustering",
+      Phys. Rev. Lett. 1990 (deterministic annealing). Bai, Kolter & Koltun, "Deep
+      Equilibrium Models", NeurIPS 2019 (implicit differentiation of fixed points).
+    """
+    x = checks.as_float_array(x, "x")
+    checks.check_ndim(x, "x", 2, "(n, d)")
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    k_check = k_or_centroids if isinstance(k_or_centroids, int) else 1
+    x, w = _validate(x, k_check, weights)
+    _check_iters(max_iter, tol)
+    t = checks.check_positive_scalar(temperature, "temperature",
+                                     "It is in units of squared distance; try the data variance.")
+    t = jnp.asarray(t, x.dtype)
+    k, c0 = _initial_centroids(x, k_or_centroids, key, w)
+    if not 1 <= k <= x.shape[0]:
+        raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
+    return _soft_kmeans(x, w, t, c0, tol, max_iter, implicit)
+
+
+@partial(jax.jit, static_argnums=(5, 6))
+def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit):
+    tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
+    c, (it, conv) = _fixed_point(_soft_update, c0, (x, w, t), max_iter=max_iter,
+                                 tol_abs=tol_abs, implicit=implicit)
+    logits = -_sq_dists(x, c) / t
+    r = jax.nn.softmax(logits, axis=1)
+    energy = -t * jnp.sum(w * jax.nn.logsumexp(logits, axis=1))
+    return SoftKMeansResult(c, r, jnp.argmax(r, axis=1).astype(jnp.int32), energy, it, conv)
+
+
+def sinkhorn_kmeans(
+    x: Float[Array, "n d"],
+    k_or_centroids: int | Float[Array, "k d"],
+    *,
+    key: PRNGKeyArray | None = None,
+    epsilon: float | Float[Array, ""] | None = None,
+    sizes: Float[Array, " k"] | None = None,
+    weights: Float[Array, " n"] | None = None,
+    max_iter: int = 50,
+    tol: float = 1e-5,
+    sinkhorn_tol: float = 1e-6,
+    sinkhorn_max_iter: int = 2000,
+    implicit: bool = True,
+) -> SinkhornKMeansResult:
+    r"""k-means with prescribed cluster sizes: assignments by entropic optimal transport.
+
+    Alternates an entropic OT assignment of the points (mass $a_i$, the normalised
+    ``weights``) to the centroids (mass $b_j$, the normalised ``sizes``; uniform by default)
+    with the transport-weighted centroid update:
+
+    $$
+        P = \arg\min_{P1 = a,\ P^\top 1 = b}\ \langle P, C(c)\rangle
+            + \varepsilon\,\mathrm{KL}(P\,|\,a\otimes b),
+        \quad C_{ij} = \lVert x_i - c_j\rVert^2,
+        \qquad
+        c_j = \frac{\sum_i P_{ij} x_i}{\sum_i P_{ij}} = \frac{(P^\top x)_j}{b_j}.
+    $$
+
+    Each step decreases $\langle P, C\rangle + \varepsilon\,\mathrm{KL}$ (block-coordinate
+    descent), so no cluster can collapse or empty: the column masses are the sizes.
+    The inner problems use [`jaxclust.ot.sinkhorn`][jaxclust.ot.sinkhorn], warm-started
+    from the previous potentials.
+
+    **Gradient mode.** ``implicit=True`` (default): implicit differentiation of the outer
+    fixed point $c = F(c; x)$, where the vector-Jacobian products of $F$ go through the
+    Sinkhorn solver's own implicit gradient; memory does not grow with the iterations.
+    ``implicit=False`` unrolls ``max_iter`` outer steps (each inner solve still implicit).
+
+    Args:
+      x: points ``(n, d)``.
+      k_or_centroids: number of clusters (k-means++ seeding from ``key``) or initial
+        centroids ``(k, d)``.
+      key: PRNG key for the seeding (required with an int ``k``).
+      epsilon: entropic regularisation in units of squared distance (default:
+        ``0.05 * std`` of the initial cost matrix, as ``jaxclust.ot.default_epsilon``).
+      sizes: cluster sizes ``(k,)``, positive (normalised to sum one); default uniform.
+      weights: non-negative point masses ``(n,)`` (normalised to sum one).
+      max_iter: outer iteration budget.
+      tol: stop when the largest centroid coordinate change is below
+        ``tol * sqrt(mean(var(x, axis=0)))``.
+      sinkhorn_tol: L1 marginal tolerance of each inner solve.
+      sinkhorn_max_iter: iteration budget of each inner solve.
+      implicit: implicit (default) or unrolled outer differentiation.
+
+    Returns:
+      A [`SinkhornKMeansResult`][jaxclust.cluster.SinkhornKMeansResult].
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import sinkhorn_kmeans
+      >>> x = jax.random.normal(jax.random.key(0), (60, 2))
+      >>> res = sinkhorn_kmeans(x, 3, key=jax.random.key(1), epsilon=0.1)
+      >>> [round(float(s), 3) for s in res.assignments.sum(0) / 60]  # equal sizes
+      [0.333, 0.333, 0.333]
+
+    References:
+      Cuturi & Doucet, "Fast Computation of Wasserstein Barycenters", ICML 2014 (k-means as
+      OT with free centroids). Genevay, Dulac-Arnold & Vert, "Differentiable Deep Clustering
+      with Cluster Size Constraints", 2019. Asano, Rupprecht & Vedaldi, "Self-labelling via
+      simultaneous clustering and representation learning", ICLR 2020.
+    """
+    x = checks.as_float_array(x, "x")
+    checks.check_ndim(x, "x", 2, "(n, d)")
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    k_check = k_or_centroids if isinstance(k_or_centroids, int) else 1
+    x, w = _validate(x, k_check, weights)
+    _check_iters(max_iter, tol)
+    _check_iters(sinkhorn_max_iter, sinkhorn_tol)
+    k, c0 = _initial_centroids(x, k_or_centroids, key, w)
+    if not 1 <= k <= x.shape[0]:
+        raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
+    if sizes is None:
+        b = jnp.full((k,), 1.0 / k, x.dtype)
+    else:
+        b = checks.as_float_array(sizes, "sizes", dtype=x.dtype)
+        if b.shape != (k,):
+            raise ValueError(f"`sizes` must have shape ({k},), one per cluster, got "
+                             f"{tuple(b.shape)}.")
+        b = checks.ensure(b, ~(jnp.isfinite(b) & (b > 0)),
+                          "`sizes` must be finite and > 0 (relative cluster sizes).")
+        b = b / jnp.sum(b)
+    a = w / jnp.sum(w)
+    if epsilon is None:
+        eps = jax.lax.stop_gradient(default_epsilon(x, c0))
+    else:
+        eps = jnp.asarray(checks.check_positive_scalar(
+            epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
+    return _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, float(sinkhorn_tol),
+                            int(sinkhorn_max_iter), implicit)
+
+
+@partial(jax.jit, static_argnums=(6, 7, 8, 9))
+def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
+    k = c0.shape[0]
+    tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
+
+    def solve_ot(x, c, a, b, eps, init=None):
+        return sinkhorn(x, c, a, b, epsilon=eps, tol=stol, max_iter=smax, init=init)
+
+    def update(c, params):
+        x, a, b, eps = params
+        p = solve_ot(x, c, a, b, eps).plan
+        return (p.T @ x) / jnp.sum(p, axis=0)[:, None]
+
+    params = (x, a, b, eps)
+    if implicit:
+        # forward with warm-started inner solves; the same fixed point as `update`
+        def forward(args, c0):
+            (x, a, b, eps), tol_abs = args
+
+            def cond(s):
+                return (s[3] < max_iter) & (s[4] > tol_abs)
+
+            def body(s):
+                c, f, g, it, _ = s
+                res = solve_ot(x, c, a, b, eps, (f, g))
+                p = res.plan
+                new = (p.T @ x) / jnp.sum(p, axis=0)[:, None]
+                return new, res.f, res.g, it + 1, jnp.max(jnp.abs(new - c))
+
+            n = x.shape[0]
+            init = (c0, jnp.zeros((n,), x.dtype), jnp.zeros((k,), x.dtype), jnp.asarray(0),
+                    jnp.asarray(jnp.inf, x.dtype))
+            c, _, _, it, shift = jax.lax.while_loop(cond, body, init)
+            return c, (it, shift <= tol_abs)
+
+        residual = lambda c, args: update(c, args[0]) - c
+        adj_tol = 1e-10 if x.dtype == jnp.float64 else 1e-6
+        c, (it, conv) = implicit_root(forward, residual, _adjoint(residual, adj_tol))(
+            (params, tol_abs), jax.lax.stop_gradient(c0))
+    else:
+        c, (it, conv) = _fixed_point(update, c0, params, max_iter=max_iter, tol_abs=tol_abs,
+                                     implicit=False)
+    res = solve_ot(x, c, a, b, eps)
+    p = res.plan
+    assign = p / jnp.maximum(jnp.sum(p, axis=1, keepdims=True), jnp.finfo(x.dtype).tiny)
+    return SinkhornKMeansResult(c, assign, jnp.argmax(p, axis=1).astype(jnp.int32),
+                                res.linear_cost, it, conv)
