@@ -76,7 +76,8 @@ def test_soft_kmeans_implicit_equals_unrolled_equals_fd(rng, x64):
     x = _blobs(rng, sep=1.5)  # overlapping blobs: the soft assignments matter
     c0 = x[jnp.array([0, 15, 30])]
     ref = soft_kmeans(x, c0, temperature=2.0)
-    wc, wa = jnp.asarray(rng.normal(size=(3, 2))), jnp.asarray(rng.normal(size=ref.assignments.shape))
+    wc = jnp.asarray(rng.normal(size=(3, 2)))
+    wa = jnp.asarray(rng.normal(size=ref.assignments.shape))
 
     def loss(x, t, implicit):
         res = soft_kmeans(x, c0, temperature=t, tol=1e-12, max_iter=2000, implicit=implicit)
