@@ -59,6 +59,7 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("ot", "Optimal transport: handwritten 3s onto 8s", "jaxclust.demo.ot"),
+    Section("cluster", "Clustering: iris, wine and digits", "jaxclust.demo.cluster"),
 )
 """The demo sections, in the order they run."""
 
