@@ -102,9 +102,13 @@ def _plusplus(x, k, key, w, n_local_trials):
     def step(j, carry):
         centers, dist = carry
         kj = jax.random.fold_in(key, j)
-        logits = jnp.log(w * dist)  # -inf where the point is a centre or has zero weight
-        logits = jnp.where(jnp.any(jnp.isfinite(logits)), logits, jnp.log(w))
-        cand = jax.random.categorical(kj, logits, shape=(trials,))
+        # inverse-CDF sampling of `trials` candidates with probability ~ w D^2 (O(n) work,
+        # no per-point random numbers); uniform over positive weights if all D^2 vanish
+        p = w * dist
+        p = jnp.where(jnp.sum(p) > 0, p, w)
+        cdf = jnp.cumsum(p)
+        u = jax.random.uniform(kj, (trials,), cdf.dtype) * cdf[-1]
+        cand = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, n - 1)
         dc = _sq_dists(x, x[cand], x_sq)  # (n, trials)
         new = jnp.minimum(dist[:, None], dc)
         best = jnp.argmin(jnp.sum(w[:, None] * new, axis=0))
