@@ -1,0 +1,340 @@
+"""Gaussian mixtures by EM against scikit-learn's GaussianMixture (same initialisation, float64
+and float32), SciPy densities, finite-difference gradients (implicit and unrolled),
+degenerate components, weights, jit/vmap and bad input."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+from sklearn.cluster import KMeans
+from sklearn.datasets import load_iris, load_wine
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture
+from sklearn.preprocessing import StandardScaler
+
+from jaxclust.cluster.gmm import GMMResult, gmm, gmm_log_prob
+
+
+def _standardised(loader):
+    return StandardScaler().fit_transform(loader().data)
+
+
+def _synthetic():
+    rng = np.random.default_rng(0)
+    centres = np.asarray([[0.0, 0.0, 0.0], [4.0, 1.0, 0.0], [0.0, 4.0, 2.0]])
+    scales = np.asarray([[1.0, 0.5, 0.8], [0.6, 1.2, 0.4], [0.9, 0.9, 0.9]])
+    sizes = (60, 40, 50)
+    return np.concatenate([c + s * rng.normal(size=(m, 3))
+                           for c, s, m in zip(centres, scales, sizes)])
+
+
+DATA = {"iris": lambda: _standardised(load_iris), "wine": lambda: _standardised(load_wine),
+        "synthetic": _synthetic}
+
+
+def _sklearn(x, k, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return GaussianMixture(k, **kw).fit(x)
+
+
+def _compare(res, ref, x, *, atol):
+    np.testing.assert_allclose(float(res.log_likelihood), ref.score(x), rtol=0, atol=atol)
+    np.testing.assert_allclose(res.means, ref.means_, rtol=0, atol=atol)
+    np.testing.assert_allclose(res.covariances, ref.covariances_, rtol=0, atol=atol)
+    np.testing.assert_allclose(res.weights, ref.weights_, rtol=0, atol=atol)
+    np.testing.assert_allclose(res.responsibilities, ref.predict_proba(x), rtol=0, atol=atol)
+
+
+CASES = [("iris", "full"), ("wine", "diag"), ("synthetic", "spherical")]
+
+
+@pytest.mark.parametrize("data, ctype", CASES)
+def test_kmeans_start_matches_sklearn_float64(x64, data, ctype):
+    """sklearn's own init_params='kmeans' (KMeans(n_init=1, random_state=0) labels) given to
+    jaxclust as one-hot responsibilities; tol = 1e-3 (sklearn's rule) on both sides."""
+    x = DATA[data]()
+    k = 3
+    labels = KMeans(k, n_init=1, random_state=0).fit(x).labels_
+    ref = _sklearn(x, k, covariance_type=ctype, init_params="kmeans", random_state=0)
+    res = gmm(jnp.asarray(x), k, key=jax.random.key(0), covariance_type=ctype,
+              init=jnp.asarray(np.eye(k)[labels]))
+    assert res.means.dtype == jnp.float64
+    assert int(res.n_iters) == ref.n_iter_ and bool(res.converged) == ref.converged_
+    # same float64 iterates up to rounding: observed <= 5e-15; the acceptance bar is 1e-4
+    _compare(res, ref, x, atol=1e-10)
+    np.testing.assert_array_equal(res.labels, ref.predict(x))
+
+
+def _m_step_numpy(x, resp, reg, ctype):
+    """Independent M-step (scikit-learn's formulas) -> weights, means, precisions."""
+    nk = resp.sum(0) + 10 * np.finfo(float).eps
+    means = resp.T @ x / nk[:, None]
+    covs = np.stack([(resp[:, j, None] * (x - means[j])).T @ (x - means[j]) / nk[j]
+                     for j in range(len(nk))]) + reg * np.eye(x.shape[1])
+    var = np.diagonal(covs, axis1=1, axis2=2)
+    prec = {"full": lambda: np.linalg.inv(covs), "diag": lambda: 1.0 / var,
+            "spherical": lambda: 1.0 / var.mean(1)}[ctype]()
+    return nk / nk.sum(), means, prec
+
+
+@pytest.mark.parametrize("data, ctype", CASES)
+def test_100_steps_from_random_responsibilities_float64(x64, data, ctype):
+    """Random (Dirichlet) initial responsibilities; sklearn gets the parameters of their
+    M-step (means_init, weights_init, precisions_init, computed here in NumPy); tol = 0, so
+    both run exactly max_iter = 100 EM steps."""
+    x = DATA[data]()
+    k = 3
+    resp = np.random.default_rng(1).dirichlet(np.ones(k), size=len(x))
+    w0, mu0, prec0 = _m_step_numpy(x, resp, 1e-6, ctype)
+    ref = _sklearn(x, k, covariance_type=ctype, weights_init=w0, means_init=mu0,
+                   precisions_init=prec0, max_iter=100, tol=0.0)
+    res = gmm(jnp.asarray(x), k, key=jax.random.key(0), covariance_type=ctype,
+              init=jnp.asarray(resp), max_iter=100, tol=0.0)
+    assert int(res.n_iters) == ref.n_iter_ == 100 and not bool(res.converged)
+    # observed <= 2e-14 after 100 steps
+    _compare(res, ref, x, atol=1e-10)
+
+
+def test_float32_close_to_sklearn(rng):
+    x = _standardised(load_iris)
+    labels = KMeans(3, n_init=1, random_state=0).fit(x).labels_
+    ref = _sklearn(x, 3, covariance_type="full", init_params="kmeans", random_state=0)
+    res = gmm(jnp.asarray(x, jnp.float32), 3, key=jax.random.key(0),
+              init=jnp.asarray(np.eye(3)[labels], jnp.float32))
+    assert res.means.dtype == jnp.float32
+    assert int(res.n_iters) == ref.n_iter_
+    # float32 rounding (~1e-7 relative) over 19 EM steps: observed <= 3e-7 on parameters,
+    # responsibilities and the mean log-likelihood; 1e-5 leaves margin for other CPUs and is
+    # ten times tighter than the acceptance bar (1e-4)
+    _compare(res, ref, x, atol=1e-5)
+
+
+@pytest.mark.slow  # compiles k-means (the doctest of gmm runs the default init="kmeans")
+def test_string_inits_reach_the_sklearn_optimum():
+    x = _synthetic().astype(np.float32)
+    ref = _sklearn(x.astype(np.float64), 3, covariance_type="diag", n_init=5, random_state=0)
+    for init in ("kmeans", "random"):
+        res = gmm(jnp.asarray(x), 3, key=jax.random.key(0), covariance_type="diag", init=init,
+                  n_init=3, tol=1e-6, max_iter=500)
+        again = gmm(jnp.asarray(x), 3, key=jax.random.key(0), covariance_type="diag",
+                    init=init, n_init=3, tol=1e-6, max_iter=500)
+        np.testing.assert_array_equal(res.means, again.means)  # same key, same result
+        assert bool(res.converged)
+        # well-separated clusters: one optimum; float32 log-likelihood, observed 5e-7
+        np.testing.assert_allclose(float(res.log_likelihood), ref.score(x), atol=1e-5)
+
+
+def test_log_prob_matches_scipy_and_sklearn(x64, rng):
+    x = rng.normal(size=(20, 3))
+    k = 3
+    means = rng.normal(size=(k, 3))
+    a = rng.normal(size=(k, 3, 3))
+    covs = a @ np.swapaxes(a, 1, 2) + 0.5 * np.eye(3)
+    w = np.asarray([0.2, 0.5, 0.3])
+    dens = np.stack([w[j] * multivariate_normal(means[j], covs[j]).pdf(x) for j in range(k)], 1)
+    lp, lr = gmm_log_prob(jnp.asarray(x), jnp.asarray(means), jnp.asarray(covs),
+                          jnp.asarray(w))
+    np.testing.assert_allclose(lp, np.log(dens.sum(1)), rtol=1e-12)
+    np.testing.assert_allclose(np.exp(lr), dens / dens.sum(1, keepdims=True), atol=1e-12)
+    for ctype, c in [("diag", np.diagonal(covs, axis1=1, axis2=2)),
+                     ("spherical", np.diagonal(covs, axis1=1, axis2=2).mean(1)),
+                     ("tied", covs[0])]:
+        ref = GaussianMixture(k, covariance_type=ctype)
+        prec = {"diag": lambda c=c: 1 / c, "spherical": lambda c=c: 1 / c,
+                "tied": lambda c=c: np.linalg.inv(c)}[ctype]()
+        ref.weights_, ref.means_, ref.covariances_ = w, means, c
+        ref.precisions_cholesky_ = (np.linalg.cholesky(prec) if ctype == "tied"
+                                    else np.sqrt(prec))
+        lp, _ = gmm_log_prob(jnp.asarray(x), jnp.asarray(means), jnp.asarray(c),
+                             jnp.asarray(w), covariance_type=ctype)
+        np.testing.assert_allclose(lp, ref.score_samples(x), rtol=1e-12)
+
+
+def test_integer_weights_equal_repeated_points():
+    x = jnp.asarray(_synthetic()[::3], jnp.float32)  # 50 points
+    r0 = jax.nn.one_hot(jnp.arange(50) % 3, 3)
+    kw = dict(key=jax.random.key(0), covariance_type="diag", tol=1e-6, max_iter=30)
+    # the first 25 points twice, unweighted ...
+    rr = gmm(jnp.concatenate([x[:25], x[:25]]), 3, init=jnp.concatenate([r0[:25], r0[:25]]),
+             **kw)
+    # ... equal the first 25 with weight 2 (the other 25 rows weigh 0: padding)
+    w = jnp.concatenate([jnp.full(25, 2.0), jnp.zeros(25)])
+    rw = gmm(x, 3, init=r0, weights=w, **kw)
+    # float32: same sums in another order
+    np.testing.assert_allclose(rw.means, rr.means, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rw.covariances, rr.covariances, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rw.log_likelihood, rr.log_likelihood, rtol=1e-5)
+    assert int(rw.n_iters) == int(rr.n_iters)
+
+
+# two tight groups and two identical points, away from the origin
+XD = jnp.asarray([[10.0, 10.0], [10.1, 10.2], [10.2, 10.1], [15.0, 15.0], [15.1, 14.9],
+                  [15.0, 15.2], [19.0, 10.0], [19.0, 10.0]])
+EYE3 = jnp.broadcast_to(jnp.eye(2), (3, 2, 2))
+
+
+def test_empty_and_degenerate_components_stay_finite():
+    # the third component starts far from every point: it becomes empty
+    means = jnp.asarray([[10.0, 10.0], [16.0, 13.0], [100.0, -100.0]])
+    res = gmm(XD, 3, key=jax.random.key(0), init=(means, EYE3, jnp.full(3, 1 / 3)))
+    assert all(bool(jnp.all(jnp.isfinite(t))) for t in res[:5])
+    assert 0 < float(res.weights[2]) < 1e-5  # floor: 10 eps / n
+    # reg_covar I plus the scatter of the ~1e-7 mass left on it
+    np.testing.assert_allclose(res.covariances[2], 1e-6 * np.eye(2), rtol=0.2, atol=1e-9)
+    # reg_covar = 0: the component on two identical points has a singular covariance
+    means = jnp.asarray([[10.0, 10.0], [15.0, 15.0], [19.0, 10.0]])
+    res0 = gmm(XD, 3, key=jax.random.key(0), init=(means, EYE3, jnp.full(3, 1 / 3)),
+               reg_covar=0.0)
+    assert all(bool(jnp.all(jnp.isfinite(t))) for t in res0[:5])
+    np.testing.assert_array_equal(res0.labels, [0, 0, 0, 1, 1, 1, 2, 2])
+
+
+def test_warm_start_from_a_result_is_a_fixed_point():
+    means = jnp.asarray([[10.0, 10.0], [15.0, 15.0], [19.0, 10.0]])
+    res = gmm(XD, 3, key=jax.random.key(0), init=(means, EYE3, jnp.full(3, 1 / 3)),
+              tol=1e-7)
+    again = gmm(XD, 3, key=jax.random.key(0), init=res, tol=1e-7)
+    assert bool(res.converged) and int(again.n_iters) <= 2
+    np.testing.assert_allclose(again.means, res.means, atol=1e-5)
+
+
+def _separated(n=24):
+    rng = np.random.default_rng(3)
+    x = np.r_[rng.normal(size=(n // 2, 2)) * [0.8, 0.6] + [-3.0, 0.0],
+              rng.normal(size=(n // 2, 2)) * [1.0, 0.5] + [3.0, 1.0]]
+    r0 = np.eye(2)[(np.arange(n) >= n // 2).astype(int)] * 0.8 + 0.1
+    return jnp.asarray(x), jnp.asarray(r0)
+
+
+def _functional(ctype, **kw):
+    rng = np.random.default_rng(4)
+    wm = jnp.asarray(rng.normal(size=(2, 2)))
+    wc = jnp.asarray(rng.normal(size={"full": (2, 2, 2), "spherical": (2,)}[ctype]))
+    wr = jnp.asarray(rng.normal(size=(24, 2)))
+
+    def f(x, r0):
+        res = gmm(x, 2, key=jax.random.key(0), init=r0, covariance_type=ctype, **kw)
+        return (jnp.sum(wm * res.means) + jnp.sum(wc * res.covariances) + res.log_likelihood
+                + res.weights[0] + 0.1 * jnp.sum(wr * res.responsibilities))
+    return f
+
+
+def _fd(f, x, r0, v, h=1e-5):
+    return (f(x + h * v, r0) - f(x - h * v, r0)) / (2 * h)
+
+
+@pytest.mark.parametrize("ctype", ["spherical", pytest.param("full", marks=pytest.mark.slow)])
+def test_implicit_gradient_matches_finite_differences(x64, ctype):
+    x, r0 = _separated()
+    v = jnp.asarray(np.random.default_rng(5).normal(size=x.shape))
+    f = _functional(ctype, tol=1e-13, max_iter=300)
+    g = jax.jit(jax.grad(f))(x, r0)
+    # float64, converged to |change| < 1e-13: observed relative error <= 5e-10
+    np.testing.assert_allclose(float(jnp.sum(g * v)), float(_fd(jax.jit(f), x, r0, v)),
+                               rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_unrolled_gradient_equals_implicit_at_convergence(x64):
+    x, r0 = _separated()
+    g_imp = jax.jit(jax.grad(_functional("full", tol=1e-13, max_iter=300)))(x, r0)
+    g_unr = jax.jit(jax.grad(_functional("full", tol=1e-13, max_iter=40, implicit=False)))(
+        x, r0)
+    # both differentiate the same fixed point: observed ~1e-9
+    np.testing.assert_allclose(g_unr, g_imp, rtol=1e-6, atol=1e-8)
+
+
+def test_unrolled_gradient_of_a_fixed_number_of_steps(x64):
+    """tol = 0: exactly 5 EM steps, a smooth function of x, including the initial M-step."""
+    x, r0 = _separated()
+    v = jnp.asarray(np.random.default_rng(6).normal(size=x.shape))
+    f = _functional("spherical", tol=0.0, max_iter=5, implicit=False)
+    g = jax.jit(jax.grad(f, argnums=(0, 1)))(x, r0)
+    np.testing.assert_allclose(float(jnp.sum(g[0] * v)), float(_fd(jax.jit(f), x, r0, v)),
+                               rtol=1e-7)
+    assert float(jnp.max(jnp.abs(g[1]))) > 0  # the start matters after 5 steps
+
+
+def test_jit_and_vmap(key):
+    # the configuration of test_integer_weights_equal_repeated_points (shared compilation)
+    x = _synthetic()[::3]
+    xs = jnp.asarray(x[None] * (1 + 0.05 * np.random.default_rng(7).uniform(-1, 1, (3, 50, 3))),
+                     jnp.float32)
+    r0 = jax.nn.one_hot(jnp.arange(50) % 3, 3)
+
+    def fit(x):
+        return gmm(x, 3, key=key, init=r0, covariance_type="diag", tol=1e-6, max_iter=30)
+
+    batched = jax.jit(jax.vmap(fit))(xs)
+    assert isinstance(batched, GMMResult) and batched.means.shape == (3, 3, 3)
+    jitted = jax.jit(fit)
+    for i in range(3):
+        single = jitted(xs[i])
+        item = jax.tree_util.tree_map(lambda t, i=i: t[i], batched)
+        # float32, same iterations; differences are reduction order only
+        for got in (item,) + ((fit(xs[i]),) if i == 0 else ()):
+            np.testing.assert_allclose(got.means, single.means, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(got.covariances, single.covariances, rtol=1e-5,
+                                       atol=1e-5)
+            np.testing.assert_allclose(got.log_likelihood, single.log_likelihood, rtol=1e-5)
+            np.testing.assert_array_equal(got.n_iters, single.n_iters)
+
+
+X = jnp.asarray(np.random.default_rng(0).normal(size=(10, 2)), jnp.float32)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        ((X, 0), {}, "`k`"),
+        ((X, 11), {}, "`k`"),
+        ((X, 2.0), {}, "`k`"),
+        ((X[0], 2), {}, "`x`"),
+        ((X.at[0, 0].set(jnp.nan), 2), {}, "`x`.*NaN"),
+        ((X.at[3, 1].set(jnp.inf), 2), {}, "`x`.*Inf"),
+        ((X, 2), dict(reg_covar=-1e-3), "`reg_covar`"),
+        ((X, 2), dict(reg_covar=jnp.asarray(-1.0)), "`reg_covar`"),
+        ((X, 2), dict(covariance_type="full_rank"), "`covariance_type`"),
+        ((X, 2), dict(max_iter=0), "`max_iter`"),
+        ((X, 2), dict(n_init=0), "`n_init`"),
+        ((X, 2), dict(tol=-1.0), "`tol`"),
+        ((X, 2), dict(init="k-means++"), "`init`"),
+        ((X, 2), dict(init=jnp.ones((2, 2))), "`init`.*responsibilities"),
+        ((X, 2), dict(init=-jnp.ones((10, 2))), "`init`.*>= 0"),
+        ((X, 2), dict(init=(X[:2], jnp.ones((2, 2)), jnp.ones(2) / 2)), "`init covariances`"),
+        ((X, 2), dict(init=(X[:2], -jnp.ones((2,)), jnp.ones(2) / 2),
+                      covariance_type="spherical"), "`init covariances`.*> 0"),
+        ((X, 2), dict(init=(X[:2], jnp.ones((2,)), jnp.ones(2)),
+                      covariance_type="spherical"), "`init weights`.*sum to 1"),
+        ((X, 2), dict(weights=-jnp.ones(10)), "`weights`.*negative"),
+        ((X, 2), dict(weights=jnp.ones(9)), "`weights`"),
+        ((X, 2), dict(implicit="yes"), "`implicit`"),
+    ],
+)
+def test_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gmm(*args, key=jax.random.key(0), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, match",
+    [
+        ((X, X[:2, :1], jnp.ones(2), jnp.ones(2) / 2), {}, "`means`"),
+        ((X, X[:2], jnp.ones(2), jnp.ones(2) / 2), {}, "`covariances`"),
+        ((X, X[:2], jnp.asarray([[[1.0, 2.0], [2.0, 1.0]]] * 2), jnp.ones(2) / 2), {},
+         "`covariances`.*positive definite"),
+        ((X, X[:2], jnp.ones(2), jnp.asarray([1.5, -0.5])), dict(covariance_type="spherical"),
+         "`weights`.*negative"),
+        ((X, X[:2], jnp.ones(2), jnp.ones(2) / 2), dict(covariance_type="sph"),
+         "`covariance_type`"),
+    ],
+)
+def test_log_prob_bad_input(args, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gmm_log_prob(*args, **kwargs)
