@@ -170,6 +170,35 @@ def _minibatch_update(c, x):
     return state.centroids, state.counts, loss + loss2
 
 
+_LAB2 = jnp.asarray([0, -1, -1, -1, -1, -1, 1, -1, -1, -1, -1, -1], jnp.int32)
+
+
+def _affinity(x):
+    return jcl.affinity_matrix(x, gamma=0.5), jcl.affinity_matrix(x, kind="knn", n_neighbors=3)
+
+
+def _spectral(x):
+    # eigenvalues, the sign/rotation-invariant projector of the embedding, the inertia
+    res = jcl.spectral(x, 2, key=jax.random.key(0), gamma=0.5, n_components=3, n_init=2)
+    e = res.embedding
+    return res.labels, res.eigenvalues, e @ e.T, res.inertia
+
+
+def _laplacian_kmeans(x):
+    # kNN graph (piecewise constant in x), two labelled points, a fixed iteration count
+    res = jcl.laplacian_kmeans(x, 2, init=x[jnp.asarray([0, 6])], n_neighbors=3, lam=0.5,
+                               labels=_LAB2, temperature=0.5, max_iter=8, inner_iter=3, tol=0.0)
+    return res.labels, res.assignments, res.centroids, res.objective
+
+
+def _laplacian_kmeans_rbf(x):
+    # differentiable, indefinite affinity of x: gradients also flow through W and eigvalsh(W)
+    w = jcl.affinity_matrix(x, gamma=0.5) * (1.0 - jnp.eye(x.shape[0], dtype=x.dtype))
+    res = jcl.laplacian_kmeans(x, 2, init=x[jnp.asarray([0, 6])], affinity=w, lam=0.5,
+                               labels=_LAB2, temperature=0.5, max_iter=8, inner_iter=3, tol=0.0)
+    return res.labels, res.assignments, res.centroids, res.final_objective
+
+
 # public functions that run a host algorithm and are documented as not jittable
 HOST_ONLY = {"clustering_accuracy"}
 
@@ -184,6 +213,8 @@ def _make_cases() -> list[Case]:
     b15 = f32(weights(rng, 9, total=1.5))
     C = f32(rng.uniform(0.0, 1.0, size=(7, 6)))
     scores = f32(rng.normal(size=(10, 4)))
+    rng7 = np.random.default_rng(7)  # two blobs with clear Laplacian eigengaps
+    x2 = f32(np.r_[rng7.normal(size=(6, 2)), rng7.normal(size=(6, 2)) + 3.0])
     return [
         Case("sinkhorn-balanced", "sinkhorn", _balanced, (x, y, a, b), (0, 1, 2, 3)),
         # the finite-difference checks of the epsilon, unbalanced and partial cases repeat
@@ -220,6 +251,10 @@ def _make_cases() -> list[Case]:
         Case("minibatch_kmeans_init", "minibatch_kmeans_init", _minibatch_update,
              (f32(rng.normal(size=(3, 2))), x)),
         Case("kmeans_plusplus", "kmeans_plusplus", _kmeans_plusplus, (x,)),
+        Case("affinity_matrix", "affinity_matrix", _affinity, (x2,), (0,)),
+        Case("spectral", "spectral", _spectral, (x2,), (0,), slow_grad=True),
+        Case("laplacian_kmeans", "laplacian_kmeans", _laplacian_kmeans, (x2,), (0,)),
+        Case("laplacian_kmeans-rbf", "laplacian_kmeans", _laplacian_kmeans_rbf, (x2,), (0,)),
         # metrics: label-only functions are integer-valued (jit/vmap); the geometric ones are
         # differentiable in the points
         Case("contingency", "contingency", _contingency, (_LT, _LP)),

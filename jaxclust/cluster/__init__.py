@@ -6,11 +6,20 @@ from .kmeans import (
     kmeans as kmeans,
     kmeans_plusplus as kmeans_plusplus,
 )
+from .laplacian import (
+    LaplacianKMeansResult as LaplacianKMeansResult,
+    laplacian_kmeans as laplacian_kmeans,
+)
 from .minibatch import (
     MiniBatchKMeansState as MiniBatchKMeansState,
     minibatch_kmeans as minibatch_kmeans,
     minibatch_kmeans_init as minibatch_kmeans_init,
     minibatch_kmeans_update as minibatch_kmeans_update,
+)
+from .spectral import (
+    SpectralResult as SpectralResult,
+    affinity_matrix as affinity_matrix,
+    spectral as spectral,
 )
 from .soft import (
     SinkhornKMeansResult as SinkhornKMeansResult,
@@ -21,6 +30,11 @@ from .soft import (
 
 __all__ = [
     "KMeansResult",
+    "LaplacianKMeansResult",
+    "SpectralResult",
+    "affinity_matrix",
+    "laplacian_kmeans",
+    "spectral",
     "MiniBatchKMeansState",
     "SinkhornKMeansResult",
     "SoftKMeansResult",
