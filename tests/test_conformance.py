@@ -199,6 +199,32 @@ def _laplacian_kmeans_rbf(x):
     return res.labels, res.assignments, res.centroids, res.final_objective
 
 
+def _two_groups(x):
+    # shift the points with _LT % 2 == 1 by 5 along the first axis: two separated groups, so
+    # EM converges in a few steps from the fixed soft start and the fit is smooth in x
+    side = (_LT % 2).astype(x.dtype)[:, None] * jnp.asarray([[5.0, 0.0]], x.dtype)
+    return x + side, 0.1 + 0.8 * jax.nn.one_hot(_LT % 2, 2, dtype=x.dtype)
+
+
+def _gmm(x):
+    xs, r0 = _two_groups(x)
+    tol = 1e-14 if x.dtype == jnp.float64 else 1e-6
+    res = jcl.gmm(xs, 2, key=jax.random.key(0), init=r0, tol=tol, max_iter=500)
+    return res.means, res.covariances, res.weights, res.responsibilities, res.log_likelihood
+
+
+def _gmm_unrolled(x):
+    xs, r0 = _two_groups(x)
+    res = jcl.gmm(xs, 2, key=jax.random.key(0), init=r0, covariance_type="diag", tol=0.0,
+                  max_iter=8, implicit=False)
+    return res.means, res.covariances, res.weights, res.log_likelihood
+
+
+def _gmm_log_prob(x, means, w):
+    return jcl.gmm_log_prob(x, means, jnp.asarray([0.5, 1.5, 1.0], x.dtype), w / w.sum(),
+                            covariance_type="spherical")
+
+
 # public functions that run a host algorithm and are documented as not jittable
 HOST_ONLY = {"clustering_accuracy"}
 
@@ -255,6 +281,11 @@ def _make_cases() -> list[Case]:
         Case("spectral", "spectral", _spectral, (x2,), (0,), slow_grad=True),
         Case("laplacian_kmeans", "laplacian_kmeans", _laplacian_kmeans, (x2,), (0,)),
         Case("laplacian_kmeans-rbf", "laplacian_kmeans", _laplacian_kmeans_rbf, (x2,), (0,)),
+        Case("gmm", "gmm", _gmm, (x,), (0,)),
+        # unrolled gradients are also checked in tests/cluster/test_gmm.py
+        Case("gmm-unrolled", "gmm", _gmm_unrolled, (x,), (0,), slow=True),
+        Case("gmm_log_prob", "gmm_log_prob", _gmm_log_prob,
+             (x, f32(rng7.normal(size=(3, 2))), f32(weights(rng7, 3))), (0, 1, 2)),
         # metrics: label-only functions are integer-valued (jit/vmap); the geometric ones are
         # differentiable in the points
         Case("contingency", "contingency", _contingency, (_LT, _LP)),

@@ -6,6 +6,11 @@ from .kmeans import (
     kmeans as kmeans,
     kmeans_plusplus as kmeans_plusplus,
 )
+from .gmm import (
+    GMMResult as GMMResult,
+    gmm as gmm,
+    gmm_log_prob as gmm_log_prob,
+)
 from .laplacian import (
     LaplacianKMeansResult as LaplacianKMeansResult,
     laplacian_kmeans as laplacian_kmeans,
@@ -29,7 +34,10 @@ from .soft import (
 )
 
 __all__ = [
+    "GMMResult",
     "KMeansResult",
+    "gmm",
+    "gmm_log_prob",
     "LaplacianKMeansResult",
     "SpectralResult",
     "affinity_matrix",
