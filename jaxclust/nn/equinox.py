@@ -1,0 +1,174 @@
+"""Equinox clustering layers.
+
+The same layers as [`jaxclust.nn.flax`][jaxclust.nn.flax], as ``equinox.Module``\\ s (pytrees
+whose array fields are the learnable parameters) whose constructors take a PRNG ``key``.
+Each is a thin wrapper over the pure functions of
+[`jaxclust.cluster.losses`][jaxclust.cluster.losses] and [`jaxclust.ot`][jaxclust.ot].
+Train them with ``eqx.filter_jit`` / ``eqx.filter_value_and_grad`` and optax.
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+
+from ..cluster.kmeans import kmeans
+from ..cluster.losses import kmeans_loss, soft_assignment, swav_loss
+from ..ot.assign import swav_codes
+from . import (
+    _check_kind,
+    _check_number,
+    _check_size,
+    _initial,
+    _normal,
+    _prototype_scale,
+    _prototype_scores,
+    _two_views,
+)
+
+__all__ = ["KMeansLayer", "SinkhornClusteringHead"]
+
+
+class KMeansLayer(eqx.Module):
+    r"""A k-means layer: learnable centroids, soft assignments and the soft k-means loss.
+
+    For a set of points $x \in \mathbb{R}^{n\times d}$ and centroids
+    $c \in \mathbb{R}^{k\times d}$ (the field ``centroids``), the call returns
+
+    * ``assignments`` $= q(x, c)$, ``(n, k)``, rows summing to one:
+      [`soft_assignment`][jaxclust.cluster.losses.soft_assignment] with ``kind="softmax"``,
+      $q_{ij} \propto e^{-\lVert x_i - c_j\rVert^2/T}$, or ``kind="student_t"`` (DEC),
+      $q_{ij} \propto (1 + \lVert x_i - c_j\rVert^2/(\alpha T))^{-(\alpha+1)/2}$;
+    * ``loss`` $= -\frac{T}{n}\sum_i \log\sum_j e^{-\lVert x_i - c_j\rVert^2/T}$, the soft
+      k-means free energy averaged over the points
+      ([`kmeans_loss`][jaxclust.cluster.losses.kmeans_loss] with ``temperature=T``, whatever
+      the ``kind``). Minimising it in $c$ (and in the features producing $x$) is soft
+      k-means; it is within $T\log k$ below the hard mean inertia.
+
+    The layer is unbatched over point sets (``x`` is one set of ``n`` points); use
+    ``jax.vmap`` for a batch of sets.
+
+    Args:
+      k: number of clusters.
+      d: feature size.
+      temperature: $T > 0$ (static field), in units of squared distances.
+      kind: ``"softmax"`` or ``"student_t"`` (static field).
+      alpha: Student-t degrees of freedom $\alpha > 0$ (static; ``"student_t"`` only).
+      centroids: initial centroids ``(k, d)``; by default ``0.1 * normal`` from ``key``.
+      key: PRNG key, required without ``centroids``.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn.equinox import KMeansLayer
+      >>> layer = KMeansLayer(3, 2, temperature=0.5, key=jax.random.key(0))
+      >>> x = jax.random.normal(jax.random.key(1), (10, 2))
+      >>> q, loss = layer(x)
+      >>> q.shape, q.sum(1).round(5)[:2].tolist(), loss.shape
+      ((10, 3), [1.0, 1.0], ())
+
+    References:
+      Xie, Girshick, Farhadi, "Unsupervised Deep Embedding for Clustering Analysis" (DEC),
+      ICML 2016. Rose, Gurewitz, Fox, "Statistical mechanics and phase transitions in
+      clustering", Phys. Rev. Lett. 1990.
+    """
+
+    centroids: Float[Array, "k d"]
+    temperature: float = eqx.field(static=True)
+    kind: str = eqx.field(static=True)
+    alpha: float = eqx.field(static=True)
+
+    def __init__(self, k: int, d: int, *, temperature: float = 1.0, kind: str = "softmax",
+                 alpha: float = 1.0, centroids: Float[ArrayLike, "k d"] | None = None,
+                 key: PRNGKeyArray | None = None):
+        k, d = _check_size(k, "k"), _check_size(d, "d")
+        self.temperature = _check_number(temperature, "temperature")
+        self.kind = _check_kind(kind)
+        self.alpha = _check_number(alpha, "alpha")
+        draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
+        self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
+
+    @classmethod
+    def from_data(cls, x: Float[ArrayLike, "n d"], k: int, *, key: PRNGKeyArray,
+                  n_init: int = 3, **kwargs) -> KMeansLayer:
+        """A layer whose centroids start at the k-means solution of ``x``
+        ([`kmeans`][jaxclust.cluster.kmeans], ``n_init`` k-means++ restarts from ``key``);
+        ``kwargs`` go to the constructor (``temperature``, ``kind``, ``alpha``)."""
+        res = kmeans(x, k, key=key, n_init=n_init)
+        c = jax.lax.stop_gradient(res.centroids)
+        return cls(k, c.shape[1], centroids=c, **kwargs)
+
+    def __call__(self, x: Float[ArrayLike, "n d"]
+                 ) -> tuple[Float[Array, "n k"], Float[Array, ""]]:
+        q = soft_assignment(x, self.centroids, temperature=self.temperature, kind=self.kind,
+                            alpha=self.alpha)
+        return q, kmeans_loss(x, self.centroids, temperature=self.temperature)
+
+
+class SinkhornClusteringHead(eqx.Module):
+    r"""A SwAV clustering head: prototypes on the sphere, balanced codes, swapped prediction.
+
+    Features $z \in \mathbb{R}^{B\times d}$ and prototypes $C \in \mathbb{R}^{k\times d}$
+    (the field ``prototypes``) are both L2-normalised in the forward pass, and the scores
+    are the cosine similarities $S = \bar z\,\bar C^\top$ (``__call__``). ``codes(z)`` are
+    SwAV's balanced soft assignments of the batch ([`swav_codes`][jaxclust.ot.swav_codes]:
+    ``n_iter`` Sinkhorn-Knopp rounds at $\varepsilon$, constants for the gradient), and
+    ``loss(z_a, z_b)`` the swapped-prediction loss
+    ([`swav_loss`][jaxclust.cluster.losses.swav_loss]) between two views,
+    $-\frac{1}{2B}\sum_i [Q^b_i \cdot \log\operatorname{softmax}(S^a_i/T)
+    + Q^a_i \cdot \log\operatorname{softmax}(S^b_i/T)]$.
+
+    There is no projection: put your own projection head before it. The codes need the
+    whole batch, so the layer takes ``(batch, d)`` features (``jax.vmap`` over batches).
+
+    Args:
+      d: feature size.
+      k: number of prototypes.
+      temperature: $T > 0$ of the predictions (static; SwAV: 0.1).
+      epsilon: $\varepsilon > 0$ of the codes (static; SwAV: 0.05).
+      n_iter: Sinkhorn-Knopp rounds (static; SwAV: 3).
+      prototypes: initial prototypes ``(k, d)``; by default ``normal / sqrt(d)`` from
+        ``key``.
+      key: PRNG key, required without ``prototypes``.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn.equinox import SinkhornClusteringHead
+      >>> head = SinkhornClusteringHead(8, 4, key=jax.random.key(0))
+      >>> z = jax.random.normal(jax.random.key(1), (16, 8))
+      >>> head(z).shape, head.codes(z).shape, head.loss(z, z + 0.1).shape
+      ((16, 4), (16, 4), ())
+
+    References:
+      Caron, Misra, Mairal, Goyal, Bojanowski, Joulin, "Unsupervised Learning of Visual
+      Features by Contrasting Cluster Assignments" (SwAV), NeurIPS 2020.
+    """
+
+    prototypes: Float[Array, "k d"]
+    temperature: float = eqx.field(static=True)
+    epsilon: float = eqx.field(static=True)
+    n_iter: int = eqx.field(static=True)
+
+    def __init__(self, d: int, k: int, *, temperature: float = 0.1, epsilon: float = 0.05,
+                 n_iter: int = 3, prototypes: Float[ArrayLike, "k d"] | None = None,
+                 key: PRNGKeyArray | None = None):
+        d, k = _check_size(d, "d"), _check_size(k, "k")
+        self.temperature = _check_number(temperature, "temperature", "SwAV uses 0.1.")
+        self.epsilon = _check_number(epsilon, "epsilon", "SwAV uses 0.05.")
+        self.n_iter = _check_size(n_iter, "n_iter")
+        draw = None if key is None else lambda: _normal(key, (k, d), _prototype_scale(d))
+        self.prototypes = _initial(prototypes, (k, d), "prototypes", "key", draw)
+
+    def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
+        return _prototype_scores(z, self.prototypes)
+
+    def codes(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
+        """SwAV codes of the batch (rows sum to one; no gradient)."""
+        return swav_codes(self(z), epsilon=self.epsilon, n_iter=self.n_iter)
+
+    def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"]
+             ) -> Float[Array, ""]:
+        """Swapped-prediction loss between two views of one batch."""
+        s_a, s_b = _two_views(z_a, z_b, self.prototypes)
+        return swav_loss(s_a, s_b, temperature=self.temperature, epsilon=self.epsilon,
+                         n_iter=self.n_iter)
