@@ -225,6 +225,22 @@ def _gmm_log_prob(x, means, w):
                             covariance_type="spherical")
 
 
+def _soft_assignment(x, c, t):
+    return (jcl.soft_assignment(x, c, temperature=t),
+            jcl.soft_assignment(x, c, temperature=t, kind="student_t", alpha=1.5))
+
+
+def _kmeans_loss(x, c, w):
+    # hard (a.e. differentiable: no ties on this problem) and soft
+    return jcl.kmeans_loss(x, c, weights=w), jcl.kmeans_loss(x, c, temperature=0.5, weights=w)
+
+
+def _swav_loss(sa, sb, t):
+    # the gradient in the scores holds the codes constant (SwAV's), not the derivative of the
+    # loss: finite differences only in the temperature
+    return jcl.swav_loss(sa, sb, temperature=t, epsilon=0.5)
+
+
 # public functions that run a host algorithm and are documented as not jittable
 HOST_ONLY = {"clustering_accuracy"}
 
@@ -239,6 +255,7 @@ def _make_cases() -> list[Case]:
     b15 = f32(weights(rng, 9, total=1.5))
     C = f32(rng.uniform(0.0, 1.0, size=(7, 6)))
     scores = f32(rng.normal(size=(10, 4)))
+    c3 = f32(np.random.default_rng(7).normal(size=(3, 2)))
     rng7 = np.random.default_rng(7)  # two blobs with clear Laplacian eigengaps
     x2 = f32(np.r_[rng7.normal(size=(6, 2)), rng7.normal(size=(6, 2)) + 3.0])
     return [
@@ -286,6 +303,10 @@ def _make_cases() -> list[Case]:
         Case("gmm-unrolled", "gmm", _gmm_unrolled, (x,), (0,), slow=True),
         Case("gmm_log_prob", "gmm_log_prob", _gmm_log_prob,
              (x, f32(rng7.normal(size=(3, 2))), f32(weights(rng7, 3))), (0, 1, 2)),
+        Case("soft_assignment", "soft_assignment", _soft_assignment, (x, c3, f32(0.8)),
+             (0, 1, 2)),
+        Case("kmeans_loss", "kmeans_loss", _kmeans_loss, (x, c3, a), (0, 1, 2)),
+        Case("swav_loss", "swav_loss", _swav_loss, (scores, scores[::-1], f32(0.3)), (2,)),
         # metrics: label-only functions are integer-valued (jit/vmap); the geometric ones are
         # differentiable in the points
         Case("contingency", "contingency", _contingency, (_LT, _LP)),

@@ -15,6 +15,11 @@ from .laplacian import (
     LaplacianKMeansResult as LaplacianKMeansResult,
     laplacian_kmeans as laplacian_kmeans,
 )
+from .losses import (
+    kmeans_loss as kmeans_loss,
+    soft_assignment as soft_assignment,
+    swav_loss as swav_loss,
+)
 from .minibatch import (
     MiniBatchKMeansState as MiniBatchKMeansState,
     minibatch_kmeans as minibatch_kmeans,
@@ -47,6 +52,9 @@ __all__ = [
     "SinkhornKMeansResult",
     "SoftKMeansResult",
     "kmeans",
+    "kmeans_loss",
+    "soft_assignment",
+    "swav_loss",
     "kmeans_plusplus",
     "minibatch_kmeans",
     "minibatch_kmeans_init",

@@ -41,23 +41,59 @@ def _sq_dists(x, c, x_sq=None):
     return jnp.maximum(d, 0.0)
 
 
-def _assign(x, c, x_sq, chunk_size):
-    """Nearest centre and its squared distance, in row blocks when ``chunk_size`` is set."""
-
-    def block(xb, xsb):
-        d = _sq_dists(xb, c, xsb)
-        lab = jnp.argmin(d, axis=1)
-        return lab, jnp.take_along_axis(d, lab[:, None], axis=1)[:, 0]
-
-    if chunk_size is None or chunk_size >= x.shape[0]:
-        return block(x, x_sq)
+def _blocks(x, chunk_size):
+    """``x`` padded with zero rows and reshaped to ``(n_blocks, chunk_size, ...)``."""
     n = x.shape[0]
     nb = -(-n // chunk_size)
-    pad = nb * chunk_size - n
-    xp = jnp.pad(x, ((0, pad), (0, 0))).reshape(nb, chunk_size, -1)
-    sp = jnp.pad(x_sq, (0, pad)).reshape(nb, chunk_size)
-    lab, d = jax.lax.map(lambda t: block(*t), (xp, sp))
-    return lab.reshape(-1)[:n], d.reshape(-1)[:n]
+    pad = [(0, nb * chunk_size - n)] + [(0, 0)] * (x.ndim - 1)
+    return jnp.pad(x, pad).reshape((nb, chunk_size) + x.shape[1:])
+
+
+def _nearest_block(xb, c, c_sq):
+    """Nearest centre of each row and the score ``|c|^2 - 2 <x, c>`` (``|x|^2`` omitted: it
+    does not change the argmin; scikit-learn's Lloyd omits it too)."""
+    s = c_sq[None, :] - 2.0 * (xb @ c.T)
+    return jnp.argmin(s, axis=1).astype(jnp.int32), jnp.min(s, axis=1)
+
+
+def _assign(x, c, x_sq, chunk_size):
+    """Nearest centre and its squared distance, in row blocks when ``chunk_size`` is set."""
+    c_sq = jnp.sum(c * c, axis=1)
+    n = x.shape[0]
+    if chunk_size is None or chunk_size >= n:
+        lab, s = _nearest_block(x, c, c_sq)
+    else:
+        lab, s = jax.lax.map(lambda xb: _nearest_block(xb, c, c_sq), _blocks(x, chunk_size))
+        lab, s = lab.reshape(-1)[:n], s.reshape(-1)[:n]
+    return lab, jnp.maximum(x_sq + s, 0.0)
+
+
+def _lloyd_sums(x, w, c, chunk_size, weighted):
+    """One assignment pass: labels, best scores, per-centre weighted sums and masses.
+
+    With ``chunk_size`` the sums accumulate block by block in the same pass (each block of
+    the distance matrix is used while it is in cache, and never exists whole)."""
+    k = c.shape[0]
+    c_sq = jnp.sum(c * c, axis=1)
+
+    def block(xb, wb):
+        lab, s = _nearest_block(xb, c, c_sq)
+        xw = wb[:, None] * xb if weighted else xb
+        return (lab, s, jax.ops.segment_sum(xw, lab, num_segments=k),
+                jax.ops.segment_sum(wb, lab, num_segments=k))
+
+    n = x.shape[0]
+    if chunk_size is None or chunk_size >= n:
+        return block(x, w)
+
+    def step(carry, blk):
+        lab, s, sums, mass = block(*blk)
+        return (carry[0] + sums, carry[1] + mass), (lab, s)
+
+    init = (jnp.zeros_like(c), jnp.zeros((k,), x.dtype))
+    (sums, mass), (lab, s) = jax.lax.scan(step, init, (_blocks(x, chunk_size),
+                                                       _blocks(w, chunk_size)))
+    return lab.reshape(-1)[:n], s.reshape(-1)[:n], sums, mass
 
 
 def kmeans_plusplus(
@@ -118,22 +154,25 @@ def _plusplus(x, k, key, w, n_local_trials):
     return centers
 
 
-@partial(jax.jit, static_argnums=(3, 5))
-def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size):
-    k = centers.shape[0]
+@partial(jax.jit, static_argnums=(3, 5, 6))
+def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True):
+    n = x.shape[0]
     x_sq = jnp.sum(x * x, axis=1)
 
     def update(c):
-        lab, dist = _assign(x, c, x_sq, chunk_size)
-        sums = jax.ops.segment_sum(w[:, None] * x, lab, num_segments=k)
-        mass = jax.ops.segment_sum(w, lab, num_segments=k)
+        lab, s, sums, mass = _lloyd_sums(x, w, c, chunk_size, weighted)
         new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
-        # empty clusters move, deterministically, to the points farthest from their centre
         empty = mass <= 0
-        order = jnp.argsort(-(w * dist))
-        slot = jnp.cumsum(empty) - 1
-        new = jnp.where(empty[:, None], x[order[jnp.clip(slot, 0, x.shape[0] - 1)]], new)
-        return new, lab
+
+        def relocate(new):
+            # empty clusters move, deterministically, to the points farthest from their centre
+            dist = w * jnp.maximum(x_sq + s, 0.0)
+            order = jnp.argsort(-dist)
+            slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
+            return jnp.where(empty[:, None], x[order[slot]], new)
+
+        # the sort runs only in the (rare) iterations that have an empty cluster
+        return jax.lax.cond(jnp.any(empty), relocate, lambda new: new, new), lab
 
     def cond(s):
         _, _, shift, it, same = s
@@ -142,17 +181,14 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size):
     def body(s):
         c, lab_old, _, it, _ = s
         new, lab = update(c)
-        lab = lab.astype(jnp.int32)
         shift = jnp.sum((new - c) ** 2)
         return new, lab, shift, it + 1, jnp.all(lab == lab_old) & (it > 0)
 
-    n = x.shape[0]
     init = (centers, jnp.full((n,), -1, jnp.int32), jnp.asarray(jnp.inf, x.dtype),
             jnp.asarray(0), jnp.asarray(False))
     c, lab, shift, it, same = jax.lax.while_loop(cond, body, init)
     lab, dist = _assign(x, c, x_sq, chunk_size)
-    return KMeansResult(c, lab.astype(jnp.int32), jnp.sum(w * dist), it,
-                        (shift <= tol_abs) | same)
+    return KMeansResult(c, lab, jnp.sum(w * dist), it, (shift <= tol_abs) | same)
 
 
 def _validate(x, k, weights):
@@ -248,6 +284,7 @@ def kmeans(
     if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
     tol_abs = tol * jnp.mean(jnp.var(x, axis=0))
+    weighted = weights is not None
 
     if not isinstance(init, str):
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
@@ -255,7 +292,8 @@ def kmeans(
             raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
         c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
-        return _with_gradients(x_in, w_in, _lloyd(x, w, c0, max_iter, tol_abs, chunk_size))
+        return _with_gradients(x_in, w_in, _lloyd(x, w, c0, max_iter, tol_abs, chunk_size,
+                                                  weighted))
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
                          f"{init!r}.")
@@ -266,7 +304,7 @@ def kmeans(
         else:
             idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
             c0 = x[idx]
-        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size)
+        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, weighted)
 
     runs = jax.vmap(one)(jax.random.split(key, n_init))
     best = jnp.argmin(runs.inertia)

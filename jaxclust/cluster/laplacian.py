@@ -27,7 +27,7 @@ _PREC = jax.lax.Precision.HIGHEST
 
 
 class LaplacianKMeansResult(NamedTuple):
-    """Result of [`laplacian_kmeans`][jaxclust.cluster.laplacian.laplacian_kmeans] (a pytree).
+    """Result of [`laplacian_kmeans`][jaxclust.cluster.laplacian_kmeans] (a pytree).
 
     Attributes:
       assignments: soft assignments $z_i$ on the simplex, shape ``(n, k)``; labelled points
@@ -181,7 +181,7 @@ def laplacian_kmeans(
       unrolled: reverse-mode differentiable loop (see above).
 
     Returns:
-      A [`LaplacianKMeansResult`][jaxclust.cluster.laplacian.LaplacianKMeansResult].
+      A [`LaplacianKMeansResult`][jaxclust.cluster.LaplacianKMeansResult].
 
     Example:
       >>> import jax.numpy as jnp

@@ -145,7 +145,7 @@ def kmeans_loss(
       $$ L_T = -\frac{T}{\sum_i w_i}\sum_i w_i \log \sum_j e^{-D_{ij}/T}, $$
       smooth everywhere, with $\partial L_T / \partial c_j = \frac{2}{\sum w}\sum_i w_i
       q_{ij}(c_j - x_i)$ for the softmax assignments $q$ of
-      [`soft_assignment`][jaxclust.cluster.losses.soft_assignment]. It bounds the hard loss:
+      [`soft_assignment`][jaxclust.cluster.soft_assignment]. It bounds the hard loss:
       $L - T\log k \le L_T \le L$, so $L_T \to L$ as $T \to 0$.
 
     The loss is a weighted **mean** over points (not a sum, unlike the inertia), so its

@@ -164,7 +164,7 @@ def affinity_matrix(
 
 
 class SpectralResult(NamedTuple):
-    """Result of [`spectral`][jaxclust.cluster.spectral.spectral] (a pytree).
+    """Result of [`spectral`][jaxclust.cluster.spectral] (a pytree).
 
     Attributes:
       labels: cluster of every point (k-means on the embedding), shape ``(n,)``.
@@ -245,7 +245,7 @@ def spectral(
 ) -> SpectralResult:
     r"""Spectral clustering with the symmetric normalised Laplacian.
 
-    1. Affinity $W$ (see [`affinity_matrix`][jaxclust.cluster.spectral.affinity_matrix]),
+    1. Affinity $W$ (see [`affinity_matrix`][jaxclust.cluster.affinity_matrix]),
        or ``x`` itself when ``affinity="precomputed"``. Self-loops (the diagonal of $W$) are
        ignored, as in ``scipy.sparse.csgraph.laplacian``: degrees are
        $d_i = \sum_{j \ne i} W_{ij}$.
@@ -280,7 +280,7 @@ def spectral(
       tol: k-means relative tolerance on the centre shift.
 
     Returns:
-      A [`SpectralResult`][jaxclust.cluster.spectral.SpectralResult].
+      A [`SpectralResult`][jaxclust.cluster.SpectralResult].
 
     Example:
       >>> import jax, jax.numpy as jnp

@@ -3,7 +3,7 @@
 The same layers as [`jaxclust.nn.flax`][jaxclust.nn.flax], as ``equinox.Module``\\ s (pytrees
 whose array fields are the learnable parameters) whose constructors take a PRNG ``key``.
 Each is a thin wrapper over the pure functions of
-[`jaxclust.cluster.losses`][jaxclust.cluster.losses] and [`jaxclust.ot`][jaxclust.ot].
+[`jaxclust.cluster.losses`][jaxclust.cluster] and [`jaxclust.ot`][jaxclust.ot].
 Train them with ``eqx.filter_jit`` / ``eqx.filter_value_and_grad`` and optax.
 """
 
@@ -37,12 +37,12 @@ class KMeansLayer(eqx.Module):
     $c \in \mathbb{R}^{k\times d}$ (the field ``centroids``), the call returns
 
     * ``assignments`` $= q(x, c)$, ``(n, k)``, rows summing to one:
-      [`soft_assignment`][jaxclust.cluster.losses.soft_assignment] with ``kind="softmax"``,
+      [`soft_assignment`][jaxclust.cluster.soft_assignment] with ``kind="softmax"``,
       $q_{ij} \propto e^{-\lVert x_i - c_j\rVert^2/T}$, or ``kind="student_t"`` (DEC),
       $q_{ij} \propto (1 + \lVert x_i - c_j\rVert^2/(\alpha T))^{-(\alpha+1)/2}$;
     * ``loss`` $= -\frac{T}{n}\sum_i \log\sum_j e^{-\lVert x_i - c_j\rVert^2/T}$, the soft
       k-means free energy averaged over the points
-      ([`kmeans_loss`][jaxclust.cluster.losses.kmeans_loss] with ``temperature=T``, whatever
+      ([`kmeans_loss`][jaxclust.cluster.kmeans_loss] with ``temperature=T``, whatever
       the ``kind``). Minimising it in $c$ (and in the features producing $x$) is soft
       k-means; it is within $T\log k$ below the hard mean inertia.
 
@@ -114,7 +114,7 @@ class SinkhornClusteringHead(eqx.Module):
     SwAV's balanced soft assignments of the batch ([`swav_codes`][jaxclust.ot.swav_codes]:
     ``n_iter`` Sinkhorn-Knopp rounds at $\varepsilon$, constants for the gradient), and
     ``loss(z_a, z_b)`` the swapped-prediction loss
-    ([`swav_loss`][jaxclust.cluster.losses.swav_loss]) between two views,
+    ([`swav_loss`][jaxclust.cluster.swav_loss]) between two views,
     $-\frac{1}{2B}\sum_i [Q^b_i \cdot \log\operatorname{softmax}(S^a_i/T)
     + Q^a_i \cdot \log\operatorname{softmax}(S^b_i/T)]$.
 
