@@ -56,7 +56,7 @@ def _problem(seed, n=40, k=3, spread=3.0):
     return x, cdist(x, x), rng.choice(n, k, replace=False)
 
 
-@pytest.mark.parametrize("n, k", [(40, 3), (120, 6), (200, 12)])
+@pytest.mark.parametrize("n, k", [(40, 3), (120, 6), pytest.param(200, 12, marks=pytest.mark.slow)])
 def test_fasterpam_matches_package_from_same_init(x64, n, k):
     for seed, spread in [(0, 3.0), (1, 1.0), (2, 0.0)]:  # 0: one Gaussian cloud
         _, dmat, init = _problem(seed, n, k, spread)
@@ -83,7 +83,8 @@ def test_fasterpam_float32_matches_package():
     np.testing.assert_array_equal(res.medoids, ref.medoids)
 
 
-@pytest.mark.parametrize("loader, k", [(load_iris, 3), (load_wine, 4)])
+@pytest.mark.parametrize("loader, k", [(load_iris, 3),
+                                       pytest.param(load_wine, 4, marks=pytest.mark.slow)])
 def test_real_data_matches_package_build_and_random_init(x64, loader, k):
     x = _standardised(loader)
     dmat = cdist(x, x)
@@ -143,7 +144,8 @@ def test_pam_matches_package_pam(x64):
 
 
 # ----------------------------------------------------------------------------- brute force
-@pytest.mark.parametrize("method, k", [("fasterpam", 2), ("fasterpam", 3), ("pam", 2)])
+@pytest.mark.parametrize("method, k", [("fasterpam", 2), ("fasterpam", 3),
+                                       pytest.param("pam", 2, marks=pytest.mark.slow)])
 def test_tiny_problems_against_exhaustive_search(x64, method, k):
     for seed in range(3):
         rng = np.random.default_rng(seed)
