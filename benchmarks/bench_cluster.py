@@ -128,7 +128,7 @@ def bench_fasterpam(n, d, k, budget, lines):
     try:
         import kmedoids as kmed
 
-        from jaxclust.cluster.medoids import kmedoids
+        from jaxclust.cluster import kmedoids
     except ImportError as err:
         lines.append(f"- FasterPAM skipped: {err}")
         return None

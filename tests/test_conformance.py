@@ -241,6 +241,20 @@ def _swav_loss(sa, sb, t):
     return jcl.swav_loss(sa, sb, temperature=t, epsilon=0.5)
 
 
+def _kmedoids(x):
+    res = jcl.kmedoids(x, 3)
+    return res.loss, res.medoids, res.labels
+
+
+def _kmedoids_pam_precomputed(d, w):
+    res = jcl.kmedoids(d, 3, metric="precomputed", method="pam", weights=w)
+    return res.loss, res.medoids, res.labels
+
+
+def _pam_build(x):
+    return jcl.pam_build(x, 3)
+
+
 # public functions that run a host algorithm and are documented as not jittable
 HOST_ONLY = {"clustering_accuracy"}
 
@@ -256,6 +270,8 @@ def _make_cases() -> list[Case]:
     C = f32(rng.uniform(0.0, 1.0, size=(7, 6)))
     scores = f32(rng.normal(size=(10, 4)))
     c3 = f32(np.random.default_rng(7).normal(size=(3, 2)))
+    xd = np.asarray(x, np.float64)
+    dm = f32(np.sqrt(((xd[:, None] - xd[None]) ** 2).sum(-1)))
     rng7 = np.random.default_rng(7)  # two blobs with clear Laplacian eigengaps
     x2 = f32(np.r_[rng7.normal(size=(6, 2)), rng7.normal(size=(6, 2)) + 3.0])
     return [
@@ -307,6 +323,11 @@ def _make_cases() -> list[Case]:
              (0, 1, 2)),
         Case("kmeans_loss", "kmeans_loss", _kmeans_loss, (x, c3, a), (0, 1, 2)),
         Case("swav_loss", "swav_loss", _swav_loss, (scores, scores[::-1], f32(0.3)), (2,)),
+        # k-medoids: indices carry no gradient; the loss is differentiable at fixed medoids
+        Case("kmedoids", "kmedoids", _kmedoids, (x,), (0,)),
+        Case("kmedoids-pam-precomputed", "kmedoids", _kmedoids_pam_precomputed, (dm, a),
+             (0, 1)),
+        Case("pam_build", "pam_build", _pam_build, (x,)),
         # metrics: label-only functions are integer-valued (jit/vmap); the geometric ones are
         # differentiable in the points
         Case("contingency", "contingency", _contingency, (_LT, _LP)),

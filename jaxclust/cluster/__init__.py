@@ -1,5 +1,7 @@
 """Clustering: k-means (greedy k-means++, Lloyd, restarts by vmap, envelope gradients),
-mini-batch k-means, and differentiable relaxations (soft and Sinkhorn k-means)."""
+mini-batch k-means, differentiable relaxations (soft and Sinkhorn k-means) and clustering
+losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clustering and
+Laplacian-regularised k-means."""
 
 from .kmeans import (
     KMeansResult as KMeansResult,
@@ -19,6 +21,11 @@ from .losses import (
     kmeans_loss as kmeans_loss,
     soft_assignment as soft_assignment,
     swav_loss as swav_loss,
+)
+from .medoids import (
+    KMedoidsResult as KMedoidsResult,
+    kmedoids as kmedoids,
+    pam_build as pam_build,
 )
 from .minibatch import (
     MiniBatchKMeansState as MiniBatchKMeansState,
@@ -41,6 +48,9 @@ from .soft import (
 __all__ = [
     "GMMResult",
     "KMeansResult",
+    "KMedoidsResult",
+    "kmedoids",
+    "pam_build",
     "gmm",
     "gmm_log_prob",
     "LaplacianKMeansResult",

@@ -14,7 +14,7 @@ from scipy.spatial.distance import cdist
 from sklearn.datasets import load_iris, load_wine
 from sklearn.preprocessing import StandardScaler
 
-from jaxclust.cluster.kmedoids import kmedoids, pam_build
+from jaxclust.cluster.medoids import kmedoids, pam_build
 
 pkg = pytest.importorskip("kmedoids")  # GPL, test-only oracle
 

@@ -429,7 +429,7 @@ def pam_build(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from jaxclust.cluster.kmedoids import pam_build
+      >>> from jaxclust.cluster import pam_build
       >>> x = jnp.asarray([[0.0], [1.0], [2.0], [10.0], [11.0]])
       >>> pam_build(x, 2).tolist()
       [2, 3]
@@ -511,7 +511,7 @@ def kmedoids(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxclust.cluster.kmedoids import kmedoids
+      >>> from jaxclust.cluster import kmedoids
       >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (20, 2)) + 5.0,
       ...                      jax.random.normal(jax.random.key(1), (20, 2)) - 5.0])
       >>> res = kmedoids(x, 2)
