@@ -41,6 +41,18 @@ def _sq_dists(x, c, x_sq=None):
     return jnp.maximum(d, 0.0)
 
 
+_AUTO_BLOCK = 1 << 20  # entries of the distance matrix per block in the automatic chunking
+
+
+def _auto_chunk(n: int, k: int, chunk_size: int | None) -> int | None:
+    """``chunk_size`` or, when ``None``, whole (``n * k <= 4 * _AUTO_BLOCK``) or blocks of
+    about ``_AUTO_BLOCK`` entries (4 MiB in float32: cache-sized, and the ``n x k`` matrix is
+    never formed whole for large problems)."""
+    if chunk_size is not None or n * k <= 4 * _AUTO_BLOCK:
+        return chunk_size
+    return max(256, _AUTO_BLOCK // k)
+
+
 def _blocks(x, chunk_size):
     """``x`` padded with zero rows and reshaped to ``(n_blocks, chunk_size, ...)``."""
     n = x.shape[0]
@@ -49,11 +61,39 @@ def _blocks(x, chunk_size):
     return jnp.pad(x, pad).reshape((nb, chunk_size) + x.shape[1:])
 
 
+_LANES = 16  # one AVX-512 float32 vector
+
+
 def _nearest_block(xb, c, c_sq):
-    """Nearest centre of each row and the score ``|c|^2 - 2 <x, c>`` (``|x|^2`` omitted: it
-    does not change the argmin; scikit-learn's Lloyd omits it too)."""
-    s = c_sq[None, :] - 2.0 * (xb @ c.T)
-    return jnp.argmin(s, axis=1).astype(jnp.int32), jnp.min(s, axis=1)
+    """Nearest centre of each row (the first index on exact ties) and its score
+    ``|c|^2 - 2 <x, c>`` (``|x|^2`` omitted: it does not change the argmin; scikit-learn's
+    Lloyd omits it too).
+
+    XLA's CPU code for ``argmin`` over a short row (a variadic value/index reduction) is
+    several times slower than elementwise work, so for ``k > 16`` the scores are padded to
+    a multiple of 16 columns and reduced by a running elementwise minimum over 16-column
+    slices (vectorised along the lanes; a strict ``<`` keeps the earliest column of each
+    lane), then over the 16 lanes. Exact: ``s`` is computed bit-identically wherever it is
+    fused (the factor 2 is exact)."""
+    k = c.shape[0]
+    lanes = _LANES
+    if k <= lanes:
+        s = c_sq[None, :] - 2.0 * (xb @ c.T)
+        m, idx = s, jax.lax.broadcasted_iota(s.dtype, s.shape, 1)
+    else:
+        kp = -(-k // lanes) * lanes
+        cp = jnp.pad(c, ((0, kp - k), (0, 0)))
+        cq = jnp.pad(c_sq, (0, kp - k), constant_values=jnp.inf)
+        s = cq[None, :] - 2.0 * (xb @ cp.T)
+        lane = jnp.arange(lanes, dtype=s.dtype)[None, :]
+        m, idx = s[:, :lanes], jnp.broadcast_to(lane, (s.shape[0], lanes))
+        for t in range(1, kp // lanes):
+            b = s[:, t * lanes:(t + 1) * lanes]
+            take = b < m
+            m, idx = jnp.where(take, b, m), jnp.where(take, lane + t * lanes, idx)
+    best = jnp.min(m, axis=1, keepdims=True)
+    lab = jnp.min(jnp.where(m == best, idx, jnp.inf), axis=1)
+    return lab.astype(jnp.int32), best[:, 0]
 
 
 def _assign(x, c, x_sq, chunk_size):
@@ -157,6 +197,7 @@ def _plusplus(x, k, key, w, n_local_trials):
 @partial(jax.jit, static_argnums=(3, 5, 6))
 def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True):
     n = x.shape[0]
+    chunk_size = _auto_chunk(n, centers.shape[0], chunk_size)
     x_sq = jnp.sum(x * x, axis=1)
 
     def update(c):
@@ -253,7 +294,9 @@ def kmeans(
       max_iter: Lloyd iteration budget.
       tol: relative tolerance on the centre shift.
       weights: non-negative sample weights ``(n,)``.
-      chunk_size: rows per block in the assignment step (``None``: all at once).
+      chunk_size: rows per block in the assignment step; ``None`` (default) chooses: the
+        whole ``n x k`` matrix when it has at most ``2**22`` entries, otherwise blocks of
+        about ``2**20`` entries.
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult].
@@ -283,7 +326,7 @@ def kmeans(
         raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
     if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
         raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
-    tol_abs = tol * jnp.mean(jnp.var(x, axis=0))
+    tol_abs = tol * jnp.mean(jnp.var(x, axis=0)) if tol > 0 else jnp.zeros((), x.dtype)
     weighted = weights is not None
 
     if not isinstance(init, str):
@@ -312,18 +355,36 @@ def kmeans(
 
 
 def _with_gradients(x, w, res):
-    """Attach the a.e. exact derivatives of hard k-means (values unchanged).
+    """Attach the a.e. exact derivatives of hard k-means; the forward values (and cost) are
+    those of ``res`` unchanged.
 
-    With the labels locally constant, the centroids are the weighted means of their points
-    (straight-through: ``c + m(x) - stop_gradient(m(x))``), and the inertia's gradient is its
-    partial derivative at fixed centroids (envelope theorem: the means minimise it)."""
-    k = res.centroids.shape[0]
-    c = jax.lax.stop_gradient(res.centroids)
-    sums = jax.ops.segment_sum(w[:, None] * x, res.labels, num_segments=k)
-    mass = jax.ops.segment_sum(w, res.labels, num_segments=k)
-    m = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
-    m = jnp.where((mass > 0)[:, None], m, c)
-    centroids = c + (m - jax.lax.stop_gradient(m))
-    inertia = jnp.sum(w * jnp.sum((x - c[res.labels]) ** 2, axis=1))
-    inertia = jax.lax.stop_gradient(res.inertia) + (inertia - jax.lax.stop_gradient(inertia))
+    With the labels locally constant, the centroids are the weighted means of their points,
+    ``c_j = sum_{l_i = j} w_i x_i / W_j``, and the inertia's gradient is its partial derivative
+    at fixed centroids (envelope theorem: the means minimise it)."""
+    centroids, inertia = _envelope(x, w, res.labels, res.centroids, res.inertia)
     return res._replace(centroids=centroids, inertia=inertia)
+
+
+@jax.custom_vjp
+def _envelope(x, w, labels, c, inertia):
+    return c, inertia
+
+
+def _envelope_fwd(x, w, labels, c, inertia):
+    return (c, inertia), (x, w, labels, c)
+
+
+def _envelope_bwd(resid, cts):
+    x, w, labels, c = resid
+    c_bar, i_bar = cts
+    k = c.shape[0]
+    mass = jax.ops.segment_sum(w, labels, num_segments=k)
+    inv = jnp.where(mass > 0, 1.0 / jnp.where(mass > 0, mass, 1.0), 0.0)
+    g = (c_bar * inv[:, None])[labels]  # d c_l / d (w_i x_i) = 1 / W_l
+    diff = x - c[labels]
+    x_bar = w[:, None] * g + 2.0 * i_bar * w[:, None] * diff
+    w_bar = jnp.sum(diff * g, axis=1) + i_bar * jnp.sum(diff * diff, axis=1)
+    return x_bar, w_bar, None, jnp.zeros_like(c), jnp.zeros_like(i_bar)
+
+
+_envelope.defvjp(_envelope_fwd, _envelope_bwd)
