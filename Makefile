@@ -56,14 +56,14 @@ $(STAMP_LINT): pyproject.toml | $(BIN)/python
 
 test: $(STAMP_TEST)
 	$(PYTEST) -n 2 -m "not slow" tests
-	$(PYTEST) --doctest-modules jaxclust
+	$(PYTEST) -n 2 --doctest-modules jaxclust
 
 test-all: $(STAMP_TEST)
 	$(PYTEST) -n 2 tests
-	$(PYTEST) --doctest-modules jaxclust
+	$(PYTEST) -n 2 --doctest-modules jaxclust
 
 doctest: $(STAMP_TEST)
-	$(PYTEST) --doctest-modules jaxclust
+	$(PYTEST) -n 2 --doctest-modules jaxclust
 
 demo: $(STAMP_DEMO)
 	$(BIN)/jaxclust demo --out $(OUT)

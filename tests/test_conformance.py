@@ -255,6 +255,10 @@ def _pam_build(x):
     return jcl.pam_build(x, 3)
 
 
+def _minibatch_init(c):
+    return tuple(jcl.minibatch_kmeans_init(c))
+
+
 # public functions that run a host algorithm and are documented as not jittable
 HOST_ONLY = {"clustering_accuracy"}
 
@@ -307,8 +311,8 @@ def _make_cases() -> list[Case]:
         Case("minibatch_kmeans", "minibatch_kmeans", _minibatch_kmeans, (x,)),
         Case("minibatch_kmeans_update", "minibatch_kmeans_update", _minibatch_update,
              (f32(rng.normal(size=(3, 2))), x), (0, 1)),
-        Case("minibatch_kmeans_init", "minibatch_kmeans_init", _minibatch_update,
-             (f32(rng.normal(size=(3, 2))), x)),
+        Case("minibatch_kmeans_init", "minibatch_kmeans_init", _minibatch_init,
+             (f32(rng.normal(size=(3, 2))),)),
         Case("kmeans_plusplus", "kmeans_plusplus", _kmeans_plusplus, (x,)),
         Case("affinity_matrix", "affinity_matrix", _affinity, (x2,), (0,)),
         Case("spectral", "spectral", _spectral, (x2,), (0,), slow_grad=True),
