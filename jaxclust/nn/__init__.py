@@ -1,7 +1,7 @@
 """Differentiable clustering layers for neural networks, in Flax (NNX) and Equinox.
 
 The same layers exist in both frameworks, each a thin wrapper over the pure functions of
-[`jaxclust.cluster.losses`][jaxclust.cluster] and [`jaxclust.ot`][jaxclust.ot]:
+[`jaxclust.cluster` losses](cluster.md#clustering-losses) and [`jaxclust.ot`][jaxclust.ot]:
 
 * ``KMeansLayer``: learnable centroids; returns soft assignments and the soft k-means loss.
 * ``SinkhornClusteringHead``: learnable prototypes on the sphere; returns cosine scores,

@@ -3,7 +3,7 @@
 The same layers as [`jaxclust.nn.equinox`][jaxclust.nn.equinox], as ``flax.nnx.Module``\\ s
 whose learnable arrays are ``nnx.Param``\\ s and whose constructors take ``rngs: nnx.Rngs``
 (NNX convention). Each is a thin wrapper over the pure functions of
-[`jaxclust.cluster.losses`][jaxclust.cluster] and [`jaxclust.ot`][jaxclust.ot].
+[`jaxclust.cluster` losses](cluster.md#clustering-losses) and [`jaxclust.ot`][jaxclust.ot].
 """
 
 from __future__ import annotations
