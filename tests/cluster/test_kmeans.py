@@ -114,3 +114,17 @@ X = jnp.asarray(np.random.default_rng(0).normal(size=(10, 2)), jnp.float32)
 def test_bad_input(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         kmeans(*args, key=jax.random.key(0), **kwargs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, k", [("iris", 3), ("wine", 3), ("breast_cancer", 2),
+                                     ("digits", 10)])
+def test_best_of_10_within_one_percent_on_four_datasets(name, k):
+    # issue 3, acceptance 1: measured 0.0% (iris, wine, breast cancer) and 0.03-0.5% (digits,
+    # 5 keys) above scikit-learn's best of 10; two sklearn seeds differ by up to 0.73% there
+    from sklearn import datasets
+
+    x = _standardised(getattr(datasets, f"load_{name}"))
+    ref = KMeans(k, n_init=10, algorithm="lloyd", random_state=0).fit(x)
+    res = kmeans(jnp.asarray(x), k, key=jax.random.key(0), n_init=10)
+    assert float(res.inertia) <= 1.01 * ref.inertia_
