@@ -50,7 +50,8 @@ def _auto_chunk(n: int, k: int, chunk_size: int | None) -> int | None:
     never formed whole for large problems)."""
     if chunk_size is not None or n * k <= 4 * _AUTO_BLOCK:
         return chunk_size
-    return max(256, _AUTO_BLOCK // k)
+    n_blocks = -(-n * k // _AUTO_BLOCK)
+    return max(256, -(-n // n_blocks))  # equal blocks: little padding
 
 
 def _blocks(x, chunk_size):
@@ -108,11 +109,14 @@ def _assign(x, c, x_sq, chunk_size):
     return lab, jnp.maximum(x_sq + s, 0.0)
 
 
-def _lloyd_sums(x, w, c, chunk_size, weighted):
+def _lloyd_sums(xb, wb, c, weighted):
     """One assignment pass: labels, best scores, per-centre weighted sums and masses.
 
-    With ``chunk_size`` the sums accumulate block by block in the same pass (each block of
-    the distance matrix is used while it is in cache, and never exists whole)."""
+    ``xb``, ``wb`` are the points and weights, either whole (``(n, d)``, ``(n,)``) or in row
+    blocks (``(n_blocks, rows, d)``, from :func:`_blocks`, padded once outside the Lloyd
+    loop). Blocks accumulate the sums in the same pass, each block of the distance matrix
+    used while it is in cache and never the whole ``n x k`` matrix; the blocks of one scan
+    step are independent, so XLA may run them concurrently."""
     k = c.shape[0]
     c_sq = jnp.sum(c * c, axis=1)
 
@@ -122,18 +126,16 @@ def _lloyd_sums(x, w, c, chunk_size, weighted):
         return (lab, s, jax.ops.segment_sum(xw, lab, num_segments=k),
                 jax.ops.segment_sum(wb, lab, num_segments=k))
 
-    n = x.shape[0]
-    if chunk_size is None or chunk_size >= n:
-        return block(x, w)
+    if xb.ndim == 2:
+        return block(xb, wb)
 
     def step(carry, blk):
         lab, s, sums, mass = block(*blk)
         return (carry[0] + sums, carry[1] + mass), (lab, s)
 
-    init = (jnp.zeros_like(c), jnp.zeros((k,), x.dtype))
-    (sums, mass), (lab, s) = jax.lax.scan(step, init, (_blocks(x, chunk_size),
-                                                       _blocks(w, chunk_size)))
-    return lab.reshape(-1)[:n], s.reshape(-1)[:n], sums, mass
+    init = (jnp.zeros_like(c), jnp.zeros((k,), xb.dtype))
+    (sums, mass), (lab, s) = jax.lax.scan(step, init, (xb, wb))
+    return lab.reshape(-1), s.reshape(-1), sums, mass
 
 
 def kmeans_plusplus(
@@ -200,8 +202,14 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True):
     chunk_size = _auto_chunk(n, centers.shape[0], chunk_size)
     x_sq = jnp.sum(x * x, axis=1)
 
+    if chunk_size is None or chunk_size >= n:
+        xb, wb = x, w
+    else:  # pad once, outside the loop (zero-weight rows)
+        xb, wb = _blocks(x, chunk_size), _blocks(w, chunk_size)
+
     def update(c):
-        lab, s, sums, mass = _lloyd_sums(x, w, c, chunk_size, weighted)
+        lab, s, sums, mass = _lloyd_sums(xb, wb, c, weighted)
+        lab, s = lab[:n], s[:n]
         new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
         empty = mass <= 0
 
