@@ -21,7 +21,7 @@ help:
 	@echo "make test      fast tests (-m 'not slow') + doctests of the package"
 	@echo "make test-all  all tests, slow ones included, + doctests"
 	@echo "make demo      run 'jaxclust demo --out $(OUT)' (tables + figures)"
-	@echo "make bench     benchmarks/bench_ot.py against ott-jax and POT"
+	@echo "make bench     benchmarks/bench_ot.py (vs ott-jax, POT) and bench_cluster.py (vs scikit-learn, faiss, kmedoids)"
 	@echo "make docs      build the MkDocs site with --strict"
 	@echo "make lint      ruff check ."
 	@echo "make clean     remove caches, site/ and $(OUT)/"
@@ -70,6 +70,7 @@ demo: $(STAMP_DEMO)
 
 bench: $(STAMP_BENCH)
 	$(BIN)/python benchmarks/bench_ot.py
+	$(BIN)/python benchmarks/bench_cluster.py
 
 docs: $(STAMP_DOCS)
 	$(BIN)/mkdocs build --strict

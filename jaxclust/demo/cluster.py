@@ -176,15 +176,30 @@ def _pyplot():
     return plt
 
 
+def _matched(y, labels):
+    """Relabel clusters by their Hungarian match to the classes (same colours as the truth)."""
+    from scipy.optimize import linear_sum_assignment
+
+    k = int(max(y.max(), labels.max())) + 1
+    table = np.zeros((k, k))
+    np.add.at(table, (labels, y), 1)
+    rows, cols = linear_sum_assignment(-table)
+    mapping = np.arange(k)
+    mapping[rows] = cols
+    return mapping[labels]
+
+
 def plot_embedding(ds: DataSet, runs: list[MethodRun], path: str | Path) -> Path:
-    """The data set in 2-D (top two principal axes), one panel per method plus the truth."""
+    """The data set in 2-D (top two principal axes), one panel per method plus the truth;
+    clusters are coloured as the class they are matched to (Hungarian matching)."""
     plt = _pyplot()
     x = np.asarray(ds.x, np.float64)
     xc = x - x.mean(0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
     z = xc @ vt[:2].T
-    panels = [("classes", ds.y)] + [(r.method + f"  (ACC {100 * r.acc:.0f}%)", r.labels)
-                                    for r in runs if r.dataset == ds.name]
+    panels = [("classes", ds.y)] + [(r.method + f"  (ACC {100 * r.acc:.0f}%)",
+                                     _matched(ds.y, r.labels)) for r in runs
+                                    if r.dataset == ds.name]
     cols = 3
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.6 * rows), squeeze=False)
