@@ -1,0 +1,284 @@
+r"""Nonnegative low-rank Burer–Monteiro (BM) solver of the Peng–Wei k-means SDP.
+
+The Peng–Wei relaxation of k-means is
+
+$$\min_Z \langle D, Z\rangle \quad\text{s.t.}\quad Z \succeq 0,\; Z \ge 0,\; Z\mathbf 1 =
+\mathbf 1,\; \operatorname{tr} Z = k,$$
+
+$D_{ij} = \lVert x_i - x_j\rVert^2$. Following Zhuang, Chen, Yang & Zhang (ICLR 2024) it is
+restricted to $Z = U U^\top$ with a nonnegative factor $U \in \mathbb R^{n\times r}_{\ge 0}$
+(rank $r \approx 2k$), which makes $Z \succeq 0$ and $Z \ge 0$ automatic:
+
+$$\min_{U \in \Omega} \langle D, UU^\top\rangle \quad\text{s.t.}\quad UU^\top\mathbf 1 =
+\mathbf 1, \qquad \Omega = \{U \ge 0,\ \lVert U\rVert_F^2 = k\}.$$
+
+**Never an n x n matrix.** With $s_i = \lVert x_i\rVert^2$, $c = U^\top\mathbf 1$ and
+$D = s\mathbf 1^\top + \mathbf 1 s^\top - 2XX^\top$,
+
+$$\langle D, UU^\top\rangle = 2\, s^\top U c - 2\lVert X^\top U\rVert_F^2$$
+
+exactly (for any $U$), and $UU^\top\mathbf 1 = Uc$: every quantity costs $O(ndr)$. $D$ is
+translation invariant, so the data are centred ($\bar x = 0$) first. On the constraint set
+($Uc = \mathbf 1$) the first term is the constant $2\sum_i s_i$, hence
+
+$$\langle D, Z\rangle = 2\sum_i \lVert x_i - \bar x\rVert^2 - 2\langle A, Z\rangle,\qquad
+A = X_c X_c^\top,$$
+
+and the iterations minimise $-2\langle A, UU^\top\rangle$ (a smaller, better-conditioned
+gradient; it differs from $\langle D, UU^\top\rangle$ by $2 s^\top(Uc - \mathbf 1)$, a term
+linear in the constraint that the multiplier absorbs: the KKT points are the same). The
+reported ``objective`` is always the exact $\langle D, UU^\top\rangle$ in the data's units.
+
+**Augmented Lagrangian.** With multiplier $y \in \mathbb R^n$ and penalty $\beta > 0$,
+
+$$\mathcal L_\beta(U, y) = -2\langle A, UU^\top\rangle + \langle y, Uc - \mathbf 1\rangle +
+\tfrac\beta2 \lVert Uc - \mathbf 1\rVert^2,$$
+
+$$\nabla_U \mathcal L_\beta = -4 X_c(X_c^\top U) + w c^\top + \mathbf 1 (U^\top w)^\top,
+\qquad w = y + \beta(Uc - \mathbf 1),$$
+
+and each iteration is one projected gradient step on $U$ followed by a dual ascent step:
+
+$$U \leftarrow \Pi_\Omega\bigl(U - \alpha \nabla_U\mathcal L_\beta(U, y)\bigr),\qquad
+y \leftarrow y + \beta\,(UU^\top\mathbf 1 - \mathbf 1),$$
+
+$\Pi_\Omega(V) = \sqrt k\, V_+ / \lVert V_+\rVert_F$ (clip at zero, then rescale: the exact
+Euclidean projection onto $\Omega$ whenever $V_+ \ne 0$). The data are scaled to unit mean
+squared norm, $\beta = $ ``beta`` in those units, and the step is $\alpha = $ ``step`` $/ L$
+with $L = 4\lambda_{\max}(X_c^\top X_c) + 3\beta n + 2\lVert y\rVert\sqrt n$, a bound on the
+curvature of $\mathcal L_\beta$ near feasibility (recomputed each step as $y$ moves). The
+iterations stop when the primal residual $\lVert UU^\top\mathbf 1 - \mathbf 1\rVert/\sqrt n$
+and the relative change of the objective over the last ``check_every`` steps are both at
+most ``tol``.
+
+**Initialisation** (``init``): ``"kmeans"`` (default) takes a k-means solution's membership
+factor, $U_{ia} = 1/\sqrt{|G_a|}$ for $i \in G_a$ (which satisfies all constraints), pads it
+to rank $r$ with zero columns, adds uniform noise of relative size ``1e-2`` drawn from
+``key`` (so the solver starts off the k-means point and the extra columns can grow), and
+projects onto $\Omega$. ``"random"`` draws $U$ uniformly at random from ``key`` and projects
+(the paper's experiments start from random or k-means-type factors; the SDP solution is
+the same either way when it is unique, which is the exact-recovery regime).
+
+References:
+  Zhuang, Chen, Yang & Zhang, "Statistically Optimal K-means Clustering via Nonnegative
+  Low-rank Semidefinite Programming", ICLR 2024 (arXiv:2305.18436). Peng & Wei,
+  "Approximating K-means-type clustering via semidefinite programming", SIAM J. Optim. 2007.
+  Burer & Monteiro, "A nonlinear programming algorithm for solving semidefinite programs via
+  low-rank factorization", Math. Program. 2003.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from .._core import checks
+from ..cluster import kmeans
+
+__all__ = ["BMState", "bm_solve"]
+
+
+class BMState(NamedTuple):
+    """Result of [`bm_solve`][jaxclust.sdp._bm.bm_solve] (a pytree).
+
+    Attributes:
+      U: the nonnegative factor, shape ``(n, rank)``; the SDP solution is ``Z = U @ U.T``
+        (never formed by the solver).
+      n_iters: iterations run.
+      converged: primal residual and relative objective change both at most ``tol`` before
+        ``max_iter``.
+      objective: $\\langle D, UU^\\top\\rangle$, exact, in the units of ``x``.
+      primal_residual: $\\lVert UU^\\top\\mathbf 1 - \\mathbf 1\\rVert / \\sqrt n$.
+      multiplier: the Lagrange multiplier $y$ of $UU^\\top\\mathbf 1 = \\mathbf 1$ for the
+        centred objective $-2\\langle A, Z\\rangle$, in the scaled units (see the module
+        docstring), shape ``(n,)``.
+    """
+
+    U: Float[Array, "n r"]
+    n_iters: Int[Array, ""]
+    converged: Bool[Array, ""]
+    objective: Float[Array, ""]
+    primal_residual: Float[Array, ""]
+    multiplier: Float[Array, " n"]
+
+
+def _project(v, k):
+    """Euclidean projection onto ``{U >= 0, ||U||_F^2 = k}``: clip, then rescale."""
+    p = jnp.maximum(v, 0.0)
+    nrm = jnp.sqrt(jnp.sum(p * p))
+    return p * (math.sqrt(k) / jnp.where(nrm > 0, nrm, 1.0))
+
+
+def _objective_d(xc, s, u):
+    """Exact ``<D, U U^T>`` = ``2 s^T U (U^T 1) - 2 ||X^T U||_F^2`` in O(ndr)."""
+    c = jnp.sum(u, axis=0)
+    xu = xc.T @ u
+    return 2.0 * jnp.dot(s, u @ c) - 2.0 * jnp.sum(xu * xu)
+
+
+def _lambda_max(xs, key, n_power=30):
+    """Largest eigenvalue of ``xs^T xs`` by power iteration (``O(nd)`` per step; never d x d
+    when d is large)."""
+    d = xs.shape[1]
+    v = jax.random.normal(key, (d,), xs.dtype) + 1.0
+
+    def body(_, v):
+        w = xs.T @ (xs @ v)
+        return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(xs.dtype).tiny)
+
+    v = jax.lax.fori_loop(0, n_power, body, v / jnp.linalg.norm(v))
+    return jnp.sum((xs @ v) ** 2)
+
+
+@partial(jax.jit, static_argnames=("k", "rank", "max_iter", "check_every", "init"))
+def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
+    n = x.shape[0]
+    dt = x.dtype
+    xc = x - jnp.mean(x, axis=0, keepdims=True)
+    sq = jnp.sum(xc * xc, axis=1)
+    scale = jnp.mean(sq)
+    scale = jnp.where(scale > 0, scale, 1.0)
+    xs = xc / jnp.sqrt(scale)
+    k_init, k_noise, k_pow = jax.random.split(key, 3)
+
+    if init == "kmeans":
+        lab = kmeans(x, k, key=k_init).labels
+        size = jnp.bincount(lab, length=k).astype(dt)
+        memb = jax.nn.one_hot(lab, rank, dtype=dt)
+        inv = jnp.pad(1.0 / jnp.sqrt(jnp.maximum(size, 1.0)), (0, rank - k))
+        u0 = memb * inv[None, :]
+        noise = jax.random.uniform(k_noise, (n, rank), dt) * (1e-2 / math.sqrt(n))
+        u0 = _project(u0 + noise, k)
+    else:  # "random"
+        u0 = _project(jax.random.uniform(k_noise, (n, rank), dt), k)
+
+    lam = _lambda_max(xs, k_pow)
+    sqrt_n = math.sqrt(n)
+    ones = jnp.ones((n,), dt)
+
+    def it(u, y):
+        c = jnp.sum(u, axis=0)
+        w = y + beta * (u @ c - ones)
+        g = -4.0 * (xs @ (xs.T @ u)) + w[:, None] * c[None, :] + (u.T @ w)[None, :]
+        lip = 4.0 * lam + 3.0 * beta * n + 2.0 * jnp.linalg.norm(y) * sqrt_n
+        u = _project(u - (step / lip) * g, k)
+        v = u @ jnp.sum(u, axis=0) - ones
+        return u, y + beta * v, v
+
+    def obj_scaled(u):  # -2 <A, U U^T> in scaled units (the iterations' objective)
+        xu = xs.T @ u
+        return -2.0 * jnp.sum(xu * xu)
+
+    def cond(st):
+        _, _, i, done, _, _ = st
+        return (i < max_iter) & ~done
+
+    def body(st):
+        u, y, i, _, f_old, _ = st
+
+        def inner(_, uy):
+            u, y, _ = uy
+            return it(u, y)
+
+        u, y, v = jax.lax.fori_loop(0, check_every, inner, (u, y, jnp.zeros((n,), dt)))
+        f = obj_scaled(u)
+        res = jnp.linalg.norm(v) / sqrt_n
+        change = jnp.abs(f - f_old) / jnp.maximum(jnp.abs(f), 1.0)
+        done = (res <= tol) & (change <= tol)
+        return u, y, i + check_every, done, f, res
+
+    init_st = (u0, jnp.zeros((n,), dt), jnp.asarray(0), jnp.asarray(False),
+               obj_scaled(u0), jnp.asarray(jnp.inf, dt))
+    u, y, i, done, _, _ = jax.lax.while_loop(cond, body, init_st)
+    res = jnp.linalg.norm(u @ jnp.sum(u, axis=0) - ones) / sqrt_n
+    obj = _objective_d(xc, sq, u)
+    finite = jnp.all(jnp.isfinite(u))
+    return BMState(u, i, done & finite, obj, res, y)
+
+
+def bm_solve(
+    x: Float[Array, "n d"],
+    k: int,
+    *,
+    key: PRNGKeyArray,
+    rank: int | None = None,
+    max_iter: int = 20_000,
+    tol: float = 1e-5,
+    beta: float = 1.0,
+    step: float = 1.0,
+    check_every: int = 10,
+    init: str = "kmeans",
+) -> BMState:
+    r"""Solve the Peng–Wei k-means SDP by nonnegative low-rank Burer–Monteiro factorisation.
+
+    Minimises $\langle D, UU^\top\rangle$ over $U \in \mathbb R^{n\times r}_{\ge 0}$,
+    $\lVert U\rVert_F^2 = k$, subject to $UU^\top\mathbf 1 = \mathbf 1$, by a primal–dual
+    augmented Lagrangian method (one projected gradient step on $U$, one multiplier step per
+    iteration), at $O(ndr)$ cost per iteration and $O(nr)$ memory: no ``n x n`` matrix is ever
+    formed. The formulation, the updates and the scaling are in the module docstring.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      k: number of clusters (static), ``2 <= k < n``.
+      key: PRNG key (initial factor); the same key gives the same result.
+      rank: columns of ``U`` (static), ``k <= rank <= n``; default ``min(2k, n)``.
+      max_iter: iteration budget (static; rounded up to a multiple of ``check_every``).
+      tol: tolerance on the primal residual $\lVert UU^\top\mathbf 1-\mathbf 1\rVert/\sqrt n$
+        and on the relative objective change over ``check_every`` iterations.
+      beta: augmented Lagrangian penalty, in units where the centred data have unit mean
+        squared norm.
+      step: step size as a fraction of the curvature bound $1/L$.
+      check_every: iterations between convergence checks (static).
+      init: ``"kmeans"`` (k-means membership factor plus noise) or ``"random"`` (static).
+
+    Returns:
+      A [`BMState`][jaxclust.sdp._bm.BMState].
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.sdp._bm import bm_solve
+      >>> c = 6.0 / jnp.sqrt(2.0) * jnp.eye(3, 5)
+      >>> lab = jnp.repeat(jnp.arange(3), 20)
+      >>> x = c[lab] + jax.random.normal(jax.random.key(0), (60, 5))
+      >>> st = bm_solve(x, 3, key=jax.random.key(1))
+      >>> bool(st.converged), st.U.shape, bool(st.primal_residual < 1e-4)
+      (True, (60, 6), True)
+
+    References:
+      Zhuang, Chen, Yang & Zhang, "Statistically Optimal K-means Clustering via Nonnegative
+      Low-rank Semidefinite Programming", ICLR 2024. Peng & Wei, SIAM J. Optim. 2007.
+    """
+    x = checks.as_float_array(x, "x")
+    checks.check_ndim(x, "x", 2, "(n, d)")
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    n = x.shape[0]
+    if not (isinstance(k, int) and not isinstance(k, bool)):
+        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
+    if not 2 <= k < n:
+        raise ValueError(f"`k` must satisfy 2 <= k < n = {n}, got {k}; the SDP is trivial for "
+                         "k = 1 or k = n.")
+    if rank is None:
+        rank = min(2 * k, n)
+    if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:
+        raise ValueError(f"`rank` must be an int with k <= rank <= n, i.e. in [{k}, {n}], got "
+                         f"{rank!r}; the factor needs at least k columns (default 2k).")
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(check_every, int) and check_every >= 1):
+        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    if init not in ("kmeans", "random"):
+        raise ValueError(f"`init` must be 'kmeans' or 'random', got {init!r}.")
+    if isinstance(tol, (int, float)) and not (math.isfinite(tol) and tol >= 0):
+        raise ValueError(f"`tol` must be a finite number >= 0, got {tol}.")
+    beta = checks.check_positive_scalar(beta, "beta", "The penalty is in scaled units; try 1.")
+    step = checks.check_positive_scalar(step, "step", "A fraction of 1/L; try 1.")
+    x = checks.check_finite(x, "x")
+    n_checks = -(-max_iter // check_every)
+    return _solve(x, key, jnp.asarray(tol, x.dtype), jnp.asarray(beta, x.dtype),
+                  jnp.asarray(step, x.dtype), k=k, rank=rank,
+                  max_iter=n_checks * check_every, check_every=check_every, init=init)
