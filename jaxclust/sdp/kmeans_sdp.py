@@ -43,7 +43,7 @@ class KMeansSDPResult(NamedTuple):
       objective: $\\langle D, Z\\rangle$ in the units of the squared distances.
       primal_residual: ADMM: $\\lVert Z - W\\rVert_F / (1 + \\lVert Z\\rVert_F)$ (distance to
         the nonnegative copy $W$); BM: $\\lVert U U^\\top \\mathbf 1 - \\mathbf 1\\rVert_2 /
-        \\sqrt n + |\\operatorname{tr}(U U^\\top) - k| / k$.
+        \\sqrt n$ (the trace is exact).
       dual_residual: ADMM: $\\rho \\lVert W - W_{prev}\\rVert_F / (1 + \\lVert Y\\rVert_F)$;
         BM: NaN.
       gap: relative duality gap $(p - d) / (1 + |p| + |d|)$ between the objective $p$ and a
@@ -286,15 +286,12 @@ def kmeans_sdp(
                                       "method='admm' for n <= "
                                       f"{ADMM_MAX_N}.") from err
         opts = dict(bm_options)
-        opts.setdefault("rank", 2 * k)
         if max_iter is not None:
             opts["max_iter"] = max_iter
-        u, it, conv, obj = bm_solve(x, k, tol=tol, key=key, **opts)
-        zs1 = u @ (u.T @ jnp.ones((n,), u.dtype))
-        rp = (jnp.linalg.norm(zs1 - 1.0) / jnp.sqrt(n)
-              + jnp.abs(jnp.sum(u * u) - k) / k)
+        st = bm_solve(x, k, tol=tol, key=key, **opts)
+        u = st.U
         labels = round_labels(u, k, key)
         nan = jnp.asarray(jnp.nan, u.dtype)
-        return KMeansSDPResult(None, u, labels, jnp.asarray(obj), rp, nan, nan,
-                               jnp.asarray(it), jnp.asarray(conv))
+        return KMeansSDPResult(None, u, labels, st.objective, st.primal_residual, nan, nan,
+                               st.n_iters, st.converged)
     raise ValueError(f"`method` must be 'admm' or 'bm', got {method!r}.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
@@ -118,6 +120,19 @@ def round_labels(
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= sol.shape[0]):
         raise ValueError(f"`k` must be a Python int in [1, n] = [1, {sol.shape[0]}], got {k!r}.")
     sol = checks.check_finite(sol, "sol")
+    if not (isinstance(n_init, int) and n_init >= 1):
+        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
     key = jax.random.key(0) if key is None else key
-    emb = spectral_embedding(sol, k)
+    return _kmeans_labels(_embed(sol, k), k, key, n_init)
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _embed(sol, k):
+    return spectral_embedding(sol, k)
+
+
+@partial(jax.jit, static_argnums=(1, 3))
+def _kmeans_labels(emb, k, key, n_init):
+    """k-means on the ``(n, k)`` embedding as one compiled program (shared by ``Z`` and
+    factor inputs of the same ``n``)."""
     return kmeans(emb, k, key=key, n_init=n_init).labels
