@@ -51,13 +51,15 @@ iterations stop when the primal residual $\lVert UU^\top\mathbf 1 - \mathbf 1\rV
 and the relative change of the objective over the last ``check_every`` steps are both at
 most ``tol``.
 
-**Initialisation** (``init``): ``"kmeans"`` (default) takes a k-means solution's membership
-factor, $U_{ia} = 1/\sqrt{|G_a|}$ for $i \in G_a$ (which satisfies all constraints), pads it
-to rank $r$ with zero columns, adds uniform noise of relative size ``1e-2`` drawn from
-``key`` (so the solver starts off the k-means point and the extra columns can grow), and
-projects onto $\Omega$. ``"random"`` draws $U$ uniformly at random from ``key`` and projects
-(the paper's experiments start from random or k-means-type factors; the SDP solution is
-the same either way when it is unique, which is the exact-recovery regime).
+**Initialisation** (``init``): ``"random"`` (default) draws $U$ uniformly on $[0, 1)$ from
+``key`` and projects onto $\Omega$. ``"kmeans"`` takes a k-means solution's membership
+factor, $U_{ia} = 1/\sqrt{|G_a|}$ for $i \in G_a$ (which satisfies all constraints), pads
+it to rank $r$ with zero columns, adds uniform noise of size ``1e-2 / sqrt(n)`` drawn from
+``key`` and projects onto $\Omega$. The problem is nonconvex in $U$: on a 3-cluster mixture
+just below the exact-recovery threshold (n = 200, 6 sigma, where the SDP solution is not a
+membership matrix) the k-means start stalls at a stationary point 2e-5 (relative) above the
+SDP optimum that cvxpy finds, while random starts reach it; in the exact-recovery regime
+both starts give the membership matrix. Hence the random default.
 
 References:
   Zhuang, Chen, Yang & Zhang, "Statistically Optimal K-means Clustering via Nonnegative
@@ -107,6 +109,9 @@ class BMState(NamedTuple):
     multiplier: Float[Array, " n"]
 
 
+_INIT_NOISE = 1e-2
+
+
 def _project(v, k):
     """Euclidean projection onto ``{U >= 0, ||U||_F^2 = k}``: clip, then rescale."""
     p = jnp.maximum(v, 0.0)
@@ -152,7 +157,7 @@ def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
         memb = jax.nn.one_hot(lab, rank, dtype=dt)
         inv = jnp.pad(1.0 / jnp.sqrt(jnp.maximum(size, 1.0)), (0, rank - k))
         u0 = memb * inv[None, :]
-        noise = jax.random.uniform(k_noise, (n, rank), dt) * (1e-2 / math.sqrt(n))
+        noise = jax.random.uniform(k_noise, (n, rank), dt) * (_INIT_NOISE / math.sqrt(n))
         u0 = _project(u0 + noise, k)
     else:  # "random"
         u0 = _project(jax.random.uniform(k_noise, (n, rank), dt), k)
@@ -212,7 +217,7 @@ def bm_solve(
     beta: float = 1.0,
     step: float = 1.0,
     check_every: int = 10,
-    init: str = "kmeans",
+    init: str = "random",
 ) -> BMState:
     r"""Solve the Peng–Wei k-means SDP by nonnegative low-rank Burer–Monteiro factorisation.
 
@@ -234,7 +239,8 @@ def bm_solve(
         squared norm.
       step: step size as a fraction of the curvature bound $1/L$.
       check_every: iterations between convergence checks (static).
-      init: ``"kmeans"`` (k-means membership factor plus noise) or ``"random"`` (static).
+      init: ``"random"`` (uniform, projected) or ``"kmeans"`` (k-means membership factor plus
+        noise) (static); see the module docstring.
 
     Returns:
       A [`BMState`][jaxclust.sdp._bm.BMState].
