@@ -3,15 +3,15 @@ mini-batch k-means, differentiable relaxations (soft and Sinkhorn k-means) and c
 losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clustering and
 Laplacian-regularised k-means."""
 
-from .kmeans import (
-    KMeansResult as KMeansResult,
-    kmeans as kmeans,
-    kmeans_plusplus as kmeans_plusplus,
-)
 from .gmm import (
     GMMResult as GMMResult,
     gmm as gmm,
     gmm_log_prob as gmm_log_prob,
+)
+from .kmeans import (
+    KMeansResult as KMeansResult,
+    kmeans as kmeans,
+    kmeans_plusplus as kmeans_plusplus,
 )
 from .laplacian import (
     LaplacianKMeansResult as LaplacianKMeansResult,
@@ -33,16 +33,16 @@ from .minibatch import (
     minibatch_kmeans_init as minibatch_kmeans_init,
     minibatch_kmeans_update as minibatch_kmeans_update,
 )
-from .spectral import (
-    SpectralResult as SpectralResult,
-    affinity_matrix as affinity_matrix,
-    spectral as spectral,
-)
 from .soft import (
     SinkhornKMeansResult as SinkhornKMeansResult,
     SoftKMeansResult as SoftKMeansResult,
     sinkhorn_kmeans as sinkhorn_kmeans,
     soft_kmeans as soft_kmeans,
+)
+from .spectral import (
+    SpectralResult as SpectralResult,
+    affinity_matrix as affinity_matrix,
+    spectral as spectral,
 )
 
 __all__ = [
