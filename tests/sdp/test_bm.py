@@ -101,7 +101,7 @@ def test_matches_cvxpy_below_threshold(key):
     # factor of rank 10 from a random start
     x, _ = _mixture(60, sep=3.0)
     ref_obj, ref_z = _cvxpy_sdp(x, "SCS", eps=1e-7, max_iters=100_000)
-    st = bm_solve(x, K, key=key, rank=10, init="random", tol=1e-6, max_iter=100_000)
+    st = bm_solve(x, K, key=key, rank=10, init="random", max_iter=100_000)
     u = np.asarray(st.U, np.float64)
     np.testing.assert_allclose(float(st.objective), ref_obj, rtol=1e-3)
     assert np.linalg.norm(u @ u.T - ref_z) / np.linalg.norm(ref_z) < 5e-2
@@ -111,7 +111,8 @@ def test_matches_cvxpy_below_threshold(key):
 @pytest.mark.parametrize("n", [100, 200])
 def test_matches_cvxpy_larger(n, key):
     # 6 sigma is below the threshold at n = 200 (the SDP solution has a 4th eigenvalue 2e-3):
-    # the random start reaches it (the k-means start stalls 2e-5 above, see the docstring)
+    # the random start reaches it (the k-means start stalls 2e-5 above, see the docstring;
+    # at tol = 1e-5 the random start also stops on a plateau 2e-5 above, Z 1.1% away)
     x, _ = _mixture(n)
     ref_obj, ref_z = _cvxpy_sdp(x, "SCS", eps=1e-7, max_iters=100_000)
     st = bm_solve(x, K, key=key)
@@ -129,7 +130,7 @@ def test_feasible_at_convergence(key):
     # float32: ||U||_F^2 is rescaled to k every step, exact to rounding
     np.testing.assert_allclose(np.sum(u * u), K, rtol=1e-5)
     res = np.linalg.norm(u @ u.sum(0) - 1.0) / np.sqrt(len(u))
-    assert res < 1e-4 and float(st.primal_residual) < 1e-4
+    assert res < 1e-6 and float(st.primal_residual) <= 1e-7  # tol (default 1e-7)
     assert st.U.shape == (300, 2 * K) and st.multiplier.shape == (300,)
 
 
