@@ -6,7 +6,7 @@ re-exported here. Everything under ``jaxclust._core`` is private.
 
 __version__ = "0.1.0"
 
-from . import cluster as cluster, metrics as metrics, ot as ot
+from . import cluster as cluster, metrics as metrics, ot as ot, sdp as sdp
 from .cluster import kmeans as kmeans
 from .ot import (
     sinkhorn as sinkhorn,
@@ -21,6 +21,7 @@ __all__ = [
     "kmeans",
     "metrics",
     "ot",
+    "sdp",
     "sinkhorn",
     "sinkhorn_divergence",
     "sinkhorn_from_cost",

@@ -13,7 +13,8 @@ import pytest
 import jaxclust
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_MODULES = ["jaxclust", "jaxclust.ot", "jaxclust.cluster", "jaxclust.metrics"]
+PUBLIC_MODULES = ["jaxclust", "jaxclust.ot", "jaxclust.cluster", "jaxclust.metrics",
+                  "jaxclust.sdp"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
