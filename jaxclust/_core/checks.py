@@ -20,6 +20,7 @@ __all__ = [
     "as_float_array",
     "check_finite",
     "check_ndim",
+    "check_num_clusters",
     "check_positive_scalar",
     "ensure",
     "is_traced",
@@ -85,3 +86,15 @@ def check_positive_scalar(value, name: str, hint: str = ""):
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
     return ensure(arr, ~(jnp.isfinite(arr) & (arr > 0)),
                   f"`{name}` must be a finite number > 0. {hint}".strip())
+
+
+def check_num_clusters(k, n: int, *, sdp: bool = False) -> None:
+    """Trace-time check of a number of clusters: a Python int in ``[1, n]``, or with ``sdp``
+    in ``[2, n)`` (the SDP relaxations are trivial for ``k = 1`` and ``k = n``)."""
+    if not (isinstance(k, int) and not isinstance(k, bool)):
+        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
+    if sdp and not 2 <= k < n:
+        raise ValueError(f"`k` must satisfy 2 <= k < n = {n}, got {k}; the SDP is trivial for "
+                         "k = 1 or k = n.")
+    if not 1 <= k <= n:
+        raise ValueError(f"`k` must be in [1, n] = [1, {n}], got {k}.")

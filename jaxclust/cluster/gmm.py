@@ -483,10 +483,7 @@ def gmm(
     """
     x = _check_x(x)
     n, d = x.shape
-    if not (isinstance(k, int) and not isinstance(k, bool)):
-        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
-    if not 1 <= k <= n:
-        raise ValueError(f"`k` must be in [1, n] = [1, {n}], got {k}.")
+    checks.check_num_clusters(k, n)
     _check_cov_type(covariance_type)
     if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
         raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")

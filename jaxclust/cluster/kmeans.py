@@ -245,10 +245,7 @@ def _validate(x, k, weights):
     checks.check_ndim(x, "x", 2, "(n, d)")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
-    if not (isinstance(k, int) and not isinstance(k, bool)):
-        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
-    if not 1 <= k <= n:
-        raise ValueError(f"`k` must be in [1, n] = [1, {n}], got {k}.")
+    checks.check_num_clusters(k, n)
     x = checks.check_finite(x, "x")
     if weights is None:
         return x, jnp.ones((n,), x.dtype)

@@ -36,15 +36,8 @@ def _points(x, k=None, name: str = "x") -> jax.Array:
     if x.shape[0] < 1:
         raise ValueError(f"`{name}` must hold at least one point, got shape {tuple(x.shape)}.")
     if k is not None:
-        _check_k(k, x.shape[0])
+        checks.check_num_clusters(k, x.shape[0])
     return checks.check_finite(x, name)
-
-
-def _check_k(k, n: int) -> None:
-    if not (isinstance(k, int) and not isinstance(k, bool)):
-        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
-    if not 1 <= k <= n:
-        raise ValueError(f"`k` must be in [1, n] = [1, {n}], got {k}.")
 
 
 def _check_affinity(w, name: str = "affinity", dtype=None) -> jax.Array:
@@ -307,7 +300,7 @@ def spectral(
     if affinity == "precomputed":
         w = _check_affinity(x, "x")
         n = w.shape[0]
-        _check_k(k, n)
+        checks.check_num_clusters(k, n)
     else:
         pts = _points(x, k)
         n = pts.shape[0]

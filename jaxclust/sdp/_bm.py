@@ -267,11 +267,7 @@ def bm_solve(
     checks.check_ndim(x, "x", 2, "(n, d)")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
-    if not (isinstance(k, int) and not isinstance(k, bool)):
-        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
-    if not 2 <= k < n:
-        raise ValueError(f"`k` must satisfy 2 <= k < n = {n}, got {k}; the SDP is trivial for "
-                         "k = 1 or k = n.")
+    checks.check_num_clusters(k, n, sdp=True)
     if rank is None:
         rank = min(2 * k, n)
     if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:

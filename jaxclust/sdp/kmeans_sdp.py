@@ -157,11 +157,7 @@ def _validate(x, k):
     checks.check_ndim(x, "x", 2, "(n, d)")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
-    if not (isinstance(k, int) and not isinstance(k, bool)):
-        raise ValueError(f"`k` must be a Python int (it fixes the problem), got {k!r}.")
-    if not 2 <= k < n:
-        raise ValueError(f"`k` must satisfy 2 <= k < n = {n}, got {k}; with k = 1 or k = n the "
-                         "SDP has a trivial solution.")
+    checks.check_num_clusters(k, n, sdp=True)
     return x, checks.check_finite(x, "x")
 
 
