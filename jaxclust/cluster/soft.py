@@ -213,11 +213,7 @@ def soft_kmeans(
       Phys. Rev. Lett. 1990 (deterministic annealing). Bai, Kolter & Koltun, "Deep
       Equilibrium Models", NeurIPS 2019 (implicit differentiation of fixed points).
     """
-    x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    k_check = k_or_centroids if isinstance(k_or_centroids, int) else 1
-    x, w = _validate(x, k_check, weights)
+    x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
     _check_iters(max_iter, tol)
     t = checks.check_positive_scalar(temperature, "temperature",
                                      "It is in units of squared distance; try the data variance.")
@@ -310,11 +306,7 @@ def sinkhorn_kmeans(
       with Cluster Size Constraints", 2019. Asano, Rupprecht & Vedaldi, "Self-labelling via
       simultaneous clustering and representation learning", ICLR 2020.
     """
-    x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    k_check = k_or_centroids if isinstance(k_or_centroids, int) else 1
-    x, w = _validate(x, k_check, weights)
+    x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
     _check_iters(max_iter, tol)
     _check_iters(sinkhorn_max_iter, sinkhorn_tol)
     k, c0 = _initial_centroids(x, k_or_centroids, key, w)
