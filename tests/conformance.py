@@ -19,7 +19,10 @@ positivity of weights are preserved; a function whose inputs must satisfy a cons
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +30,41 @@ import numpy as np
 
 from .utils import enable_x64
 
-__all__ = ["check_conformance", "check_grad_fd", "check_jit", "check_vmap"]
+__all__ = ["Case", "check_conformance", "check_grad_fd", "check_jit", "check_vmap",
+           "pillar_cases"]
+
+
+class Case(NamedTuple):
+    """One conformance case: ``fn(*args)`` under jit, vmap and (``diff_argnums``) grad."""
+
+    name: str
+    public: str  # the public function exercised
+    fn: Any
+    args: tuple
+    diff_argnums: tuple = ()
+    slow: bool = False  # the whole case is slow
+    slow_grad: bool = False  # only its finite-difference check is slow
+    rtol: float = 1e-5  # jit / vmap agreement (float32)
+
+
+def pillar_cases() -> tuple[list[Case], list, set[str]]:
+    """Cases registered by pillars in ``tests/<pillar>/conformance_cases.py``.
+
+    Such a module defines ``cases() -> list[Case]``, ``MODULES`` (the public modules whose
+    every function must have a case) and optionally ``HOST_ONLY`` (names exempt from the
+    coverage check because they run on the host). Returns the cases, the modules and the
+    exempt names of all pillars, in a stable (sorted path) order.
+    """
+    out: list[Case] = []
+    modules: list = []
+    host_only: set[str] = set()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.glob("*/conformance_cases.py")):
+        mod = importlib.import_module(f"tests.{path.parent.name}.conformance_cases")
+        out += list(mod.cases())
+        modules += list(mod.MODULES)
+        host_only |= set(getattr(mod, "HOST_ONLY", ()))
+    return out, modules, host_only
 
 
 def _is_float(t) -> bool:

@@ -13,7 +13,6 @@ perturbations of the vmap and finite-difference checks keep the problem balanced
 from __future__ import annotations
 
 import inspect
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -26,19 +25,8 @@ import jaxclust.metrics as jmet
 import jaxclust.ot as jot
 import jaxclust.sdp as jsdp
 
-from .conformance import check_grad_fd, check_jit, check_vmap
+from .conformance import Case, check_grad_fd, check_jit, check_vmap, pillar_cases
 from .utils import weights
-
-
-class Case(NamedTuple):
-    name: str
-    public: str  # the public function exercised
-    fn: Any
-    args: tuple
-    diff_argnums: tuple = ()
-    slow: bool = False  # the whole case is slow
-    slow_grad: bool = False  # only its finite-difference check is slow
-    rtol: float = 1e-5  # jit / vmap agreement (float32)
 
 
 def _tol(dtype):
@@ -387,7 +375,10 @@ def _make_cases() -> list[Case]:
     ]
 
 
-CASES = _make_cases()
+# Pillars register their own cases in tests/<pillar>/conformance_cases.py (see
+# ``tests.conformance.pillar_cases``); their public modules are checked for coverage too.
+_PILLAR_CASES, _PILLAR_MODULES, _PILLAR_HOST_ONLY = pillar_cases()
+CASES = _make_cases() + _PILLAR_CASES
 
 
 def _params(cases, *, with_grad=False):
@@ -407,7 +398,10 @@ def _public_functions(module) -> set[str]:
 def test_every_public_function_is_registered():
     registered = {c.public for c in CASES}
     public = (_public_functions(jot) | _public_functions(jcl) | _public_functions(jmet)
-              | _public_functions(jsdp) | _public_functions(jaxclust)) - HOST_ONLY
+              | _public_functions(jsdp) | _public_functions(jaxclust))
+    for module in _PILLAR_MODULES:
+        public |= _public_functions(module)
+    public -= HOST_ONLY | _PILLAR_HOST_ONLY
     missing = public - registered
     assert not missing, f"public functions without a conformance case: {sorted(missing)}"
     assert registered <= public, f"registry names unknown functions: {registered - public}"
