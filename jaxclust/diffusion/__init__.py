@@ -1,0 +1,76 @@
+"""Diffusion score models: linear SDEs, denoising score matching, samplers, likelihood,
+closed-form mixture oracles (GMM, mixtures of low-rank Gaussians), K-subspaces and the
+diffusion classifier.
+
+Conventions shared by the whole subpackage:
+
+* data are batches ``x`` of shape ``(n, *data_shape)`` (vectors or images); times are scalars
+  or shape ``(n,)`` and must lie in ``[0, T]``;
+* a network is a batched callable ``model_fn(x_t, t)`` (or ``model_fn(x_t, t, y)`` with
+  labels) returning ``(n, *data_shape)`` in one of the parametrisations ``"eps"``,
+  ``"score"``, ``"x0"``, ``"v"``; parameters travel by closure (see
+  ``jaxclust.diffusion.losses``); samplers take a ``score_fn(x, t)``, built from a network
+  by :func:`as_score_fn`.
+"""
+
+from .losses import (
+    TIME_SAMPLINGS as TIME_SAMPLINGS,
+    WEIGHTINGS as WEIGHTINGS,
+    dsm_loss as dsm_loss,
+    loss_weight as loss_weight,
+    sample_times as sample_times,
+)
+from .samplers import (
+    as_score_fn as as_score_fn,
+    classifier_free_guidance as classifier_free_guidance,
+    classifier_guidance as classifier_guidance,
+    ddim as ddim,
+    euler_maruyama as euler_maruyama,
+    predictor_corrector as predictor_corrector,
+    probability_flow as probability_flow,
+)
+from .sde import (
+    PARAMETRISATIONS as PARAMETRISATIONS,
+    VESDE as VESDE,
+    VPSDE as VPSDE,
+    AbstractSDE as AbstractSDE,
+    CosineVPSDE as CosineVPSDE,
+    SubVPSDE as SubVPSDE,
+    eps_to_score as eps_to_score,
+    eps_to_v as eps_to_v,
+    eps_to_x0 as eps_to_x0,
+    from_eps as from_eps,
+    score_to_eps as score_to_eps,
+    to_eps as to_eps,
+    v_to_eps as v_to_eps,
+    x0_to_eps as x0_to_eps,
+)
+
+__all__ = [
+    "PARAMETRISATIONS",
+    "TIME_SAMPLINGS",
+    "WEIGHTINGS",
+    "AbstractSDE",
+    "CosineVPSDE",
+    "SubVPSDE",
+    "VESDE",
+    "VPSDE",
+    "as_score_fn",
+    "classifier_free_guidance",
+    "classifier_guidance",
+    "ddim",
+    "dsm_loss",
+    "eps_to_score",
+    "eps_to_v",
+    "eps_to_x0",
+    "euler_maruyama",
+    "from_eps",
+    "loss_weight",
+    "predictor_corrector",
+    "probability_flow",
+    "sample_times",
+    "score_to_eps",
+    "to_eps",
+    "v_to_eps",
+    "x0_to_eps",
+]
