@@ -13,6 +13,27 @@ Conventions shared by the whole subpackage:
   by :func:`as_score_fn`.
 """
 
+from .analytic import (
+    GaussianMixture as GaussianMixture,
+    MoLRG as MoLRG,
+    mixture_denoiser as mixture_denoiser,
+    mixture_logp as mixture_logp,
+    mixture_posterior as mixture_posterior,
+    mixture_sample as mixture_sample,
+    mixture_score as mixture_score,
+    mixture_score_fn as mixture_score_fn,
+)
+from .classifier import (
+    ClassifyResult as ClassifyResult,
+    diffusion_classify as diffusion_classify,
+)
+from .likelihood import (
+    LikelihoodResult as LikelihoodResult,
+    bits_per_dim as bits_per_dim,
+    dequantize as dequantize,
+    divergence as divergence,
+    ode_likelihood as ode_likelihood,
+)
 from .losses import (
     TIME_SAMPLINGS as TIME_SAMPLINGS,
     WEIGHTINGS as WEIGHTINGS,
@@ -45,27 +66,48 @@ from .sde import (
     v_to_eps as v_to_eps,
     x0_to_eps as x0_to_eps,
 )
+from .subspace import (
+    KSubspacesResult as KSubspacesResult,
+    k_subspaces as k_subspaces,
+)
 
 __all__ = [
     "PARAMETRISATIONS",
     "TIME_SAMPLINGS",
-    "WEIGHTINGS",
-    "AbstractSDE",
-    "CosineVPSDE",
-    "SubVPSDE",
     "VESDE",
     "VPSDE",
+    "WEIGHTINGS",
+    "AbstractSDE",
+    "ClassifyResult",
+    "CosineVPSDE",
+    "GaussianMixture",
+    "KSubspacesResult",
+    "LikelihoodResult",
+    "MoLRG",
+    "SubVPSDE",
     "as_score_fn",
+    "bits_per_dim",
     "classifier_free_guidance",
     "classifier_guidance",
     "ddim",
+    "dequantize",
+    "diffusion_classify",
+    "divergence",
     "dsm_loss",
     "eps_to_score",
     "eps_to_v",
     "eps_to_x0",
     "euler_maruyama",
     "from_eps",
+    "k_subspaces",
     "loss_weight",
+    "mixture_denoiser",
+    "mixture_logp",
+    "mixture_posterior",
+    "mixture_sample",
+    "mixture_score",
+    "mixture_score_fn",
+    "ode_likelihood",
     "predictor_corrector",
     "probability_flow",
     "sample_times",
