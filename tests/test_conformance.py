@@ -268,6 +268,19 @@ def _kmeans_sdp_bm(x):
     return res.factor @ res.factor.T, jsdp.membership_matrix(res.labels, 3), res.objective
 
 
+_LA_INIT = jnp.asarray([0, 0, 0, 1, 1, 1, 1, 0, 2, 2, 2, 1], jnp.int32)
+
+
+def _la_sdp(x):
+    # labels up to permutation (membership matrix) and the fitted proportions, which a
+    # permutation reorders: compare them sorted
+    # started from a partition with two points misplaced (no k-means SDP inside: one
+    # compilation less per check)
+    res = jsdp.la_sdp(_blobs3(x), 3, key=jax.random.key(0), covariance_type="spherical",
+                      reg_covar=1e-2, init_labels=_LA_INIT)
+    return jsdp.membership_matrix(res.labels, 3), jnp.sort(res.proportions)
+
+
 def _membership_matrix(lt):
     return jsdp.membership_matrix(lt, 3)
 
@@ -362,6 +375,7 @@ def _make_cases() -> list[Case]:
         # different iterations agree to that floor
         Case("kmeans_sdp-admm", "kmeans_sdp", _kmeans_sdp_admm, (x,), rtol=1e-4),
         Case("kmeans_sdp-bm", "kmeans_sdp", _kmeans_sdp_bm, (x,)),
+        Case("la_sdp", "la_sdp", _la_sdp, (x,), rtol=1e-4),
         Case("membership_matrix", "membership_matrix", _membership_matrix, (_LT,)),
         Case("round_labels", "round_labels", _round_labels, (x,)),
         Case("spectral_embedding", "spectral_embedding", _spectral_embedding, (x,), (0,)),
