@@ -60,6 +60,8 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("ot", "Optimal transport: handwritten 3s onto 8s", "jaxclust.demo.ot"),
     Section("cluster", "Clustering: iris, wine and digits", "jaxclust.demo.cluster"),
+    Section("sdp", "SDP relaxations: exact recovery and heterogeneous clusters",
+            "jaxclust.demo.sdp"),
 )
 """The demo sections, in the order they run."""
 

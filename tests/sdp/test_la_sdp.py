@@ -12,27 +12,12 @@ import numpy as np
 import pytest
 
 from jaxclust.cluster import gmm, kmeans
+from jaxclust.demo.sdp import heterogeneous_mixture
 from jaxclust.metrics import clustering_accuracy
 from jaxclust.sdp import kmeans_sdp, la_sdp
 from jaxclust.sdp.la_sdp import _costs, _covariances, _factors_from_labels, _sdp_step
 
 from ..utils import enable_x64
-
-
-def heterogeneous(seed, n=300, d=10, sep=4.0):
-    """Three Gaussians: one wide isotropic cluster (scale 2.5) and two tight elongated ones
-    (scales 0.5 and 0.15 in random orientations), centres ``sep`` apart on the axes."""
-    rng = np.random.default_rng(seed)
-    centres = np.zeros((3, d))
-    centres[1, 0] = centres[2, 1] = sep
-    xs, ys = [], []
-    for j in range(3):
-        q = np.linalg.qr(rng.normal(size=(d, d)))[0]
-        ev = 2.5 * np.ones(d) if j == 0 else 0.5 * np.r_[1.0, 0.3 * np.ones(d - 1)]
-        cov = q @ np.diag(ev**2) @ q.T
-        xs.append(rng.multivariate_normal(centres[j], cov, size=n // 3))
-        ys += [j] * (n // 3)
-    return np.concatenate(xs).astype(np.float32), np.array(ys)
 
 
 def _error(y, labels):
@@ -95,7 +80,7 @@ def test_group_sdp_step_matches_cvxpy():
 
 
 def test_objective_is_minus_twice_the_classification_loglik():
-    x, y = heterogeneous(0, n=90, d=2, sep=6.0)
+    x, y = heterogeneous_mixture(0, n=90, d=2, sep=6.0)
     res = la_sdp(x, 3, key=jax.random.key(0))
     assert bool(res.converged)
     # hard solution: weights are 0/1, so F = -2 l - n d log(2 pi) exactly (float32 rounding)
@@ -138,7 +123,7 @@ def test_recovers_a_well_separated_homoscedastic_mixture():
 def _compare(seeds, n, d):
     errs = {m: [] for m in ("kmeans", "kmeans_sdp", "gmm", "la_sdp")}
     for seed in seeds:
-        x, y = heterogeneous(seed, n=n, d=d)
+        x, y = heterogeneous_mixture(seed, n=n, d=d)
         key = jax.random.key(seed)
         errs["kmeans"].append(_error(y, kmeans(x, 3, key=key).labels))
         errs["kmeans_sdp"].append(_error(y, kmeans_sdp(x, 3, method="bm", key=key).labels))
