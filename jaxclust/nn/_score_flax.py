@@ -1,0 +1,277 @@
+"""Score networks in Flax NNX: a time-conditioned MLP and a small U-Net (private module,
+re-exported by ``jaxclust.nn.flax``).
+
+The same networks, with the same parameters in the same roles, are in
+``jaxclust.nn._score_equinox``; only the layouts differ (``nnx.Linear`` kernels are
+``(in, out)``, ``nnx.Conv`` kernels ``(kh, kw, in, out)`` on NHWC images).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from . import _score_common as sc
+
+__all__ = ["ScoreMLP", "ScoreUNet"]
+
+
+class _Conditioning(nnx.Module):
+    """``c = W_2 silu(W_1 e(t)) + E[y]``: time features, optionally plus a class embedding
+    with a null row (index ``num_classes``)."""
+
+    def __init__(self, embed_dim: int, dim: int, num_classes: int | None, time_scale: float,
+                 *, rngs: nnx.Rngs):
+        self.embed_dim, self.time_scale = embed_dim, time_scale
+        self.lin1 = nnx.Linear(embed_dim, dim, rngs=rngs)
+        self.lin2 = nnx.Linear(dim, dim, rngs=rngs)
+        self.class_embed = (None if num_classes is None
+                            else nnx.Embed(num_classes + 1, dim, rngs=rngs))
+
+    def __call__(self, t: jax.Array, y: jax.Array | None) -> jax.Array:
+        e = sc.sinusoidal_embedding(t, self.embed_dim, scale=self.time_scale)
+        c = self.lin2(jax.nn.silu(self.lin1(e)))
+        if self.class_embed is not None:
+            c = c + self.class_embed(y)
+        return c
+
+
+class _MLPBlock(nnx.Module):
+    def __init__(self, width: int, *, rngs: nnx.Rngs):
+        self.lin1 = nnx.Linear(width, width, rngs=rngs)
+        self.cond = nnx.Linear(width, width, rngs=rngs)
+        self.lin2 = nnx.Linear(width, width, rngs=rngs)
+
+    def __call__(self, h: jax.Array, c: jax.Array) -> jax.Array:
+        u = self.lin1(jax.nn.silu(h)) + self.cond(jax.nn.silu(c))
+        return h + self.lin2(jax.nn.silu(u))
+
+
+class ScoreMLP(nnx.Module):
+    r"""A residual MLP for vectors, conditioned on the diffusion time (and a class).
+
+    With the sinusoidal features $e(t)$
+    ([`sinusoidal_embedding`][jaxclust.nn._score_common.sinusoidal_embedding], ``embed_dim``
+    of them, argument ``time_scale * t``), the conditioning vector is
+    $c = W_2\,\sigma(W_1 e(t)) + E_y$ with $\sigma$ = SiLU and $E$ a learned class embedding
+    whose extra row $E_{K}$ is the *null class* ($K$ = ``num_classes``; used when ``y`` is
+    ``None``, the unconditional model of classifier-free guidance). Then
+
+    $$ h_0 = A x, \quad h_{l+1} = h_l + W^{(l)}_2\,\sigma\big(W^{(l)}_1 \sigma(h_l)
+       + W^{(l)}_c \sigma(c)\big), \quad f(x, t, y) = B\,\sigma(h_L), $$
+
+    every matrix with a bias. The output has the shape of ``x``; what it means (noise
+    $\varepsilon$, score, $x_0$ ...) is the loss's parametrisation, noise prediction for the
+    DSM loss of ``jaxclust.diffusion``.
+
+    The same network is [`jaxclust.nn.equinox.ScoreMLP`][jaxclust.nn._score_equinox.ScoreMLP].
+
+    Args:
+      d: data dimension.
+      width: hidden width.
+      depth: number of residual blocks $L$.
+      embed_dim: number of sinusoidal time features (even).
+      num_classes: number of classes for a class-conditional model, or ``None``.
+      time_scale: $s$ in $e(s t)$; 1000 suits $t \in [0, 1]$.
+      rngs: ``nnx.Rngs`` (its ``params`` stream).
+
+    Call:
+      ``model(x, t, y=None)`` with ``x`` of shape ``(d,)`` or ``(batch, d)``, ``t`` a scalar
+      or ``(batch,)``, ``y`` integer labels (scalar or ``(batch,)``) in
+      ``[0, num_classes]`` (``num_classes`` is the null class) or ``None``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from flax import nnx
+      >>> from jaxclust.nn.flax import ScoreMLP
+      >>> net = ScoreMLP(2, width=32, depth=2, num_classes=3, rngs=nnx.Rngs(0))
+      >>> x = jax.random.normal(jax.random.key(1), (5, 2))
+      >>> net(x, 0.5, jnp.array([0, 1, 2, 3, 0])).shape, net(x[0], 0.5).shape
+      ((5, 2), (2,))
+
+    References:
+      Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020. Ho,
+      Salimans, "Classifier-Free Diffusion Guidance", 2022.
+    """
+
+    def __init__(self, d: int, *, width: int = 128, depth: int = 3, embed_dim: int = 64,
+                 num_classes: int | None = None, time_scale: float = 1000.0,
+                 rngs: nnx.Rngs):
+        self.d = sc._check_size(d, "d")
+        width = sc._check_size(width, "width")
+        depth = sc._check_size(depth, "depth")
+        self.num_classes = sc.check_num_classes(num_classes)
+        self.cond = _Conditioning(sc.check_embed_dim(embed_dim), width, self.num_classes,
+                                  sc.check_time_scale(time_scale), rngs=rngs)
+        self.inp = nnx.Linear(d, width, rngs=rngs)
+        self.blocks = nnx.List([_MLPBlock(width, rngs=rngs) for _ in range(depth)])
+        self.out = nnx.Linear(width, d, rngs=rngs)
+
+    def __call__(self, x: Float[ArrayLike, "*batch d"], t: Float[ArrayLike, "*batch"],
+                 y: Int[ArrayLike, "*batch"] | None = None) -> Float[Array, "*batch d"]:
+        x, t, y, single = sc.batch_inputs(x, t, y, event_ndim=1, event_shape=(self.d,),
+                                          num_classes=self.num_classes)
+        c = self.cond(t, y)
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, c)
+        out = self.out(jax.nn.silu(h))
+        return out[0] if single else out
+
+
+# ------------------------------------------------------------------------------------------
+# U-Net
+
+
+def _conv(cin: int, cout: int, kernel: int, *, stride: int = 1, rngs: nnx.Rngs) -> nnx.Conv:
+    pad = kernel // 2
+    return nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
+                    padding=((pad, pad), (pad, pad)), rngs=rngs)
+
+
+def _norm(channels: int, rngs: nnx.Rngs) -> nnx.GroupNorm:
+    return nnx.GroupNorm(channels, num_groups=sc.groups(channels), epsilon=sc.NORM_EPS,
+                         use_fast_variance=False, rngs=rngs)
+
+
+class _ResBlock(nnx.Module):
+    def __init__(self, cin: int, cout: int, cond_dim: int, *, rngs: nnx.Rngs):
+        self.norm1 = _norm(cin, rngs)
+        self.conv1 = _conv(cin, cout, 3, rngs=rngs)
+        self.cond = nnx.Linear(cond_dim, cout, rngs=rngs)
+        self.norm2 = _norm(cout, rngs)
+        self.conv2 = _conv(cout, cout, 3, rngs=rngs)
+        self.skip = None if cin == cout else _conv(cin, cout, 1, rngs=rngs)
+
+    def __call__(self, x: jax.Array, c: jax.Array) -> jax.Array:
+        h = self.conv1(jax.nn.silu(self.norm1(x)))
+        h = h + self.cond(jax.nn.silu(c))[:, None, None, :]
+        h = self.conv2(jax.nn.silu(self.norm2(h)))
+        return h + (x if self.skip is None else self.skip(x))
+
+
+class _Level(nnx.Module):
+    """The residual blocks of one resolution and the resampling after them."""
+
+    def __init__(self, cins: list[int], cout: int, cond_dim: int, resample: str | None, *,
+                 rngs: nnx.Rngs):
+        self.blocks = nnx.List([_ResBlock(cin, cout, cond_dim, rngs=rngs) for cin in cins])
+        self.resample = None if resample is None else _conv(
+            cout, cout, 3, stride=2 if resample == "down" else 1, rngs=rngs)
+        self.up = resample == "up"
+
+    def __call__(self, h: jax.Array, c: jax.Array) -> jax.Array:
+        for block in self.blocks:
+            h = block(h, c)
+        return h
+
+    def resampled(self, h: jax.Array) -> jax.Array:
+        if self.up:  # nearest-neighbour x2, then a 3x3 convolution
+            h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+        return self.resample(h)
+
+
+class ScoreUNet(nnx.Module):
+    r"""A small U-Net for single-channel images, conditioned on the time (and a class).
+
+    The conditioning vector $c$ is built as in [`ScoreMLP`][jaxclust.nn._score_flax.ScoreMLP]
+    (sinusoidal features, two linear layers, plus a class embedding with a null row), with
+    ``4 * channels`` entries. The image goes through a 3x3 convolution to ``channels``, then
+    one level per entry of ``channel_mults`` (level $i$ has ``channels * channel_mults[i]``
+    channels): ``num_res_blocks`` residual blocks, each
+
+    $$ h = \mathrm{conv}_2\,\sigma\big(\mathrm{GN}_2(\mathrm{conv}_1\,\sigma(\mathrm{GN}_1 x)
+       + W\sigma(c))\big) + \mathrm{skip}(x), $$
+
+    ($\sigma$ = SiLU, GN = GroupNorm with ``gcd(C, 8)`` groups, skip = identity or a 1x1
+    convolution), and a stride-2 3x3 convolution between levels. A middle residual block,
+    then the levels in reverse order, each starting from the concatenation with the skip
+    connection of its resolution and ending with nearest-neighbour up-sampling and a 3x3
+    convolution; GroupNorm, SiLU and a 3x3 convolution to one channel give the output.
+    The image sides must be divisible by $2^{\text{levels}-1}$: two levels for 8x8
+    (8, 4) and 28x28 (28, 14), three for 28x28 down to 7x7.
+
+    The same network is
+    [`jaxclust.nn.equinox.ScoreUNet`][jaxclust.nn._score_equinox.ScoreUNet].
+
+    Args:
+      image_shape: ``(height, width)``.
+      channels: channels of the first level.
+      channel_mults: channel multiplier per level (their number is the number of levels).
+      num_res_blocks: residual blocks per level on the way down (one more on the way up).
+      embed_dim: number of sinusoidal time features (even).
+      num_classes: number of classes for a class-conditional model, or ``None``.
+      time_scale: $s$ in $e(s t)$; 1000 suits $t \in [0, 1]$.
+      rngs: ``nnx.Rngs`` (its ``params`` stream).
+
+    Call:
+      ``model(x, t, y=None)`` with ``x`` of shape ``(height, width)`` or
+      ``(batch, height, width)``, ``t`` and ``y`` as for ``ScoreMLP``; returns the shape of
+      ``x``.
+
+    Example:
+      >>> import jax
+      >>> from flax import nnx
+      >>> from jaxclust.nn.flax import ScoreUNet
+      >>> net = ScoreUNet((8, 8), channels=8, num_classes=10, rngs=nnx.Rngs(0))
+      >>> x = jax.random.normal(jax.random.key(1), (3, 8, 8))
+      >>> net(x, 0.1, 7).shape
+      (3, 8, 8)
+
+    References:
+      Ronneberger, Fischer, Brox, "U-Net", MICCAI 2015. Ho, Jain, Abbeel, "Denoising
+      Diffusion Probabilistic Models", NeurIPS 2020. Wu, He, "Group Normalization", ECCV
+      2018.
+    """
+
+    def __init__(self, image_shape: tuple[int, int], *, channels: int = 32,
+                 channel_mults: tuple[int, ...] = (1, 2), num_res_blocks: int = 1,
+                 embed_dim: int = 64, num_classes: int | None = None,
+                 time_scale: float = 1000.0, rngs: nnx.Rngs):
+        self.image_shape, channels, mults, n_res = sc.check_unet(
+            image_shape, channels, channel_mults, num_res_blocks)
+        self.num_classes = sc.check_num_classes(num_classes)
+        cond_dim = 4 * channels
+        self.cond = _Conditioning(sc.check_embed_dim(embed_dim), cond_dim, self.num_classes,
+                                  sc.check_time_scale(time_scale), rngs=rngs)
+        self.inp = _conv(1, channels, 3, rngs=rngs)
+        widths = [channels * m for m in mults]
+        last = len(widths) - 1
+        down, cin = [], channels
+        for i, w in enumerate(widths):
+            down.append(_Level([cin] + [w] * (n_res - 1), w, cond_dim,
+                               "down" if i < last else None, rngs=rngs))
+            cin = w
+        self.down = nnx.List(down)
+        self.mid = _ResBlock(cin, cin, cond_dim, rngs=rngs)
+        up = []
+        for i in reversed(range(len(widths))):
+            w = widths[i]
+            up.append(_Level([cin + w] + [w] * n_res, w, cond_dim, "up" if i > 0 else None,
+                             rngs=rngs))
+            cin = w
+        self.up = nnx.List(up)
+        self.out_norm = _norm(cin, rngs)
+        self.out = _conv(cin, 1, 3, rngs=rngs)
+
+    def __call__(self, x: Float[ArrayLike, "*batch h w"], t: Float[ArrayLike, "*batch"],
+                 y: Int[ArrayLike, "*batch"] | None = None) -> Float[Array, "*batch h w"]:
+        x, t, y, single = sc.batch_inputs(x, t, y, event_ndim=2, event_shape=self.image_shape,
+                                          num_classes=self.num_classes)
+        c = self.cond(t, y)
+        h = self.inp(x[..., None])  # NHWC
+        skips = []
+        for level in self.down:
+            h = level(h, c)
+            skips.append(h)
+            if level.resample is not None:
+                h = level.resampled(h)
+        h = self.mid(h, c)
+        for level in self.up:
+            h = level(jnp.concatenate([h, skips.pop()], axis=-1), c)
+            if level.resample is not None:
+                h = level.resampled(h)
+        out = self.out(jax.nn.silu(self.out_norm(h)))[..., 0]
+        return out[0] if single else out
