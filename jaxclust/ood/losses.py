@@ -1,0 +1,704 @@
+r"""Training losses for OOD-aware classifiers, usable with optax (scalar, differentiable).
+
+* Outlier-based: energy-regularised fine-tuning (squared hinges on ID and outlier
+  energies) and outlier exposure (cross-entropy to the uniform distribution on outliers).
+* Outlier-free: logit normalisation (LogitNorm), the learned temperature of
+  GODIN / AbeT (cosine logits divided by $T(x)$), and the mixture-of-prototypes head of PALM
+  (several unit prototypes per class, Sinkhorn assignments, MLE and prototype-contrastive
+  terms).
+
+Logits are ``(n, k)``, integer labels ``(n,)`` in ``[0, k)``. Means over samples. The scores
+these models are read with follow the convention of [`jaxclust.ood`][jaxclust.ood]:
+higher = more in-distribution.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import logsumexp
+from jaxtyping import Array, ArrayLike, Float, Int
+
+from .._core import checks
+from ..ot.assign import swav_codes
+from . import _validate as v
+
+__all__ = [
+    "cosine_logits",
+    "cross_entropy",
+    "energy_margin_loss",
+    "energy_regularized_loss",
+    "learned_temperature",
+    "learned_temperature_loss",
+    "logitnorm_loss",
+    "mixture_assignments",
+    "mixture_logits",
+    "outlier_exposure_loss",
+    "palm_loss",
+    "prototype_contrastive_loss",
+    "update_prototypes",
+]
+
+_PREC = jax.lax.Precision.HIGHEST
+
+
+def _logits(z, name):
+    z = v.matrix(z, name, "(n, k)")
+    return z.astype(v.compute_dtype(z))
+
+
+def _labelled(logits, labels, name="logits", label_name="labels"):
+    z = _logits(logits, name)
+    y, _ = v.labels(labels, label_name, z.shape[0], z.shape[1], f"{name}.shape[1]")
+    return z, y
+
+
+def _nll(z, y):
+    logp = jax.nn.log_softmax(z, axis=1)
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def _number(x, name, *, positive=False):
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return checks.ensure(jnp.asarray(x), ~jnp.isfinite(jnp.asarray(x)),
+                             f"`{name}` must be finite.")
+    if positive and not x > 0:
+        raise ValueError(f"`{name}` must be > 0, got {x}.")
+    if not jnp.isfinite(x):
+        raise ValueError(f"`{name}` must be finite, got {x}.")
+    return x
+
+
+def cross_entropy(logits: Float[ArrayLike, "n k"], labels: Int[ArrayLike, " n"]
+                  ) -> Float[Array, ""]:
+    r"""Mean softmax cross-entropy, $-\frac1n\sum_i \log\operatorname{softmax}(f_i)_{y_i}$.
+
+    Args:
+      logits: ``(n, k)``.
+      labels: ``(n,)`` integers in ``[0, k)``.
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: logits not 2-D or with NaN/Inf, labels of the wrong length or range.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import cross_entropy
+      >>> round(float(cross_entropy(jnp.zeros((2, 4)), jnp.array([0, 3]))), 4)
+      1.3863
+    """
+    z, y = _labelled(logits, labels)
+    return _nll(z, y)
+
+
+def energy_margin_loss(
+    logits_in: Float[ArrayLike, "n k"],
+    logits_out: Float[ArrayLike, "m k"],
+    *,
+    m_in: float = -25.0,
+    m_out: float = -7.0,
+    temperature: float = 1.0,
+) -> Float[Array, ""]:
+    r"""The energy regulariser of Liu et al.: squared hinges on ID and outlier energies.
+
+    With the free energy $E(x) = -T\log\sum_j e^{f_j(x)/T}$,
+
+    $$
+        \mathcal{L}_E = \frac1n\sum_{i\in\mathrm{in}} \max(0, E(x_i) - m_\mathrm{in})^2
+        + \frac1m\sum_{o\in\mathrm{out}} \max(0, m_\mathrm{out} - E(x_o))^2,
+    $$
+
+    the ID and outlier means taken separately (batches of different sizes weigh the same).
+    It pushes ID energies below $m_\mathrm{in}$ and outlier energies above
+    $m_\mathrm{out}$ (the CIFAR defaults -25 / -7 assume logits of that scale; rescale the
+    margins with the typical energy of your model).
+
+    Args:
+      logits_in: logits of ID samples, ``(n, k)``.
+      logits_out: logits of auxiliary outliers, ``(m, k)``.
+      m_in: ID margin.
+      m_out: outlier margin, ``m_out > m_in``.
+      temperature: $T > 0$ of the energy.
+
+    Returns:
+      The scalar regulariser.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf, ``m_out <= m_in``, ``temperature <= 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import energy_margin_loss
+      >>> z_in, z_out = jnp.array([[30.0, 0.0]]), jnp.array([[0.0, 0.0]])
+      >>> float(energy_margin_loss(z_in, z_out, m_in=-25.0, m_out=-7.0))  # ID ok, out ok
+      0.0
+
+    References:
+      Liu, Wang, Owens, Li, "Energy-based Out-of-distribution Detection", NeurIPS 2020.
+    """
+    zi = _logits(logits_in, "logits_in")
+    zo = _logits(logits_out, "logits_out")
+    if zi.shape[1] != zo.shape[1]:
+        raise ValueError(f"`logits_in` and `logits_out` must have the same number of classes, "
+                         f"got {zi.shape[1]} and {zo.shape[1]}.")
+    t = v.temperature(temperature)
+    for name, val in (("m_in", m_in), ("m_out", m_out)):
+        if isinstance(val, bool) or not isinstance(val, (int, float)):
+            raise ValueError(f"`{name}` must be a number, got {val!r}.")
+    if not m_out > m_in:
+        raise ValueError(f"`m_out` must be larger than `m_in` (outliers get the higher "
+                         f"energy), got m_in = {m_in}, m_out = {m_out}.")
+    e_in = -t * logsumexp(zi / t, axis=1)
+    e_out = -t * logsumexp(zo / t, axis=1)
+    return (jnp.mean(jnp.square(jax.nn.relu(e_in - m_in)))
+            + jnp.mean(jnp.square(jax.nn.relu(m_out - e_out))))
+
+
+def energy_regularized_loss(
+    logits_in: Float[ArrayLike, "n k"],
+    labels_in: Int[ArrayLike, " n"],
+    logits_out: Float[ArrayLike, "m k"],
+    *,
+    weight: float = 0.1,
+    m_in: float = -25.0,
+    m_out: float = -7.0,
+    temperature: float = 1.0,
+) -> Float[Array, ""]:
+    r"""Energy-regularised training loss (Liu et al. 2020):
+    $\mathcal{L} = \mathrm{CE}(f(x_\mathrm{in}), y) + \lambda\,\mathcal{L}_E$ with
+    $\mathcal{L}_E$ of [`energy_margin_loss`][jaxclust.ood.energy_margin_loss].
+
+    Args:
+      logits_in: logits of labelled ID samples, ``(n, k)``.
+      labels_in: their labels, ``(n,)``.
+      logits_out: logits of auxiliary outliers, ``(m, k)``.
+      weight: $\lambda \ge 0$ (the paper uses 0.1).
+      m_in: ID margin (paper: -25 on CIFAR).
+      m_out: outlier margin (paper: -7 on CIFAR).
+      temperature: $T > 0$ of the energy.
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: as [`energy_margin_loss`][jaxclust.ood.energy_margin_loss], bad labels,
+        ``weight < 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import energy_regularized_loss
+      >>> z_in, z_out = jnp.array([[30.0, 0.0]]), jnp.array([[20.0, 0.0]])
+      >>> float(energy_regularized_loss(z_in, jnp.array([0]), z_out))  # 0.1 * (-7 + 20)^2
+      16.899999618530273
+
+    References:
+      Liu, Wang, Owens, Li, "Energy-based Out-of-distribution Detection", NeurIPS 2020.
+    """
+    zi, y = _labelled(logits_in, labels_in, "logits_in", "labels_in")
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
+        raise ValueError(f"`weight` must be >= 0, got {weight}.")
+    reg = energy_margin_loss(zi, logits_out, m_in=m_in, m_out=m_out, temperature=temperature)
+    return _nll(zi, y) + weight * reg
+
+
+def outlier_exposure_loss(
+    logits_in: Float[ArrayLike, "n k"],
+    labels_in: Int[ArrayLike, " n"],
+    logits_out: Float[ArrayLike, "m k"],
+    *,
+    weight: float = 0.5,
+) -> Float[Array, ""]:
+    r"""Outlier exposure: cross-entropy on ID data plus cross-entropy from the outliers'
+    softmax to the uniform distribution,
+
+    $$
+        \mathcal{L} = \mathrm{CE}(f(x_\mathrm{in}), y)
+        + \lambda\,\frac1m\sum_o \Big(-\frac1k\sum_j \log\operatorname{softmax}(f(x_o))_j\Big).
+    $$
+
+    Args:
+      logits_in: logits of labelled ID samples, ``(n, k)``.
+      labels_in: their labels, ``(n,)``.
+      logits_out: logits of auxiliary outliers, ``(m, k)``.
+      weight: $\lambda \ge 0$ (the paper uses 0.5).
+
+    Returns:
+      The scalar loss (its outlier term is at least $\log k$).
+
+    Raises:
+      ValueError: bad shapes or labels, NaN/Inf, ``weight < 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import outlier_exposure_loss
+      >>> z = jnp.zeros((1, 4))
+      >>> round(float(outlier_exposure_loss(z, jnp.array([0]), z, weight=1.0)), 4)
+      2.7726
+
+    References:
+      Hendrycks, Mazeika, Dietterich, "Deep Anomaly Detection with Outlier Exposure",
+      ICLR 2019.
+    """
+    zi, y = _labelled(logits_in, labels_in, "logits_in", "labels_in")
+    zo = _logits(logits_out, "logits_out")
+    if zi.shape[1] != zo.shape[1]:
+        raise ValueError(f"`logits_in` and `logits_out` must have the same number of classes, "
+                         f"got {zi.shape[1]} and {zo.shape[1]}.")
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
+        raise ValueError(f"`weight` must be >= 0, got {weight}.")
+    uniform_ce = -jnp.mean(jax.nn.log_softmax(zo, axis=1))
+    return _nll(zi, y) + weight * uniform_ce
+
+
+def logitnorm_loss(
+    logits: Float[ArrayLike, "n k"],
+    labels: Int[ArrayLike, " n"],
+    *,
+    temperature: float | Float[Array, ""] = 0.04,
+) -> Float[Array, ""]:
+    r"""LogitNorm: cross-entropy of the logits normalised to the norm $1/T$,
+
+    $$ \mathcal{L} = \mathrm{CE}\Big(\frac{f(x)}{T\,(\lVert f(x)\rVert + 10^{-7})}, y\Big), $$
+
+    which stops the logit norm from growing during training (the cause of over-confidence
+    far from the data). Score the trained model with e.g. [`msp`][jaxclust.ood.msp] or
+    [`energy`][jaxclust.ood.energy] of the raw logits.
+
+    Args:
+      logits: ``(n, k)``.
+      labels: ``(n,)``.
+      temperature: $T > 0$ (the paper uses 0.04 on CIFAR-10).
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: bad shapes or labels, NaN/Inf, ``temperature <= 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import logitnorm_loss
+      >>> round(float(logitnorm_loss(jnp.array([[3.0, 0.0]]), jnp.array([0]), temperature=1.0)), 4)
+      0.3133
+
+    References:
+      Wei, Xie, Cheng, Feng, An, Li, "Mitigating Neural Network Overconfidence with Logit
+      Normalization", ICML 2022.
+    """
+    z, y = _labelled(logits, labels)
+    t = v.temperature(temperature)
+    norm = jnp.sqrt(jnp.sum(z * z, axis=1, keepdims=True) + 1e-30) + 1e-7
+    return _nll(z / (norm * t), y)
+
+
+# ------------------------------------------------------------------------------------------
+# learned temperature (GODIN / AbeT)
+
+
+def cosine_logits(features: Float[ArrayLike, "n d"], weight: Float[ArrayLike, "d k"]
+                  ) -> Float[Array, "n k"]:
+    r"""Cosine-similarity logits $h_j(x) = \dfrac{x^\top w_j}{\lVert x\rVert\,\lVert w_j\rVert}$
+    (the numerator $h$ of GODIN / AbeT), in $[-1, 1]$.
+
+    Args:
+      features: ``(n, d)``.
+      weight: class directions as columns, ``(d, k)``.
+
+    Returns:
+      ``(n, k)`` cosine logits.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import cosine_logits
+      >>> w = jnp.array([[1.0, 1.0], [0.0, 1.0]])
+      >>> cosine_logits(jnp.array([[2.0, 0.0]]), w).round(4).tolist()
+      [[1.0, 0.7071]]
+
+    References:
+      Hsu, Shen, Jin, Kira, "Generalized ODIN: Detecting Out-of-distribution Image without
+      Learning from Out-of-distribution Data", CVPR 2020.
+    """
+    x = v.matrix(features, "features", "(n, d)")
+    w = v.matrix(weight, "weight", "(d, k)")
+    if w.shape[0] != x.shape[1]:
+        raise ValueError(f"`weight` must have shape (d, k) with d = {x.shape[1]}, got "
+                         f"{tuple(w.shape)}.")
+    dtype = v.compute_dtype(x, w)
+    return jnp.matmul(v.normalize(x.astype(dtype)), v.normalize(w.astype(dtype), axis=0),
+                      precision=_PREC)
+
+
+def learned_temperature(
+    features: Float[ArrayLike, "n d"],
+    weight: Float[ArrayLike, " d"],
+    bias: float | Float[ArrayLike, ""],
+) -> Float[Array, " n"]:
+    r"""The learned per-sample temperature of GODIN / AbeT,
+
+    $$ T(x) = 1/\sigma(x^\top w + b) = 1 + e^{-(x^\top w + b)} \ \ge 1, $$
+
+    computed as $\exp(\operatorname{softplus}(-(x^\top w + b)))$ with the argument clipped
+    at $-80$ (so $T \le e^{80}$ stays finite, with finite gradients).
+
+    Args:
+      features: ``(n, d)``.
+      weight: ``(d,)``.
+      bias: a scalar.
+
+    Returns:
+      ``(n,)`` temperatures.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import learned_temperature
+      >>> learned_temperature(jnp.array([[0.0], [100.0]]), jnp.array([1.0]), 0.0).tolist()
+      [2.0, 1.0]
+
+    References:
+      Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al.,
+      "Out-of-Distribution Detection & Applications With Ablated Learned Temperature
+      Energy", 2024.
+    """
+    x = v.matrix(features, "features", "(n, d)")
+    w = v.vector(weight, "weight", x.shape[1], "d")
+    b = checks.as_float_array(bias, "bias")
+    if b.ndim != 0:
+        raise ValueError(f"`bias` must be a scalar, got shape {tuple(b.shape)}.")
+    b = checks.check_finite(b, "bias")
+    dtype = v.compute_dtype(x, w, b)
+    a = jnp.matmul(x.astype(dtype), w.astype(dtype), precision=_PREC) + b.astype(dtype)
+    return jnp.exp(jax.nn.softplus(-jnp.maximum(a, -80.0)))
+
+
+def learned_temperature_loss(
+    cos_logits: Float[ArrayLike, "n k"],
+    temperature: Float[ArrayLike, " n"],
+    labels: Int[ArrayLike, " n"],
+) -> Float[Array, ""]:
+    r"""Cross-entropy of the temperature-divided cosine logits, $\mathrm{CE}(h(x)/T(x), y)$,
+    the training loss of GODIN / AbeT. Read the model with
+    [`ablated_energy`][jaxclust.ood.ablated_energy].
+
+    Args:
+      cos_logits: $h(x)$, ``(n, k)``.
+      temperature: $T(x) > 0$, ``(n,)``.
+      labels: ``(n,)``.
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: bad shapes or labels, NaN/Inf, a temperature <= 0.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import learned_temperature_loss
+      >>> h = jnp.array([[1.0, -1.0]])
+      >>> round(float(learned_temperature_loss(h, jnp.array([0.5]), jnp.array([0]))), 4)
+      0.0181
+
+    References:
+      Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020.
+    """
+    h, y = _labelled(cos_logits, labels, "cos_logits")
+    t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
+    t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere.")
+    return _nll(h / t[:, None], y)
+
+
+# ------------------------------------------------------------------------------------------
+# mixture of prototypes (PALM)
+
+
+def _prototypes(prototypes, d=None):
+    p = checks.as_float_array(prototypes, "prototypes")
+    checks.check_ndim(p, "prototypes", 3, "(k, m, d)")
+    if d is not None and p.shape[2] != d:
+        raise ValueError(f"`prototypes` must have shape (k, m, d) with d = {d} (the feature "
+                         f"size), got {tuple(p.shape)}.")
+    if 0 in p.shape:
+        raise ValueError(f"`prototypes` must be non-empty, got shape {tuple(p.shape)}.")
+    return v.normalize(checks.check_finite(p, "prototypes"))
+
+
+def _unit_features(features):
+    x = v.matrix(features, "features", "(n, d)")
+    return v.normalize(x.astype(v.compute_dtype(x)))
+
+
+def mixture_assignments(
+    features: Float[ArrayLike, "n d"],
+    prototypes: Float[ArrayLike, "k m d"],
+    *,
+    epsilon: float = 0.05,
+    n_iter: int = 3,
+) -> Float[Array, "n k m"]:
+    r"""PALM's soft assignments of samples to the prototypes of each class, by Sinkhorn.
+
+    For each class $c$, the batch's unit features $z_i$ are assigned to the class's $m$
+    unit prototypes $p_{c1..cm}$ by [`swav_codes`][jaxclust.ot.swav_codes] on the scores
+    $z_i^\top p_{cj}$: rows sum to one and the prototypes share the batch equally (no
+    prototype collapses). Assignments are targets (no gradient flows through them).
+
+    Args:
+      features: ``(n, d)`` (normalised inside).
+      prototypes: ``(k, m, d)`` (normalised inside).
+      epsilon: entropic temperature of the codes.
+      n_iter: Sinkhorn rounds.
+
+    Returns:
+      ``(n, k, m)`` weights $w_{icj}$, $\sum_j w_{icj} = 1$.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf, ``epsilon <= 0``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.ood import mixture_assignments
+      >>> z = jax.random.normal(jax.random.key(0), (8, 3))
+      >>> p = jax.random.normal(jax.random.key(1), (2, 4, 3))
+      >>> mixture_assignments(z, p).sum(-1).round(4).tolist()[0]
+      [1.0, 1.0]
+
+    References:
+      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
+      with Mixture of Prototypes" (PALM), ICLR 2024.
+    """
+    z = _unit_features(features)
+    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
+    scores = jnp.einsum("nd,kmd->knm", z, p, precision=_PREC)
+    codes = jax.vmap(lambda s: swav_codes(s, epsilon=epsilon, n_iter=n_iter))(scores)
+    return jnp.transpose(codes, (1, 0, 2))
+
+
+def mixture_logits(
+    features: Float[ArrayLike, "n d"],
+    prototypes: Float[ArrayLike, "k m d"],
+    assignments: Float[ArrayLike, "n k m"] | None = None,
+    *,
+    temperature: float = 0.1,
+) -> Float[Array, "n k"]:
+    r"""Class log-likelihoods of the von Mises-Fisher mixture of PALM,
+
+    $$ \ell_c(x) = \log\sum_{j=1}^m w_{icj}\,\exp(z^\top p_{cj}/\tau), $$
+
+    with unit $z$ and $p$ and the weights ``assignments`` (default uniform $1/m$); a softmax
+    over $c$ gives the class posterior.
+
+    Args:
+      features: ``(n, d)``.
+      prototypes: ``(k, m, d)``.
+      assignments: ``(n, k, m)`` weights (e.g. from
+        [`mixture_assignments`][jaxclust.ood.mixture_assignments]) or ``None``.
+      temperature: $\tau > 0$ (PALM uses 0.1).
+
+    Returns:
+      ``(n, k)`` logits.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf, negative weights, ``temperature <= 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import mixture_logits
+      >>> p = jnp.array([[[1.0, 0.0]], [[0.0, 1.0]]])
+      >>> mixture_logits(jnp.array([[1.0, 0.0]]), p, temperature=1.0).tolist()
+      [[1.0, 0.0]]
+
+    References:
+      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
+      with Mixture of Prototypes" (PALM), ICLR 2024.
+    """
+    z = _unit_features(features)
+    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
+    t = v.temperature(temperature)
+    s = jnp.einsum("nd,kmd->nkm", z, p, precision=_PREC) / t
+    if assignments is None:
+        logw = jnp.full(s.shape, -jnp.log(p.shape[1]), s.dtype)
+    else:
+        w = checks.as_float_array(assignments, "assignments").astype(s.dtype)
+        if w.shape != s.shape:
+            raise ValueError(f"`assignments` must have shape (n, k, m) = {s.shape}, got "
+                             f"{tuple(w.shape)}.")
+        w = checks.ensure(w, ~(w >= 0), "`assignments` must be finite and >= 0.")
+        logw = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
+    return logsumexp(s + logw, axis=2)
+
+
+def prototype_contrastive_loss(
+    prototypes: Float[ArrayLike, "k m d"], *, temperature: float = 0.1
+) -> Float[Array, ""]:
+    r"""PALM's prototype-level contrastive loss: the prototypes of a class attract each
+    other and repel those of other classes,
+
+    $$
+        \mathcal{L}_\mathrm{proto} = -\frac{1}{km}\sum_{c,j}
+        \log\frac{\sum_{j' \ne j} e^{p_{cj}^\top p_{cj'}/\tau}}
+                 {\sum_{(c',j') \ne (c,j)} e^{p_{cj}^\top p_{c'j'}/\tau}}.
+    $$
+
+    Args:
+      prototypes: ``(k, m, d)``, ``m >= 2`` (normalised inside).
+      temperature: $\tau > 0$.
+
+    Returns:
+      The scalar loss, $\ge 0$.
+
+    Raises:
+      ValueError: bad shapes, NaN/Inf, ``m < 2``, ``temperature <= 0``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.ood import prototype_contrastive_loss
+      >>> p = jax.random.normal(jax.random.key(0), (3, 2, 4))
+      >>> bool(prototype_contrastive_loss(p) > 0)
+      True
+
+    References:
+      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
+      with Mixture of Prototypes" (PALM), ICLR 2024.
+    """
+    p = _prototypes(prototypes)
+    k, m, d = p.shape
+    if m < 2:
+        raise ValueError(f"`prototypes` must have m >= 2 prototypes per class for the "
+                         f"contrastive loss (the positives), got shape {tuple(p.shape)}.")
+    t = v.temperature(temperature)
+    p = p.astype(v.compute_dtype(p))
+    flat = p.reshape(k * m, d)
+    s = jnp.matmul(flat, flat.T, precision=_PREC) / t
+    cls = jnp.repeat(jnp.arange(k), m)
+    self_mask = jnp.eye(k * m, dtype=bool)
+    same = (cls[:, None] == cls[None, :]) & ~self_mask
+    pos = logsumexp(jnp.where(same, s, -jnp.inf), axis=1)
+    allv = logsumexp(jnp.where(self_mask, -jnp.inf, s), axis=1)
+    return -jnp.mean(pos - allv)
+
+
+def palm_loss(
+    features: Float[ArrayLike, "n d"],
+    labels: Int[ArrayLike, " n"],
+    prototypes: Float[ArrayLike, "k m d"],
+    *,
+    temperature: float = 0.1,
+    weight: float = 1.0,
+    epsilon: float = 0.05,
+    n_iter: int = 3,
+) -> Float[Array, ""]:
+    r"""PALM's loss: maximum likelihood of the mixture of prototypes plus the prototype
+    contrastive term,
+
+    $$
+        \mathcal{L} = \mathrm{CE}\big(\ell(x), y\big)
+        + \lambda\,\mathcal{L}_\mathrm{proto},
+    $$
+
+    with $\ell$ the [`mixture_logits`][jaxclust.ood.mixture_logits] under the Sinkhorn
+    weights of [`mixture_assignments`][jaxclust.ood.mixture_assignments] and
+    $\mathcal{L}_\mathrm{proto}$ the
+    [`prototype_contrastive_loss`][jaxclust.ood.prototype_contrastive_loss]. PALM keeps the
+    prototypes as an exponential moving average of assigned features
+    ([`update_prototypes`][jaxclust.ood.update_prototypes]); they may also be learned by
+    gradient, as here. Score the trained embedding with e.g. [`knn`][jaxclust.ood.knn]
+    or [`mahalanobis`][jaxclust.ood.mahalanobis].
+
+    Args:
+      features: embeddings ``(n, d)`` (normalised inside).
+      labels: ``(n,)`` in ``[0, k)``.
+      prototypes: ``(k, m, d)``, ``m >= 2``.
+      temperature: $\tau > 0$ of both terms.
+      weight: $\lambda \ge 0$ (PALM uses 1).
+      epsilon: entropic temperature of the assignments.
+      n_iter: Sinkhorn rounds of the assignments.
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: bad shapes or labels, NaN/Inf, ``m < 2``, non-positive temperatures.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.ood import palm_loss
+      >>> z = jax.random.normal(jax.random.key(0), (8, 3))
+      >>> p = jax.random.normal(jax.random.key(1), (2, 4, 3))
+      >>> bool(palm_loss(z, jnp.arange(8) % 2, p) > 0)
+      True
+
+    References:
+      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
+      with Mixture of Prototypes" (PALM), ICLR 2024.
+    """
+    z = _unit_features(features)
+    p = _prototypes(prototypes, z.shape[1])
+    y, _ = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
+        raise ValueError(f"`weight` must be >= 0, got {weight}.")
+    w = mixture_assignments(z, p, epsilon=epsilon, n_iter=n_iter)
+    logits = mixture_logits(z, p, w, temperature=temperature)
+    return _nll(logits, y) + weight * prototype_contrastive_loss(p, temperature=temperature)
+
+
+def update_prototypes(
+    prototypes: Float[ArrayLike, "k m d"],
+    features: Float[ArrayLike, "n d"],
+    labels: Int[ArrayLike, " n"],
+    *,
+    momentum: float = 0.999,
+    epsilon: float = 0.05,
+    n_iter: int = 3,
+) -> Float[Array, "k m d"]:
+    r"""PALM's moving-average prototype update,
+
+    $$
+        p_{cj} \leftarrow \operatorname{normalise}\Big(\beta\,p_{cj}
+        + (1 - \beta)\sum_{i:\,y_i = c} w_{icj}\,z_i\Big),
+    $$
+
+    with unit features $z_i$ and the Sinkhorn weights of
+    [`mixture_assignments`][jaxclust.ood.mixture_assignments]. No gradient flows to
+    the features (the update is a target).
+
+    Args:
+      prototypes: ``(k, m, d)``.
+      features: ``(n, d)``.
+      labels: ``(n,)`` in ``[0, k)``.
+      momentum: $\beta \in [0, 1]$ (PALM uses 0.999).
+      epsilon: entropic temperature of the assignments.
+      n_iter: Sinkhorn rounds.
+
+    Returns:
+      The updated unit prototypes, ``(k, m, d)``.
+
+    Raises:
+      ValueError: bad shapes or labels, NaN/Inf, ``momentum`` outside [0, 1].
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import update_prototypes
+      >>> p = jnp.array([[[1.0, 0.0]]])
+      >>> update_prototypes(p, jnp.array([[0.0, 1.0]]), jnp.array([0]), momentum=0.5).tolist()
+      [[[0.7071067690849304, 0.7071067690849304]]]
+
+    References:
+      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
+      with Mixture of Prototypes" (PALM), ICLR 2024.
+    """
+    z = jax.lax.stop_gradient(_unit_features(features))
+    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
+    y, k = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+            0 <= momentum <= 1):
+        raise ValueError(f"`momentum` must be a number in [0, 1], got {momentum!r}.")
+    w = mixture_assignments(z, p, epsilon=epsilon, n_iter=n_iter)  # (n, k, m)
+    member = jax.nn.one_hot(y, k, dtype=z.dtype)  # (n, k)
+    new = jnp.einsum("nk,nkm,nd->kmd", member, w, z, precision=_PREC)
+    return v.normalize(momentum * p + (1.0 - momentum) * new)
