@@ -1,0 +1,179 @@
+"""OOD training losses against direct NumPy re-computations (float32 vs float64: sums of a
+few O(1)-O(100) terms agree to ~1e-6 relative; asserted at rtol 1e-5)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.special import log_softmax, logsumexp
+
+import jaxclust.ood as ood
+
+RTOL = 1e-5
+
+
+def _ce(z, y):
+    return -np.mean(log_softmax(z, axis=1)[np.arange(len(y)), y])
+
+
+@pytest.fixture
+def logits(rng):
+    zi = rng.normal(size=(6, 4)) * 8.0
+    zo = rng.normal(size=(5, 4)) * 3.0
+    y = rng.integers(0, 4, 6)
+    return zi, zo, y
+
+
+def test_energy_losses(logits):
+    zi, zo, y = logits
+    f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    m_in, m_out = -6.0, -2.0  # margins at the scale of these logits: both hinges active
+    e_in, e_out = -logsumexp(zi, axis=1), -logsumexp(zo, axis=1)
+    reg = (np.mean(np.maximum(e_in - m_in, 0) ** 2) + np.mean(np.maximum(m_out - e_out, 0) ** 2))
+    assert reg > 0
+    np.testing.assert_allclose(ood.energy_margin_loss(f(zi), f(zo), m_in=m_in, m_out=m_out),
+                               reg, rtol=RTOL)
+    got = ood.energy_regularized_loss(f(zi), jnp.asarray(y), f(zo), weight=0.1, m_in=m_in,
+                                      m_out=m_out)
+    np.testing.assert_allclose(got, _ce(zi, y) + 0.1 * reg, rtol=RTOL)
+    # temperature: E = -T lse(f / T)
+    t = 2.0
+    e_in, e_out = -t * logsumexp(zi / t, axis=1), -t * logsumexp(zo / t, axis=1)
+    reg_t = (np.mean(np.maximum(e_in - m_in, 0) ** 2)
+             + np.mean(np.maximum(m_out - e_out, 0) ** 2))
+    np.testing.assert_allclose(ood.energy_margin_loss(f(zi), f(zo), m_in=m_in, m_out=m_out,
+                                                      temperature=t), reg_t, rtol=RTOL)
+
+
+def test_outlier_exposure_and_logitnorm(logits):
+    zi, zo, y = logits
+    f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    ref = _ce(zi, y) + 0.5 * np.mean(-log_softmax(zo, axis=1).mean(1))
+    np.testing.assert_allclose(ood.outlier_exposure_loss(f(zi), jnp.asarray(y), f(zo)), ref,
+                               rtol=RTOL)
+    zn = zi / (0.04 * (np.linalg.norm(zi, axis=1, keepdims=True) + 1e-7))
+    np.testing.assert_allclose(ood.logitnorm_loss(f(zi), jnp.asarray(y)), _ce(zn, y),
+                               rtol=RTOL)
+    np.testing.assert_allclose(ood.cross_entropy(f(zi), jnp.asarray(y)), _ce(zi, y), rtol=RTOL)
+
+
+def test_learned_temperature_loss(rng):
+    h = rng.uniform(-1, 1, size=(6, 3))
+    t = rng.uniform(1, 3, size=6)
+    y = rng.integers(0, 3, 6)
+    got = ood.learned_temperature_loss(jnp.asarray(h, jnp.float32), jnp.asarray(t, jnp.float32),
+                                       jnp.asarray(y))
+    np.testing.assert_allclose(got, _ce(h / t[:, None], y), rtol=RTOL)
+
+
+def _sinkhorn_codes(s, eps, n_iter):
+    """NumPy SwAV codes of one class: column then row normalisation of exp(s / eps)."""
+    q = np.exp(s / eps)
+    for _ in range(n_iter):
+        q = q / q.sum(0, keepdims=True) / q.shape[1]
+        q = q / q.sum(1, keepdims=True)
+    return q
+
+
+def test_palm_pieces(rng):
+    n, k, m, d = 8, 3, 2, 4
+    z = rng.normal(size=(n, d))
+    p = rng.normal(size=(k, m, d))
+    y = np.arange(n) % k
+    zn = z / np.linalg.norm(z, axis=1, keepdims=True)
+    pn = p / np.linalg.norm(p, axis=2, keepdims=True)
+    f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    # assignments: per class, Sinkhorn codes of the batch on the class's prototypes
+    w = np.stack([_sinkhorn_codes(zn @ pn[c].T, 0.5, 5) for c in range(k)], axis=1)
+    got_w = ood.mixture_assignments(f(z), f(p), epsilon=0.5, n_iter=5)
+    np.testing.assert_allclose(got_w, w, rtol=1e-4, atol=1e-6)
+    # mixture log-likelihoods and the MLE term
+    tau = 0.5
+    s = np.einsum("nd,kmd->nkm", zn, pn) / tau
+    logits = logsumexp(s + np.log(w), axis=2)
+    np.testing.assert_allclose(ood.mixture_logits(f(z), f(p), f(w), temperature=tau), logits,
+                               rtol=RTOL, atol=1e-6)
+    # prototype contrastive term
+    flat = pn.reshape(k * m, d)
+    sim = flat @ flat.T / tau
+    cls = np.repeat(np.arange(k), m)
+    terms = []
+    for a in range(k * m):
+        others = np.arange(k * m) != a
+        pos = others & (cls == cls[a])
+        terms.append(logsumexp(sim[a, pos]) - logsumexp(sim[a, others]))
+    proto = -np.mean(terms)
+    np.testing.assert_allclose(ood.prototype_contrastive_loss(f(p), temperature=tau), proto,
+                               rtol=RTOL)
+    total = ood.palm_loss(f(z), jnp.asarray(y), f(p), temperature=tau, weight=0.7,
+                          epsilon=0.5, n_iter=5)
+    np.testing.assert_allclose(total, _ce(logits, y) + 0.7 * proto, rtol=1e-4)
+    # EMA update of the prototypes with the members' weighted features
+    new = np.einsum("nk,nkm,nd->kmd", np.eye(k)[y], w, zn)
+    ref = 0.9 * pn + 0.1 * new
+    ref /= np.linalg.norm(ref, axis=2, keepdims=True)
+    got = ood.update_prototypes(f(p), f(z), jnp.asarray(y), momentum=0.9, epsilon=0.5, n_iter=5)
+    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_energy_loss_gradient_pushes_margins(logits):
+    # one gradient step on the regulariser lowers ID energies and raises outlier energies
+    zi, zo, _ = logits
+    zi, zo = jnp.asarray(zi, jnp.float32), jnp.asarray(zo, jnp.float32)
+    gi, go = jax.grad(ood.energy_margin_loss, argnums=(0, 1))(zi, zo, m_in=-6.0, m_out=-2.0)
+    e = lambda z: -logsumexp(np.asarray(z), axis=1)  # noqa: E731
+    assert np.mean(e(zi - 0.01 * gi)) < np.mean(e(zi))
+    assert np.mean(e(zo - 0.01 * go)) > np.mean(e(zo))
+
+
+# ------------------------------------------------------------------------------------------
+# bad input: one test per rule
+
+
+def test_margins_order():
+    with pytest.raises(ValueError, match="`m_out` must be larger than `m_in`"):
+        ood.energy_margin_loss(jnp.ones((2, 3)), jnp.ones((2, 3)), m_in=-5.0, m_out=-7.0)
+
+
+def test_class_count_mismatch():
+    with pytest.raises(ValueError, match="same number of classes"):
+        ood.outlier_exposure_loss(jnp.ones((2, 3)), jnp.array([0, 1]), jnp.ones((2, 4)))
+
+
+def test_labels_out_of_range():
+    with pytest.raises(ValueError, match="must lie in"):
+        ood.cross_entropy(jnp.ones((2, 3)), jnp.array([0, 3]))
+
+
+def test_negative_weight():
+    with pytest.raises(ValueError, match="`weight` must be >= 0"):
+        ood.energy_regularized_loss(jnp.ones((2, 3)), jnp.array([0, 1]), jnp.ones((2, 3)),
+                                    weight=-1.0)
+
+
+def test_logitnorm_bad_temperature():
+    with pytest.raises(ValueError, match="`temperature`"):
+        ood.logitnorm_loss(jnp.ones((2, 3)), jnp.array([0, 1]), temperature=0.0)
+
+
+def test_palm_single_prototype():
+    with pytest.raises(ValueError, match="m >= 2"):
+        ood.prototype_contrastive_loss(jnp.ones((3, 1, 4)))
+
+
+def test_prototypes_wrong_rank():
+    with pytest.raises(ValueError, match="`prototypes` must be 3-D"):
+        ood.mixture_logits(jnp.ones((2, 4)), jnp.ones((3, 4)))
+
+
+def test_momentum_range():
+    with pytest.raises(ValueError, match="`momentum`"):
+        ood.update_prototypes(jnp.ones((2, 2, 3)), jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]),
+                              momentum=1.5)
+
+
+def test_losses_nan_input():
+    with pytest.raises(ValueError, match="NaN or Inf"):
+        ood.logitnorm_loss(jnp.array([[0.0, jnp.nan]]), jnp.array([0]))
