@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.experimental.sparse.linalg import lobpcg_standard
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
@@ -28,6 +29,11 @@ __all__ = ["ADMM_MAX_N", "KMeansSDPResult", "kmeans_sdp"]
 #: Largest ``n`` accepted by ``method="admm"`` (it stores a few dense ``n x n`` matrices and
 #: eigendecomposes one per iteration); beyond it use ``method="bm"``.
 ADMM_MAX_N = 5000
+
+# LOBPCG iterations per partial projection (warm-started from the previous eigenvectors)
+_LOBPCG_ITERS = 8
+# below this n a full eigh per iteration is about as fast as the partial projection
+_PARTIAL_MIN_N = 100
 
 
 class KMeansSDPResult(NamedTuple):
@@ -80,11 +86,12 @@ def _center(m):
     return m - jnp.mean(m, axis=1, keepdims=True)
 
 
-def _project_c1(v, k):
+def _project_c1(v, k, m=1):
     r"""Exact projection onto $C_1 = \{Z \succeq 0, Z\mathbf 1 = \mathbf 1, \operatorname{tr}
     Z = k\}$: $Z = \mathbf 1\mathbf 1^\top/n + V_\perp \operatorname{diag}(\mu) V_\perp^\top$
     with $(\lambda, V_\perp)$ the eigenpairs of $P V P$ on $\mathbf 1^\perp$ and $\mu$ the
-    projection of $\lambda$ onto the simplex of total $k - 1$."""
+    projection of $\lambda$ onto the simplex of total $k - 1$. Also returns the top ``m``
+    eigenvectors and whether ``m`` of them or more carry weight."""
     n = v.shape[0]
     pvp = _center(0.5 * (v + v.T))
     # push the eigenvector 1/sqrt(n) (eigenvalue 0 of PVP) far below every other eigenvalue
@@ -92,7 +99,28 @@ def _project_c1(v, k):
     beta = jnp.sqrt(jnp.sum(pvp * pvp)) + k
     lam, vec = jnp.linalg.eigh(pvp - beta / n)
     mu = _project_simplex(lam, k - 1.0)
-    return jnp.full((n, n), 1.0 / n, v.dtype) + (vec * mu[None, :]) @ vec.T
+    z = jnp.full((n, n), 1.0 / n, v.dtype) + (vec * mu[None, :]) @ vec.T
+    return z, vec[:, n - m:], jnp.sum(mu > 0) >= m
+
+
+def _project_c1_partial(v, k, basis, n_iter):
+    r"""$\Pi_{C_1}$ from the top ``m = basis.shape[1]`` eigenpairs only (LOBPCG warm-started
+    from ``basis``, restricted to $\mathbf 1^\perp$). Exact when the smallest of them gets
+    no weight (every other eigenvalue is below it, hence below the simplex threshold);
+    returns ``(Z, eigenvectors, inexact)`` so that the caller falls back to ``eigh`` when
+    the subspace is too small."""
+    n = v.shape[0]
+    pvp = _center(0.5 * (v + v.T))
+    beta = jnp.sqrt(jnp.sum(pvp * pvp)) + k
+
+    def op(q):  # PVP - beta 11^T/n: the direction 1 is pushed to the bottom
+        return pvp @ q - (beta / n) * jnp.sum(q, axis=0, keepdims=True)
+
+    x0 = basis - jnp.mean(basis, axis=0, keepdims=True)
+    lam, vec, _ = lobpcg_standard(op, x0, m=n_iter)
+    mu = _project_simplex(lam, k - 1.0)
+    z = jnp.full((n, n), 1.0 / n, v.dtype) + (vec * mu[None, :]) @ vec.T
+    return z, vec, mu[jnp.argmin(lam)] > 0
 
 
 def _lower_bound(c, k):
@@ -119,9 +147,25 @@ def _admm(x, k, rho, max_iter, adaptive, tol):
     rho0 = jnp.asarray(5.0 * n / k, dt) if rho is None else jnp.asarray(rho, dt) / scale
     alpha = 1.6  # over-relaxation (Boyd et al. 2011, Sec. 3.4.3)
 
+    m = max(2 * k, k + 5)  # eigenpairs kept by the partial projection
+    partial = max(5 * m, _PARTIAL_MIN_N) < n  # LOBPCG needs n > 5 m
+
+    def project(arg, basis, full_next):
+        if not partial:
+            return _project_c1(arg, k)[0], basis, full_next
+
+        def full(_):
+            return _project_c1(arg, k, m)
+
+        def part(_):
+            z, vec, inexact = _project_c1_partial(arg, k, basis, _LOBPCG_ITERS)
+            return jax.lax.cond(inexact, full, lambda _: (z, vec, jnp.asarray(False)), None)
+
+        return jax.lax.cond(full_next, full, part, None)
+
     def body(s):
-        z, w, u, r, it, _, _ = s
-        z = _project_c1(w - u - dn / r, k)
+        z, w, u, r, it, _, _, basis, full_next = s
+        z, basis, full_next = project(w - u - dn / r, basis, full_next)
         zh = alpha * z + (1.0 - alpha) * w
         w_new = jnp.maximum(zh + u, 0.0)
         u = u + zh - w_new
@@ -132,16 +176,18 @@ def _admm(x, k, rho, max_iter, adaptive, tol):
             fac = jnp.where(upd & (rp > 10.0 * rd), 2.0, jnp.where(upd & (rd > 10.0 * rp),
                                                                       0.5, 1.0)).astype(dt)
             r, u = r * fac, u / fac
-        return z, w_new, u, r, it + 1, rp, rd
+        return z, w_new, u, r, it + 1, rp, rd, basis, full_next
 
     def cond(s):
-        *_, it, rp, rd = s
+        *_, it, rp, rd, _, _ = s
         return (it < max_iter) & ((rp > tol) | (rd > tol))
 
     z0 = jnp.full((n, n), 1.0 / n, dt) + (k - 1.0) / (n - 1.0) * _center(jnp.eye(n, dtype=dt))
     inf = jnp.asarray(jnp.inf, dt)
-    init = (z0, z0, jnp.zeros((n, n), dt), rho0, jnp.asarray(0), inf, inf)
-    z, w, u, r, it, rp, rd = jax.lax.while_loop(cond, body, init)
+    basis0 = jnp.zeros((n, m if partial else 1), dt)
+    init = (z0, z0, jnp.zeros((n, n), dt), rho0, jnp.asarray(0), inf, inf, basis0,
+            jnp.asarray(True))
+    z, w, u, r, it, rp, rd, _, _ = jax.lax.while_loop(cond, body, init)
     # certificate: N = max(-Y, 0) >= 0 is a valid multiplier of Z >= 0, hence
     # p* >= min_{Z in C1} <D - N, Z>  (Y = rho U is the ADMM multiplier of Z = W)
     nmul = jnp.maximum(-r * u, 0.0)
@@ -195,8 +241,14 @@ def kmeans_sdp(
     $P = I - \mathbf 1\mathbf 1^\top / n$; then $Z \succeq 0 \iff M \succeq 0$ and
     $\operatorname{tr} M = k - 1$, and the Frobenius-nearest such $M$ to $P V P$ keeps its
     eigenvectors on $\mathbf 1^\perp$ and projects its eigenvalues onto the simplex
-    $\{\mu \ge 0, \sum\mu = k - 1\}$. The cost per iteration is one ``eigh`` of an
-    $n \times n$ matrix. $D$ is scaled to unit mean internally (``rho`` is in the units of
+    $\{\mu \ge 0, \sum\mu = k - 1\}$. Only the eigenvalues above the simplex threshold
+    matter, and near the solution there are about $k - 1$ of them: for $n > 100$ each
+    projection first computes the top $m = \max(2k, k + 5)$ eigenpairs by LOBPCG
+    (8 iterations, warm-started from the previous eigenvectors, $O(n^2 m)$) and falls back
+    to a full ``eigh`` ($O(n^3)$) only when the smallest of them still carries weight — the
+    test that makes the partial projection exact (every other eigenvalue lies below it).
+    The first iterations, where the iterate is far from low rank, use ``eigh``.
+    $D$ is scaled to unit mean internally (``rho`` is in the units of
     $D$; the default is $5 n / k$ in the scaled units) and $\rho$ is adapted by residual
     balancing every 10 iterations (``adaptive_rho``).
 
