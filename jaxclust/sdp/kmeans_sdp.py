@@ -245,8 +245,10 @@ def kmeans_sdp(
     matter, and near the solution there are about $k - 1$ of them: for $n > 100$ each
     projection first computes the top $m = \max(2k, k + 5)$ eigenpairs by LOBPCG
     (8 iterations, warm-started from the previous eigenvectors, $O(n^2 m)$) and falls back
-    to a full ``eigh`` ($O(n^3)$) only when the smallest of them still carries weight — the
-    test that makes the partial projection exact (every other eigenvalue lies below it).
+    to a full ``eigh`` ($O(n^3)$) only when the smallest of them still carries weight (if
+    it does not, neither does any other eigenvalue, which all lie below it, so the partial
+    projection equals the full one up to the accuracy of the Ritz pairs: 1e-8 to 1e-11
+    relative on a 6-sigma mixture at n = 200, and the same iterations and objective).
     The first iterations, where the iterate is far from low rank, use ``eigh``.
     $D$ is scaled to unit mean internally (``rho`` is in the units of
     $D$; the default is $5 n / k$ in the scaled units) and $\rho$ is adapted by residual
