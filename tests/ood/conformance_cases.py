@@ -1,0 +1,245 @@
+"""Conformance cases of ``jaxclust.ood`` and ``jaxclust.metrics.detection``: every public
+function under jit and vmap, and against float64 finite differences where it is
+differentiable.
+
+Statistics enter the wrapped functions as plain arrays (the NamedTuples are rebuilt inside),
+so the gradient checks also cover the dependence on fitted statistics. Not differentiated:
+the detection metrics (piecewise constant), the Sinkhorn assignments of PALM and everything
+built on them (``mixture_assignments``, ``palm_loss``, ``update_prototypes``: the codes are
+stop-gradient targets, so autodiff is by design not the derivative finite differences see;
+the differentiable parts, ``mixture_logits`` and ``prototype_contrastive_loss``, are checked).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import jaxclust.metrics.detection as jdet
+import jaxclust.ood as ood
+from tests.conformance import Case
+
+MODULES = [ood, jdet]
+
+_Y = jnp.asarray([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2], jnp.int32)
+_ID = jnp.asarray([1, 1, 0, 1, 0, 0, 1, 0, 1, 1], jnp.int32)
+
+
+def _tol(dtype):
+    return 1e-10 if dtype == jnp.float64 else 1e-5
+
+
+def _linear(x, w, b):
+    return x @ w + b[None, :]
+
+
+def _msp(z, t):
+    return ood.msp(z, temperature=t)
+
+
+def _energy(z, t):
+    return ood.energy(z, temperature=t)
+
+
+def _gen(z):
+    return ood.gen(z), ood.gen(z, m=2, gamma=0.3)
+
+
+def _odin(x, w, b):
+    return ood.odin(lambda u: _linear(u, w, b), x, temperature=2.0, epsilon=0.01)
+
+
+def _fit_mahalanobis(x):
+    st = ood.fit_mahalanobis(x, _Y, num_classes=3)
+    return tuple(st)
+
+
+def _mahalanobis(f, x):
+    st = ood.fit_mahalanobis(x, _Y, num_classes=3)
+    return ood.mahalanobis(f, st)
+
+
+def _relative_mahalanobis(f, x):
+    st = ood.fit_mahalanobis(x, _Y, num_classes=3)
+    return ood.relative_mahalanobis(f, st)
+
+
+def _fit_knn(x):
+    return ood.fit_knn(x).bank
+
+
+def _knn(f, x):
+    st = ood.fit_knn(x)
+    return ood.knn(f, st, k=2), ood.knn(f, st, k=3, chunk_size=5)
+
+
+def _fit_react(x):
+    return ood.fit_react(x, percentile=75.0).threshold
+
+
+def _react(f, w, b, c):
+    return ood.react(f, w, b, ood.ReActStats(c))
+
+
+def _ash(f, w, b):
+    f = jnp.abs(f)  # post-ReLU activations
+    return (ood.ash(f, w, b, percentile=50.0, variant="s"),
+            ood.ash(f, w, b, percentile=50.0, variant="p"))
+
+
+def _fit_vim(x, w, b):
+    st = ood.fit_vim(x, w, b, dim=2)
+    # the residual basis is defined up to rotation: compare its projector
+    return st.origin, st.residual_basis @ st.residual_basis.T, st.alpha
+
+
+def _vim(f, x, w, b):
+    return ood.vim(f, w, b, ood.fit_vim(x, w, b, dim=2))
+
+
+def _fit_prototypes(x):
+    return tuple(ood.fit_prototypes(x, _Y, num_classes=3))
+
+
+def _sinkhorn_score(f, x):
+    st = ood.fit_prototypes(x, _Y, num_classes=3)
+    return ood.sinkhorn_score(f, st, epsilon=0.2, tol=_tol(f.dtype), max_iter=5000)
+
+
+def _ablated(h, t):
+    return ood.ablated_energy(h, t)
+
+
+def _cosine(x, w):
+    return ood.cosine_logits(x, w)
+
+
+def _learned_t(x, w, b):
+    return ood.learned_temperature(x, w, b)
+
+
+def _lt_loss(h, t):
+    return ood.learned_temperature_loss(h, t, _Y[: h.shape[0]])
+
+
+def _ce(z):
+    return ood.cross_entropy(z, _Y[: z.shape[0]])
+
+
+def _margin(zi, zo):
+    return ood.energy_margin_loss(zi, zo, m_in=-3.0, m_out=-0.5)
+
+
+def _energy_reg(zi, zo):
+    return ood.energy_regularized_loss(zi, _Y[: zi.shape[0]], zo, m_in=-3.0, m_out=-0.5)
+
+
+def _oe(zi, zo):
+    return ood.outlier_exposure_loss(zi, _Y[: zi.shape[0]], zo)
+
+
+def _logitnorm(z, t):
+    return ood.logitnorm_loss(z, _Y[: z.shape[0]], temperature=t)
+
+
+def _assign(f, p):
+    return ood.mixture_assignments(f, p, epsilon=0.5, n_iter=3)
+
+
+def _mixture_logits(f, p, w):
+    return ood.mixture_logits(f, p, w / w.sum(-1, keepdims=True), temperature=0.5)
+
+
+def _proto_contrastive(p):
+    return ood.prototype_contrastive_loss(p, temperature=0.5)
+
+
+def _palm(f, p):
+    return ood.palm_loss(f, _Y[: f.shape[0]], p, temperature=0.5, epsilon=0.5)
+
+
+def _update(p, f):
+    return ood.update_prototypes(p, f, _Y[: f.shape[0]], momentum=0.9, epsilon=0.5)
+
+
+def _metrics(s, y):
+    return (jdet.auroc(s, y), jdet.fpr_at_tpr(s, y), jdet.fpr_at_tpr(s, y, positive="ood"),
+            jdet.aupr_in(s, y), jdet.aupr_out(s, y))
+
+
+def cases() -> list[Case]:
+    rng = np.random.default_rng(5)
+    f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
+    z = f32(rng.normal(size=(6, 4)) * 2.0)
+    zo = f32(rng.normal(size=(5, 4)))
+    x = f32(rng.normal(size=(12, 3)) + 2.0 * np.eye(3)[np.asarray(_Y)])
+    f = f32(rng.normal(size=(5, 3)) * 1.5)
+    w = f32(rng.normal(size=(3, 4)))
+    b = f32(rng.normal(size=4))
+    h = f32(rng.uniform(-1, 1, size=(6, 4)))
+    temps = f32(rng.uniform(1.0, 3.0, size=6))
+    protos = f32(rng.normal(size=(3, 2, 3)))
+    pw = f32(rng.uniform(0.2, 1.0, size=(6, 3, 2)))
+    scores = f32(np.round(rng.normal(size=10), 1))
+    return [
+        # logit scores
+        Case("ood-msp", "msp", _msp, (z, f32(1.5)), (0, 1)),
+        Case("ood-max_logit", "max_logit", ood.max_logit, (z,), (0,)),
+        Case("ood-energy", "energy", _energy, (z, f32(0.7)), (0, 1)),
+        Case("ood-gen", "gen", _gen, (z,), (0,)),
+        Case("ood-odin", "odin", _odin, (f, w, b), (0, 1, 2)),
+        # feature scores and their statistics
+        # fit_* functions also run (and are differentiated) inside the score cases: slow here
+        Case("ood-fit_mahalanobis", "fit_mahalanobis", _fit_mahalanobis, (x,), (0,),
+             rtol=1e-4, slow=True),
+        Case("ood-mahalanobis", "mahalanobis", _mahalanobis, (f, x), (0, 1), rtol=1e-4),
+        Case("ood-relative_mahalanobis", "relative_mahalanobis", _relative_mahalanobis, (f, x),
+             (0, 1), rtol=1e-4),
+        Case("ood-fit_knn", "fit_knn", _fit_knn, (x,), (0,), slow=True),
+        Case("ood-knn", "knn", _knn, (f, x), (0, 1)),
+        Case("ood-fit_react", "fit_react", _fit_react, (x,), (0,)),
+        Case("ood-react", "react", _react, (f, w, b, f32(1.0)), (0, 1, 2, 3)),
+        Case("ood-ash", "ash", _ash, (f, w, b), (0, 1, 2)),
+        # eigh in float32: projector and alpha to ~1e-5 relative, 1e-4 asserted
+        Case("ood-fit_vim", "fit_vim", _fit_vim, (x, w, b), (0, 1, 2), rtol=1e-4, slow=True),
+        Case("ood-vim", "vim", _vim, (f, x, w, b), (0, 1, 2, 3), rtol=1e-4),
+        Case("ood-fit_prototypes", "fit_prototypes", _fit_prototypes, (x,), (0,)),
+        # implicit differentiation through Sinkhorn; also tested against POT in test_scores
+        Case("ood-sinkhorn_score", "sinkhorn_score", _sinkhorn_score, (f, x), (0, 1),
+             slow=True, rtol=1e-4),
+        # learned temperature (AbeT)
+        Case("ood-ablated_energy", "ablated_energy", _ablated, (h, temps), (0, 1)),
+        Case("ood-cosine_logits", "cosine_logits", _cosine, (x, w), (0, 1)),
+        Case("ood-learned_temperature", "learned_temperature", _learned_t,
+             (x, f32(rng.normal(size=3) * 0.3), f32(0.2)), (0, 1, 2)),
+        Case("ood-learned_temperature_loss", "learned_temperature_loss", _lt_loss, (h, temps),
+             (0, 1)),
+        # losses
+        # cross_entropy and energy_margin_loss are the two terms of energy_regularized_loss
+        Case("ood-cross_entropy", "cross_entropy", _ce, (z,), (0,), slow=True),
+        Case("ood-energy_margin_loss", "energy_margin_loss", _margin, (z, zo), (0, 1),
+             slow=True),
+        Case("ood-energy_regularized_loss", "energy_regularized_loss", _energy_reg, (z, zo),
+             (0, 1)),
+        Case("ood-outlier_exposure_loss", "outlier_exposure_loss", _oe, (z, zo), (0, 1)),
+        Case("ood-logitnorm_loss", "logitnorm_loss", _logitnorm, (z, f32(0.5)), (0, 1)),
+        # assignments run inside palm_loss (fast case) and update_prototypes
+        Case("ood-mixture_assignments", "mixture_assignments", _assign, (h[:, :3], protos),
+             slow=True),
+        Case("ood-mixture_logits", "mixture_logits", _mixture_logits, (h[:, :3], protos, pw),
+             (0, 1, 2)),
+        Case("ood-prototype_contrastive_loss", "prototype_contrastive_loss",
+             _proto_contrastive, (protos,), (0,)),
+        Case("ood-palm_loss", "palm_loss", _palm, (h[:, :3], protos)),
+        Case("ood-update_prototypes", "update_prototypes", _update, (protos, h[:, :3]),
+             slow=True),
+        # detection metrics: piecewise constant in the scores (jit / vmap only); the
+        # fpr_at_tpr case computes all four metrics, the single-metric cases are slow
+        Case("detection-fpr_at_tpr", "fpr_at_tpr", _metrics, (scores, _ID)),
+        Case("detection-auroc", "auroc", lambda s, y: jdet.auroc(s, y), (scores, _ID),
+             slow=True),
+        Case("detection-aupr_in", "aupr_in", lambda s, y: jdet.aupr_in(s, y), (scores, _ID),
+             slow=True),
+        Case("detection-aupr_out", "aupr_out", lambda s, y: jdet.aupr_out(s, y),
+             (scores, _ID), slow=True),
+    ]
