@@ -69,20 +69,36 @@ def _stages(schedule, num_classes, n_timesteps):
     return stages
 
 
-def _times(key, n, lo, hi, method, dtype):
+_GRID = 4096  # log-spaced grid of the importance-sampling inverse CDF
+
+
+def _importance_grid(lo, hi, weight_fn, dtype):
+    """Log-spaced times, the normalised CDF of ``w(t)`` on them and its total mass."""
+    ts = jnp.exp(jnp.linspace(jnp.log(lo), jnp.log(jnp.asarray(hi, dtype)), _GRID))
+    w = weight_fn(ts)
+    mass = 0.5 * (w[1:] + w[:-1]) * jnp.diff(ts)
+    cdf = jnp.concatenate([jnp.zeros((1,), dtype), jnp.cumsum(mass)])
+    return ts, cdf / cdf[-1], cdf[-1]
+
+
+def _times(key, n, lo, hi, method, dtype, grid=None):
+    k1, k2 = jax.random.split(key)
     if method == "uniform":
-        u = jax.random.uniform(key, (n,), dtype)
-    else:  # stratified: one time per stratum, strata visited in a random order
-        k1, k2 = jax.random.split(key)
+        u = jax.random.uniform(k1, (n,), dtype)
+    else:  # stratified: one sample per stratum, strata visited in a random order
         u = (jnp.arange(n, dtype=dtype) + jax.random.uniform(k1, (n,), dtype)) / n
         u = jax.random.permutation(k2, u)
+    if grid is not None:  # importance: invert the CDF of w (stratified in u)
+        ts, cdf, _ = grid
+        return jnp.interp(u, cdf, ts)
     return lo + (hi - lo) * u
 
 
 def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArray,
                        sde: AbstractSDE, *, num_classes: int, n_timesteps: int = 64,
                        schedule: Sequence[tuple[int, int]] | None = None,
-                       shared_noise: bool = True, time_sampling: str = "stratified",
+                       shared_noise: bool = True, antithetic: bool = False,
+                       time_sampling: str = "stratified",
                        weighting: str | Callable = "simple", t_min: float = 1e-3,
                        t_max: float | None = None) -> ClassifyResult:
     r"""Classify one input ``x`` (shape ``data_shape``, unbatched: ``jax.vmap`` over a batch)
@@ -139,7 +155,7 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
     """
     num_classes = check_int(num_classes, "num_classes")
     stages = _stages(schedule, num_classes, n_timesteps)
-    check_choice(time_sampling, "time_sampling", ("stratified", "uniform"))
+    check_choice(time_sampling, "time_sampling", ("stratified", "uniform", "importance"))
     if not callable(weighting):
         check_choice(weighting, "weighting", WEIGHTINGS)
     checks.check_positive_scalar(t_min, "t_min", "Use e.g. 1e-3.")
@@ -150,6 +166,9 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
     lo = checks.ensure(jnp.asarray(t_min, x.dtype), ~ok,
                        "`t_min` < `t_max` <= T (the SDE's horizon) is required.")
 
+    grid = None
+    if time_sampling == "importance":
+        grid = _importance_grid(lo, t_max, lambda t: loss_weight(t, sde, weighting), x.dtype)
     totals = jnp.zeros((num_classes,), x.dtype)
     counts = jnp.zeros((num_classes,), x.dtype)
     cand = jnp.arange(num_classes)
@@ -161,16 +180,22 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
             means = totals[cand] / counts[cand]
             _, keep = jax.lax.top_k(-means, n_c)
             cand = cand[keep]
-        k_t, k_e = jax.random.split(kj)
+        def draw(k, n_t=n_t):
+            k_t, k_e = jax.random.split(k)
+            h = (n_t + 1) // 2 if antithetic else n_t
+            t = _times(k_t, h, lo, t_max, time_sampling, x.dtype, grid)
+            e = jax.random.normal(k_e, (h,) + x.shape, x.dtype)
+            if antithetic:  # pairs (t, eps), (t, -eps): the term linear in eps cancels
+                t = jnp.concatenate([t, t])[:n_t]
+                e = jnp.concatenate([e, -e])[:n_t]
+            return t, e
+
         if shared_noise:
-            t = jnp.broadcast_to(_times(k_t, n_t, lo, t_max, time_sampling, x.dtype),
-                                 (n_c, n_t))
-            eps = jnp.broadcast_to(jax.random.normal(k_e, (n_t,) + x.shape, x.dtype),
-                                   (n_c, n_t) + x.shape)
+            t, eps = draw(kj)
+            t = jnp.broadcast_to(t, (n_c, n_t))
+            eps = jnp.broadcast_to(eps, (n_c, n_t) + x.shape)
         else:
-            t = jax.vmap(lambda k, n_t=n_t: _times(k, n_t, lo, t_max, time_sampling, x.dtype))(
-                jax.random.split(k_t, n_c))
-            eps = jax.random.normal(k_e, (n_c, n_t) + x.shape, x.dtype)
+            t, eps = jax.vmap(draw)(jax.random.split(kj, n_c))
         tf = t.reshape(-1)
         ef = eps.reshape((n_c * n_t,) + x.shape)
         alpha, sigma = sde._coefs(tf)
@@ -179,7 +204,10 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
         y = jnp.repeat(cand, n_t)
         pred = check_output(eps_fn(x_t, tf, y), x_t, "eps_fn")
         err = jnp.mean(((pred - ef) ** 2).reshape(n_c * n_t, -1), axis=1)
-        err = err * loss_weight(tf, sde, weighting)
+        if grid is None:
+            err = err * loss_weight(tf, sde, weighting)
+        else:  # t ~ w(t) / Z: the weighted mean is Z times the plain mean
+            err = err * grid[2]
         totals = totals.at[cand].add(jnp.sum(err.reshape(n_c, n_t), axis=1))
         counts = counts.at[cand].add(float(n_t))
         n_evals += n_c * n_t
