@@ -1,0 +1,176 @@
+"""OOD heads in Equinox (private module, re-exported by ``jaxclust.nn.equinox``).
+
+The same heads, with the same parameters in the same roles and layouts, are in
+``jaxclust.nn._ood_flax``. Each is a thin wrapper over pure functions of
+[`jaxclust.ood`][jaxclust.ood]; scores follow its convention: higher = more
+in-distribution. Heads take a batch of features ``(n, d)`` (the prototype head's
+Sinkhorn assignments need the whole batch).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
+
+from ..ood import losses as _losses, scores as _scores
+from . import _check_number, _check_size, _initial, _normal, _prototype_scale
+
+__all__ = ["PrototypeHead", "TemperatureHead"]
+
+
+class TemperatureHead(eqx.Module):
+    r"""A learned-temperature classifier head (GODIN / AbeT).
+
+    Cosine logits $h_j(x) = \bar x^\top \bar w_j$ (the columns of ``weight``, ``(d, k)``)
+    divided by a per-sample temperature $T(x) = 1/\sigma(x^\top v + c)$ (``temp_weight``
+    $v$, ``temp_bias`` $c$):
+
+    * ``__call__(x)``: the logits $h(x)/T(x)$, ``(n, k)``;
+    * ``temperature(x)``: $T(x)$, ``(n,)`` (see
+      [`learned_temperature`][jaxclust.ood.learned_temperature]);
+    * ``loss(x, labels)``: $\mathrm{CE}(h/T, y)$
+      ([`learned_temperature_loss`][jaxclust.ood.learned_temperature_loss]);
+    * ``score(x)``: AbeT's ablated energy $\log\sum_j e^{h_j/T}$
+      ([`ablated_energy`][jaxclust.ood.ablated_energy]), higher = more in-distribution.
+
+    Args:
+      d: feature size.
+      k: number of classes.
+      weight: initial class directions ``(d, k)``; default ``normal / sqrt(d)``.
+      temp_weight: initial ``(d,)``; default ``normal / sqrt(d)``.
+      temp_bias: initial scalar (default 0).
+      key: PRNG key, required unless both weights are given.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn._ood_equinox import TemperatureHead
+      >>> head = TemperatureHead(8, 3, key=jax.random.key(0))
+      >>> x = jax.random.normal(jax.random.key(1), (5, 8))
+      >>> head(x).shape, head.score(x).shape, bool(head.temperature(x).min() >= 1)
+      ((5, 3), (5,), True)
+
+    References:
+      Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al.,
+      "Out-of-Distribution Detection & Applications With Ablated Learned Temperature
+      Energy", 2024.
+    """
+
+    weight: Float[Array, "d k"]
+    temp_weight: Float[Array, " d"]
+    temp_bias: Float[Array, ""]
+
+    def __init__(self, d: int, k: int, *, weight: Float[ArrayLike, "d k"] | None = None,
+                 temp_weight: Float[ArrayLike, " d"] | None = None,
+                 temp_bias: float = 0.0, key: PRNGKeyArray | None = None):
+        d, k = _check_size(d, "d"), _check_size(k, "k")
+        k1 = k2 = None
+        if key is not None:
+            k1, k2 = jax.random.split(key)
+        self.weight = _initial(weight, (d, k), "weight", "key",
+                               None if k1 is None else lambda: _normal(k1, (d, k),
+                                                                       _prototype_scale(d)))
+        self.temp_weight = _initial(
+            temp_weight, (d,), "temp_weight", "key",
+            None if k2 is None else lambda: _normal(k2, (d,), _prototype_scale(d)))
+        self.temp_bias = jnp.asarray(temp_bias, jnp.result_type(float))
+
+    def temperature(self, x: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
+        """$T(x) = 1/\\sigma(x^\\top v + c) \\ge 1$."""
+        return _losses.learned_temperature(x, self.temp_weight, self.temp_bias)
+
+    def cosine_logits(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
+        """The cosine logits $h(x)$."""
+        return _losses.cosine_logits(x, self.weight)
+
+    def __call__(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
+        return self.cosine_logits(x) / self.temperature(x)[:, None]
+
+    def loss(self, x: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"]
+             ) -> Float[Array, ""]:
+        """Cross-entropy of $h/T$."""
+        return _losses.learned_temperature_loss(self.cosine_logits(x), self.temperature(x),
+                                                labels)
+
+    def score(self, x: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
+        """AbeT's ablated energy (higher = more in-distribution)."""
+        return _scores.ablated_energy(self.cosine_logits(x), self.temperature(x))
+
+
+class PrototypeHead(eqx.Module):
+    r"""A PALM mixture-of-prototypes head: ``m`` unit prototypes per class.
+
+    With unit embeddings $z$ and prototypes $p_{cj}$ (the field ``prototypes``,
+    ``(k, m, d)``, normalised in the forward pass) and temperature $\tau$:
+
+    * ``__call__(z)``: class logits $\ell_c = \log\frac1m\sum_j e^{z^\top p_{cj}/\tau}$,
+      ``(n, k)`` ([`mixture_logits`][jaxclust.ood.mixture_logits], uniform weights);
+    * ``assignments(z)``: the Sinkhorn weights of the batch, ``(n, k, m)``
+      ([`mixture_assignments`][jaxclust.ood.mixture_assignments]);
+    * ``loss(z, labels)``: PALM's MLE + ``weight`` x prototype-contrastive loss
+      ([`palm_loss`][jaxclust.ood.palm_loss]);
+    * ``score(z)``: $\tau\log\sum_c e^{\ell_c(z)}$, the mixture's free energy, higher =
+      more in-distribution.
+
+    Args:
+      d: embedding size.
+      k: number of classes.
+      m: prototypes per class (``>= 2`` for the contrastive term).
+      temperature: $\tau > 0$ (static; PALM uses 0.1).
+      weight: weight of the prototype-contrastive term (static; PALM uses 1).
+      epsilon: entropic temperature of the assignments (static).
+      n_iter: Sinkhorn rounds of the assignments (static).
+      prototypes: initial ``(k, m, d)``; default ``normal / sqrt(d)`` from ``key``.
+      key: PRNG key, required without ``prototypes``.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn._ood_equinox import PrototypeHead
+      >>> head = PrototypeHead(8, 3, 4, key=jax.random.key(0))
+      >>> z = jax.random.normal(jax.random.key(1), (6, 8))
+      >>> head(z).shape, head.loss(z, jax.numpy.arange(6) % 3).shape
+      ((6, 3), ())
+
+    References:
+      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
+      with Mixture of Prototypes" (PALM), ICLR 2024.
+    """
+
+    prototypes: Float[Array, "k m d"]
+    temperature: float = eqx.field(static=True)
+    weight: float = eqx.field(static=True)
+    epsilon: float = eqx.field(static=True)
+    n_iter: int = eqx.field(static=True)
+
+    def __init__(self, d: int, k: int, m: int, *, temperature: float = 0.1,
+                 weight: float = 1.0, epsilon: float = 0.05, n_iter: int = 3,
+                 prototypes: Float[ArrayLike, "k m d"] | None = None,
+                 key: PRNGKeyArray | None = None):
+        d, k, m = _check_size(d, "d"), _check_size(k, "k"), _check_size(m, "m")
+        self.temperature = _check_number(temperature, "temperature", "PALM uses 0.1.")
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise ValueError(f"`weight` must be a Python number >= 0, got {weight!r}.")
+        self.weight = float(weight)
+        self.epsilon = _check_number(epsilon, "epsilon")
+        self.n_iter = _check_size(n_iter, "n_iter")
+        draw = None if key is None else lambda: _normal(key, (k, m, d), _prototype_scale(d))
+        self.prototypes = _initial(prototypes, (k, m, d), "prototypes", "key", draw)
+
+    def __call__(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
+        return _losses.mixture_logits(z, self.prototypes, temperature=self.temperature)
+
+    def assignments(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n k m"]:
+        """Sinkhorn weights of the batch on each class's prototypes (no gradient)."""
+        return _losses.mixture_assignments(z, self.prototypes, epsilon=self.epsilon,
+                                           n_iter=self.n_iter)
+
+    def loss(self, z: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"]
+             ) -> Float[Array, ""]:
+        """PALM's loss on a labelled batch."""
+        return _losses.palm_loss(z, labels, self.prototypes, temperature=self.temperature,
+                                 weight=self.weight, epsilon=self.epsilon, n_iter=self.n_iter)
+
+    def score(self, z: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
+        """Free energy of the mixture (higher = more in-distribution)."""
+        return _scores.energy(self(z), temperature=self.temperature)
