@@ -134,6 +134,19 @@ def test_exact_recovery_n150():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("n", [1000, 2000])
+def test_exact_recovery_large_admm(n):
+    # above the threshold sigma sqrt(8 log n) (7.4 / 7.8 sigma): 9 sigma, float32; the
+    # partial (LOBPCG) projection makes these sizes practical
+    x, labels = _mixture(n, 9.0, 2)
+    res = kmeans_sdp(jnp.asarray(x, jnp.float32), 3)
+    z_star = np.asarray(membership_matrix(jnp.asarray(labels), 3))
+    assert bool(res.converged)
+    assert _rel(np.asarray(res.Z), z_star) < 1e-2
+    assert adjusted_rand_score(labels, res.labels) == 1.0
+
+
+@pytest.mark.slow
 def test_recovery_rate_rises_with_separation():
     rates = []
     for sep in (1.0, 2.0, 3.0, 4.0, 6.0):
