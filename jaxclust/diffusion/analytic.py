@@ -25,6 +25,7 @@ x\rVert^2$: denoising a MoLRG is soft subspace clustering (Wang et al., 2024).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -111,7 +112,7 @@ def _validate(mixture, x=None):
                              f"{U.shape}.")
         D, d = U.shape[1], U.shape[2]
         gram = jnp.einsum("kDi,kDj->kij", U, U, precision=_HI)
-        U = checks.ensure(U, jnp.max(jnp.abs(gram - jnp.eye(d, dtype=U.dtype))) > 100 * tol,
+        U = checks.ensure(U, jnp.max(jnp.abs(gram - jnp.eye(d, dtype=U.dtype)[None])) > 100 * tol,
                           "`bases` must have orthonormal columns (U_k^T U_k = I); orthonormalise "
                           "them, e.g. with jnp.linalg.qr.")
         floor = checks.as_float_array(mixture.floor, "floor")
@@ -147,9 +148,9 @@ def _components(x, mix, a, s):
     D = x.shape[0]
     if isinstance(mix, GaussianMixture):
         eye = jnp.eye(D, dtype=x.dtype)
-        C = a * a * mix.covs + s * s * eye
+        C = a * a * mix.covs + s * s * eye[None]
         L = jnp.linalg.cholesky(C)
-        r = x - a * mix.means  # (K, D)
+        r = x[None, :] - a * mix.means  # (K, D)
         sol = jax.vmap(lambda Lk, rk: cho_solve((Lk, True), rk))(L, r)
         maha = jnp.sum(r * sol, axis=1)
         logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=1, axis2=2)), axis=1)
@@ -162,7 +163,7 @@ def _components(x, mix, a, s):
         shrink = c1 / (c0 + c1)
         proj = jnp.einsum("kDd,D->kd", U, x, precision=_HI)  # U_k^T x
         back = jnp.einsum("kDd,kd->kD", U, proj, precision=_HI)  # U_k U_k^T x
-        sol = (x - shrink * back) / c0
+        sol = (x[None, :] - shrink * back) / c0
         maha = (jnp.sum(x * x) - shrink * jnp.sum(proj * proj, axis=1)) / c0
         logdet = D * jnp.log(c0) + d * jnp.log((c0 + c1) / c0) * jnp.ones_like(maha)
         Usol = jnp.einsum("kDd,kD->kd", U, sol, precision=_HI)
@@ -171,10 +172,15 @@ def _components(x, mix, a, s):
     return logn, sol, cond_mean
 
 
+@functools.partial(jax.jit, static_argnums=0)
+def _vmapped(fn, x, mixture, a, s):
+    return jax.vmap(lambda xi, ai, si: fn(xi, mixture, ai, si))(x, a, s)
+
+
 def _per_point(fn, x, mixture, alpha, sigma):
     mixture, x = _validate(mixture, x)
     a, s = _coefs(x, alpha, sigma)
-    return jax.vmap(lambda xi, ai, si: fn(xi, mixture, ai, si))(x, a, s)
+    return _vmapped(fn, x, mixture, a, s)
 
 
 def _logp1(x, mix, a, s):
@@ -284,6 +290,11 @@ def mixture_sample(key: PRNGKeyArray, mixture: GaussianMixture | MoLRG, n: int
     mixture, _ = _validate(mixture)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a Python int >= 1, got {n!r}.")
+    return _sample(key, mixture, n)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _sample(key, mixture, n):
     k_lab, k_z, k_f = jax.random.split(key, 3)
     w = mixture.weights
     labels = jax.random.categorical(k_lab, jnp.log(w), shape=(n,))
