@@ -16,6 +16,7 @@ on a MoLRG amounts to this problem.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -66,6 +67,7 @@ def _fit(x, labels, U_old):
     return jnp.where((counts >= 1)[:, None, None], U, U_old)
 
 
+@functools.partial(jax.jit, static_argnums=2)
 def _run(x, U0, max_iter):
     labels0, _ = _assign(x, U0)
 
@@ -129,6 +131,11 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
         raise ValueError("`key` is required for random starts (or pass `init`).")
     n_init = check_int(n_init, "n_init")
     U0 = jnp.linalg.qr(jax.random.normal(key, (n_init, k, D, d), x.dtype))[0]
+    return _best_of(x, U0, max_iter)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _best_of(x, U0, max_iter):
     runs = jax.vmap(lambda u: _run(x, u, max_iter))(U0)
     best = jnp.argmin(runs.residual)
     return jax.tree_util.tree_map(lambda a: a[best], runs)

@@ -7,6 +7,8 @@ differentiable in the samples (used to score generative models against held-out 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -95,6 +97,11 @@ def energy_distance(x: Float[Array, "n ..."], y: Float[Array, "m ..."], *,
     """
     x, y = _prep(x, y)
     _check_sizes(x, y, unbiased)
+    return _energy(x, y, unbiased)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _energy(x, y, unbiased):
     d2xy, d2xx, d2yy = _sq_dists(x, y), _self_sq_dists(x), _self_sq_dists(y)
     dxy = _dist(d2xy, d2xy > 0)
     dxx = _dist(d2xx, d2xx > 0)
@@ -133,7 +140,11 @@ def mmd(x: Float[Array, "n ..."], y: Float[Array, "m ..."], *,
         raise ValueError(f"`bandwidth` must be a scalar or 1-D, got shape {h.shape}.")
     h = jnp.atleast_1d(h)
     h = checks.ensure(h, ~(jnp.isfinite(h) & (h > 0)), "`bandwidth` must be finite and > 0.")
+    return _mmd(x, y, h, unbiased)
 
+
+@functools.partial(jax.jit, static_argnums=3)
+def _mmd(x, y, h, unbiased):
     def kernel(d2):
         return jnp.sum(jnp.exp(-d2[None, :, :] / (2.0 * h[:, None, None] ** 2)), axis=0)
 
