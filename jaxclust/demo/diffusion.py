@@ -1,8 +1,8 @@
 """Demo section: diffusion score models on a 2-D mixture and on scikit-learn's digits.
 
 * **2-D mixture**: eight Gaussians on a circle; a time-conditioned MLP
-  ([`ScoreMLP`][jaxclust.nn._score_equinox.ScoreMLP]) is trained with denoising score
-  matching ([`train`][jaxclust.diffusion.train.train]) under the VP SDE, then sampled with
+  ([`ScoreMLP`][jaxclust.nn.equinox.ScoreMLP]) is trained with denoising score
+  matching ([`fit`][jaxclust.diffusion.fit]) under the VP SDE, then sampled with
   DDIM; the table gives the energy distance of the samples to fresh data next to the
   data-vs-data floor, the figure shows both clouds.
 * **Digits**: the 8x8 digits (17 grey levels, scaled to ``[-1, 1]``, uniformly dequantised
@@ -44,7 +44,7 @@ from jaxclust.diffusion import (
     euler_maruyama,
     ode_likelihood,
 )
-from jaxclust.diffusion.train import TrainResult, dsm_objective, train
+from jaxclust.diffusion.train import FitResult, dsm_objective, fit
 from jaxclust.metrics.distribution import energy_distance
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def _optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation
 
 def train_mixture(x: Float[Array, "n 2"], *, key: jax.Array, steps: int, width: int = 128,
                   batch_size: int = 256, learning_rate: float = 3e-3,
-                  sde: AbstractSDE | None = None, progress: bool = True) -> TrainResult:
+                  sde: AbstractSDE | None = None, progress: bool = True) -> FitResult:
     """An unconditional ``ScoreMLP`` (noise prediction) trained on ``x``; the trained network
     is ``result.ema``."""
     from jaxclust.nn._score_equinox import ScoreMLP
@@ -181,16 +181,16 @@ def train_mixture(x: Float[Array, "n 2"], *, key: jax.Array, steps: int, width: 
     sde = VPSDE() if sde is None else sde
     k_init, k_train = jax.random.split(key)
     net = ScoreMLP(2, width=width, depth=3, embed_dim=32, key=k_init)
-    return train(dsm_objective(sde, time_sampling="stratified"), net, x, key=k_train,
-                 steps=steps, batch_size=batch_size,
-                 optimizer=_optimizer(learning_rate, steps), ema_decay=_ema_decay(steps),
-                 log_every=max(1, steps // 10), progress=progress, description="2-D mixture")
+    return fit(dsm_objective(sde, time_sampling="stratified"), net, x, key=k_train,
+               steps=steps, batch_size=batch_size,
+               optimizer=_optimizer(learning_rate, steps), ema_decay=_ema_decay(steps),
+               log_every=max(1, steps // 10), progress=progress, description="2-D mixture")
 
 
 def train_digits(data: DigitsData, *, key: jax.Array, steps: int, width: int = 256,
                  batch_size: int = 256, learning_rate: float = 2e-3,
                  label_dropout: float = 0.1, sde: AbstractSDE | None = None,
-                 progress: bool = True) -> TrainResult:
+                 progress: bool = True) -> FitResult:
     """A class-conditional ``ScoreMLP`` on the flattened digits (64 pixels), trained on
     freshly dequantised images at every step (so that its probability-flow likelihood is a
     density of dequantised digits) with labels dropped to the null class 10 with
@@ -209,10 +209,10 @@ def train_digits(data: DigitsData, *, key: jax.Array, steps: int, width: int = 2
         x = dequantize(k_deq, levels, n_bins=N_LEVELS, low=-1.0, high=1.0)
         return base(model, (x, labels), k_loss)
 
-    return train(objective, net, (data.train_levels, data.train_labels), key=k_train,
-                 steps=steps, batch_size=batch_size,
-                 optimizer=_optimizer(learning_rate, steps), ema_decay=_ema_decay(steps),
-                 log_every=max(1, steps // 20), progress=progress, description="digits")
+    return fit(objective, net, (data.train_levels, data.train_labels), key=k_train,
+               steps=steps, batch_size=batch_size,
+               optimizer=_optimizer(learning_rate, steps), ema_decay=_ema_decay(steps),
+               log_every=max(1, steps // 20), progress=progress, description="digits")
 
 
 # ------------------------------------------------------------------------------------------
@@ -372,7 +372,7 @@ class Row(NamedTuple):
 
 
 def run_mixture(config: Config, *, seed: int = 0, progress: bool = False,
-                out: Path | None = None) -> tuple[list[Row], TrainResult]:
+                out: Path | None = None) -> tuple[list[Row], FitResult]:
     """The 2-D mixture: train, sample with DDIM, energy distances; figure under ``out``."""
     key = jax.random.key(seed)
     x = ring_mixture(2000, seed=seed)
@@ -393,7 +393,7 @@ def run_mixture(config: Config, *, seed: int = 0, progress: bool = False,
 
 
 def run_digits(config: Config, *, seed: int = 0, progress: bool = False,
-               out: Path | None = None) -> tuple[list[Row], DigitsData, TrainResult]:
+               out: Path | None = None) -> tuple[list[Row], DigitsData, FitResult]:
     """The digits: train the class-conditional model, classify held-out digits; grid of
     class-conditional samples under ``out``."""
     key = jax.random.key(seed + 1)

@@ -1,5 +1,5 @@
 r"""A short training loop for score networks: optax, EMA of the parameters, explicit keys,
-a progress bar. A utility, not a framework: one function, ``train``, over any pytree of
+a progress bar. A utility, not a framework: one function, ``fit``, over any pytree of
 parameters and any scalar loss; ``dsm_objective`` builds that loss from
 [`dsm_loss`][jaxclust.diffusion.dsm_loss] for the usual case.
 
@@ -11,8 +11,8 @@ rest is carried along unchanged) and read the trained module from ``result.ema``
 
     graphdef, state = nnx.split(model)
     loss = dsm_objective(sde)
-    res = train(lambda s, batch, key: loss(nnx.merge(graphdef, s), batch, key),
-                state, x, key=key, steps=2000, batch_size=256)
+    res = fit(lambda s, batch, key: loss(nnx.merge(graphdef, s), batch, key),
+              state, x, key=key, steps=2000, batch_size=256)
     model = nnx.merge(graphdef, res.ema)
 """
 
@@ -34,11 +34,11 @@ from ._utils import check_int
 from .losses import dsm_loss
 from .sde import AbstractSDE
 
-__all__ = ["TrainResult", "dsm_objective", "train"]
+__all__ = ["FitResult", "dsm_objective", "fit"]
 
 
-class TrainResult(NamedTuple):
-    """Result of [`train`][jaxclust.diffusion.train.train].
+class FitResult(NamedTuple):
+    """Result of [`fit`][jaxclust.diffusion.fit].
 
     Attributes:
       params: the parameters after the last step (same structure as the input).
@@ -77,11 +77,11 @@ def _batch(data, key, batch_size: int, n: int):
     return jax.tree_util.tree_map(lambda a: a[idx], data)
 
 
-def train(loss_fn: Callable[[PyTree, PyTree, PRNGKeyArray], Float[Array, ""]],
-          params: PyTree, data: PyTree, *, key: PRNGKeyArray, steps: int, batch_size: int,
-          optimizer: optax.GradientTransformation | None = None, ema_decay: float = 0.999,
-          log_every: int = 100, progress: bool = True, description: str = "training"
-          ) -> TrainResult:
+def fit(loss_fn: Callable[[PyTree, PyTree, PRNGKeyArray], Float[Array, ""]],
+        params: PyTree, data: PyTree, *, key: PRNGKeyArray, steps: int, batch_size: int,
+        optimizer: optax.GradientTransformation | None = None, ema_decay: float = 0.999,
+        log_every: int = 100, progress: bool = True, description: str = "training"
+        ) -> FitResult:
     r"""Minimise ``loss_fn(params, batch, key)`` with ``optimizer`` on random mini-batches of
     ``data``, keeping an exponential moving average of the parameters.
 
@@ -114,15 +114,15 @@ def train(loss_fn: Callable[[PyTree, PyTree, PRNGKeyArray], Float[Array, ""]],
       description: label of the progress bar.
 
     Returns:
-      A [`TrainResult`][jaxclust.diffusion.train.TrainResult].
+      A [`FitResult`][jaxclust.diffusion.FitResult].
 
     Example:
       >>> import jax, jax.numpy as jnp, optax
-      >>> from jaxclust.diffusion.train import train
+      >>> from jaxclust.diffusion.train import fit
       >>> x = jnp.arange(8.0)  # the mean 3.5 by least squares on batches of 8 (noisy)
       >>> loss = lambda p, batch, key: jnp.mean((batch - p["m"]) ** 2)
-      >>> res = train(loss, {"m": jnp.array(0.0)}, x, key=jax.random.key(0), steps=200,
-      ...             batch_size=8, optimizer=optax.sgd(0.1), ema_decay=0.9, progress=False)
+      >>> res = fit(loss, {"m": jnp.array(0.0)}, x, key=jax.random.key(0), steps=200,
+      ...           batch_size=8, optimizer=optax.sgd(0.1), ema_decay=0.9, progress=False)
       >>> res.losses.shape, bool(abs(float(res.ema["m"]) - 3.5) < 0.5)
       ((200,), True)
 
@@ -186,7 +186,7 @@ def train(loss_fn: Callable[[PyTree, PyTree, PRNGKeyArray], Float[Array, ""]],
             history.append(losses)
             update(len(ks), float(losses.mean()))
     p, ema, _ = carry
-    return TrainResult(_combine(p, aux), _combine(ema, aux), jnp.asarray(np.concatenate(history)),
+    return FitResult(_combine(p, aux), _combine(ema, aux), jnp.asarray(np.concatenate(history)),
                        time.perf_counter() - start)
 
 
@@ -217,7 +217,7 @@ def _progress_bar(enabled: bool, description: str, total: int):
 def dsm_objective(sde: AbstractSDE, *, label_dropout: float = 0.0,
                   null_label: int | None = None, **dsm_kwargs: Any
                   ) -> Callable[[Callable, PyTree, PRNGKeyArray], Float[Array, ""]]:
-    r"""The loss ``loss(model, batch, key)`` for [`train`][jaxclust.diffusion.train.train]:
+    r"""The loss ``loss(model, batch, key)`` for [`fit`][jaxclust.diffusion.fit]:
     [`dsm_loss`][jaxclust.diffusion.dsm_loss] of the batched network ``model(x_t, t)``
     (``batch`` = ``x``) or ``model(x_t, t, y)`` (``batch`` = ``(x, y)``).
 

@@ -52,9 +52,9 @@ class _MLPBlock(nnx.Module):
 class ScoreMLP(nnx.Module):
     r"""A residual MLP for vectors, conditioned on the diffusion time (and a class).
 
-    With the sinusoidal features $e(t)$
-    ([`sinusoidal_embedding`][jaxclust.nn._score_common.sinusoidal_embedding], ``embed_dim``
-    of them, argument ``time_scale * t``), the conditioning vector is
+    With the ``embed_dim`` sinusoidal time features $e(t) = (\sin(s t\omega_k),
+    \cos(s t\omega_k))_{k < \text{embed\_dim}/2}$, $\omega_k = 10^{-4k/(\text{embed\_dim}/2)}$,
+    $s$ = ``time_scale`` (the transformer / DDPM embedding), the conditioning vector is
     $c = W_2\,\sigma(W_1 e(t)) + E_y$ with $\sigma$ = SiLU and $E$ a learned class embedding
     whose extra row $E_{K}$ is the *null class* ($K$ = ``num_classes``; used when ``y`` is
     ``None``, the unconditional model of classifier-free guidance). Then
@@ -66,7 +66,7 @@ class ScoreMLP(nnx.Module):
     $\varepsilon$, score, $x_0$ ...) is the loss's parametrisation, noise prediction for the
     DSM loss of ``jaxclust.diffusion``.
 
-    The same network is [`jaxclust.nn.equinox.ScoreMLP`][jaxclust.nn._score_equinox.ScoreMLP].
+    The same network is [`jaxclust.nn.equinox.ScoreMLP`][jaxclust.nn.equinox.ScoreMLP].
 
     Args:
       d: data dimension.
@@ -176,7 +176,7 @@ class _Level(nnx.Module):
 class ScoreUNet(nnx.Module):
     r"""A small U-Net for single-channel images, conditioned on the time (and a class).
 
-    The conditioning vector $c$ is built as in [`ScoreMLP`][jaxclust.nn._score_flax.ScoreMLP]
+    The conditioning vector $c$ is built as in [`ScoreMLP`][jaxclust.nn.flax.ScoreMLP]
     (sinusoidal features, two linear layers, plus a class embedding with a null row), with
     ``4 * channels`` entries. The image goes through a 3x3 convolution to ``channels``, then
     one level per entry of ``channel_mults`` (level $i$ has ``channels * channel_mults[i]``
@@ -194,7 +194,7 @@ class ScoreUNet(nnx.Module):
     (8, 4) and 28x28 (28, 14), three for 28x28 down to 7x7.
 
     The same network is
-    [`jaxclust.nn.equinox.ScoreUNet`][jaxclust.nn._score_equinox.ScoreUNet].
+    [`jaxclust.nn.equinox.ScoreUNet`][jaxclust.nn.equinox.ScoreUNet].
 
     Args:
       image_shape: ``(height, width)``.

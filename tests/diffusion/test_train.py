@@ -14,7 +14,7 @@ import optax
 import pytest
 
 from jaxclust.diffusion import VPSDE, GaussianMixture, dsm_loss, mixture_score_fn
-from jaxclust.diffusion.train import dsm_objective, train
+from jaxclust.diffusion.train import dsm_objective, fit
 from jaxclust.nn._score_equinox import ScoreMLP
 
 SDE = VPSDE()
@@ -34,9 +34,9 @@ def _sample(seed, n):
 def _trained():
     x = _sample(0, 2000)
     net = ScoreMLP(2, width=32, depth=2, embed_dim=16, key=jax.random.key(1))
-    res = train(dsm_objective(SDE, time_sampling="stratified"), net, x,
-                key=jax.random.key(2), steps=300, batch_size=128,
-                optimizer=optax.adam(3e-3), ema_decay=0.95, log_every=100, progress=False)
+    res = fit(dsm_objective(SDE, time_sampling="stratified"), net, x,
+              key=jax.random.key(2), steps=300, batch_size=128,
+              optimizer=optax.adam(3e-3), ema_decay=0.95, log_every=100, progress=False)
     return x, net, res
 
 
@@ -77,8 +77,8 @@ def test_ema_follows_the_numpy_recurrence():
     def loss(p, batch, key):
         return 0.5 * jnp.sum((p["w"] - a) ** 2) + 0.5 * (p["b"] - 1.0) ** 2
 
-    res = train(loss, p0, jnp.zeros((5, 1)), key=jax.random.key(0), steps=steps, batch_size=2,
-                optimizer=optax.sgd(lr), ema_decay=d, log_every=10, progress=False)
+    res = fit(loss, p0, jnp.zeros((5, 1)), key=jax.random.key(0), steps=steps, batch_size=2,
+              optimizer=optax.sgd(lr), ema_decay=d, log_every=10, progress=False)
     target = {"w": a, "b": 1.0}
     for name in ("w", "b"):
         p = np.asarray(p0[name], np.float64)
@@ -98,7 +98,7 @@ def test_deterministic_and_independent_of_the_chunking():
     def loss(p, batch, key):  # depends on the batch and on the key
         return jnp.mean((batch - p["m"][None]) ** 2) + 0.1 * jax.random.normal(key)
 
-    run = functools.partial(train, loss, params, x, steps=30, batch_size=8, progress=False,
+    run = functools.partial(fit, loss, params, x, steps=30, batch_size=8, progress=False,
                             optimizer=optax.sgd(0.05))
     a = run(key=jax.random.key(1), log_every=7)
     b = run(key=jax.random.key(1), log_every=30)
@@ -115,8 +115,8 @@ def test_non_trainable_leaves_pass_through():
     def loss(p, batch, key):
         return jnp.sum(p["act"](p["w"] * p["scale"]) ** 2) + 0.0 * p["count"]
 
-    res = train(loss, params, jnp.zeros((4, 1)), key=jax.random.key(0), steps=3, batch_size=2,
-                progress=False)
+    res = fit(loss, params, jnp.zeros((4, 1)), key=jax.random.key(0), steps=3, batch_size=2,
+              progress=False)
     assert res.ema["act"] is jnp.tanh and res.ema["scale"] == 2
     assert int(res.ema["count"]) == 3 and not np.allclose(res.params["w"], 1.0)
 
@@ -153,8 +153,8 @@ def test_flax_nnx_through_split_and_merge():
         lin = nnx.merge(graphdef, s)
         return objective(lambda x_t, t: lin(x_t), batch, key)
 
-    res = train(loss, state, _sample(0, 64), key=jax.random.key(1), steps=5, batch_size=16,
-                progress=False)
+    res = fit(loss, state, _sample(0, 64), key=jax.random.key(1), steps=5, batch_size=16,
+              progress=False)
     trained = nnx.merge(graphdef, res.ema)
     assert isinstance(trained, nnx.Linear)
     assert not np.allclose(trained.kernel[...], model.kernel[...])
@@ -167,8 +167,8 @@ def test_nan_loss_stops_the_run():
 
     # sgd(0.1) on sum(w): w = 0, -0.1, -0.2, -0.3 at steps 0..3 (0-based): NaN from step 3
     with pytest.raises(FloatingPointError, match="NaN or infinite at step 3"):
-        train(loss, {"w": jnp.zeros(1)}, jnp.zeros((2, 1)), key=jax.random.key(0), steps=10,
-              batch_size=1, optimizer=optax.sgd(0.1), log_every=4, progress=False)
+        fit(loss, {"w": jnp.zeros(1)}, jnp.zeros((2, 1)), key=jax.random.key(0), steps=10,
+            batch_size=1, optimizer=optax.sgd(0.1), log_every=4, progress=False)
 
 
 def test_bad_input():
@@ -176,17 +176,17 @@ def test_bad_input():
     loss = lambda p, b, k: jnp.sum(p["w"] ** 2)  # noqa: E731
     kw = dict(key=key, steps=2, batch_size=2, progress=False)
     with pytest.raises(ValueError, match="`steps` must be >= 1"):
-        train(loss, p, x, **{**kw, "steps": 0})
+        fit(loss, p, x, **{**kw, "steps": 0})
     with pytest.raises(ValueError, match="`batch_size` must be a Python int"):
-        train(loss, p, x, **{**kw, "batch_size": 2.5})
+        fit(loss, p, x, **{**kw, "batch_size": 2.5})
     with pytest.raises(ValueError, match=r"`ema_decay` must be a Python number in \[0, 1\)"):
-        train(loss, p, x, ema_decay=1.0, **kw)
+        fit(loss, p, x, ema_decay=1.0, **kw)
     with pytest.raises(ValueError, match="must share a leading axis"):
-        train(loss, p, (x, jnp.zeros(3)), **kw)
+        fit(loss, p, (x, jnp.zeros(3)), **kw)
     with pytest.raises(ValueError, match="`data` contains NaN"):
-        train(loss, p, x.at[0].set(jnp.nan), **kw)
+        fit(loss, p, x.at[0].set(jnp.nan), **kw)
     with pytest.raises(ValueError, match="no floating-point arrays"):
-        train(loss, {"n": jnp.array(1)}, x, **kw)
+        fit(loss, {"n": jnp.array(1)}, x, **kw)
     with pytest.raises(ValueError, match="`null_label` is required"):
         dsm_objective(SDE, label_dropout=0.1)
     with pytest.raises(ValueError, match=r"`label_dropout` must be a Python number in \[0, 1\)"):
