@@ -85,16 +85,25 @@ def test_palm_pieces(rng):
     zn = z / np.linalg.norm(z, axis=1, keepdims=True)
     pn = p / np.linalg.norm(p, axis=2, keepdims=True)
     f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    tau = 0.5
+
+    @jax.jit  # one compilation for all the pieces
+    def pieces(z, p, w, y):
+        return (ood.mixture_assignments(z, p, epsilon=0.5, n_iter=5),
+                ood.mixture_logits(z, p, w, temperature=tau),
+                ood.prototype_contrastive_loss(p, temperature=tau),
+                ood.palm_loss(z, y, p, temperature=tau, weight=0.7, epsilon=0.5, n_iter=5),
+                ood.update_prototypes(p, z, y, momentum=0.9, epsilon=0.5, n_iter=5))
+
     # assignments: per class, Sinkhorn codes of the batch on the class's prototypes
     w = np.stack([_sinkhorn_codes(zn @ pn[c].T, 0.5, 5) for c in range(k)], axis=1)
-    got_w = ood.mixture_assignments(f(z), f(p), epsilon=0.5, n_iter=5)
+    got_w, got_logits, got_proto, got_total, got_update = pieces(f(z), f(p), f(w),
+                                                                 jnp.asarray(y))
     np.testing.assert_allclose(got_w, w, rtol=1e-4, atol=1e-6)
     # mixture log-likelihoods and the MLE term
-    tau = 0.5
     s = np.einsum("nd,kmd->nkm", zn, pn) / tau
     logits = logsumexp(s + np.log(w), axis=2)
-    np.testing.assert_allclose(ood.mixture_logits(f(z), f(p), f(w), temperature=tau), logits,
-                               rtol=RTOL, atol=1e-6)
+    np.testing.assert_allclose(got_logits, logits, rtol=RTOL, atol=1e-6)
     # prototype contrastive term
     flat = pn.reshape(k * m, d)
     sim = flat @ flat.T / tau
@@ -105,24 +114,23 @@ def test_palm_pieces(rng):
         pos = others & (cls == cls[a])
         terms.append(logsumexp(sim[a, pos]) - logsumexp(sim[a, others]))
     proto = -np.mean(terms)
-    np.testing.assert_allclose(ood.prototype_contrastive_loss(f(p), temperature=tau), proto,
-                               rtol=RTOL)
-    total = ood.palm_loss(f(z), jnp.asarray(y), f(p), temperature=tau, weight=0.7,
-                          epsilon=0.5, n_iter=5)
-    np.testing.assert_allclose(total, _ce(logits, y) + 0.7 * proto, rtol=1e-4)
+    np.testing.assert_allclose(got_proto, proto, rtol=RTOL)
+    # the assignments enter the MLE term: 1e-4 from their float32 Sinkhorn rounding
+    np.testing.assert_allclose(got_total, _ce(logits, y) + 0.7 * proto, rtol=1e-4)
     # EMA update of the prototypes with the members' weighted features
     new = np.einsum("nk,nkm,nd->kmd", np.eye(k)[y], w, zn)
     ref = 0.9 * pn + 0.1 * new
     ref /= np.linalg.norm(ref, axis=2, keepdims=True)
-    got = ood.update_prototypes(f(p), f(z), jnp.asarray(y), momentum=0.9, epsilon=0.5, n_iter=5)
-    np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got_update, ref, rtol=1e-4, atol=1e-5)
 
 
 def test_energy_loss_gradient_pushes_margins(logits):
     # one gradient step on the regulariser lowers ID energies and raises outlier energies
     zi, zo, _ = logits
     zi, zo = jnp.asarray(zi, jnp.float32), jnp.asarray(zo, jnp.float32)
-    gi, go = jax.grad(ood.energy_margin_loss, argnums=(0, 1))(zi, zo, m_in=-6.0, m_out=-2.0)
+    grad = jax.jit(jax.grad(lambda a, b: ood.energy_margin_loss(a, b, m_in=-6.0, m_out=-2.0),
+                            argnums=(0, 1)))
+    gi, go = grad(zi, zo)
     e = lambda z: -logsumexp(np.asarray(z), axis=1)  # noqa: E731
     assert np.mean(e(zi - 0.01 * gi)) < np.mean(e(zi))
     assert np.mean(e(zo - 0.01 * go)) > np.mean(e(zo))
