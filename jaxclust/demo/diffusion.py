@@ -258,19 +258,24 @@ def classify(model, x: Float[Array, "m d"], key: jax.Array, *, n_timesteps: int 
     return jax.lax.map(one, (x, keys), batch_size=chunk)
 
 
-@partial(jax.jit, static_argnames=("n_steps", "sde", "divergence_method", "n_probes"))
+@partial(jax.jit, static_argnames=("n_steps", "sde", "divergence_method", "n_probes", "t0"))
 def digits_bits_per_dim(model, levels: Int[Array, "m 64"], key: jax.Array, *,
-                        n_steps: int = 100, sde: AbstractSDE = VPSDE(),
+                        n_steps: int = 100, t0: float = 1e-3, sde: AbstractSDE = VPSDE(),
                         divergence_method: str = "hutchinson", n_probes: int = 1
                         ) -> Float[Array, " m"]:
-    """Bits per dimension of held-out digits under the unconditional model (null class):
+    r"""Bits per dimension of held-out digits under the unconditional model (null class):
     dequantise ([`dequantize`][jaxclust.diffusion.dequantize], 17 levels on ``[-1, 1)``),
-    integrate the probability-flow ODE ([`ode_likelihood`][jaxclust.diffusion.ode_likelihood],
-    RK4, ``n_steps``) and convert ([`bits_per_dim`][jaxclust.diffusion.bits_per_dim]):
-    an upper bound on the discrete model's bits per pixel."""
+    integrate the probability-flow ODE from ``t0`` to $T$
+    ([`ode_likelihood`][jaxclust.diffusion.ode_likelihood], RK4, ``n_steps`` equal steps)
+    and convert ([`bits_per_dim`][jaxclust.diffusion.bits_per_dim]).
+
+    The result is the dequantisation bound for the density $p_{t_0}$. ``t0 = 1e-3``
+    ($\sigma_{t_0} \approx 0.01$, a tenth of the dequantisation noise) by default: at
+    ``t0 = 1e-5`` the equal-step RK4 grid is too coarse near $t_0$ (the result still moves
+    between 100 and 400 steps), at ``1e-3`` it does not."""
     k_deq, k_div = jax.random.split(key)
     y = dequantize(k_deq, levels, n_bins=N_LEVELS, low=-1.0, high=1.0)
-    res = ode_likelihood(as_score_fn(model, sde), y, sde, k_div, n_steps=n_steps,
+    res = ode_likelihood(as_score_fn(model, sde), y, sde, k_div, n_steps=n_steps, t0=t0,
                          divergence_method=divergence_method, n_probes=n_probes)
     return bits_per_dim(res.logp, levels.shape[1], n_bins=N_LEVELS, low=-1.0, high=1.0)
 
