@@ -103,7 +103,7 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
       >>> from jaxclust.diffusion import MoLRG, k_subspaces, mixture_sample
       >>> U = jnp.stack([jnp.eye(6)[:, 2 * i:2 * i + 2] for i in range(3)])  # 3 planes
       >>> x, y = mixture_sample(jax.random.key(0), MoLRG(jnp.ones(3) / 3, U, 1e-4), 90)
-      >>> res = k_subspaces(x, 3, 2, key=jax.random.key(1))
+      >>> res = k_subspaces(x, 3, 2, key=jax.random.key(1), n_init=4)
       >>> bool(res.residual < 1e-2)
       True
 
