@@ -125,8 +125,13 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
       schedule: optional stages ``((n_timesteps, n_classes), ...)``.
       shared_noise: the same $(t_i, \varepsilon_i)$ for every class (paired comparison); if
         False every class draws its own, at the same cost.
-      time_sampling: ``"stratified"`` (one time per stratum of $[t_{\min}, t_{\max}]$) or
-        ``"uniform"``.
+      antithetic: pair every noise with its negative at the same time (cancels the term
+        of the error linear in $\varepsilon$).
+      time_sampling: ``"stratified"`` (one time per stratum of $[t_{\min}, t_{\max}]$),
+        ``"uniform"``, or ``"importance"``: times drawn with density $\propto w(t)$
+        (inverse CDF on a log-spaced grid, stratified) and the errors weighted by the
+        normaliser $\int w$ instead of $w(t)$, which tames the $1/t$ growth of the
+        likelihood weighting.
       weighting: weight $w(t)$ of the error, a name of
         [`loss_weight`][jaxclust.diffusion.loss_weight] or a callable.
       t_min: smallest time sampled.
