@@ -211,8 +211,8 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
         err = jnp.mean(((pred - ef) ** 2).reshape(n_c * n_t, -1), axis=1)
         if grid is None:
             err = err * loss_weight(tf, sde, weighting)
-        else:  # t ~ w(t) / Z: the weighted mean is Z times the plain mean
-            err = err * grid[2]
+        else:  # t ~ w(t) / Z: E_uniform[w err] = Z / (t_max - t_min) * E_{w/Z}[err]
+            err = err * (grid[2] / (t_max - lo))
         totals = totals.at[cand].add(jnp.sum(err.reshape(n_c, n_t), axis=1))
         counts = counts.at[cand].add(float(n_t))
         n_evals += n_c * n_t
