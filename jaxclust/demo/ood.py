@@ -155,7 +155,7 @@ def _train(params, loss_fn, steps, lr, key, batch, *arrays):
     @jax.jit
     def step(carry, k):
         params, state = carry
-        idx = jax.random.choice(k, n, (batch,), replace=False)
+        idx = jax.random.randint(k, (batch,), 0, n)  # with replacement: cheap
         loss, g = jax.value_and_grad(loss_fn)(params, *[a[idx] for a in arrays], k)
         upd, state = opt.update(g, state, params)
         return (optax.apply_updates(params, upd), state), loss
@@ -201,7 +201,7 @@ def finetune_energy(params: MLP, x: jax.Array, y: jax.Array, outliers: jax.Array
     n_out = outliers.shape[0]
 
     def loss_fn(params, xb, yb, k):
-        ob = outliers[jax.random.choice(k, n_out, (batch,), replace=False)]
+        ob = outliers[jax.random.randint(jax.random.fold_in(k, 1), (batch,), 0, n_out)]
         return ood.energy_regularized_loss(logits(params, xb), yb, logits(params, ob),
                                            weight=weight, m_in=m_in, m_out=m_out)
 
@@ -264,6 +264,12 @@ def post_hoc_scores(params: MLP, x_train: jax.Array, y_train: jax.Array,
     return {name: builders[name]() for name in names}
 
 
+@jax.jit
+def _metrics(s, lab):
+    return (auroc(s, lab), fpr_at_tpr(s, lab), fpr_at_tpr(s, lab, positive="ood"),
+            aupr_in(s, lab))
+
+
 def evaluate(scores: dict[str, Callable], x_test: jax.Array, ood_sets: dict[str, jax.Array],
              *, mixed_batches: bool = True) -> tuple[list[ScoreRun], dict]:
     """AUROC / FPR@95 of each score on ID test vs each OOD set; also returns the raw
@@ -281,10 +287,7 @@ def evaluate(scores: dict[str, Callable], x_test: jax.Array, ood_sets: dict[str,
                 s_id, s_ood = s_id_alone, np.asarray(fn(xo))
             s = jnp.asarray(np.r_[s_id, s_ood])
             lab = jnp.asarray(np.r_[np.ones(len(s_id), int), np.zeros(len(s_ood), int)])
-            runs.append(ScoreRun(name, set_name, float(auroc(s, lab)),
-                                 float(fpr_at_tpr(s, lab)),
-                                 float(fpr_at_tpr(s, lab, positive="ood")),
-                                 float(aupr_in(s, lab))))
+            runs.append(ScoreRun(name, set_name, *map(float, _metrics(s, lab))))
             raw[(name, set_name)] = (s_id, s_ood)
     return runs, raw
 

@@ -139,12 +139,12 @@ def fit_mahalanobis(
         range, an empty class, ``ridge < 0``.
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax.numpy as jnp
       >>> from jaxclust.ood import fit_mahalanobis
-      >>> x = jax.random.normal(jax.random.key(0), (100, 3))
-      >>> stats = fit_mahalanobis(x, jnp.arange(100) % 2)
-      >>> stats.means.shape, stats.precision.shape
-      ((2, 3), (3, 3))
+      >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [4.0, 4.0], [5.0, 4.0], [4.0, 5.0]])
+      >>> stats = fit_mahalanobis(x, jnp.array([0, 0, 0, 1, 1, 1]))
+      >>> stats.means.round(3).tolist(), stats.precision.shape
+      ([[0.333, 0.333], [4.333, 4.333]], (2, 2))
 
     References:
       Lee, Lee, Lee, Shin, "A Simple Unified Framework for Detecting Out-of-Distribution
@@ -235,8 +235,11 @@ def fit_vim(
     of the virtual logit is
 
     $$
-        \alpha = \frac{\frac1n\sum_i \max_j \ell_{ij}}{\frac1n\sum_i \lVert R^\top (x_i - u)\rVert}.
+        \alpha = \frac{\frac1n\sum_i \max_j \ell_{ij}}{\frac1n\sum_i \lVert R^\top (x_i - u)\rVert}
     $$
+
+    (the denominator floored at $10^{-6}$ times the mean norm of $x_i - u$, so ID features
+    lying exactly in the principal subspace give a large, finite $\alpha$).
 
     Args:
       features: ID features, ``(n, d)``.
@@ -251,12 +254,12 @@ def fit_vim(
       ValueError: bad shapes, NaN/Inf, ``dim`` out of range.
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax.numpy as jnp
       >>> from jaxclust.ood import fit_vim
-      >>> x = jax.random.normal(jax.random.key(0), (50, 6))
-      >>> w, b = jnp.ones((6, 3)), jnp.zeros(3)
-      >>> fit_vim(x, w, b, dim=2).residual_basis.shape
-      (6, 4)
+      >>> x = jnp.array([[1.0, 0, 0], [0, 1, 0], [-1, 0, 0], [0, -1, 0], [2, 1, 0]])
+      >>> st = fit_vim(x, jnp.eye(3, 2), jnp.zeros(2), dim=2)
+      >>> jnp.abs(st.residual_basis).round(4).tolist()  # the unused third axis
+      [[0.0], [0.0], [1.0]]
 
     References:
       Wang, Li, Feng, Zhang, "ViM: Out-Of-Distribution with Virtual-logit Matching",
@@ -275,7 +278,10 @@ def fit_vim(
     basis = vecs[:, : d - dim]
     logits = jnp.matmul(x, w, precision=_PREC) + b[None, :]
     residual = jnp.linalg.norm(jnp.matmul(centred, basis, precision=_PREC), axis=1)
-    alpha = jnp.mean(jnp.max(logits, axis=1)) / jnp.mean(residual)
+    # floored: ID features with no residual at all would give alpha = inf
+    scale = jnp.mean(jnp.linalg.norm(centred, axis=1))
+    alpha = jnp.mean(jnp.max(logits, axis=1)) / jnp.maximum(jnp.mean(residual),
+                                                            1e-6 * scale + 1e-30)
     return ViMStats(origin, basis, alpha)
 
 

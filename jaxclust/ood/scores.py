@@ -319,13 +319,12 @@ def mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
       ValueError: features not 2-D, with NaN/Inf, or of another width than the statistics.
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax.numpy as jnp
       >>> from jaxclust.ood import fit_mahalanobis, mahalanobis
-      >>> x = jax.random.normal(jax.random.key(0), (200, 2))
-      >>> st = fit_mahalanobis(x, jnp.zeros(200, int))
-      >>> s = mahalanobis(jnp.array([[0.0, 0.0], [5.0, 5.0]]), st)
-      >>> bool(s[0] > s[1])
-      True
+      >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [4.0, 4.0], [5.0, 4.0], [4.0, 5.0]])
+      >>> st = fit_mahalanobis(x, jnp.array([0, 0, 0, 1, 1, 1]))
+      >>> mahalanobis(jnp.array([[0.5, 0.5], [4.0, -4.0]]), st).round(2).tolist()
+      [-0.5, -98.0]
 
     References:
       Lee, Lee, Lee, Shin, "A Simple Unified Framework for Detecting Out-of-Distribution
@@ -361,10 +360,10 @@ def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisSt
       ValueError: as [`mahalanobis`][jaxclust.ood.mahalanobis].
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax.numpy as jnp
       >>> from jaxclust.ood import fit_mahalanobis, relative_mahalanobis
-      >>> x = jax.random.normal(jax.random.key(0), (200, 2))
-      >>> st = fit_mahalanobis(x, (x[:, 0] > 0).astype(int))
+      >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [4.0, 4.0], [5.0, 4.0], [4.0, 5.0]])
+      >>> st = fit_mahalanobis(x, jnp.array([0, 0, 0, 1, 1, 1]))
       >>> relative_mahalanobis(x[:3], st).shape
       (3,)
 
@@ -610,13 +609,13 @@ def vim(
       ValueError: bad shapes, NaN/Inf.
 
     Example:
-      >>> import jax, jax.numpy as jnp
+      >>> import jax.numpy as jnp
       >>> from jaxclust.ood import fit_vim, vim
-      >>> x = jax.random.normal(jax.random.key(0), (50, 6)) * jnp.array([3, 3, 1, .1, .1, .1])
-      >>> w, b = jax.random.normal(jax.random.key(1), (6, 3)), jnp.zeros(3)
-      >>> st = fit_vim(x, w, b, dim=3)
-      >>> s = vim(jnp.array([[0.0, 0, 0, 0, 0, 0], [0, 0, 0, 5, 5, 5]]), w, b, st)
-      >>> bool(s[0] > s[1])
+      >>> x = jnp.array([[1.0, 0, 0.1], [0, 1, -0.1], [-1, 0, 0.1], [0, -1, -0.1], [2, 1, 0]])
+      >>> w, b = jnp.eye(3, 2), jnp.zeros(2)
+      >>> st = fit_vim(x, w, b, dim=2)
+      >>> s = vim(jnp.array([[1.0, 1.0, 0.0], [1.0, 1.0, 3.0]]), w, b, st)
+      >>> bool(s[0] > s[1])  # the second leaves the principal plane
       True
 
     References:
