@@ -112,11 +112,13 @@ def test_exact_score_sampler_reproduces_the_mixture(key):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE(sigma_max=10.0), CosineVPSDE()],
+@pytest.mark.parametrize("sde", [VPSDE(), SubVPSDE(), VESDE(sigma_max=50.0), CosineVPSDE()],
                          ids=lambda s: type(s).__name__)
 def test_every_sampler_reproduces_the_mixture_slow(sde):
     # acceptance 1: mean over 4 seeds of S(samples, fresh data) <= 1.5 x the mean
-    # data-vs-data floor (n = 1000, epsilon = 0.1)
+    # data-vs-data floor (n = 1000, epsilon = 0.1). VE needs sigma_max >> the data spread:
+    # with sigma_max = 10 the prior N(0, 100 I) is far enough from p_T that the
+    # deterministic PF-ODE lands at 2.2 x the floor (measured), the SDE samplers are fine
     mix = gmm2d()
     n = 1000
     score = mixture_score_fn(mix, sde)
