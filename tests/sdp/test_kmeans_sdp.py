@@ -205,6 +205,7 @@ def _small_batch():
 _jit_batch = jax.jit(jax.vmap(lambda x: kmeans_sdp(x, 3)))
 
 
+@pytest.mark.slow  # the conformance cases kmeans_sdp-admm / -bm check jit and vmap fast
 def test_jit_and_vmap_match_single_solves():
     xs = _small_batch()
     batch = _jit_batch(xs)

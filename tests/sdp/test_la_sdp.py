@@ -100,7 +100,8 @@ def test_objective_is_minus_twice_the_classification_loglik():
         ll += np.sum(np.log(len(g) / n) - 0.5 * (quad + np.linalg.slogdet(cov)[1]
                                                  + d * math.log(2 * math.pi)))
     np.testing.assert_allclose(float(res.log_likelihood), ll, rtol=1e-4)
-    assert _error(y, res.labels) <= _error(y, gmm(x, 3, key=jax.random.key(0)).labels)
+    # overlapping clusters (the wide one reaches the others): at most 2 points of 90 off
+    assert _error(y, res.labels) <= 2 / 90
 
 
 def test_recovers_a_well_separated_homoscedastic_mixture():
