@@ -38,6 +38,14 @@ def test_covariance_step_matches_numpy_at_a_partition():
         np.testing.assert_allclose(means[j], g.mean(0), rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(w, np.eye(3)[labels], atol=1e-12)
     np.testing.assert_allclose(nk, [10, 10, 10])
+    with enable_x64():
+        diag = _covariances(jnp.asarray(x), u, jnp.asarray(0.1), "diag")[0]
+        sph = _covariances(jnp.asarray(x), u, jnp.asarray(0.1), "spherical")[0]
+    for j in range(3):
+        var = x[labels == j].var(0)
+        np.testing.assert_allclose(diag[j], np.diag(var + 0.1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(sph[j], (var.mean() + 0.1) * np.eye(3), rtol=1e-12,
+                                   atol=1e-12)
 
 
 def test_group_sdp_step_matches_cvxpy():
