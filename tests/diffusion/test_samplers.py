@@ -94,6 +94,7 @@ def _divergence(x, y):
     return float(sinkhorn_divergence(x, y, epsilon=0.1, tol=1e-4, max_iter=5000))
 
 
+@pytest.mark.slow
 def test_exact_score_sampler_reproduces_the_mixture(key):
     # acceptance 1, small: PF-ODE (Heun) samples of the exact score of a 2-D mixture are as
     # close to fresh data as another fresh data set; a wrong score (a shifted mixture) is not

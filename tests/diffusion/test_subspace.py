@@ -46,6 +46,7 @@ def test_matches_numpy_from_the_same_start(key):
     assert bool(res.converged)
 
 
+@pytest.mark.slow
 def test_recovers_planted_subspaces_as_well_as_the_bayes_rule(key):
     # the subspace-clustering view: K-subspaces on MoLRG samples recovers the planted
     # subspaces (principal angles ~0) and clusters as well as the exact posterior (Bayes)
