@@ -10,7 +10,7 @@ Conventions shared by the whole subpackage:
   labels) returning ``(n, *data_shape)`` in one of the parametrisations ``"eps"``,
   ``"score"``, ``"x0"``, ``"v"``; parameters travel by closure (see
   ``jaxclust.diffusion.losses``); samplers take a ``score_fn(x, t)``, built from a network
-  by :func:`as_score_fn`.
+  by `as_score_fn`.
 """
 
 from .analytic import (
