@@ -99,8 +99,8 @@ class Config(NamedTuple):
     """DDIM steps of the digit samples (the mixture uses 100)."""
 
 
-DEMO = Config(mixture_steps=600, digits_steps=1200, width=128, batch_size=128,
-              learning_rate=3e-3, n_classify=150, n_timesteps=16, sample_steps=50)
+DEMO = Config(mixture_steps=500, digits_steps=1000, width=128, batch_size=128,
+              learning_rate=3e-3, n_classify=100, n_timesteps=16, sample_steps=50)
 """Settings of ``jaxclust demo`` (tens of seconds on a CPU)."""
 
 EXAMPLE = Config(mixture_steps=3000, digits_steps=4000, width=256, batch_size=256,
