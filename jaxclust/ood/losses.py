@@ -693,12 +693,12 @@ def update_prototypes(
       Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
       with Mixture of Prototypes" (PALM), ICLR 2024.
     """
-    z = jax.lax.stop_gradient(_unit_features(features))
-    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
-    y, k = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
     if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
             0 <= momentum <= 1):
         raise ValueError(f"`momentum` must be a number in [0, 1], got {momentum!r}.")
+    z = jax.lax.stop_gradient(_unit_features(features))
+    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
+    y, k = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
     w = mixture_assignments(z, p, epsilon=epsilon, n_iter=n_iter)  # (n, k, m)
     member = jax.nn.one_hot(y, k, dtype=z.dtype)  # (n, k)
     new = jnp.einsum("nk,nkm,nd->kmd", member, w, z, precision=_PREC)

@@ -2,7 +2,10 @@
 function under jit and vmap, and against float64 finite differences where it is
 differentiable.
 
-Statistics enter the wrapped functions as plain arrays (the NamedTuples are rebuilt inside),
+Fast cases group several public functions in one compiled program (one compilation for
+jit, vmap and the float64 gradient instead of one per function, to keep the suite's time
+budget); every function also has a case of its own, marked slow. Statistics enter the
+wrapped functions as plain arrays (the NamedTuples are rebuilt inside),
 so the gradient checks also cover the dependence on fitted statistics. Not differentiated:
 the detection metrics (piecewise constant), the Sinkhorn assignments of PALM and everything
 built on them (``mixture_assignments``, ``palm_loss``, ``update_prototypes``: the codes are
@@ -167,6 +170,44 @@ def _metrics(s, y):
             jdet.aupr_in(s, y), jdet.aupr_out(s, y))
 
 
+# ------------------------------------------------------------------------------------------
+# grouped fast cases: several public functions in one compiled program (the test budget);
+# every function also has its own case below, marked slow
+
+
+def _group_logit(z):
+    return (ood.msp(z, temperature=1.5), ood.max_logit(z), ood.energy(z, temperature=0.7),
+            *_gen(z))
+
+
+def _group_features(f, x):
+    return (*_fit_mahalanobis(x), _mahalanobis(f, x), _relative_mahalanobis(f, x),
+            _fit_knn(x), *_knn(f, x), _fit_react(x), *_fit_prototypes(x))
+
+
+def _group_head(f, x, w, b):
+    return (*_fit_vim(x, w, b), _vim(f, x, w, b), _react(f, w, b, _fit_react(x)),
+            *_ash(f, w, b))
+
+
+def _group_temperature(x, w, v, c):
+    h = ood.cosine_logits(x, w)
+    t = ood.learned_temperature(x, v, c)
+    return h, t, ood.ablated_energy(h, t), ood.learned_temperature_loss(h, t, _Y[: x.shape[0]])
+
+
+def _group_losses(zi, zo, t):
+    return (_ce(zi), _margin(zi, zo), _energy_reg(zi, zo), _oe(zi, zo), _logitnorm(zi, t))
+
+
+def _group_palm(f, p, w):
+    return _mixture_logits(f, p, w), _proto_contrastive(p)
+
+
+def _group_palm_sinkhorn(f, p):
+    return _assign(f, p), _palm(f, p), _update(p, f)
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(5)
     f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
@@ -181,61 +222,73 @@ def cases() -> list[Case]:
     protos = f32(rng.normal(size=(3, 2, 3)))
     pw = f32(rng.uniform(0.2, 1.0, size=(6, 3, 2)))
     scores = f32(np.round(rng.normal(size=10), 1))
+    x4 = x[:5]
     return [
-        # logit scores
-        Case("ood-msp", "msp", _msp, (z, f32(1.5)), (0, 1)),
-        Case("ood-max_logit", "max_logit", ood.max_logit, (z,), (0,)),
-        Case("ood-energy", "energy", _energy, (z, f32(0.7)), (0, 1)),
-        Case("ood-gen", "gen", _gen, (z,), (0,)),
-        Case("ood-odin", "odin", _odin, (f, w, b), (0, 1, 2)),
-        # feature scores and their statistics
-        # fit_* functions also run (and are differentiated) inside the score cases: slow here
+        # fast grouped cases (see above): jit, vmap and grad of every differentiable function
+        Case("ood-group-logit-scores", "msp", _group_logit, (z,), (0,)),
+        Case("ood-group-odin", "odin", _odin, (f, w, b), (0, 1, 2)),
+        # pinv / eigh in float32: 1e-4
+        Case("ood-group-feature-scores", "mahalanobis", _group_features, (f, x), (0, 1),
+             rtol=1e-4),
+        Case("ood-group-head-scores", "vim", _group_head, (f, x, w, b), (0, 1, 2, 3),
+             rtol=1e-4),
+        Case("ood-group-learned-temperature", "ablated_energy", _group_temperature,
+             (x4, w, f32(rng.normal(size=3) * 0.3), f32(0.2)), (0, 1, 2, 3)),
+        Case("ood-group-losses", "energy_regularized_loss", _group_losses, (z, zo, f32(0.5)),
+             (0, 1, 2)),
+        Case("ood-group-palm", "mixture_logits", _group_palm, (h[:, :3], protos, pw),
+             (0, 1, 2)),
+        # Sinkhorn codes are stop-gradient targets: jit and vmap only
+        Case("ood-group-palm-sinkhorn", "palm_loss", _group_palm_sinkhorn, (h[:, :3], protos)),
+        # detection metrics: piecewise constant in the scores (jit / vmap only); the
+        # fpr_at_tpr case computes all four metrics
+        Case("detection-all", "fpr_at_tpr", _metrics, (scores, _ID)),
+        # one case per public function, slow: the grouped cases above run the same code
+        Case("ood-msp", "msp", _msp, (z, f32(1.5)), (0, 1), slow=True),
+        Case("ood-max_logit", "max_logit", ood.max_logit, (z,), (0,), slow=True),
+        Case("ood-energy", "energy", _energy, (z, f32(0.7)), (0, 1), slow=True),
+        Case("ood-gen", "gen", _gen, (z,), (0,), slow=True),
         Case("ood-fit_mahalanobis", "fit_mahalanobis", _fit_mahalanobis, (x,), (0,),
              rtol=1e-4, slow=True),
-        Case("ood-mahalanobis", "mahalanobis", _mahalanobis, (f, x), (0, 1), rtol=1e-4),
+        Case("ood-mahalanobis", "mahalanobis", _mahalanobis, (f, x), (0, 1), rtol=1e-4,
+             slow=True),
         Case("ood-relative_mahalanobis", "relative_mahalanobis", _relative_mahalanobis, (f, x),
-             (0, 1), rtol=1e-4),
+             (0, 1), rtol=1e-4, slow=True),
         Case("ood-fit_knn", "fit_knn", _fit_knn, (x,), (0,), slow=True),
-        Case("ood-knn", "knn", _knn, (f, x), (0, 1)),
-        Case("ood-fit_react", "fit_react", _fit_react, (x,), (0,)),
-        Case("ood-react", "react", _react, (f, w, b, f32(1.0)), (0, 1, 2, 3)),
-        Case("ood-ash", "ash", _ash, (f, w, b), (0, 1, 2)),
-        # eigh in float32: projector and alpha to ~1e-5 relative, 1e-4 asserted
+        Case("ood-knn", "knn", _knn, (f, x), (0, 1), slow=True),
+        Case("ood-fit_react", "fit_react", _fit_react, (x,), (0,), slow=True),
+        Case("ood-react", "react", _react, (f, w, b, f32(1.0)), (0, 1, 2, 3), slow=True),
+        Case("ood-ash", "ash", _ash, (f, w, b), (0, 1, 2), slow=True),
         Case("ood-fit_vim", "fit_vim", _fit_vim, (x, w, b), (0, 1, 2), rtol=1e-4, slow=True),
-        Case("ood-vim", "vim", _vim, (f, x, w, b), (0, 1, 2, 3), rtol=1e-4),
-        Case("ood-fit_prototypes", "fit_prototypes", _fit_prototypes, (x,), (0,)),
+        Case("ood-vim", "vim", _vim, (f, x, w, b), (0, 1, 2, 3), rtol=1e-4, slow=True),
+        Case("ood-fit_prototypes", "fit_prototypes", _fit_prototypes, (x,), (0,), slow=True),
         # implicit differentiation through Sinkhorn; also tested against POT in test_scores
         Case("ood-sinkhorn_score", "sinkhorn_score", _sinkhorn_score, (f, x), (0, 1),
-             slow=True, rtol=1e-4),
-        # learned temperature (AbeT)
-        Case("ood-ablated_energy", "ablated_energy", _ablated, (h, temps), (0, 1)),
-        Case("ood-cosine_logits", "cosine_logits", _cosine, (x, w), (0, 1)),
+             rtol=1e-4, slow=True),
+        Case("ood-ablated_energy", "ablated_energy", _ablated, (h, temps), (0, 1), slow=True),
+        Case("ood-cosine_logits", "cosine_logits", _cosine, (x, w), (0, 1), slow=True),
         Case("ood-learned_temperature", "learned_temperature", _learned_t,
-             (x, f32(rng.normal(size=3) * 0.3), f32(0.2)), (0, 1, 2)),
+             (x, f32(rng.normal(size=3) * 0.3), f32(0.2)), (0, 1, 2), slow=True),
         Case("ood-learned_temperature_loss", "learned_temperature_loss", _lt_loss, (h, temps),
-             (0, 1)),
-        # losses
-        # cross_entropy and energy_margin_loss are the two terms of energy_regularized_loss
+             (0, 1), slow=True),
         Case("ood-cross_entropy", "cross_entropy", _ce, (z,), (0,), slow=True),
         Case("ood-energy_margin_loss", "energy_margin_loss", _margin, (z, zo), (0, 1),
              slow=True),
         Case("ood-energy_regularized_loss", "energy_regularized_loss", _energy_reg, (z, zo),
-             (0, 1)),
-        Case("ood-outlier_exposure_loss", "outlier_exposure_loss", _oe, (z, zo), (0, 1)),
-        Case("ood-logitnorm_loss", "logitnorm_loss", _logitnorm, (z, f32(0.5)), (0, 1)),
-        # assignments run inside palm_loss (fast case) and update_prototypes
+             (0, 1), slow=True),
+        Case("ood-outlier_exposure_loss", "outlier_exposure_loss", _oe, (z, zo), (0, 1),
+             slow=True),
+        Case("ood-logitnorm_loss", "logitnorm_loss", _logitnorm, (z, f32(0.5)), (0, 1),
+             slow=True),
         Case("ood-mixture_assignments", "mixture_assignments", _assign, (h[:, :3], protos),
              slow=True),
         Case("ood-mixture_logits", "mixture_logits", _mixture_logits, (h[:, :3], protos, pw),
-             (0, 1, 2)),
+             (0, 1, 2), slow=True),
         Case("ood-prototype_contrastive_loss", "prototype_contrastive_loss",
-             _proto_contrastive, (protos,), (0,)),
-        Case("ood-palm_loss", "palm_loss", _palm, (h[:, :3], protos)),
+             _proto_contrastive, (protos,), (0,), slow=True),
+        Case("ood-palm_loss", "palm_loss", _palm, (h[:, :3], protos), slow=True),
         Case("ood-update_prototypes", "update_prototypes", _update, (protos, h[:, :3]),
              slow=True),
-        # detection metrics: piecewise constant in the scores (jit / vmap only); the
-        # fpr_at_tpr case computes all four metrics, the single-metric cases are slow
-        Case("detection-fpr_at_tpr", "fpr_at_tpr", _metrics, (scores, _ID)),
         Case("detection-auroc", "auroc", lambda s, y: jdet.auroc(s, y), (scores, _ID),
              slow=True),
         Case("detection-aupr_in", "aupr_in", lambda s, y: jdet.aupr_in(s, y), (scores, _ID),

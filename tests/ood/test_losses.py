@@ -33,30 +33,38 @@ def test_energy_losses(logits):
     e_in, e_out = -logsumexp(zi, axis=1), -logsumexp(zo, axis=1)
     reg = (np.mean(np.maximum(e_in - m_in, 0) ** 2) + np.mean(np.maximum(m_out - e_out, 0) ** 2))
     assert reg > 0
-    np.testing.assert_allclose(ood.energy_margin_loss(f(zi), f(zo), m_in=m_in, m_out=m_out),
-                               reg, rtol=RTOL)
-    got = ood.energy_regularized_loss(f(zi), jnp.asarray(y), f(zo), weight=0.1, m_in=m_in,
-                                      m_out=m_out)
-    np.testing.assert_allclose(got, _ce(zi, y) + 0.1 * reg, rtol=RTOL)
-    # temperature: E = -T lse(f / T)
     t = 2.0
+
+    @jax.jit  # one compilation for the three values
+    def losses(a, b, y):
+        return (ood.energy_margin_loss(a, b, m_in=m_in, m_out=m_out),
+                ood.energy_regularized_loss(a, y, b, weight=0.1, m_in=m_in, m_out=m_out),
+                ood.energy_margin_loss(a, b, m_in=m_in, m_out=m_out, temperature=t))
+
+    got_reg, got_total, got_reg_t = losses(f(zi), f(zo), jnp.asarray(y))
+    np.testing.assert_allclose(got_reg, reg, rtol=RTOL)
+    np.testing.assert_allclose(got_total, _ce(zi, y) + 0.1 * reg, rtol=RTOL)
+    # temperature: E = -T lse(f / T)
     e_in, e_out = -t * logsumexp(zi / t, axis=1), -t * logsumexp(zo / t, axis=1)
     reg_t = (np.mean(np.maximum(e_in - m_in, 0) ** 2)
              + np.mean(np.maximum(m_out - e_out, 0) ** 2))
-    np.testing.assert_allclose(ood.energy_margin_loss(f(zi), f(zo), m_in=m_in, m_out=m_out,
-                                                      temperature=t), reg_t, rtol=RTOL)
+    np.testing.assert_allclose(got_reg_t, reg_t, rtol=RTOL)
 
 
 def test_outlier_exposure_and_logitnorm(logits):
     zi, zo, y = logits
     f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
+    @jax.jit
+    def losses(a, b, y):
+        return (ood.outlier_exposure_loss(a, y, b), ood.logitnorm_loss(a, y),
+                ood.cross_entropy(a, y))
+
+    oe, ln, ce = losses(f(zi), f(zo), jnp.asarray(y))
     ref = _ce(zi, y) + 0.5 * np.mean(-log_softmax(zo, axis=1).mean(1))
-    np.testing.assert_allclose(ood.outlier_exposure_loss(f(zi), jnp.asarray(y), f(zo)), ref,
-                               rtol=RTOL)
+    np.testing.assert_allclose(oe, ref, rtol=RTOL)
     zn = zi / (0.04 * (np.linalg.norm(zi, axis=1, keepdims=True) + 1e-7))
-    np.testing.assert_allclose(ood.logitnorm_loss(f(zi), jnp.asarray(y)), _ce(zn, y),
-                               rtol=RTOL)
-    np.testing.assert_allclose(ood.cross_entropy(f(zi), jnp.asarray(y)), _ce(zi, y), rtol=RTOL)
+    np.testing.assert_allclose(ln, _ce(zn, y), rtol=RTOL)
+    np.testing.assert_allclose(ce, _ce(zi, y), rtol=RTOL)
 
 
 def test_learned_temperature_loss(rng):
