@@ -211,6 +211,18 @@ def _group_palm(f, p, w):
     return _mixture_logits(f, p, w), _proto_contrastive(p)
 
 
+def _group_logits_losses(z, zo, t):
+    return (*_group_logit(z), *_group_losses(z, zo, t))
+
+
+def _group_head_odin(f, x, w, b):
+    return (*_group_head(f, x, w, b), _odin(f, w, b))
+
+
+def _group_temperature_palm(x, w, v, c, hf, p, pw):
+    return (*_group_temperature(x, w, v, c), *_group_palm(hf, p, pw))
+
+
 def _group_palm_sinkhorn(f, p):
     return _assign(f, p), _palm(f, p), _update(p, f)
 
@@ -232,19 +244,16 @@ def cases() -> list[Case]:
     x4 = x[:5]
     return [
         # fast grouped cases (see above): jit, vmap and grad of every differentiable function
-        Case("ood-group-logit-scores", "msp", _group_logit, (z,), (0,)),
-        Case("ood-group-odin", "odin", _odin, (f, w, b), (0, 1, 2)),
+        Case("ood-group-logits-losses", "msp", _group_logits_losses, (z, zo, f32(0.5)),
+             (0, 1, 2)),
         # pinv / eigh in float32: 1e-4
         Case("ood-group-feature-scores", "mahalanobis", _group_features, (f, x), (0, 1),
              rtol=1e-4),
-        Case("ood-group-head-scores", "vim", _group_head, (f, x, w, b), (0, 1, 2, 3),
+        Case("ood-group-head-odin", "vim", _group_head_odin, (f, x, w, b), (0, 1, 2, 3),
              rtol=1e-4),
-        Case("ood-group-learned-temperature", "ablated_energy", _group_temperature,
-             (x4, w, f32(rng.normal(size=3) * 0.3), f32(0.2)), (0, 1, 2, 3)),
-        Case("ood-group-losses", "energy_regularized_loss", _group_losses, (z, zo, f32(0.5)),
-             (0, 1, 2)),
-        Case("ood-group-palm", "mixture_logits", _group_palm, (h[:, :3], protos, pw),
-             (0, 1, 2)),
+        Case("ood-group-temperature-palm", "ablated_energy", _group_temperature_palm,
+             (x4, w, f32(rng.normal(size=3) * 0.3), f32(0.2), h[:, :3], protos, pw),
+             (0, 1, 2, 3, 4, 5, 6)),
         # Sinkhorn codes are stop-gradient targets: jit and vmap only
         Case("ood-group-palm-sinkhorn", "palm_loss", _group_palm_sinkhorn, (h[:, :3], protos)),
         # detection metrics: piecewise constant in the scores (jit / vmap only); the AUPRs
@@ -255,6 +264,7 @@ def cases() -> list[Case]:
         Case("ood-max_logit", "max_logit", ood.max_logit, (z,), (0,), slow=True),
         Case("ood-energy", "energy", _energy, (z, f32(0.7)), (0, 1), slow=True),
         Case("ood-gen", "gen", _gen, (z,), (0,), slow=True),
+        Case("ood-odin", "odin", _odin, (f, w, b), (0, 1, 2), slow=True),
         Case("ood-fit_mahalanobis", "fit_mahalanobis", _fit_mahalanobis, (x,), (0,),
              rtol=1e-4, slow=True),
         Case("ood-mahalanobis", "mahalanobis", _mahalanobis, (f, x), (0, 1), rtol=1e-4,
