@@ -6,7 +6,7 @@ re-exported here. Everything under ``jaxclust._core`` is private.
 
 __version__ = "0.1.0"
 
-from . import cluster as cluster, metrics as metrics, ot as ot, sdp as sdp
+from . import cluster as cluster, metrics as metrics, ood as ood, ot as ot, sdp as sdp
 from .cluster import kmeans as kmeans
 from .ot import (
     sinkhorn as sinkhorn,
@@ -20,6 +20,7 @@ __all__ = [
     "cluster",
     "kmeans",
     "metrics",
+    "ood",
     "ot",
     "sdp",
     "sinkhorn",

@@ -14,7 +14,7 @@ import jaxclust
 
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = ["jaxclust", "jaxclust.ot", "jaxclust.cluster", "jaxclust.metrics",
-                  "jaxclust.sdp"]
+                  "jaxclust.sdp", "jaxclust.ood"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)

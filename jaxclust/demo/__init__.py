@@ -62,6 +62,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("cluster", "Clustering: iris, wine and digits", "jaxclust.demo.cluster"),
     Section("sdp", "SDP relaxations: exact recovery and heterogeneous clusters",
             "jaxclust.demo.sdp"),
+    Section("ood", "Out-of-distribution detection: MLP on digits 0-4 vs digits 5-9, image "
+            "patches, noise", "jaxclust.demo.ood"),
 )
 """The demo sections, in the order they run."""
 

@@ -1,5 +1,6 @@
-"""Clustering metrics: contingency table, NMI, ARI, clustering accuracy (Hungarian
-matching), inertia and the silhouette coefficient."""
+"""Metrics. Clustering: contingency table, NMI, ARI, clustering accuracy (Hungarian
+matching), inertia and the silhouette coefficient. Detection (OOD): AUROC, FPR at a TPR,
+AUPR-In / AUPR-Out, exact with ties and jittable."""
 
 from .clustering import (
     ari as ari,
@@ -9,11 +10,21 @@ from .clustering import (
     nmi as nmi,
     silhouette as silhouette,
 )
+from .detection import (
+    aupr_in as aupr_in,
+    aupr_out as aupr_out,
+    auroc as auroc,
+    fpr_at_tpr as fpr_at_tpr,
+)
 
 __all__ = [
     "ari",
+    "aupr_in",
+    "aupr_out",
+    "auroc",
     "clustering_accuracy",
     "contingency",
+    "fpr_at_tpr",
     "inertia",
     "nmi",
     "silhouette",

@@ -6,6 +6,10 @@ The same layers exist in both frameworks, each a thin wrapper over the pure func
 * ``KMeansLayer``: learnable centroids; returns soft assignments and the soft k-means loss.
 * ``SinkhornClusteringHead``: learnable prototypes on the sphere; returns cosine scores,
   SwAV's balanced codes and swapped-prediction loss.
+* ``TemperatureHead`` and ``PrototypeHead``: OOD heads over [`jaxclust.ood`][jaxclust.ood]
+  (learned temperature with the ablated-energy score; several prototypes per class).
+* ``ScoreMLP`` and ``ScoreUNet``: time- (and class-) conditioned score networks for
+  [`jaxclust.diffusion`][jaxclust.diffusion].
 
 Import the framework you use explicitly; importing ``jaxclust.nn`` imports neither::
 

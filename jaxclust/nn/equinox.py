@@ -1,4 +1,4 @@
-"""Equinox clustering layers.
+"""Equinox layers: clustering, OOD heads, score networks.
 
 The same layers as [`jaxclust.nn.flax`][jaxclust.nn.flax], as ``equinox.Module``\\ s (pytrees
 whose array fields are the learnable parameters) whose constructors take a PRNG ``key``.
@@ -26,8 +26,11 @@ from . import (
     _prototype_scores,
     _two_views,
 )
+from ._ood_equinox import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
+from ._score_equinox import ScoreMLP as ScoreMLP, ScoreUNet as ScoreUNet
 
-__all__ = ["KMeansLayer", "SinkhornClusteringHead"]
+__all__ = ["KMeansLayer", "PrototypeHead", "ScoreMLP", "ScoreUNet",
+           "SinkhornClusteringHead", "TemperatureHead"]
 
 
 class KMeansLayer(eqx.Module):

@@ -1,4 +1,4 @@
-"""Flax NNX clustering layers (the optional extra ``jaxclust[flax]``).
+"""Flax NNX layers: clustering, OOD heads, score networks (the optional extra ``jaxclust[flax]``).
 
 The same layers as [`jaxclust.nn.equinox`][jaxclust.nn.equinox], as ``flax.nnx.Module``\\ s
 whose learnable arrays are ``nnx.Param``\\ s and whose constructors take ``rngs: nnx.Rngs``
@@ -30,8 +30,11 @@ from . import (
     _prototype_scores,
     _two_views,
 )
+from ._ood_flax import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
+from ._score_flax import ScoreMLP as ScoreMLP, ScoreUNet as ScoreUNet
 
-__all__ = ["KMeansLayer", "SinkhornClusteringHead"]
+__all__ = ["KMeansLayer", "PrototypeHead", "ScoreMLP", "ScoreUNet",
+           "SinkhornClusteringHead", "TemperatureHead"]
 
 
 class KMeansLayer(nnx.Module):
