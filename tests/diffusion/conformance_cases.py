@@ -5,9 +5,10 @@ differentiable.
 Keys are fixed inside the wrapped functions (randomness is not what vmap perturbs); mixture
 parameters enter as raw arrays and are made valid inside (softmax weights, ``L L^T + 0.1 I``
 covariances, QR bases), so the multiplicative perturbations keep every problem well posed.
-The samplers, the likelihood and the classifier compile a whole loop: their cases are slow.
-Not differentiated: ``dequantize`` and ``k_subspaces`` (piecewise constant in their
-inputs) and the time sampler's integer-free but trivially linear map is.
+The samplers, the likelihood and the classifier compile a whole loop: their cases are slow;
+so are the gradient checks of the closed-form conversions and weights (rational functions,
+differentiated again inside ``dsm_loss``, ``to_eps`` and ``from_eps``). Not differentiated:
+``dequantize`` and ``k_subspaces`` (piecewise constant in their inputs).
 """
 
 from __future__ import annotations
@@ -79,11 +80,14 @@ def _molrg_denoiser(x, raw):
 
 def _conversions():
     cases = [
-        Case("eps_to_score", "eps_to_score", dif.eps_to_score, (_E, _S), (0, 1)),
-        Case("score_to_eps", "score_to_eps", dif.score_to_eps, (_E, _S), (0, 1)),
+        Case("eps_to_score", "eps_to_score", dif.eps_to_score, (_E, _S), (0, 1),
+             slow_grad=True),
+        Case("score_to_eps", "score_to_eps", dif.score_to_eps, (_E, _S), (0, 1),
+             slow_grad=True),
     ]
     for name in ("eps_to_x0", "x0_to_eps", "eps_to_v", "v_to_eps"):
-        cases.append(Case(name, name, getattr(dif, name), (_E, _X, _A, _S), (0, 1, 2, 3)))
+        cases.append(Case(name, name, getattr(dif, name), (_E, _X, _A, _S), (0, 1, 2, 3),
+                          slow_grad=True))
     cases += [
         Case("to_eps_v", "to_eps", lambda p, x, a, s: dif.to_eps(p, x, a, s, param="v"),
              (_E, _X, _A, _S), (0, 1, 2, 3)),
@@ -106,7 +110,8 @@ def _guidance():
                                param="x0")(x, _T)
 
     return [
-        Case("classifier_free_guidance", "classifier_free_guidance", cfg, (_E, _X), (0, 1)),
+        Case("classifier_free_guidance", "classifier_free_guidance", cfg, (_E, _X), (0, 1),
+             slow_grad=True),
         Case("classifier_guidance", "classifier_guidance", cg, (_X, _MU), (0, 1)),
         Case("as_score_fn_x0", "as_score_fn", score_fn, (_X, _MU), (0, 1)),
     ]
@@ -127,7 +132,7 @@ def _losses():
 
     return [
         Case("dsm_loss", "dsm_loss", loss, (_X, _arr(2, 2)), (0, 1)),
-        Case("loss_weight", "loss_weight", weight, (_T,), (0,)),
+        Case("loss_weight", "loss_weight", weight, (_T,), (0,), slow_grad=True),
         Case("sample_times", "sample_times", times, (jnp.asarray(1.5, jnp.float32),), (0,)),
     ]
 
@@ -178,7 +183,8 @@ def _likelihood():
         Case("ode_likelihood", "ode_likelihood", like, (_X, _MU), (0, 1), slow=True,
              rtol=1e-4),
         Case("divergence", "divergence", div, (_X, _arr(2, 2)), (0, 1)),
-        Case("bits_per_dim", "bits_per_dim", bpd, (_arr(3, shift=-3.0),), (0,)),
+        Case("bits_per_dim", "bits_per_dim", bpd, (_arr(3, shift=-3.0),), (0,),
+             slow_grad=True),
         Case("dequantize", "dequantize", deq, (_X,)),
     ]
 
@@ -202,8 +208,8 @@ def _analytic():
         Case("mixture_denoiser_molrg", "mixture_denoiser", _molrg_denoiser,
              (_arr(3, 5, scale=2.0), _RAW_U), (0, 1)),
         Case("mixture_posterior", "mixture_posterior", _mixture_fn(dif.mixture_posterior),
-             mix_args, (0, 1, 2, 3)),
-        Case("mixture_sample", "mixture_sample", sample, mix_args[1:], (0, 1)),
+             mix_args, (0, 1, 2, 3), slow_grad=True),
+        Case("mixture_sample", "mixture_sample", sample, mix_args[1:], (0, 1), slow_grad=True),
         Case("mixture_score_fn", "mixture_score_fn", score_fn, mix_args, (0, 1), slow=True),
     ]
 
