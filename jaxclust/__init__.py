@@ -6,7 +6,14 @@ re-exported here. Everything under ``jaxclust._core`` is private.
 
 __version__ = "0.1.0"
 
-from . import cluster as cluster, metrics as metrics, ood as ood, ot as ot, sdp as sdp
+from . import (
+    cluster as cluster,
+    diffusion as diffusion,
+    metrics as metrics,
+    ood as ood,
+    ot as ot,
+    sdp as sdp,
+)
 from .cluster import kmeans as kmeans
 from .ot import (
     sinkhorn as sinkhorn,
@@ -18,6 +25,7 @@ from .ot import (
 __all__ = [
     "__version__",
     "cluster",
+    "diffusion",
     "kmeans",
     "metrics",
     "ood",

@@ -64,6 +64,8 @@ SECTIONS: tuple[Section, ...] = (
             "jaxclust.demo.sdp"),
     Section("ood", "Out-of-distribution detection: MLP on digits 0-4 vs digits 5-9, image "
             "patches, noise", "jaxclust.demo.ood"),
+    Section("diffusion", "Diffusion: score models on a 2-D mixture and digits",
+            "jaxclust.demo.diffusion"),
 )
 """The demo sections, in the order they run."""
 

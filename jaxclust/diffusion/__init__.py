@@ -70,6 +70,7 @@ from .subspace import (
     KSubspacesResult as KSubspacesResult,
     k_subspaces as k_subspaces,
 )
+from .train import FitResult as FitResult, dsm_objective as dsm_objective, fit as fit
 
 __all__ = [
     "PARAMETRISATIONS",
@@ -80,6 +81,7 @@ __all__ = [
     "AbstractSDE",
     "ClassifyResult",
     "CosineVPSDE",
+    "FitResult",
     "GaussianMixture",
     "KSubspacesResult",
     "LikelihoodResult",
@@ -94,10 +96,12 @@ __all__ = [
     "diffusion_classify",
     "divergence",
     "dsm_loss",
+    "dsm_objective",
     "eps_to_score",
     "eps_to_v",
     "eps_to_x0",
     "euler_maruyama",
+    "fit",
     "from_eps",
     "k_subspaces",
     "loss_weight",

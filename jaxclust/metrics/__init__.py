@@ -1,6 +1,7 @@
 """Metrics. Clustering: contingency table, NMI, ARI, clustering accuracy (Hungarian
 matching), inertia and the silhouette coefficient. Detection (OOD): AUROC, FPR at a TPR,
-AUPR-In / AUPR-Out, exact with ties and jittable."""
+AUPR-In / AUPR-Out, exact with ties and jittable. Distributions: energy distance and
+MMD between sample sets."""
 
 from .clustering import (
     ari as ari,
@@ -16,6 +17,7 @@ from .detection import (
     auroc as auroc,
     fpr_at_tpr as fpr_at_tpr,
 )
+from .distribution import energy_distance as energy_distance, mmd as mmd
 
 __all__ = [
     "ari",
@@ -24,8 +26,10 @@ __all__ = [
     "auroc",
     "clustering_accuracy",
     "contingency",
+    "energy_distance",
     "fpr_at_tpr",
     "inertia",
+    "mmd",
     "nmi",
     "silhouette",
 ]

@@ -22,6 +22,8 @@ import jaxclust.metrics.distribution as jdist
 from tests.conformance import Case
 
 MODULES = [dif, jdist]
+# a host loop (Python steps, progress bar) around jitted optax steps; its loss is a case
+HOST_ONLY = {"fit"}
 
 _rng = np.random.default_rng(0)
 
@@ -246,6 +248,13 @@ def _distribution():
     ]
 
 
+def _train() -> list[Case]:
+    def objective(x):  # the network 0.5 x_t: a smooth function of the data
+        return dif.dsm_objective(dif.VPSDE())(lambda xt, t: 0.5 * xt, x, jax.random.key(0))
+
+    return [Case("dsm_objective", "dsm_objective", objective, (_arr(6, 2),), (0,))]
+
+
 def cases() -> list[Case]:
     return (_conversions() + _guidance() + _losses() + _samplers() + _likelihood()
-            + _analytic() + _clustering() + _distribution())
+            + _analytic() + _clustering() + _distribution() + _train())
