@@ -170,7 +170,9 @@ def test_integer_weights_equal_repeated_points():
     np.testing.assert_allclose(rw.means, rr.means, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(rw.covariances, rr.covariances, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(rw.log_likelihood, rr.log_likelihood, rtol=1e-5)
-    assert int(rw.n_iters) == int(rr.n_iters)
+    # the stopping test (lower-bound change below tol = 1e-6) sits at float32 rounding, so
+    # the two runs may stop one iteration apart (summation order differs with the codegen)
+    assert abs(int(rw.n_iters) - int(rr.n_iters)) <= 1
 
 
 # two tight groups and two identical points, away from the origin
