@@ -194,7 +194,7 @@ def _cluster_command(args) -> int:
 def _plot_clusters(x, labels, path, title):
     import numpy as np
 
-    from jaxclust.demo.cluster import _pyplot
+    from jaxclust.demo import _pyplot
 
     plt = _pyplot()
     xc = x - x.mean(0)

@@ -111,3 +111,16 @@ def run_demo(
         console.print(f"[dim]section '{section.name}' took {time.perf_counter() - start:.1f} s")
     if out_dir is not None:
         console.print(f"Figures saved under [bold]{out_dir}/")
+
+
+def _pyplot():
+    """matplotlib's pyplot on the non-interactive Agg backend (figures go to files)."""
+    try:
+        import matplotlib
+    except ImportError as err:  # pragma: no cover - depends on the install
+        raise ImportError("saving figures needs matplotlib: pip install matplotlib "
+                          "(or 'jaxclust[bench]')") from err
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt

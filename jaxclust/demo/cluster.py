@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import cluster as jcl
+from jaxclust.demo import _pyplot
 from jaxclust.metrics import ari, clustering_accuracy, nmi
 
 if TYPE_CHECKING:
@@ -163,17 +164,6 @@ def print_table(console: Console, runs: list[MethodRun]) -> None:
     console.print("[dim]ACC: best one-to-one matching (Hungarian); NMI: arithmetic-mean "
                   "normalisation (scikit-learn's default); ms: one call after compilation.")
 
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("saving figures needs matplotlib: pip install matplotlib "
-                          "(or 'jaxclust[bench]')") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _matched(y, labels):

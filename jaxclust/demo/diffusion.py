@@ -32,6 +32,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float, Int
 
+from jaxclust.demo import _pyplot
 from jaxclust.diffusion import (
     VPSDE,
     AbstractSDE,
@@ -313,17 +314,6 @@ def memorisation(samples: Float[Array, "n d"], train_x: Float[Array, "m d"],
 # ------------------------------------------------------------------------------------------
 # figures
 
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("saving figures needs matplotlib: pip install matplotlib "
-                          "(or 'jaxclust[bench]')") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_mixture(data: Float[Array, "n 2"], samples: Float[Array, "m 2"],

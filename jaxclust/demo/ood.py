@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import ood
+from jaxclust.demo import _pyplot
 from jaxclust.metrics.detection import aupr_in, auroc, fpr_at_tpr
 
 if TYPE_CHECKING:
@@ -320,17 +321,6 @@ def print_table(console: Console, runs: list[ScoreRun], title: str = "OOD detect
                   "digits (0-4) as positives: FPR@95 is the share of OOD inputs accepted when "
                   "95% of ID inputs are kept.")
 
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("saving figures needs matplotlib: pip install matplotlib "
-                          "(or 'jaxclust[bench]')") from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _roc(s_id, s_ood):

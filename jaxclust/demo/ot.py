@@ -24,6 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from jaxclust.data import load_digits_classes
+from jaxclust.demo import _pyplot
 from jaxclust.ot import default_epsilon, sinkhorn
 
 if TYPE_CHECKING:
@@ -204,19 +205,6 @@ def _orders(x, plan) -> tuple[np.ndarray, np.ndarray]:
     plan = np.asarray(plan, dtype=np.float64)
     mean_rank = (rank @ plan) / np.maximum(plan.sum(axis=0), 1e-300)
     return rows, np.argsort(mean_rank)
-
-
-def _pyplot():
-    try:
-        import matplotlib
-    except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "saving figures needs matplotlib: pip install matplotlib (or 'jaxclust[bench]')"
-        ) from err
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_plans(x, y, runs: list[OTRun], path: str | Path) -> Path:

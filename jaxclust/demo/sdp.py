@@ -161,7 +161,8 @@ def print_tables(console: Console, rows: list[RecoveryRow], comp: dict) -> None:
 def plot(rows: list[RecoveryRow], comp: dict, path: str | Path, *, seed: int) -> Path:
     """Left: exact-recovery rate and ARI against separation. Right: the last heterogeneous
     sample (first two coordinates, where the centres lie) coloured by each method."""
-    from jaxclust.demo.cluster import _matched, _pyplot
+    from jaxclust.demo import _pyplot
+    from jaxclust.demo.cluster import _matched
 
     plt = _pyplot()
     x, y = heterogeneous_mixture(seed)

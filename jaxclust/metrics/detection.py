@@ -300,21 +300,10 @@ def aupr_out(
 ) -> Float[Array, ""]:
     r"""Area under the precision-recall curve with OOD samples as positives.
 
-    With OOD samples as positives scored by $-s$, one point
-    $(R_j, P_j)$ per distinct score (recall $R_j = \mathrm{TP}_j/|\mathcal{P}|$,
-    precision $P_j = \mathrm{TP}_j/(\mathrm{TP}_j + \mathrm{FP}_j)$ at the threshold
-    $\theta_j$, tied scores forming one threshold) and the starting point $(0, 1)$,
-
-    $$
-        \mathrm{AUPR} = \sum_j (R_j - R_{j-1})\,\frac{P_j + P_{j-1}}{2},
-    $$
-
-    the trapezoidal area under `sklearn.metrics.precision_recall_curve`
-    (``sklearn.metrics.auc(recall, precision)``), the number reported by OpenOOD and most
-    OOD papers. **It is not average precision** (`sklearn.metrics.average_precision_score`,
-    $\sum_j (R_j - R_{j-1}) P_j$), the step-wise area: linear interpolation of precision
-    between operating points is optimistic, so the trapezoidal AUPR is usually a little
-    higher than AP (equal on a perfect detector).
+    The trapezoidal area of [`aupr_in`][jaxclust.metrics.detection.aupr_in] with the roles
+    swapped: OOD samples are the positives and are ranked by $-s$ (low scores first).
+    Like AUPR-In it is the area under `sklearn.metrics.precision_recall_curve`, not
+    average precision.
 
     Args:
       scores: detection scores, shape ``(n,)``, higher = more in-distribution.
