@@ -246,11 +246,11 @@ class ScoreUNet(eqx.Module):
       ``x``.
 
     Example:
-      >>> import jax
+      >>> import equinox as eqx, jax
       >>> from jaxclust.nn.equinox import ScoreUNet
       >>> net = ScoreUNet((8, 8), channels=8, num_classes=10, key=jax.random.key(0))
       >>> x = jax.random.normal(jax.random.key(1), (3, 8, 8))
-      >>> net(x, 0.1, 7).shape
+      >>> eqx.filter_jit(net)(x, 0.1, 7).shape  # one compilation, not one per operation
       (3, 8, 8)
 
     References:

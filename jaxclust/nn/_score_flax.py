@@ -217,7 +217,7 @@ class ScoreUNet(nnx.Module):
       >>> from jaxclust.nn.flax import ScoreUNet
       >>> net = ScoreUNet((8, 8), channels=8, num_classes=10, rngs=nnx.Rngs(0))
       >>> x = jax.random.normal(jax.random.key(1), (3, 8, 8))
-      >>> net(x, 0.1, 7).shape
+      >>> nnx.jit(lambda net, x: net(x, 0.1, 7))(net, x).shape  # one compilation
       (3, 8, 8)
 
     References:

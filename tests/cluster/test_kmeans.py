@@ -75,6 +75,7 @@ def test_chunked_assignment_is_identical():
     np.testing.assert_allclose(a.centroids, b.centroids, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.slow  # the conformance case "kmeans" checks jit and vmap in the fast suite
 def test_jit_and_vmap_over_keys():
     x = jax.random.normal(jax.random.key(3), (60, 2))
     f = jax.jit(lambda kk: kmeans(x, 4, key=kk))

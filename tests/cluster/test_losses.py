@@ -227,6 +227,7 @@ def _batch(rng, shape, b=3):
     return jnp.asarray(rng.normal(size=(b,) + shape), jnp.float32)
 
 
+@pytest.mark.slow  # the conformance cases of the three losses check jit and vmap fast
 def test_jit_and_vmap(rng):
     def all_losses(x, c, t, sa, sb):  # one program: one compilation for jit, one for vmap
         return (soft_assignment(x, c, temperature=t),

@@ -125,6 +125,7 @@ def _same_gradients(fl, eq, x, t, y):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * scale)
 
 
+@pytest.mark.slow  # ~5 s of convolution compiles; the MLP equality test stays fast
 def test_flax_and_equinox_give_the_same_unet():
     fl, eq, x = _pair("unet")
     t = jnp.array([0.01, 0.2, 0.5, 0.9, 1.0])

@@ -255,7 +255,8 @@ def cases() -> list[Case]:
              (x4, w, f32(rng.normal(size=3) * 0.3), f32(0.2), h[:, :3], protos, pw),
              (0, 1, 2, 3, 4, 5, 6)),
         # Sinkhorn codes are stop-gradient targets: jit and vmap only
-        Case("ood-group-palm-sinkhorn", "palm_loss", _group_palm_sinkhorn, (h[:, :3], protos)),
+        Case("ood-group-palm-sinkhorn", "palm_loss", _group_palm_sinkhorn, (h[:, :3], protos),
+             slow=True),  # ~3 s of Sinkhorn compiles; tests/ood/test_losses.py runs them fast
         # detection metrics: piecewise constant in the scores (jit / vmap only); the AUPRs
         # are also run under jit(vmap) in tests/metrics/test_detection.py
         Case("detection-fpr-auroc", "fpr_at_tpr", _fpr_auroc, (scores, _ID)),

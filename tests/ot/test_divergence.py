@@ -24,6 +24,7 @@ def _div(x, y, a, b, eps, *, tol=1e-6):
     return sinkhorn_divergence(x, y, a, b, epsilon=eps, tol=tol, max_iter=5000)
 
 
+@pytest.mark.slow  # a property over many random pairs; the fixed cases below stay fast
 def test_nonnegative_on_random_pairs():
     rng = np.random.default_rng(0)
     k, n, m, d = 8, 10, 7, 2

@@ -63,7 +63,7 @@ def _directions(rng, args, gauge):
 
 @pytest.mark.parametrize(
     "relax", ["balanced", "unbalanced", pytest.param("semi-relaxed", marks=pytest.mark.slow),
-              "partial"])
+              pytest.param("partial", marks=pytest.mark.slow)])
 def test_implicit_unrolled_and_finite_differences_agree(relax):
     gauge = relax == "balanced"
     rng, args = _problem(SEEDS[relax])  # fixed: str hashes change between processes
