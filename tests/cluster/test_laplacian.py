@@ -147,6 +147,7 @@ def _moons_fit(x, labels, lam):
     return res.labels, res.assignments, res.centroids, res.objective
 
 
+@pytest.mark.slow  # ~4 s; conformance checks vmap, the other tests the updates
 def test_graph_helps_on_two_moons_and_vmap_matches_single_runs():
     xs, ls, ys = _moons_episodes()
     batched = jax.jit(jax.vmap(_moons_fit, in_axes=(0, 0, None)))

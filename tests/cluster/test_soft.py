@@ -269,6 +269,7 @@ def test_minibatch_reassignment_revives_dead_centre(rng):
     assert bool(jnp.all(jnp.isfinite(state.centroids)))
 
 
+@pytest.mark.slow  # a quality comparison on a larger sample (~5 s)
 def test_minibatch_fit_close_to_full_kmeans(rng):
     x = _blobs(rng, n_per=300, dtype=np.float32)
     mb = minibatch_kmeans(x, 3, key=jax.random.key(0), batch_size=64)
