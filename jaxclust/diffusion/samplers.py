@@ -98,6 +98,16 @@ def _finish(score_fn, sde, x, t_end, denoise):
 # samplers
 
 
+def _em_step(score_fn, sde, x, t0, t1, key):
+    """One Euler–Maruyama step of the reverse SDE from ``t0`` down to ``t1``."""
+    s, tb = _score(score_fn, x, t0)
+    f, g2 = sde._f_g2(tb)
+    h = t0 - t1
+    x_mean = x - h * (bcast(f, x) * x - bcast(g2, x) * s)
+    z = jax.random.normal(key, x.shape, x.dtype)
+    return x_mean + bcast(jnp.sqrt(g2 * h), x) * z
+
+
 def euler_maruyama(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
                    shape: tuple[int, ...] | None = None, *, n_steps: int = 500,
                    t_end: float = 1e-3, denoise: bool = True, x_T: Array | None = None,
@@ -128,12 +138,7 @@ def euler_maruyama(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
 
     def body(x, inp):
         t0, t1, k = inp
-        s, tb = _score(score_fn, x, t0)
-        f, g2 = sde._f_g2(tb)
-        h = t0 - t1
-        x_mean = x - h * (bcast(f, x) * x - bcast(g2, x) * s)
-        z = jax.random.normal(k, x.shape, x.dtype)
-        return x_mean + bcast(jnp.sqrt(g2 * h), x) * z, None
+        return _em_step(score_fn, sde, x, t0, t1, k), None
 
     keys = jax.random.split(key, n_steps)
     x, _ = jax.lax.scan(body, x, (ts[:-1], ts[1:], keys))
@@ -190,12 +195,7 @@ def predictor_corrector(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
                 langevin, x, (jnp.broadcast_to(t0, (n_corrector,)),
                               jnp.broadcast_to(a_t, (n_corrector,)),
                               jax.random.split(kc, n_corrector)))
-        s, tb = _score(score_fn, x, t0)
-        f, g2 = sde._f_g2(tb)
-        h = t0 - t1
-        x_mean = x - h * (bcast(f, x) * x - bcast(g2, x) * s)
-        z = jax.random.normal(kp, x.shape, x.dtype)
-        return x_mean + bcast(jnp.sqrt(g2 * h), x) * z, None
+        return _em_step(score_fn, sde, x, t0, t1, kp), None
 
     keys = jax.random.split(key, n_steps)
     x, _ = jax.lax.scan(body, x, (ts[:-1], ts[1:], keys))
