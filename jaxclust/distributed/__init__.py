@@ -1,0 +1,31 @@
+r"""Data-parallel jaxclust on many devices through JAX's own SPMD machinery.
+
+Points are sharded along their first axis over a one-axis device mesh
+(:func:`make_mesh`, axis ``"points"``); :func:`shard` pads them to a multiple of the
+number of devices with zero-weight rows; the sharded algorithms run under
+``jax.shard_map`` and communicate only small reductions (centroid sums, counts, top-k
+candidates); :func:`gather` brings per-point results back to the host without the padding.
+See the guide page "Scaling out".
+"""
+
+from ._mesh import (
+    AXIS as AXIS,
+    CollectiveOp as CollectiveOp,
+    ShardedPoints as ShardedPoints,
+    collective_bytes as collective_bytes,
+    collective_ops as collective_ops,
+    gather as gather,
+    make_mesh as make_mesh,
+    shard as shard,
+)
+
+__all__ = [
+    "AXIS",
+    "CollectiveOp",
+    "ShardedPoints",
+    "collective_bytes",
+    "collective_ops",
+    "gather",
+    "make_mesh",
+    "shard",
+]

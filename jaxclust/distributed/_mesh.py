@@ -1,0 +1,331 @@
+r"""Mesh, sharding and gathering helpers, and a reader of collectives in compiled HLO.
+
+Everything here is plain JAX SPMD: a one-axis :class:`jax.sharding.Mesh` named
+:data:`AXIS` over the devices, point arrays placed with
+``NamedSharding(mesh, PartitionSpec(AXIS))`` (rows split evenly over the devices), and the
+padding needed to make the row count divisible by the number of devices carried as
+zero-weight rows.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jaxtyping import Array, ArrayLike, Float
+
+from .._core import checks
+
+__all__ = [
+    "AXIS",
+    "CollectiveOp",
+    "ShardedPoints",
+    "collective_bytes",
+    "collective_ops",
+    "gather",
+    "make_mesh",
+    "shard",
+]
+
+AXIS = "points"
+"""The name of the mesh axis along which points are sharded."""
+
+
+def make_mesh(devices: Sequence[Any] | None = None) -> Mesh:
+    r"""A one-dimensional device mesh whose single axis, :data:`AXIS` (``"points"``),
+    carries the point axis of sharded data.
+
+    Args:
+      devices: the devices to use, in order; default ``jax.devices()`` (all devices of all
+        processes, which is what a multi-host run wants after
+        ``jax.distributed.initialize()``).
+
+    Returns:
+      ``jax.sharding.Mesh`` of shape ``(len(devices),)`` with axis name ``"points"``.
+
+    Raises:
+      ValueError: ``devices`` is empty or repeats a device.
+
+    Example:
+      >>> from jaxclust import distributed as jd
+      >>> mesh = jd.make_mesh()
+      >>> mesh.axis_names
+      ('points',)
+    """
+    devs = list(jax.devices() if devices is None else devices)
+    if not devs:
+        raise ValueError("`devices` is empty; pass at least one device (default: jax.devices()).")
+    if len({id(d) for d in devs}) != len(devs):
+        raise ValueError("`devices` repeats a device; each device may appear once in the mesh.")
+    return Mesh(np.asarray(devs, dtype=object), (AXIS,))
+
+
+@jax.tree_util.register_pytree_node_class
+class ShardedPoints:
+    r"""Points sharded along their first axis over a 1-D mesh, padded with zero weights.
+
+    Build it with :func:`shard`. It is a pytree: ``x`` and ``weights`` are leaves, the real
+    number of points ``n`` and the ``mesh`` are static (they cross ``jax.jit`` boundaries as
+    part of the tree structure).
+
+    Attributes:
+      x: ``(n_pad, d)`` points, rows ``n:`` are zeros; sharded as ``P("points")``.
+      weights: ``(n_pad,)`` point weights, ``0`` on the padding rows; same sharding.
+      n: the number of real points (a Python int).
+      mesh: the mesh the arrays are laid out on.
+    """
+
+    __slots__ = ("mesh", "n", "weights", "x")
+
+    def __init__(self, x, weights, n: int, mesh: Mesh):
+        self.x = x
+        self.weights = weights
+        self.n = n
+        self.mesh = mesh
+
+    def tree_flatten(self):
+        return (self.x, self.weights), (self.n, self.mesh)
+
+    @classmethod
+    def tree_unflatten(cls, aux, children):
+        return cls(children[0], children[1], *aux)
+
+    @property
+    def n_pad(self) -> int:
+        """Padded number of rows (a multiple of the number of devices)."""
+        return int(self.x.shape[0])
+
+    @property
+    def num_devices(self) -> int:
+        return int(self.mesh.devices.size)
+
+    def __repr__(self) -> str:
+        return (f"ShardedPoints(n={self.n}, n_pad={self.n_pad}, d={self.x.shape[1:]}, "
+                f"devices={self.num_devices}, dtype={self.x.dtype})")
+
+
+def _sharding(mesh: Mesh) -> NamedSharding:
+    return NamedSharding(mesh, PartitionSpec(AXIS))
+
+
+def shard(x: Float[ArrayLike, "n d"], mesh: Mesh | None = None, weights: Float[ArrayLike, " n"]
+          | None = None) -> ShardedPoints:
+    r"""Shard a point array along its first axis over ``mesh``, padding with zero weights.
+
+    With $P$ devices the rows are padded to $n_{pad} = P \lceil n / P \rceil$ (zeros, weight
+    $0$), so each device holds $n_{pad} / P$ consecutive rows: device $p$ owns global rows
+    $[p\, n_{pad}/P, (p+1)\, n_{pad}/P)$. The padding rows never influence the algorithms of
+    :mod:`jaxclust.distributed` (they carry no mass and are never sampled).
+
+    For data that does not fit on one host, build the global arrays from each process's
+    local rows with ``jax.make_array_from_process_local_data`` instead, with the sharding
+    ``NamedSharding(mesh, PartitionSpec("points"))`` and zero-weight padding rows, and wrap
+    them as ``ShardedPoints(x, weights, n, mesh)``.
+
+    Args:
+      x: ``(n, d)`` points (a host or device array).
+      mesh: a 1-D mesh from :func:`make_mesh`; default ``make_mesh()``.
+      weights: ``(n,)`` non-negative point weights; default all ones.
+
+    Returns:
+      :class:`ShardedPoints` with ``x`` ``(n_pad, d)`` and ``weights`` ``(n_pad,)`` sharded
+      as ``P("points")``.
+
+    Raises:
+      ValueError: ``x`` is not 2-D or is empty, ``weights`` has the wrong shape, is negative
+        or not finite, or ``mesh`` is not a 1-D mesh with axis ``"points"``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust import distributed as jd
+      >>> pts = jd.shard(jnp.ones((5, 2)))
+      >>> pts.n, pts.x.shape[1], float(pts.weights.sum())
+      (5, 2, 5.0)
+    """
+    mesh = make_mesh() if mesh is None else mesh
+    if not isinstance(mesh, Mesh) or tuple(mesh.axis_names) != (AXIS,):
+        raise ValueError(f"`mesh` must be a 1-D jax.sharding.Mesh with axis name {AXIS!r}; build "
+                         "it with jaxclust.distributed.make_mesh().")
+    x = checks.as_float_array(x, "x")
+    checks.check_ndim(x, "x", 2, "(n, d)")
+    n = int(x.shape[0])
+    if n == 0:
+        raise ValueError("`x` has no rows; pass at least one point.")
+    if weights is None:
+        w = jnp.ones((n,), x.dtype)
+    else:
+        w = checks.as_float_array(weights, "weights", dtype=x.dtype)
+        if w.shape != (n,):
+            raise ValueError(f"`weights` must have shape (n,) = ({n},), got {tuple(w.shape)}.")
+        w = checks.ensure(w, ~jnp.isfinite(w) | (w < 0),
+                          "`weights` must be finite and >= 0; give points to ignore weight 0.")
+    x = checks.check_finite(x, "x")
+    p = int(mesh.devices.size)
+    n_pad = -(-n // p) * p
+    if n_pad != n:
+        x = jnp.concatenate([x, jnp.zeros((n_pad - n, x.shape[1]), x.dtype)])
+        w = jnp.concatenate([w, jnp.zeros((n_pad - n,), w.dtype)])
+    sharding = _sharding(mesh)
+    return ShardedPoints(jax.device_put(x, sharding), jax.device_put(w, sharding), n, mesh)
+
+
+def gather(a: Array, n: int | None = None) -> np.ndarray:
+    r"""Bring a (possibly sharded) per-point array back to the host, dropping padding rows.
+
+    Works for arrays sharded over several processes too (each process receives the full
+    array through ``jax.experimental.multihost_utils.process_allgather``).
+
+    Args:
+      a: an array whose first axis is the (padded) point axis, e.g. ``result.labels``.
+      n: the real number of points (``points.n``); rows ``n:`` are dropped. ``None`` keeps
+        all rows.
+
+    Returns:
+      ``numpy.ndarray`` of shape ``(n, ...)``.
+
+    Raises:
+      ValueError: ``n`` is negative or larger than ``a.shape[0]``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust import distributed as jd
+      >>> pts = jd.shard(jnp.arange(6.0).reshape(3, 2))
+      >>> jd.gather(pts.x, pts.n).shape
+      (3, 2)
+    """
+    if isinstance(a, jax.Array) and not a.is_fully_addressable:
+        from jax.experimental import multihost_utils
+
+        out = np.asarray(multihost_utils.process_allgather(a, tiled=True))
+    else:
+        out = np.asarray(jax.device_get(a))
+    if n is None:
+        return out
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise ValueError(f"`n` must be a Python int (the number of real points), got {n!r}.")
+    if out.ndim == 0 or not 0 <= n <= out.shape[0]:
+        raise ValueError(f"`n` must be in [0, a.shape[0]] = [0, {out.shape[0] if out.ndim else 0}]"
+                         f", got {n}; pass points.n.")
+    return out[:n]
+
+
+# ------------------------------------------------------------------------------------------
+# collectives in compiled HLO
+
+_COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute",
+                "collective-broadcast")
+_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4,
+                "u32": 4, "f32": 4, "s64": 8, "u64": 8, "f64": 8, "c64": 8, "c128": 16}
+_SHAPE = re.compile(r"\b(pred|[su](?:8|16|32|64)|bf16|f16|f32|f64|c64|c128)\[([0-9,]*)\]")
+_OP = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*?)\s("
+                 + "|".join(re.escape(c) for c in _COLLECTIVES) + r")(-start)?\(")
+_COMP = re.compile(r"^\s*(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
+_CALLS = re.compile(r"(?:body|condition|to_apply|calls|branch_computations|true_computation|"
+                    r"false_computation)=(\{[^}]*\}|%?[\w.\-]+)")
+
+
+class CollectiveOp(NamedTuple):
+    """One collective of a compiled program.
+
+    Attributes:
+      kind: ``"all-reduce"``, ``"all-gather"``, ``"reduce-scatter"``, ``"all-to-all"`` or
+        ``"collective-permute"``.
+      shapes: the result shapes (one per buffer of a tuple-valued collective).
+      nbytes: bytes of the result buffers on one device.
+      computation: the HLO computation it belongs to.
+      in_loop: whether it runs inside the body of a ``while`` loop (once per iteration).
+    """
+
+    kind: str
+    shapes: tuple[tuple[int, ...], ...]
+    nbytes: int
+    computation: str
+    in_loop: bool
+
+
+def collective_ops(hlo_text: str) -> list[CollectiveOp]:
+    r"""The collectives of a compiled HLO module, e.g.
+    ``jax.jit(f).lower(*args).compile().as_text()``.
+
+    Asynchronous pairs (``all-reduce-start`` / ``-done``) count once. ``in_loop`` marks the
+    collectives in a computation reachable from the body of a ``while`` (an iteration of
+    Lloyd, Sinkhorn ...).
+
+    Args:
+      hlo_text: the text of an HLO module.
+
+    Returns:
+      one :class:`CollectiveOp` per collective, in program order.
+    """
+    comp = ""
+    calls: dict[str, set[str]] = {}
+    bodies: set[str] = set()
+    raw: list[tuple[str, tuple, int, str]] = []
+    for line in hlo_text.splitlines():
+        m = _COMP.match(line)
+        if m and "=" not in line.split("{")[0]:
+            comp = m.group(1)
+            calls.setdefault(comp, set())
+            continue
+        for cm in _CALLS.finditer(line):
+            names = {s.strip().lstrip("%") for s in cm.group(1).strip("{}").split(",") if s.strip()}
+            calls.setdefault(comp, set()).update(names)
+            if line.find(" while(") >= 0 and cm.group(0).startswith("body="):
+                bodies |= names
+        m = _OP.match(line)
+        if m is None:
+            continue
+        bufs = [(tuple(int(s) for s in dims.split(",") if s), _DTYPE_BYTES[dt])
+                for dt, dims in _SHAPE.findall(m.group(1))]
+        if m.group(3) and m.group(2) != "all-reduce" and len(bufs) > 1:
+            # an async start returns (operands, results[, contexts]): keep the results
+            bufs = [b for b in bufs[len(bufs) // 2:] if b[0]] or bufs[len(bufs) // 2:]
+        shapes = tuple(shape for shape, _ in bufs)
+        nbytes = sum(size * int(np.prod(shape, dtype=np.int64)) for shape, size in bufs)
+        raw.append((m.group(2), shapes, nbytes, comp))
+    looped: set[str] = set()
+    stack = list(bodies)
+    while stack:
+        c = stack.pop()
+        if c in looped:
+            continue
+        looped.add(c)
+        stack += list(calls.get(c, ()))
+    return [CollectiveOp(k, s, b, c, c in looped) for k, s, b, c in raw]
+
+
+def collective_bytes(hlo_text: str) -> dict[str, int]:
+    r"""Bytes moved by the collectives of a compiled HLO module, per device.
+
+    The count is the size of each collective's result on one device: for an all-reduce
+    the reduced buffer (a ring all-reduce sends about twice that over the wire), for an
+    all-gather the gathered buffer.
+
+    Args:
+      hlo_text: the text of an HLO module (``jax.jit(f).lower(*a).compile().as_text()``).
+
+    Returns:
+      dict with one entry per collective kind present (bytes, whole program text, each op
+      counted once), ``"total"`` (their sum), ``"per_iteration"`` (the collectives inside
+      ``while`` bodies: bytes per iteration of the loop) and ``"max_dim"`` (the largest
+      dimension of any collective's buffer, to check that no n-sized array is communicated).
+
+    Example:
+      >>> text = "ENTRY %main (p: f32[4,3]) -> f32[4,3] {\n" \
+      ...        "  %ar = f32[4,3]{1,0} all-reduce(f32[4,3]{1,0} %p), to_apply=%add\n}"
+      >>> collective_bytes(text)["all-reduce"]
+      48
+    """
+    ops = collective_ops(hlo_text)
+    out: dict[str, int] = {}
+    for op in ops:
+        out[op.kind] = out.get(op.kind, 0) + op.nbytes
+    out["total"] = sum(op.nbytes for op in ops)
+    out["per_iteration"] = sum(op.nbytes for op in ops if op.in_loop)
+    out["max_dim"] = max((max(s, default=0) for op in ops for s in op.shapes), default=0)
+    return out
