@@ -1,8 +1,16 @@
 """Clustering: k-means (greedy k-means++, Lloyd, restarts by vmap, envelope gradients),
 mini-batch k-means, differentiable relaxations (soft and Sinkhorn k-means) and clustering
 losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clustering and
-Laplacian-regularised k-means."""
+Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPICT targets,
+P²OT pseudo-label cross-entropy, TELL's k-means layer)."""
 
+from .deep import (
+    dec_loss as dec_loss,
+    dec_target as dec_target,
+    pseudo_label_loss as pseudo_label_loss,
+    tell_assignment as tell_assignment,
+    tell_loss as tell_loss,
+)
 from .gmm import (
     GMMResult as GMMResult,
     gmm as gmm,
@@ -46,6 +54,11 @@ from .spectral import (
 )
 
 __all__ = [
+    "dec_loss",
+    "dec_target",
+    "pseudo_label_loss",
+    "tell_assignment",
+    "tell_loss",
     "GMMResult",
     "KMeansResult",
     "KMedoidsResult",

@@ -1,9 +1,16 @@
 """Entropic optimal transport: balanced, unbalanced and partial Sinkhorn, with implicit
 differentiation, an online mode for large point clouds, the debiased Sinkhorn divergence and
-SwAV-style balanced cluster codes."""
+SwAV-style balanced cluster codes and progressive partial OT pseudo-labels (P²OT, SP²OT)
+for imbalanced clustering."""
 
 from .assign import swav_codes as swav_codes
 from .divergence import sinkhorn_divergence as sinkhorn_divergence
+from .progressive import (
+    PartialCodes as PartialCodes,
+    mass_schedule as mass_schedule,
+    p2ot_codes as p2ot_codes,
+    sp2ot_codes as sp2ot_codes,
+)
 from .sinkhorn import (
     SinkhornResult as SinkhornResult,
     default_epsilon as default_epsilon,
@@ -12,10 +19,14 @@ from .sinkhorn import (
 )
 
 __all__ = [
+    "PartialCodes",
     "SinkhornResult",
     "default_epsilon",
+    "mass_schedule",
+    "p2ot_codes",
     "sinkhorn",
     "sinkhorn_divergence",
     "sinkhorn_from_cost",
+    "sp2ot_codes",
     "swav_codes",
 ]
