@@ -11,6 +11,13 @@ to evaluate the few reductions a solver needs *without* materialising ``C`` when
 cost name; with ``chunk_size`` set it is *online*: every reduction runs over blocks of
 ``chunk_size`` rows (``jax.lax.map`` with a checkpointed body), so memory is
 ``O(chunk_size * m)`` in the forward and the backward pass alike.
+
+**Row-sharded point clouds.** Inside ``jax.shard_map`` a :class:`PointCloud` may hold only
+this device's rows of ``x`` (``axis_name`` set, ``row_mask`` marking the real rows, ``n_rows``
+the global number of real rows): every reduction over the row index ``i`` (the column
+log-sum-exp, ``P^T w``, the cost sums and moments, the centring) then combines the local
+partial results with ``psum`` / ``pmax`` over ``axis_name``, and masked (padding) rows take no
+part, so only ``O(m)`` numbers cross devices per reduction. Reductions over ``j`` stay local.
 """
 
 from __future__ import annotations
@@ -83,6 +90,33 @@ class Geometry(eqx.Module):
         (``axis=1``) or of ``C^T`` (``axis=0``), concatenating the per-row outputs."""
         raise NotImplementedError
 
+    # ---- hooks for row-sharded geometries (identities on one device) -------------------
+    @property
+    def is_sharded(self) -> bool:
+        """Rows split over devices (reductions over ``i`` end with a collective)."""
+        return False
+
+    @property
+    def n_rows(self) -> int:
+        """Number of (real) rows over all devices."""
+        return self.shape[0]
+
+    def _row_potential(self, h: Array) -> Array:
+        """A row potential entering a reduction over ``i`` (padding rows masked out)."""
+        return h
+
+    def _combine_lse(self, lse: Array) -> Array:
+        """Combine per-device log-sum-exps over ``i`` into the global one."""
+        return lse
+
+    def allreduce_sum(self, t):
+        """Sum of a per-device partial result over the devices (identity on one device)."""
+        return t
+
+    def row_sum(self, v: Array) -> Array:
+        """``sum_i v_i`` over the real rows of all devices."""
+        return jnp.sum(v, axis=0)
+
     # ---- reductions built on `reduce` -------------------------------------------------
     def lse(self, h: Array, eps, axis: int) -> Array:
         """``axis=1``: ``LSE_j((h_j - C_ij)/eps)`` (length n); ``axis=0``: over ``i``."""
@@ -90,17 +124,20 @@ class Geometry(eqx.Module):
         def fn(c, _, h):
             return logsumexp((h[None, :] - c) / eps, axis=1)
 
-        return self.reduce(fn, None, h, axis)
+        if axis == 1:
+            return self.reduce(fn, None, h, axis)
+        return self._combine_lse(self.reduce(fn, None, self._row_potential(h), axis))
 
     def plan_apply(self, f: Array, g: Array, eps, w: Array, axis: int) -> Array:
         """``axis=1``: ``P @ w`` (length n); ``axis=0``: ``P.T @ w`` (length m)."""
-        rows, cols = (f, g) if axis == 1 else (g, f)
+        rows, cols = (f, g) if axis == 1 else (g, self._row_potential(f))
 
         def fn(c, r, cw):
             col, ww = cw
             return jnp.exp((r[:, None] + col[None, :] - c) / eps) @ ww
 
-        return self.reduce(fn, rows, (cols, w), axis)
+        out = self.reduce(fn, rows, (cols, w), axis)
+        return out if axis == 1 else self.allreduce_sum(out)
 
     def plan_cost_sums(self, f: Array, g: Array, eps):
         """Row sums of ``P`` and ``sum_ij P_ij C_ij`` in one pass."""
@@ -110,19 +147,19 @@ class Geometry(eqx.Module):
             return jnp.stack([jnp.sum(p, 1), jnp.sum(p * c, 1)], axis=1)
 
         out = self.reduce(fn, f, g, 1)
-        return out[:, 0], jnp.sum(out[:, 1])
+        return out[:, 0], self.row_sum(out[:, 1])
 
     def plan(self, f: Array, g: Array, eps) -> Array:
         return jnp.exp((f[:, None] + g[None, :] - self.cost_matrix()) / eps)
 
     def cost_moments(self):
         """Mean and standard deviation of the entries of ``C`` (chunked when online)."""
-        n, m = self.shape
+        m = self.shape[1]
 
         def fn(c, _, __):
             return jnp.stack([jnp.sum(c, 1), jnp.sum(c * c, 1)], axis=1)
 
-        s = jnp.sum(self.reduce(fn, None, None, 1), axis=0) / (n * m)
+        s = self.row_sum(self.reduce(fn, None, None, 1)) / (self.n_rows * m)
         return s[0], jnp.sqrt(jnp.maximum(s[1] - s[0] ** 2, 0.0))
 
 
@@ -159,6 +196,10 @@ class PointCloud(Geometry):
     y: Float[Array, "m d"]
     cost_fn: str = eqx.field(static=True, default="sqeuclidean")
     chunk_size: int | None = eqx.field(static=True, default=None)
+    # row sharding (inside shard_map only; see the module docstring)
+    row_mask: Array | None = None
+    axis_name: str | None = eqx.field(static=True, default=None)
+    n_global: int | None = eqx.field(static=True, default=None)
 
     @property
     def shape(self):
@@ -172,10 +213,40 @@ class PointCloud(Geometry):
     def is_online(self):
         return self.chunk_size is not None
 
+    @property
+    def is_sharded(self):
+        return self.axis_name is not None
+
+    @property
+    def n_rows(self):
+        return self.shape[0] if self.axis_name is None else self.n_global
+
+    def _row_potential(self, h):
+        if self.axis_name is None:
+            return h
+        return jnp.where(self.row_mask, h, -jnp.inf)
+
+    def _combine_lse(self, lse):
+        if self.axis_name is None:
+            return lse
+        # stable distributed log-sum-exp: global max, then the sum of the shifted exponentials
+        top = jax.lax.pmax(jax.lax.stop_gradient(lse), self.axis_name)
+        top = jnp.where(jnp.isfinite(top), top, 0.0)
+        return top + jnp.log(jax.lax.psum(jnp.exp(lse - top), self.axis_name))
+
+    def allreduce_sum(self, t):
+        return t if self.axis_name is None else jax.lax.psum(t, self.axis_name)
+
+    def row_sum(self, v):
+        if self.axis_name is None:
+            return jnp.sum(v, axis=0)
+        mask = self.row_mask.reshape(self.row_mask.shape + (1,) * (v.ndim - 1))
+        return jax.lax.psum(jnp.sum(jnp.where(mask, v, 0), axis=0), self.axis_name)
+
     def _centred(self):
         if self.cost_fn in ("sqeuclidean", "euclidean"):
-            n, m = self.shape
-            centre = (jnp.sum(self.x, 0) + jnp.sum(self.y, 0)) / (n + m)
+            m = self.shape[1]
+            centre = (self.row_sum(self.x) + jnp.sum(self.y, 0)) / (self.n_rows + m)
             return self.x - centre[None, :], self.y - centre[None, :]
         return self.x, self.y
 

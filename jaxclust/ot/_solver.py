@@ -99,13 +99,14 @@ def _log_round(geom, p: Params, eps, z):
         lam = lam + eps * (jnp.log(p.mass) - log_total)
         lse_f = geom.lse(g_new, eps, 1) + lam / eps
         f_new = jnp.minimum(0.0, eps * log_a - eps * lse_f)
-        err = jnp.sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
+        err = geom.row_sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
         return (f_new, g_new, lam), err + err_g
     f, g = z
     g = eps * log_b - p.tau_b * eps * geom.lse(f, eps, 0)
     lse_f = geom.lse(g, eps, 1)
     f_new = eps * log_a - p.tau_a * eps * lse_f
-    err = jnp.sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
+    # the sum over rows is global when the geometry is row-sharded (identical otherwise)
+    err = geom.row_sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
     return (f_new, g), err
 
 
@@ -211,6 +212,8 @@ def make_solve(cfg: Config):
             block, state0, max_blocks=max_blocks, done=done, unrolled=not cfg.implicit
         )
         finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in z]))
+        if geom.is_sharded:  # finite on every device
+            finite = geom.allreduce_sum((~finite).astype(jnp.int32)) == 0
         converged = (err < cfg.tol) & finite
         n_iters = jnp.minimum(n_blocks * cfg.check_every, cfg.max_iter)
         return z, (n_iters, errors, converged)

@@ -61,12 +61,34 @@ def swav_codes(
     scores = checks.check_finite(scores, "scores")
     scores = jax.lax.stop_gradient(scores)
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    logq = scores.astype(dtype) / jnp.asarray(eps, dtype)
-    batch, k = scores.shape
+    codes = _swav_iterations(scores, jnp.asarray(eps, dtype), n_iter)
+    return codes.astype(scores.dtype)
+
+
+def _swav_iterations(scores, eps, n_iter: int, *, axis_name=None, row_mask=None):
+    """The log-domain iterations of :func:`swav_codes` (private).
+
+    With ``axis_name`` the rows (samples) are this device's block of a batch sharded over
+    that mesh axis inside ``shard_map``: the column log-sum-exp over the batch combines the
+    per-device ones (``pmax`` then ``psum``, ``2k`` numbers), rows outside ``row_mask``
+    (padding) are left out of it; the row normalisation is local.
+    """
+    dtype = jnp.promote_types(scores.dtype, jnp.float32)
+    logq = jax.lax.stop_gradient(scores).astype(dtype) / eps
+    k = scores.shape[1]
+
+    def col_lse(lq):
+        if axis_name is None:
+            return logsumexp(lq, axis=0, keepdims=True)
+        if row_mask is not None:
+            lq = jnp.where(row_mask[:, None], lq, -jnp.inf)
+        local = logsumexp(lq, axis=0, keepdims=True)
+        top = jax.lax.pmax(local, axis_name)
+        return top + jnp.log(jax.lax.psum(jnp.exp(local - top), axis_name))
 
     def body(_, lq):
-        lq = lq - logsumexp(lq, axis=0, keepdims=True) - jnp.log(k)  # prototypes: mass 1/K
+        lq = lq - col_lse(lq) - jnp.log(k)  # prototypes: mass 1/K
         return lq - logsumexp(lq, axis=1, keepdims=True)  # samples: rows sum to 1
 
     logq = jax.lax.fori_loop(0, n_iter, body, logq)
-    return jax.lax.stop_gradient(jnp.exp(logq)).astype(scores.dtype)
+    return jax.lax.stop_gradient(jnp.exp(logq))

@@ -112,32 +112,38 @@ class BMState(NamedTuple):
 _INIT_NOISE = 1e-2
 
 
-def _project(v, k):
+def _allsum(t, axis_name):
+    """Sum of per-device partial results over ``axis_name`` (rows sharded inside
+    ``shard_map``); the identity on one device (``axis_name=None``)."""
+    return t if axis_name is None else jax.lax.psum(t, axis_name)
+
+
+def _project(v, k, axis_name=None):
     """Euclidean projection onto ``{U >= 0, ||U||_F^2 = k}``: clip, then rescale."""
     p = jnp.maximum(v, 0.0)
-    nrm = jnp.sqrt(jnp.sum(p * p))
+    nrm = jnp.sqrt(_allsum(jnp.sum(p * p), axis_name))
     return p * (math.sqrt(k) / jnp.where(nrm > 0, nrm, 1.0))
 
 
-def _objective_d(xc, s, u):
+def _objective_d(xc, s, u, axis_name=None):
     """Exact ``<D, U U^T>`` = ``2 s^T U (U^T 1) - 2 ||X^T U||_F^2`` in O(ndr)."""
-    c = jnp.sum(u, axis=0)
-    xu = xc.T @ u
-    return 2.0 * jnp.dot(s, u @ c) - 2.0 * jnp.sum(xu * xu)
+    c = _allsum(jnp.sum(u, axis=0), axis_name)
+    xu = _allsum(xc.T @ u, axis_name)
+    return 2.0 * _allsum(jnp.dot(s, u @ c), axis_name) - 2.0 * jnp.sum(xu * xu)
 
 
-def _lambda_max(xs, key, n_power=30):
+def _lambda_max(xs, key, n_power=30, axis_name=None):
     """Largest eigenvalue of ``xs^T xs`` by power iteration (``O(nd)`` per step; never d x d
     when d is large)."""
     d = xs.shape[1]
     v = jax.random.normal(key, (d,), xs.dtype) + 1.0
 
     def body(_, v):
-        w = xs.T @ (xs @ v)
+        w = _allsum(xs.T @ (xs @ v), axis_name)
         return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(xs.dtype).tiny)
 
     v = jax.lax.fori_loop(0, n_power, body, v / jnp.linalg.norm(v))
-    return jnp.sum((xs @ v) ** 2)
+    return _allsum(jnp.sum((xs @ v) ** 2), axis_name)
 
 
 @partial(jax.jit, static_argnames=("k", "rank", "max_iter", "check_every", "init"))
@@ -161,22 +167,44 @@ def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
         u0 = _project(u0 + noise, k)
     else:  # "random"
         u0 = _project(jax.random.uniform(k_noise, (n, rank), dt), k)
+    return _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, n=n, k=k, max_iter=max_iter,
+                    check_every=check_every)
 
-    lam = _lambda_max(xs, k_pow)
+
+def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_every,
+             axis_name=None, row_mask=None):
+    """The augmented-Lagrangian iterations from a feasible-norm start ``u0`` (private).
+
+    With ``axis_name`` the rows of ``xc``, ``sq``, ``xs`` and ``u0`` are this device's block
+    of row-sharded arrays inside ``shard_map`` (``n`` is the global number of real rows,
+    ``row_mask`` marks them; padding rows of ``xc``/``xs``/``u0`` must be zero): every sum
+    over the rows (``U^T 1``, ``X^T U``, ``U^T w``, norms, the power iteration) is followed
+    by a ``psum``, so only ``O(dr)`` numbers cross devices per iteration, and padding rows of
+    ``U`` stay zero.
+    """
+    dt = xs.dtype
+    ax = axis_name
+    lam = _lambda_max(xs, k_pow, axis_name=ax)
     sqrt_n = math.sqrt(n)
-    ones = jnp.ones((n,), dt)
+    ones = jnp.ones((xs.shape[0],), dt) if row_mask is None else row_mask.astype(dt)
+
+    def norm(t):
+        return jnp.linalg.norm(t) if ax is None else jnp.sqrt(_allsum(jnp.sum(t * t), ax))
 
     def it(u, y):
-        c = jnp.sum(u, axis=0)
+        c = _allsum(jnp.sum(u, axis=0), ax)
         w = y + beta * (u @ c - ones)
-        g = -4.0 * (xs @ (xs.T @ u)) + w[:, None] * c[None, :] + (u.T @ w)[None, :]
-        lip = 4.0 * lam + 3.0 * beta * n + 2.0 * jnp.linalg.norm(y) * sqrt_n
-        u = _project(u - (step / lip) * g, k)
-        v = u @ jnp.sum(u, axis=0) - ones
+        g = (-4.0 * (xs @ _allsum(xs.T @ u, ax)) + w[:, None] * c[None, :]
+             + _allsum(u.T @ w, ax)[None, :])
+        if row_mask is not None:
+            g = g * ones[:, None]  # padding rows of U stay at zero
+        lip = 4.0 * lam + 3.0 * beta * n + 2.0 * norm(y) * sqrt_n
+        u = _project(u - (step / lip) * g, k, ax)
+        v = u @ _allsum(jnp.sum(u, axis=0), ax) - ones
         return u, y + beta * v, v
 
     def obj_scaled(u):  # -2 <A, U U^T> in scaled units (the iterations' objective)
-        xu = xs.T @ u
+        xu = _allsum(xs.T @ u, ax)
         return -2.0 * jnp.sum(xu * xu)
 
     def cond(st):
@@ -190,19 +218,21 @@ def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
             u, y, _ = uy
             return it(u, y)
 
-        u, y, v = jax.lax.fori_loop(0, check_every, inner, (u, y, jnp.zeros((n,), dt)))
+        u, y, v = jax.lax.fori_loop(0, check_every, inner, (u, y, jnp.zeros_like(ones)))
         f = obj_scaled(u)
-        res = jnp.linalg.norm(v) / sqrt_n
+        res = norm(v) / sqrt_n
         change = jnp.abs(f - f_old) / jnp.maximum(jnp.abs(f), 1.0)
         done = (res <= tol) & (change <= tol)
         return u, y, i + check_every, done, f, res
 
-    init_st = (u0, jnp.zeros((n,), dt), jnp.asarray(0), jnp.asarray(False),
+    init_st = (u0, jnp.zeros_like(ones), jnp.asarray(0), jnp.asarray(False),
                obj_scaled(u0), jnp.asarray(jnp.inf, dt))
     u, y, i, done, _, _ = jax.lax.while_loop(cond, body, init_st)
-    res = jnp.linalg.norm(u @ jnp.sum(u, axis=0) - ones) / sqrt_n
-    obj = _objective_d(xc, sq, u)
+    res = norm(u @ _allsum(jnp.sum(u, axis=0), ax) - ones) / sqrt_n
+    obj = _objective_d(xc, sq, u, ax)
     finite = jnp.all(jnp.isfinite(u))
+    if ax is not None:
+        finite = _allsum((~finite).astype(jnp.int32), ax) == 0
     return BMState(u, i, done & finite, obj, res, y)
 
 

@@ -1,0 +1,163 @@
+r"""Sharded Burer–Monteiro solver of the Peng–Wei k-means SDP: the rows of the factor
+$U$ live with the rows of the data."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec as P
+from jaxtyping import PRNGKeyArray
+
+from .._core import checks
+from ..sdp import _bm
+from ..sdp.kmeans_sdp import KMeansSDPResult
+from ._mesh import AXIS, ShardedPoints
+from ._ot import _check_points, _local_mask
+
+__all__ = ["kmeans_sdp"]
+
+
+@partial(jax.jit, static_argnames=("k", "rank", "max_iter", "check_every"))
+def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
+    mesh, n = points.mesh, points.n
+    x = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
+    dt = x.dtype
+    n_pad = x.shape[0]
+    _, k_noise, k_pow = jax.random.split(key, 3)
+    # the random start of the single-device solver, row for row: the same (n, r) draw
+    # (counter-based, so each device can produce its block), zero rows for the padding
+    u_raw = jax.random.uniform(k_noise, (n, rank), dt)
+    u_raw = jnp.pad(u_raw, ((0, n_pad - n), (0, 0)))
+    u_raw = jax.lax.with_sharding_constraint(u_raw, NamedSharding(mesh, P(AXIS)))
+
+    def body(x, u_raw, k_pow, tol, beta, step):
+        mask = _local_mask(x.shape[0], n)
+        mf = mask.astype(dt)[:, None]
+        mean = jax.lax.psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n
+        xc = (x - mean) * mf
+        sq = jnp.sum(xc * xc, axis=1)
+        scale = jax.lax.psum(jnp.sum(sq), AXIS) / n
+        scale = jnp.where(scale > 0, scale, 1.0)
+        xs = xc / jnp.sqrt(scale)
+        u0 = _bm._project(u_raw, k, AXIS)
+        st = _bm._iterate(xc, sq, xs, u0, k_pow, tol, beta, step, n=n, k=k,
+                          max_iter=max_iter, check_every=check_every, axis_name=AXIS,
+                          row_mask=mask)
+        # rounding embedding: top-k eigenvectors of the r x r Gram U^T U (psum'd) give the
+        # best rank-k factor U V_k of Z = U U^T without any n x n (or n-sized) exchange
+        gram = jax.lax.psum(st.U.T @ st.U, AXIS)
+        _, vec = jnp.linalg.eigh(gram)
+        emb = st.U @ vec[:, ::-1][:, :k]
+        return st.U, emb, st.n_iters, st.converged, st.objective, st.primal_residual
+
+    rows, rep = P(AXIS), P()
+    return jax.shard_map(
+        body, mesh=mesh, in_specs=(rows, rows, rep, rep, rep, rep),
+        out_specs=(rows, rows, rep, rep, rep, rep), check_vma=False,
+    )(x, u_raw, k_pow, tol, beta, step)
+
+
+def _round(emb, points, k, key):
+    """k-means (k-means++ seeding, 4 restarts) on the sharded rows of the embedding: the
+    rounding of :func:`jaxclust.sdp.round_labels`, with the data left in place."""
+    from ._cluster import kmeans as _sharded_kmeans
+
+    real = (jnp.arange(emb.shape[0]) < points.n).astype(emb.dtype)  # weight 1: unweighted
+    real = jax.lax.with_sharding_constraint(real, NamedSharding(points.mesh, P(AXIS)))
+    pts = ShardedPoints(emb, real, points.n, points.mesh)
+    return _sharded_kmeans(pts, k, key=key, n_init=4).labels
+
+
+def kmeans_sdp(
+    points: ShardedPoints,
+    k: int,
+    *,
+    key: PRNGKeyArray | None = None,
+    rank: int | None = None,
+    max_iter: int = 50_000,
+    tol: float = 1e-5,
+    beta: float = 1.0,
+    step: float = 1.0,
+    check_every: int = 10,
+) -> KMeansSDPResult:
+    r"""The Peng–Wei k-means SDP by Burer–Monteiro with the rows of the factor sharded.
+
+    The same iterations as ``jaxclust.sdp.kmeans_sdp(x, k, method="bm")`` (random start):
+    a projected gradient step on the nonnegative factor $U \in \mathbb R^{n\times r}$ and a
+    multiplier step on $y$ per iteration (see ``jaxclust.sdp._bm``). Row $i$ of $U$, of $y$
+    and of the data stay on the device that owns point $i$; every sum over the points
+    ($U^\top\mathbf 1$, $X^\top U$, $U^\top w$, the norms of the projection and of the
+    residual, the power iteration for the step size) is a ``psum`` of $O(dr)$ numbers per
+    iteration. The labels are rounded as in
+    [`round_labels`][jaxclust.sdp.round_labels], without an $n\times n$ matrix: the top-$k$
+    eigenvectors $V_k$ of the $r\times r$ Gram $U^\top U$ (``psum``'d) give the embedding
+    $U V_k$ (the best rank-$k$ factor of $Z = UU^\top$), clustered by the sharded
+    [`kmeans`][jaxclust.distributed.kmeans] (k-means++, 4 restarts).
+
+    Results equal the single-device call with the same ``key`` up to float32 rounding
+    (objective to ~1e-5 relative, identical labels on well-separated data).
+
+    Args:
+      points: sharded points (from [`shard`][jaxclust.distributed.shard]); weights only mark
+        the padding (all real points count once, as in the single-device SDP).
+      k: number of clusters, ``2 <= k < n`` (static).
+      key: PRNG key (start of ``U``, rounding); ``None`` uses ``jax.random.key(0)``.
+      rank: columns of ``U`` (static), ``k <= rank <= n``; default ``min(2k, n)``.
+      max_iter: iteration budget (static; rounded up to a multiple of ``check_every``).
+      tol: tolerance on the primal residual and the relative objective change.
+      beta: augmented Lagrangian penalty (scaled units).
+      step: step as a fraction of the curvature bound.
+      check_every: iterations between convergence checks (static).
+
+    Returns:
+      A [`KMeansSDPResult`][jaxclust.sdp.KMeansSDPResult] with ``Z = None``, ``factor``
+      ``(n_pad, r)`` and ``labels`` ``(n_pad,)`` sharded (padding rows of ``factor`` are zero,
+      their labels meaningless: use [`gather`][jaxclust.distributed.gather] with
+      ``points.n``), ``dual_residual`` and ``gap`` NaN.
+
+    Raises:
+      ValueError: ``points`` is not a ``ShardedPoints``, or bad ``k``, ``rank`` or options.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust import distributed as jd
+      >>> centres = jnp.array([[0.0, 0.0], [8.0, 0.0], [0.0, 8.0]])
+      >>> x = jnp.repeat(centres, 10, axis=0) + jax.random.normal(jax.random.key(0), (30, 2))
+      >>> res = jd.kmeans_sdp(jd.shard(x), 3, key=jax.random.key(1))
+      >>> sorted(jnp.bincount(jd.gather(res.labels, 30)).tolist())
+      [10, 10, 10]
+
+    References:
+      Zhuang, Chen, Yang & Zhang, "Statistically Optimal K-means Clustering via Nonnegative
+      Low-rank Semidefinite Programming", ICLR 2024. Peng & Wei, "Approximating K-means-type
+      clustering via semidefinite programming", SIAM J. Optim. 2007.
+    """
+    _check_points(points)
+    n = points.n
+    checks.check_num_clusters(k, n, sdp=True)
+    if rank is None:
+        rank = min(2 * k, n)
+    if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:
+        raise ValueError(f"`rank` must be an int with k <= rank <= n, i.e. in [{k}, {n}], got "
+                         f"{rank!r}; the factor needs at least k columns (default 2k).")
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(check_every, int) and check_every >= 1):
+        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
+        raise ValueError(f"`tol` must be a finite number > 0, got {tol!r}.")
+    beta = checks.check_positive_scalar(beta, "beta", "The penalty is in scaled units; try 1.")
+    step = checks.check_positive_scalar(step, "step", "A fraction of 1/L; try 1.")
+    key = jax.random.key(0) if key is None else key
+    dt = jnp.promote_types(points.x.dtype, jnp.float32)
+    n_checks = -(-max_iter // check_every)
+    u, emb, n_iters, converged, obj, res = _solve(
+        jax.lax.stop_gradient(points), key, jnp.asarray(tol, dt), jnp.asarray(beta, dt),
+        jnp.asarray(step, dt), k=k, rank=rank, max_iter=n_checks * check_every,
+        check_every=check_every)
+    labels = _round(emb, points, k, key)
+    nan = jnp.asarray(jnp.nan, dt)
+    return KMeansSDPResult(None, u, labels, obj, res, nan, nan, n_iters, converged)

@@ -1,0 +1,102 @@
+"""Run sharded Sinkhorn, SwAV codes and the BM k-means SDP on 8 simulated CPU devices and
+print, as one JSON line, their differences to the single-device results and the collectives
+of the compiled sharded Sinkhorn (read by test_sharded_ot.py).
+
+The device count must be fixed before JAX starts, hence a separate process:
+``XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu python <this file>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                               + " --xla_force_host_platform_device_count=8").strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from jaxclust import distributed as jd  # noqa: E402
+from jaxclust.distributed import _ot, _sdp  # noqa: E402
+from jaxclust.ot import sinkhorn, swav_codes  # noqa: E402
+from jaxclust.sdp import kmeans_sdp  # noqa: E402
+
+
+def rel(u, v) -> float:
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    return float(np.max(np.abs(u - v)) / max(np.max(np.abs(v)), 1e-30))
+
+
+def main() -> dict:
+    out: dict = {"devices": jax.device_count()}
+    mesh = jd.make_mesh()
+    rng = np.random.default_rng(0)
+
+    # ---- Sinkhorn (online): n = 203 (not divisible by 8: 5 padding rows), far from 0 ------
+    n, m, d = 203, 17, 3
+    x = (2.0 * rng.standard_normal((n, d)) + 5.0).astype(np.float32)
+    y = (rng.standard_normal((m, d)) + 5.5).astype(np.float32)
+    w = rng.uniform(0.5, 1.5, n).astype(np.float32)
+    pts = jd.shard(x, mesh, weights=w)
+    a = w / w.sum()
+    opts = dict(epsilon=0.3, tol=1e-6, max_iter=100, chunk_size=16)
+    for name, tau in (("balanced", 1.0), ("unbalanced", 0.7)):
+        tau = jnp.asarray(tau)  # traced: one compiled program for both
+        r = _ot.sinkhorn(pts, y, tau_a=tau, tau_b=tau, **opts)
+        r0 = sinkhorn(x, y, a, tau_a=tau, tau_b=tau, **opts)
+        f, g = jd.gather(r.f, n), np.asarray(r.g)
+        # balanced potentials are defined up to (f + c, g - c): rounding moves c a little
+        # every iteration, so compare them with the constant fixed by mean(g) = 0 as well
+        c, c0 = g.mean(), float(r0.g.mean())
+        out[name] = {
+            "f": rel(f, r0.f), "g": rel(g, r0.g),
+            "f_fixed": rel(f + c, r0.f + c0), "g_fixed": rel(g - c, r0.g - c0),
+            "n_iters": [int(r.n_iters), int(r0.n_iters)],
+            "errors": rel(r.errors, r0.errors),
+            "f_shape": list(r.f.shape), "f_sharded": r.f.sharding.spec == jax.sharding
+            .PartitionSpec(jd.AXIS),
+        }
+    txt = jax.jit(lambda p, yy: _ot.sinkhorn(p, yy, **opts).f).lower(pts, y).compile().as_text()
+    ops = jd.collective_ops(txt)
+    out["hlo"] = {"kinds": sorted({o.kind for o in ops}),
+                  "shapes": sorted({s for o in ops for s in o.shapes}),
+                  "n_pad": pts.n_pad, "n_local": pts.n_pad // 8}
+    try:
+        jax.grad(lambda yy: _ot.sinkhorn(pts, yy, **opts).g.sum())(y)
+        out["grad_error"] = None
+    except ValueError as err:
+        out["grad_error"] = str(err)
+
+    # ---- SwAV codes: a padded ShardedPoints batch and an evenly divisible array ------------
+    s = (3.0 * rng.standard_normal((61, 5))).astype(np.float32)
+    q = jd.gather(_ot.swav_codes(jd.shard(s, mesh), epsilon=0.5, n_iter=5), 61)
+    s2 = (3.0 * rng.standard_normal((64, 5))).astype(np.float32)
+    q2 = _ot.swav_codes(jnp.asarray(s2), epsilon=0.5, n_iter=5)
+    out["swav"] = {"padded": rel(q, swav_codes(s, epsilon=0.5, n_iter=5)),
+                   "array": rel(q2, swav_codes(s2, epsilon=0.5, n_iter=5)),
+                   "array_shape": list(q2.shape)}
+
+    # ---- BM k-means SDP: n = 61 (3 padding rows), 3 clusters in d = 5, fixed budget -------
+    n_sdp = 61
+    lab = np.arange(n_sdp) % 3
+    xs = (6.0 / np.sqrt(2.0) * np.eye(3, 5)[lab] + rng.standard_normal((n_sdp, 5)))
+    xs = xs.astype(np.float32)
+    key = jax.random.key(1)
+    ref = kmeans_sdp(xs, 3, method="bm", key=key, max_iter=200)
+    res = _sdp.kmeans_sdp(jd.shard(xs, mesh), 3, key=key, max_iter=200)
+    out["bm"] = {"objective": abs(float(res.objective) / float(ref.objective) - 1.0),
+                 "factor": rel(jd.gather(res.factor, n_sdp), ref.factor),
+                 "residual": abs(float(res.primal_residual) - float(ref.primal_residual)),
+                 "n_iters": [int(res.n_iters), int(ref.n_iters)],
+                 "labels_equal": bool(np.array_equal(jd.gather(res.labels, n_sdp),
+                                                     np.asarray(ref.labels))),
+                 "padding_zero": bool(np.all(np.asarray(res.factor)[n_sdp:] == 0))}
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main()))

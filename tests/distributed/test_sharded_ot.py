@@ -1,0 +1,110 @@
+"""Sharded Sinkhorn, SwAV codes and BM k-means SDP on 8 simulated CPU devices: equal to the
+single-device results, and the compiled Sinkhorn communicates no n-sized array.
+
+The 8 devices need ``XLA_FLAGS=--xla_force_host_platform_device_count=8`` before JAX starts,
+so one subprocess (``_sharded_ot_script.py``) runs everything and prints the measured
+differences as JSON; the tests below read them. n is not divisible by 8 in every case, so
+the zero-weight padding rows are exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).with_name("_sharded_ot_script.py")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def report():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "")
+                        + " --xla_force_host_platform_device_count=8").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, str(SCRIPT)], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["devices"] == 8
+    return out
+
+
+# float32 tolerance: the sharded reductions sum in another order (per device, then across
+# devices), so each iteration differs by a few ulps; over 100 iterations that stays < 1e-5.
+RTOL = 1e-5
+
+
+@pytest.mark.parametrize("case", ["balanced", "unbalanced"])
+def test_sinkhorn_equals_single_device(report, case):
+    r = report[case]
+    assert r["n_iters"][0] == r["n_iters"][1]
+    assert r["f_shape"] == [208] and r["f_sharded"]  # padded, stays sharded
+    # potentials with the additive constant fixed (balanced OT leaves it free) and raw
+    assert r["f_fixed"] < RTOL and r["g_fixed"] < RTOL
+    assert r["f"] < RTOL and r["g"] < RTOL
+    assert r["errors"] < 1e-4  # the marginal-error record (small numbers, relative)
+
+
+def test_sinkhorn_hlo_has_no_n_sized_collective(report):
+    hlo = report["hlo"]
+    # only all-reduces, and none of them carries a point-axis-sized buffer: the per-iteration
+    # traffic is the m-vectors of the distributed log-sum-exp and the error scalar
+    assert hlo["kinds"] == ["all-reduce"], hlo["kinds"]
+    dims = [dim for shape in hlo["shapes"] for dim in shape]
+    assert max(dims) < hlo["n_local"] < hlo["n_pad"], hlo["shapes"]
+    assert [17] in hlo["shapes"]  # the column log-sum-exp (m = 17)
+
+
+def test_sinkhorn_gradient_is_refused(report):
+    assert report["grad_error"] and "does not support differentiation" in report["grad_error"]
+
+
+def test_swav_codes_equal_single_device(report):
+    s = report["swav"]
+    assert s["padded"] < RTOL and s["array"] < RTOL
+    assert s["array_shape"] == [64, 5]
+
+
+def test_bm_sdp_equals_single_device(report):
+    b = report["bm"]
+    assert b["n_iters"][0] == b["n_iters"][1]
+    assert b["objective"] < RTOL
+    assert b["factor"] < 1e-4  # entries of U after 200 iterations (largest ~0.3)
+    assert b["residual"] < 1e-6  # |res - res_ref|, residuals ~2e-5
+    assert b["labels_equal"]
+    assert b["padding_zero"]  # padding rows of U never move
+
+
+def test_bad_input():
+    """Trace-time checks on one device (no subprocess needed)."""
+    import jax.numpy as jnp
+
+    from jaxclust import distributed as jd
+    from jaxclust.distributed import _ot, _sdp
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(10, 2)), jnp.float32)
+    pts = jd.shard(x)
+    with pytest.raises(ValueError, match="ShardedPoints"):
+        _ot.sinkhorn(x, x, epsilon=1.0)
+    with pytest.raises(ValueError, match="features"):
+        _ot.sinkhorn(pts, jnp.ones((3, 5)), epsilon=1.0)
+    with pytest.raises(ValueError, match="`epsilon`"):
+        _ot.sinkhorn(pts, x, epsilon=-1.0)
+    with pytest.raises(ValueError, match="`chunk_size`"):
+        _ot.sinkhorn(pts, x, epsilon=1.0, chunk_size=0)
+    with pytest.raises(ValueError, match="`b` must sum to 1"):
+        _ot.sinkhorn(pts, x, jnp.ones(10), epsilon=1.0)
+    with pytest.raises(ValueError, match="`n_iter`"):
+        _ot.swav_codes(pts, n_iter=0)
+    with pytest.raises(ValueError, match="`k`"):
+        _sdp.kmeans_sdp(pts, 10)
+    with pytest.raises(ValueError, match="`rank`"):
+        _sdp.kmeans_sdp(pts, 3, rank=2)
