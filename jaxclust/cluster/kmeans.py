@@ -138,6 +138,66 @@ def _lloyd_sums(xb, wb, c, weighted):
     return lab.reshape(-1), s.reshape(-1), sums, mass
 
 
+# ------------------------------------------------------------------------------------------
+# reductions over the point axis. With ``axis_name=None`` (one device) they are the plain
+# operations; inside ``jax.shard_map`` with the point axis sharded over ``axis_name`` each
+# device holds a contiguous block of rows and they combine the devices' small partial
+# results (k- or trials-sized), never the points themselves (see jaxclust.distributed).
+
+
+def _psum(v, axis_name):
+    return v if axis_name is None else jax.lax.psum(v, axis_name)
+
+
+def _row_offset(n_local, axis_name):
+    """Global index of this device's first row."""
+    return 0 if axis_name is None else jax.lax.axis_index(axis_name) * n_local
+
+
+def _take_rows(x, idx, axis_name):
+    """``x[idx]`` for global row indices ``idx``: the owner of each row contributes it."""
+    if axis_name is None:
+        return x[idx]
+    n_local = x.shape[0]
+    local = idx - _row_offset(n_local, axis_name)
+    own = (local >= 0) & (local < n_local)
+    rows = x[jnp.clip(local, 0, n_local - 1)]
+    return jax.lax.psum(jnp.where(own.reshape(own.shape + (1,) * (rows.ndim - own.ndim)),
+                                  rows, jnp.zeros_like(rows)), axis_name)
+
+
+def _global_top(values, k, axis_name):
+    """Global indices of the ``k`` largest ``values`` in the order of a stable descending
+    sort (ties: the lower index first), from each device's local top ``k``."""
+    if axis_name is None:
+        return jax.lax.top_k(values, k)[1]
+    n_local = values.shape[0]
+    if n_local < k:
+        values = jnp.pad(values, (0, k - n_local), constant_values=-jnp.inf)
+    v, i = jax.lax.top_k(values, k)
+    i = jnp.where(i < n_local, i + _row_offset(n_local, axis_name), jnp.iinfo(jnp.int32).max)
+    v, i = (jax.lax.all_gather(t, axis_name).reshape(-1) for t in (v, i))
+    _, i = jax.lax.sort((-v, i), num_keys=2)
+    return i[:k]
+
+
+def _cumsum(p, axis_name):
+    """Inclusive cumulative sum along the (global) point axis and the global total."""
+    c = jnp.cumsum(p)
+    if axis_name is None:
+        return c, c[-1]
+    totals = jax.lax.all_gather(c[-1], axis_name)
+    before = jnp.arange(totals.shape[0]) < jax.lax.axis_index(axis_name)
+    return c + jnp.sum(jnp.where(before, totals, 0.0)), jnp.sum(totals)
+
+
+def _count_le(cdf, u, axis_name):
+    """``searchsorted(cdf, u, side="right")`` over the global (sorted) ``cdf``."""
+    if axis_name is None:
+        return jnp.searchsorted(cdf, u, side="right")
+    return jax.lax.psum(jnp.sum(cdf[None, :] <= u[:, None], axis=1), axis_name)
+
+
 def kmeans_plusplus(
     x: Float[Array, "n d"],
     k: int,
@@ -167,15 +227,24 @@ def kmeans_plusplus(
     return _plusplus(x, k, key, w, n_local_trials)
 
 
-@partial(jax.jit, static_argnums=(1, 4))
-def _plusplus(x, k, key, w, n_local_trials):
-    n, d = x.shape
+@partial(jax.jit, static_argnums=(1, 4, 5, 6))
+def _plusplus(x, k, key, w, n_local_trials, axis_name=None, n=None, noise=None):
+    """Greedy k-means++ on one device, or with the rows sharded over ``axis_name``; then
+    ``n`` is the global number of real points and ``noise`` this device's slice of the
+    Gumbel noise ``jax.random.gumbel(key0, (n_pad,))`` of the first draw (generated outside
+    ``shard_map`` so the draw does not depend on the number of devices)."""
+    n = x.shape[0] if n is None else n
+    d = x.shape[1]
     trials = n_local_trials or 2 + int(math.log(k))
     x_sq = jnp.sum(x * x, axis=1)
     key0, key = jax.random.split(key)
-    first = jax.random.categorical(key0, jnp.log(w))
-    centers = jnp.zeros((k, d), x.dtype).at[0].set(x[first])
-    dist = _sq_dists(x, x[first][None, :], x_sq)[:, 0]
+    if axis_name is None:
+        first = jax.random.categorical(key0, jnp.log(w))
+    else:  # the same Gumbel-max draw, reduced over the devices
+        first = _global_top(noise + jnp.log(w), 1, axis_name)[0]
+    c0 = _take_rows(x, first, axis_name)
+    centers = jnp.zeros((k, d), x.dtype).at[0].set(c0)
+    dist = _sq_dists(x, c0[None, :], x_sq)[:, 0]
 
     def step(j, carry):
         centers, dist = carry
@@ -183,21 +252,25 @@ def _plusplus(x, k, key, w, n_local_trials):
         # inverse-CDF sampling of `trials` candidates with probability ~ w D^2 (O(n) work,
         # no per-point random numbers); uniform over positive weights if all D^2 vanish
         p = w * dist
-        p = jnp.where(jnp.sum(p) > 0, p, w)
-        cdf = jnp.cumsum(p)
-        u = jax.random.uniform(kj, (trials,), cdf.dtype) * cdf[-1]
-        cand = jnp.clip(jnp.searchsorted(cdf, u, side="right"), 0, n - 1)
-        dc = _sq_dists(x, x[cand], x_sq)  # (n, trials)
+        p = jnp.where(_psum(jnp.sum(p), axis_name) > 0, p, w)
+        cdf, total = _cumsum(p, axis_name)
+        u = jax.random.uniform(kj, (trials,), cdf.dtype) * total
+        cand = jnp.clip(_count_le(cdf, u, axis_name), 0, n - 1)
+        xc = _take_rows(x, cand, axis_name)
+        dc = _sq_dists(x, xc, x_sq)  # (n, trials)
         new = jnp.minimum(dist[:, None], dc)
-        best = jnp.argmin(jnp.sum(w[:, None] * new, axis=0))
-        return centers.at[j].set(x[cand[best]]), new[:, best]
+        best = jnp.argmin(_psum(jnp.sum(w[:, None] * new, axis=0), axis_name))
+        return centers.at[j].set(xc[best]), new[:, best]
 
     centers, _ = jax.lax.fori_loop(1, k, step, (centers, dist))
     return centers
 
 
-@partial(jax.jit, static_argnums=(3, 5, 6))
-def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True):
+@partial(jax.jit, static_argnums=(3, 5, 6, 7))
+def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None):
+    """Lloyd's iterations on one device, or with the rows sharded over ``axis_name`` (the
+    centre sums and masses, the label-change test, the inertia and the empty-cluster
+    relocation combine the devices' partial results)."""
     n = x.shape[0]
     chunk_size = _auto_chunk(n, centers.shape[0], chunk_size)
     x_sq = jnp.sum(x * x, axis=1)
@@ -210,15 +283,20 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True):
     def update(c):
         lab, s, sums, mass = _lloyd_sums(xb, wb, c, weighted)
         lab, s = lab[:n], s[:n]
+        if axis_name is not None:
+            sums, mass = jax.lax.psum((sums, mass), axis_name)
         new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
         empty = mass <= 0
 
         def relocate(new):
             # empty clusters move, deterministically, to the points farthest from their centre
             dist = w * jnp.maximum(x_sq + s, 0.0)
-            order = jnp.argsort(-dist)
             slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
-            return jnp.where(empty[:, None], x[order[slot]], new)
+            if axis_name is None:
+                order = jnp.argsort(-dist)
+                return jnp.where(empty[:, None], x[order[slot]], new)
+            order = _global_top(dist, centers.shape[0], axis_name)  # the first k suffice
+            return jnp.where(empty[:, None], _take_rows(x, order[slot], axis_name), new)
 
         # the sort runs only in the (rare) iterations that have an empty cluster
         return jax.lax.cond(jnp.any(empty), relocate, lambda new: new, new), lab
@@ -231,13 +309,15 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True):
         c, lab_old, _, it, _ = s
         new, lab = update(c)
         shift = jnp.sum((new - c) ** 2)
-        return new, lab, shift, it + 1, jnp.all(lab == lab_old) & (it > 0)
+        changed = _psum(jnp.sum(lab != lab_old), axis_name)
+        return new, lab, shift, it + 1, (changed == 0) & (it > 0)
 
     init = (centers, jnp.full((n,), -1, jnp.int32), jnp.asarray(jnp.inf, x.dtype),
             jnp.asarray(0), jnp.asarray(False))
     c, lab, shift, it, same = jax.lax.while_loop(cond, body, init)
     lab, dist = _assign(x, c, x_sq, chunk_size)
-    return KMeansResult(c, lab, jnp.sum(w * dist), it, (shift <= tol_abs) | same)
+    return KMeansResult(c, lab, _psum(jnp.sum(w * dist), axis_name), it,
+                        (shift <= tol_abs) | same)
 
 
 def _validate(x, k, weights):

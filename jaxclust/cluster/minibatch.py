@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .kmeans import KMeansResult, _assign, _plusplus, _validate
+from .kmeans import KMeansResult, _assign, _plusplus, _psum, _take_rows, _validate
 
 __all__ = [
     "MiniBatchKMeansState",
@@ -61,13 +61,18 @@ def _check_ratio(reassignment_ratio):
                          f"{reassignment_ratio!r}.")
 
 
-def _update(state, xb, wb, key, ratio):
+def _update(state, xb, wb, key, ratio, axis_name=None):
+    """One step. With ``axis_name`` (inside ``shard_map``) every device holds the whole batch
+    with the rows it does not own zeroed (weight 0); the batch statistics are summed over
+    the devices and a reassigned centre takes its row from the owner."""
     c, counts, n_since, step = state
     k = c.shape[0]
     lab, dist = _assign(xb, c, jnp.sum(xb * xb, axis=1), None)
     inertia = jnp.sum(wb * dist)
     sums = jax.ops.segment_sum(wb[:, None] * xb, lab, num_segments=k)
     wsum = jax.ops.segment_sum(wb, lab, num_segments=k)
+    if axis_name is not None:
+        inertia, sums, wsum = jax.lax.psum((inertia, sums, wsum), axis_name)
     total = counts + wsum
     new = (c * counts[:, None] + sums) / jnp.where(total > 0, total, 1.0)[:, None]
     c = jnp.where((wsum > 0)[:, None], new, c)
@@ -83,7 +88,10 @@ def _update(state, xb, wb, key, ratio):
         low = low & (rank < max(int(0.5 * b), 0)) & due
         perm = jax.random.permutation(key, b)
         slot = jnp.clip(jnp.cumsum(low) - 1, 0, b - 1)
-        c = jnp.where(low[:, None], xb[perm[slot]], c)
+        rows = xb[perm[slot]]
+        if axis_name is not None:  # the owner holds the row, the others zeros
+            rows = jax.lax.psum(jnp.where(low[:, None], rows, 0.0), axis_name)
+        c = jnp.where(low[:, None], rows, c)
         floor = jnp.min(jnp.where(low, jnp.inf, counts))
         counts = jnp.where(low, jnp.where(jnp.isfinite(floor), floor, counts), counts)
         n_since = jnp.where(due, 0, n_since)
@@ -224,10 +232,7 @@ def minibatch_kmeans(
     if isinstance(init, str):
         if init != "k-means++":
             raise ValueError(f"`init` must be 'k-means++' or centres (k, d), got {init!r}.")
-        m = min(n, 3 * b)
-        k1, k2 = jax.random.split(k_init)
-        idx = jax.random.choice(k1, n, (m,), replace=False)
-        c0 = _plusplus(xs[idx], k, k2, ws[idx] + (jnp.sum(ws[idx]) <= 0), None)
+        c0 = None
     else:
         c0 = checks.as_float_array(init, "init", dtype=xs.dtype)
         if c0.shape != (k, d):
@@ -235,7 +240,40 @@ def minibatch_kmeans(
                              f"{tuple(c0.shape)}.")
         c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
     patience = max_no_improvement or max_steps + 1
+    c, lab, dist, it, stall = _fit(xs, ws, k, n, b, k_init, k_loop, c0, reassignment_ratio,
+                                   max_steps, patience, chunk_size, None)
+    inertia = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
+    inertia = jnp.sum(ws * dist) + (inertia - jax.lax.stop_gradient(inertia))
+    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
+
+
+def _init_subset(key, n, m):
+    """Global indices of the k-means++ seeding subset (uniform, without replacement)."""
+    return jax.random.choice(key, n, (m,), replace=False)
+
+
+def _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, chunk_size,
+         axis_name, subset=None):
+    """Seeding, the stream of batches and the final assignment. ``n`` is the global number
+    of points; with ``axis_name`` the rows of ``xs``/``ws`` are this device's block and
+    ``subset`` the seeding indices (drawn outside ``shard_map``). Batches are global indices
+    drawn from the key, so the stream does not depend on the number of devices."""
+    n_local = xs.shape[0]
+    if c0 is None:
+        m = min(n, 3 * b)
+        k1, k2 = jax.random.split(k_init)
+        idx = _init_subset(k1, n, m) if subset is None else subset
+        xi, wi = _take_rows(xs, idx, axis_name), _take_rows(ws, idx, axis_name)
+        c0 = _plusplus(xi, k, k2, wi + (jnp.sum(wi) <= 0), None)
     alpha = min(1.0, 2.0 * b / (n + 1))
+
+    def batch(idx):
+        if axis_name is None:
+            return xs[idx], ws[idx]
+        local = idx - jax.lax.axis_index(axis_name) * n_local
+        own = (local >= 0) & (local < n_local)
+        local = jnp.clip(local, 0, n_local - 1)
+        return (jnp.where(own[:, None], xs[local], 0.0), jnp.where(own, ws[local], 0.0))
 
     def cond(s):
         _, it, _, _, stall = s
@@ -245,8 +283,10 @@ def minibatch_kmeans(
         state, it, ewa, best, stall = s
         kb, kr = jax.random.split(jax.random.fold_in(k_loop, it))
         idx = jax.random.randint(kb, (b,), 0, n)
-        state, inertia = _update(state, xs[idx], ws[idx], kr, reassignment_ratio)
-        batch_mean = inertia / jnp.maximum(jnp.sum(ws[idx]), jnp.finfo(xs.dtype).tiny)
+        xb, wb = batch(idx)
+        state, inertia = _update(state, xb, wb, kr, ratio, axis_name)
+        batch_mean = inertia / jnp.maximum(_psum(jnp.sum(wb), axis_name),
+                                           jnp.finfo(xs.dtype).tiny)
         ewa = jnp.where(it == 0, batch_mean, ewa * (1 - alpha) + batch_mean * alpha)
         improved = ewa < best
         return (state, it + 1, ewa, jnp.minimum(best, ewa), jnp.where(improved, 0, stall + 1))
@@ -255,7 +295,4 @@ def minibatch_kmeans(
     state, it, _, _, stall = jax.lax.while_loop(
         cond, body, (minibatch_kmeans_init(c0), jnp.asarray(0), inf, inf, jnp.asarray(0)))
     lab, dist = _assign(xs, state.centroids, jnp.sum(xs * xs, axis=1), chunk_size)
-    c = state.centroids
-    inertia = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
-    inertia = jnp.sum(ws * dist) + (inertia - jax.lax.stop_gradient(inertia))
-    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
+    return state.centroids, lab, dist, it, stall

@@ -8,6 +8,7 @@ candidates); :func:`gather` brings per-point results back to the host without th
 See the guide page "Scaling out".
 """
 
+from ._cluster import kmeans as kmeans, minibatch_kmeans as minibatch_kmeans
 from ._mesh import (
     AXIS as AXIS,
     CollectiveOp as CollectiveOp,
@@ -18,6 +19,7 @@ from ._mesh import (
     make_mesh as make_mesh,
     shard as shard,
 )
+from ._ood import knn as knn
 
 __all__ = [
     "AXIS",
@@ -26,6 +28,9 @@ __all__ = [
     "collective_bytes",
     "collective_ops",
     "gather",
+    "kmeans",
+    "knn",
     "make_mesh",
+    "minibatch_kmeans",
     "shard",
 ]

@@ -224,7 +224,7 @@ _DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16
 _SHAPE = re.compile(r"\b(pred|[su](?:8|16|32|64)|bf16|f16|f32|f64|c64|c128)\[([0-9,]*)\]")
 _OP = re.compile(r"^\s*(?:ROOT\s+)?%?[\w.\-]+\s*=\s*(.*?)\s("
                  + "|".join(re.escape(c) for c in _COLLECTIVES) + r")(-start)?\(")
-_COMP = re.compile(r"^\s*(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
+_COMP = re.compile(r"^(?:ENTRY\s+)?%?([\w.\-]+)\s.*\{\s*$")
 _CALLS = re.compile(r"(?:body|condition|to_apply|calls|branch_computations|true_computation|"
                     r"false_computation)=(\{[^}]*\}|%?[\w.\-]+)")
 
@@ -239,6 +239,8 @@ class CollectiveOp(NamedTuple):
       nbytes: bytes of the result buffers on one device.
       computation: the HLO computation it belongs to.
       in_loop: whether it runs inside the body of a ``while`` loop (once per iteration).
+      in_branch: whether, inside a loop, it sits in a branch of a conditional (it runs only
+        in the iterations that take the branch, e.g. k-means' empty-cluster relocation).
     """
 
     kind: str
@@ -246,6 +248,7 @@ class CollectiveOp(NamedTuple):
     nbytes: int
     computation: str
     in_loop: bool
+    in_branch: bool = False
 
 
 def collective_ops(hlo_text: str) -> list[CollectiveOp]:
@@ -254,7 +257,8 @@ def collective_ops(hlo_text: str) -> list[CollectiveOp]:
 
     Asynchronous pairs (``all-reduce-start`` / ``-done``) count once. ``in_loop`` marks the
     collectives in a computation reachable from the body of a ``while`` (an iteration of
-    Lloyd, Sinkhorn ...).
+    Lloyd, Sinkhorn ...); ``in_branch`` those of them reached through a branch of a
+    conditional called inside a loop.
 
     Args:
       hlo_text: the text of an HLO module.
@@ -265,10 +269,11 @@ def collective_ops(hlo_text: str) -> list[CollectiveOp]:
     comp = ""
     calls: dict[str, set[str]] = {}
     bodies: set[str] = set()
+    branches: dict[str, set[str]] = {}
     raw: list[tuple[str, tuple, int, str]] = []
     for line in hlo_text.splitlines():
         m = _COMP.match(line)
-        if m and "=" not in line.split("{")[0]:
+        if m and not line[0].isspace():  # a computation's header (instructions are indented)
             comp = m.group(1)
             calls.setdefault(comp, set())
             continue
@@ -277,6 +282,9 @@ def collective_ops(hlo_text: str) -> list[CollectiveOp]:
             calls.setdefault(comp, set()).update(names)
             if line.find(" while(") >= 0 and cm.group(0).startswith("body="):
                 bodies |= names
+            if cm.group(0).startswith(("branch_computations=", "true_computation=",
+                                       "false_computation=")):
+                branches.setdefault(comp, set()).update(names)
         m = _OP.match(line)
         if m is None:
             continue
@@ -288,15 +296,21 @@ def collective_ops(hlo_text: str) -> list[CollectiveOp]:
         shapes = tuple(shape for shape, _ in bufs)
         nbytes = sum(size * int(np.prod(shape, dtype=np.int64)) for shape, size in bufs)
         raw.append((m.group(2), shapes, nbytes, comp))
-    looped: set[str] = set()
-    stack = list(bodies)
+    looped = _reachable(bodies, calls)
+    in_branch = _reachable(set().union(*[branches.get(c, set()) for c in looped]), calls)
+    return [CollectiveOp(k, s, b, c, c in looped, c in looped and c in in_branch)
+            for k, s, b, c in raw]
+
+
+def _reachable(roots: set[str], calls: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(roots)
     while stack:
         c = stack.pop()
-        if c in looped:
-            continue
-        looped.add(c)
-        stack += list(calls.get(c, ()))
-    return [CollectiveOp(k, s, b, c, c in looped) for k, s, b, c in raw]
+        if c not in seen:
+            seen.add(c)
+            stack += list(calls.get(c, ()))
+    return seen
 
 
 def collective_bytes(hlo_text: str) -> dict[str, int]:
@@ -312,8 +326,10 @@ def collective_bytes(hlo_text: str) -> dict[str, int]:
     Returns:
       dict with one entry per collective kind present (bytes, whole program text, each op
       counted once), ``"total"`` (their sum), ``"per_iteration"`` (the collectives inside
-      ``while`` bodies: bytes per iteration of the loop) and ``"max_dim"`` (the largest
-      dimension of any collective's buffer, to check that no n-sized array is communicated).
+      ``while`` bodies outside conditional branches: bytes of every iteration of the loop),
+      ``"per_iteration_branches"`` (those in conditional branches inside loops: bytes of the
+      iterations that take the branch) and ``"max_dim"`` (the largest dimension of any
+      collective's buffer, to check that no n-sized array is communicated).
 
     Example:
       >>> text = "ENTRY %main (p: f32[4,3]) -> f32[4,3] {\n" \
@@ -326,6 +342,7 @@ def collective_bytes(hlo_text: str) -> dict[str, int]:
     for op in ops:
         out[op.kind] = out.get(op.kind, 0) + op.nbytes
     out["total"] = sum(op.nbytes for op in ops)
-    out["per_iteration"] = sum(op.nbytes for op in ops if op.in_loop)
+    out["per_iteration"] = sum(op.nbytes for op in ops if op.in_loop and not op.in_branch)
+    out["per_iteration_branches"] = sum(op.nbytes for op in ops if op.in_branch)
     out["max_dim"] = max((max(s, default=0) for op in ops for s in op.shapes), default=0)
     return out

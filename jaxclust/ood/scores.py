@@ -380,6 +380,36 @@ def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisSt
     return -jnp.min(d2 - d0, axis=1)
 
 
+def _top_similarities(z, bank, k, chunk_size, valid=None):
+    """The ``k`` largest ``z @ bank.T`` per row, in descending order, ``(n, k)``; bank rows
+    with ``valid`` False are ignored (the sharded KNN score masks its padding this way).
+    With ``chunk_size`` the bank is scanned in blocks keeping a running top-k."""
+    m = bank.shape[0]
+    if chunk_size is None or chunk_size >= m:
+        sims = jnp.matmul(z, bank.T, precision=_PREC)
+        if valid is not None:
+            sims = jnp.where(valid[None, :], sims, -jnp.inf)
+        return jax.lax.top_k(sims, k)[0]
+    n_chunks = -(-m // chunk_size)
+    pad = n_chunks * chunk_size - m
+    padded = jnp.concatenate([bank, jnp.zeros((pad, bank.shape[1]), bank.dtype)])
+    ok = jnp.arange(n_chunks * chunk_size) < m
+    if valid is not None:
+        ok = ok & jnp.concatenate([valid, jnp.zeros((pad,), bool)])
+    blocks = padded.reshape(n_chunks, chunk_size, -1)
+    masks = ok.reshape(n_chunks, chunk_size)
+
+    def step(best, block):
+        b, ok = block
+        sims = jnp.matmul(z, b.T, precision=_PREC)
+        sims = jnp.where(ok[None, :], sims, -jnp.inf)
+        return jax.lax.top_k(jnp.concatenate([best, sims], axis=1), k)[0], None
+
+    init = jnp.full((z.shape[0], k), -jnp.inf, z.dtype)
+    best, _ = jax.lax.scan(step, init, (blocks, masks))
+    return best
+
+
 def knn(
     features: Float[ArrayLike, "n d"],
     stats: KNNStats,
@@ -430,29 +460,10 @@ def knn(
     m = bank.shape[0]
     k = v.static_int(k, "k", 1, m, f"k may not exceed the bank size m = {m}; use a larger "
                      "bank or a smaller k.")
-    z = v.normalize(x)
-    bank = bank.astype(z.dtype)
-    if chunk_size is None or chunk_size >= m:
-        sims = jnp.matmul(z, bank.T, precision=_PREC)
-        kth = jax.lax.top_k(sims, k)[0][:, -1]
-    else:
+    if chunk_size is not None:
         chunk_size = v.static_int(chunk_size, "chunk_size", 1)
-        n_chunks = -(-m // chunk_size)
-        pad = n_chunks * chunk_size - m
-        padded = jnp.concatenate([bank, jnp.zeros((pad, bank.shape[1]), bank.dtype)])
-        valid = jnp.arange(n_chunks * chunk_size) < m
-        blocks = padded.reshape(n_chunks, chunk_size, -1)
-        masks = valid.reshape(n_chunks, chunk_size)
-
-        def step(best, block):
-            b, ok = block
-            sims = jnp.matmul(z, b.T, precision=_PREC)
-            sims = jnp.where(ok[None, :], sims, -jnp.inf)
-            return jax.lax.top_k(jnp.concatenate([best, sims], axis=1), k)[0], None
-
-        init = jnp.full((z.shape[0], k), -jnp.inf, z.dtype)
-        best, _ = jax.lax.scan(step, init, (blocks, masks))
-        kth = best[:, -1]
+    z = v.normalize(x)
+    kth = _top_similarities(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
     return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
 
 

@@ -87,10 +87,15 @@ HloModule m
   ROOT %s = f32[] add(%a, %b)
 }
 
+%rare (q: (f32[16,4], /*index=1*/s32[])) -> f32[16,4] {
+  ROOT %fix = f32[8,16]{1,0} all-gather(%q), dimensions={0}
+}
+
 %body (p: (s32[], f32[16,4])) -> (s32[], f32[16,4]) {
   %p = (s32[], f32[16,4]{1,0}) parameter(0)
   %c = f32[16,4]{1,0} get-tuple-element(%p), index=1
   %r = (f32[16,4]{1,0}, f32[16]{0}) all-reduce(%c, %k), channel_id=1, to_apply=%add
+  %b = f32[16,4]{1,0} conditional(%pred, %c, %c), branch_computations={%rare, %add}
   ROOT %t = (s32[], f32[16,4]{1,0}) tuple(%i, %c)
 }
 
@@ -110,14 +115,16 @@ ENTRY %main (x: f32[100,4]) -> f32[16,4] {
 
 def test_collective_ops_and_bytes_on_handwritten_hlo():
     ops = jd.collective_ops(_HLO)
-    assert [(o.kind, o.shapes, o.in_loop) for o in ops] == [
-        ("all-reduce", ((16, 4), (16,)), True),
-        ("all-gather", ((800, 4),), False),
+    assert [(o.kind, o.shapes, o.in_loop, o.in_branch, o.computation) for o in ops] == [
+        ("all-gather", ((8, 16),), True, True, "rare"),
+        ("all-reduce", ((16, 4), (16,)), True, False, "body"),
+        ("all-gather", ((800, 4),), False, False, "main"),  # async: results only
     ]
     b = jd.collective_bytes(_HLO)
     assert b["all-reduce"] == 4 * (64 + 16) == b["per_iteration"]
-    assert b["all-gather"] == 4 * 800 * 4
+    assert b["per_iteration_branches"] == 4 * 8 * 16
+    assert b["all-gather"] == 4 * (800 * 4 + 8 * 16)
     assert b["total"] == b["all-reduce"] + b["all-gather"]
     assert b["max_dim"] == 800
-    assert jd.collective_bytes("HloModule empty\n") == {"total": 0, "per_iteration": 0,
-                                                         "max_dim": 0}
+    assert jd.collective_bytes("HloModule empty\n") == {
+        "total": 0, "per_iteration": 0, "per_iteration_branches": 0, "max_dim": 0}

@@ -1,0 +1,318 @@
+r"""Data-parallel k-means and mini-batch k-means over points sharded along their first axis.
+
+Both run the single-device cores of :mod:`jaxclust.cluster` under ``jax.shard_map`` with
+``axis_name="points"``: every device works on its own rows and the devices exchange only
+the small reductions (centre sums and masses, the inertia, the k-means++ potentials and
+CDF totals, the rows of chosen centres).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import NamedSharding, PartitionSpec
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from .._core import checks
+from ..cluster.kmeans import (
+    KMeansResult,
+    _global_top,
+    _lloyd,
+    _plusplus,
+    _psum,
+    _row_offset,
+    _take_rows,
+    _with_gradients,
+)
+from ..cluster.minibatch import _check_ratio, _fit, _init_subset
+from ._mesh import AXIS, ShardedPoints
+
+__all__ = ["kmeans", "minibatch_kmeans"]
+
+_RESULT_SPECS = KMeansResult(PartitionSpec(), PartitionSpec(AXIS), PartitionSpec(),
+                             PartitionSpec(), PartitionSpec())
+
+
+def _check_points(points, name: str = "points") -> None:
+    if not isinstance(points, ShardedPoints):
+        raise ValueError(f"`{name}` must be a ShardedPoints; build it with "
+                         f"jaxclust.distributed.shard(x, mesh), got {type(points).__name__}.")
+    checks.check_ndim(points.x, f"{name}.x", 2, "(n_pad, d)")
+    p = points.num_devices
+    if points.x.shape[0] % p or not 0 < points.n <= points.x.shape[0]:
+        raise ValueError(f"`{name}` has {points.x.shape[0]} rows for n = {points.n} real points "
+                         f"on {p} devices; the rows must be a multiple of the number of devices "
+                         "and at least n. Build it with jaxclust.distributed.shard.")
+    if points.weights.shape != points.x.shape[:1]:
+        raise ValueError(f"`{name}.weights` must have shape ({points.x.shape[0]},), got "
+                         f"{tuple(points.weights.shape)}.")
+
+
+def _real_rows(n_local, n):
+    """Mask of this device's rows that are real points (global index < n)."""
+    return jnp.arange(n_local) + _row_offset(n_local, AXIS) < n
+
+
+def _tol_abs(x, n, tol):
+    """``tol * mean(var(x, axis=0))`` over the n real rows (scikit-learn's scale)."""
+    if tol <= 0:
+        return jnp.zeros((), x.dtype)
+    real = _real_rows(x.shape[0], n)[:, None]
+    mean = _psum(jnp.sum(jnp.where(real, x, 0.0), axis=0), AXIS) / n
+    var = _psum(jnp.sum(jnp.where(real, (x - mean[None, :]) ** 2, 0.0), axis=0), AXIS) / n
+    return tol * jnp.mean(var)
+
+
+def _check_options(max_iter, n_init, tol, chunk_size):
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(n_init, int) and n_init >= 1):
+        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+
+
+def _positive_mass(w):
+    return checks.ensure(w, jnp.sum(w) <= 0, "`points.weights` sums to 0; give some point a "
+                                             "positive weight.")
+
+
+def kmeans(
+    points: ShardedPoints,
+    k: int,
+    *,
+    key: PRNGKeyArray,
+    init: str | Float[Array, "k d"] = "k-means++",
+    n_init: int = 1,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+    chunk_size: int | None = None,
+) -> KMeansResult:
+    r"""k-means (k-means++ seeding, Lloyd) on points sharded over a device mesh.
+
+    The same algorithm, options and result as [`jaxclust.cluster.kmeans`][jaxclust.cluster.kmeans]
+    (weights come from ``points.weights``), run data-parallel: each of the $P$ devices
+    assigns its $n/P$ rows and forms partial centre sums; per Lloyd iteration the devices
+    all-reduce only the $k \times d$ sums, the $k$ masses and a label-change count. The
+    k-means++ draws use the same random numbers as the single-device call (the Gumbel
+    noise of the first draw is generated sharded, the inverse-CDF draws from a global CDF
+    built from per-device totals), so from the same key the result equals the single-device
+    result up to float32 rounding of the reductions.
+
+    Args:
+      points: from [`shard`][jaxclust.distributed.shard].
+      k: number of clusters (static), ``1 <= k <= points.n``.
+      key: PRNG key; the same key as the single-device call gives the same centres.
+      init: ``"k-means++"``, ``"random"`` or initial centres ``(k, d)``.
+      n_init: restarts (``vmap`` over keys); the lowest inertia wins.
+      max_iter: Lloyd iteration budget.
+      tol: relative tolerance on the centre shift.
+      chunk_size: rows per block of the assignment on each device (``None``: automatic).
+
+    Returns:
+      A [`KMeansResult`][jaxclust.cluster.KMeansResult]; ``labels`` is ``(n_pad,)``, sharded
+      like the points (padding rows included): use
+      [`gather`][jaxclust.distributed.gather]``(res.labels, points.n)`` for a host array.
+
+    Raises:
+      ValueError: ``points`` not a ``ShardedPoints``, ``k`` outside ``[1, n]``, bad options,
+        weights summing to zero.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust import distributed as jd
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (50, 2)) + 5.0,
+      ...                      jax.random.normal(jax.random.key(1), (50, 2)) - 5.0])
+      >>> res = jd.kmeans(jd.shard(x), 2, key=jax.random.key(2))
+      >>> sorted(jnp.bincount(jd.gather(res.labels, 100)).tolist())
+      [50, 50]
+
+    References:
+      Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 1982. Arthur &
+      Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
+    """
+    _check_points(points)
+    checks.check_num_clusters(k, points.n)
+    _check_options(max_iter, n_init, tol, chunk_size)
+    x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
+    w_in = _positive_mass(points.weights.astype(x_in.dtype))
+    x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
+    d = x.shape[1]
+    if isinstance(init, str):
+        if init not in ("k-means++", "random"):
+            raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, "
+                             f"got {init!r}.")
+        c0 = None
+    else:
+        c0 = checks.as_float_array(init, "init", dtype=x.dtype)
+        if c0.shape != (k, d):
+            raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
+                             f"{tuple(c0.shape)}.")
+        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+    res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
+                  else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
+                  chunk_size=chunk_size)
+    return _with_gradients(x_in, w_in, res)
+
+
+@partial(jax.jit, static_argnames=("k", "n", "mesh", "init", "n_init", "max_iter", "tol",
+                                   "chunk_size"))
+def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_size):
+    n_pad = x.shape[0]
+    if c0 is None:
+        keys = jax.random.split(key, n_init)
+        # Gumbel noise of the first k-means++ draw (or of the weighted choice of "random"),
+        # generated with the points' sharding: each device computes its own rows, and
+        # row i is the number the single-device call draws for point i
+        noise_key = (lambda kk: jax.random.split(kk)[0]) if init == "k-means++" else (
+            lambda kk: kk)
+        noise = jax.vmap(lambda kk: jax.random.gumbel(noise_key(kk), (n_pad,), x.dtype))(keys)
+        noise = jax.lax.with_sharding_constraint(
+            noise, NamedSharding(mesh, PartitionSpec(None, AXIS)))
+    else:
+        keys = noise = jnp.zeros((), x.dtype)
+
+    def body(x, w, keys, noise, c0):
+        tol_abs = _tol_abs(x, n, tol)
+        if c0 is not None:
+            return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS)
+
+        def one(kk, g):
+            if init == "k-means++":
+                start = _plusplus(x, k, kk, w, None, AXIS, n, g)
+            else:  # jax.random.choice(kk, n, (k,), replace=False, p=w / sum(w))
+                idx = _global_top(g + jnp.log(w / _psum(jnp.sum(w), AXIS)), k, AXIS)
+                start = _take_rows(x, idx, AXIS)
+            return _lloyd(x, w, start, max_iter, tol_abs, chunk_size, True, AXIS)
+
+        runs = jax.vmap(one)(keys, noise)
+        best = jnp.argmin(runs.inertia)
+        return jax.tree_util.tree_map(lambda t: t[best], runs)
+
+    specs = (PartitionSpec(AXIS), PartitionSpec(AXIS), PartitionSpec(),
+             PartitionSpec(None, AXIS) if c0 is None else PartitionSpec(), PartitionSpec())
+    return jax.shard_map(body, mesh=mesh, in_specs=specs, out_specs=_RESULT_SPECS,
+                         check_vma=False)(x, w, keys, noise, c0)
+
+
+def minibatch_kmeans(
+    points: ShardedPoints,
+    k: int,
+    *,
+    key: PRNGKeyArray,
+    batch_size: int = 1024,
+    max_steps: int = 100,
+    init: str | Float[Array, "k d"] = "k-means++",
+    reassignment_ratio: float = 0.01,
+    max_no_improvement: int | None = 10,
+    chunk_size: int | None = None,
+) -> KMeansResult:
+    r"""Mini-batch k-means on points sharded over a device mesh.
+
+    The same algorithm, options and result as
+    [`jaxclust.cluster.minibatch_kmeans`][jaxclust.cluster.minibatch_kmeans] (weights from
+    ``points.weights``). The batches are global point indices drawn from the key, as in the
+    single-device call, so the stream does not depend on the number of devices; each
+    device contributes the batch rows it owns, and per step the devices all-reduce the
+    $k \times d$ batch sums, the $k$ batch masses and the batch inertia (plus the rows of
+    reassigned centres). The seeding subset of ``3 * batch_size`` indices is drawn
+    replicated (an $O(n)$ permutation of indices on every device, no data moved); its rows
+    come from their owners. The final assignment is sharded. From the same key the result
+    equals the single-device result up to float32 rounding of the sums.
+
+    The per-step work (assigning the ``batch_size`` rows) is not divided among the
+    devices: mini-batch k-means is cheap per step; what sharding buys is memory for
+    ``n`` and a parallel final assignment.
+
+    Args:
+      points: from [`shard`][jaxclust.distributed.shard].
+      k: number of clusters (static).
+      key: PRNG key (seeding, batches, reassignments).
+      batch_size: points per step.
+      max_steps: step budget.
+      init: ``"k-means++"`` or initial centres ``(k, d)``.
+      reassignment_ratio: see [`minibatch_kmeans_update`][jaxclust.cluster.minibatch_kmeans_update].
+      max_no_improvement: early-stopping patience (``None``: run all steps).
+      chunk_size: rows per block of the final assignment on each device.
+
+    Returns:
+      A [`KMeansResult`][jaxclust.cluster.KMeansResult] with sharded, padded ``labels``
+      ``(n_pad,)`` (see [`gather`][jaxclust.distributed.gather]).
+
+    Raises:
+      ValueError: as the single-device function.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust import distributed as jd
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (500, 2)) + 5.0,
+      ...                      jax.random.normal(jax.random.key(1), (500, 2)) - 5.0])
+      >>> res = jd.minibatch_kmeans(jd.shard(x), 2, key=jax.random.key(2), batch_size=64)
+      >>> sorted(jnp.bincount(jd.gather(res.labels, 1000)).tolist())
+      [500, 500]
+
+    References:
+      Sculley, "Web-Scale K-Means Clustering", WWW 2010.
+    """
+    _check_points(points)
+    checks.check_num_clusters(k, points.n)
+    for name, val in (("batch_size", batch_size), ("max_steps", max_steps)):
+        if not (isinstance(val, int) and not isinstance(val, bool) and val >= 1):
+            raise ValueError(f"`{name}` must be an int >= 1, got {val!r}.")
+    if max_no_improvement is not None and not (isinstance(max_no_improvement, int)
+                                               and max_no_improvement >= 1):
+        raise ValueError(f"`max_no_improvement` must be None or an int >= 1, got "
+                         f"{max_no_improvement!r}.")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+    _check_ratio(reassignment_ratio)
+    x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
+    w_in = _positive_mass(points.weights.astype(x_in.dtype))
+    xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
+    d = xs.shape[1]
+    if isinstance(init, str):
+        if init != "k-means++":
+            raise ValueError(f"`init` must be 'k-means++' or centres (k, d), got {init!r}.")
+        c0 = None
+    else:
+        c0 = checks.as_float_array(init, "init", dtype=xs.dtype)
+        if c0.shape != (k, d):
+            raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
+                             f"{tuple(c0.shape)}.")
+        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+    patience = max_no_improvement or max_steps + 1
+    c, lab, inertia, it, stall = _minibatch(
+        xs, ws, key, c0, k=k, n=points.n, mesh=points.mesh, batch_size=batch_size,
+        ratio=float(reassignment_ratio), max_steps=max_steps, patience=patience,
+        chunk_size=chunk_size)
+    # the inertia's gradient at the final centres, as the single-device function
+    g = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
+    inertia = inertia + (g - jax.lax.stop_gradient(g))
+    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
+
+
+@partial(jax.jit, static_argnames=("k", "n", "mesh", "batch_size", "ratio", "max_steps",
+                                   "patience", "chunk_size"))
+def _minibatch(xs, ws, key, c0, *, k, n, mesh, batch_size, ratio, max_steps, patience,
+               chunk_size):
+    b = min(batch_size, n)
+    k_init, k_loop = jax.random.split(key)
+    # the seeding subset, drawn as the single-device call draws it (replicated indices)
+    subset = (_init_subset(jax.random.split(k_init)[0], n, min(n, 3 * b)) if c0 is None
+              else jnp.zeros((), jnp.int32))
+
+    def body(xs, ws, k_init, k_loop, c0, subset):
+        c, lab, dist, it, stall = _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps,
+                                       patience, chunk_size, AXIS,
+                                       subset if c0 is None else None)
+        return c, lab, _psum(jnp.sum(ws * dist), AXIS), it, stall
+
+    rep = PartitionSpec()
+    return jax.shard_map(
+        body, mesh=mesh, in_specs=(PartitionSpec(AXIS), PartitionSpec(AXIS), rep, rep, rep, rep),
+        out_specs=(rep, PartitionSpec(AXIS), rep, rep, rep), check_vma=False,
+    )(xs, ws, k_init, k_loop, c0, subset)

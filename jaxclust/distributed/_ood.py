@@ -1,0 +1,91 @@
+r"""The KNN out-of-distribution score with the feature bank sharded over a device mesh."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import PartitionSpec
+from jaxtyping import ArrayLike, Float
+
+from .._core.costs import safe_sqrt
+from ..ood import _validate as v
+from ..ood.scores import _top_similarities
+from ._cluster import _check_points, _real_rows
+from ._mesh import AXIS, ShardedPoints
+
+__all__ = ["knn"]
+
+
+def knn(
+    features: Float[ArrayLike, "n d"],
+    bank: ShardedPoints,
+    *,
+    k: int = 1,
+    chunk_size: int | None = None,
+) -> Float[ArrayLike, " n"]:
+    r"""Deep nearest-neighbour OOD score with the feature bank sharded over the devices.
+
+    The score of [`jaxclust.ood.knn`][jaxclust.ood.knn],
+    $s(x) = -\lVert z - b_{(k)}(z)\rVert$ with $z = x / \lVert x\rVert$ and $b_{(k)}$ the
+    $k$-th nearest bank feature, for a bank of ``m`` unit-norm features split over $P$
+    devices (``bank = shard(fit_knn(train_features).bank)``). Each device finds the top
+    $k$ similarities of every query among its $m/P$ bank rows; the $P k$ candidates of each
+    query are all-gathered and merged, so per call the devices exchange $n P k$ numbers,
+    never bank rows. The queries ``features`` are replicated. Equal to the single-device
+    score up to float32 rounding.
+
+    Args:
+      features: ``(n, d)`` queries (replicated on every device).
+      bank: the unit-norm bank, sharded with [`shard`][jaxclust.distributed.shard]
+        (padding rows are ignored).
+      k: rank of the neighbour (static), ``1 <= k <= bank.n``.
+      chunk_size: bank rows per block on each device (static), or ``None``.
+
+    Returns:
+      ``(n,)`` scores in $[-2, 0]$ (higher = more in-distribution), replicated.
+
+    Raises:
+      ValueError: ``bank`` not a ``ShardedPoints``, features not 2-D / NaN / of the wrong
+        width, ``k`` outside ``[1, m]``, ``chunk_size < 1``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust import distributed as jd
+      >>> from jaxclust.ood import fit_knn
+      >>> bank = jd.shard(fit_knn(jnp.array([[1.0, 0.0], [0.0, 1.0]])).bank)
+      >>> jd.knn(jnp.array([[2.0, 0.0], [-1.0, 0.0]]), bank).round(4).tolist()
+      [0.0, -1.4142]
+
+    References:
+      Sun, Ming, Zhu, Li, "Out-of-Distribution Detection with Deep Nearest Neighbors",
+      ICML 2022.
+    """
+    _check_points(bank, "bank")
+    x = v.matrix(features, "features", "(n, d)")
+    x = x.astype(v.compute_dtype(x))
+    v.features_match(x, bank.x.shape[1], "features", "the bank")
+    m = bank.n
+    k = v.static_int(k, "k", 1, m, f"k may not exceed the bank size m = {m}; use a larger "
+                     "bank or a smaller k.")
+    if chunk_size is not None:
+        chunk_size = v.static_int(chunk_size, "chunk_size", 1)
+    z = v.normalize(x)
+    return _knn(z, bank.x.astype(z.dtype), k=k, n=m, mesh=bank.mesh, chunk_size=chunk_size)
+
+
+@partial(jax.jit, static_argnames=("k", "n", "mesh", "chunk_size"))
+def _knn(z, bank, *, k, n, mesh, chunk_size):
+    def body(z, bank):
+        m_local = bank.shape[0]
+        kk = min(k, m_local)
+        top = _top_similarities(z, bank, kk, chunk_size, _real_rows(m_local, n))
+        if kk < k:
+            top = jnp.pad(top, ((0, 0), (0, k - kk)), constant_values=-jnp.inf)
+        cand = jax.lax.all_gather(top, AXIS, axis=1, tiled=True)  # (n_queries, P k)
+        kth = jax.lax.top_k(cand, k)[0][:, -1]
+        return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
+
+    return jax.shard_map(body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(AXIS)),
+                         out_specs=PartitionSpec(), check_vma=False)(z, bank)
