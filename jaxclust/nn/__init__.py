@@ -6,6 +6,14 @@ The same layers exist in both frameworks, each a thin wrapper over the pure func
 * ``KMeansLayer``: learnable centroids; returns soft assignments and the soft k-means loss.
 * ``SinkhornClusteringHead``: learnable prototypes on the sphere; returns cosine scores,
   SwAV's balanced codes and swapped-prediction loss.
+* ``PartialOTClusteringHead``: a prototype classifier trained on progressive partial OT
+  pseudo-labels (P²OT / SP²OT, [`p2ot_codes`][jaxclust.ot.p2ot_codes]) for imbalanced
+  clusters; swapped pseudo-label loss weighted by the transported mass.
+* ``DECHead``: learnable centroids; Student-t (or softmax) soft assignments, DEC/DEPICT's
+  sharpened target and the KL loss ([`dec_loss`][jaxclust.cluster.dec_loss]).
+* ``TELLLayer``: TELL's interpretable k-means layer (a linear layer whose weights are the
+  centroids) and its differentiable k-means loss
+  ([`tell_loss`][jaxclust.cluster.tell_loss]).
 * ``TemperatureHead`` and ``PrototypeHead``: OOD heads over [`jaxclust.ood`][jaxclust.ood]
   (learned temperature with the ablated-energy score; several prototypes per class).
 * ``ScoreMLP`` and ``ScoreUNet``: time- (and class-) conditioned score networks for
@@ -16,6 +24,9 @@ Import the framework you use explicitly; importing ``jaxclust.nn`` imports neith
     from jaxclust.nn.equinox import KMeansLayer, SinkhornClusteringHead  # equinox (core)
     from jaxclust.nn.flax import KMeansLayer, SinkhornClusteringHead     # jaxclust[flax]
 
+The guide "Differentiable clustering layers" gives the math and the gradient path of every
+head.
+
 ``jaxclust.nn.equinox`` and ``jaxclust.nn.flax`` are also reachable as attributes of
 ``jaxclust.nn`` (imported on first access).
 """
@@ -24,11 +35,14 @@ from __future__ import annotations
 
 import importlib
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from .._core import checks
+from ..cluster.deep import dec_loss, dec_target, pseudo_label_loss
+from ..ot.progressive import p2ot_codes, sp2ot_codes
 
 __all__ = ["equinox", "flax"]
 
@@ -117,3 +131,114 @@ def _two_views(z_a, z_b, prototypes: jax.Array) -> tuple[jax.Array, jax.Array]:
         raise ValueError(f"`z_b` must have the same batch size as `z_a` ({s_a.shape[0]}; two "
                          f"views of one batch), got {s_b.shape[0]}.")
     return s_a, s_b
+
+
+def _features(z, d: int, name: str = "z") -> jax.Array:
+    """``z (batch, d)``, floating and finite."""
+    z = checks.as_float_array(z, name)
+    if z.ndim != 2 or z.shape[1] != d:
+        raise ValueError(f"`{name}` must have shape (batch, {d}) (d = the head's feature size), "
+                         f"got {tuple(z.shape)}. For a batch of batches, use jax.vmap.")
+    return checks.check_finite(z, name)
+
+
+def _head_logits(z, prototypes: jax.Array, temperature: float, normalize: bool,
+                 name: str = "z") -> jax.Array:
+    """Logits of a prototype classifier: cosine scores (``normalize``) or ``z @ W.T``,
+    divided by the temperature."""
+    if normalize:
+        return _prototype_scores(z, prototypes, name) / temperature
+    z = _features(z, prototypes.shape[1], name)
+    dtype = jnp.result_type(z, prototypes)
+    return (z.astype(dtype) @ prototypes.astype(dtype).T) / temperature
+
+
+def _check_prior(prior, k: int):
+    """A static prior: ``None`` or a tuple of ``k`` floats >= 0 summing to 1."""
+    if prior is None:
+        return None
+    try:
+        values = tuple(float(v) for v in prior)
+    except TypeError as err:
+        raise ValueError(f"`prior` must be a sequence of {k} cluster proportions, got "
+                         f"{prior!r}.") from err
+    if len(values) != k or any(not (v >= 0) for v in values) or abs(sum(values) - 1) > 1e-4:
+        raise ValueError(f"`prior` must be {k} non-negative cluster proportions summing to 1, "
+                         f"got {values}.")
+    return values
+
+
+class _PartialOTConfig(NamedTuple):
+    """Static settings of the partial-OT head (shared by both frameworks)."""
+
+    temperature: float
+    epsilon: float
+    reg: float
+    prior: tuple | None
+    gamma: float
+    n_neighbors: int | None
+    n_mm: int
+    tol: float
+    max_iter: int
+
+
+def _partial_ot_config(k, temperature, epsilon, reg, prior, gamma, n_neighbors, n_mm, tol,
+                       max_iter) -> _PartialOTConfig:
+    if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
+        raise ValueError(f"`reg` must be a Python number > 0 (inf for exact cluster sizes), "
+                         f"got {reg!r}.")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma >= 0:
+        raise ValueError(f"`gamma` (the SP2OT semantic weight) must be a Python number >= 0, "
+                         f"got {gamma!r}.")
+    if n_neighbors is not None:
+        _check_size(n_neighbors, "n_neighbors")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"`max_iter` must be a Python int >= 1, got {max_iter!r}.")
+    return _PartialOTConfig(
+        temperature=_check_number(temperature, "temperature"),
+        epsilon=_check_number(epsilon, "epsilon", "P2OT uses 0.1."),
+        reg=float(reg), prior=_check_prior(prior, k), gamma=float(gamma),
+        n_neighbors=n_neighbors, n_mm=_check_size(n_mm, "n_mm"),
+        tol=_check_number(tol, "tol"), max_iter=max_iter,
+    )
+
+
+def _partial_codes(logits: jax.Array, mass, features, cfg: _PartialOTConfig):
+    """P²OT codes of the logits, or, when gamma > 0, SP²OT codes with the cosine similarity
+    of ``features`` (the head's input features by default)."""
+    log_probs = jax.nn.log_softmax(logits, axis=1)
+    prior = None if cfg.prior is None else jnp.asarray(cfg.prior, log_probs.dtype)
+    common = dict(mass=mass, epsilon=cfg.epsilon, reg=cfg.reg, prior=prior, tol=cfg.tol,
+                  max_iter=cfg.max_iter)
+    if cfg.gamma > 0:
+        return sp2ot_codes(log_probs, features, gamma=cfg.gamma, n_neighbors=cfg.n_neighbors,
+                           n_mm=cfg.n_mm, **common)
+    return p2ot_codes(log_probs, **common)
+
+
+def _swapped_pseudo_label_loss(logits_a, logits_b, mass, z_a, z_b, cfg: _PartialOTConfig):
+    """Each view's logits predict the other view's partial-OT codes, weighted by the
+    transported mass of each sample: the mean of the two weighted cross-entropies."""
+    if logits_a.shape != logits_b.shape:
+        raise ValueError(f"`z_b` must have the same batch size as `z_a` ({logits_a.shape[0]}; "
+                         f"two views of one batch), got {logits_b.shape[0]}.")
+    qa = _partial_codes(logits_a, mass, z_a, cfg)
+    qb = _partial_codes(logits_b, mass, z_b, cfg)
+    return 0.5 * (pseudo_label_loss(logits_a, qb.codes, qb.weights)
+                  + pseudo_label_loss(logits_b, qa.codes, qa.weights))
+
+
+_TARGET_KINDS = ("dec", "depict")
+
+
+def _check_target(target) -> str:
+    if target not in _TARGET_KINDS:
+        raise ValueError(f"`target` must be one of {_TARGET_KINDS}, got {target!r}.")
+    return target
+
+
+def _dec_head_loss(q: jax.Array, p, target: str, power: float) -> jax.Array:
+    """KL(p || q) averaged over the batch; ``p`` defaults to the sharpened target of ``q``."""
+    if p is None:
+        p = dec_target(q, kind=target, power=power)
+    return dec_loss(q, p)

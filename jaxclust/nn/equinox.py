@@ -1,4 +1,5 @@
-"""Equinox layers: clustering, OOD heads, score networks.
+"""Equinox layers: clustering heads (SwAV, P²OT/SP²OT, DEC/DEPICT, TELL, soft k-means), OOD
+heads, score networks.
 
 The same layers as [`jaxclust.nn.flax`][jaxclust.nn.flax], as ``equinox.Module``\\ s (pytrees
 whose array fields are the learnable parameters) whose constructors take a PRNG ``key``.
@@ -13,24 +14,33 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
+from ..cluster.deep import dec_target, tell_assignment, tell_loss
 from ..cluster.kmeans import kmeans
 from ..cluster.losses import kmeans_loss, soft_assignment, swav_loss
 from ..ot.assign import swav_codes
+from ..ot.progressive import PartialCodes
 from . import (
     _check_kind,
     _check_number,
     _check_size,
+    _check_target,
+    _dec_head_loss,
+    _head_logits,
     _initial,
     _normal,
+    _partial_codes,
+    _partial_ot_config,
+    _PartialOTConfig,
     _prototype_scale,
     _prototype_scores,
+    _swapped_pseudo_label_loss,
     _two_views,
 )
 from ._ood_equinox import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
 from ._score_equinox import ScoreMLP as ScoreMLP, ScoreUNet as ScoreUNet
 
-__all__ = ["KMeansLayer", "PrototypeHead", "ScoreMLP", "ScoreUNet",
-           "SinkhornClusteringHead", "TemperatureHead"]
+__all__ = ["DECHead", "KMeansLayer", "PartialOTClusteringHead", "PrototypeHead", "ScoreMLP",
+           "ScoreUNet", "SinkhornClusteringHead", "TELLLayer", "TemperatureHead"]
 
 
 class KMeansLayer(eqx.Module):
@@ -175,3 +185,248 @@ class SinkhornClusteringHead(eqx.Module):
         s_a, s_b = _two_views(z_a, z_b, self.prototypes)
         return swav_loss(s_a, s_b, temperature=self.temperature, epsilon=self.epsilon,
                          n_iter=self.n_iter)
+
+
+class PartialOTClusteringHead(eqx.Module):
+    r"""A P²OT / SP²OT clustering head for imbalanced clusters: a prototype classifier
+    trained on progressive partial OT pseudo-labels.
+
+    The logits of features $z \in \mathbb{R}^{B\times d}$ are $\ell = \bar z\,\bar W^\top/T$
+    (cosine classifier over the prototypes $W$, the field ``prototypes``; with
+    ``normalize=False`` a linear classifier $zW^\top/T$). ``codes(z, mass)`` are the
+    pseudo-labels of the batch ([`p2ot_codes`][jaxclust.ot.p2ot_codes] on
+    $\log\operatorname{softmax}(\ell)$: only a fraction ``mass`` $=\rho$ of the batch is
+    transported, the cluster sizes are KL-tied to the prior; or, with ``gamma > 0``,
+    [`sp2ot_codes`][jaxclust.ot.sp2ot_codes] with the cosine similarity of the features).
+    ``loss(z_a, z_b, mass)`` is the swapped pseudo-label loss between two views,
+
+    $$
+        \tfrac12\big[\mathrm{CE}_w(\ell^a, Q^b) + \mathrm{CE}_w(\ell^b, Q^a)\big],
+        \qquad \mathrm{CE}_w(\ell, Q) = -\tfrac1B\sum_i w_i\, c_i\cdot
+            \log\operatorname{softmax}(\ell_i),
+    $$
+
+    with the codes $c$ and transported fractions $w$ of
+    [`pseudo_label_loss`][jaxclust.cluster.pseudo_label_loss]. The codes are constants
+    (``stop_gradient``): the gradient flows through the logits only. Ramp ``mass`` over
+    training with [`mass_schedule`][jaxclust.ot.mass_schedule] (traced values are fine
+    inside a jitted step).
+
+    Args:
+      d: feature size.
+      k: number of clusters.
+      temperature: $T > 0$ of the logits (static).
+      normalize: cosine classifier (``True``) or linear (static).
+      epsilon: entropic regularisation of the codes (static; P²OT: 0.1).
+      reg: KL weight $\lambda$ of the cluster sizes (static; P²OT: 1; ``inf`` for exact).
+      prior: ``k`` cluster proportions (static tuple); uniform by default.
+      gamma: SP²OT semantic weight $\gamma \ge 0$ (static; 0 gives P²OT).
+      n_neighbors: kNN graph for SP²OT, ``None`` for the dense cosine similarity (static).
+      n_mm: MM rounds of SP²OT (static).
+      tol, max_iter: stopping rule of the scaling iterations (static).
+      prototypes: initial prototypes ``(k, d)``; by default ``normal / sqrt(d)`` from
+        ``key``.
+      key: PRNG key, required without ``prototypes``.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn.equinox import PartialOTClusteringHead
+      >>> head = PartialOTClusteringHead(8, 4, key=jax.random.key(0))
+      >>> z = jax.random.normal(jax.random.key(1), (32, 8))
+      >>> res = head.codes(z, 0.5)
+      >>> head(z).shape, res.codes.shape, round(float(res.weights.sum()), 2)
+      ((32, 4), (32, 4), 16.0)
+      >>> head.loss(z, z + 0.1, 0.5).shape
+      ()
+
+    References:
+      Zhang, Ren, He, "P²OT: Progressive Partial Optimal Transport for Deep Imbalanced
+      Clustering", ICLR 2024. Zhang, Ren, He, "SP²OT: Semantic-Regularized Progressive
+      Partial Optimal Transport for Imbalanced Clustering", arXiv:2404.03446 (2024).
+    """
+
+    prototypes: Float[Array, "k d"]
+    normalize: bool = eqx.field(static=True)
+    config: _PartialOTConfig = eqx.field(static=True)
+
+    def __init__(self, d: int, k: int, *, temperature: float = 0.1, normalize: bool = True,
+                 epsilon: float = 0.1, reg: float = 1.0, prior=None, gamma: float = 0.0,
+                 n_neighbors: int | None = None, n_mm: int = 5, tol: float = 1e-5,
+                 max_iter: int = 1000, prototypes: Float[ArrayLike, "k d"] | None = None,
+                 key: PRNGKeyArray | None = None):
+        d, k = _check_size(d, "d"), _check_size(k, "k")
+        self.normalize = bool(normalize)
+        self.config = _partial_ot_config(k, temperature, epsilon, reg, prior, gamma,
+                                         n_neighbors, n_mm, tol, max_iter)
+        draw = None if key is None else lambda: _normal(key, (k, d), _prototype_scale(d))
+        self.prototypes = _initial(prototypes, (k, d), "prototypes", "key", draw)
+
+    def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
+        return _head_logits(z, self.prototypes, self.config.temperature, self.normalize)
+
+    def codes(self, z: Float[ArrayLike, "batch d"], mass: float | Float[ArrayLike, ""],
+              features: Float[ArrayLike, "batch f"] | None = None) -> PartialCodes:
+        """Partial-OT pseudo-labels of the batch (no gradient); SP²OT (``gamma > 0``) uses
+        the cosine similarity of ``features`` (default: ``z``)."""
+        return _partial_codes(self(z), mass, z if features is None else features,
+                              self.config)
+
+    def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"],
+             mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
+        """Swapped pseudo-label loss between two views, weighted by the transported mass."""
+        return _swapped_pseudo_label_loss(self(z_a), self(z_b), mass, z_a, z_b, self.config)
+
+
+class DECHead(eqx.Module):
+    r"""A DEC / DEPICT clustering head: centroids, soft assignments, sharpened target, KL.
+
+    For features $z \in \mathbb{R}^{B\times d}$ and centroids $\mu$ (the field
+    ``centroids``), the call returns the soft assignments
+    ([`soft_assignment`][jaxclust.cluster.soft_assignment]): DEC's Student-t kernel
+    $q_{ij} \propto (1 + \lVert z_i - \mu_j\rVert^2/(\alpha T))^{-(\alpha+1)/2}$ by default,
+    or a softmax of $-\lVert z_i-\mu_j\rVert^2/T$. ``target(q)`` is the sharpened target
+    with the cluster-frequency prior ([`dec_target`][jaxclust.cluster.dec_target]: DEC
+    $p_{ij} \propto q_{ij}^2/f_j$ or DEPICT $p_{ij}\propto q_{ij}/f_j^{1/2}$), a constant,
+    and ``loss(z)`` is $\frac1B\sum_i \mathrm{KL}(p_i\|q_i)$
+    ([`dec_loss`][jaxclust.cluster.dec_loss]), differentiated through $q$ only (into the
+    centroids and the features). DEC recomputes the target every few steps (on the whole
+    data set): pass it as ``loss(z, p)``.
+
+    Args:
+      d: feature size.
+      k: number of clusters.
+      kind: ``"student_t"`` (DEC) or ``"softmax"`` (static).
+      alpha: Student-t degrees of freedom (static; DEC: 1).
+      temperature: scale of the squared distances (static).
+      target: ``"dec"`` or ``"depict"`` (static).
+      power: sharpening exponent of the DEC target (static; DEC: 2).
+      centroids: initial centroids ``(k, d)``; by default ``0.1 * normal`` from ``key``
+        (DEC starts from k-means: use ``from_data``).
+      key: PRNG key, required without ``centroids``.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn.equinox import DECHead
+      >>> head = DECHead(2, 3, key=jax.random.key(0))
+      >>> z = jax.random.normal(jax.random.key(1), (10, 2))
+      >>> q = head(z)
+      >>> q.shape, head.target(q).shape, head.loss(z).shape
+      ((10, 3), (10, 3), ())
+
+    References:
+      Xie, Girshick, Farhadi, "Unsupervised Deep Embedding for Clustering Analysis" (DEC),
+      ICML 2016. Ghasedi Dizaji et al., "Deep Clustering via Joint Convolutional Autoencoder
+      Embedding and Relative Entropy Minimization" (DEPICT), ICCV 2017.
+    """
+
+    centroids: Float[Array, "k d"]
+    kind: str = eqx.field(static=True)
+    alpha: float = eqx.field(static=True)
+    temperature: float = eqx.field(static=True)
+    target_kind: str = eqx.field(static=True)
+    power: float = eqx.field(static=True)
+
+    def __init__(self, d: int, k: int, *, kind: str = "student_t", alpha: float = 1.0,
+                 temperature: float = 1.0, target: str = "dec", power: float = 2.0,
+                 centroids: Float[ArrayLike, "k d"] | None = None,
+                 key: PRNGKeyArray | None = None):
+        d, k = _check_size(d, "d"), _check_size(k, "k")
+        self.kind = _check_kind(kind)
+        self.alpha = _check_number(alpha, "alpha")
+        self.temperature = _check_number(temperature, "temperature")
+        self.target_kind = _check_target(target)
+        self.power = _check_number(power, "power", "DEC uses 2.")
+        draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
+        self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
+
+    @classmethod
+    def from_data(cls, x: Float[ArrayLike, "n d"], k: int, *, key: PRNGKeyArray,
+                  n_init: int = 3, **kwargs) -> DECHead:
+        """A head whose centroids start at the k-means solution of ``x`` (DEC's
+        initialisation; ``n_init`` k-means++ restarts from ``key``); ``kwargs`` go to the
+        constructor."""
+        c = jax.lax.stop_gradient(kmeans(x, k, key=key, n_init=n_init).centroids)
+        return cls(c.shape[1], k, centroids=c, **kwargs)
+
+    def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
+        return soft_assignment(z, self.centroids, temperature=self.temperature,
+                               kind=self.kind, alpha=self.alpha)
+
+    def target(self, q: Float[ArrayLike, "batch k"]) -> Float[Array, "batch k"]:
+        """The sharpened target of the assignments ``q`` (no gradient)."""
+        return dec_target(q, kind=self.target_kind, power=self.power)
+
+    def loss(self, z: Float[ArrayLike, "batch d"],
+             p: Float[ArrayLike, "batch k"] | None = None) -> Float[Array, ""]:
+        """Mean KL(p || q) of the batch; ``p`` defaults to ``target(q)`` of this batch."""
+        return _dec_head_loss(self(z), p, self.target_kind, self.power)
+
+
+class TELLLayer(eqx.Module):
+    r"""TELL's interpretable k-means layer: a linear layer whose weights are the centroids.
+
+    With centroids $\Omega$ (the field ``centroids``), the layer has weights $W = 2\Omega$
+    and bias $b = -\lVert\Omega\rVert^2$ (properties ``weight`` and ``bias``), and the call
+    returns
+
+    * ``assignments`` $I(x) = \operatorname{softmax}((xW^\top + b)/T)$
+      ([`tell_assignment`][jaxclust.cluster.tell_assignment]), equal to the softmax of
+      $-\lVert x - \Omega_j\rVert^2/T$, the k-means rule as $T\to 0$;
+    * ``loss`` $= \frac1n\sum_i\sum_j I_j(x_i)\lVert x_i - \Omega_j\rVert^2$, TELL's
+      differentiable k-means objective ([`tell_loss`][jaxclust.cluster.tell_loss]),
+      differentiated through the distances and the assignments.
+
+    Args:
+      d: feature size.
+      k: number of clusters.
+      temperature: $T > 0$ (static).
+      centroids: initial centroids ``(k, d)``; by default ``0.1 * normal`` from ``key``.
+      key: PRNG key, required without ``centroids``.
+
+    Example:
+      >>> import jax
+      >>> from jaxclust.nn.equinox import TELLLayer
+      >>> layer = TELLLayer(2, 3, temperature=0.5, key=jax.random.key(0))
+      >>> x = jax.random.normal(jax.random.key(1), (10, 2))
+      >>> q, loss = layer(x)
+      >>> q.shape, loss.shape, layer.weight.shape, layer.bias.shape
+      ((10, 3), (), (3, 2), (3,))
+
+    References:
+      Peng, Li, Tsang, Zhu, Lv, Zhou, "XAI Beyond Classification: Interpretable Neural
+      Clustering" (TELL), JMLR 23, 2022.
+    """
+
+    centroids: Float[Array, "k d"]
+    temperature: float = eqx.field(static=True)
+
+    def __init__(self, d: int, k: int, *, temperature: float = 1.0,
+                 centroids: Float[ArrayLike, "k d"] | None = None,
+                 key: PRNGKeyArray | None = None):
+        d, k = _check_size(d, "d"), _check_size(k, "k")
+        self.temperature = _check_number(temperature, "temperature")
+        draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
+        self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
+
+    @classmethod
+    def from_data(cls, x: Float[ArrayLike, "n d"], k: int, *, key: PRNGKeyArray,
+                  n_init: int = 3, **kwargs) -> TELLLayer:
+        """A layer whose centroids start at the k-means solution of ``x`` (``n_init``
+        k-means++ restarts from ``key``); ``kwargs`` go to the constructor."""
+        c = jax.lax.stop_gradient(kmeans(x, k, key=key, n_init=n_init).centroids)
+        return cls(c.shape[1], k, centroids=c, **kwargs)
+
+    @property
+    def weight(self) -> Float[Array, "k d"]:
+        """The layer's weights $W = 2\\Omega$."""
+        return 2.0 * self.centroids
+
+    @property
+    def bias(self) -> Float[Array, " k"]:
+        """The layer's bias $b = -\\lVert\\Omega\\rVert^2$."""
+        return -jax.numpy.sum(self.centroids * self.centroids, axis=1)
+
+    def __call__(self, x: Float[ArrayLike, "n d"]
+                 ) -> tuple[Float[Array, "n k"], Float[Array, ""]]:
+        return (tell_assignment(x, self.centroids, temperature=self.temperature),
+                tell_loss(x, self.centroids, temperature=self.temperature))

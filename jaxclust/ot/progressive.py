@@ -498,22 +498,22 @@ def _sp2ot_core(lp, eps, rho, lam, pi, f, g, z, S, gam, *, n_neighbors, n_mm, mm
         return jnp.sum(Q * C) + eps * ent + finite_lam * kl - gam * jnp.sum(S * (Q @ Q.T))
 
     def mm_round(state):
-        Q, f, g, obj, _, it, n_iters, _ = state
+        Q, _, f, g, obj, _, it, n_iters, _ = state
         Ct = C - gam * (W @ Q)  # the cost linearised at the current plan
         f, g, err, ni = _solve(Ct, log_b, log_dummy, eps, expo, f, g, tol, max_iter)
         Q = jnp.exp((f[:, None] + g[None, :-1] - Ct) / eps)
         new = objective(Q)
         settled = jnp.abs(new - obj) <= mm_tol * jnp.maximum(jnp.abs(new), 1.0)
-        return Q, f, g, new, settled, it + 1, n_iters + ni, err
+        return Q, Ct, f, g, new, settled, it + 1, n_iters + ni, err
 
     def cond(state):
-        return (state[5] < n_mm) & ~state[4]
+        return (state[6] < n_mm) & ~state[5]
 
     Q0 = jnp.full((n, k), 1.0, C.dtype) * (rho / (n * k))
-    state = (Q0, f, g, objective(Q0), jnp.asarray(False), jnp.asarray(0), jnp.asarray(0),
+    state = (Q0, C, f, g, objective(Q0), jnp.asarray(False), jnp.asarray(0), jnp.asarray(0),
              jnp.asarray(jnp.inf, C.dtype))
-    Q, f, g, _, settled, _, n_iters, err = jax.lax.while_loop(cond, mm_round, state)
-    Ct = C - gam * (W @ Q)
+    # the result is the plan of the last solve (with the cost that solve used)
+    _, Ct, f, g, _, settled, _, n_iters, err = jax.lax.while_loop(cond, mm_round, state)
     converged = (err <= tol) & (settled | (gam == 0))
     return _result(Ct, f, g, eps, err, n_iters, converged, lp.dtype)
 

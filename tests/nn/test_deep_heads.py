@@ -1,0 +1,262 @@
+"""Deep clustering heads (P²OT/SP²OT partial-OT head, DEC/DEPICT head, TELL layer) in Flax
+NNX and Equinox: the two frameworks give the same outputs, losses and gradients for the same
+parameters; the heads are the pure functions they wrap (and their gradient is the gradient
+at fixed pseudo-labels, which the conformance suite checks against finite differences);
+each trains with optax on a tiny separable problem; bad construction and calls."""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxclust.nn.equinox as jeqx
+from jaxclust.cluster import (
+    dec_loss,
+    dec_target,
+    pseudo_label_loss,
+    soft_assignment,
+    tell_assignment,
+    tell_loss,
+)
+from jaxclust.ot import p2ot_codes, sp2ot_codes
+
+nnx = pytest.importorskip("flax.nnx")
+import jaxclust.nn.flax as jflax  # noqa: E402  (after the optional-dependency skip)
+
+
+def _blobs(n_per=8, d=4, scale=0.3, seed=0):
+    """Three separated blobs (centres of norm 3 along random directions) and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, d))
+    centres *= 3.0 / np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(3), n_per)
+    x = centres[labels] + scale * rng.normal(size=(3 * n_per, d))
+    noise = scale * rng.normal(size=x.shape)
+    return jnp.asarray(x, jnp.float32), jnp.asarray(x + noise, jnp.float32), labels
+
+
+X, XB, LABELS = _blobs()
+INIT = jnp.asarray(np.random.default_rng(1).normal(size=(3, 4)), jnp.float32)
+
+
+def _close(a, b, tol=1e-6):
+    for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_allclose(np.asarray(u), np.asarray(v), rtol=tol, atol=tol)
+
+
+# ------------------------------------------------------------------------------------------
+# the frameworks agree, and are the pure functions
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5])
+def test_partial_ot_head_same_in_both_frameworks(gamma):
+    kw = dict(temperature=0.2, epsilon=0.1, reg=1.0, gamma=gamma, prototypes=INIT)
+    fl = jflax.PartialOTClusteringHead(4, 3, **kw)
+    eq = jeqx.PartialOTClusteringHead(4, 3, **kw)
+    mass = jnp.float32(0.6)
+
+    def run_f(m):
+        res = m.codes(X, mass)
+        g = nnx.grad(lambda m: m.loss(X, XB, mass))(m).prototypes[...]
+        return m(X), res.codes, res.weights, m.loss(X, XB, mass), g
+
+    def run_e(m):
+        res = m.codes(X, mass)
+        g = eqx.filter_grad(lambda m: m.loss(X, XB, mass))(m).prototypes
+        return m(X), res.codes, res.weights, m.loss(X, XB, mass), g
+
+    out_f, out_e = nnx.jit(run_f)(fl), eqx.filter_jit(run_e)(eq)
+    _close(out_f, out_e)  # same float32 program on the same arrays: rounding only
+    logits, codes, weights, loss, grad = out_e
+
+    # the pure functions: cosine logits / T, partial-OT codes, swapped weighted CE
+    def pure(protos):
+        def logit(z):
+            zn = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+            pn = protos / jnp.linalg.norm(protos, axis=1, keepdims=True)
+            return zn @ pn.T / 0.2
+
+        def code(z):
+            lp = jax.nn.log_softmax(logit(z))
+            if gamma > 0:
+                return sp2ot_codes(lp, z, mass=mass, gamma=gamma, n_mm=5)
+            return p2ot_codes(lp, mass=mass)
+
+        qa, qb = code(X), code(XB)
+        # the head's gradient is the gradient at fixed pseudo-labels
+        fixed = jax.lax.stop_gradient((qa.codes, qa.weights, qb.codes, qb.weights))
+        loss = 0.5 * (pseudo_label_loss(logit(X), fixed[2], fixed[3])
+                      + pseudo_label_loss(logit(XB), fixed[0], fixed[1]))
+        return logit(X), qa.codes, qa.weights, loss
+
+    ref = jax.jit(pure)(INIT)
+    ref_grad = jax.jit(jax.grad(lambda p: pure(p)[3]))(INIT)
+    _close((logits, codes, weights, loss), ref, tol=2e-5)
+    _close(grad, ref_grad, tol=2e-5)
+    np.testing.assert_allclose(float(weights.sum()), 0.6 * X.shape[0], rtol=1e-4)
+
+
+def test_dec_head_and_tell_layer_same_in_both_frameworks():
+    fd = jflax.DECHead(4, 3, alpha=1.0, centroids=INIT)
+    ed = jeqx.DECHead(4, 3, alpha=1.0, centroids=INIT)
+    ft = jflax.TELLLayer(4, 3, temperature=0.5, centroids=INIT)
+    et = jeqx.TELLLayer(4, 3, temperature=0.5, centroids=INIT)
+
+    def run_f(d, t):
+        q = d(X)
+        gd = nnx.grad(lambda m: m.loss(X))(d).centroids[...]
+        gt = nnx.grad(lambda m: m(X)[1])(t).centroids[...]
+        return q, d.target(q), d.loss(X), gd, t(X), gt, t.weight, t.bias
+
+    def run_e(d, t):
+        q = d(X)
+        gd = eqx.filter_grad(lambda m: m.loss(X))(d).centroids
+        gt = eqx.filter_grad(lambda m: m(X)[1])(t).centroids
+        return q, d.target(q), d.loss(X), gd, t(X), gt, t.weight, t.bias
+
+    out_f, out_e = nnx.jit(run_f)(fd, ft), eqx.filter_jit(run_e)(ed, et)
+    _close(out_f, out_e)
+    q, p, loss, gd, (qt, lt), gt, w, b = out_e
+
+    def pure(c):
+        q = soft_assignment(X, c, kind="student_t")
+        p = dec_target(q)
+        return q, p, dec_loss(q, p), tell_assignment(X, c, temperature=0.5), tell_loss(
+            X, c, temperature=0.5)
+
+    ref = jax.jit(pure)(INIT)
+    _close((q, p, loss, qt, lt), ref, tol=2e-6)
+    # DEC: the gradient at the fixed target; TELL: the full gradient
+    p_fixed = ref[1]
+    _close(gd, jax.grad(lambda c: dec_loss(soft_assignment(X, c, kind="student_t"),
+                                           p_fixed))(INIT), tol=2e-6)
+    _close(gt, jax.grad(lambda c: tell_loss(X, c, temperature=0.5))(INIT), tol=2e-6)
+    _close((w, b), (2 * INIT, -jnp.sum(INIT ** 2, axis=1)))
+    # the loss with an explicit target (DEC refreshes it every few steps)
+    np.testing.assert_allclose(float(ed.loss(X, p_fixed)), float(loss), rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", ["DECHead", "TELLLayer"])
+def test_from_data_and_default_init(cls):
+    e = getattr(jeqx, cls).from_data(X, 3, key=jax.random.key(0))
+    f = getattr(jflax, cls).from_data(X, 3, key=jax.random.key(0))
+    np.testing.assert_array_equal(np.asarray(e.centroids), np.asarray(f.centroids[...]))
+    assert e.centroids.shape == (3, 4)
+    a = getattr(jeqx, cls)(4, 3, key=jax.random.key(1))
+    b = getattr(jflax, cls)(4, 3, rngs=nnx.Rngs(1))
+    assert a.centroids.shape == b.centroids[...].shape == (3, 4)
+    assert np.abs(np.asarray(a.centroids)).max() < 0.5  # 0.1 * normal
+
+
+# ------------------------------------------------------------------------------------------
+# training with optax (Equinox; the Flax heads give the same gradients, above)
+
+
+def _train(head, loss_fn, lr, steps):
+    tx = optax.adam(lr)
+
+    @eqx.filter_jit
+    def step(model, opt_state):
+        loss, grads = eqx.filter_value_and_grad(loss_fn)(model)
+        updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    state = tx.init(eqx.filter(head, eqx.is_array))
+    losses = []
+    for _ in range(steps):
+        head, state, loss = step(head, state)
+        losses.append(float(loss))
+    return head, losses
+
+
+def _ari(labels, pred):
+    from sklearn.metrics import adjusted_rand_score
+    return adjusted_rand_score(labels, np.asarray(pred))
+
+
+def test_partial_ot_head_trains():
+    """Fixed features of three blobs, two noisy views, 40 adam steps with the mass ramped
+    from 0.3 to 1: the swapped loss at full mass drops and the head's argmax recovers the
+    blobs."""
+    from jaxclust.ot import mass_schedule
+    head = jeqx.PartialOTClusteringHead(4, 3, temperature=0.2, key=jax.random.key(2))
+    before = float(head.loss(X, XB, 1.0))
+    tx = optax.adam(0.05)
+
+    @eqx.filter_jit
+    def update(model, opt_state, mass):
+        loss, grads = eqx.filter_value_and_grad(lambda m: m.loss(X, XB, mass))(model)
+        updates, opt_state = tx.update(grads, opt_state, eqx.filter(model, eqx.is_array))
+        return eqx.apply_updates(model, updates), opt_state, loss
+
+    state = tx.init(eqx.filter(head, eqx.is_array))
+    for s in range(40):
+        head, state, _ = update(head, state, mass_schedule(s, 30, start=0.3))
+    after = float(head.loss(X, XB, 1.0))
+    assert after < 0.7 * before, (before, after)
+    assert _ari(LABELS, jnp.argmax(head(X), axis=1)) > 0.9
+
+
+def test_dec_head_and_tell_layer_train():
+    """DEC: from a perturbed k-means start, the KL to the fixed target decreases (DEC's
+    alternation); TELL: from a random start, the k-means loss drops and the blobs are
+    recovered."""
+    dec = jeqx.DECHead.from_data(X, 3, key=jax.random.key(0))
+    dec = eqx.tree_at(lambda m: m.centroids, dec, dec.centroids + 0.5)
+    p = dec.target(dec(X))
+    dec, losses = _train(dec, lambda m: m.loss(X, p), 0.05, 20)
+    assert losses[-1] < 0.8 * losses[0], losses
+    tell = jeqx.TELLLayer(4, 3, temperature=0.5, key=jax.random.key(3))
+    tell = eqx.tree_at(lambda m: m.centroids, tell, X[jnp.array([0, 8, 16])] + 0.5)
+    tell, losses = _train(tell, lambda m: m(X)[1], 0.1, 30)
+    assert losses[-1] < 0.5 * losses[0], losses
+    assert _ari(LABELS, jnp.argmax(tell(X)[0], axis=1)) > 0.9
+
+
+# ------------------------------------------------------------------------------------------
+# bad construction and calls
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT, prior=(0.5, 0.5)), "prior"),
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT, prior=(0.5, 0.6, -0.1)),
+     "prior"),
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT, gamma=-1.0), "gamma"),
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT, reg=0.0), "reg"),
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT, temperature=0.0),
+     "temperature"),
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT, max_iter=0), "max_iter"),
+    (lambda m: m.PartialOTClusteringHead(4, 3), "required"),
+    (lambda m: m.PartialOTClusteringHead(4, 3, prototypes=INIT[:, :2]), "shape"),
+    (lambda m: m.DECHead(4, 3, centroids=INIT, target="idec"), "target"),
+    (lambda m: m.DECHead(4, 3, centroids=INIT, kind="gauss"), "kind"),
+    (lambda m: m.DECHead(4, 3, centroids=INIT, power=0), "power"),
+    (lambda m: m.DECHead(4, 0, centroids=INIT), "`k`"),
+    (lambda m: m.TELLLayer(4, 3, centroids=INIT, temperature=-1.0), "temperature"),
+    (lambda m: m.TELLLayer(4.0, 3, centroids=INIT), "`d`"),
+])
+@pytest.mark.parametrize("framework", ["flax", "equinox"])
+def test_bad_construction(make, match, framework):
+    with pytest.raises(ValueError, match=match):
+        make(jflax if framework == "flax" else jeqx)
+
+
+def test_bad_calls():
+    for m in (jeqx, jflax):
+        head = m.PartialOTClusteringHead(4, 3, prototypes=INIT)
+        with pytest.raises(ValueError, match="batch, 4"):
+            head(X[:, :2])
+        with pytest.raises(ValueError, match="same batch size"):
+            head.loss(X, XB[:5], 0.5)
+        with pytest.raises(ValueError, match="mass"):
+            head.codes(X, 1.5)
+        with pytest.raises(ValueError, match="same number of features"):
+            m.DECHead(4, 3, centroids=INIT)(X[:, :3])
+        with pytest.raises(ValueError, match="same shape"):
+            m.DECHead(4, 3, centroids=INIT).loss(X, jnp.ones((2, 3)) / 3)
+        with pytest.raises(ValueError, match="2-D"):
+            m.TELLLayer(4, 3, centroids=INIT)(X[0])
