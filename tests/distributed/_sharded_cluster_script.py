@@ -12,6 +12,7 @@ multiple of 8 (8 devices hold 126 rows each, the last 5 rows are padding), rando
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import jax
@@ -21,6 +22,7 @@ from jaxclust import cluster, distributed as jd, ood
 from jaxclust.distributed import _cluster
 
 jax.config.update("jax_numpy_rank_promotion", "raise")  # as tests/conftest.py
+_SHAPE = re.compile(r"\b(?:pred|[suf](?:8|16|32|64)|bf16)\[([0-9,]*)\]")
 
 
 def _rel(a, b):
@@ -35,6 +37,17 @@ def _compare(sharded, single, n):
             "inertia_rel": _rel(sharded.inertia, single.inertia),
             "n_iters": [int(sharded.n_iters), int(single.n_iters)],
             "converged": [bool(sharded.converged), bool(single.converged)]}
+
+
+def _hlo(text):
+    """Collectives of a compiled program, and the largest dimension of any array in it."""
+    ops = jd.collective_ops(text)
+    dims = [int(t) for dims in _SHAPE.findall(text) for t in dims.split(",") if t]
+    return {"bytes": jd.collective_bytes(text),
+            "loop_max_dim": max((max(s, default=0) for o in ops if o.in_loop for s in o.shapes),
+                                default=0),
+            "kinds": sorted({o.kind for o in ops}),
+            "max_array_dim": max(dims)}
 
 
 def main():
@@ -53,30 +66,35 @@ def main():
                     "roundtrip": bool(np.array_equal(jd.gather(pts.x, n), x))}
 
     key = jax.random.key(3)
-    # k-means, k-means++ seeding, two restarts
+    x_, w_ = pts.x, pts.weights
+    statics = dict(k=k, n=n, mesh=mesh, max_iter=300, tol=1e-4, chunk_size=None)
+    # k-means, k-means++ seeding, two restarts. The compiled programs are read back with
+    # `.lower(...).compile()` on the jitted core, which hits the cache of the call
     single = cluster.kmeans(x, k, key=key, weights=w, n_init=2)
     out["kmeans"] = _compare(jd.kmeans(pts, k, key=key, n_init=2), single, n)
+    text = _cluster._kmeans.lower(x_, w_, key, None, init="k-means++", n_init=2,
+                                  **statics).compile().as_text()
+    out["kmeans"]["hlo"] = _hlo(text)
 
     # Lloyd from given centres, one of them far away: its cluster is empty at the first
-    # iteration and relocated to the farthest point (the sharded relocation path); the
-    # compiled program gives the HLO facts (only Lloyd's loop)
-    c0 = np.array(x[:k]).copy()
+    # iteration and moves to the farthest point (the sharded relocation path); the program
+    # holds only Lloyd's loop, so its per-iteration bytes are those of one Lloyd iteration
+    c0 = np.array(x[:k])
     c0[0] = 100.0
     single = cluster.kmeans(x, k, key=key, weights=w, init=c0)
-    x_, w_ = pts.x, pts.weights
-    compiled = _cluster._kmeans.lower(x_, w_, key, c0, k=k, n=n, mesh=mesh, init=None,
-                                      n_init=1, max_iter=300, tol=1e-4,
-                                      chunk_size=None).compile()
-    sharded = compiled(x_, w_, key, c0)
-    out["relocate"] = _compare(sharded, single, n)
-    ops = jd.collective_ops(compiled.as_text())
-    out["hlo"] = {"ops": [[o.kind, [list(s) for s in o.shapes], o.nbytes, o.in_loop]
-                          for o in ops],
-                  "bytes": jd.collective_bytes(compiled.as_text()), "n": n, "k": k, "d": d}
+    out["lloyd"] = _compare(jd.kmeans(pts, k, key=key, init=c0), single, n)
+    out["lloyd"]["far_centre_moved"] = bool(np.abs(np.asarray(single.centroids[0])).max() < 50)
+    text = _cluster._kmeans.lower(x_, w_, key, jax.numpy.asarray(c0), init=None, n_init=1,
+                                  **statics).compile().as_text()
+    out["lloyd"]["hlo"] = _hlo(text)
 
     # mini-batch k-means (batches with replacement, k-means++ on a seeding subset)
     single = cluster.minibatch_kmeans(x, k, key=key, weights=w, batch_size=64)
     out["minibatch"] = _compare(jd.minibatch_kmeans(pts, k, key=key, batch_size=64), single, n)
+    text = _cluster._minibatch.lower(x_, w_, key, None, k=k, n=n, mesh=mesh, batch_size=64,
+                                     ratio=0.01, max_steps=100, patience=10,
+                                     chunk_size=None).compile().as_text()
+    out["minibatch"]["hlo"] = _hlo(text)
 
     # KNN with a sharded bank of 501 rows (63 per device, 3 padding rows); k = 70 exceeds
     # the rows per device
