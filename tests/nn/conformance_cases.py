@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxclust.cluster.deep as jdeep
+import jaxclust.nn.equinox as jeqx
 import jaxclust.ot.progressive as jprog
 from jaxclust.cluster import soft_assignment
 from tests.conformance import Case
@@ -83,6 +84,39 @@ def _group_losses(x, c, p, logits, w, t):
     return (_dec_loss(x, c, p),) + _pseudo_label_loss(logits, p, w) + _tell(x, c, t)
 
 
+# ------------------------------------------------------------------------------------------
+# the heads' losses as functions of their parameter arrays (Equinox heads rebuilt inside)
+
+
+def _partial_ot_head(protos, z, z_b, codes, w):
+    # the head's logits and its swapped loss at fixed pseudo-labels (the head's gradient:
+    # the codes are stop-gradient targets, tests/nn/test_deep_heads.py checks the head's
+    # autodiff gradient equals this one)
+    head = jeqx.PartialOTClusteringHead(z.shape[1], protos.shape[0], temperature=0.5,
+                                        prototypes=protos)
+    c = _normalise_rows(codes)
+    w = jnp.abs(w)
+    loss = 0.5 * (jdeep.pseudo_label_loss(head(z), c[::-1], w[::-1])
+                  + jdeep.pseudo_label_loss(head(z_b), c, w))
+    return head(z), loss
+
+
+def _dec_head(centroids, z, p):
+    head = jeqx.DECHead(z.shape[1], centroids.shape[0], centroids=centroids)
+    return head(z), head.loss(z, _normalise_rows(p))
+
+
+def _tell_layer(centroids, z):
+    layer = jeqx.TELLLayer(z.shape[1], centroids.shape[0], temperature=0.8,
+                           centroids=centroids)
+    return layer(z)
+
+
+def _group_heads(protos, c, z, z_b, codes, w):
+    return _partial_ot_head(protos, z, z_b, codes, w) + _dec_head(c, z, codes) + _tell_layer(
+        c, z)
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(77)
     f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
@@ -97,7 +131,14 @@ def cases() -> list[Case]:
         Case("deep-group-targets", "p2ot_codes", _group_targets, (lp, p, step)),
         Case("deep-group-losses", "tell_loss", _group_losses, (x, c, p, lp, w, f32(0.8)),
              (0, 1, 2, 3, 4, 5)),
-        # one case per function (slow: the groups above run the same code)
+        # the three heads' outputs and losses in their parameters and inputs
+        Case("deep-group-heads", "pseudo_label_loss", _group_heads,
+             (c, c * 0.7 + 0.1, x, x[::-1] + 0.1, p, w), (0, 1, 2, 3, 4, 5)),
+        # one case per function and head (slow: the groups above run the same code)
+        Case("nn-PartialOTClusteringHead", "pseudo_label_loss", _partial_ot_head,
+             (c, x, x[::-1] + 0.1, p, w), (0, 1, 2, 3, 4), slow=True),
+        Case("nn-DECHead", "dec_loss", _dec_head, (c, x, p), (0, 1, 2), slow=True),
+        Case("nn-TELLLayer", "tell_loss", _tell_layer, (c, x), (0, 1), slow=True),
         Case("p2ot_codes", "p2ot_codes", _p2ot, (lp, f32(0.4)), slow=True),
         Case("sp2ot_codes", "sp2ot_codes", _sp2ot, (lp, z), slow=True),
         Case("mass_schedule", "mass_schedule", _mass_schedule, (step, f32(0.2)), (1,),
