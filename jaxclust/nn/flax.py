@@ -207,7 +207,8 @@ class PartialOTClusteringHead(nnx.Module):
       gamma: SP²OT semantic weight $\gamma \ge 0$ (static; 0 gives P²OT).
       n_neighbors: kNN graph for SP²OT, ``None`` for the dense cosine similarity (static).
       n_mm: MM rounds of SP²OT (static).
-      tol, max_iter: stopping rule of the scaling iterations (static).
+      tol: stopping tolerance of the scaling iterations (static).
+      max_iter: iteration budget of the scaling iterations (static).
       prototypes: initial prototypes ``(k, d)``; by default ``normal / sqrt(d)`` from
         ``rngs``.
       rngs: ``nnx.Rngs`` (its ``params`` stream), required without ``prototypes``.
@@ -229,7 +230,8 @@ class PartialOTClusteringHead(nnx.Module):
     """
 
     def __init__(self, d: int, k: int, *, temperature: float = 0.1, normalize: bool = True,
-                 epsilon: float = 0.1, reg: float = 1.0, prior=None, gamma: float = 0.0,
+                 epsilon: float = 0.1, reg: float = 1.0,
+                 prior: tuple[float, ...] | None = None, gamma: float = 0.0,
                  n_neighbors: int | None = None, n_mm: int = 5, tol: float = 1e-5,
                  max_iter: int = 1000, prototypes: Float[ArrayLike, "k d"] | None = None,
                  rngs: nnx.Rngs | None = None):

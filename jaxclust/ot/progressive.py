@@ -428,7 +428,11 @@ def sp2ot_codes(
         (symmetrised, non-negative); ``None`` for the dense cosine similarity (static).
       n_mm: maximum number of MM rounds (static).
       mm_tol: relative objective change that stops the MM rounds (static).
-      epsilon, reg, prior, tol, max_iter: as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
+      epsilon: entropic regularisation, as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
+      reg: KL weight of the cluster sizes, as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
+      prior: ``(k,)`` cluster proportions, as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
+      tol: stopping tolerance of each P²OT solve (static).
+      max_iter: iteration budget of each P²OT solve (static).
 
     Returns:
       A [`PartialCodes`][jaxclust.ot.PartialCodes] of the last round (``n_iters`` summed
@@ -558,8 +562,8 @@ def mass_schedule(
 
     Example:
       >>> from jaxclust.ot import mass_schedule
-      >>> [round(float(mass_schedule(s, 100)), 3) for s in (0, 50, 100, 200)]
-      [0.106, 0.358, 1.0, 1.0]
+      >>> tuple(round(float(mass_schedule(s, 100)), 3) for s in (0, 50, 100, 200))
+      (0.106, 0.358, 1.0, 1.0)
       >>> round(float(mass_schedule(50, 100, kind="linear")), 3)
       0.55
 
