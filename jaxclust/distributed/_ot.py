@@ -150,8 +150,11 @@ def sinkhorn(
     Returns:
       A [`SinkhornResult`][jaxclust.ot.SinkhornResult] whose ``f`` and ``a`` are sharded and
       padded (``(n_pad,)``; use [`gather`][jaxclust.distributed.gather] with ``points.n``),
-      ``g`` and the convergence record replicated. ``geom`` is the global point cloud, so
-      ``.apply``, ``.marginals`` and ``.linear_cost`` work (``.plan`` forms ``n x m``).
+      ``g`` and the convergence record replicated. ``geom`` is the global (padded) point
+      cloud, so ``.apply``, ``.marginals``, ``.linear_cost`` and ``.reg_cost`` give the
+      single-device values; they are evaluated outside the sharded solve, by XLA's automatic
+      partitioning, which gathers ``f`` and the points onto every device (fine for moderate
+      ``n``; ``.plan`` forms ``n x m``).
 
     Raises:
       ValueError: ``points`` is not a ``ShardedPoints``, shape mismatches, bad weights or
