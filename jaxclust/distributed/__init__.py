@@ -1,11 +1,12 @@
 r"""Data-parallel jaxclust on many devices through JAX's own SPMD machinery.
 
 Points are sharded along their first axis over a one-axis device mesh
-(:func:`make_mesh`, axis ``"points"``); :func:`shard` pads them to a multiple of the
-number of devices with zero-weight rows; the sharded algorithms run under
-``jax.shard_map`` and communicate only small reductions (centroid sums, counts, top-k
-candidates); :func:`gather` brings per-point results back to the host without the padding.
-See the guide page "Scaling out".
+([`make_mesh`][jaxclust.distributed.make_mesh], axis ``"points"``);
+[`shard`][jaxclust.distributed.shard] pads them to a multiple of the number of devices with
+zero-weight rows; the sharded algorithms run under ``jax.shard_map`` and communicate only
+small reductions (centroid sums, counts, top-k candidates);
+[`gather`][jaxclust.distributed.gather] brings per-point results back to the host without
+the padding. See the guide page "Scaling out".
 """
 
 from ._cluster import kmeans as kmeans, minibatch_kmeans as minibatch_kmeans

@@ -1,6 +1,6 @@
 r"""Data-parallel k-means and mini-batch k-means over points sharded along their first axis.
 
-Both run the single-device cores of :mod:`jaxclust.cluster` under ``jax.shard_map`` with
+Both run the single-device cores of `jaxclust.cluster` under ``jax.shard_map`` with
 ``axis_name="points"``: every device works on its own rows and the devices exchange only
 the small reductions (centre sums and masses, the inertia, the k-means++ potentials and
 CDF totals, the rows of chosen centres).
@@ -50,6 +50,12 @@ def _check_points(points, name: str = "points") -> None:
                          f"{tuple(points.weights.shape)}.")
 
 
+def _replicated(a, mesh):
+    """``a`` replicated on every device of ``mesh`` (an array placed on one device, e.g. a
+    result of a single-device call, may then enter the sharded program)."""
+    return jax.device_put(a, NamedSharding(mesh, PartitionSpec()))
+
+
 def _real_rows(n_local, n):
     """Mask of this device's rows that are real points (global index < n)."""
     return jnp.arange(n_local) + _row_offset(n_local, AXIS) < n
@@ -76,9 +82,20 @@ def _check_options(max_iter, n_init, tol, chunk_size):
         raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
 
 
-def _positive_mass(w):
-    return checks.ensure(w, jnp.sum(w) <= 0, "`points.weights` sums to 0; give some point a "
-                                             "positive weight.")
+_NO_MASS = "`points.weights` sums to 0; give some point a positive weight."
+
+
+def _no_mass(w):
+    """Eagerly raise when the weights sum to 0; under tracing return the (scalar) failure
+    condition, to be attached to a scalar output with ``checks.ensure``. (Attaching it to
+    the weights themselves would make ``eqx.error_if`` pull the whole sharded array onto
+    one device.)"""
+    bad = jnp.sum(w) <= 0
+    if checks.is_traced(bad):
+        return bad
+    if bool(bad):
+        raise ValueError(_NO_MASS)
+    return None
 
 
 def kmeans(
@@ -101,7 +118,12 @@ def kmeans(
     k-means++ draws use the same random numbers as the single-device call (the Gumbel
     noise of the first draw is generated sharded, the inverse-CDF draws from a global CDF
     built from per-device totals), so from the same key the result equals the single-device
-    result up to float32 rounding of the reductions.
+    result up to float32 rounding of the reductions. That rounding can flip a discrete
+    choice of the seeding when two options tie to about $10^{-6}$ relative (two
+    candidates lowering the $n$-term potential equally, or a draw within rounding of a CDF
+    boundary), which becomes likely for $n \gtrsim 10^6$: the seeds, and the local optimum
+    reached, then differ. Lloyd's iterations from given centres (``init=`` an array) agree
+    at any scale.
 
     Args:
       points: from [`shard`][jaxclust.distributed.shard].
@@ -139,7 +161,8 @@ def kmeans(
     checks.check_num_clusters(k, points.n)
     _check_options(max_iter, n_init, tol, chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
-    w_in = _positive_mass(points.weights.astype(x_in.dtype))
+    w_in = points.weights.astype(x_in.dtype)
+    bad = _no_mass(w_in)
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     d = x.shape[1]
     if isinstance(init, str):
@@ -152,10 +175,12 @@ def kmeans(
         if c0.shape != (k, d):
             raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
-        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+        c0 = _replicated(jax.lax.stop_gradient(checks.check_finite(c0, "init")), points.mesh)
     res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
                   else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
                   chunk_size=chunk_size)
+    if bad is not None:
+        res = res._replace(inertia=checks.ensure(res.inertia, bad, _NO_MASS))
     return _with_gradients(x_in, w_in, res)
 
 
@@ -271,7 +296,8 @@ def minibatch_kmeans(
         raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
     _check_ratio(reassignment_ratio)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
-    w_in = _positive_mass(points.weights.astype(x_in.dtype))
+    w_in = points.weights.astype(x_in.dtype)
+    bad = _no_mass(w_in)
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     d = xs.shape[1]
     if isinstance(init, str):
@@ -283,7 +309,7 @@ def minibatch_kmeans(
         if c0.shape != (k, d):
             raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
-        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+        c0 = _replicated(jax.lax.stop_gradient(checks.check_finite(c0, "init")), points.mesh)
     patience = max_no_improvement or max_steps + 1
     c, lab, inertia, it, stall = _minibatch(
         xs, ws, key, c0, k=k, n=points.n, mesh=points.mesh, batch_size=batch_size,
@@ -292,6 +318,8 @@ def minibatch_kmeans(
     # the inertia's gradient at the final centres, as the single-device function
     g = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = inertia + (g - jax.lax.stop_gradient(g))
+    if bad is not None:
+        inertia = checks.ensure(inertia, bad, _NO_MASS)
     return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
 
 

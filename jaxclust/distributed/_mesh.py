@@ -1,7 +1,7 @@
 r"""Mesh, sharding and gathering helpers, and a reader of collectives in compiled HLO.
 
-Everything here is plain JAX SPMD: a one-axis :class:`jax.sharding.Mesh` named
-:data:`AXIS` over the devices, point arrays placed with
+Everything here is plain JAX SPMD: a one-axis `jax.sharding.Mesh` named
+`AXIS` over the devices, point arrays placed with
 ``NamedSharding(mesh, PartitionSpec(AXIS))`` (rows split evenly over the devices), and the
 padding needed to make the row count divisible by the number of devices carried as
 zero-weight rows.
@@ -37,7 +37,7 @@ AXIS = "points"
 
 
 def make_mesh(devices: Sequence[Any] | None = None) -> Mesh:
-    r"""A one-dimensional device mesh whose single axis, :data:`AXIS` (``"points"``),
+    r"""A one-dimensional device mesh whose single axis, `AXIS` (``"points"``),
     carries the point axis of sharded data.
 
     Args:
@@ -69,9 +69,9 @@ def make_mesh(devices: Sequence[Any] | None = None) -> Mesh:
 class ShardedPoints:
     r"""Points sharded along their first axis over a 1-D mesh, padded with zero weights.
 
-    Build it with :func:`shard`. It is a pytree: ``x`` and ``weights`` are leaves, the real
-    number of points ``n`` and the ``mesh`` are static (they cross ``jax.jit`` boundaries as
-    part of the tree structure).
+    Build it with [`shard`][jaxclust.distributed.shard]. It is a pytree: ``x`` and
+    ``weights`` are leaves, the real number of points ``n`` and the ``mesh`` are static
+    (they cross ``jax.jit`` boundaries as part of the tree structure).
 
     Attributes:
       x: ``(n_pad, d)`` points, rows ``n:`` are zeros; sharded as ``P("points")``.
@@ -120,7 +120,7 @@ def shard(x: Float[ArrayLike, "n d"], mesh: Mesh | None = None, weights: Float[A
     With $P$ devices the rows are padded to $n_{pad} = P \lceil n / P \rceil$ (zeros, weight
     $0$), so each device holds $n_{pad} / P$ consecutive rows: device $p$ owns global rows
     $[p\, n_{pad}/P, (p+1)\, n_{pad}/P)$. The padding rows never influence the algorithms of
-    :mod:`jaxclust.distributed` (they carry no mass and are never sampled).
+    `jaxclust.distributed` (they carry no mass and are never sampled).
 
     For data that does not fit on one host, build the global arrays from each process's
     local rows with ``jax.make_array_from_process_local_data`` instead, with the sharding
@@ -129,16 +129,18 @@ def shard(x: Float[ArrayLike, "n d"], mesh: Mesh | None = None, weights: Float[A
 
     Args:
       x: ``(n, d)`` points (a host or device array).
-      mesh: a 1-D mesh from :func:`make_mesh`; default ``make_mesh()``.
+      mesh: a 1-D mesh from [`make_mesh`][jaxclust.distributed.make_mesh]; default ``make_mesh()``.
       weights: ``(n,)`` non-negative point weights; default all ones.
 
     Returns:
-      :class:`ShardedPoints` with ``x`` ``(n_pad, d)`` and ``weights`` ``(n_pad,)`` sharded
-      as ``P("points")``.
+      [`ShardedPoints`][jaxclust.distributed.ShardedPoints] with ``x`` ``(n_pad, d)`` and
+      ``weights`` ``(n_pad,)`` sharded as ``P("points")``.
 
     Raises:
       ValueError: ``x`` is not 2-D or is empty, ``weights`` has the wrong shape, is negative
-        or not finite, or ``mesh`` is not a 1-D mesh with axis ``"points"``.
+        or not finite, or ``mesh`` is not a 1-D mesh with axis ``"points"``. The value
+        checks (NaN, negative weights) run on concrete arrays; under ``jax.jit`` only the
+        shapes are checked.
 
     Example:
       >>> import jax.numpy as jnp
@@ -151,25 +153,38 @@ def shard(x: Float[ArrayLike, "n d"], mesh: Mesh | None = None, weights: Float[A
     if not isinstance(mesh, Mesh) or tuple(mesh.axis_names) != (AXIS,):
         raise ValueError(f"`mesh` must be a 1-D jax.sharding.Mesh with axis name {AXIS!r}; build "
                          "it with jaxclust.distributed.make_mesh().")
-    x = checks.as_float_array(x, "x")
+    # host (numpy) input stays on the host until each device receives its own rows
+    xp = np if isinstance(x, np.ndarray) and not isinstance(weights, jax.Array) else jnp
+    if xp is np:
+        x = x.astype(jax.dtypes.canonicalize_dtype(
+            x.dtype if np.issubdtype(x.dtype, np.floating) else float), copy=False)
+    else:
+        x = checks.as_float_array(x, "x")
     checks.check_ndim(x, "x", 2, "(n, d)")
     n = int(x.shape[0])
     if n == 0:
         raise ValueError("`x` has no rows; pass at least one point.")
     if weights is None:
-        w = jnp.ones((n,), x.dtype)
+        w = xp.ones((n,), x.dtype)
     else:
-        w = checks.as_float_array(weights, "weights", dtype=x.dtype)
+        w = (np.asarray(weights, x.dtype) if xp is np
+             else checks.as_float_array(weights, "weights", dtype=x.dtype))
         if w.shape != (n,):
             raise ValueError(f"`weights` must have shape (n,) = ({n},), got {tuple(w.shape)}.")
-        w = checks.ensure(w, ~jnp.isfinite(w) | (w < 0),
-                          "`weights` must be finite and >= 0; give points to ignore weight 0.")
-    x = checks.check_finite(x, "x")
+    # value checks run on concrete inputs; under jit they are skipped (a traced check would
+    # make eqx.error_if gather the whole array onto one device)
+    if not checks.is_traced(x, w):
+        if not bool(xp.all(xp.isfinite(x))):
+            raise ValueError("`x` contains NaN or Inf; clean or mask the input (give masked "
+                             "points zero weight) before calling.")
+        if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
+            raise ValueError("`weights` must be finite and >= 0; give points to ignore "
+                             "weight 0.")
     p = int(mesh.devices.size)
     n_pad = -(-n // p) * p
     if n_pad != n:
-        x = jnp.concatenate([x, jnp.zeros((n_pad - n, x.shape[1]), x.dtype)])
-        w = jnp.concatenate([w, jnp.zeros((n_pad - n,), w.dtype)])
+        x = xp.concatenate([x, xp.zeros((n_pad - n, x.shape[1]), x.dtype)])
+        w = xp.concatenate([w, xp.zeros((n_pad - n,), w.dtype)])
     sharding = _sharding(mesh)
     return ShardedPoints(jax.device_put(x, sharding), jax.device_put(w, sharding), n, mesh)
 
@@ -264,7 +279,7 @@ def collective_ops(hlo_text: str) -> list[CollectiveOp]:
       hlo_text: the text of an HLO module.
 
     Returns:
-      one :class:`CollectiveOp` per collective, in program order.
+      one [`CollectiveOp`][jaxclust.distributed.CollectiveOp] per collective, in program order.
     """
     comp = ""
     calls: dict[str, set[str]] = {}

@@ -12,7 +12,7 @@ from jaxtyping import ArrayLike, Float
 from .._core.costs import safe_sqrt
 from ..ood import _validate as v
 from ..ood.scores import _top_similarities
-from ._cluster import _check_points, _real_rows
+from ._cluster import _check_points, _real_rows, _replicated
 from ._mesh import AXIS, ShardedPoints
 
 __all__ = ["knn"]
@@ -71,7 +71,7 @@ def knn(
                      "bank or a smaller k.")
     if chunk_size is not None:
         chunk_size = v.static_int(chunk_size, "chunk_size", 1)
-    z = v.normalize(x)
+    z = _replicated(v.normalize(x), bank.mesh)
     return _knn(z, bank.x.astype(z.dtype), k=k, n=m, mesh=bank.mesh, chunk_size=chunk_size)
 
 

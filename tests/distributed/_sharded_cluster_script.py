@@ -19,7 +19,6 @@ import jax
 import numpy as np
 
 from jaxclust import cluster, distributed as jd, ood
-from jaxclust.distributed import _cluster
 
 jax.config.update("jax_numpy_rank_promotion", "raise")  # as tests/conftest.py
 _SHAPE = re.compile(r"\b(?:pred|[suf](?:8|16|32|64)|bf16)\[([0-9,]*)\]")
@@ -66,15 +65,16 @@ def main():
                     "roundtrip": bool(np.array_equal(jd.gather(pts.x, n), x))}
 
     key = jax.random.key(3)
-    x_, w_ = pts.x, pts.weights
-    statics = dict(k=k, n=n, mesh=mesh, max_iter=300, tol=1e-4, chunk_size=None)
-    # k-means, k-means++ seeding, two restarts. The compiled programs are read back with
-    # `.lower(...).compile()` on the jitted core, which hits the cache of the call
+
+    def run(fn):
+        """Compile ``fn(pts)`` under jit, run it and read its HLO: one compilation."""
+        compiled = jax.jit(fn).lower(pts).compile()
+        return compiled(pts), _hlo(compiled.as_text())
+
+    # k-means, k-means++ seeding, two restarts
     single = cluster.kmeans(x, k, key=key, weights=w, n_init=2)
-    out["kmeans"] = _compare(jd.kmeans(pts, k, key=key, n_init=2), single, n)
-    text = _cluster._kmeans.lower(x_, w_, key, None, init="k-means++", n_init=2,
-                                  **statics).compile().as_text()
-    out["kmeans"]["hlo"] = _hlo(text)
+    res, hlo = run(lambda p: jd.kmeans(p, k, key=key, n_init=2))
+    out["kmeans"] = dict(_compare(res, single, n), hlo=hlo)
 
     # Lloyd from given centres, one of them far away: its cluster is empty at the first
     # iteration and moves to the farthest point (the sharded relocation path); the program
@@ -82,19 +82,14 @@ def main():
     c0 = np.array(x[:k])
     c0[0] = 100.0
     single = cluster.kmeans(x, k, key=key, weights=w, init=c0)
-    out["lloyd"] = _compare(jd.kmeans(pts, k, key=key, init=c0), single, n)
+    res, hlo = run(lambda p: jd.kmeans(p, k, key=key, init=c0))
+    out["lloyd"] = dict(_compare(res, single, n), hlo=hlo)
     out["lloyd"]["far_centre_moved"] = bool(np.abs(np.asarray(single.centroids[0])).max() < 50)
-    text = _cluster._kmeans.lower(x_, w_, key, jax.numpy.asarray(c0), init=None, n_init=1,
-                                  **statics).compile().as_text()
-    out["lloyd"]["hlo"] = _hlo(text)
 
     # mini-batch k-means (batches with replacement, k-means++ on a seeding subset)
     single = cluster.minibatch_kmeans(x, k, key=key, weights=w, batch_size=64)
-    out["minibatch"] = _compare(jd.minibatch_kmeans(pts, k, key=key, batch_size=64), single, n)
-    text = _cluster._minibatch.lower(x_, w_, key, None, k=k, n=n, mesh=mesh, batch_size=64,
-                                     ratio=0.01, max_steps=100, patience=10,
-                                     chunk_size=None).compile().as_text()
-    out["minibatch"]["hlo"] = _hlo(text)
+    res, hlo = run(lambda p: jd.minibatch_kmeans(p, k, key=key, batch_size=64))
+    out["minibatch"] = dict(_compare(res, single, n), hlo=hlo)
 
     # KNN with a sharded bank of 501 rows (63 per device, 3 padding rows); k = 70 exceeds
     # the rows per device

@@ -70,6 +70,21 @@ def test_shard_bad_input():
         jd.shard(jnp.ones((3, 2)), other)
 
 
+def test_shard_host_arrays():
+    # numpy input is checked and padded on the host; integers become the default float
+    pts = jd.shard(np.arange(6).reshape(3, 2), weights=np.array([1.0, 0.0, 2.0]))
+    assert pts.x.dtype == jnp.float32 and pts.weights.dtype == jnp.float32
+    np.testing.assert_array_equal(jd.gather(pts.weights, 3), [1.0, 0.0, 2.0])
+    with pytest.raises(ValueError, match="`x` contains NaN"):
+        jd.shard(np.array([[0.0, np.inf]]))
+    with pytest.raises(ValueError, match="`weights` must be finite and >= 0"):
+        jd.shard(np.ones((2, 2)), weights=np.array([1.0, np.nan]))
+    with pytest.raises(ValueError, match=r"`weights` must have shape"):
+        jd.shard(np.ones((2, 2)), weights=np.ones(3))
+    with pytest.raises(ValueError, match=r"`x` must be 2-D"):
+        jd.shard(np.ones((2, 2, 2)))
+
+
 def test_gather_bad_input():
     a = jnp.ones((4, 2))
     with pytest.raises(ValueError, match="`n` must be in"):
