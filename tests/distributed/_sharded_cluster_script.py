@@ -92,12 +92,12 @@ def main():
     out["minibatch"] = dict(_compare(res, single, n), hlo=hlo)
 
     # KNN with a sharded bank of 501 rows (63 per device, 3 padding rows); k = 70 exceeds
-    # the rows per device
+    # the rows per device, and runs over blocks of 16 bank rows
     stats = ood.fit_knn(x[:501])
     bank = jd.shard(stats.bank, mesh)
     q = x[480:560]
-    out["knn"] = {f"k{kk}": _rel(jd.knn(q, bank, k=kk), ood.knn(q, stats, k=kk))
-                  for kk in (5, 70)}
+    out["knn"] = {"k5": _rel(jd.knn(q, bank, k=5), ood.knn(q, stats, k=5)),
+                  "k70": _rel(jd.knn(q, bank, k=70, chunk_size=16), ood.knn(q, stats, k=70))}
     json.dump(out, sys.stdout)
 
 
