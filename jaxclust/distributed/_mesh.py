@@ -303,11 +303,13 @@ def collective_ops(hlo_text: str) -> list[CollectiveOp]:
         m = _OP.match(line)
         if m is None:
             continue
+        found = _SHAPE.findall(m.group(1))
+        if m.group(3) and m.group(2) != "all-reduce" and len(found) > 1:
+            # an async start returns (operands, results[, u32[] contexts]): keep the results
+            found = [f for f in found if f != ("u32", "")] or found
+            found = found[len(found) // 2:]
         bufs = [(tuple(int(s) for s in dims.split(",") if s), _DTYPE_BYTES[dt])
-                for dt, dims in _SHAPE.findall(m.group(1))]
-        if m.group(3) and m.group(2) != "all-reduce" and len(bufs) > 1:
-            # an async start returns (operands, results[, contexts]): keep the results
-            bufs = [b for b in bufs[len(bufs) // 2:] if b[0]] or bufs[len(bufs) // 2:]
+                for dt, dims in found]
         shapes = tuple(shape for shape, _ in bufs)
         nbytes = sum(size * int(np.prod(shape, dtype=np.int64)) for shape, size in bufs)
         raw.append((m.group(2), shapes, nbytes, comp))

@@ -122,6 +122,8 @@ ENTRY %main (x: f32[100,4]) -> f32[16,4] {
   %x = f32[100,4]{1,0} parameter(0)
   %g = (f32[100,4]{1,0}, f32[800,4]{1,0}) all-gather-start(%x), dimensions={0}
   %gd = f32[800,4]{1,0} all-gather-done(%g)
+  %cp = (f32[5]{0}, f32[5]{0}, u32[], u32[]) collective-permute-start(%y), channel_id=2
+  %cpd = f32[5]{0} collective-permute-done(%cp)
   %w = (s32[], f32[16,4]{1,0}) while(%init), condition=%cond, body=%body
   ROOT %o = f32[16,4]{1,0} get-tuple-element(%w), index=1
 }
@@ -134,12 +136,14 @@ def test_collective_ops_and_bytes_on_handwritten_hlo():
         ("all-gather", ((8, 16),), True, True, "rare"),
         ("all-reduce", ((16, 4), (16,)), True, False, "body"),
         ("all-gather", ((800, 4),), False, False, "main"),  # async: results only
+        ("collective-permute", ((5,),), False, False, "main"),
     ]
     b = jd.collective_bytes(_HLO)
     assert b["all-reduce"] == 4 * (64 + 16) == b["per_iteration"]
     assert b["per_iteration_branches"] == 4 * 8 * 16
     assert b["all-gather"] == 4 * (800 * 4 + 8 * 16)
-    assert b["total"] == b["all-reduce"] + b["all-gather"]
+    assert b["collective-permute"] == 4 * 5
+    assert b["total"] == b["all-reduce"] + b["all-gather"] + b["collective-permute"]
     assert b["max_dim"] == 800
     assert jd.collective_bytes("HloModule empty\n") == {
         "total": 0, "per_iteration": 0, "per_iteration_branches": 0, "max_dim": 0}
