@@ -210,6 +210,19 @@ def pseudo_label_loss(
     return jnp.mean(per_sample).astype(out_dtype)
 
 
+def _unit_rows(v):
+    sq = jnp.sum(v * v, axis=1, keepdims=True)
+    return v * jax.lax.rsqrt(jnp.maximum(sq, jnp.finfo(v.dtype).tiny))
+
+
+def _tell_inputs(x, centroids, temperature, normalize):
+    x, c, out_dtype = _points_and_centroids(x, centroids)
+    t = _positive(temperature, "temperature", x.dtype, "It scales the squared distances.")
+    if normalize:
+        x, c = _unit_rows(x), _unit_rows(c)
+    return x, c, t, out_dtype
+
+
 def _tell_logits(x, c, t):
     # TELL's layer: weights W = 2 c, bias b = -||c||^2, logits (x W^T + b) / T; equal to
     # -||x - c||^2 / T up to the per-row constant ||x||^2, which the softmax ignores
@@ -223,6 +236,7 @@ def tell_assignment(
     centroids: Float[ArrayLike, "k d"],
     *,
     temperature: float | Float[ArrayLike, ""] = 1.0,
+    normalize: bool = False,
 ) -> Float[Array, "n k"]:
     r"""TELL's cluster layer: soft assignments from a linear layer whose weights are the
     centroids.
@@ -238,13 +252,15 @@ def tell_assignment(
     $$
 
     which tends to the hard k-means assignment as $T \to 0$. Each weight vector *is* a
-    centroid, which makes the layer interpretable. Differentiable in ``x``, ``centroids``
-    and ``temperature``.
+    centroid, which makes the layer interpretable. With ``normalize=True`` points and
+    centroids are first projected on the unit sphere (as in TELL's reference code; the bias
+    is then the constant $-1$). Differentiable in ``x``, ``centroids`` and ``temperature``.
 
     Args:
       x: points ``(n, d)``.
       centroids: centroids $\Omega$ ``(k, d)`` (the layer's weights).
       temperature: $T > 0$.
+      normalize: L2-normalise the rows of ``x`` and ``centroids`` first (static).
 
     Returns:
       ``(n, k)`` assignments, rows summing to 1.
@@ -264,8 +280,7 @@ def tell_assignment(
       Peng, Li, Tsang, Zhu, Lv, Zhou, "XAI Beyond Classification: Interpretable Neural
       Clustering" (TELL), JMLR 23, 2022.
     """
-    x, c, out_dtype = _points_and_centroids(x, centroids)
-    t = _positive(temperature, "temperature", x.dtype, "It scales the squared distances.")
+    x, c, t, out_dtype = _tell_inputs(x, centroids, temperature, normalize)
     return jax.nn.softmax(_tell_logits(x, c, t), axis=1).astype(out_dtype)
 
 
@@ -274,6 +289,7 @@ def tell_loss(
     centroids: Float[ArrayLike, "k d"],
     *,
     temperature: float | Float[ArrayLike, ""] = 1.0,
+    normalize: bool = False,
 ) -> Float[Array, ""]:
     r"""TELL's differentiable k-means objective.
 
@@ -285,14 +301,18 @@ def tell_loss(
     (the k-means layer with weights $2\Omega$ and bias $-\lVert\Omega\rVert^2$). As
     $T \to 0$ it is the k-means loss (mean inertia). The gradient flows through both the
     distances and the assignments (TELL trains the layer, i.e. the centroids, and the
-    features producing $x$ by back-propagation). It is an upper bound of the soft k-means
-    free energy of [`kmeans_loss`][jaxclust.cluster.kmeans_loss], by $T$ times the mean
-    entropy of the assignments.
+    features producing $x$ by back-propagation); the part through the assignments vanishes
+    as $T \to 0$, where this is the envelope gradient of k-means that TELL's reference code
+    uses (hard assignments held fixed). It exceeds the soft k-means free energy of
+    [`kmeans_loss`][jaxclust.cluster.kmeans_loss] by $T$ times the mean entropy of the
+    assignments.
 
     Args:
       x: points ``(n, d)``.
       centroids: centroids $\Omega$ ``(k, d)``.
       temperature: $T > 0$.
+      normalize: L2-normalise the rows of ``x`` and ``centroids`` first (TELL's reference
+        code works on the unit sphere; static).
 
     Returns:
       The loss, a scalar in the dtype of the inputs.
@@ -312,7 +332,6 @@ def tell_loss(
       Peng, Li, Tsang, Zhu, Lv, Zhou, "XAI Beyond Classification: Interpretable Neural
       Clustering" (TELL), JMLR 23, 2022.
     """
-    x, c, out_dtype = _points_and_centroids(x, centroids)
-    t = _positive(temperature, "temperature", x.dtype, "It scales the squared distances.")
+    x, c, t, out_dtype = _tell_inputs(x, centroids, temperature, normalize)
     q = jax.nn.softmax(_tell_logits(x, c, t), axis=1)
     return jnp.mean(jnp.sum(q * _sq_dists(x, c), axis=1)).astype(out_dtype)

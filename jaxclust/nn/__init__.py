@@ -242,3 +242,10 @@ def _dec_head_loss(q: jax.Array, p, target: str, power: float) -> jax.Array:
     if p is None:
         p = dec_target(q, kind=target, power=power)
     return dec_loss(q, p)
+
+
+def _tell_weight_bias(centroids: jax.Array, normalize: bool) -> tuple[jax.Array, jax.Array]:
+    """TELL's layer parameters: ``W = 2 c`` and ``b = -|c|^2`` (``c`` on the unit sphere
+    with ``normalize``)."""
+    c = _l2_normalize(centroids) if normalize else centroids
+    return 2.0 * c, -jnp.sum(c * c, axis=1)

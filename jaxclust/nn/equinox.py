@@ -34,6 +34,7 @@ from . import (
     _prototype_scale,
     _prototype_scores,
     _swapped_pseudo_label_loss,
+    _tell_weight_bias,
     _two_views,
 )
 from ._ood_equinox import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
@@ -382,6 +383,8 @@ class TELLLayer(eqx.Module):
       d: feature size.
       k: number of clusters.
       temperature: $T > 0$ (static).
+      normalize: work on the unit sphere (features and centroids L2-normalised, as TELL's
+        reference code; static).
       centroids: initial centroids ``(k, d)``; by default ``0.1 * normal`` from ``key``.
       key: PRNG key, required without ``centroids``.
 
@@ -401,12 +404,14 @@ class TELLLayer(eqx.Module):
 
     centroids: Float[Array, "k d"]
     temperature: float = eqx.field(static=True)
+    normalize: bool = eqx.field(static=True)
 
-    def __init__(self, d: int, k: int, *, temperature: float = 1.0,
+    def __init__(self, d: int, k: int, *, temperature: float = 1.0, normalize: bool = False,
                  centroids: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
         self.temperature = _check_number(temperature, "temperature")
+        self.normalize = bool(normalize)
         draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
         self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
 
@@ -420,15 +425,16 @@ class TELLLayer(eqx.Module):
 
     @property
     def weight(self) -> Float[Array, "k d"]:
-        """The layer's weights $W = 2\\Omega$."""
-        return 2.0 * self.centroids
+        r"""The layer's weights $W = 2\Omega$ (unit-norm centroids with ``normalize``)."""
+        return _tell_weight_bias(self.centroids, self.normalize)[0]
 
     @property
     def bias(self) -> Float[Array, " k"]:
-        """The layer's bias $b = -\\lVert\\Omega\\rVert^2$."""
-        return -jax.numpy.sum(self.centroids * self.centroids, axis=1)
+        r"""The layer's bias $b = -\lVert\Omega\rVert^2$."""
+        return _tell_weight_bias(self.centroids, self.normalize)[1]
 
     def __call__(self, x: Float[ArrayLike, "n d"]
                  ) -> tuple[Float[Array, "n k"], Float[Array, ""]]:
-        return (tell_assignment(x, self.centroids, temperature=self.temperature),
-                tell_loss(x, self.centroids, temperature=self.temperature))
+        t, unit = self.temperature, self.normalize
+        return (tell_assignment(x, self.centroids, temperature=t, normalize=unit),
+                tell_loss(x, self.centroids, temperature=t, normalize=unit))

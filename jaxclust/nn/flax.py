@@ -37,6 +37,7 @@ from . import (
     _prototype_scale,
     _prototype_scores,
     _swapped_pseudo_label_loss,
+    _tell_weight_bias,
     _two_views,
 )
 from ._ood_flax import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
@@ -343,6 +344,8 @@ class TELLLayer(nnx.Module):
       d: feature size.
       k: number of clusters.
       temperature: $T > 0$ (static).
+      normalize: work on the unit sphere (features and centroids L2-normalised, as TELL's
+        reference code; static).
       centroids: initial centroids ``(k, d)``; by default ``0.1 * normal`` from ``rngs``.
       rngs: ``nnx.Rngs`` (its ``params`` stream), required without ``centroids``.
 
@@ -361,11 +364,12 @@ class TELLLayer(nnx.Module):
       Clustering" (TELL), JMLR 23, 2022.
     """
 
-    def __init__(self, d: int, k: int, *, temperature: float = 1.0,
+    def __init__(self, d: int, k: int, *, temperature: float = 1.0, normalize: bool = False,
                  centroids: Float[ArrayLike, "k d"] | None = None,
                  rngs: nnx.Rngs | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
         self.temperature = _check_number(temperature, "temperature")
+        self.normalize = bool(normalize)
         draw = None if rngs is None else lambda: _normal(rngs.params(), (k, d), 0.1)
         self.centroids = nnx.Param(_initial(centroids, (k, d), "centroids", "rngs", draw))
 
@@ -379,17 +383,16 @@ class TELLLayer(nnx.Module):
 
     @property
     def weight(self) -> Float[Array, "k d"]:
-        """The layer's weights $W = 2\\Omega$."""
-        return 2.0 * self.centroids[...]
+        r"""The layer's weights $W = 2\Omega$ (unit-norm centroids with ``normalize``)."""
+        return _tell_weight_bias(self.centroids[...], self.normalize)[0]
 
     @property
     def bias(self) -> Float[Array, " k"]:
-        """The layer's bias $b = -\\lVert\\Omega\\rVert^2$."""
-        c = self.centroids[...]
-        return -jax.numpy.sum(c * c, axis=1)
+        r"""The layer's bias $b = -\lVert\Omega\rVert^2$."""
+        return _tell_weight_bias(self.centroids[...], self.normalize)[1]
 
     def __call__(self, x: Float[ArrayLike, "n d"]
                  ) -> tuple[Float[Array, "n k"], Float[Array, ""]]:
-        c = self.centroids[...]
-        return (tell_assignment(x, c, temperature=self.temperature),
-                tell_loss(x, c, temperature=self.temperature))
+        c, t, unit = self.centroids[...], self.temperature, self.normalize
+        return (tell_assignment(x, c, temperature=t, normalize=unit),
+                tell_loss(x, c, temperature=t, normalize=unit))

@@ -102,6 +102,24 @@ def test_tell_layer_matches_distances_and_numpy():
                                np.mean((q * d2).sum(1)), rtol=1e-5)
 
 
+def test_tell_on_the_unit_sphere_matches_numpy():
+    T = 0.3
+    xn = X / np.linalg.norm(X, axis=1, keepdims=True)
+    cn = C / np.linalg.norm(C, axis=1, keepdims=True)
+    d2 = ((xn[:, None, :] - cn[None]) ** 2).sum(-1)
+    q = np.exp(-d2 / T)
+    q /= q.sum(1, keepdims=True)
+    x, c = F32(X), F32(C)
+    np.testing.assert_allclose(
+        np.asarray(tell_assignment(x, c, temperature=T, normalize=True)), q, rtol=1e-4,
+        atol=1e-7)
+    np.testing.assert_allclose(float(tell_loss(x, c, temperature=T, normalize=True)),
+                               np.mean((q * d2).sum(1)), rtol=1e-5)
+    # scale invariance of the normalised layer
+    np.testing.assert_allclose(float(tell_loss(3 * x, 0.5 * c, temperature=T, normalize=True)),
+                               np.mean((q * d2).sum(1)), rtol=1e-5)
+
+
 def test_tell_loss_bounds_and_limit():
     x, c = F32(X), F32(C)
     hard = float(kmeans_loss(x, c))

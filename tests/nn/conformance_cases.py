@@ -76,7 +76,9 @@ def _pseudo_label_loss(logits, codes, w):
 
 def _tell(x, c, t):
     return (jdeep.tell_assignment(x, c, temperature=t),
-            jdeep.tell_loss(x, c, temperature=t))
+            jdeep.tell_loss(x, c, temperature=t),
+            jdeep.tell_assignment(x, c, temperature=t, normalize=True),
+            jdeep.tell_loss(x, c, temperature=t, normalize=True))
 
 
 def _group_losses(x, c, p, logits, w, t):
