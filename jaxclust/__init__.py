@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 from . import (
     cluster as cluster,
     diffusion as diffusion,
+    distributed as distributed,
     metrics as metrics,
     ood as ood,
     ot as ot,
@@ -26,6 +27,7 @@ __all__ = [
     "__version__",
     "cluster",
     "diffusion",
+    "distributed",
     "kmeans",
     "metrics",
     "ood",
