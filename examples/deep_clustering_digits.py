@@ -6,14 +6,17 @@ one pixel) with an instance-contrastive loss (NT-Xent). Then, for each head, the
 initialised by k-means on the features and the encoder and the head train end to end on
 ``contrastive + head loss``:
 
-* ``swav``   SwAV codes (balanced Sinkhorn), swapped prediction between the two views;
-* ``p2ot``   P²OT pseudo-labels (progressive partial OT, KL-relaxed cluster sizes, mass ramp);
-* ``dec``    DEC (Student-t assignments, sharpened target, KL);
-* ``tell``   TELL's k-means layer (centroids as weights, differentiable k-means objective);
-* ``kmeans`` the soft k-means layer (``jaxclust.nn.equinox.KMeansLayer``); alone, its free
-  energy lets the centroids drift to where every assignment is uniform, so the mutual
-  information between samples and clusters, H(mean q) - mean H(q), is added (IMSAT).
+* ``swav``   ``SinkhornClusteringHead``: SwAV codes (balanced Sinkhorn), swapped prediction;
+* ``p2ot``   ``PartialOTClusteringHead``: P²OT pseudo-labels (progressive partial OT,
+  KL-relaxed cluster sizes, transported mass ramped up by ``mass_schedule``);
+* ``dec``    ``DECHead``: Student-t assignments, sharpened target, KL;
+* ``tell``   ``TELLLayer``: TELL's k-means layer (centroids as weights, differentiable
+  k-means objective);
+* ``kmeans`` ``KMeansLayer``: the soft k-means layer; alone, its free energy lets the
+  centroids drift to where every assignment is uniform, so the mutual information between
+  samples and clusters, H(mean q) - mean H(q), is added (IMSAT).
 
+All heads come from ``jaxclust.nn.equinox`` (the same heads exist in ``jaxclust.nn.flax``).
 No label is used for training; the labels only score the clusters (ACC with Hungarian
 matching, NMI, ARI from ``jaxclust.metrics``), printed per head beside k-means on the raw
 pixels. Saves ``curves.png`` (loss and ACC per epoch) and ``embedding.png`` (PCA of the
@@ -38,19 +41,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxclust.cluster import (
-    dec_loss,
-    dec_target,
-    kmeans,
-    pseudo_label_loss,
-    soft_assignment,
-    tell_assignment,
-    tell_loss,
-)
+from jaxclust.cluster import kmeans
 from jaxclust.cluster.contrastive import nt_xent_loss
 from jaxclust.metrics import ari, clustering_accuracy, nmi
-from jaxclust.nn.equinox import KMeansLayer, SinkhornClusteringHead
-from jaxclust.ot import mass_schedule, p2ot_codes
+from jaxclust.nn.equinox import (
+    DECHead,
+    KMeansLayer,
+    PartialOTClusteringHead,
+    SinkhornClusteringHead,
+    TELLLayer,
+)
+from jaxclust.ot import mass_schedule
 from jaxclust.train import FitResult, fit
 
 HEADS = ("swav", "p2ot", "dec", "tell", "kmeans")
@@ -134,69 +135,47 @@ class Encoder(eqx.Module):
 # --- heads: (init from k-means centroids, loss on two views, labels) --------------------------
 
 
-class Prototypes(eqx.Module):
-    """Cluster parameters of the dec / tell / p2ot heads (centroids or prototypes)."""
-
-    c: jax.Array
-
-
-def make_head(name: str, centroids, cfg: Config, key):
+def make_head(name: str, centroids, cfg: Config, *, prior=None):
+    """The head ``name`` of ``jaxclust.nn.equinox`` with its clusters at ``centroids``."""
+    d, k, t = cfg.feat, cfg.k, cfg.temperature
     if name == "swav":
-        return SinkhornClusteringHead(cfg.feat, cfg.k, temperature=cfg.temperature,
-                                      prototypes=centroids)
-    if name == "kmeans":
-        return KMeansLayer(cfg.k, cfg.feat, temperature=cfg.temperature, centroids=centroids)
-    return Prototypes(centroids)
-
-
-def _cosine_logits(h, c, temperature):
-    return h @ (c / jnp.linalg.norm(c, axis=1, keepdims=True)).T / temperature
-
-
-def head_loss(name: str, head, h_a, h_b, step, cfg: Config, *, prior=None):
-    """The head's clustering loss on the features of two views of a batch."""
-    t = cfg.temperature
-    if name == "swav":
-        return head.loss(h_a, h_b)
-    if name == "kmeans":  # soft k-means free energy - mutual information (IMSAT's regulariser)
-        loss = 0.0
-        for h in (h_a, h_b):
-            q, energy = head(h)
-            m = jnp.mean(q, axis=0)
-            mi = jnp.mean(jnp.sum(q * jnp.log(q + 1e-12), axis=1)) - jnp.sum(m * jnp.log(m + 1e-12))
-            loss = loss + 0.5 * (energy - cfg.entropy_weight * mi)
-        return loss
-    if name == "tell":
-        return 0.5 * (tell_loss(h_a, head.c, temperature=t) + tell_loss(h_b, head.c, temperature=t))
+        return SinkhornClusteringHead(d, k, temperature=t, prototypes=centroids)
+    if name == "p2ot":
+        return PartialOTClusteringHead(d, k, temperature=t, prior=prior, max_iter=200,
+                                       prototypes=centroids)
     if name == "dec":
-        loss = 0.0
-        for h in (h_a, h_b):
-            q = soft_assignment(h, head.c, temperature=t, kind="student_t")
-            loss = loss + 0.5 * dec_loss(q, dec_target(q, kind="dec"))
-        return loss
-    if name == "p2ot":  # swapped: the codes of one view are the targets of the other
-        mass = mass_schedule(step, cfg.head_steps, start=0.1)
-        la, lb = _cosine_logits(h_a, head.c, t), _cosine_logits(h_b, head.c, t)
-        ca = p2ot_codes(jax.nn.log_softmax(la), mass=mass, prior=prior, max_iter=200)
-        cb = p2ot_codes(jax.nn.log_softmax(lb), mass=mass, prior=prior, max_iter=200)
-        return 0.5 * (pseudo_label_loss(lb, ca.codes, ca.weights)
-                      + pseudo_label_loss(la, cb.codes, cb.weights))
+        return DECHead(d, k, temperature=t, centroids=centroids)
+    if name == "tell":
+        return TELLLayer(d, k, temperature=t, centroids=centroids)
+    if name == "kmeans":
+        return KMeansLayer(k, d, temperature=t, centroids=centroids)
     raise ValueError(f"unknown head {name!r}; choose from {HEADS}")
 
 
-def head_labels(name: str, head, h, cfg: Config):
-    t = cfg.temperature
-    if name == "swav":
-        scores = head(h)
-    elif name == "kmeans":
-        scores = head(h)[0]
-    elif name == "tell":
-        scores = tell_assignment(h, head.c, temperature=t)
-    elif name == "dec":
-        scores = soft_assignment(h, head.c, temperature=t, kind="student_t")
-    else:
-        scores = _cosine_logits(h, head.c, t)
-    return jnp.argmax(scores, axis=1)
+def head_loss(name: str, head, h_a, h_b, step, cfg: Config):
+    """The head's clustering loss on the features of two views of a batch."""
+    if name == "swav":  # swapped prediction of balanced codes
+        return head.loss(h_a, h_b)
+    if name == "p2ot":  # swapped, mass-weighted pseudo-labels; the mass ramps up
+        return head.loss(h_a, h_b, mass_schedule(step, cfg.head_steps, start=0.1))
+    if name == "dec":  # KL to the sharpened target of each view
+        return 0.5 * (head.loss(h_a) + head.loss(h_b))
+    if name == "tell":  # differentiable k-means objective
+        return 0.5 * (head(h_a)[1] + head(h_b)[1])
+    # soft k-means free energy - mutual information between samples and clusters (IMSAT)
+    loss = 0.0
+    for h in (h_a, h_b):
+        q, energy = head(h)
+        m = jnp.mean(q, axis=0)
+        mi = jnp.mean(jnp.sum(q * jnp.log(q + 1e-12), axis=1)) - jnp.sum(m * jnp.log(m + 1e-12))
+        loss = loss + 0.5 * (energy - cfg.entropy_weight * mi)
+    return loss
+
+
+def head_labels(name: str, head, h):
+    """Hard clusters: the argmax of the head's scores or assignments."""
+    out = head(h)
+    return jnp.argmax(out[0] if isinstance(out, tuple) else out, axis=1)
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -230,7 +209,7 @@ def train_head(name: str, encoder: Encoder, x, y, cfg: Config, key, *, prior=Non
     k_km, k_fit = jax.random.split(key)
     h = encoder.features(x)
     centroids = kmeans(h, cfg.k, key=k_km, n_init=5).centroids
-    model = (encoder, make_head(name, centroids, cfg, k_km))
+    model = (encoder, make_head(name, centroids, cfg, prior=prior))
 
     def loss(model, batch, key, step):
         enc, head = model
@@ -239,9 +218,9 @@ def train_head(name: str, encoder: Encoder, x, y, cfg: Config, key, *, prior=Non
         h_a = enc.features(augment(ka, batch, **aug))
         h_b = enc.features(augment(kb, batch, **aug))
         return enc.contrastive(h_a, h_b, cfg) + cfg.head_weight * head_loss(
-            name, head, h_a, h_b, step, cfg, prior=prior)
+            name, head, h_a, h_b, step, cfg)
 
-    predict = eqx.filter_jit(lambda m: head_labels(name, m[1], m[0].features(x), cfg))
+    predict = eqx.filter_jit(lambda m: head_labels(name, m[1], m[0].features(x)))
 
     def evaluate(model):
         s = scores(y, predict(model))
@@ -254,7 +233,7 @@ def train_head(name: str, encoder: Encoder, x, y, cfg: Config, key, *, prior=Non
 
 def predict(name: str, model, x, cfg: Config):
     enc, head = model
-    return np.asarray(eqx.filter_jit(lambda m: head_labels(name, m[1], m[0].features(x), cfg))(
+    return np.asarray(eqx.filter_jit(lambda m: head_labels(name, m[1], m[0].features(x)))(
         model))
 
 
