@@ -152,3 +152,41 @@ def test_equinox_and_flax_nnx_train_the_same_linear_map():
     np.testing.assert_allclose(res_eqx.ema.weight.T, trained.kernel[...], atol=1e-4)
     np.testing.assert_allclose(res_eqx.losses, res_nnx.losses, rtol=1e-4, atol=1e-6)
     assert float(res_eqx.losses[-5:].mean()) < 0.1 * float(res_eqx.losses[:5].mean())
+
+
+# --- the deep clustering examples, which train through fit ----------------------------------
+
+
+def _examples():
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import deep_clustering_digits
+
+    return deep_clustering_digits
+
+
+def test_long_tailed_digits_subset():
+    """Imbalance ratio 10: sizes 174 * 10^(-r/9) for ranks r = 0..9, a random class order."""
+    pytest.importorskip("sklearn")
+    dcd = _examples()
+    _, y = dcd.load_digits_data(ratio=10.0, seed=3)
+    sizes = np.sort(np.bincount(y, minlength=10))[::-1]
+    np.testing.assert_array_equal(sizes, np.round(174 * 10.0 ** (-np.arange(10) / 9)))
+    _, y0 = dcd.load_digits_data(ratio=10.0, seed=0)
+    assert not np.array_equal(np.bincount(y0), np.bincount(y))  # class order per seed
+
+
+@pytest.mark.slow
+def test_deep_clustering_example_quick_run():
+    """The --quick protocol end to end: every head trains and is scored."""
+    pytest.importorskip("sklearn")
+    dcd = _examples()
+    rows, hist, models, _ = dcd.run_seed(0, dcd.QUICK)
+    assert set(dcd.HEADS) <= set(rows) and set(hist) == set(dcd.HEADS)
+    for r in rows.values():
+        assert 0.1 <= r["acc"] <= 1.0 and np.isfinite(r["nmi"])
+    assert rows["k-means (raw pixels)"]["acc"] > 0.7
