@@ -22,7 +22,7 @@ from .._core.costs import COSTS, PointCloud
 from ..ot import _solver
 from ..ot.assign import _swav_iterations
 from ..ot.sinkhorn import SinkhornResult, _static_options, _tau, _weights
-from ._mesh import AXIS, ShardedPoints
+from ._mesh import AXIS, ShardedPoints, make_mesh
 
 __all__ = ["sinkhorn", "swav_codes"]
 
@@ -277,13 +277,14 @@ def swav_codes(
     else:
         x = checks.as_float_array(scores, "scores")
         checks.check_ndim(x, "scores", 2, "(batch, k)")
+        if mesh is not None and (not isinstance(mesh, jax.sharding.Mesh)
+                                 or tuple(mesh.axis_names) != (AXIS,)):
+            raise ValueError(f"`mesh` must be a 1-D jax.sharding.Mesh with axis name {AXIS!r}; "
+                             "build it with jaxclust.distributed.make_mesh().")
         if mesh is None:
             sh = getattr(x, "sharding", None)
-            mesh = sh.mesh if isinstance(sh, NamedSharding) else None
-        if mesh is None or tuple(mesh.axis_names) != (AXIS,):
-            from ._mesh import make_mesh
-
-            mesh = make_mesh() if mesh is None else mesh
+            own = sh.mesh if isinstance(sh, NamedSharding) else None
+            mesh = own if own is not None and tuple(own.axis_names) == (AXIS,) else make_mesh()
         n_dev = int(mesh.devices.size)
         n = int(x.shape[0])
         if n % n_dev:

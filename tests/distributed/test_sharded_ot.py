@@ -104,6 +104,8 @@ def test_bad_input():
         _ot.sinkhorn(pts, x, jnp.ones(10), epsilon=1.0)
     with pytest.raises(ValueError, match="`n_iter`"):
         _ot.swav_codes(pts, n_iter=0)
+    with pytest.raises(ValueError, match="`mesh`"):
+        _ot.swav_codes(x, mesh="points")
     with pytest.raises(ValueError, match="`k`"):
         _sdp.kmeans_sdp(pts, 10)
     with pytest.raises(ValueError, match="`rank`"):
