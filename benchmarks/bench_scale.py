@@ -301,7 +301,12 @@ def report(results: list[dict], size: str) -> str:
         f"10 and (median of {SK_T[1]} - of {SK_T[0]} Sinkhorn iterations) / 50, "
         f"{cfg['rounds']} interleaved rounds after warm-up; compilation excluded",
         "- bytes per iteration: collectives inside the iteration loop of the compiled HLO "
-        "(result buffer per device; a ring all-reduce sends about twice that over the wire)",
+        "(result buffer per device; a ring all-reduce sends about twice that over the wire). "
+        "At P = 1 the compiled program keeps its all-reduces, but over one device they move "
+        "nothing",
+        "- the k-means rows include a per-iteration all-gather of `(1, P, k)`: each device's "
+        "k farthest-point candidates for the empty-cluster repair (values and indices), not "
+        "the points",
         "- **The P simulated devices share this machine's cores: the total work grows with P "
         "and runs on the same cores, so the time per iteration here grows about linearly with "
         "P. This is expected and says nothing about real multi-device speed; what carries "
@@ -356,7 +361,10 @@ def report(results: list[dict], size: str) -> str:
                              f"{pr['compute'] / pr['total']:.0%}"])
     lines += [md_table(["algorithm", "GPUs P", "points / GPU", "compute", "communication",
                         "total / iteration", "parallel efficiency"], rows), ""]
-    lines += ["Reading: with a few thousand points per device an iteration is so short that "
+    lines += ["Reading: measured here, only the communication columns carry over (constant "
+              "in n, a few KiB per iteration); the times are those of P simulated devices "
+              "time-sharing 2 cores with other jobs, and their ratios are noise-dominated. "
+              "Projected: with a few thousand points per device an iteration is so short that "
               "the all-reduce latency dominates (sharding does not pay); with millions of "
               "points per device the compute dominates and the weak-scaling efficiency "
               "approaches 100%, because the communicated bytes do not grow with n.", ""]
