@@ -12,9 +12,9 @@ initialised by k-means on the features and the encoder and the head train end to
 * ``dec``    ``DECHead``: Student-t assignments, sharpened target, KL;
 * ``tell``   ``TELLLayer``: TELL's k-means layer (centroids as weights, differentiable
   k-means objective);
-* ``kmeans`` ``KMeansLayer``: the soft k-means layer; alone, its free energy lets the
-  centroids drift to where every assignment is uniform, so the mutual information between
-  samples and clusters, H(mean q) - mean H(q), is added (IMSAT).
+* ``kmeans`` ``KMeansLayer``: the soft k-means layer; with its free energy alone its
+  clusters degraded during training, so the mutual information between samples and
+  clusters, H(mean q) - mean H(q), is added (IMSAT).
 
 All heads come from ``jaxclust.nn.equinox`` (the same heads exist in ``jaxclust.nn.flax``).
 No label is used for training; the labels only score the clusters (ACC with Hungarian
