@@ -63,8 +63,13 @@ def test_sinkhorn_hlo_has_no_n_sized_collective(report):
     assert [17] in hlo["shapes"]  # the column log-sum-exp (m = 17)
 
 
-def test_sinkhorn_gradient_is_refused(report):
-    assert report["grad_error"] and "does not support differentiation" in report["grad_error"]
+@pytest.mark.parametrize("case", ["balanced", "unbalanced"])
+def test_sinkhorn_gradients_equal_single_device(report, case):
+    """Implicit gradients w.r.t. points, weights, y and epsilon (float64)."""
+    g = report["grad_" + case]
+    for name in ("x", "weights", "y", "epsilon"):
+        assert g[name] < 1e-7, (name, g[name])
+    assert g["padding"] < 1e-6  # padding rows carry no mass: (almost) no gradient
 
 
 def test_swav_codes_equal_single_device(report):
