@@ -306,6 +306,11 @@ def sinkhorn(
 @partial(jax.jit, static_argnames=("n", "mesh", "n_iter"))
 def _swav(scores, eps, *, n, mesh, n_iter):
     def body(s, eps):
+        # the value check runs on the blocks (outside shard_map, a check on the sharded array
+        # would make XLA replicate it), with a global verdict so every device raises
+        bad = jax.lax.psum(jnp.sum(~jnp.isfinite(s)), AXIS) > 0
+        s = checks.ensure(s, bad, "`scores` contains NaN or Inf; clean or mask the input "
+                          "before calling.")
         mask = _local_mask(s.shape[0], n)
         return _swav_iterations(s, eps, n_iter, axis_name=AXIS, row_mask=mask)
 
@@ -383,9 +388,9 @@ def swav_codes(
                              "pass jaxclust.distributed.shard(scores) (pads with zero-weight "
                              "rows) instead.")
         if not checks.is_traced(x):
+            x = checks.check_finite(x, "scores")  # eager: raises now (before placement)
             x = jax.device_put(x, NamedSharding(mesh, P(AXIS)))
     checks.check_ndim(x, "scores", 2, "(batch, k)")
-    x = checks.check_finite(x, "scores")
     dtype = jnp.promote_types(x.dtype, jnp.float32)
     out = _swav(jax.lax.stop_gradient(x), jnp.asarray(eps, dtype), n=n, mesh=mesh,
                 n_iter=n_iter)

@@ -102,7 +102,11 @@ def main() -> dict:
     q = jd.gather(_ot.swav_codes(jd.shard(s, mesh), epsilon=0.5, n_iter=5), 61)
     s2 = (3.0 * rng.standard_normal((64, 5))).astype(np.float32)
     q2 = _ot.swav_codes(jnp.asarray(s2), epsilon=0.5, n_iter=5)
+    swav_ops = jd.collective_ops(jax.jit(lambda p: _ot.swav_codes(p, epsilon=0.5, n_iter=5))
+                                 .lower(jd.shard(s, mesh)).compile().as_text())
     out["swav"] = {"padded": rel(q, swav_codes(s, epsilon=0.5, n_iter=5)),
+                   "kinds": sorted({o.kind for o in swav_ops}),
+                   "max_dim": max(max(sh, default=1) for o in swav_ops for sh in o.shapes),
                    "array": rel(q2, swav_codes(s2, epsilon=0.5, n_iter=5)),
                    "array_shape": list(q2.shape)}
 

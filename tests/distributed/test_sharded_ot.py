@@ -76,6 +76,8 @@ def test_swav_codes_equal_single_device(report):
     s = report["swav"]
     assert s["padded"] < RTOL and s["array"] < RTOL
     assert s["array_shape"] == [64, 5]
+    # only the column log-sum-exp crosses devices (k = 5 numbers, twice per round)
+    assert s["kinds"] == ["all-reduce"] and s["max_dim"] == 5
 
 
 def test_bm_sdp_equals_single_device(report):
@@ -90,6 +92,7 @@ def test_bm_sdp_equals_single_device(report):
 
 def test_bad_input():
     """Trace-time checks on one device (no subprocess needed)."""
+    import jax
     import jax.numpy as jnp
 
     from jaxclust import distributed as jd
@@ -111,6 +114,10 @@ def test_bad_input():
         _ot.swav_codes(pts, n_iter=0)
     with pytest.raises(ValueError, match="`mesh`"):
         _ot.swav_codes(x, mesh="points")
+    with pytest.raises(ValueError, match="`scores` contains NaN"):
+        _ot.swav_codes(x.at[3, 1].set(jnp.nan))
+    with pytest.raises(Exception, match="`scores` contains NaN"):  # jitted: at run time
+        jax.block_until_ready(jax.jit(_ot.swav_codes)(x.at[3, 1].set(jnp.nan)))
     with pytest.raises(ValueError, match="`k`"):
         _sdp.kmeans_sdp(pts, 10)
     with pytest.raises(ValueError, match="`rank`"):
