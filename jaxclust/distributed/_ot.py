@@ -21,7 +21,7 @@ from .._core import checks
 from .._core.costs import COSTS, PointCloud
 from ..ot import _solver
 from ..ot.assign import _swav_iterations
-from ..ot.sinkhorn import SinkhornResult, _static_options, _tau, _weights
+from ..ot.sinkhorn import SinkhornResult, _static_options, _tau
 from ._mesh import AXIS, ShardedPoints, make_mesh
 
 __all__ = ["sinkhorn", "swav_codes"]
@@ -41,6 +41,38 @@ def _check_points(points, name: str = "points") -> None:
     if not isinstance(points, ShardedPoints):
         raise ValueError(f"`{name}` must be a jaxclust.distributed.ShardedPoints; build it with "
                          "jaxclust.distributed.shard(x, mesh).")
+
+
+def _scalar(value, name: str, dtype):
+    """A scalar option: Python numbers are range-checked now, arrays in ``_check_values``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if name == "epsilon":
+            checks.check_positive_scalar(value, name, "It is absolute, in the units of the cost.")
+        else:
+            _tau(value, name, dtype)
+        return jnp.asarray(value, dtype)
+    arr = jnp.asarray(value, dtype)
+    if arr.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
+    return arr
+
+
+def _check_values(y, b, eps, ta, tb):
+    """Value checks of Sinkhorn's replicated inputs: eager (``ValueError`` now) or, traced,
+    inside ``shard_map`` where every device checks its own copy and all raise together (an
+    ``equinox.error_if`` on a replicated array outside ``shard_map`` runs on one device and
+    leaves the others waiting at the next collective)."""
+    y = checks.check_finite(y, "y")
+    b = checks.ensure(b, ~jnp.isfinite(b) | (b < 0), "`b` must be finite and >= 0.")
+    rtol = float(jnp.finfo(b.dtype).eps) ** 0.5 / 3
+    b = checks.ensure(b, (ta == 1.0) & (tb == 1.0) & (jnp.abs(jnp.sum(b) - 1.0) > rtol),
+                      "`b` must sum to 1 (the points' weights are normalised to mass 1) for "
+                      "balanced OT; normalise it, or relax the marginals with tau < 1.")
+    eps = checks.ensure(eps, ~(jnp.isfinite(eps) & (eps > 0)),
+                        "`epsilon` must be a finite number > 0.")
+    ta = checks.ensure(ta, ~((ta > 0) & (ta <= 1)), "`tau_a` must be in (0, 1].")
+    tb = checks.ensure(tb, ~((tb > 0) & (tb <= 1)), "`tau_b` must be in (0, 1].")
+    return y, b, eps, ta, tb
 
 
 def _cg(matvec, rhs, precond, dot, *, tol, maxiter):
@@ -86,6 +118,7 @@ def _sharded_solver(*, mesh, n, cost, chunk_size, cfg):
 
     def forward_body(x, a, y, b, eps, ta, tb):
         dtype = y.dtype
+        y, b, eps, ta, tb = _check_values(y, b, eps, ta, tb)
         mask = _local_mask(x.shape[0], n)
         geom = PointCloud(x, y, cost, chunk_size, mask, AXIS, n)
         params = _solver.Params(geom, a, b, eps, ta, tb, jnp.asarray(0.0, dtype))
@@ -278,16 +311,19 @@ def sinkhorn(
         raise ValueError(f"`y` must have as many features as the points, {points.x.shape[1]}, "
                          f"got {y.shape[1]}.")
     dtype = jnp.promote_types(jnp.result_type(points.x.dtype, y.dtype), jnp.float32)
-    y = checks.check_finite(y.astype(dtype), "y")
+    y = y.astype(dtype)
     m = y.shape[0]
-    b = _weights(b, m, "b", dtype, "y")
-    ta, tb = _tau(tau_a, "tau_a", dtype), _tau(tau_b, "tau_b", dtype)
-    rtol = float(jnp.finfo(dtype).eps) ** 0.5 / 3
-    b = checks.ensure(b, ((ta == 1.0) & (tb == 1.0)) & (jnp.abs(jnp.sum(b) - 1.0) > rtol),
-                      "`b` must sum to 1 (the points' weights are normalised to mass 1) for "
-                      "balanced OT; normalise it, or relax the marginals with tau < 1.")
-    eps = jnp.asarray(checks.check_positive_scalar(
-        epsilon, "epsilon", "It is absolute, in the units of the cost."), dtype)
+    # shapes and Python numbers now; values (NaN, signs, masses) eagerly when concrete, and
+    # in any case inside the sharded solve (see _check_values)
+    if b is None:
+        b = jnp.full((m,), 1.0 / m, dtype)
+    b = checks.as_float_array(b, "b", dtype=dtype)
+    if b.shape != (m,):
+        raise ValueError(f"`b` must have shape ({m},) to match `y`, got {tuple(b.shape)}.")
+    eps, ta, tb = (_scalar(v, name, dtype) for v, name in
+                   ((epsilon, "epsilon"), (tau_a, "tau_a"), (tau_b, "tau_b")))
+    if not checks.is_traced(y, b, eps, ta, tb):
+        y, b, eps, ta, tb = _check_values(y, b, eps, ta, tb)
     cfg = _solver.Config(tol=float(tol), max_iter=max_iter, check_every=check_every,
                          mode="log", partial=False, eps_init=None, eps_decay=0.9,
                          implicit=True)

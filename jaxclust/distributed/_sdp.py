@@ -34,6 +34,8 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
     u_raw = jax.lax.with_sharding_constraint(u_raw, NamedSharding(mesh, P(AXIS)))
 
     def body(x, u_raw, k_pow, tol, beta, step):
+        beta = checks.ensure(beta, ~(beta > 0), "`beta` must be a finite number > 0; try 1.")
+        step = checks.ensure(step, ~(step > 0), "`step` must be a finite number > 0; try 1.")
         mask = _local_mask(x.shape[0], n)
         mf = mask.astype(dt)[:, None]
         mean = jax.lax.psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n
@@ -58,6 +60,17 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
         body, mesh=mesh, in_specs=(rows, rows, rep, rep, rep, rep),
         out_specs=(rows, rows, rep, rep, rep, rep), check_vma=False,
     )(x, u_raw, k_pow, tol, beta, step)
+
+
+def _positive(value, name):
+    """Python numbers are checked now; arrays inside the sharded solve (``_solve``), where
+    every device checks its copy (a check outside ``shard_map`` would run on one device)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return checks.check_positive_scalar(value, name)
+    arr = jnp.asarray(value)
+    if arr.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
+    return arr
 
 
 def _round(emb, points, k, key):
@@ -149,8 +162,7 @@ def kmeans_sdp(
         raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"`tol` must be a finite number > 0, got {tol!r}.")
-    beta = checks.check_positive_scalar(beta, "beta", "The penalty is in scaled units; try 1.")
-    step = checks.check_positive_scalar(step, "step", "A fraction of 1/L; try 1.")
+    beta, step = (_positive(v, name) for v, name in ((beta, "beta"), (step, "step")))
     key = jax.random.key(0) if key is None else key
     dt = jnp.promote_types(points.x.dtype, jnp.float32)
     n_checks = -(-max_iter // check_every)

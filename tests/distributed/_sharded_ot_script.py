@@ -65,6 +65,14 @@ def main() -> dict:
     out["hlo"] = {"kinds": sorted({o.kind for o in ops}),
                   "shapes": sorted({s for o in ops for s in o.shapes}),
                   "n_pad": pts.n_pad, "n_local": pts.n_pad // 8}
+    # a bad value under jit raises on every device (no device left waiting at a collective)
+    try:
+        bad_y = jnp.asarray(y).at[2, 1].set(jnp.nan)
+        jax.block_until_ready(jax.jit(lambda p, yy: _ot.sinkhorn(p, yy, **opts).g)(pts, bad_y))
+        out["nan_error"] = None
+    except Exception as err:  # noqa: BLE001 (the JAX runtime error type varies)
+        out["nan_error"] = str(err)[-2000:]
+
     # gradients (implicit differentiation) w.r.t. the points, their weights, y and epsilon,
     # in float64: the float32 conjugate-gradient adjoint of the balanced problem is accurate
     # to ~1% only, on one device as on eight (a property of the solve, not of the sharding)

@@ -63,6 +63,12 @@ def test_sinkhorn_hlo_has_no_n_sized_collective(report):
     assert [17] in hlo["shapes"]  # the column log-sum-exp (m = 17)
 
 
+def test_sinkhorn_bad_value_under_jit_raises(report):
+    # the check runs inside shard_map on every device (a check outside it ran on one device
+    # and left the others waiting at the next all-reduce: the process aborted)
+    assert report["nan_error"] and "`y` contains NaN or Inf" in report["nan_error"]
+
+
 @pytest.mark.parametrize("case", ["balanced", "unbalanced"])
 def test_sinkhorn_gradients_equal_single_device(report, case):
     """Implicit gradients w.r.t. points, weights, y and epsilon (float64)."""
