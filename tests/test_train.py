@@ -22,7 +22,7 @@ def test_deterministic_keys():
     def loss(p, batch, key):  # depends on the batch and on the key
         return jnp.mean((batch - p["m"][None]) ** 2) + 0.1 * jax.random.normal(key)
 
-    run = functools.partial(fit, loss, {"m": jnp.zeros(3)}, X, steps=12, batch_size=4,
+    run = functools.partial(fit, loss, {"m": jnp.zeros(3)}, X, steps=10, batch_size=4,
                             log_every=5, optimizer=optax.sgd(0.05), progress=False)
     a, b, c = run(key=jax.random.key(1)), run(key=jax.random.key(1)), run(key=jax.random.key(2))
     assert isinstance(a, FitResult)
