@@ -21,6 +21,8 @@ from ._mesh import (
     shard as shard,
 )
 from ._ood import knn as knn
+from ._ot import sinkhorn as sinkhorn, swav_codes as swav_codes
+from ._sdp import kmeans_sdp as kmeans_sdp
 
 __all__ = [
     "AXIS",
@@ -30,8 +32,11 @@ __all__ = [
     "collective_ops",
     "gather",
     "kmeans",
+    "kmeans_sdp",
     "knn",
     "make_mesh",
     "minibatch_kmeans",
     "shard",
+    "sinkhorn",
+    "swav_codes",
 ]

@@ -18,6 +18,7 @@ import numpy as np
 import jaxclust.distributed as jd
 import jaxclust.ood as ood
 from tests.conformance import Case
+from tests.distributed._ot_cases import ot_cases
 
 MODULES = [jd]
 # host-side helpers: building a mesh, placing arrays on it, fetching arrays to numpy and
@@ -59,6 +60,4 @@ def cases() -> list[Case]:
              (x,)),
         Case("distributed-minibatch_kmeans", "minibatch_kmeans", _minibatch_kmeans, (x,),
              slow=True),
-        # ------------------------------------------------------------------------------
-        # Sinkhorn, SwAV codes and the SDP (helper A2's functions): cases added by the lead
-    ]
+    ] + ot_cases()  # Sinkhorn, SwAV codes and the SDP
