@@ -83,19 +83,33 @@ def _check_options(max_iter, n_init, tol, chunk_size):
 
 
 _NO_MASS = "`points.weights` sums to 0; give some point a positive weight."
+_BAD_X = ("`points.x` contains NaN or Inf; clean or mask the input (give masked points zero "
+          "weight) before calling.")
+_BAD_W = "`points.weights` has NaN, Inf or negative entries; sample weights must be >= 0."
 
 
 def _no_mass(w):
-    """Eagerly raise when the weights sum to 0; under tracing return the (scalar) failure
-    condition, to be attached to a scalar output with ``checks.ensure``. (Attaching it to
-    the weights themselves would make ``eqx.error_if`` pull the whole sharded array onto
-    one device.)"""
-    bad = jnp.sum(w) <= 0
-    if checks.is_traced(bad):
-        return bad
-    if bool(bad):
+    """Eagerly raise when the weights sum to 0 (traced weights are checked inside the
+    sharded program by :func:`_checked_blocks`)."""
+    if checks.is_traced(w):
+        return
+    if bool(jnp.sum(w) <= 0):
         raise ValueError(_NO_MASS)
-    return None
+
+
+def _checked_blocks(x, w):
+    """Value checks of a device's block of points and weights, inside ``shard_map``.
+
+    The verdicts are global (``psum`` of per-device counts), so every device raises
+    together. A check outside ``shard_map`` would run on one device only: XLA would copy
+    the sharded array there, and when it fails the other devices would wait forever at the
+    next collective.
+    """
+    bad_x = _psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0
+    bad_w = _psum(jnp.sum(~jnp.isfinite(w) | (w < 0)), AXIS) > 0
+    x = checks.ensure(x, bad_x, _BAD_X)
+    w = checks.ensure(w, bad_w, _BAD_W)
+    return x, checks.ensure(w, _psum(jnp.sum(w), AXIS) <= 0, _NO_MASS)
 
 
 def kmeans(
@@ -162,7 +176,7 @@ def kmeans(
     _check_options(max_iter, n_init, tol, chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
-    bad = _no_mass(w_in)
+    _no_mass(w_in)
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     d = x.shape[1]
     if isinstance(init, str):
@@ -179,8 +193,6 @@ def kmeans(
     res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
                   else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
                   chunk_size=chunk_size)
-    if bad is not None:
-        res = res._replace(inertia=checks.ensure(res.inertia, bad, _NO_MASS))
     return _with_gradients(x_in, w_in, res)
 
 
@@ -202,6 +214,7 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
         keys = noise = jnp.zeros((), x.dtype)
 
     def body(x, w, keys, noise, c0):
+        x, w = _checked_blocks(x, w)
         tol_abs = _tol_abs(x, n, tol)
         if c0 is not None:
             return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS)
@@ -297,7 +310,7 @@ def minibatch_kmeans(
     _check_ratio(reassignment_ratio)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
-    bad = _no_mass(w_in)
+    _no_mass(w_in)
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     d = xs.shape[1]
     if isinstance(init, str):
@@ -318,8 +331,6 @@ def minibatch_kmeans(
     # the inertia's gradient at the final centres, as the single-device function
     g = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = inertia + (g - jax.lax.stop_gradient(g))
-    if bad is not None:
-        inertia = checks.ensure(inertia, bad, _NO_MASS)
     return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
 
 
@@ -334,6 +345,7 @@ def _minibatch(xs, ws, key, c0, *, k, n, mesh, batch_size, ratio, max_steps, pat
               else jnp.zeros((), jnp.int32))
 
     def body(xs, ws, k_init, k_loop, c0, subset):
+        xs, ws = _checked_blocks(xs, ws)
         c, lab, dist, it, stall = _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps,
                                        patience, chunk_size, AXIS,
                                        subset if c0 is None else None)

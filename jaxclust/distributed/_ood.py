@@ -9,6 +9,7 @@ import jax.numpy as jnp
 from jax.sharding import PartitionSpec
 from jaxtyping import ArrayLike, Float
 
+from .._core import checks
 from .._core.costs import safe_sqrt
 from ..ood import _validate as v
 from ..ood.scores import _top_similarities
@@ -63,7 +64,12 @@ def knn(
       ICML 2022.
     """
     _check_points(bank, "bank")
-    x = v.matrix(features, "features", "(n, d)")
+    x = checks.as_float_array(features, "features")
+    checks.check_ndim(x, "features", 2, "(n, d)")
+    if x.shape[0] < 1:
+        raise ValueError("`features` has no rows; pass at least one sample.")
+    if not checks.is_traced(x):  # eager: raise now; traced: inside the sharded program
+        x = checks.check_finite(x, "features")
     x = x.astype(v.compute_dtype(x))
     v.features_match(x, bank.x.shape[1], "features", "the bank")
     m = bank.n
@@ -78,6 +84,13 @@ def knn(
 @partial(jax.jit, static_argnames=("k", "n", "mesh", "chunk_size"))
 def _knn(z, bank, *, k, n, mesh, chunk_size):
     def body(z, bank):
+        # value checks inside the sharded program, with the same verdict on every device
+        # (a check outside shard_map runs on one device and leaves the others waiting)
+        z = checks.ensure(z, ~jnp.isfinite(z), "`features` contains NaN or Inf; clean or "
+                          "mask the input before calling.")
+        bad = jax.lax.psum(jnp.sum(~jnp.isfinite(bank)), AXIS) > 0
+        bank = checks.ensure(bank, bad, "`bank.x` contains NaN or Inf; build the bank with "
+                             "shard(fit_knn(features).bank).")
         m_local = bank.shape[0]
         kk = min(k, m_local)
         top = _top_similarities(z, bank, kk, chunk_size, _real_rows(m_local, n))

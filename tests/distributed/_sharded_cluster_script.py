@@ -66,14 +66,16 @@ def main():
 
     key = jax.random.key(3)
 
-    def run(fn):
+    compiled_programs = {}
+
+    def run(fn, name):
         """Compile ``fn(pts)`` under jit, run it and read its HLO: one compilation."""
-        compiled = jax.jit(fn).lower(pts).compile()
+        compiled = compiled_programs[name] = jax.jit(fn).lower(pts).compile()
         return compiled(pts), _hlo(compiled.as_text())
 
     # k-means, k-means++ seeding, two restarts
     single = cluster.kmeans(x, k, key=key, weights=w, n_init=2)
-    res, hlo = run(lambda p: jd.kmeans(p, k, key=key, n_init=2))
+    res, hlo = run(lambda p: jd.kmeans(p, k, key=key, n_init=2), "kmeans")
     out["kmeans"] = dict(_compare(res, single, n), hlo=hlo)
 
     # Lloyd from given centres, one of them far away: its cluster is empty at the first
@@ -82,13 +84,14 @@ def main():
     c0 = np.array(x[:k])
     c0[0] = 100.0
     single = cluster.kmeans(x, k, key=key, weights=w, init=c0)
-    res, hlo = run(lambda p: jd.kmeans(p, k, key=key, init=c0))
+    res, hlo = run(lambda p: jd.kmeans(p, k, key=key, init=c0), "lloyd")
     out["lloyd"] = dict(_compare(res, single, n), hlo=hlo)
     out["lloyd"]["far_centre_moved"] = bool(np.abs(np.asarray(single.centroids[0])).max() < 50)
 
     # mini-batch k-means (batches with replacement, k-means++ on a seeding subset)
     single = cluster.minibatch_kmeans(x, k, key=key, weights=w, batch_size=64)
-    res, hlo = run(lambda p: jd.minibatch_kmeans(p, k, key=key, batch_size=64))
+    res, hlo = run(lambda p: jd.minibatch_kmeans(p, k, key=key, batch_size=64),
+                   "minibatch")
     out["minibatch"] = dict(_compare(res, single, n), hlo=hlo)
 
     # KNN with a sharded bank of 501 rows (63 per device, 3 padding rows); k = 70 exceeds
@@ -98,6 +101,31 @@ def main():
     q = x[480:560]
     out["knn"] = {"k5": _rel(jd.knn(q, bank, k=5), ood.knn(q, stats, k=5)),
                   "k70": _rel(jd.knn(q, bank, k=70, chunk_size=16), ood.knn(q, stats, k=70))}
+
+    # bad values inside the compiled (jitted) sharded programs: every device sees the same
+    # global verdict and raises; nothing hangs, nothing returns NaN
+    def error_of(fn, *args):
+        try:
+            jax.block_until_ready(fn(*args))
+        except Exception as err:  # noqa: BLE001 - the message is what is checked
+            return str(err)
+        return ""
+
+    def with_x(a):
+        return jax.tree_util.tree_map(lambda t: t.at[7].set(a) if t.ndim == 2 else t, pts)
+
+    def with_w(a):
+        return jax.tree_util.tree_map(lambda t: t * 0 + a if t.ndim == 1 else t, pts)
+
+    lloyd, mb = compiled_programs["lloyd"], compiled_programs["minibatch"]
+    knn5 = jax.jit(lambda q, b: jd.knn(q, b, k=5))
+    out["errors"] = {
+        "lloyd_nan_x": error_of(lloyd, with_x(np.nan)),
+        "lloyd_negative_w": error_of(lloyd, with_w(-1.0)),
+        "lloyd_zero_w": error_of(lloyd, with_w(0.0)),
+        "minibatch_inf_x": error_of(mb, with_x(np.inf)),
+        "knn_nan_query": error_of(knn5, np.where(np.arange(80)[:, None] == 3, np.nan, q), bank),
+    }
     json.dump(out, sys.stdout)
 
 

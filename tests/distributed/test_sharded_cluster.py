@@ -98,6 +98,19 @@ def test_no_collective_of_point_size_and_lloyd_bytes(report):
     assert mb["bytes"]["max_dim"] <= 3 * 64
 
 
+@pytest.mark.parametrize("case, message", [
+    ("lloyd_nan_x", "`points.x` contains NaN or Inf"),
+    ("minibatch_inf_x", "`points.x` contains NaN or Inf"),
+    ("lloyd_negative_w", "`points.weights` has NaN, Inf or negative entries"),
+    ("lloyd_zero_w", "`points.weights` sums to 0"),
+    ("knn_nan_query", "`features` contains NaN or Inf"),
+])
+def test_bad_values_under_jit_raise_on_every_device(report, case, message):
+    # a value check outside shard_map would run on one device: the others would hang at
+    # the next collective (or the NaN would come out); inside, all devices raise together
+    assert message in report["errors"][case]
+
+
 # ------------------------------------------------------------------------------------------
 # bad input (one device, in this process)
 
