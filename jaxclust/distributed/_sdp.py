@@ -36,6 +36,9 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
     def body(x, u_raw, k_pow, tol, beta, step):
         beta = checks.ensure(beta, ~(beta > 0), "`beta` must be a finite number > 0; try 1.")
         step = checks.ensure(step, ~(step > 0), "`step` must be a finite number > 0; try 1.")
+        bad = jax.lax.psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0  # same verdict everywhere
+        x = checks.ensure(x, bad, "`points.x` contains NaN or Inf; clean the input before "
+                          "calling.")
         mask = _local_mask(x.shape[0], n)
         mf = mask.astype(dt)[:, None]
         mean = jax.lax.psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n

@@ -66,12 +66,21 @@ def main() -> dict:
                   "shapes": sorted({s for o in ops for s in o.shapes}),
                   "n_pad": pts.n_pad, "n_local": pts.n_pad // 8}
     # a bad value under jit raises on every device (no device left waiting at a collective)
-    try:
-        bad_y = jnp.asarray(y).at[2, 1].set(jnp.nan)
-        jax.block_until_ready(jax.jit(lambda p, yy: _ot.sinkhorn(p, yy, **opts).g)(pts, bad_y))
-        out["nan_error"] = None
-    except Exception as err:  # noqa: BLE001 (the JAX runtime error type varies)
-        out["nan_error"] = str(err)[-2000:]
+    def error_of(fn, *args):
+        try:
+            jax.block_until_ready(fn(*args))
+        except Exception as err:  # noqa: BLE001 (the JAX runtime error type varies)
+            return str(err)[-2000:]
+        return None
+
+    solve_g = jax.jit(lambda p, yy: _ot.sinkhorn(p, yy, **opts).g)  # one compilation
+    out["nan_error"] = error_of(solve_g, pts, jnp.asarray(y).at[2, 1].set(jnp.nan))
+    out["nan_x_error"] = error_of(
+        solve_g, jax.tree_util.tree_map(lambda t: t.at[5].set(jnp.nan) if t.ndim == 2 else t,
+                                        pts), y)
+    out["negative_w_error"] = error_of(
+        solve_g, jax.tree_util.tree_map(lambda t: t.at[5].set(-1.0) if t.ndim == 1 else t,
+                                        pts), y)
 
     # gradients (implicit differentiation) w.r.t. the points, their weights, y and epsilon,
     # in float64: the float32 conjugate-gradient adjoint of the balanced problem is accurate
@@ -126,6 +135,10 @@ def main() -> dict:
     key = jax.random.key(1)
     ref = kmeans_sdp(xs, 3, method="bm", key=key, max_iter=200)
     res = _sdp.kmeans_sdp(jd.shard(xs, mesh), 3, key=key, max_iter=200)
+    bad_pts = jax.tree_util.tree_map(lambda t: t.at[4].set(jnp.inf) if t.ndim == 2 else t,
+                                     jd.shard(xs, mesh))
+    out["bm_inf_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, max_iter=200)
+                                   .objective, bad_pts)
     out["bm"] = {"objective": abs(float(res.objective) / float(ref.objective) - 1.0),
                  "factor": rel(jd.gather(res.factor, n_sdp), ref.factor),
                  "residual": abs(float(res.primal_residual) - float(ref.primal_residual)),

@@ -67,6 +67,10 @@ def test_sinkhorn_bad_value_under_jit_raises(report):
     # the check runs inside shard_map on every device (a check outside it ran on one device
     # and left the others waiting at the next all-reduce: the process aborted)
     assert report["nan_error"] and "`y` contains NaN or Inf" in report["nan_error"]
+    assert report["nan_x_error"] and "`points.x` contains NaN or Inf" in report["nan_x_error"]
+    assert report["negative_w_error"] and "`points.weights` must be finite and >= 0" in (
+        report["negative_w_error"])
+    assert report["bm_inf_error"] and "`points.x` contains NaN or Inf" in report["bm_inf_error"]
 
 
 @pytest.mark.parametrize("case", ["balanced", "unbalanced"])
