@@ -8,7 +8,7 @@ pixels; then the protocol of ``examples/imbalanced_clustering.py`` (long-tailed 
 imbalance ratio 10): balanced SwAV codes against P²OT pseudo-labels, ACC / NMI per seed and
 their mean. Writes ``benchmarks/results/deep_clustering.md``.
 
-Run from the repository root (about 20 minutes on 2 CPU cores)::
+Run from the repository root (about 12 minutes on 2 idle CPU cores)::
 
     python benchmarks/bench_deep_clustering.py
 

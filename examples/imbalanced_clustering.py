@@ -15,7 +15,7 @@ end) runs twice from the same pre-trained encoder:
 Prints ACC/NMI per seed and the mean over the seeds (5 by default), and saves
 ``imbalanced.png`` (cluster sizes found by each head against the true class sizes).
 
-Run from the repository root (about 4-5 minutes for 5 seeds on a 2-core CPU)::
+Run from the repository root (5 seeds: 2 min 44 s on this project's 2-core CPU)::
 
     python examples/imbalanced_clustering.py --out out/imbalanced
 """
