@@ -14,6 +14,7 @@ from . import (
     ood as ood,
     ot as ot,
     sdp as sdp,
+    train as train,
 )
 from .cluster import kmeans as kmeans
 from .ot import (
@@ -37,4 +38,5 @@ __all__ = [
     "sinkhorn_divergence",
     "sinkhorn_from_cost",
     "swav_codes",
+    "train",
 ]

@@ -225,6 +225,10 @@ def _kmeans_loss(x, c, w):
     return jcl.kmeans_loss(x, c, weights=w), jcl.kmeans_loss(x, c, temperature=0.5, weights=w)
 
 
+def _nt_xent(za, zb, t):
+    return jcl.nt_xent_loss(za, zb, temperature=t)
+
+
 def _swav_loss(sa, sb, t):
     # the gradient in the scores holds the codes constant (SwAV's), not the derivative of the
     # loss: finite differences only in the temperature
@@ -364,6 +368,8 @@ def _make_cases() -> list[Case]:
              (0, 1, 2)),
         Case("kmeans_loss", "kmeans_loss", _kmeans_loss, (x, c3, a), (0, 1, 2)),
         Case("swav_loss", "swav_loss", _swav_loss, (scores, scores[::-1], f32(0.3)), (2,)),
+        Case("nt_xent_loss", "nt_xent_loss", _nt_xent, (x[:4, :], x[4:8, :] * 1.1, f32(0.5)),
+             (1, 2)),
         # k-medoids: indices carry no gradient; the loss is differentiable at fixed medoids
         Case("kmedoids", "kmedoids", _kmedoids, (x,), (0,)),
         Case("kmedoids-pam-precomputed", "kmedoids", _kmedoids_pam_precomputed, (dm, a),

@@ -2,8 +2,9 @@
 mini-batch k-means, differentiable relaxations (soft and Sinkhorn k-means) and clustering
 losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clustering and
 Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPICT targets,
-P²OT pseudo-label cross-entropy, TELL's k-means layer)."""
+P²OT pseudo-label cross-entropy, TELL's k-means layer, SimCLR's NT-Xent)."""
 
+from .contrastive import nt_xent_loss as nt_xent_loss
 from .deep import (
     dec_loss as dec_loss,
     dec_target as dec_target,
@@ -76,6 +77,7 @@ __all__ = [
     "SoftKMeansResult",
     "kmeans",
     "kmeans_loss",
+    "nt_xent_loss",
     "soft_assignment",
     "swav_loss",
     "kmeans_plusplus",
