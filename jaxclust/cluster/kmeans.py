@@ -320,6 +320,18 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
                         (shift <= tol_abs) | same)
 
 
+def _check_options(max_iter, n_init, tol, chunk_size):
+    """The static options of ``kmeans`` (shared with ``jaxclust.distributed.kmeans``)."""
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(n_init, int) and n_init >= 1):
+        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    if not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+
+
 def _validate(x, k, weights):
     x = checks.as_float_array(x, "x")
     checks.check_ndim(x, "x", 2, "(n, d)")
@@ -403,14 +415,7 @@ def kmeans(
     # the iterations see constants; `_with_gradients` attaches the derivatives at the end
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = x.shape
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(n_init, int) and n_init >= 1):
-        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+    _check_options(max_iter, n_init, tol, chunk_size)
     tol_abs = tol * jnp.mean(jnp.var(x, axis=0)) if tol > 0 else jnp.zeros((), x.dtype)
     weighted = weights is not None
 

@@ -61,6 +61,32 @@ def _check_ratio(reassignment_ratio):
                          f"{reassignment_ratio!r}.")
 
 
+def _check_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, chunk_size):
+    """The static options of ``minibatch_kmeans`` (shared with the sharded version)."""
+    for name, v in (("batch_size", batch_size), ("max_steps", max_steps)):
+        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
+    if max_no_improvement is not None and not (isinstance(max_no_improvement, int)
+                                               and max_no_improvement >= 1):
+        raise ValueError(f"`max_no_improvement` must be None or an int >= 1, got "
+                         f"{max_no_improvement!r}.")
+    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
+        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+    _check_ratio(reassignment_ratio)
+
+
+def _initial_centres(init, k: int, d: int, dtype):
+    """``None`` for k-means++ seeding, or the given centres ``(k, d)`` (checked, constant)."""
+    if isinstance(init, str):
+        if init != "k-means++":
+            raise ValueError(f"`init` must be 'k-means++' or centres (k, d), got {init!r}.")
+        return None
+    c0 = checks.as_float_array(init, "init", dtype=dtype)
+    if c0.shape != (k, d):
+        raise ValueError(f"`init` centres must have shape ({k}, {d}), got {tuple(c0.shape)}.")
+    return jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+
+
 def _update(state, xb, wb, key, ratio, axis_name=None):
     """One step. With ``axis_name`` (inside ``shard_map``) every device holds the whole batch
     with the rows it does not own zeroed (weight 0); the batch statistics are summed over
@@ -219,26 +245,10 @@ def minibatch_kmeans(
     x_in, w_in = _validate(x, k, weights)
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = xs.shape
-    for name, v in (("batch_size", batch_size), ("max_steps", max_steps)):
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
-    if max_no_improvement is not None and not (isinstance(max_no_improvement, int)
-                                               and max_no_improvement >= 1):
-        raise ValueError(f"`max_no_improvement` must be None or an int >= 1, got "
-                         f"{max_no_improvement!r}.")
-    _check_ratio(reassignment_ratio)
+    _check_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, None)
     b = min(batch_size, n)
     k_init, k_loop = jax.random.split(key)
-    if isinstance(init, str):
-        if init != "k-means++":
-            raise ValueError(f"`init` must be 'k-means++' or centres (k, d), got {init!r}.")
-        c0 = None
-    else:
-        c0 = checks.as_float_array(init, "init", dtype=xs.dtype)
-        if c0.shape != (k, d):
-            raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
-                             f"{tuple(c0.shape)}.")
-        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+    c0 = _initial_centres(init, k, d, xs.dtype)
     patience = max_no_improvement or max_steps + 1
     c, lab, dist, it, stall = _fit(xs, ws, k, n, b, k_init, k_loop, c0, reassignment_ratio,
                                    max_steps, patience, chunk_size, None)

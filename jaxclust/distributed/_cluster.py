@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._core import checks
 from ..cluster.kmeans import (
     KMeansResult,
+    _check_options,
     _global_top,
     _lloyd,
     _plusplus,
@@ -26,7 +27,12 @@ from ..cluster.kmeans import (
     _take_rows,
     _with_gradients,
 )
-from ..cluster.minibatch import _check_ratio, _fit, _init_subset
+from ..cluster.minibatch import (
+    _check_options as _check_minibatch_options,
+    _fit,
+    _init_subset,
+    _initial_centres,
+)
 from ._mesh import AXIS, ShardedPoints
 
 __all__ = ["kmeans", "minibatch_kmeans"]
@@ -69,17 +75,6 @@ def _tol_abs(x, n, tol):
     mean = _psum(jnp.sum(jnp.where(real, x, 0.0), axis=0), AXIS) / n
     var = _psum(jnp.sum(jnp.where(real, (x - mean[None, :]) ** 2, 0.0), axis=0), AXIS) / n
     return tol * jnp.mean(var)
-
-
-def _check_options(max_iter, n_init, tol, chunk_size):
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(n_init, int) and n_init >= 1):
-        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
 
 
 _NO_MASS = "`points.weights` sums to 0; give some point a positive weight."
@@ -298,31 +293,15 @@ def minibatch_kmeans(
     """
     _check_points(points)
     checks.check_num_clusters(k, points.n)
-    for name, val in (("batch_size", batch_size), ("max_steps", max_steps)):
-        if not (isinstance(val, int) and not isinstance(val, bool) and val >= 1):
-            raise ValueError(f"`{name}` must be an int >= 1, got {val!r}.")
-    if max_no_improvement is not None and not (isinstance(max_no_improvement, int)
-                                               and max_no_improvement >= 1):
-        raise ValueError(f"`max_no_improvement` must be None or an int >= 1, got "
-                         f"{max_no_improvement!r}.")
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
-    _check_ratio(reassignment_ratio)
+    _check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,
+                             chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
     _no_mass(w_in)
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
-    d = xs.shape[1]
-    if isinstance(init, str):
-        if init != "k-means++":
-            raise ValueError(f"`init` must be 'k-means++' or centres (k, d), got {init!r}.")
-        c0 = None
-    else:
-        c0 = checks.as_float_array(init, "init", dtype=xs.dtype)
-        if c0.shape != (k, d):
-            raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
-                             f"{tuple(c0.shape)}.")
-        c0 = _replicated(jax.lax.stop_gradient(checks.check_finite(c0, "init")), points.mesh)
+    c0 = _initial_centres(init, k, xs.shape[1], xs.dtype)
+    if c0 is not None:
+        c0 = _replicated(c0, points.mesh)
     patience = max_no_improvement or max_steps + 1
     c, lab, inertia, it, stall = _minibatch(
         xs, ws, key, c0, k=k, n=points.n, mesh=points.mesh, batch_size=batch_size,

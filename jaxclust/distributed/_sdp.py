@@ -153,16 +153,7 @@ def kmeans_sdp(
     """
     _check_points(points)
     n = points.n
-    checks.check_num_clusters(k, n, sdp=True)
-    if rank is None:
-        rank = min(2 * k, n)
-    if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:
-        raise ValueError(f"`rank` must be an int with k <= rank <= n, i.e. in [{k}, {n}], got "
-                         f"{rank!r}; the factor needs at least k columns (default 2k).")
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    rank = _bm._check_options(k, n, rank, max_iter, check_every)
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"`tol` must be a finite number > 0, got {tol!r}.")
     beta, step = (_positive(v, name) for v, name in ((beta, "beta"), (step, "step")))

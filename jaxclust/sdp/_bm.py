@@ -236,6 +236,21 @@ def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_ev
     return BMState(u, i, done & finite, obj, res, y)
 
 
+def _check_options(k: int, n: int, rank, max_iter, check_every) -> int:
+    """The static options of the BM solver (shared with the sharded one); returns the rank."""
+    checks.check_num_clusters(k, n, sdp=True)
+    if rank is None:
+        rank = min(2 * k, n)
+    if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:
+        raise ValueError(f"`rank` must be an int with k <= rank <= n, i.e. in [{k}, {n}], got "
+                         f"{rank!r}; the factor needs at least k columns (default 2k).")
+    if not (isinstance(max_iter, int) and max_iter >= 1):
+        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(check_every, int) and check_every >= 1):
+        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    return rank
+
+
 def bm_solve(
     x: Float[Array, "n d"],
     k: int,
@@ -297,16 +312,7 @@ def bm_solve(
     checks.check_ndim(x, "x", 2, "(n, d)")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
-    checks.check_num_clusters(k, n, sdp=True)
-    if rank is None:
-        rank = min(2 * k, n)
-    if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:
-        raise ValueError(f"`rank` must be an int with k <= rank <= n, i.e. in [{k}, {n}], got "
-                         f"{rank!r}; the factor needs at least k columns (default 2k).")
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    rank = _check_options(k, n, rank, max_iter, check_every)
     if init not in ("kmeans", "random"):
         raise ValueError(f"`init` must be 'kmeans' or 'random', got {init!r}.")
     if isinstance(tol, (int, float)) and not (math.isfinite(tol) and tol >= 0):
