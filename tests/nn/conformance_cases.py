@@ -1,5 +1,6 @@
 """Conformance cases of the deep clustering functions (``jaxclust.ot.progressive``,
-``jaxclust.cluster.deep``) and of the deep clustering heads' losses.
+``jaxclust.cluster.deep``) and of the deep clustering heads' losses (P²OT, DEC, TELL, SwAV,
+soft k-means).
 
 Fast cases group several public functions in one compiled program; every function also has
 a case of its own, marked slow. Pseudo-labels (``p2ot_codes``, ``sp2ot_codes``,
@@ -114,9 +115,24 @@ def _tell_layer(centroids, z):
     return layer(z)
 
 
+def _swav_head(protos, z, codes):
+    # SwAV/SIGMA's gradient path: the cosine scores, and the swapped cross-entropy at given
+    # codes (``swav_codes`` are stop-gradient targets, as in the head's ``loss``)
+    head = jeqx.SinkhornClusteringHead(z.shape[1], protos.shape[0], temperature=0.5,
+                                       prototypes=protos)
+    s = head(z)
+    return s, jdeep.pseudo_label_loss(s / head.temperature, _normalise_rows(codes))
+
+
+def _kmeans_layer(centroids, z):
+    layer = jeqx.KMeansLayer(centroids.shape[0], z.shape[1], temperature=0.8,
+                             centroids=centroids)
+    return layer(z)
+
+
 def _group_heads(protos, c, z, z_b, codes, w):
-    return _partial_ot_head(protos, z, z_b, codes, w) + _dec_head(c, z, codes) + _tell_layer(
-        c, z)
+    return (_partial_ot_head(protos, z, z_b, codes, w) + _dec_head(c, z, codes)
+            + _tell_layer(c, z) + _swav_head(protos, z, codes) + _kmeans_layer(c, z))
 
 
 def cases() -> list[Case]:
@@ -133,7 +149,7 @@ def cases() -> list[Case]:
         Case("deep-group-targets", "p2ot_codes", _group_targets, (lp, p, step)),
         Case("deep-group-losses", "tell_loss", _group_losses, (x, c, p, lp, w, f32(0.8)),
              (0, 1, 2, 3, 4, 5)),
-        # the three heads' outputs and losses in their parameters and inputs
+        # the five heads' outputs and losses in their parameters and inputs
         Case("deep-group-heads", "pseudo_label_loss", _group_heads,
              (c, c * 0.7 + 0.1, x, x[::-1] + 0.1, p, w), (0, 1, 2, 3, 4, 5)),
         # one case per function and head (slow: the groups above run the same code)
@@ -141,6 +157,9 @@ def cases() -> list[Case]:
              (c, x, x[::-1] + 0.1, p, w), (0, 1, 2, 3, 4), slow=True),
         Case("nn-DECHead", "dec_loss", _dec_head, (c, x, p), (0, 1, 2), slow=True),
         Case("nn-TELLLayer", "tell_loss", _tell_layer, (c, x), (0, 1), slow=True),
+        Case("nn-SinkhornClusteringHead", "pseudo_label_loss", _swav_head, (c, x, p),
+             (0, 1, 2), slow=True),
+        Case("nn-KMeansLayer", "kmeans_loss", _kmeans_layer, (c, x), (0, 1), slow=True),
         Case("p2ot_codes", "p2ot_codes", _p2ot, (lp, f32(0.4)), slow=True),
         Case("sp2ot_codes", "sp2ot_codes", _sp2ot, (lp, z), slow=True),
         Case("mass_schedule", "mass_schedule", _mass_schedule, (step, f32(0.2)), (1,),
