@@ -379,9 +379,7 @@ def _make_cases() -> list[Case]:
         # ADMM in float32 stalls at ~1e-5 relative in <D, Z> (off-block entries of Z at the
         # residual floor times the large between-cluster distances): runs stopping at
         # different iterations agree to that floor
-        # ADMM's jit / vmap compile three nested eigensolver loops (~8 s): slow; the fast
-        # suite keeps kmeans_sdp's BM case below and ADMM's jit path in tests/sdp
-        Case("kmeans_sdp-admm", "kmeans_sdp", _kmeans_sdp_admm, (x,), rtol=1e-4, slow=True),
+        Case("kmeans_sdp-admm", "kmeans_sdp", _kmeans_sdp_admm, (x,), rtol=1e-4),
         Case("kmeans_sdp-bm", "kmeans_sdp", _kmeans_sdp_bm, (x,)),
         # slow: three compilations of the nested SDP / covariance loops (~6 s); the same
         # program runs fast in tests/sdp/test_la_sdp.py

@@ -271,7 +271,6 @@ def test_vmap_pam(rng):
     _assert_batch_matches(jax.vmap(f)(ds), f, ds)
 
 
-@pytest.mark.slow  # fast: the conformance FD checks of kmedoids' loss (test_grad_fd[kmedoids])
 def test_loss_gradient_at_fixed_medoids(x64, rng):
     x, _, _ = _problem(5, spread=1.0)
     x, w = jnp.asarray(x), jnp.asarray(rng.uniform(0.5, 1.5, 40))

@@ -191,7 +191,6 @@ def test_while_loop_equals_unrolled():
     np.testing.assert_allclose(np.asarray(a.objective), np.asarray(b.objective), rtol=1e-6)
 
 
-@pytest.mark.slow  # fast: the conformance FD checks (test_grad_fd[laplacian_kmeans*])
 def test_gradients_vs_finite_differences(x64):
     """Unrolled through a fixed number of iterations (tol=0); W = a differentiable, indefinite
     affinity of x (RBF without its diagonal), so the gradient also flows through the shift

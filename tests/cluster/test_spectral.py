@@ -159,7 +159,6 @@ def test_rbf_row_normalised_gradients_vs_finite_differences(x64):
         assert abs(float(fd)) > 1e-3
 
 
-@pytest.mark.slow  # fast: the conformance vmap of spectral, the knn affinity vs sklearn
 def test_vmap_and_the_knn_option():
     """vmap over three perturbed copies equals the per-item (jitted) results; the knn option
     equals spectral on affinity_matrix(kind="knn") (the same compiled solver per item)."""

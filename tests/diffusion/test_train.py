@@ -40,9 +40,6 @@ def _trained():
     return x, net, res
 
 
-# slow (a 600-step training run); the fast suite keeps the loop's determinism below and the
-# training of tests/test_train.py
-@pytest.mark.slow
 def test_loss_decreases_towards_the_exact_predictor():
     """300 adam steps on a 4-component mixture: the mean loss of the last 50 steps is below
     half that of the first 50, and the DSM loss of the EMA network on 2,048 fresh points is

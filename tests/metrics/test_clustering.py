@@ -233,8 +233,6 @@ JITTABLE = {
 }
 
 
-# slow: the conformance suite runs the same jit / vmap checks on every metric
-@pytest.mark.slow
 @pytest.mark.parametrize("name", list(JITTABLE))
 def test_jit_and_vmap(name):
     fn, eager = JITTABLE[name]

@@ -26,9 +26,6 @@ nnx = pytest.importorskip("flax.nnx")
 import jaxclust.nn.flax as jflax  # noqa: E402  (after the optional-dependency skip)
 
 FRAMEWORKS = ["flax", "equinox"]
-# the Flax layers equal the Equinox ones (test_*_same_outputs_in_both_frameworks), so the
-# costlier behavioural checks run Flax in the slow suite only
-EQUINOX_FAST = [pytest.param("flax", marks=pytest.mark.slow), "equinox"]
 
 
 def _make(framework, cls_name, *args, seed=0, **kwargs):
@@ -221,7 +218,7 @@ def test_kmeans_layer_trains(rng, framework):
     assert float(jax.jit(kmeans_loss)(x, centroids)) <= 1.05 * optimum
 
 
-@pytest.mark.parametrize("framework", EQUINOX_FAST)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_swav_head_trains(rng, framework):
     """Three blobs in 8-D (norm-3 centres, std 0.5) seen through two views with fresh noise
     (std 0.3) at every step; prototypes only (the features are the data). SwAV's
@@ -260,7 +257,7 @@ def test_swav_head_trains(rng, framework):
 # jit and vmap
 
 
-@pytest.mark.parametrize("framework", EQUINOX_FAST)
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_jit_and_vmap(rng, framework):
     xb = jnp.asarray(rng.normal(size=(3, 12, 2)), jnp.float32)
     zb = jnp.asarray(rng.normal(size=(3, 10, 5)), jnp.float32)

@@ -62,11 +62,7 @@ def _directions(rng, args, gauge):
 
 
 @pytest.mark.parametrize(
-    # balanced is slow (its unrolled solve is long); the fast suite keeps the unbalanced case
-    # here and the balanced implicit gradient against finite differences in the conformance
-    # suite (test_grad_fd[sinkhorn-balanced])
-    "relax", [pytest.param("balanced", marks=pytest.mark.slow), "unbalanced",
-              pytest.param("semi-relaxed", marks=pytest.mark.slow),
+    "relax", ["balanced", "unbalanced", pytest.param("semi-relaxed", marks=pytest.mark.slow),
               pytest.param("partial", marks=pytest.mark.slow)])
 def test_implicit_unrolled_and_finite_differences_agree(relax):
     gauge = relax == "balanced"

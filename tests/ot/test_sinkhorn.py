@@ -313,7 +313,6 @@ def test_zero_weight_padding_gives_the_unpadded_solution():
         np.testing.assert_allclose(big[k], small[k], rtol=1e-5)
 
 
-@pytest.mark.slow  # fast: test_zero_weight_padding_gives_the_unpadded_solution, conformance vmap
 def test_vmap_over_padded_problems_matches_a_loop_and_pot():
     rng = np.random.default_rng(13)
     sizes = [(9, 7), (6, 10), (12, 4), (12, 10)]
