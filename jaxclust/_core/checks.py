@@ -75,6 +75,17 @@ def check_finite(x: jax.Array, name: str) -> jax.Array:
                                        "(give masked points zero weight) before calling.")
 
 
+def row_weights(weights, n: int, rows_of: str) -> jax.Array:
+    """Sample weights ``(n,)``, one per row of ``rows_of``: shape (trace time), finite and
+    ``>= 0`` (value checks)."""
+    w = as_float_array(weights, "weights")
+    if w.shape != (n,):
+        raise ValueError(f"`weights` must have shape ({n},) (one per row of `{rows_of}`), got "
+                         f"{tuple(w.shape)}.")
+    w = check_finite(w, "weights")
+    return ensure(w, w < 0, "`weights` has negative entries; weights must be >= 0.")
+
+
 def check_positive_scalar(value, name: str, hint: str = ""):
     """``value > 0`` for a Python number (trace time) or an array (value check)."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -195,12 +195,7 @@ def pseudo_label_loss(
     n = lg.shape[0]
     out_dtype = jnp.result_type(lg, c)
     if weights is not None:
-        w = checks.as_float_array(weights, "weights")
-        if w.shape != (n,):
-            raise ValueError(f"`weights` must have shape ({n},) (one per row of `logits`), got "
-                             f"{tuple(w.shape)}.")
-        w = checks.check_finite(w, "weights")
-        w = checks.ensure(w, w < 0, "`weights` has negative entries; weights must be >= 0.")
+        w = checks.row_weights(weights, n, "logits")
         out_dtype = jnp.result_type(out_dtype, w)
     dtype = jnp.promote_types(out_dtype, jnp.float32)
     per_sample = -jnp.sum(c.astype(dtype) * jax.nn.log_softmax(lg.astype(dtype), axis=1),

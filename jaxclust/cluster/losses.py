@@ -115,12 +115,7 @@ def soft_assignment(
 
 
 def _weights(weights, n, dtype):
-    w = checks.as_float_array(weights, "weights")
-    if w.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) (one per row of `x`), got "
-                         f"{tuple(w.shape)}.")
-    w = checks.check_finite(w.astype(dtype), "weights")
-    w = checks.ensure(w, w < 0, "`weights` has negative entries; weights must be >= 0.")
+    w = checks.row_weights(weights, n, "x").astype(dtype)
     return checks.ensure(w, jnp.sum(w) <= 0, "`weights` sums to 0; give some point a "
                                              "positive weight.")
 

@@ -418,12 +418,7 @@ def inertia(
         d2 = jnp.sum(diff * diff, axis=1)
     if weights is None:
         return jnp.sum(d2)
-    w = checks.as_float_array(weights, "weights")
-    if w.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) (one per row of `x`), got "
-                         f"{tuple(w.shape)}.")
-    w = checks.check_finite(w, "weights")
-    w = checks.ensure(w, w < 0, "`weights` has negative entries; weights must be >= 0.")
+    w = checks.row_weights(weights, n, "x")
     return jnp.sum(w.astype(dtype) * d2)
 
 
