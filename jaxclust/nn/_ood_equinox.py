@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ..ood import losses as _losses, scores as _scores
-from . import _check_number, _check_size, _initial, _normal, _prototype_scale
+from . import _check_number, _check_size, _features, _initial, _normal, _prototype_scale
 
 __all__ = ["PrototypeHead", "TemperatureHead"]
 
@@ -23,9 +23,12 @@ __all__ = ["PrototypeHead", "TemperatureHead"]
 class TemperatureHead(eqx.Module):
     r"""A learned-temperature classifier head (GODIN / AbeT).
 
-    Cosine logits $h_j(x) = \bar x^\top \bar w_j$ (the columns of ``weight``, ``(d, k)``)
-    divided by a per-sample temperature $T(x) = 1/\sigma(x^\top v + c)$ (``temp_weight``
-    $v$, ``temp_bias`` $c$):
+    Cosine logits $h_j(x)$ (the columns of ``weight``, ``(d, k)``; see
+    [`cosine_logits`][jaxclust.ood.cosine_logits]) divided by a per-sample temperature
+    $T(x) = \sigma(g(x)) \in (0, 1)$, $g(x) = x^\top v + c$ (``temp_weight`` $v$,
+    ``temp_bias`` $c$), optionally batch-normalised as in the reference (AbeT's
+    ``Linear -> BatchNorm1d(1) -> Sigmoid``): a small $T$ enlarges the logits, so the
+    softmax can become confident.
 
     * ``__call__(x)``: the logits $h(x)/T(x)$, ``(n, k)``;
     * ``temperature(x)``: $T(x)$, ``(n,)`` (see
@@ -35,12 +38,26 @@ class TemperatureHead(eqx.Module):
     * ``score(x)``: AbeT's ablated energy $\log\sum_j e^{h_j/T}$
       ([`ablated_energy`][jaxclust.ood.ablated_energy]), higher = more in-distribution.
 
+    With ``batch_norm=True`` the head holds the batch norm's learned ``bn_scale`` /
+    ``bn_offset`` and its running ``bn_mean`` / ``bn_var`` (no gradient). In training mode
+    (the default) $g$ is normalised with the batch's statistics; under
+    ``eqx.nn.inference_mode(head)`` (the field ``inference``) with the running ones, as
+    torch's BatchNorm (differentiate such a head with ``eqx.filter_grad``: ``inference`` is
+    a bool leaf, as in Equinox's own ``BatchNorm``). Equinox modules are immutable:
+    ``update_statistics(x)`` returns the head with the running statistics moved towards the
+    batch's (call it once per training step, as torch does in its forward pass). The running
+    variance follows Flax's ``nnx.BatchNorm`` (the biased batch variance; torch averages the
+    unbiased one, a factor $n/(n-1)$), so both frameworks agree.
+
     Args:
       d: feature size.
       k: number of classes.
       weight: initial class directions ``(d, k)``; default ``normal / sqrt(d)``.
       temp_weight: initial ``(d,)``; default ``normal / sqrt(d)``.
       temp_bias: initial scalar (default 0).
+      batch_norm: batch-normalise $g$ (the reference's layout; default off: $T$ is then a
+        per-sample function, independent of the batch).
+      bn_momentum: torch-convention momentum of the running statistics (torch default 0.1).
       key: PRNG key, required unless both weights are given.
 
     Example:
@@ -48,23 +65,37 @@ class TemperatureHead(eqx.Module):
       >>> from jaxclust.nn._ood_equinox import TemperatureHead
       >>> head = TemperatureHead(8, 3, key=jax.random.key(0))
       >>> x = jax.numpy.ones((5, 8))
-      >>> head(x).shape, head.score(x).shape, bool(head.temperature(x).min() >= 1)
+      >>> t = head.temperature(x)
+      >>> head(x).shape, head.score(x).shape, bool((t > 0).all() and (t < 1).all())
       ((5, 3), (5,), True)
 
     References:
       Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al.,
       "Out-of-Distribution Detection & Applications With Ablated Learned Temperature
-      Energy", 2024.
+      Energy", 2024 (code: github.com/anonymousoodauthor/abet, ``nets.py``).
     """
 
     weight: Float[Array, "d k"]
     temp_weight: Float[Array, " d"]
     temp_bias: Float[Array, ""]
+    bn_scale: Float[Array, ""] | None
+    bn_offset: Float[Array, ""] | None
+    bn_mean: Float[Array, ""] | None
+    bn_var: Float[Array, ""] | None
+    bn_momentum: float = eqx.field(static=True)
+    inference: bool | None
 
     def __init__(self, d: int, k: int, *, weight: Float[ArrayLike, "d k"] | None = None,
                  temp_weight: Float[ArrayLike, " d"] | None = None,
-                 temp_bias: float = 0.0, key: PRNGKeyArray | None = None):
+                 temp_bias: float = 0.0, batch_norm: bool = False, bn_momentum: float = 0.1,
+                 key: PRNGKeyArray | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"`batch_norm` must be a bool, got {batch_norm!r}.")
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not (
+                0 <= bn_momentum <= 1):
+            raise ValueError(f"`bn_momentum` must be a number in [0, 1] (torch's convention: "
+                             f"the weight of the new batch), got {bn_momentum!r}.")
         k1 = k2 = None
         if key is not None:
             k1, k2 = jax.random.split(key)
@@ -75,10 +106,43 @@ class TemperatureHead(eqx.Module):
             temp_weight, (d,), "temp_weight", "key",
             None if k2 is None else lambda: _normal(k2, (d,), _prototype_scale(d)))
         self.temp_bias = jnp.asarray(temp_bias, jnp.result_type(float))
+        f = jnp.result_type(float)
+        self.bn_scale = jnp.ones((), f) if batch_norm else None
+        self.bn_offset = jnp.zeros((), f) if batch_norm else None
+        self.bn_mean = jnp.zeros((), f) if batch_norm else None
+        self.bn_var = jnp.ones((), f) if batch_norm else None
+        self.bn_momentum = float(bn_momentum)
+        # None without batch norm: no bool leaf, so plain jax.grad works on the head
+        self.inference = False if batch_norm else None
 
     def temperature(self, x: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
-        """$T(x) = 1/\\sigma(x^\\top v + c) \\ge 1$."""
-        return _losses.learned_temperature(x, self.temp_weight, self.temp_bias)
+        """$T(x) = \\sigma(g(x)) \\in (0, 1)$."""
+        if self.bn_scale is None:
+            return _losses.learned_temperature(x, self.temp_weight, self.temp_bias)
+        stats = {}
+        if self.inference:
+            stats = dict(mean=jax.lax.stop_gradient(self.bn_mean),
+                         var=jax.lax.stop_gradient(self.bn_var))
+        return _losses.learned_temperature(x, self.temp_weight, self.temp_bias,
+                                           batch_norm=True, scale=self.bn_scale,
+                                           offset=self.bn_offset, **stats)
+
+    def update_statistics(self, x: Float[ArrayLike, "n d"]) -> TemperatureHead:
+        """The head with the batch norm's running mean and variance moved towards the batch's
+        (``(1 - bn_momentum) * running + bn_momentum * batch``); itself without batch norm."""
+        if self.bn_scale is None:
+            return self
+        x = _features(x, self.temp_weight.shape[0], "x")
+        if x.shape[0] < 2:
+            raise ValueError("`x` has one row: batch statistics need at least 2 samples.")
+        dtype = jnp.promote_types(jnp.result_type(x, self.temp_weight), jnp.float32)
+        a = x.astype(dtype) @ self.temp_weight.astype(dtype) + self.temp_bias.astype(dtype)
+        a = jax.lax.stop_gradient(a)
+        mu = jnp.mean(a)
+        var = jnp.mean(jnp.square(a - mu))
+        m = self.bn_momentum
+        return eqx.tree_at(lambda h: (h.bn_mean, h.bn_var), self,
+                           ((1 - m) * self.bn_mean + m * mu, (1 - m) * self.bn_var + m * var))
 
     def cosine_logits(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
         """The cosine logits $h(x)$."""

@@ -23,9 +23,12 @@ __all__ = ["PrototypeHead", "TemperatureHead"]
 class TemperatureHead(nnx.Module):
     r"""A learned-temperature classifier head (GODIN / AbeT).
 
-    Cosine logits $h_j(x) = \bar x^\top \bar w_j$ (the columns of ``weight``, ``(d, k)``)
-    divided by a per-sample temperature $T(x) = 1/\sigma(x^\top v + c)$ (``temp_weight``
-    $v$, ``temp_bias`` $c$):
+    Cosine logits $h_j(x)$ (the columns of ``weight``, ``(d, k)``; see
+    [`cosine_logits`][jaxclust.ood.cosine_logits]) divided by a per-sample temperature
+    $T(x) = \sigma(g(x)) \in (0, 1)$, $g(x) = x^\top v + c$ (``temp_weight`` $v$,
+    ``temp_bias`` $c$), optionally batch-normalised as in the reference (AbeT's
+    ``Linear -> BatchNorm1d(1) -> Sigmoid``): a small $T$ enlarges the logits, so the
+    softmax can become confident.
 
     * ``__call__(x)``: the logits $h(x)/T(x)$, ``(n, k)``;
     * ``temperature(x)``: $T(x)$, ``(n,)`` (see
@@ -35,12 +38,23 @@ class TemperatureHead(nnx.Module):
     * ``score(x)``: AbeT's ablated energy $\log\sum_j e^{h_j/T}$
       ([`ablated_energy`][jaxclust.ood.ablated_energy]), higher = more in-distribution.
 
+    With ``batch_norm=True`` the head holds an ``nnx.BatchNorm`` (field ``bn``: learned
+    ``scale``/``bias``, running ``mean``/``var``). In training mode (``model.train()``, the
+    default) $g$ is normalised with the batch's statistics and each call updates the running
+    ones; in ``model.eval()`` mode the running statistics are used, as torch's BatchNorm.
+    The running variance is Flax's (the biased batch variance; torch averages the unbiased
+    one, a factor $n/(n-1)$).
+
     Args:
       d: feature size.
       k: number of classes.
       weight: initial class directions ``(d, k)``; default ``normal / sqrt(d)``.
       temp_weight: initial ``(d,)``; default ``normal / sqrt(d)``.
       temp_bias: initial scalar (default 0).
+      batch_norm: batch-normalise $g$ (the reference's layout; default off: $T$ is then a
+        per-sample function, independent of the batch).
+      bn_momentum: torch-convention momentum of the running statistics (torch default 0.1;
+        ``nnx.BatchNorm(momentum=1 - bn_momentum)``).
       rngs: ``nnx.Rngs`` (its ``params`` stream), required unless both weights are given.
 
     Example:
@@ -49,19 +63,27 @@ class TemperatureHead(nnx.Module):
       >>> from jaxclust.nn._ood_flax import TemperatureHead
       >>> head = TemperatureHead(8, 3, rngs=nnx.Rngs(0))
       >>> x = jax.numpy.ones((5, 8))
-      >>> head(x).shape, head.score(x).shape, bool(head.temperature(x).min() >= 1)
+      >>> t = head.temperature(x)
+      >>> head(x).shape, head.score(x).shape, bool((t > 0).all() and (t < 1).all())
       ((5, 3), (5,), True)
 
     References:
       Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al.,
       "Out-of-Distribution Detection & Applications With Ablated Learned Temperature
-      Energy", 2024.
+      Energy", 2024 (code: github.com/anonymousoodauthor/abet, ``nets.py``).
     """
 
     def __init__(self, d: int, k: int, *, weight: Float[ArrayLike, "d k"] | None = None,
                  temp_weight: Float[ArrayLike, " d"] | None = None,
-                 temp_bias: float = 0.0, rngs: nnx.Rngs | None = None):
+                 temp_bias: float = 0.0, batch_norm: bool = False, bn_momentum: float = 0.1,
+                 rngs: nnx.Rngs | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
+        if not isinstance(batch_norm, bool):
+            raise ValueError(f"`batch_norm` must be a bool, got {batch_norm!r}.")
+        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not (
+                0 <= bn_momentum <= 1):
+            raise ValueError(f"`bn_momentum` must be a number in [0, 1] (torch's convention: "
+                             f"the weight of the new batch), got {bn_momentum!r}.")
         k1 = k2 = None
         if rngs is not None:
             k1, k2 = jax.random.split(rngs.params())
@@ -72,10 +94,26 @@ class TemperatureHead(nnx.Module):
             temp_weight, (d,), "temp_weight", "rngs",
             None if k2 is None else lambda: _normal(k2, (d,), _prototype_scale(d))))
         self.temp_bias = nnx.Param(jnp.asarray(temp_bias, jnp.result_type(float)))
+        self.bn = (nnx.BatchNorm(1, momentum=1.0 - float(bn_momentum), epsilon=1e-5,
+                                 use_fast_variance=False, rngs=nnx.Rngs(0))
+                   if batch_norm else None)
 
     def temperature(self, x: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
-        """$T(x) = 1/\\sigma(x^\\top v + c) \\ge 1$."""
-        return _losses.learned_temperature(x, self.temp_weight[...], self.temp_bias[...])
+        """$T(x) = \\sigma(g(x)) \\in (0, 1)$; in training mode with batch norm, also updates
+        the running statistics."""
+        v, c = self.temp_weight[...], self.temp_bias[...]
+        if self.bn is None:
+            return _losses.learned_temperature(x, v, c)
+        scale, offset = self.bn.scale[...][0], self.bn.bias[...][0]
+        if self.bn.use_running_average:
+            return _losses.learned_temperature(x, v, c, batch_norm=True, scale=scale,
+                                               offset=offset, mean=self.bn.mean[...][0],
+                                               var=self.bn.var[...][0])
+        t = _losses.learned_temperature(x, v, c, batch_norm=True, scale=scale, offset=offset)
+        a = jnp.asarray(x).astype(t.dtype) @ v.astype(t.dtype) + c
+        stat_dtype = self.bn.mean[...].dtype  # nnx.BatchNorm keeps float32 statistics
+        self.bn(jax.lax.stop_gradient(a).astype(stat_dtype)[:, None])  # running statistics
+        return t
 
     def cosine_logits(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
         """The cosine logits $h(x)$."""

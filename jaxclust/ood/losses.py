@@ -3,9 +3,9 @@ r"""Training losses for OOD-aware classifiers, usable with optax (scalar, differ
 * Outlier-based: energy-regularised fine-tuning (squared hinges on ID and outlier
   energies) and outlier exposure (cross-entropy to the uniform distribution on outliers).
 * Outlier-free: logit normalisation (LogitNorm), the learned temperature of
-  GODIN / AbeT (cosine logits divided by $T(x)$), and the mixture-of-prototypes head of PALM
-  (several unit prototypes per class, Sinkhorn assignments, MLE and prototype-contrastive
-  terms).
+  GODIN / AbeT (cosine logits divided by $T(x) = \sigma(\cdot) \in (0, 1)$), and the
+  mixture-of-prototypes head of PALM (several unit prototypes per class, Sinkhorn
+  assignments, MLE and prototype-contrastive terms).
 
 Logits are ``(n, k)``, integer labels ``(n,)`` in ``[0, k)``. Means over samples. The scores
 these models are read with follow the convention of [`jaxclust.ood`][jaxclust.ood]:
@@ -297,85 +297,158 @@ def logitnorm_loss(
 # learned temperature (GODIN / AbeT)
 
 
-def cosine_logits(features: Float[ArrayLike, "n d"], weight: Float[ArrayLike, "d k"]
-                  ) -> Float[Array, "n k"]:
-    r"""Cosine-similarity logits $h_j(x) = \dfrac{x^\top w_j}{\lVert x\rVert\,\lVert w_j\rVert}$
-    (the numerator $h$ of GODIN / AbeT), in $[-1, 1]$.
+def cosine_logits(features: Float[ArrayLike, "n d"], weight: Float[ArrayLike, "d k"], *,
+                  eps: float = 1e-4) -> Float[Array, "n k"]:
+    r"""Cosine-similarity logits $h_j(x) = \dfrac{x^\top w_j}{(\lVert x\rVert + \epsilon)
+    (\lVert w_j\rVert + \epsilon)}$ (the numerator $h$ of GODIN / AbeT), in $[-1, 1]$.
+
+    The norms carry the reference's guard $\epsilon = 10^{-4}$ (AbeT's and the GODIN
+    reproduction's ``x / (||x|| + 1e-4)``); ``eps=0`` gives the exact cosine. A zero row or
+    column gives 0.
 
     Args:
       features: ``(n, d)``.
       weight: class directions as columns, ``(d, k)``.
+      eps: $\epsilon \ge 0$ added to each norm (reference: 1e-4).
 
     Returns:
       ``(n, k)`` cosine logits.
 
     Raises:
-      ValueError: bad shapes, NaN/Inf.
+      ValueError: bad shapes, NaN/Inf, ``eps < 0``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.ood import cosine_logits
       >>> w = jnp.array([[1.0, 1.0], [0.0, 1.0]])
-      >>> cosine_logits(jnp.array([[2.0, 0.0]]), w).round(4).tolist()
+      >>> cosine_logits(jnp.array([[2.0, 0.0]]), w, eps=0.0).round(4).tolist()
       [[1.0, 0.7071]]
 
     References:
       Hsu, Shen, Jin, Kira, "Generalized ODIN: Detecting Out-of-distribution Image without
-      Learning from Out-of-distribution Data", CVPR 2020.
+      Learning from Out-of-distribution Data", CVPR 2020. LeVine et al., "Out-of-Distribution
+      Detection & Applications With Ablated Learned Temperature Energy", 2024 (code:
+      github.com/anonymousoodauthor/abet, ``nets.py``).
     """
     x = v.matrix(features, "features", "(n, d)")
     w = v.matrix(weight, "weight", "(d, k)")
     if w.shape[0] != x.shape[1]:
         raise ValueError(f"`weight` must have shape (d, k) with d = {x.shape[1]}, got "
                          f"{tuple(w.shape)}.")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0 or (
+            eps == float("inf")):
+        raise ValueError(f"`eps` must be a finite Python number >= 0, got {eps!r}.")
     dtype = v.compute_dtype(x, w)
-    return jnp.matmul(v.normalize(x.astype(dtype)), v.normalize(w.astype(dtype), axis=0),
-                      precision=_PREC)
+    return jnp.matmul(_guarded_unit(x.astype(dtype), 1, eps),
+                      _guarded_unit(w.astype(dtype), 0, eps), precision=_PREC)
+
+
+def _guarded_unit(x, axis, eps):
+    """``x / (||x|| + eps)`` along ``axis``; zero vectors give zero (finite gradient)."""
+    sq = jnp.sum(x * x, axis=axis, keepdims=True)
+    pos = sq > 0
+    norm = jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0) + eps
+    return jnp.where(pos, x / jnp.where(pos, norm, 1.0), 0.0)
 
 
 def learned_temperature(
     features: Float[ArrayLike, "n d"],
     weight: Float[ArrayLike, " d"],
-    bias: float | Float[ArrayLike, ""],
+    bias: float | Float[ArrayLike, ""] = 0.0,
+    *,
+    batch_norm: bool = False,
+    scale: float | Float[ArrayLike, ""] = 1.0,
+    offset: float | Float[ArrayLike, ""] = 0.0,
+    mean: float | Float[ArrayLike, ""] | None = None,
+    var: float | Float[ArrayLike, ""] | None = None,
+    eps: float = 1e-5,
 ) -> Float[Array, " n"]:
-    r"""The learned per-sample temperature of GODIN / AbeT,
+    r"""The learned per-sample temperature of GODIN / AbeT, in $(0, 1)$:
 
-    $$ T(x) = 1/\sigma(x^\top w + b) = 1 + e^{-(x^\top w + b)} \ \ge 1, $$
+    $$ T(x) = \sigma\big(g(x)\big) + 10^{-12}, \qquad g(x) = a(x) = x^\top w + b, $$
 
-    computed as $\exp(\operatorname{softplus}(-(x^\top w + b)))$ with the argument clipped
-    at $-80$ (so $T \le e^{80}$ stays finite, with finite gradients).
+    or, with ``batch_norm=True`` (the reference's ``Linear -> BatchNorm1d(1) -> Sigmoid``),
+
+    $$ g(x) = \gamma\,\frac{a(x) - \mu}{\sqrt{v + \epsilon}} + \beta, $$
+
+    where $(\mu, v)$ are the batch mean and (biased) variance of $a$ over the ``n`` rows
+    (training mode) or the given running statistics ``mean``/``var`` (inference mode).
+    The logits are $h(x)/T(x)$ (see
+    [`learned_temperature_loss`][jaxclust.ood.learned_temperature_loss]): a small $T$
+    *enlarges* the cosine logits, so the softmax can become confident. The
+    $10^{-12}$ is the reference's guard against $T = 0$.
 
     Args:
       features: ``(n, d)``.
       weight: ``(d,)``.
-      bias: a scalar.
+      bias: a scalar $b$ (cancels in training-mode batch norm).
+      batch_norm: normalise $a$ as the reference's ``BatchNorm1d(1)`` does.
+      scale: $\gamma$, the batch norm's learned scale (reference init 1).
+      offset: $\beta$, the batch norm's learned shift (reference init 0).
+      mean: running mean of $a$ (inference mode); ``None``: the batch's.
+      var: running variance of $a$ (inference mode); ``None``: the batch's.
+      eps: $\epsilon > 0$ of the batch norm (reference: 1e-5).
 
     Returns:
-      ``(n,)`` temperatures.
+      ``(n,)`` temperatures in $(0, 1]$.
 
     Raises:
-      ValueError: bad shapes, NaN/Inf.
+      ValueError: bad shapes, NaN/Inf, only one of ``mean``/``var``, a negative ``var``,
+        ``eps <= 0``, batch statistics of a single sample.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.ood import learned_temperature
-      >>> learned_temperature(jnp.array([[0.0], [100.0]]), jnp.array([1.0]), 0.0).tolist()
-      [2.0, 1.0]
+      >>> x = jnp.array([[0.0], [-2.0], [100.0]])
+      >>> learned_temperature(x, jnp.array([1.0]), 0.0).round(4).tolist()  # sigmoid(x w + b)
+      [0.5, 0.1192, 1.0]
 
     References:
       Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al.,
       "Out-of-Distribution Detection & Applications With Ablated Learned Temperature
-      Energy", 2024.
+      Energy", 2024 (code: github.com/anonymousoodauthor/abet, ``nets.py``,
+      ``LearnedTemperatureClassificationNet``).
     """
     x = v.matrix(features, "features", "(n, d)")
     w = v.vector(weight, "weight", x.shape[1], "d")
-    b = checks.as_float_array(bias, "bias")
-    if b.ndim != 0:
-        raise ValueError(f"`bias` must be a scalar, got shape {tuple(b.shape)}.")
-    b = checks.check_finite(b, "bias")
-    dtype = v.compute_dtype(x, w, b)
-    a = jnp.matmul(x.astype(dtype), w.astype(dtype), precision=_PREC) + b.astype(dtype)
-    return jnp.exp(jax.nn.softplus(-jnp.maximum(a, -80.0)))
+    scalars = {}
+    for name, val in (("bias", bias), ("scale", scale), ("offset", offset), ("mean", mean),
+                      ("var", var)):
+        if val is None:
+            scalars[name] = None
+            continue
+        arr = checks.as_float_array(val, name)
+        if arr.ndim != 0:
+            raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
+        scalars[name] = checks.check_finite(arr, name)
+    dtype = v.compute_dtype(x, w, *(a for a in scalars.values() if a is not None))
+    a = jnp.matmul(x.astype(dtype), w.astype(dtype), precision=_PREC)
+    a = a + scalars["bias"].astype(dtype)
+    if not batch_norm and (scalars["mean"] is not None or scalars["var"] is not None):
+        raise ValueError("`mean` and `var` are the running statistics of the batch norm: "
+                         "pass them with batch_norm=True.")
+    if batch_norm:
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float(
+                "inf"):
+            raise ValueError(f"`eps` must be a finite Python number > 0, got {eps!r}.")
+        mu, var_ = scalars["mean"], scalars["var"]
+        if (mu is None) != (var_ is None):
+            raise ValueError("`mean` and `var` must be given together (the running "
+                             "statistics of inference mode) or both left None (the batch's).")
+        if mu is None:
+            if x.shape[0] < 2:
+                raise ValueError("`features` has one row: batch statistics need at least 2 "
+                                 "samples (as torch's BatchNorm in training mode); pass the "
+                                 "running `mean` and `var` for single samples.")
+            mu = jnp.mean(a)
+            var_ = jnp.mean(jnp.square(a - mu))
+        else:
+            var_ = checks.ensure(var_, var_ < 0, "`var` must be >= 0.")
+        g = ((a - mu.astype(dtype)) * jax.lax.rsqrt(var_.astype(dtype) + eps)
+             * scalars["scale"].astype(dtype) + scalars["offset"].astype(dtype))
+    else:
+        g = a
+    return jax.nn.sigmoid(g) + jnp.asarray(1e-12, dtype)
 
 
 def learned_temperature_loss(
@@ -384,7 +457,9 @@ def learned_temperature_loss(
     labels: Int[ArrayLike, " n"],
 ) -> Float[Array, ""]:
     r"""Cross-entropy of the temperature-divided cosine logits, $\mathrm{CE}(h(x)/T(x), y)$,
-    the training loss of GODIN / AbeT. Read the model with
+    the training loss of GODIN / AbeT (the reference trains ``CrossEntropyLoss`` on
+    ``logits = h / T`` with $T = \sigma(\cdot) \in (0, 1)$ from
+    [`learned_temperature`][jaxclust.ood.learned_temperature]). Read the model with
     [`ablated_energy`][jaxclust.ood.ablated_energy].
 
     Args:
@@ -406,7 +481,8 @@ def learned_temperature_loss(
       0.0181
 
     References:
-      Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020.
+      Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al., "Out-of-Distribution
+      Detection & Applications With Ablated Learned Temperature Energy", 2024.
     """
     h, y = _labelled(cos_logits, labels, "cos_logits")
     t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)

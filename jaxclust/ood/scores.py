@@ -653,13 +653,14 @@ def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
 
     $$ s(x) = \log\sum_j e^{h_j(x)/T(x)}, $$
 
-    a stable log-sum-exp. Both a low temperature (confident) and a large cosine logit
-    raise it.
+    a stable log-sum-exp, the reference's ``inference_mode == 'ablated_energy'`` score
+    ``log(exp(logits).sum(1))`` with ``logits = h / T``. Both a low temperature (confident,
+    $T = \sigma(\cdot)$ near 0) and a large cosine logit raise it.
 
     Args:
       cos_logits: $h(x)$, ``(n, k)`` (e.g. from [`cosine_logits`][jaxclust.ood.cosine_logits]).
       temperature: $T(x) > 0$, ``(n,)`` (e.g. from
-        [`learned_temperature`][jaxclust.ood.learned_temperature]).
+        [`learned_temperature`][jaxclust.ood.learned_temperature], in $(0, 1)$).
 
     Returns:
       ``(n,)`` scores.
@@ -681,7 +682,7 @@ def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
     h = _logits(cos_logits, "cos_logits")
     t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
     t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere (a learned "
-                                 "temperature is e.g. 1 / sigmoid(.)).")
+                                 "temperature is sigmoid(.) in (0, 1)).")
     return logsumexp(h / t[:, None], axis=1)
 
 

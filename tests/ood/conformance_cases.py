@@ -200,7 +200,9 @@ def _group_head(f, x, w, b):
 def _group_temperature(x, w, v, c):
     h = ood.cosine_logits(x, w)
     t = ood.learned_temperature(x, v, c)
-    return h, t, ood.ablated_energy(h, t), ood.learned_temperature_loss(h, t, _Y[: x.shape[0]])
+    t_bn = ood.learned_temperature(x, v, c, batch_norm=True, scale=1.3, offset=0.1)
+    return (h, t, t_bn, ood.ablated_energy(h, t),
+            ood.learned_temperature_loss(h, t_bn, _Y[: x.shape[0]]))
 
 
 def _group_losses(zi, zo, t):

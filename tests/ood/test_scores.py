@@ -154,8 +154,10 @@ def test_vim(problem):
 def test_ablated_energy_and_temperature(problem):
     x, w = problem["x"], problem["w"]
     wt, bt = problem["b"][:1].repeat(5) * 0.3, 0.2
-    h = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0))
-    t = 1.0 + np.exp(-(x @ wt + bt))
+    # the reference's guarded norms u / (||u|| + 1e-4), and T = sigmoid(.) in (0, 1)
+    h = ((x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-4))
+         @ (w / (np.linalg.norm(w, axis=0) + 1e-4)))
+    t = 1.0 / (1.0 + np.exp(-(x @ wt + bt))) + 1e-12
 
     @jax.jit
     def pieces(x, w, v):
