@@ -170,21 +170,33 @@ class PrototypeHead(eqx.Module):
 
     * ``__call__(z)``: class logits $\ell_c = \log\frac1m\sum_j e^{z^\top p_{cj}/\tau}$,
       ``(n, k)`` ([`mixture_logits`][jaxclust.ood.mixture_logits], uniform weights);
-    * ``assignments(z)``: the Sinkhorn weights of the batch, ``(n, k, m)``
+    * ``assignments(z, labels=None)``: the Sinkhorn codes of the batch over all prototypes,
+      or with labels PALM's class-masked, top-k-pruned weights, ``(n, k, m)``
       ([`mixture_assignments`][jaxclust.ood.mixture_assignments]);
-    * ``loss(z, labels)``: PALM's MLE + ``weight`` x prototype-contrastive loss
-      ([`palm_loss`][jaxclust.ood.palm_loss]);
+    * ``loss(z, labels)``: PALM's loss for the batch as its reference computes it (EMA
+      update of the prototypes with ``momentum``, MLE term at the updated prototypes,
+      ``weight`` x prototype-contrastive term; [`palm_loss`][jaxclust.ood.palm_loss]);
+    * ``update_prototypes(z, labels)``: the EMA update to keep after the step
+      ([`update_prototypes`][jaxclust.ood.update_prototypes]; returns the updated head);
     * ``score(z)``: $\tau\log\sum_c e^{\ell_c(z)}$, the mixture's free energy, higher =
-      more in-distribution.
+      more in-distribution (a read-out added here; the reference scores the embedding with
+      KNN / Mahalanobis).
+
+    As in the reference the prototypes are not learned by gradient (``loss`` gives them
+    none): they follow the batches through ``update_prototypes``, called once per step with
+    the same batch (``jax.lax.stop_gradient`` of the embeddings).
 
     Args:
       d: embedding size.
       k: number of classes.
       m: prototypes per class (``>= 2`` for the contrastive term).
-      temperature: $\tau > 0$ (static; PALM uses 0.1).
+      temperature: $\tau > 0$ of the likelihood term (static; PALM uses 0.1).
       weight: weight of the prototype-contrastive term (static; PALM uses 1).
-      epsilon: entropic temperature of the assignments (static).
-      n_iter: Sinkhorn rounds of the assignments (static).
+      proto_temperature: temperature of the contrastive term (static; PALM uses 0.5).
+      momentum: EMA momentum of the prototypes (static; PALM uses 0.999).
+      top_k: prototypes kept per sample within its class (static; PALM keeps 5; 0: all).
+      epsilon: entropic temperature of the assignments (static; PALM: 0.05).
+      n_iter: Sinkhorn rounds of the assignments (static; PALM: 3).
       prototypes: initial ``(k, m, d)``; default ``normal / sqrt(d)`` from ``key``.
       key: PRNG key, required without ``prototypes``.
 
@@ -204,18 +216,33 @@ class PrototypeHead(eqx.Module):
     prototypes: Float[Array, "k m d"]
     temperature: float = eqx.field(static=True)
     weight: float = eqx.field(static=True)
+    proto_temperature: float = eqx.field(static=True)
+    momentum: float = eqx.field(static=True)
+    top_k: int = eqx.field(static=True)
     epsilon: float = eqx.field(static=True)
     n_iter: int = eqx.field(static=True)
 
     def __init__(self, d: int, k: int, m: int, *, temperature: float = 0.1,
-                 weight: float = 1.0, epsilon: float = 0.05, n_iter: int = 3,
-                 prototypes: Float[ArrayLike, "k m d"] | None = None,
+                 weight: float = 1.0, proto_temperature: float = 0.5,
+                 momentum: float = 0.999, top_k: int = 5, epsilon: float = 0.05,
+                 n_iter: int = 3, prototypes: Float[ArrayLike, "k m d"] | None = None,
                  key: PRNGKeyArray | None = None):
         d, k, m = _check_size(d, "d"), _check_size(k, "k"), _check_size(m, "m")
         self.temperature = _check_number(temperature, "temperature", "PALM uses 0.1.")
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
             raise ValueError(f"`weight` must be a Python number >= 0, got {weight!r}.")
         self.weight = float(weight)
+        self.proto_temperature = _check_number(proto_temperature, "proto_temperature",
+                                               "PALM uses 0.5.")
+        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+                0 <= momentum <= 1):
+            raise ValueError(f"`momentum` must be a Python number in [0, 1] (PALM uses 0.999), "
+                             f"got {momentum!r}.")
+        self.momentum = float(momentum)
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+            raise ValueError(f"`top_k` must be a Python int >= 0 (0: no pruning), got "
+                             f"{top_k!r}.")
+        self.top_k = top_k
         self.epsilon = _check_number(epsilon, "epsilon")
         self.n_iter = _check_size(n_iter, "n_iter")
         draw = None if key is None else lambda: _normal(key, (k, m, d), _prototype_scale(d))
@@ -224,16 +251,28 @@ class PrototypeHead(eqx.Module):
     def __call__(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
         return _losses.mixture_logits(z, self.prototypes, temperature=self.temperature)
 
-    def assignments(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n k m"]:
-        """Sinkhorn weights of the batch on each class's prototypes (no gradient)."""
-        return _losses.mixture_assignments(z, self.prototypes, epsilon=self.epsilon,
-                                           n_iter=self.n_iter)
+    def assignments(self, z: Float[ArrayLike, "n d"],
+                    labels: Int[ArrayLike, " n"] | None = None) -> Float[Array, "n k m"]:
+        """Sinkhorn codes of the batch over all prototypes; with ``labels``, PALM's
+        class-masked, top-k-pruned weights (no gradient)."""
+        return _losses.mixture_assignments(z, self.prototypes, labels, epsilon=self.epsilon,
+                                           n_iter=self.n_iter, top_k=self.top_k)
 
     def loss(self, z: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"]
              ) -> Float[Array, ""]:
-        """PALM's loss on a labelled batch."""
+        """PALM's loss on a labelled batch (the prototypes get no gradient)."""
         return _losses.palm_loss(z, labels, self.prototypes, temperature=self.temperature,
-                                 weight=self.weight, epsilon=self.epsilon, n_iter=self.n_iter)
+                                 weight=self.weight, proto_temperature=self.proto_temperature,
+                                 momentum=self.momentum, epsilon=self.epsilon,
+                                 n_iter=self.n_iter, top_k=self.top_k)
+
+    def update_prototypes(self, z: Float[ArrayLike, "n d"], labels: Int[ArrayLike, " n"]
+                          ) -> PrototypeHead:
+        """The head with PALM's EMA update of the prototypes with the batch."""
+        new = _losses.update_prototypes(
+            self.prototypes, jax.lax.stop_gradient(jnp.asarray(z)), labels,
+            momentum=self.momentum, epsilon=self.epsilon, n_iter=self.n_iter, top_k=self.top_k)
+        return eqx.tree_at(lambda h: h.prototypes, self, new.astype(self.prototypes.dtype))
 
     def score(self, z: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
         """Free energy of the mixture (higher = more in-distribution)."""

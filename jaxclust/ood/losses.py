@@ -510,50 +510,123 @@ def _unit_features(features):
     return v.normalize(x.astype(v.compute_dtype(x)))
 
 
+def _top_k(top_k) -> int:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"`top_k` must be a Python int >= 0 (0: no pruning; PALM keeps 5 of "
+                         f"6 prototypes), got {top_k!r}.")
+    return top_k
+
+
+def _momentum(momentum, allow_none=False):
+    if momentum is None and allow_none:
+        return None
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+            0 <= momentum <= 1):
+        none = " or None" if allow_none else ""
+        raise ValueError(f"`momentum` must be a number in [0, 1]{none} (PALM uses 0.999), got "
+                         f"{momentum!r}.")
+    return float(momentum)
+
+
+def _palm_codes(z, p, epsilon, n_iter):
+    """SwAV/Sinkhorn codes of the batch over *all* ``k * m`` prototypes, ``(n, k, m)``."""
+    k, m, d = p.shape
+    s = jnp.matmul(z, p.reshape(k * m, d).T, precision=_PREC)
+    return swav_codes(s, epsilon=epsilon, n_iter=n_iter).reshape(z.shape[0], k, m)
+
+
+def _l1_rows(w):
+    """Rows divided by their sum, floored at 1e-12 (torch's ``F.normalize(p=1)``)."""
+    return w / jnp.maximum(jnp.sum(w, axis=-1, keepdims=True), 1e-12)
+
+
+def _class_weights(codes, y, top_k, keep=None):
+    """``(weights, keep)``: each sample's codes on its own class's ``m`` prototypes, pruned
+    to the ``top_k`` largest (``keep``, or the given mask) and renormalised to sum 1."""
+    n, _, m = codes.shape
+    own = codes[jnp.arange(n), y]  # (n, m): the class mask
+    if keep is None:
+        keep = jnp.ones_like(own)
+        if 0 < top_k < m:
+            idx = jax.lax.top_k(own, top_k)[1]
+            keep = jnp.zeros_like(own).at[jnp.arange(n)[:, None], idx].set(1.0)
+    return _l1_rows(own * keep), keep
+
+
+def _ema_update(p, z, y, w_own, momentum):
+    """PALM's EMA step: each prototype moves towards the weighted *mean* of its members."""
+    k = p.shape[0]
+    w = jax.nn.one_hot(y, k, dtype=z.dtype)[:, :, None] * w_own[:, None, :]  # (n, k, m)
+    w = w / jnp.maximum(jnp.sum(w, axis=0, keepdims=True), 1e-12)  # columns: a mean
+    mean = jnp.einsum("nkm,nd->kmd", w, z, precision=_PREC)
+    return v.normalize(momentum * jax.lax.stop_gradient(p) + (1.0 - momentum) * mean)
+
+
 def mixture_assignments(
     features: Float[ArrayLike, "n d"],
     prototypes: Float[ArrayLike, "k m d"],
+    labels: Int[ArrayLike, " n"] | None = None,
     *,
     epsilon: float = 0.05,
     n_iter: int = 3,
+    top_k: int = 5,
 ) -> Float[Array, "n k m"]:
-    r"""PALM's soft assignments of samples to the prototypes of each class, by Sinkhorn.
+    r"""PALM's soft assignments of samples to prototypes, by Sinkhorn.
 
-    For each class $c$, the batch's unit features $z_i$ are assigned to the class's $m$
-    unit prototypes $p_{c1..cm}$ by [`swav_codes`][jaxclust.ot.swav_codes] on the scores
-    $z_i^\top p_{cj}$: rows sum to one and the prototypes share the batch equally (no
-    prototype collapses). Assignments are targets (no gradient flows through them).
+    One Sinkhorn ([`swav_codes`][jaxclust.ot.swav_codes]) assigns the batch's unit features
+    $z_i$ to *all* $k m$ unit prototypes at once, on the scores $z_i^\top p_{cj}$: rows sum
+    to one and the prototypes share the batch equally. With ``labels``, PALM's class mask
+    follows: each sample keeps its codes on its own class's prototypes, pruned to the
+    ``top_k`` largest, renormalised to sum to one,
+
+    $$ w_{icj} = \frac{[c = y_i]\,[j \in \mathrm{top}_k]\, q_{icj}}
+                      {\sum_{j'} [j' \in \mathrm{top}_k]\, q_{i y_i j'}}. $$
+
+    Assignments are targets (no gradient flows through them).
 
     Args:
       features: ``(n, d)`` (normalised inside).
       prototypes: ``(k, m, d)`` (normalised inside).
-      epsilon: entropic temperature of the codes.
-      n_iter: Sinkhorn rounds.
+      labels: ``(n,)`` in ``[0, k)``, or ``None`` for the codes over all prototypes.
+      epsilon: entropic temperature of the codes (PALM: 0.05).
+      n_iter: Sinkhorn rounds (PALM: 3).
+      top_k: prototypes kept per sample within its class (PALM: 5 of 6); ``0`` or
+        ``>= m``: no pruning. Used with ``labels`` only.
 
     Returns:
-      ``(n, k, m)`` weights $w_{icj}$, $\sum_j w_{icj} = 1$.
+      ``(n, k, m)``: without labels the codes $q_{icj}$ (each row sums to 1 over all
+      prototypes); with labels the weights $w_{icj}$ (nonzero on class $y_i$ only, summing
+      to 1).
 
     Raises:
-      ValueError: bad shapes, NaN/Inf, ``epsilon <= 0``.
+      ValueError: bad shapes or labels, NaN/Inf, ``epsilon <= 0``, bad ``top_k``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.ood import mixture_assignments
       >>> z = jnp.eye(8, 3) + 0.1
       >>> p = jnp.eye(8, 3).reshape(2, 4, 3) + 0.2
-      >>> w = mixture_assignments(z, p)
-      >>> w.shape, bool(jnp.allclose(w.sum(-1), 1.0, atol=1e-5))
+      >>> q = mixture_assignments(z, p)
+      >>> q.shape, bool(jnp.allclose(q.sum((1, 2)), 1.0, atol=1e-5))
       ((8, 2, 4), True)
+      >>> w = mixture_assignments(z, p, jnp.arange(8) % 2, top_k=3)
+      >>> (w > 0).sum((1, 2)).tolist()  # 3 prototypes of the sample's own class
+      [3, 3, 3, 3, 3, 3, 3, 3]
 
     References:
       Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
-      with Mixture of Prototypes" (PALM), ICLR 2024.
+      with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
+      ``util/loss_functions.py``).
     """
     z = _unit_features(features)
     p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
-    scores = jnp.einsum("nd,kmd->knm", z, p, precision=_PREC)
-    codes = jax.vmap(lambda s: swav_codes(s, epsilon=epsilon, n_iter=n_iter))(scores)
-    return jnp.transpose(codes, (1, 0, 2))
+    top_k = _top_k(top_k)
+    codes = _palm_codes(z, p, epsilon, n_iter)
+    if labels is None:
+        return codes
+    y, k = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
+    w_own, _ = _class_weights(codes, y, top_k)
+    return jax.nn.one_hot(y, k, dtype=z.dtype)[:, :, None] * w_own[:, None, :]
 
 
 def mixture_logits(
@@ -563,18 +636,19 @@ def mixture_logits(
     *,
     temperature: float = 0.1,
 ) -> Float[Array, "n k"]:
-    r"""Class log-likelihoods of the von Mises-Fisher mixture of PALM,
+    r"""Class log-likelihoods of a von Mises-Fisher mixture of prototypes,
 
     $$ \ell_c(x) = \log\sum_{j=1}^m w_{icj}\,\exp(z^\top p_{cj}/\tau), $$
 
     with unit $z$ and $p$ and the weights ``assignments`` (default uniform $1/m$); a softmax
-    over $c$ gives the class posterior.
+    over $c$ gives the class posterior. A read-out of a PALM embedding added by this library
+    (the PALM reference scores its embedding with KNN or Mahalanobis, not with these
+    logits; its training term is in [`palm_loss`][jaxclust.ood.palm_loss]).
 
     Args:
       features: ``(n, d)``.
       prototypes: ``(k, m, d)``.
-      assignments: ``(n, k, m)`` weights (e.g. from
-        [`mixture_assignments`][jaxclust.ood.mixture_assignments]) or ``None``.
+      assignments: ``(n, k, m)`` weights (each class's summing to 1) or ``None``.
       temperature: $\tau > 0$ (PALM uses 0.1).
 
     Returns:
@@ -592,7 +666,8 @@ def mixture_logits(
 
     References:
       Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
-      with Mixture of Prototypes" (PALM), ICLR 2024.
+      with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
+      ``util/loss_functions.py``).
     """
     z = _unit_features(features)
     p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
@@ -611,23 +686,26 @@ def mixture_logits(
 
 
 def prototype_contrastive_loss(
-    prototypes: Float[ArrayLike, "k m d"], *, temperature: float = 0.1
+    prototypes: Float[ArrayLike, "k m d"], *, temperature: float = 0.5
 ) -> Float[Array, ""]:
     r"""PALM's prototype-level contrastive loss: the prototypes of a class attract each
     other and repel those of other classes,
 
     $$
-        \mathcal{L}_\mathrm{proto} = -\frac{1}{km}\sum_{c,j}
-        \log\frac{\sum_{j' \ne j} e^{p_{cj}^\top p_{cj'}/\tau}}
-                 {\sum_{(c',j') \ne (c,j)} e^{p_{cj}^\top p_{c'j'}/\tau}}.
+        \mathcal{L}_\mathrm{proto} = -\frac{1}{km}\sum_{c,j}\Big(
+        \frac{1}{m-1}\sum_{j' \ne j} \frac{p_{cj}^\top p_{cj'}}{\tau}
+        - \log\sum_{(c',j') \ne (c,j)} e^{p_{cj}^\top p_{c'j'}/\tau}\Big),
     $$
+
+    the *mean* over the positives of the log-numerators (as the reference), with the
+    reference's temperature $\tau = 0.5$.
 
     Args:
       prototypes: ``(k, m, d)``, ``m >= 2`` (normalised inside).
-      temperature: $\tau > 0$.
+      temperature: $\tau > 0$ (PALM: 0.5, fixed in its code).
 
     Returns:
-      The scalar loss, $\ge 0$.
+      The scalar loss.
 
     Raises:
       ValueError: bad shapes, NaN/Inf, ``m < 2``, ``temperature <= 0``.
@@ -641,7 +719,8 @@ def prototype_contrastive_loss(
 
     References:
       Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
-      with Mixture of Prototypes" (PALM), ICLR 2024.
+      with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
+      ``util/loss_functions.py``).
     """
     p = _prototypes(prototypes)
     k, m, d = p.shape
@@ -655,7 +734,7 @@ def prototype_contrastive_loss(
     cls = jnp.repeat(jnp.arange(k), m)
     self_mask = jnp.eye(k * m, dtype=bool)
     same = (cls[:, None] == cls[None, :]) & ~self_mask
-    pos = logsumexp(jnp.where(same, s, -jnp.inf), axis=1)
+    pos = jnp.sum(jnp.where(same, s, 0.0), axis=1) / (m - 1)
     allv = logsumexp(jnp.where(self_mask, -jnp.inf, s), axis=1)
     return -jnp.mean(pos - allv)
 
@@ -667,40 +746,60 @@ def palm_loss(
     *,
     temperature: float = 0.1,
     weight: float = 1.0,
+    proto_temperature: float = 0.5,
+    momentum: float | None = 0.999,
     epsilon: float = 0.05,
     n_iter: int = 3,
+    top_k: int = 5,
 ) -> Float[Array, ""]:
-    r"""PALM's loss: maximum likelihood of the mixture of prototypes plus the prototype
-    contrastive term,
+    r"""PALM's loss for one batch, as its reference computes it: the EMA update of the
+    prototypes, the maximum-likelihood term at the updated prototypes, and the
+    prototype-contrastive term,
 
     $$
-        \mathcal{L} = \mathrm{CE}\big(\ell(x), y\big)
-        + \lambda\,\mathcal{L}_\mathrm{proto},
+        \mathcal{L} = -\frac1n\sum_i\Big(\sum_j w_{i y_i j}\,\frac{z_i^\top p'_{y_i j}}{\tau}
+        - \log\sum_{c,j} e^{z_i^\top p'_{cj}/\tau}\Big)
+        + \lambda\,\mathcal{L}_\mathrm{proto}(p'),
     $$
 
-    with $\ell$ the [`mixture_logits`][jaxclust.ood.mixture_logits] under the Sinkhorn
-    weights of [`mixture_assignments`][jaxclust.ood.mixture_assignments] and
+    with unit features $z_i$, $p' =$ [`update_prototypes`][jaxclust.ood.update_prototypes]
+    $(p, z, y)$ (``momentum``; ``None``: $p' = p$, the prototypes as given), $w$ the
+    class-masked, top-$k$-pruned Sinkhorn weights of
+    [`mixture_assignments`][jaxclust.ood.mixture_assignments] on $p'$ (the pruning set
+    taken from the update's assignments, as the reference does), and
     $\mathcal{L}_\mathrm{proto}$ the
-    [`prototype_contrastive_loss`][jaxclust.ood.prototype_contrastive_loss]. PALM keeps the
-    prototypes as an exponential moving average of assigned features
-    ([`update_prototypes`][jaxclust.ood.update_prototypes]); they may also be learned by
-    gradient, as here. Score the trained embedding with e.g. [`knn`][jaxclust.ood.knn]
-    or [`mahalanobis`][jaxclust.ood.mahalanobis].
+    [`prototype_contrastive_loss`][jaxclust.ood.prototype_contrastive_loss] at
+    ``proto_temperature``.
+
+    Gradients follow the reference: the Sinkhorn weights are targets and the prototypes are
+    constants in the likelihood term; the contrastive term reaches the features through the
+    update $p'$ (its weighted means of the features); the prototypes given get no gradient
+    when ``momentum`` is set. The loss does not return $p'$: keep it with
+    ``update_prototypes(prototypes, jax.lax.stop_gradient(features), labels)`` on the same
+    batch (same arguments, same result). With ``momentum=None``, pass prototypes already
+    updated in the same step (``update_prototypes`` of the features, not stopped, keeps the
+    gradient path) — do not update twice.
 
     Args:
-      features: embeddings ``(n, d)`` (normalised inside).
+      features: embeddings ``(n, d)`` (normalised inside; PALM's encoder outputs unit
+        vectors). Stack the views of a batch as rows, as the reference does.
       labels: ``(n,)`` in ``[0, k)``.
-      prototypes: ``(k, m, d)``, ``m >= 2``.
-      temperature: $\tau > 0$ of both terms.
-      weight: $\lambda \ge 0$ (PALM uses 1).
-      epsilon: entropic temperature of the assignments.
-      n_iter: Sinkhorn rounds of the assignments.
+      prototypes: ``(k, m, d)``, ``m >= 2`` (normalised inside).
+      temperature: $\tau > 0$ of the likelihood term (PALM: 0.1).
+      weight: $\lambda \ge 0$ (PALM: 1).
+      proto_temperature: temperature of the contrastive term (PALM: 0.5).
+      momentum: the EMA momentum $\beta \in [0, 1]$ of the update done first (PALM:
+        0.999), or ``None`` to use ``prototypes`` as given.
+      epsilon: entropic temperature of the assignments (PALM: 0.05).
+      n_iter: Sinkhorn rounds of the assignments (PALM: 3).
+      top_k: prototypes kept per sample within its class (PALM: 5); ``0``: all.
 
     Returns:
       The scalar loss.
 
     Raises:
-      ValueError: bad shapes or labels, NaN/Inf, ``m < 2``, non-positive temperatures.
+      ValueError: bad shapes or labels, NaN/Inf, ``m < 2``, non-positive temperatures,
+        ``weight < 0``, ``momentum`` outside [0, 1], bad ``top_k``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -712,16 +811,33 @@ def palm_loss(
 
     References:
       Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
-      with Mixture of Prototypes" (PALM), ICLR 2024.
+      with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
+      ``util/loss_functions.py``).
     """
     z = _unit_features(features)
-    p = _prototypes(prototypes, z.shape[1])
+    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
     y, _ = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
     if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
         raise ValueError(f"`weight` must be >= 0, got {weight}.")
-    w = mixture_assignments(z, p, epsilon=epsilon, n_iter=n_iter)
-    logits = mixture_logits(z, p, w, temperature=temperature)
-    return _nll(logits, y) + weight * prototype_contrastive_loss(p, temperature=temperature)
+    if p.shape[1] < 2:
+        raise ValueError(f"`prototypes` must have m >= 2 prototypes per class for the "
+                         f"contrastive loss (the positives), got shape {tuple(p.shape)}.")
+    t = v.temperature(temperature)
+    v.temperature(proto_temperature, "proto_temperature")
+    momentum = _momentum(momentum, allow_none=True)
+    top_k = _top_k(top_k)
+    zc = jax.lax.stop_gradient(z)
+    keep = None
+    if momentum is not None:
+        w_own, keep = _class_weights(_palm_codes(zc, p, epsilon, n_iter), y, top_k)
+        p = _ema_update(p, z, y, w_own, momentum)
+    p_const = jax.lax.stop_gradient(p)
+    w_own, _ = _class_weights(_palm_codes(zc, p_const, epsilon, n_iter), y, top_k, keep)
+    k, m, d = p.shape
+    logits = jnp.matmul(z, p_const.reshape(k * m, d).T, precision=_PREC) / t  # (n, k m)
+    own = logits.reshape(-1, k, m)[jnp.arange(z.shape[0]), y]  # (n, m)
+    mle = -jnp.mean(jnp.sum(w_own * own, axis=1) - logsumexp(logits, axis=1))
+    return mle + weight * prototype_contrastive_loss(p, temperature=proto_temperature)
 
 
 def update_prototypes(
@@ -732,50 +848,57 @@ def update_prototypes(
     momentum: float = 0.999,
     epsilon: float = 0.05,
     n_iter: int = 3,
+    top_k: int = 5,
 ) -> Float[Array, "k m d"]:
     r"""PALM's moving-average prototype update,
 
     $$
         p_{cj} \leftarrow \operatorname{normalise}\Big(\beta\,p_{cj}
-        + (1 - \beta)\sum_{i:\,y_i = c} w_{icj}\,z_i\Big),
+        + (1 - \beta)\,\frac{\sum_{i} w_{icj}\,z_i}{\sum_{i} w_{icj}}\Big),
     $$
 
-    with unit features $z_i$ and the Sinkhorn weights of
-    [`mixture_assignments`][jaxclust.ood.mixture_assignments]. No gradient flows to
-    the features (the update is a target).
+    the weighted *mean* of the unit features assigned to each prototype, with the
+    class-masked, top-$k$-pruned Sinkhorn weights $w$ of
+    [`mixture_assignments`][jaxclust.ood.mixture_assignments] (one Sinkhorn over all
+    prototypes). A prototype without members keeps its direction. As in the reference the
+    weights and the old prototypes are constants, while the gradient flows to the features
+    (that path carries [`palm_loss`][jaxclust.ood.palm_loss]'s contrastive term to the
+    encoder); pass ``jax.lax.stop_gradient(features)`` to store the result.
 
     Args:
       prototypes: ``(k, m, d)``.
       features: ``(n, d)``.
       labels: ``(n,)`` in ``[0, k)``.
       momentum: $\beta \in [0, 1]$ (PALM uses 0.999).
-      epsilon: entropic temperature of the assignments.
-      n_iter: Sinkhorn rounds.
+      epsilon: entropic temperature of the assignments (PALM: 0.05).
+      n_iter: Sinkhorn rounds (PALM: 3).
+      top_k: prototypes kept per sample within its class (PALM: 5); ``0``: all.
 
     Returns:
       The updated unit prototypes, ``(k, m, d)``.
 
     Raises:
-      ValueError: bad shapes or labels, NaN/Inf, ``momentum`` outside [0, 1].
+      ValueError: bad shapes or labels, NaN/Inf, ``momentum`` outside [0, 1], bad
+        ``top_k``.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.ood import update_prototypes
       >>> p = jnp.array([[[1.0, 0.0]]])
-      >>> update_prototypes(p, jnp.array([[0.0, 1.0]]), jnp.array([0]), momentum=0.5).tolist()
-      [[[0.7071067690849304, 0.7071067690849304]]]
+      >>> z = jnp.array([[0.0, 1.0], [0.0, 1.0]])  # the batch size does not matter: a mean
+      >>> update_prototypes(p, z, jnp.array([0, 0]), momentum=0.5).round(4).tolist()
+      [[[0.7071, 0.7071]]]
 
     References:
       Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
-      with Mixture of Prototypes" (PALM), ICLR 2024.
+      with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
+      ``util/loss_functions.py``).
     """
-    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
-            0 <= momentum <= 1):
-        raise ValueError(f"`momentum` must be a number in [0, 1], got {momentum!r}.")
-    z = jax.lax.stop_gradient(_unit_features(features))
+    momentum = _momentum(momentum)
+    z = _unit_features(features)
     p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
-    y, k = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
-    w = mixture_assignments(z, p, epsilon=epsilon, n_iter=n_iter)  # (n, k, m)
-    member = jax.nn.one_hot(y, k, dtype=z.dtype)  # (n, k)
-    new = jnp.einsum("nk,nkm,nd->kmd", member, w, z, precision=_PREC)
-    return v.normalize(momentum * p + (1.0 - momentum) * new)
+    y, _ = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
+    top_k = _top_k(top_k)
+    w_own, _ = _class_weights(_palm_codes(jax.lax.stop_gradient(z), jax.lax.stop_gradient(p),
+                                          epsilon, n_iter), y, _top_k(top_k))
+    return _ema_update(p, z, y, w_own, momentum)

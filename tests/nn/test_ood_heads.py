@@ -53,6 +53,14 @@ def test_prototype_heads_agree(data):
     out_fl = nnx.jit(_prototype_outputs)(fl, x, y)
     for a, b in zip(out_fl, out_eq):
         np.testing.assert_allclose(a, b, atol=ATOL)
+    # PALM's EMA update: in place (Flax), a new head (Equinox); the prototypes get no
+    # gradient from the loss (the reference's buffer)
+    eq2 = eqx.filter_jit(lambda h: h.update_prototypes(x, y))(eq)
+    nnx.jit(lambda h: h.update_prototypes(x, y))(fl)
+    np.testing.assert_allclose(fl.prototypes[...], eq2.prototypes, atol=ATOL)
+    assert not np.allclose(eq2.prototypes, eq.prototypes)
+    g = eqx.filter_jit(jax.grad(lambda h: h.loss(x, y)))(eq)
+    np.testing.assert_array_equal(g.prototypes, 0.0)
 
 
 def test_gradients_agree(data):

@@ -158,11 +158,15 @@ def _proto_contrastive(p):
 
 
 def _palm(f, p):
-    return ood.palm_loss(f, _Y[: f.shape[0]], p, temperature=0.5, epsilon=0.5)
+    # top_k=1 of m=2: the pruning runs; momentum None: the prototypes as given
+    y = _Y[: f.shape[0]]
+    return (ood.palm_loss(f, y, p, temperature=0.5, epsilon=0.5, top_k=1, momentum=0.9),
+            ood.palm_loss(f, y, p, temperature=0.5, epsilon=0.5, momentum=None),
+            ood.mixture_assignments(f, p, y, epsilon=0.5, top_k=1))
 
 
 def _update(p, f):
-    return ood.update_prototypes(p, f, _Y[: f.shape[0]], momentum=0.9, epsilon=0.5)
+    return ood.update_prototypes(p, f, _Y[: f.shape[0]], momentum=0.9, epsilon=0.5, top_k=1)
 
 
 def _fpr_auroc(s, y):
@@ -226,7 +230,7 @@ def _group_temperature_palm(x, w, v, c, hf, p, pw):
 
 
 def _group_palm_sinkhorn(f, p):
-    return _assign(f, p), _palm(f, p), _update(p, f)
+    return _assign(f, p), *_palm(f, p), _update(p, f)
 
 
 def cases() -> list[Case]:

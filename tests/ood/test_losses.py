@@ -76,60 +76,22 @@ def test_learned_temperature_loss(rng):
     np.testing.assert_allclose(got, _ce(h / t[:, None], y), rtol=RTOL)
 
 
-def _sinkhorn_codes(s, eps, n_iter):
-    """NumPy SwAV codes of one class: column then row normalisation of exp(s / eps)."""
-    q = np.exp(s / eps)
-    for _ in range(n_iter):
-        q = q / q.sum(0, keepdims=True) / q.shape[1]
-        q = q / q.sum(1, keepdims=True)
-    return q
-
-
-def test_palm_pieces(rng):
+def test_mixture_logits(rng):
+    # PALM's pieces are checked against the reference's formulas in test_reference_palm.py;
+    # the mixture read-out of this library here
     n, k, m, d = 8, 3, 2, 4
     z = rng.normal(size=(n, d))
     p = rng.normal(size=(k, m, d))
-    y = np.arange(n) % k
+    w = rng.uniform(0.1, 1.0, size=(n, k, m))
+    w /= w.sum(2, keepdims=True)
     zn = z / np.linalg.norm(z, axis=1, keepdims=True)
     pn = p / np.linalg.norm(p, axis=2, keepdims=True)
     f = lambda a: jnp.asarray(a, jnp.float32)  # noqa: E731
     tau = 0.5
-
-    @jax.jit  # one compilation for all the pieces
-    def pieces(z, p, w, y):
-        return (ood.mixture_assignments(z, p, epsilon=0.5, n_iter=5),
-                ood.mixture_logits(z, p, w, temperature=tau),
-                ood.prototype_contrastive_loss(p, temperature=tau),
-                ood.palm_loss(z, y, p, temperature=tau, weight=0.7, epsilon=0.5, n_iter=5),
-                ood.update_prototypes(p, z, y, momentum=0.9, epsilon=0.5, n_iter=5))
-
-    # assignments: per class, Sinkhorn codes of the batch on the class's prototypes
-    w = np.stack([_sinkhorn_codes(zn @ pn[c].T, 0.5, 5) for c in range(k)], axis=1)
-    got_w, got_logits, got_proto, got_total, got_update = pieces(f(z), f(p), f(w),
-                                                                 jnp.asarray(y))
-    np.testing.assert_allclose(got_w, w, rtol=1e-4, atol=1e-6)
-    # mixture log-likelihoods and the MLE term
+    got = jax.jit(lambda z, p, w: ood.mixture_logits(z, p, w, temperature=tau))(f(z), f(p),
+                                                                                f(w))
     s = np.einsum("nd,kmd->nkm", zn, pn) / tau
-    logits = logsumexp(s + np.log(w), axis=2)
-    np.testing.assert_allclose(got_logits, logits, rtol=RTOL, atol=1e-6)
-    # prototype contrastive term
-    flat = pn.reshape(k * m, d)
-    sim = flat @ flat.T / tau
-    cls = np.repeat(np.arange(k), m)
-    terms = []
-    for a in range(k * m):
-        others = np.arange(k * m) != a
-        pos = others & (cls == cls[a])
-        terms.append(logsumexp(sim[a, pos]) - logsumexp(sim[a, others]))
-    proto = -np.mean(terms)
-    np.testing.assert_allclose(got_proto, proto, rtol=RTOL)
-    # the assignments enter the MLE term: 1e-4 from their float32 Sinkhorn rounding
-    np.testing.assert_allclose(got_total, _ce(logits, y) + 0.7 * proto, rtol=1e-4)
-    # EMA update of the prototypes with the members' weighted features
-    new = np.einsum("nk,nkm,nd->kmd", np.eye(k)[y], w, zn)
-    ref = 0.9 * pn + 0.1 * new
-    ref /= np.linalg.norm(ref, axis=2, keepdims=True)
-    np.testing.assert_allclose(got_update, ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got, logsumexp(s + np.log(w), axis=2), rtol=RTOL, atol=1e-6)
 
 
 def test_energy_loss_gradient_pushes_margins(logits):
@@ -188,6 +150,21 @@ def test_momentum_range():
     with pytest.raises(ValueError, match="`momentum`"):
         ood.update_prototypes(jnp.ones((2, 2, 3)), jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]),
                               momentum=1.5)
+    with pytest.raises(ValueError, match="`momentum`"):
+        ood.palm_loss(jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]), jnp.ones((2, 2, 3)),
+                      momentum=-0.1)
+
+
+def test_top_k_type():
+    with pytest.raises(ValueError, match="`top_k`"):
+        ood.mixture_assignments(jnp.ones((4, 3)), jnp.ones((2, 2, 3)), jnp.array([0, 1, 0, 1]),
+                                top_k=-1)
+
+
+def test_proto_temperature():
+    with pytest.raises(ValueError, match="`proto_temperature`"):
+        ood.palm_loss(jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]), jnp.ones((2, 2, 3)),
+                      proto_temperature=0.0)
 
 
 def test_losses_nan_input():
