@@ -82,6 +82,15 @@ def _points(x, name: str) -> jax.Array:
     return checks.check_finite(arr, name)
 
 
+def pow2_scale(m: jax.Array) -> jax.Array:
+    """A power of two in ``(m / 2, m]`` for a finite ``m > 0`` (1 for ``m = 0``), without
+    gradient: dividing by it is exact and brings magnitudes to ``[-2, 2]``, so squares
+    neither overflow (data ~ 1e20) nor underflow (data ~ 1e-20) in float32."""
+    _, e = jnp.frexp(m)  # m = f 2^e, f in [0.5, 1)
+    s = jnp.ldexp(jnp.ones_like(m), e - 1)
+    return jax.lax.stop_gradient(jnp.where(m > 0, s, jnp.ones_like(m)))
+
+
 def _float_dtype(*arrays) -> jnp.dtype:
     dt = jnp.result_type(float, *[a.dtype for a in arrays if jnp.issubdtype(a.dtype,
                                                                             jnp.floating)])
@@ -137,6 +146,10 @@ def contingency(
     _same_length(lt, lp, "labels_true", "labels_pred")
     lt, n_true = _num_labels(lt, n_true, "labels_true", "n_true")
     lp, n_pred = _num_labels(lp, n_pred, "labels_pred", "n_pred")
+    if n_true * n_pred >= 2**31:
+        raise ValueError(f"the contingency table of `n_true` * `n_pred` = {n_true} * {n_pred} "
+                         "cells exceeds 2^31 - 1 entries; relabel to contiguous values (e.g. "
+                         "np.unique(..., return_inverse=True)) or use fewer labels.")
     return _contingency(lt, lp, n_true, n_pred)
 
 
@@ -146,10 +159,12 @@ def _contingency(lt, lp, n_true: int, n_pred: int) -> jax.Array:
     return counts.reshape(n_true, n_pred)
 
 
-def _table(labels_true, labels_pred, n_true, n_pred) -> jax.Array:
-    """Validated contingency table as floats (the input of NMI and ARI)."""
+def _counts(labels_true, labels_pred, n_true, n_pred):
+    """``(table, a, b, n)``: the validated integer contingency table, its integer row and
+    column sums and the static number of samples (the inputs of NMI and ARI)."""
     table = contingency(labels_true, labels_pred, n_true=n_true, n_pred=n_pred)
-    return table.astype(_float_dtype())
+    n = int(jnp.shape(labels_true)[0])
+    return table, jnp.sum(table, axis=1), jnp.sum(table, axis=0), n
 
 
 def _xlogx(p):
@@ -179,7 +194,9 @@ def nmi(
     where the mean is ``average``: the arithmetic mean $(H(U)+H(V))/2$ (the default, as in
     scikit-learn), the geometric mean $\sqrt{H(U)H(V)}$, the ``min`` or the ``max``. As in
     `sklearn.metrics.normalized_mutual_info_score`, two single-cluster labellings give
-    1 and zero mutual information gives 0. Symmetric, in $[0, 1]$, invariant to relabelling.
+    1 and zero mutual information gives 0 (exactly 0 when one labelling is single-cluster).
+    Frequencies come from the exact integer counts and the result is clipped to $[0, 1]$
+    (float32 rounding cannot leave the range). Symmetric, invariant to relabelling.
 
     Args:
       labels_true: reference labels in ``[0, n_true)``, shape ``(n,)``.
@@ -209,14 +226,18 @@ def nmi(
     """
     if average not in AVERAGES:
         raise ValueError(f"`average` must be one of {AVERAGES}, got {average!r}.")
-    table = _table(labels_true, labels_pred, n_true, n_pred)
-    p = table / jnp.sum(table)
-    a, b = jnp.sum(p, axis=1), jnp.sum(p, axis=0)
-    h_true, h_pred = -jnp.sum(_xlogx(a)), -jnp.sum(_xlogx(b))
-    outer = a[:, None] * b[None, :]
-    pos = p > 0
-    ratio = jnp.where(pos, p / jnp.where(pos, outer, 1.0), 1.0)
-    mi = jnp.maximum(jnp.sum(jnp.where(pos, p * jnp.log(ratio), 0.0)), 0.0)
+    counts, a, b, n = _counts(labels_true, labels_pred, n_true, n_pred)
+    dt = _float_dtype()
+    # frequencies from exact integer counts: a single cluster has frequency exactly 1 and
+    # entropy exactly 0 (a float sum of the p_ij would give 1 - delta and rounding noise)
+    h_true = -jnp.sum(_xlogx(a.astype(dt) / n))
+    h_pred = -jnp.sum(_xlogx(b.astype(dt) / n))
+    table = counts.astype(dt)
+    pos = counts > 0
+    # p_ij log(N_ij n / (a_i b_j)): the ratio from counts, one rounding per factor
+    ratio = (table / jnp.maximum(a, 1).astype(dt)[:, None]) * (
+        n / jnp.maximum(b, 1).astype(dt)[None, :])
+    mi = jnp.sum(jnp.where(pos, (table / n) * jnp.log(jnp.where(pos, ratio, 1.0)), 0.0))
     if average == "arithmetic":
         norm = 0.5 * (h_true + h_pred)
     elif average == "geometric":
@@ -225,11 +246,13 @@ def nmi(
         norm = jnp.minimum(h_true, h_pred)
     else:
         norm = jnp.maximum(h_true, h_pred)
-    both_single = (jnp.sum(a > 0) == 1) & (jnp.sum(b > 0) == 1)
-    # I <= min(H(U), H(V)): a zero normaliser means zero information, hence NMI = 0 (a
-    # rounding-level `mi` must not be divided by it)
-    value = jnp.where((mi > 0) & (norm > 0), mi / jnp.where(norm > 0, norm, 1.0), 0.0)
-    return jnp.where(both_single, jnp.ones_like(value), value)
+    # I <= min(H(U), H(V)) <= mean: the ratio lies in [0, 1]; clip the rounding
+    value = jnp.where((mi > 0) & (norm > 0),
+                      jnp.clip(mi / jnp.where(norm > 0, norm, 1.0), 0.0, 1.0), 0.0)
+    # scikit-learn's conventions, exactly: both single-cluster -> 1, one of them -> 0
+    single_true, single_pred = jnp.sum(a > 0) == 1, jnp.sum(b > 0) == 1
+    return jnp.where(single_true | single_pred,
+                     jnp.where(single_true & single_pred, 1.0, 0.0).astype(value.dtype), value)
 
 
 def ari(
@@ -252,7 +275,8 @@ def ari(
     the Rand index corrected for chance (expected value 0 for random labellings, 1 for
     identical partitions, possibly negative). As in
     `sklearn.metrics.adjusted_rand_score`, identical partitions (``FP = FN = 0``,
-    which includes two all-one-cluster labellings) give exactly 1.
+    which includes two all-one-cluster labellings) give exactly 1, and a single-cluster
+    labelling against any other gives exactly 0.
 
     Args:
       labels_true: reference labels in ``[0, n_true)``, shape ``(n,)``.
@@ -277,11 +301,12 @@ def ari(
     References:
       Hubert and Arabie, *Comparing partitions*, Journal of Classification 2 (1985).
     """
-    table = _table(labels_true, labels_pred, n_true, n_pred)
-    # pair counts scaled by 1/n^2 (the ratio is homogeneous) to keep float32 in range
-    n = jnp.sum(table)
+    counts, a_int, b_int, n = _counts(labels_true, labels_pred, n_true, n_pred)
+    table = counts.astype(_float_dtype())
+    # pair counts scaled by 1/n^2 (the ratio is homogeneous) to keep float32 in range;
+    # marginals from exact integer counts
     p = table / n
-    a, b = jnp.sum(p, axis=1), jnp.sum(p, axis=0)
+    a, b = a_int.astype(table.dtype) / n, b_int.astype(table.dtype) / n
     sum_sq = jnp.sum(p * p)
     tp = jnp.sum(p * (table - 1.0)) / n  # = sum_sq - 1/n, exactly 0 for singleton cells
     # sums of non-negative terms: exactly zero iff the partitions agree
@@ -291,7 +316,11 @@ def ari(
     num = 2.0 * (tp * tn - fn * fp)
     den = (tp + fn) * (fn + tn) + (tp + fp) * (fp + tn)
     agree = (fp == 0) & (fn == 0)
-    return jnp.where(agree, 1.0, num / jnp.where(agree, 1.0, den))
+    value = jnp.where(agree, 1.0, jnp.minimum(num / jnp.where(agree, 1.0, den), 1.0))
+    # exactly one single-cluster labelling: TN = 0 and FP * FN = 0, so ARI = 0 exactly (the
+    # float TN above is rounding noise, scikit-learn counts pairs in integers)
+    single_true, single_pred = jnp.sum(a_int > 0) == 1, jnp.sum(b_int > 0) == 1
+    return jnp.where(single_true != single_pred, jnp.zeros_like(value), value)
 
 
 def clustering_accuracy(
@@ -383,7 +412,9 @@ def inertia(
 
     Raises:
       ValueError: ``x`` or ``centroids`` not 2-D, with different feature sizes, NaN/Inf,
-        labels or weights of the wrong shape, labels out of ``[0, k)``, negative weights.
+        labels or weights of the wrong shape, labels out of ``[0, k)``, negative weights,
+        or an inertia beyond the float range (``x`` of magnitude ~1e20 in float32; the
+        distances themselves are computed in rescaled units and never overflow).
 
     Example:
       >>> import jax.numpy as jnp
@@ -404,7 +435,10 @@ def inertia(
         raise ValueError(f"`x` and `centroids` must have the same number of features, got "
                          f"{x.shape[1]} and {c.shape[1]}.")
     dtype = _float_dtype(x, c)
-    x, c = x.astype(dtype), c.astype(dtype)
+    # distances in units of a power of two of the data's magnitude (exact), so that the
+    # squares neither overflow nor underflow; the sum is scaled back at the end
+    scale = pow2_scale(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(c))).astype(dtype))
+    x, c = x.astype(dtype) / scale, c.astype(dtype) / scale
     n, k = x.shape[0], c.shape[0]
     if labels is None:
         d2 = jnp.min(_sq_dists(x, c), axis=1)
@@ -417,9 +451,15 @@ def inertia(
         diff = x - c[lab]
         d2 = jnp.sum(diff * diff, axis=1)
     if weights is None:
-        return jnp.sum(d2)
-    w = checks.row_weights(weights, n, "x")
-    return jnp.sum(w.astype(dtype) * d2)
+        total = jnp.sum(d2)
+    else:
+        w = checks.row_weights(weights, n, "x")
+        total = jnp.sum(w.astype(dtype) * d2)
+    total = total * scale * scale
+    return checks.ensure(total, ~jnp.isfinite(total),
+                         f"the inertia of `x` overflows {jnp.dtype(dtype).name} (squared "
+                         "distances beyond its range); rescale `x` and `centroids` (the "
+                         "inertia scales with the square) or use float64.")
 
 
 def silhouette(
@@ -477,6 +517,9 @@ def silhouette(
                          f"{tuple(lab.shape)}.")
     lab, k = _num_labels(lab, k, "labels", "k")
     x = x.astype(_float_dtype(x))
+    # the silhouette is scale-invariant: distances in units of a power of two of the data's
+    # magnitude (exact) neither overflow nor underflow
+    x = x / pow2_scale(jnp.max(jnp.abs(x)))
     onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # (n, k)
     counts = jnp.sum(onehot, axis=0)
     n_clusters = jnp.sum(counts > 0)

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._core import checks
+from .clustering import pow2_scale
 
 __all__ = ["energy_distance", "mmd"]
 
@@ -35,6 +36,20 @@ def _prep(x, y):
                          f"{x.shape[1]} and {y.shape[1]}.")
     dtype = jnp.promote_types(x.dtype, y.dtype)
     return x.astype(dtype), y.astype(dtype)
+
+
+def _normalise(x, y):
+    """``(x', y', s)`` with ``x = s x' + mu`` (same for ``y``): centred at the joint mean, so
+    that ``|a|^2 + |b|^2 - 2 a.b`` does not cancel catastrophically for samples far from the
+    origin, and divided by a power of two ``s`` of the centred magnitude, so that the squares
+    neither overflow (1e20) nor underflow (1e-20) in float32. Both metrics are
+    translation-invariant; the energy distance is 1-homogeneous and the MMD invariant when
+    the bandwidth is scaled alike. No gradient flows through ``mu`` and ``s``."""
+    mu = jax.lax.stop_gradient(
+        (jnp.sum(x, axis=0) + jnp.sum(y, axis=0)) / (x.shape[0] + y.shape[0]))
+    x, y = x - mu[None, :], y - mu[None, :]
+    s = pow2_scale(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(y))))
+    return x / s, y / s, s
 
 
 def _sq_dists(a, b):
@@ -102,6 +117,11 @@ def energy_distance(x: Float[Array, "n ..."], y: Float[Array, "m ..."], *,
 
 @functools.partial(jax.jit, static_argnums=2)
 def _energy(x, y, unbiased):
+    x, y, s = _normalise(x, y)
+    return s * _energy_unit(x, y, unbiased)
+
+
+def _energy_unit(x, y, unbiased):
     d2xy, d2xx, d2yy = _sq_dists(x, y), _self_sq_dists(x), _self_sq_dists(y)
     dxy = _dist(d2xy, d2xy > 0)
     dxx = _dist(d2xx, d2xx > 0)
@@ -145,8 +165,13 @@ def mmd(x: Float[Array, "n ..."], y: Float[Array, "m ..."], *,
 
 @functools.partial(jax.jit, static_argnums=3)
 def _mmd(x, y, h, unbiased):
+    x, y, s = _normalise(x, y)
+    h = h / s
+
     def kernel(d2):
-        return jnp.sum(jnp.exp(-d2[None, :, :] / (2.0 * h[:, None, None] ** 2)), axis=0)
+        # k = 1 at d2 = 0 even when 2 h^2 underflows to 0 (no 0 / 0)
+        z = d2[None, :, :] / (2.0 * h[:, None, None] ** 2)
+        return jnp.sum(jnp.where(d2[None, :, :] > 0, jnp.exp(-z), 1.0), axis=0)
 
     kxx = kernel(_self_sq_dists(x))
     kyy = kernel(_self_sq_dists(y))
