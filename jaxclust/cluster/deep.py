@@ -18,7 +18,7 @@ from .losses import _points_and_centroids, _positive
 
 __all__ = ["dec_loss", "dec_target", "pseudo_label_loss", "tell_assignment", "tell_loss"]
 
-_TARGETS = ("dec", "depict")
+_TARGETS = ("dec", "depict", "depict_paper")
 
 
 def _assignments(q, name):
@@ -42,15 +42,21 @@ def dec_target(
     * ``kind="dec"`` (Xie et al. 2016): $p_{ij} \propto q_{ij}^{a} / f_j$ with
       $a$ = ``power`` (DEC: 2), which sharpens confident assignments and divides by the
       cluster frequency so that large clusters do not absorb everything;
-    * ``kind="depict"`` (Ghasedi Dizaji et al. 2017): $p_{ij} \propto q_{ij} / f_j^{1/2}$
-      (``power`` is not used).
+    * ``kind="depict"``: DEPICT (Ghasedi Dizaji et al. 2017) as its released code computes
+      it (herandy/DEPICT, ``functions.py``, ``train_depict``): $p_{ij} \propto
+      q_{ij}^2 / f_j$, the same formula as DEC with $a = 2$ (``power`` is not used);
+    * ``kind="depict_paper"``: DEPICT as printed in the paper (its Eq. 5):
+      $p_{ij} \propto q_{ij} / f_j^{1/2}$, a milder sharpening (``power`` is not used).
 
-    Each row is normalised to sum to 1. The target is a constant of the loss: the output is
-    ``stop_gradient``-ed (DEC alternates target and network updates).
+    Each row is normalised to sum to 1. DEPICT's code takes $f$ over the whole data set
+    (all predictions of an epoch); here $f$ is the sum over the rows of ``q`` you pass.
+
+    The target is a constant of the loss: the output is ``stop_gradient``-ed (DEC
+    alternates target and network updates).
 
     Args:
       q: ``(n, k)`` soft assignments (non-negative; rows usually sum to 1).
-      kind: ``"dec"`` or ``"depict"`` (static).
+      kind: ``"dec"``, ``"depict"`` (released code) or ``"depict_paper"`` (static).
       power: sharpening exponent $a > 0$ of ``"dec"``.
 
     Returns:
@@ -84,6 +90,8 @@ def dec_target(
     if kind == "dec":
         a = jax.lax.stop_gradient(_positive(power, "power", dtype, "DEC uses 2."))
         logits = a * log_q - log_f
+    elif kind == "depict":
+        logits = 2.0 * log_q - log_f
     else:
         logits = log_q - 0.5 * log_f
     # zero assignments stay zero (their log is floored, so they get ~0 weight)

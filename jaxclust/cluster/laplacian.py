@@ -4,7 +4,11 @@ The model of LaplacianShot (Ziko et al., ICML 2020) and of its clustering genera
 (Ziko, Boudiaf, Dolz, Granger & Ben Ayed, 2021): a prototype (k-means) term, a Laplacian
 term that rewards neighbours sharing a cluster, supervision from labelled points, and a
 bound optimiser whose assignment updates are closed-form and independent across points.
-The affinity is a dense ``n x n`` matrix (moderate ``n``).
+
+The defaults follow the authors' public code (imtiazziko/SLK-few-shot, ``SLK.py`` with
+``method="kmeans"``, and ``train_SLK.py``): CL2N features, a directed binary kNN graph
+without self-loops, temperature 1, prototypes the means of the points assigned to them,
+initialisation from k-means. docs/fidelity.md lists what matches and every difference.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.costs import pairwise_cost
 from .._core.fixed_point import iterate_blocks
-from .kmeans import kmeans_plusplus
-from .spectral import _affinity, _check_affinity, _check_n_neighbors, _points
+from .kmeans import kmeans, kmeans_plusplus
+from .spectral import _check_affinity, _points, _sq_dists
 
 __all__ = ["LaplacianKMeansResult", "laplacian_kmeans"]
 
@@ -38,7 +42,8 @@ class LaplacianKMeansResult(NamedTuple):
         ``(max_iter + 1,)``; entry 0 is the energy at the start (after the first assignment),
         entries past ``n_iters`` repeat the final value. Non-increasing (see the function).
       n_iters: outer iterations run.
-      converged: the relative change of the energy fell to ``tol`` or below.
+      converged: the relative change of the energy over the last outer iteration fell to
+        ``tol`` or below, and every returned array is finite.
     """
 
     assignments: Float[Array, "n k"]
@@ -60,8 +65,8 @@ def _xlogx(z):
 
 
 def _energy(z, unary, w, lam, mu, temp):
-    """``<Z, A> + T <Z, log Z> - lam/2 <Z, (W + mu I) Z>``."""
-    wz = jnp.matmul(w, z, precision=_PREC) + mu * z
+    """``<Z, A> + T <Z, log Z> - lam/2 <Z, (W + mu I) Z>`` (``w`` applies ``W``)."""
+    wz = w(z) + mu * z
     return (jnp.sum(z * unary) + temp * jnp.sum(_xlogx(z))
             - 0.5 * lam * jnp.sum(z * wz))
 
@@ -95,111 +100,189 @@ def _nonneg_scalar(value, name: str, hint: str):
                          f"`{name}` must be a finite number >= 0. {hint}")
 
 
+_GRAPHS = ("directed", "symmetric")
+_PROTOTYPES = ("hard", "soft")
+_NORMALIZE = ("cl2n", "l2", None)
+_INITS = ("kmeans", "k-means++")
+
+
+def _normalize_features(x, how):
+    """CL2N (centre on the mean, then unit rows), L2N (unit rows) or nothing."""
+    if how is None:
+        return x
+    if how == "cl2n":
+        x = x - jnp.mean(x, axis=0, keepdims=True)
+    sq = jnp.sum(x * x, axis=1, keepdims=True)
+    # rows of zero norm stay zero (the reference's floor 1e-14 on the squared norm)
+    return x * jax.lax.rsqrt(jnp.maximum(sq, 1e-14))
+
+
+def _knn_indices(x, n_neighbors):
+    """The ``n_neighbors`` nearest other points of every point (self excluded)."""
+    n = x.shape[0]
+    score = jnp.where(jnp.eye(n, dtype=bool), jnp.inf, _sq_dists(x))
+    _, idx = jax.lax.top_k(-score, n_neighbors)
+    return jax.lax.stop_gradient(idx)
+
+
+def _graph_operator(idx, n, graph):
+    """``z -> W z`` for the binary kNN graph ``A`` (rows: a point's neighbours), without
+    forming the ``n x n`` matrix: ``A z`` gathers, ``A^T z`` scatters."""
+
+    def a_z(z):
+        return jnp.sum(z[idx], axis=1)
+
+    if graph == "directed":
+        return a_z
+
+    def sym(z):
+        at_z = jax.ops.segment_sum(jnp.repeat(z, idx.shape[1], axis=0), idx.reshape(-1),
+                                   num_segments=n)
+        return 0.5 * (a_z(z) + at_z)
+
+    return sym
+
+
+def _dense_graph(idx, n, dtype, graph):
+    a = jnp.zeros((n, n), dtype).at[jnp.arange(n)[:, None], idx].set(1.0)
+    return a if graph == "directed" else 0.5 * (a + a.T)
+
+
+def _static_choice(value, name, options):
+    if value not in options:
+        raise ValueError(f"`{name}` must be one of {options}, got {value!r}.")
+
+
 def laplacian_kmeans(
     x: Float[Array, "n d"],
     k: int,
     *,
     key: PRNGKeyArray | None = None,
-    init: Float[Array, "k d"] | None = None,
+    init: str | Float[Array, "k d"] = "kmeans",
     affinity: Float[Array, "n n"] | None = None,
-    n_neighbors: int = 10,
+    n_neighbors: int = 5,
+    graph: str = "directed",
+    normalize: str | None = "cl2n",
+    prototypes: str = "hard",
     lam: float | Float[Array, ""] = 1.0,
     labels: Int[Array, " n"] | None = None,
     temperature: float | Float[Array, ""] = 1.0,
-    shift: float | Float[Array, ""] | None = None,
+    shift: float | Float[Array, ""] | None = 0.0,
     max_iter: int = 50,
-    inner_iter: int = 10,
+    inner_iter: int = 30,
     tol: float = 1e-6,
     update_centroids: bool = True,
+    warm_start: bool = False,
     unrolled: bool = True,
 ) -> LaplacianKMeansResult:
-    r"""Laplacian-regularised k-means with a parallel concave-convex bound optimiser.
+    r"""Laplacian-regularised k-means (SLK / LaplacianShot) with a parallel bound optimiser.
 
     **Model.** With soft assignments $z_i \in \Delta_k$ (the simplex), prototypes $m_c$,
-    $a_{ic} = \lVert x_i - m_c\rVert^2$ and a symmetric non-negative affinity $W$, minimise
+    $a_{ic} = \lVert \hat x_i - m_c\rVert^2$ on the features $\hat x$ (CL2N by default:
+    centred on their mean, then scaled to unit norm) and a non-negative affinity $W$,
+    minimise
 
     $$F(Z, M) = \sum_i z_i^\top a_i + T \sum_i z_i^\top \log z_i
       - \frac{\lambda}{2} \sum_{i,j} w_{ij}\, z_i^\top z_j
       - \frac{\lambda \mu}{2} \sum_i \lVert z_i\rVert^2$$
 
     with $z_i$ fixed to the one-hot vector of its class for labelled points. On one-hot
-    $Z$ the entropy vanishes, $\lVert z_i\rVert^2 = 1$, and
-    $-\tfrac12 \sum_{ij} w_{ij} z_i^\top z_j = \tfrac14 \sum_{ij} w_{ij} \lVert z_i - z_j\rVert^2
-    - \text{const}$, so $F$ is the k-means cost plus $\lambda/4$ times the Laplacian
-    $\operatorname{tr}(Z^\top L Z)$, $L = D - W$: the discrete LaplacianShot /
-    "Clustering is all you need" objective. The relaxation differs from the discrete one by
-    the entropy barrier (temperature $T$) and the shift $\mu$.
+    $Z$ the entropy vanishes, $\lVert z_i\rVert^2 = 1$, and $F$ is the k-means cost plus
+    $\lambda/4$ times the Laplacian $\operatorname{tr}(Z^\top L Z)$, $L = D - \bar W$,
+    $\bar W = \tfrac12(W + W^\top)$: the discrete LaplacianShot / "Clustering is all you
+    need" objective.
 
-    **Concave-convex bound.** With $\mu \ge \max(0, -\lambda_{\min}(W))$ the matrix
-    $W + \mu I$ is positive semi-definite, so the quadratic term $Q(Z) =
-    -\tfrac{\lambda}{2}\operatorname{tr}(Z^\top (W + \mu I) Z)$ is concave and lies below its
-    tangent at the current $Z^t$: $Q(Z) \le Q(Z^t) - \lambda \langle (W + \mu I) Z^t,
-    Z - Z^t\rangle$. The resulting upper bound of $F$ is separable over points and convex
-    (linear plus entropy); its minimiser over the simplices is, independently for every
-    unlabelled point,
+    **Updates** (as the reference code). Each outer iteration starts the assignments
+    afresh at $\operatorname{softmax}(-a_i/T)$ (``warm_start=True``: from the previous
+    ones instead) and runs ``inner_iter`` bound updates, independently for every unlabelled
+    point,
 
-    $$z_i^{t+1} = \operatorname{softmax}\Big(\big(-a_i + \lambda \textstyle\sum_j w_{ij}
-      z_j^t + \lambda \mu z_i^t\big) / T\Big),$$
+    $$z_i \leftarrow \operatorname{softmax}\Big(\big(-a_i + \lambda \textstyle\sum_j w_{ij}
+      z_j + \lambda \mu z_i\big) / T\Big),$$
 
-    which cannot increase $F$ (bound optimisation). Each outer iteration runs
-    ``inner_iter`` such updates with the prototypes fixed, then (``update_centroids``) sets
-    $m_c = \sum_i z_{ic} x_i / \sum_i z_{ic}$, the exact minimiser in $M$ (a prototype whose
-    mass is below machine epsilon stays where it is). $F$ is therefore non-increasing across
-    iterations for **any** symmetric $W$; it is recorded in ``objective``. ``shift=None``
-    takes the smallest such $\mu$ from ``eigvalsh(W)`` ($O(n^3)$); ``shift=0`` gives the
-    plain LaplacianShot update, monotone when $W$ itself is PSD (e.g. an RBF Gram matrix).
-    With ``lam=0`` the method is soft k-means at temperature $T$, and Lloyd's algorithm as
-    $T \to 0$.
+    then (``update_centroids``) the prototype step: ``prototypes="hard"`` (the reference)
+    sets $m_c$ to the mean of the points whose largest assignment is $c$ (a prototype that
+    loses all its points stays where it is); ``"soft"`` to the weighted mean
+    $\sum_i z_{ic}\hat x_i / \sum_i z_{ic}$, the exact minimiser of $F$ in $M$.
 
-    **Differentiation.** ``unrolled=True`` (default) runs the outer loop as a ``scan`` whose
-    steps become no-ops after convergence, so reverse-mode gradients of the assignments,
-    prototypes and energies w.r.t. ``x`` (and a differentiable ``affinity``, ``lam``,
-    ``temperature``) flow through the iterations actually run. For gradients checked by
-    finite differences use ``tol=0`` (a fixed number of iterations). The kNN graph built
-    when ``affinity`` is ``None`` is piecewise constant in ``x``. ``unrolled=False`` uses a
-    ``while_loop`` (forward only).
+    **Graph.** Without ``affinity``, $W$ is built from the ``n_neighbors`` nearest other
+    points of each point (self excluded, binary weights). ``graph="directed"`` (the
+    reference) uses the directed graph $A$ in the update ($\sum_j a_{ij} z_j$ sums a
+    point's own neighbours); ``"symmetric"`` uses $\tfrac12(A + A^\top)$, for which the
+    update is the exact minimiser of a concave-convex bound of $F$. With a symmetric $W$,
+    soft prototypes, ``warm_start=True`` and $\mu \ge \max(0, -\lambda_{\min}(W))$
+    (``shift=None`` computes the smallest such $\mu$ from ``eigvalsh``, $O(n^3)$) $F$ is
+    non-increasing across
+    iterations (concave-convex procedure). The reference uses no shift (``shift=0``, the
+    default) and the directed graph; its iterations are not guaranteed monotone, and the
+    recorded ``objective`` may go up slightly. The built-in graph is applied by gathers,
+    never as an ``n x n`` matrix (unless ``shift=None``).
+
+    **Initialisation.** ``init="kmeans"`` (the reference's start): the centroids of Lloyd's
+    k-means (best of 10 k-means++ starts from ``key``, as scikit-learn's ``KMeans`` of the
+    reference) on the normalised features;
+    ``"k-means++"``: the seeding alone; or ``(k, d)`` prototypes in the normalised space.
+    With ``labels``, classes that have labelled points start at their labelled mean (the
+    few-shot reference starts every class at its support mean).
+
+    **Differentiation.** ``unrolled=True`` (default) runs the outer loop as a ``scan``
+    whose steps become no-ops after convergence, so reverse-mode gradients flow through
+    the iterations actually run (use ``tol=0`` for finite-difference checks). The kNN
+    graph and the hard memberships are piecewise constant in ``x``. ``unrolled=False``
+    uses a ``while_loop`` (forward only).
 
     Args:
       x: points, shape ``(n, d)``.
       k: number of clusters (static), in ``[1, n]``.
-      key: PRNG key for k-means++ seeding (when ``init`` is not given).
-      init: initial prototypes ``(k, d)``. Without it, k-means++ from ``key``; with
-        ``labels``, classes that have labelled points start at their labelled mean.
-      affinity: symmetric non-negative ``(n, n)`` weights $W$; ``None`` builds the kNN graph
-        ``affinity_matrix(x, kind="knn", n_neighbors=n_neighbors)`` (diagonal included).
-      n_neighbors: neighbours per point (itself included) for the default graph.
-      lam: Laplacian weight $\lambda \ge 0$.
+      key: PRNG key for the k-means initialisation (when ``init`` is a string).
+      init: ``"kmeans"`` (default), ``"k-means++"``, or ``(k, d)`` initial prototypes (in
+        the space of the normalised features).
+      affinity: symmetric non-negative ``(n, n)`` weights $W$ instead of the kNN graph.
+      n_neighbors: neighbours per point, the point itself excluded (the reference's
+        ``--knn m`` keeps ``m - 1`` neighbours), static.
+      graph: ``"directed"`` (reference) or ``"symmetric"`` kNN graph (static).
+      normalize: ``"cl2n"`` (reference: centre, then unit rows), ``"l2"`` (unit rows) or
+        ``None`` (the raw features), static.
+      prototypes: ``"hard"`` (reference: means of the points assigned to each cluster) or
+        ``"soft"`` (weighted means), static.
+      lam: Laplacian weight $\lambda \ge 0$ (0 gives (soft) k-means).
       labels: optional ``(n,)`` integers, the class in ``[0, k)`` of labelled points and -1
         elsewhere; labelled points keep their one-hot assignment.
-      temperature: entropy weight $T > 0$, in units of squared distance.
-      shift: $\mu \ge 0$, or ``None`` for the smallest one that guarantees monotonicity.
+      temperature: entropy weight $T > 0$, in units of squared distance (reference: 1 on
+        unit-norm features).
+      shift: $\mu \ge 0$ (reference: 0), or ``None`` for the smallest shift that makes the
+        energy non-increasing with a symmetric graph and soft prototypes.
       max_iter: outer iterations (static budget).
       inner_iter: bound updates per outer iteration (static).
       tol: stop when $|F^{t-1} - F^t| \le \mathrm{tol}\,|F^{t-1}|$ (0: run ``max_iter``).
       update_centroids: alternate with prototype updates (``False``: LaplacianShot with
         fixed prototypes, e.g. support-set means).
+      warm_start: start each outer iteration's bound updates from the previous assignments
+        (``False``, the reference: from $\operatorname{softmax}(-a_i/T)$), static.
       unrolled: reverse-mode differentiable loop (see above).
 
     Returns:
-      A [`LaplacianKMeansResult`][jaxclust.cluster.LaplacianKMeansResult].
+      A [`LaplacianKMeansResult`][jaxclust.cluster.LaplacianKMeansResult]; its centroids
+      live in the space of the normalised features.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.cluster.laplacian import laplacian_kmeans
       >>> x = jnp.asarray([[0.0, 0.0], [0.3, 0.0], [0.6, 0.0], [3.0, 0.0], [3.3, 0.0]])
       >>> y = jnp.asarray([0, -1, -1, 1, -1])  # two labelled points
-      >>> res = laplacian_kmeans(x, 2, init=x[jnp.asarray([0, 3])], labels=y,
-      ...                        n_neighbors=2, lam=1.0, temperature=0.1)
+      >>> res = laplacian_kmeans(x, 2, init=x[jnp.asarray([0, 3])], labels=y, normalize=None,
+      ...                        n_neighbors=1, graph="symmetric", prototypes="soft",
+      ...                        lam=1.0, temperature=0.1, shift=None, warm_start=True)
       >>> res.labels.tolist(), bool(res.converged)
       ([0, 0, 0, 1, 1], True)
-      >>> bool(jnp.all(jnp.diff(res.objective) <= 1e-6))
+      >>> bool(jnp.all(jnp.diff(res.objective) <= 1e-6))  # monotone in this setting
       True
 
     References:
       Ziko, Dolz, Granger & Ben Ayed, "Laplacian Regularized Few-Shot Learning", ICML 2020.
       Ziko, Boudiaf, Dolz, Granger & Ben Ayed, "Transductive Few-Shot Learning: Clustering
-      is All You Need?", arXiv:2106.09516, 2021. Yuille & Rangarajan, "The
-      concave-convex procedure", Neural Computation 2003.
+      is All You Need?", arXiv:2106.09516, 2021 (code: github.com/imtiazziko/SLK-few-shot).
+      Yuille & Rangarajan, "The concave-convex procedure", Neural Computation 2003.
     """
     x = _points(x, k)
     n, d = x.shape
@@ -208,24 +291,37 @@ def laplacian_kmeans(
             raise ValueError(f"`{name}` must be an int >= {lo}, got {val!r}.")
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
         raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    _static_choice(graph, "graph", _GRAPHS)
+    _static_choice(normalize, "normalize", _NORMALIZE)
+    _static_choice(prototypes, "prototypes", _PROTOTYPES)
     lam = _nonneg_scalar(lam, "lam", "It weighs the Laplacian term; 0 gives soft k-means.")
     temp = checks.check_positive_scalar(temperature, "temperature",
                                         "Use a small value (e.g. 1e-3) for hard assignments.")
-
     if shift is not None:
         shift = _nonneg_scalar(shift, "shift", "Use None for the smallest shift that keeps "
                                                "the energy non-increasing.")
-    if init is None and key is None:
-        raise ValueError("`key` is required when `init` is not given (k-means++ seeding); "
-                         "pass key=jax.random.key(0) or init=<(k, d) prototypes>.")
+    if isinstance(init, str):
+        _static_choice(init, "init", _INITS)
+        if key is None:
+            raise ValueError(f"`key` is required with init={init!r} (k-means seeding); pass "
+                             "key=jax.random.key(0) or init=<(k, d) prototypes>.")
+    xf = _normalize_features(x, normalize)
+
     if affinity is None:
-        _check_n_neighbors(n_neighbors, n)
-        w = _affinity(x, "knn", None, n_neighbors)
+        if not (isinstance(n_neighbors, int) and not isinstance(n_neighbors, bool)
+                and 1 <= n_neighbors < n):
+            raise ValueError(f"`n_neighbors` must be an int in [1, n - 1] = [1, {n - 1}] (the "
+                             f"point itself is not counted), got {n_neighbors!r}.")
+        idx = _knn_indices(xf, n_neighbors)
+        w_op = _graph_operator(idx, n, graph)
+        w_dense = (lambda: _dense_graph(idx, n, x.dtype, graph))  # noqa: E731
     else:
         w = _check_affinity(affinity, "affinity", dtype=x.dtype)
         if w.shape != (n, n):
             raise ValueError(f"`affinity` must have shape ({n}, {n}) to match `x`, got "
                              f"{tuple(w.shape)}.")
+        w_op = (lambda z: jnp.matmul(w, z, precision=_PREC))  # noqa: E731
+        w_dense = (lambda: w)  # noqa: E731
 
     if labels is None:
         lab = jnp.full((n,), -1, jnp.int32)
@@ -234,54 +330,70 @@ def laplacian_kmeans(
     known = (lab >= 0)[:, None]
     onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # rows of -1 are all zeros
 
-    if init is not None:
+    if not isinstance(init, str):
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
             raise ValueError(f"`init` prototypes must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
         c0 = checks.check_finite(c0, "init")
     else:
-        c0 = kmeans_plusplus(x, k, key=key)
+        if init == "kmeans":
+            c0 = kmeans(jax.lax.stop_gradient(xf), k, key=key, n_init=10).centroids
+        else:
+            c0 = kmeans_plusplus(jax.lax.stop_gradient(xf), k, key=key)
         cnt = jnp.sum(onehot, axis=0)
-        mean_lab = jnp.matmul(onehot.T, x, precision=_PREC) / jnp.maximum(cnt, 1.0)[:, None]
+        mean_lab = jnp.matmul(onehot.T, xf, precision=_PREC) / jnp.maximum(cnt, 1.0)[:, None]
         c0 = jnp.where((cnt > 0)[:, None], mean_lab, c0)
 
-    mu = jnp.maximum(-jnp.linalg.eigvalsh(w)[0], 0.0) if shift is None else shift
+    if shift is None:
+        wd = w_dense()
+        mu = jnp.maximum(-jnp.linalg.eigvalsh(0.5 * (wd + wd.T))[0], 0.0)
+    else:
+        mu = shift
     lam = jnp.asarray(lam, x.dtype)
     temp = jnp.asarray(temp, x.dtype)
     mu = jnp.asarray(mu, x.dtype)
 
     def assign_step(z, unary):
-        logits = (-unary + lam * (jnp.matmul(w, z, precision=_PREC) + mu * z)) / temp
+        logits = (-unary + lam * (w_op(z) + mu * z)) / temp
         return jnp.where(known, onehot, jax.nn.softmax(logits, axis=1))
 
     def centroid_step(z, c):
+        if prototypes == "hard":
+            # labelled points count for their class; the others for their largest assignment
+            z = jnp.where(known, onehot, jax.nn.one_hot(jnp.argmax(z, axis=1), k,
+                                                        dtype=x.dtype))
+            ok = jnp.sum(z, axis=0) > 0
+        else:
+            ok = jnp.sum(z, axis=0) > jnp.finfo(x.dtype).eps
         mass = jnp.sum(z, axis=0)
-        ok = mass > jnp.finfo(x.dtype).eps
-        new = jnp.matmul(z.T, x, precision=_PREC) / jnp.where(ok, mass, 1.0)[:, None]
+        new = jnp.matmul(z.T, xf, precision=_PREC) / jnp.where(ok, mass, 1.0)[:, None]
         return jnp.where(ok[:, None], new, c)
 
     def block(state, t):
         z, c, _, f, hist = state
-        unary = pairwise_cost(x, c, "sqeuclidean")
+        unary = pairwise_cost(xf, c, "sqeuclidean")
+        if not warm_start:
+            z = jnp.where(known, onehot, jax.nn.softmax(-unary / temp, axis=1))
         z = jax.lax.fori_loop(0, inner_iter, lambda _, zz: assign_step(zz, unary), z)
         if update_centroids:
             c = centroid_step(z, c)
-        f_new = _energy(z, pairwise_cost(x, c, "sqeuclidean"), w, lam, mu, temp)
+        f_new = _energy(z, pairwise_cost(xf, c, "sqeuclidean"), w_op, lam, mu, temp)
         return z, c, f, f_new, hist.at[t + 1].set(f_new)
 
     def done(state, t):
         _, _, f_old, f, _ = state
         return jnp.abs(f_old - f) <= tol * jnp.abs(f_old)
 
-    unary0 = pairwise_cost(x, c0, "sqeuclidean")
+    unary0 = pairwise_cost(xf, c0, "sqeuclidean")
     z0 = jnp.where(known, onehot, jax.nn.softmax(-unary0 / temp, axis=1))
-    f0 = _energy(z0, unary0, w, lam, mu, temp)
+    f0 = _energy(z0, unary0, w_op, lam, mu, temp)
     hist0 = jnp.zeros((max_iter + 1,), x.dtype).at[0].set(f0)
     state0 = (z0, c0, f0, f0, hist0)
     (z, c, f_old, f, hist), n_iters = iterate_blocks(block, state0, max_blocks=max_iter,
                                                      done=done, unrolled=unrolled)
     hist = jnp.where(jnp.arange(max_iter + 1) <= n_iters, hist, f)
-    converged = (n_iters > 0) & (jnp.abs(f_old - f) <= tol * jnp.abs(f_old))
+    finite = jnp.all(jnp.isfinite(z)) & jnp.all(jnp.isfinite(c)) & jnp.isfinite(f)
+    converged = (n_iters > 0) & (jnp.abs(f_old - f) <= tol * jnp.abs(f_old)) & finite
     return LaplacianKMeansResult(z, jnp.argmax(z, axis=1).astype(jnp.int32), c, hist,
                                  n_iters, converged)

@@ -228,7 +228,7 @@ def _swapped_pseudo_label_loss(logits_a, logits_b, mass, z_a, z_b, cfg: _Partial
                   + pseudo_label_loss(logits_b, qa.codes, qa.weights))
 
 
-_TARGET_KINDS = ("dec", "depict")
+_TARGET_KINDS = ("dec", "depict", "depict_paper")
 
 
 def _check_target(target) -> str:

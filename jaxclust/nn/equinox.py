@@ -301,7 +301,8 @@ class DECHead(eqx.Module):
       kind: ``"student_t"`` (DEC) or ``"softmax"`` (static).
       alpha: Student-t degrees of freedom (static; DEC: 1).
       temperature: scale of the squared distances (static).
-      target: ``"dec"`` or ``"depict"`` (static).
+      target: ``"dec"``, ``"depict"`` (DEPICT's released code: $q^2/f$) or
+        ``"depict_paper"`` (DEPICT's paper: $q/\sqrt f$), static.
       power: sharpening exponent of the DEC target (static; DEC: 2).
       centroids: initial centroids ``(k, d)``; by default ``0.1 * normal`` from ``key``
         (DEC starts from k-means: use ``from_data``).

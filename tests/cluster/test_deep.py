@@ -25,7 +25,11 @@ C = RNG.normal(size=(4, 3))
 F32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
 
 
-def test_dec_and_depict_targets_match_numpy():
+def test_dec_and_depict_targets_match_numpy(x64):
+    """DEC: q^a / f. DEPICT has two formulas: its released code (herandy/DEPICT, commit
+    e75840d7b401b919d00abfb905169e02e40daba2, functions.py, train_depict: the epoch's
+    predictions squared, divided by their column sums, rows renormalised) = kind="depict";
+    its paper (q / sqrt(f), rows renormalised) = kind="depict_paper"."""
     f = Q.sum(0)
     dec = Q ** 2 / f
     dec /= dec.sum(1, keepdims=True)
@@ -36,7 +40,15 @@ def test_dec_and_depict_targets_match_numpy():
     # float32, computed in the log domain: ~1e-6 relative
     np.testing.assert_allclose(np.asarray(dec_target(F32(Q))), dec, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(dec_target(F32(Q), power=3.0)), dec3, rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(dec_target(F32(Q), kind="depict")), dep, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(dec_target(F32(Q), kind="depict_paper")), dep,
+                               rtol=1e-5)
+    # the released code's target, float64 (observed largest difference 1e-16)
+    code = Q ** 2 / f
+    code = (code.T / code.sum(1)).T
+    got = np.asarray(dec_target(jnp.asarray(Q), kind="depict"))
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, code, rtol=1e-13, atol=1e-15)
+    assert np.abs(code - dep).max() > 0.05  # the two DEPICT formulas differ
 
 
 def test_dec_target_is_a_constant_and_sharper():
