@@ -5,7 +5,7 @@ Usage::
     jaxclust --version
     jaxclust demo [--out DIR] [--seed N] [--section NAME ...]
     jaxclust cluster FILE --k K [--method METHOD] [--seed N] [--out labels.csv]
-                     [--plot fig.png]
+                     [--plot fig.png] [--force]
 
 ``jaxclust demo`` runs one small, real problem per pillar of the library (see
 [`jaxclust.demo`][jaxclust.demo]), prints a table per section and, with ``--out``, saves
@@ -18,11 +18,18 @@ per row, an optional header row) or ``.npy`` file (a 2-D numeric array) with one
 cluster sizes, inertia and time, writes one label per line to ``--out`` and a 2-D (PCA)
 scatter plot to ``--plot``. Unreadable files, wrong shapes and non-numeric values are
 reported with the file, the row and the column, and exit status 2.
+
+No data is lost or overwritten unasked: ``--out`` and ``--plot`` are checked before the
+clustering starts (an existing file is kept unless ``--force`` is given; the input file
+itself, a directory or a missing folder are refused), ``.npy`` files are read without
+unpickling, and every error is one line on stderr (no traceback) with a non-zero exit
+status: 2 for a problem with the input or the options, 1 when the method itself fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -34,6 +41,54 @@ CLUSTER_METHODS = ("kmeans", "gmm", "spectral", "kmedoids", "sdp", "la-sdp", "si
 
 class InputError(ValueError):
     """A problem with the input file of ``jaxclust cluster`` (reported, exit status 2)."""
+
+
+class MethodError(RuntimeError):
+    """The clustering method failed on valid input (reported, exit status 1)."""
+
+
+SEED_RANGE = (-(2**31), 2**32)
+
+
+def _seed(text: str) -> int:
+    """``--seed``: an integer that ``jax.random.key`` accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if not SEED_RANGE[0] <= value < SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(
+            f"{value} is out of range; use an integer in [-2**31, 2**32).")
+    return value
+
+
+def check_output(path: str, option: str, *, inputs: Sequence[str] = (),
+                 force: bool = False) -> None:
+    """Refuse an output path that would lose data or fail after the work is done.
+
+    Raises:
+        InputError: ``path`` is one of ``inputs``, a directory, in a missing or
+            unwritable folder, or an existing file (unless ``force``).
+    """
+    from pathlib import Path
+
+    p = Path(path)
+    for src in inputs:
+        q = Path(src)
+        if p.resolve() == q.resolve() or (p.exists() and q.exists() and os.path.samefile(p, q)):
+            raise InputError(f"{option} {path} is the input file; writing there would destroy "
+                             "the data. Choose another path.")
+    if p.is_dir():
+        raise InputError(f"{option} {path} is a directory; give a file name.")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(f"{option} {path}: the folder {parent} does not exist; create it "
+                         "first.")
+    if not os.access(parent, os.W_OK):
+        raise InputError(f"{option} {path}: the folder {parent} is not writable.")
+    if p.exists() and not force:
+        raise InputError(f"{option} {path} already exists; choose another path or pass "
+                         "--force to overwrite it.")
 
 
 def load_points(path: str):
@@ -53,6 +108,8 @@ def load_points(path: str):
     import numpy as np
 
     p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{path}: is a directory; give a .csv or .npy file.")
     if not p.is_file():
         raise InputError(f"{path}: no such file.")
     suffix = p.suffix.lower()
@@ -64,6 +121,8 @@ def load_points(path: str):
         if arr.ndim != 2:
             raise InputError(f"{path}: expected a 2-D array (points x features), got shape "
                              f"{arr.shape}.")
+        if arr.dtype == bool:
+            arr = arr.astype(np.float64)
         if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype,
                                                                      np.complexfloating):
             raise InputError(f"{path}: expected real numbers, got dtype {arr.dtype}.")
@@ -94,11 +153,22 @@ def load_points(path: str):
         x = np.asarray(values, np.float64)
     else:
         raise InputError(f"{path}: unknown file type {suffix!r}; use .csv or .npy.")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise InputError(f"{path}: no data ({x.shape[0]} points x {x.shape[1]} features); "
+                         "give at least one feature column and one row per point.")
     bad = ~np.isfinite(x)
     if bad.any():
         i, j = np.argwhere(bad)[0]
         raise InputError(f"{path}: non-finite value {x[i, j]} at point {i + 1}, feature "
                          f"{j + 1}; remove or impute it.")
+    # float32 squared distances overflow beyond ~1.8e19 / sqrt(d): refuse, don't compute Inf
+    limit = float(np.sqrt(np.finfo(np.float32).max / (4.0 * x.shape[1])))
+    big = np.abs(x) > limit
+    if big.any():
+        i, j = np.argwhere(big)[0]
+        raise InputError(f"{path}: value {x[i, j]:.3g} at point {i + 1}, feature {j + 1} is "
+                         f"too large for float32 distances (limit {limit:.2g}); rescale the "
+                         "data (e.g. standardise each column) first.")
     return x.astype(np.float32)
 
 
@@ -127,6 +197,14 @@ def cluster_points(x, k: int, method: str = "kmeans", seed: int = 0):
     n = x.shape[0]
     if not 2 <= k < n:
         raise InputError(f"--k must be in [2, n) = [2, {n}) for {n} points, got {k}.")
+    distinct = len(np.unique(x, axis=0))
+    if distinct < k:
+        raise InputError(f"the file has only {distinct} distinct point(s), fewer than "
+                         f"--k {k}; lower --k or check the data.")
+    if method == "spectral" and n < 3:
+        raise InputError(f"--method spectral needs at least 3 points, got {n}.")
+    if method not in CLUSTER_METHODS:
+        raise InputError(f"--method must be one of {CLUSTER_METHODS}, got {method!r}.")
     key = jax.random.key(seed)
     if method == "kmeans":
         from jaxclust.cluster import kmeans
@@ -139,7 +217,7 @@ def cluster_points(x, k: int, method: str = "kmeans", seed: int = 0):
     elif method == "spectral":
         from jaxclust.cluster import spectral
 
-        labels = spectral(x, k, key=key, affinity="knn").labels
+        labels = spectral(x, k, key=key, affinity="knn", n_neighbors=min(10, n - 1)).labels
     elif method == "kmedoids":
         from jaxclust.cluster import kmedoids
 
@@ -156,9 +234,23 @@ def cluster_points(x, k: int, method: str = "kmeans", seed: int = 0):
         from jaxclust.cluster import sinkhorn_kmeans
 
         labels = sinkhorn_kmeans(x, k, key=key).labels
-    else:
-        raise InputError(f"--method must be one of {CLUSTER_METHODS}, got {method!r}.")
-    return np.asarray(labels)
+    labels = np.asarray(labels)
+    if labels.shape != (n,) or labels.min() < 0 or labels.max() >= k:
+        raise MethodError(f"{method} returned invalid labels (range "
+                          f"[{labels.min()}, {labels.max()}] for k = {k}); the data may be "
+                          "degenerate or badly scaled: standardise it or try another method.")
+    return labels
+
+
+def _error_line(err: BaseException) -> str:
+    """One line for an exception: the ``ValueError: ...`` carried by a JAX runtime error,
+    else the first line of its message."""
+    text = str(err)
+    for line in text.splitlines():
+        if "ValueError: " in line:
+            return line[line.index("ValueError: ") + len("ValueError: "):].strip()
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(err).__name__}: {first}" if first else type(err).__name__
 
 
 def _cluster_command(args) -> int:
@@ -166,7 +258,19 @@ def _cluster_command(args) -> int:
 
     import numpy as np
 
+    outputs = [(args.out, "--out"), (args.plot, "--plot")]
     try:
+        if args.out and args.plot and os.path.abspath(args.out) == os.path.abspath(args.plot):
+            raise InputError("--out and --plot are the same file; give two paths.")
+        for path, option in outputs:
+            if path:
+                check_output(path, option, inputs=[args.file], force=args.force)
+        if args.plot:
+            try:
+                import matplotlib  # noqa: F401
+            except ImportError:
+                raise InputError("--plot needs matplotlib: pip install matplotlib (or drop "
+                                 "--plot).") from None
         x = load_points(args.file)
         t0 = time.perf_counter()
         labels = cluster_points(x, args.k, args.method, args.seed)
@@ -174,21 +278,40 @@ def _cluster_command(args) -> int:
     except InputError as err:
         print(f"jaxclust cluster: error: {err}", file=sys.stderr)
         return 2
+    except MethodError as err:
+        print(f"jaxclust cluster: error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:  # noqa: BLE001 - one line, never a traceback
+        print(f"jaxclust cluster: error: {args.method} failed on {args.file}: "
+              f"{_error_line(err)} (try another --method or --seed, or standardise the data)",
+              file=sys.stderr)
+        return 1
     sizes = np.bincount(labels, minlength=args.k)
     centres = np.stack([x[labels == j].mean(0) if s else np.zeros(x.shape[1])
                         for j, s in enumerate(sizes)])
-    inertia = float(((x - centres[labels]) ** 2).sum())
+    inertia = float(((x.astype(np.float64) - centres[labels]) ** 2).sum())
     print(f"{args.method}: {x.shape[0]} points, {x.shape[1]} features, k = {args.k}")
     print("cluster sizes: " + ", ".join(f"{j}: {s}" for j, s in enumerate(sizes)))
     print(f"inertia (sum of squared distances to cluster means): {inertia:.6g}")
     print(f"time (compilation included): {seconds:.2f} s")
+    status = 0
     if args.out:
-        np.savetxt(args.out, labels, fmt="%d", header="label", comments="")
-        print(f"labels written to {args.out}")
+        try:
+            np.savetxt(args.out, labels, fmt="%d", header="label", comments="")
+            print(f"labels written to {args.out}")
+        except OSError as err:
+            print(f"jaxclust cluster: error: cannot write --out {args.out}: {err}",
+                  file=sys.stderr)
+            status = 1
     if args.plot:
-        _plot_clusters(x, labels, args.plot, f"{args.method}, k = {args.k}")
-        print(f"figure written to {args.plot}")
-    return 0
+        try:
+            _plot_clusters(x, labels, args.plot, f"{args.method}, k = {args.k}")
+            print(f"figure written to {args.plot}")
+        except Exception as err:  # noqa: BLE001 - one line, never a traceback
+            print(f"jaxclust cluster: error: cannot write --plot {args.plot}: "
+                  f"{_error_line(err)}", file=sys.stderr)
+            status = 1
+    return status
 
 
 def _plot_clusters(x, labels, path, title):
@@ -241,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", metavar="DIR", default=None,
                       help="directory to save figures to (needs matplotlib)")
-    demo.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    demo.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
     demo.add_argument("--section", dest="sections", action="append",
                       choices=[s.name for s in SECTIONS], metavar="NAME",
                       help="run only this section (repeatable); one of: "
@@ -256,10 +379,14 @@ def build_parser() -> argparse.ArgumentParser:
     clu.add_argument("--k", type=int, required=True, help="number of clusters")
     clu.add_argument("--method", default="kmeans", choices=CLUSTER_METHODS,
                      help="clustering method (default: kmeans)")
-    clu.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    clu.add_argument("--out", metavar="CSV", default=None, help="write one label per line")
+    clu.add_argument("--seed", type=_seed, default=0, help="random seed (default: 0)")
+    clu.add_argument("--out", metavar="CSV", default=None,
+                     help="write one label per line (a new file unless --force)")
     clu.add_argument("--plot", metavar="PNG", default=None,
-                     help="save a 2-D scatter plot (PCA above 2 features; needs matplotlib)")
+                     help="save a 2-D scatter plot (PCA above 2 features; needs matplotlib; a "
+                     "new file unless --force)")
+    clu.add_argument("--force", action="store_true",
+                     help="overwrite existing --out / --plot files (never the input file)")
     return parser
 
 
@@ -276,6 +403,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         from jaxclust.demo import run_demo
+
+        if args.out and os.path.exists(args.out) and not os.path.isdir(args.out):
+            print(f"jaxclust demo: error: --out {args.out} is a file; give a directory.",
+                  file=sys.stderr)
+            return 2
 
         run_demo(seed=args.seed, out=args.out, sections=args.sections)
         return 0
