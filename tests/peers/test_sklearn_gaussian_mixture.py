@@ -142,8 +142,8 @@ def test_gaussian_mixture_fit_predict(seed, max_iter, tol, covar_type):
 
 
 # --- peer: test_regularisation
-@pytest.mark.parametrize("covar_type", [c if c == "full" else pytest.param(c, marks=SLOW)
-                                        for c in COVARIANCE_TYPE])
+@SLOW
+@pytest.mark.parametrize("covar_type", COVARIANCE_TYPE)
 def test_regularisation(covar_type):
     n_samples, n_features = 10, 5
     x = np.vstack((np.ones((n_samples // 2, n_features)),

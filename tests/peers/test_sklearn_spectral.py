@@ -108,7 +108,8 @@ def test_affinities_kernels(kern):
         assert (x.shape[0],) == labels.shape
 
 
-# --- peer: test_n_components
+# --- peer: test_n_components (a k = 8 compilation: make test-all)
+@pytest.mark.slow
 def test_n_components():
     x, y = _blobs(SEED)
     key = jax.random.key(SEED)
