@@ -30,12 +30,13 @@ Translation of the API differences:
 
 from __future__ import annotations
 
-import kmedoids as kmedoids_pkg
 import numpy as np
 import pytest
 from scipy.spatial.distance import cdist
 
 from jaxclust.cluster import kmedoids, pam_build
+
+kmedoids_pkg = pytest.importorskip("kmedoids")  # GPL: a test-only oracle
 
 DIST = np.array([[0, 2, 3, 4, 5], [2, 0, 6, 7, 8], [3, 6, 0, 9, 10], [4, 7, 9, 0, 11],
                  [5, 8, 10, 11, 0]], dtype=np.int32)
