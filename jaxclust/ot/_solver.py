@@ -81,33 +81,60 @@ def _annealed(cfg: Config, eps, k):
 
 
 # --------------------------------------------------------------------------------------
+# the error of a state (what `errors` records and `converged` tests)
+
+
+def _target(w, pot, tau, eps):
+    """The marginal the fixed point asks for: ``w`` when balanced (``tau == 1``), the
+    KL-relaxed ``w exp((1 - tau)/tau (log w - pot/eps))`` otherwise (guarded: the unused
+    branch never turns a gradient into NaN)."""
+    rel = tau < 1.0
+    pot_r = jnp.where(rel, pot, 0.0)
+    return jnp.where(rel, _relaxed_target(w, pot_r, jnp.where(rel, tau, 0.5), eps), w)
+
+
+def state_error(geom: Geometry, p: Params, eps, z, row, col):
+    """L1 violation of the optimality conditions by the plan of the state ``z``.
+
+    ``row``/``col`` are the marginals ``P 1``, ``P^T 1`` of the plan the user receives,
+    ``P = exp((f + g - C) / eps)`` (``f + lam`` for partial OT). Balanced:
+    ``||P 1 - a||_1 + ||P^T 1 - b||_1``; unbalanced: the same against the KL-relaxed targets
+    (zero exactly at the fixed point); partial: equality where a potential is negative
+    (saturated point), ``P 1 <= a`` where it is zero, plus ``|<P, 1> - m|``. NaN or inf when
+    the plan is not finite, so ``err < tol`` is False then.
+    """
+    if len(z) == 3:
+        f, g, _ = z
+        e_row = jnp.where(f < 0, jnp.abs(row - p.a), jnp.maximum(row - p.a, 0.0))
+        e_col = jnp.where(g < 0, jnp.abs(col - p.b), jnp.maximum(col - p.b, 0.0))
+        return geom.row_sum(e_row) + jnp.sum(e_col) + jnp.abs(geom.row_sum(row) - p.mass)
+    f, g = z
+    return (geom.row_sum(jnp.abs(row - _target(p.a, f, p.tau_a, eps)))
+            + jnp.sum(jnp.abs(col - _target(p.b, g, p.tau_b, eps))))
+
+
+# --------------------------------------------------------------------------------------
 # log-domain rounds
 
 
 def _log_round(geom, p: Params, eps, z):
-    """One g-step then one f-step; returns (new z, error of the f-step)."""
+    """One g-step then one f-step; returns the new state and the f-step's log-sum-exp
+    (so that ``P 1 = exp(f / eps + lse)`` for the new state, with no further pass)."""
     log_a, log_b = safe_log(p.a), safe_log(p.b)
     if len(z) == 3:  # partial
         f, g, lam = z
         lse_g = geom.lse(f, eps, 0) + lam / eps
         g_new = jnp.minimum(0.0, eps * log_b - eps * lse_g)
-        col = jnp.exp(g_new / eps + lse_g)
         log_total = logsumexp(g_new / eps + lse_g)  # in the log domain: no 0 / inf at small eps
-        # the column change of the g-step and the mass change of the lam-step count too:
-        # the f-step alone can be at rest while the columns still exceed b
-        err_g = jnp.sum(jnp.abs(jnp.exp(g / eps + lse_g) - col)) + jnp.abs(jnp.sum(col) - p.mass)
         lam = lam + eps * (jnp.log(p.mass) - log_total)
         lse_f = geom.lse(g_new, eps, 1) + lam / eps
         f_new = jnp.minimum(0.0, eps * log_a - eps * lse_f)
-        err = geom.row_sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
-        return (f_new, g_new, lam), err + err_g
+        return (f_new, g_new, lam), lse_f
     f, g = z
     g = eps * log_b - p.tau_b * eps * geom.lse(f, eps, 0)
     lse_f = geom.lse(g, eps, 1)
     f_new = eps * log_a - p.tau_a * eps * lse_f
-    # the sum over rows is global when the geometry is row-sharded (identical otherwise)
-    err = geom.row_sum(jnp.abs(jnp.exp(f / eps + lse_f) - jnp.exp(f_new / eps + lse_f)))
-    return (f_new, g), err
+    return (f_new, g), lse_f
 
 
 def _keep_active(i, n_active, new, old):
@@ -116,11 +143,19 @@ def _keep_active(i, n_active, new, old):
 
 
 def _log_block(geom, p, eps, z, n_rounds, n_active):
+    """``n_active >= 1`` rounds (of ``n_rounds``), then the error of the final state: its row
+    marginal from the last f-step, its column marginal from one more log-sum-exp."""
+
     def body(i, carry):
         return _keep_active(i, n_active, _log_round(geom, p, eps, carry[0]), carry)
 
-    err0 = jnp.asarray(jnp.inf, dtype=p.a.dtype)
-    return jax.lax.fori_loop(0, n_rounds, body, (z, err0))
+    lse0 = jnp.zeros(geom.shape[0], p.a.dtype)
+    z, lse_f = jax.lax.fori_loop(0, n_rounds, body, (z, lse0))
+    f, g = z[0], z[1]
+    shift = z[2] / eps if len(z) == 3 else 0.0
+    row = jnp.exp(f / eps + lse_f)
+    col = jnp.exp(g / eps + geom.lse(f, eps, 0) + shift)
+    return z, state_error(geom, p, eps, z, row, col)
 
 
 def _safe_log_pos(t):
@@ -129,7 +164,10 @@ def _safe_log_pos(t):
     return jnp.log(jnp.where(t > 0, t, 1.0))
 
 
-def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active):
+def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active, fallback):
+    """``n_active`` kernel rounds of ``n_rounds`` (``n_active`` may be 0: the error of ``z`` is
+    still measured), then the error of the absorbed state from the same kernel; ``fallback()``
+    redoes the block in the log domain when a scaling leaves the safe range."""
     f0, g0 = z
     dtype = f0.dtype
     safe = 0.35 * jnp.log(jnp.finfo(dtype).max)
@@ -141,19 +179,24 @@ def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active):
     hi = jax.lax.Precision.DEFAULT
 
     def body(i, carry):
-        lu, lv, _, bad = carry
+        lu, lv, bad = carry
         ktu = jnp.matmul(jnp.exp(lu), K, precision=hi)
         lv_new = jnp.clip(log_b - p.tau_b * _safe_log_pos(ktu) - shift_b, -2 * safe, 2 * safe)
         kv = jnp.matmul(K, jnp.exp(lv_new), precision=hi)
         lu_new = jnp.clip(log_a - p.tau_a * _safe_log_pos(kv) - shift_a, -2 * safe, 2 * safe)
-        err = jnp.sum(jnp.abs(jnp.exp(lu) * kv - jnp.exp(lu_new) * kv))
         # a row/column with positive weight whose kernel sum underflowed cannot be scaled
         bad = bad | jnp.any((ktu <= 0) & (p.b > 0)) | jnp.any((kv <= 0) & (p.a > 0))
-        return _keep_active(i, n_active, (lu_new, lv_new, err, bad), carry)
+        return _keep_active(i, n_active, (lu_new, lv_new, bad), carry)
 
-    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.asarray(jnp.inf, dtype),
-            jnp.max(expo) >= safe)
-    lu, lv, err, bad = jax.lax.fori_loop(0, n_rounds, body, init)
+    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.max(expo) >= safe)
+    lu, lv, bad = jax.lax.fori_loop(0, n_rounds, body, init)
+    # the marginals of the absorbed plan exp((f0 + eps lu + g0 + eps lv - C) / eps)
+    top = jax.lax.Precision.HIGHEST
+    u, v = jnp.exp(lu), jnp.exp(lv)
+    row = u * jnp.matmul(K, v, precision=top)
+    col = v * jnp.matmul(u, K, precision=top)
+    z_new = (f0 + eps * lu, g0 + eps * lv)
+    err = state_error(geom, p, eps, z_new, row, col)
     ok = (
         ~bad
         & jnp.isfinite(err)
@@ -162,10 +205,7 @@ def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active):
         & jnp.all(jnp.where(p.a > 0, jnp.abs(lu), 0.0) < safe)
         & jnp.all(jnp.where(p.b > 0, jnp.abs(lv), 0.0) < safe)
     )
-    kernel_out = ((f0 + eps * lu, g0 + eps * lv), err)
-    return jax.lax.cond(
-        ok, lambda: kernel_out, lambda: _log_block(geom, p, eps, z, n_rounds, n_active)
-    )
+    return jax.lax.cond(ok, lambda: (z_new, err), fallback)
 
 
 # --------------------------------------------------------------------------------------
@@ -188,19 +228,23 @@ def make_solve(cfg: Config):
             z, _, errors = state
             eps_k = _eps_at(cfg, p.eps, k)
             n_active = jnp.minimum(cfg.check_every, cfg.max_iter - k * cfg.check_every)
+
+            def log_block():
+                return _log_block(geom, p, eps_k, z, cfg.check_every, n_active)
+
             if use_kernel:
                 # the first block opens with one log-domain round: from a cold start the
                 # scalings of the first kernel rounds would leave the safe range (~exp(50) at
                 # eps = 0.05 std(C)) and the whole block would fall back to the log domain
                 first = k == 0
-                z = jax.lax.cond(
+                z1 = jax.lax.cond(
                     first, lambda zz: _log_round(geom, p, eps_k, zz)[0], lambda zz: zz, z
                 )
-                n_active = n_active - first.astype(n_active.dtype)
-                z, err = _kernel_block(geom, p, eps_k, z, cfg.check_every, n_active)
+                n_kernel = n_active - first.astype(n_active.dtype)
+                z_new, err = _kernel_block(geom, p, eps_k, z1, cfg.check_every, n_kernel, log_block)
             else:
-                z, err = _log_block(geom, p, eps_k, z, cfg.check_every, n_active)
-            return z, err, errors.at[k].set(err)
+                z_new, err = log_block()
+            return z_new, err, errors.at[k].set(err)
 
         def done(state, k):
             _, err, _ = state
@@ -214,7 +258,10 @@ def make_solve(cfg: Config):
         finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in z]))
         if geom.is_sharded:  # finite on every device
             finite = geom.allreduce_sum((~finite).astype(jnp.int32)) == 0
-        converged = (err < cfg.tol) & finite
+        # converged: the returned state's plan is finite, within `tol` of optimality, and was
+        # computed at the final epsilon (not in the middle of an annealing schedule)
+        converged = (err < cfg.tol) & jnp.isfinite(err) & finite & _annealed(
+            cfg, p.eps, jnp.maximum(n_blocks - 1, 0))
         n_iters = jnp.minimum(n_blocks * cfg.check_every, cfg.max_iter)
         return z, (n_iters, errors, converged)
 

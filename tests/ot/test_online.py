@@ -31,7 +31,7 @@ def _data(seed=0, mass_b=1.0):
 
 @functools.partial(jax.jit, static_argnames=("chunk_size", "mode", "relax"))
 def _solve(x, y, a, b, wn, wm, eps, *, chunk_size, mode, relax="balanced"):
-    kw = dict(epsilon=eps, tol=1e-6, max_iter=5000, chunk_size=chunk_size, mode=mode)
+    kw = dict(epsilon=eps, tol=1e-5, max_iter=5000, chunk_size=chunk_size, mode=mode)
     if relax == "unbalanced":
         kw.update(tau_a=0.8, tau_b=0.6)
     elif relax == "partial":
