@@ -12,7 +12,9 @@ Translation of the API differences:
   sample_weight=w)`` -> ``kmeans(X, k, key=jax.random.key(seed), init=..., n_init=...,
   max_iter=..., tol=..., weights=w)``; ``labels_``, ``inertia_``, ``cluster_centers_``,
   ``n_iter_`` -> ``labels``, ``inertia``, ``centroids``, ``n_iters``. Only Lloyd's algorithm
-  (the peer's ``algorithm="lloyd"``; ``"elkan"`` gives the same iterates). The peer's
+  (the peer's ``algorithm="lloyd"``; ``"elkan"`` gives the same iterates: the peer's
+  Elkan-vs-Lloyd test becomes jaxclust's Lloyd against the peer's Lloyd started from the same
+  k-means++ centres, in float64, iterates equal to 1e-12). The peer's
   ``random_state`` becomes a JAX key: seeded results are compared up to a permutation of the
   clusters, never draw by draw. Callable ``init``, sparse input, ``predict`` / ``transform``
   and verbosity have no counterpart.
@@ -41,6 +43,7 @@ import contextlib
 import jax
 import numpy as np
 import pytest
+from sklearn.cluster import KMeans, kmeans_plusplus as sk_kmeans_plusplus
 from sklearn.cluster._kmeans import _labels_inertia, _mini_batch_step
 from sklearn.datasets import make_blobs
 from sklearn.metrics import pairwise_distances_argmin, v_measure_score
@@ -231,6 +234,28 @@ def test_k_means_1_iteration():
     res = kmeans(x, 5, key=_key(), init=init_centers, max_iter=1)
     np.testing.assert_array_equal(py_labels, res.labels)
     np.testing.assert_allclose(py_centers, res.centroids, rtol=1e-5, atol=1e-6)
+
+
+# --- peer: test_kmeans_elkan_results (dense): the peer checks that Elkan's iterates equal
+# Lloyd's; here jaxclust's Lloyd against the peer's Lloyd from the same k-means++ centres
+@pytest.mark.parametrize("tol", [1e-2, 1e-8, 1e-100, 0])
+@pytest.mark.parametrize("distribution", [pytest.param("normal", marks=SLOW), "blobs"])
+def test_kmeans_elkan_results(distribution, tol):
+    rnd = np.random.RandomState(SEED)
+    if distribution == "normal":
+        x = rnd.normal(size=(5000, 10))
+    else:
+        x, _ = make_blobs(random_state=rnd)
+    x[x < 0] = 0
+    init, _ = sk_kmeans_plusplus(x, 5, random_state=SEED)
+    km_peer = KMeans(n_clusters=5, init=init, n_init=1, tol=tol).fit(x)
+    with enable_x64():
+        res = kmeans(x, 5, key=_key(), init=init, tol=tol)
+        res = jax.tree_util.tree_map(np.asarray, res)
+    np.testing.assert_allclose(res.centroids, km_peer.cluster_centers_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(res.labels, km_peer.labels_)
+    assert int(res.n_iters) == km_peer.n_iter_
+    assert float(res.inertia) == pytest.approx(km_peer.inertia_, rel=1e-12)
 
 
 # --- peer: test_kmeans_convergence (tol=0)
