@@ -86,3 +86,58 @@ def odeint(fun, y0, ts, method: str):
 
 
 ODE_METHODS = ("euler", "heun", "rk4")
+
+
+def check_like(v, name: str, ref: jax.Array, ref_name: str) -> jax.Array:
+    """A finite float array of the shape of ``ref`` (shape at trace time, values checked)."""
+    v = checks.as_float_array(v, name)
+    if v.shape != ref.shape:
+        raise ValueError(f"`{name}` must have the shape of `{ref_name}`, {tuple(ref.shape)}; "
+                         f"got {tuple(v.shape)}.")
+    return checks.check_finite(v, name)
+
+
+def check_coef(c, name: str, ref: jax.Array, ref_name: str, *, positive: bool) -> jax.Array:
+    """A per-sample schedule coefficient (``alpha`` / ``sigma``): a scalar or shape ``(n,)``
+    with ``n = ref.shape[0]`` (trace time), finite and ``> 0`` (``positive``) or ``>= 0``."""
+    c = checks.as_float_array(c, name)
+    n = ref.shape[0] if ref.ndim else None
+    if c.ndim > 1 or (c.ndim == 1 and c.shape[0] != n):
+        raise ValueError(f"`{name}` must be a scalar or have shape (n,) = ({n},) (one value "
+                         f"per sample of `{ref_name}`), got shape {tuple(c.shape)}.")
+    bad = ~(jnp.isfinite(c) & ((c > 0) if positive else (c >= 0)))
+    rel = "> 0" if positive else ">= 0"
+    return checks.ensure(c, bad, f"`{name}` must be finite and {rel} (it is divided by or "
+                                 "scales the prediction); got NaN, Inf or a value out of range.")
+
+
+def check_result(out, message: str):
+    """``out`` (a pytree) unchanged, with a ``ValueError(message)`` if any leaf holds NaN/Inf
+    (eagerly; under jit the runtime error carries the message)."""
+    leaves = [jnp.any(~jnp.isfinite(v)) for v in jax.tree_util.tree_leaves(out)
+              if jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact)]
+    if not leaves:
+        return out
+    bad = jnp.any(jnp.stack(leaves))
+    if not checks.is_traced(out, bad):
+        if bool(bad):
+            raise ValueError(message)
+        return out
+    flat, tree = jax.tree_util.tree_flatten(out)
+    flat = [checks.ensure(v, bad, message) for v in flat]
+    return jax.tree_util.tree_unflatten(tree, flat)
+
+
+def callable_nan_message(fn_name: str, what: str, hint: str = "") -> str:
+    return (f"`{fn_name}` returned NaN or Inf: {what} is not finite. Check the function "
+            "(a network with NaN/Inf parameters after a diverged training, a division by "
+            "sigma_t at t = 0, log of a non-positive number)" + (f"; {hint}" if hint else "")
+            + ".")
+
+
+def pow2_scale(m: jax.Array) -> jax.Array:
+    """A power of two in ``(m / 2, m]`` for a finite ``m > 0`` (1 for ``m = 0``), without
+    gradient: dividing by it is exact and brings magnitudes to ``[-2, 2]``."""
+    _, e = jnp.frexp(m)
+    s = jnp.ldexp(jnp.ones_like(m), e - 1)
+    return jax.lax.stop_gradient(jnp.where(m > 0, s, jnp.ones_like(m)))

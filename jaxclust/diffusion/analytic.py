@@ -37,6 +37,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from ._utils import check_result
 from .sde import AbstractSDE
 
 __all__ = [
@@ -104,6 +105,7 @@ def _validate(mixture, x=None):
         if covs.shape != (K, D, D):
             raise ValueError(f"`covs` must have shape (K, D, D) = {(K, D, D)}, got "
                              f"{covs.shape}.")
+        covs = _check_covs(covs)
         mixture = GaussianMixture(w, means, covs)
     else:
         U = checks.check_finite(checks.as_float_array(mixture.bases, "bases"), "bases")
@@ -127,6 +129,22 @@ def _validate(mixture, x=None):
             raise ValueError(f"`x` must have shape (n, D) with D = {D} (the mixture's "
                              f"dimension), got {x.shape}.")
     return mixture, x
+
+
+def _check_covs(covs):
+    """Symmetric (to ``sqrt(eps)`` relative) and positive semi-definite (smallest eigenvalue
+    ``>= -sqrt(eps)`` times the largest magnitude) covariances: value checks, eager or
+    under jit."""
+    scale = jnp.maximum(jnp.max(jnp.abs(covs), axis=(1, 2)), jnp.finfo(covs.dtype).tiny)
+    rtol = jnp.sqrt(jnp.finfo(covs.dtype).eps)
+    asym = jnp.max(jnp.abs(covs - jnp.swapaxes(covs, 1, 2)), axis=(1, 2)) / scale
+    covs = checks.ensure(covs, asym > rtol,
+                         "`covs` must be symmetric (Sigma_k = Sigma_k^T); symmetrise them, "
+                         "e.g. 0.5 * (covs + covs.transpose(0, 2, 1)).")
+    low = jnp.min(jnp.linalg.eigvalsh(covs), axis=1) / scale
+    return checks.ensure(covs, low < -16 * rtol,
+                         "`covs` must be positive semi-definite (a covariance has no negative "
+                         "eigenvalue); build them as L @ L.T (+ a small multiple of I).")
 
 
 def _coefs(x, alpha, sigma):
@@ -180,7 +198,12 @@ def _vmapped(fn, x, mixture, a, s):
 def _per_point(fn, x, mixture, alpha, sigma):
     mixture, x = _validate(mixture, x)
     a, s = _coefs(x, alpha, sigma)
-    return _vmapped(fn, x, mixture, a, s)
+    return check_result(_vmapped(fn, x, mixture, a, s), _SINGULAR)
+
+
+_SINGULAR = ("the result is NaN or Inf: a covariance in `covs` is singular and sigma = 0 (the "
+             "density does not exist; use sigma > 0 or positive-definite covariances), or "
+             "`x` is too large for the dtype.")
 
 
 def _logp1(x, mix, a, s):
@@ -300,7 +323,10 @@ def _sample(key, mixture, n):
     labels = jax.random.categorical(k_lab, jnp.log(w), shape=(n,))
     if isinstance(mixture, GaussianMixture):
         D = mixture.means.shape[1]
-        L = jnp.linalg.cholesky(mixture.covs + 0.0)
+        # a symmetric square root from eigh: valid for singular (PSD) covariances too,
+        # where a Cholesky factor would be NaN
+        vals, vecs = jnp.linalg.eigh(mixture.covs)
+        L = vecs * jnp.sqrt(jnp.maximum(vals, 0.0))[:, None, :]
         z = jax.random.normal(k_z, (n, D), w.dtype)
         x = mixture.means[labels] + jnp.einsum("nij,nj->ni", L[labels], z, precision=_HI)
     else:
@@ -326,7 +352,10 @@ def mixture_score_fn(mixture: GaussianMixture | MoLRG, sde: AbstractSDE) -> Call
     mixture, _ = _validate(mixture)
 
     def score_fn(x, t):
-        alpha, sigma = sde._coefs(jnp.broadcast_to(jnp.asarray(t, x.dtype), (x.shape[0],)))
+        # integer data are promoted to float (a float time must not be cast to int)
+        x = checks.as_float_array(x, "x")
+        t = checks.as_float_array(t, "t", dtype=x.dtype)
+        alpha, sigma = sde._coefs(jnp.broadcast_to(t, (x.shape[0],)))
         return mixture_score(x, mixture, alpha, sigma)
 
     return score_fn

@@ -25,7 +25,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from ._utils import bcast, check_choice, check_int, check_output
+from ._utils import (
+    bcast,
+    callable_nan_message,
+    check_choice,
+    check_int,
+    check_output,
+    check_result,
+)
 from .losses import WEIGHTINGS, loss_weight
 from .sde import AbstractSDE
 
@@ -140,6 +147,10 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
     Returns:
       A [`ClassifyResult`][jaxclust.diffusion.ClassifyResult].
 
+    Raises:
+      ValueError: bad arguments, or an ``eps_fn`` returning NaN/Inf (no label is computed
+        from non-finite errors).
+
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from jaxclust.diffusion import VPSDE, diffusion_classify
@@ -209,6 +220,10 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
         y = jnp.repeat(cand, n_t)
         pred = check_output(eps_fn(x_t, tf, y), x_t, "eps_fn")
         err = jnp.mean(((pred - ef) ** 2).reshape(n_c * n_t, -1), axis=1)
+        # a label from NaN errors would be meaningless (argmin of NaN): an error instead
+        err = check_result(err, callable_nan_message(
+            "eps_fn", f"the denoising error of stage {j}",
+            "a label cannot be chosen from non-finite errors"))
         if grid is None:
             err = err * loss_weight(tf, sde, weighting)
         else:  # t ~ w(t) / Z: E_uniform[w err] = Z / (t_max - t_min) * E_{w/Z}[err]

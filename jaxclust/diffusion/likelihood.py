@@ -28,10 +28,12 @@ from .._core import checks
 from ._utils import (
     ODE_METHODS,
     bcast,
+    callable_nan_message,
     check_batched,
     check_choice,
     check_int,
     check_output,
+    check_result,
     odeint,
 )
 from .sde import AbstractSDE
@@ -194,7 +196,11 @@ def ode_likelihood(score_fn: Callable, x: Float[Array, "n ..."], sde: AbstractSD
 
     z, delta = odeint(velocity, (x, jnp.zeros((n,), x.dtype)), ts, method)
     prior = sde.prior_logp(z)
-    return LikelihoodResult(logp=prior + delta, z=z, prior_logp=prior, delta_logp=delta)
+    result = LikelihoodResult(logp=prior + delta, z=z, prior_logp=prior, delta_logp=delta)
+    # a NaN/Inf score (or divergence) at any step reaches z and delta: one check at the end
+    return check_result(result, callable_nan_message(
+        "score_fn", "the log-likelihood is", "or the ODE overflowed: use more `n_steps` or "
+        "a larger `t0`"))
 
 
 def dequantize(key: PRNGKeyArray, x: Int[Array, "n ..."], *, n_bins: int = 256,

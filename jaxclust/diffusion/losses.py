@@ -22,8 +22,15 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._core import checks
-from ._utils import bcast, check_batched, check_choice, check_output
-from .sde import PARAMETRISATIONS, AbstractSDE, to_eps
+from ._utils import (
+    bcast,
+    callable_nan_message,
+    check_batched,
+    check_choice,
+    check_output,
+    check_result,
+)
+from .sde import PARAMETRISATIONS, AbstractSDE, _to_eps
 
 __all__ = ["TIME_SAMPLINGS", "WEIGHTINGS", "dsm_loss", "loss_weight", "sample_times"]
 
@@ -182,9 +189,10 @@ def dsm_loss(model_fn: Callable, x0: Float[Array, "n ..."], key: PRNGKeyArray,
     x_t = bcast(alpha, x0) * x0 + bcast(sigma, x0) * noise
     pred = model_fn(x_t, t) if y is None else model_fn(x_t, t, y)
     check_output(pred, x_t, "model_fn")
-    eps_hat = to_eps(pred, x_t, alpha, sigma, param=param)
+    eps_hat = _to_eps(pred, x_t, alpha, sigma, param)
     sq = (eps_hat - noise) ** 2
     err = sq.reshape(n, -1)
     err = jnp.mean(err, axis=1) if reduce == "mean" else jnp.sum(err, axis=1)
     w = loss_weight(t, sde, weighting)
-    return jnp.mean(w * err)
+    return check_result(jnp.mean(w * err), callable_nan_message(
+        "model_fn", "the loss is", "or the weighting overflowed: raise `eps_t`"))

@@ -7,10 +7,16 @@ jittable (with ``n_steps``, ``shape`` and the method static) and takes a batched
 another parametrisation is adapted with [`as_score_fn`][jaxclust.diffusion.as_score_fn].
 With ``denoise=True`` (default) the last state is replaced by Tweedie's denoised estimate
 $\hat x_0 = (x + \sigma_{t}^2 s(x, t))/\alpha_{t}$ at ``t_end`` (one extra score call).
+
+NaN contract: a ``score_fn`` that returns NaN/Inf at any step makes the sampler raise a
+``ValueError`` naming ``score_fn`` (under ``jit`` a runtime error whose message contains
+``"ValueError: ..."``), instead of returning NaN samples; the check is one reduction on the
+final state (NaN propagates through the iterations), not one per step.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import jax
@@ -18,8 +24,17 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._core import checks
-from ._utils import ODE_METHODS, bcast, check_choice, check_int, check_output, odeint
-from .sde import PARAMETRISATIONS, AbstractSDE, eps_to_score, to_eps
+from ._utils import (
+    ODE_METHODS,
+    bcast,
+    callable_nan_message,
+    check_choice,
+    check_int,
+    check_output,
+    check_result,
+    odeint,
+)
+from .sde import PARAMETRISATIONS, AbstractSDE, _eps_to_score, _to_eps
 
 __all__ = [
     "as_score_fn",
@@ -37,6 +52,9 @@ def as_score_fn(model_fn: Callable, sde: AbstractSDE, *, param: str = "eps") -> 
     batched ``score_fn(x, t)`` $= -\hat\varepsilon(x, t)/\sigma_t$ for the samplers and the
     likelihood. Extra positional arguments (e.g. labels) are forwarded to ``model_fn``.
 
+    The returned function raises ``ValueError`` naming ``model_fn`` when the score is
+    NaN/Inf (a NaN network output, or $\sigma_t = 0$ at $t = 0$).
+
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.diffusion import VPSDE, as_score_fn
@@ -47,12 +65,16 @@ def as_score_fn(model_fn: Callable, sde: AbstractSDE, *, param: str = "eps") -> 
     check_choice(param, "param", PARAMETRISATIONS)
 
     def score_fn(x, t, *args):
-        t = jnp.broadcast_to(jnp.asarray(t, x.dtype), (x.shape[0],))
+        # integer data are promoted to float (a float time must not be cast to int)
+        x = checks.as_float_array(x, "x")
+        t = jnp.broadcast_to(checks.as_float_array(t, "t", dtype=x.dtype), (x.shape[0],))
         pred = check_output(model_fn(x, t, *args), x, "model_fn")
-        if param == "score":
-            return pred
-        alpha, sigma = sde._coefs(t)
-        return eps_to_score(to_eps(pred, x, alpha, sigma, param=param), sigma)
+        if param != "score":
+            alpha, sigma = sde._coefs(t)
+            pred = _eps_to_score(_to_eps(pred, x, alpha, sigma, param), sigma)
+        return check_result(pred, callable_nan_message(
+            "model_fn", "the score built from its output is",
+            "sigma_t = 0 at t = 0 makes the score infinite: evaluate at t > 0"))
 
     return score_fn
 
@@ -86,12 +108,18 @@ def _score(score_fn, x, t):
     return check_output(score_fn(x, tb), x, "score_fn"), tb
 
 
+_SAMPLES_NAN = callable_nan_message(
+    "score_fn", "the samples are", "or the iterates overflowed: use more `n_steps` or a "
+    "smaller `snr`")
+
+
 def _finish(score_fn, sde, x, t_end, denoise):
-    if not denoise:
-        return x
-    s, tb = _score(score_fn, x, jnp.asarray(t_end, x.dtype))
-    alpha, sigma = sde._coefs(tb)
-    return (x + bcast(sigma ** 2, x) * s) / bcast(alpha, x)
+    if denoise:
+        s, tb = _score(score_fn, x, jnp.asarray(t_end, x.dtype))
+        alpha, sigma = sde._coefs(tb)
+        x = (x + bcast(sigma ** 2, x) * s) / bcast(alpha, x)
+    # a NaN/Inf score at any step propagates to the final state: one check at the end
+    return check_result(x, _SAMPLES_NAN)
 
 
 # --------------------------------------------------------------------------------------
@@ -310,12 +338,28 @@ def classifier_free_guidance(eps_cond: Float[Array, "n ..."], eps_uncond: Float[
     References:
       Ho & Salimans, "Classifier-Free Diffusion Guidance", NeurIPS 2021 Workshop.
     """
-    eps_cond = checks.as_float_array(eps_cond, "eps_cond")
+    eps_cond = checks.check_finite(checks.as_float_array(eps_cond, "eps_cond"), "eps_cond")
     eps_uncond = checks.as_float_array(eps_uncond, "eps_uncond")
     if eps_cond.shape != eps_uncond.shape:
         raise ValueError(f"`eps_cond` and `eps_uncond` must have the same shape, got "
                          f"{eps_cond.shape} and {eps_uncond.shape}.")
-    return eps_uncond + scale * (eps_cond - eps_uncond)
+    eps_uncond = checks.check_finite(eps_uncond, "eps_uncond")
+    scale = _check_scale(scale)
+    out = eps_uncond + scale * (eps_cond - eps_uncond)
+    return check_result(out, "classifier-free guidance overflowed to NaN/Inf: `scale` is "
+                              f"too large for {out.dtype}.")
+
+
+def _check_scale(scale):
+    """The guidance weight: a finite scalar (any sign; 0 gives the unconditional model)."""
+    if isinstance(scale, (int, float)) and not isinstance(scale, bool):
+        if not math.isfinite(scale):
+            raise ValueError(f"`scale` must be a finite number, got {scale}.")
+        return scale
+    arr = checks.as_float_array(scale, "scale")
+    if arr.ndim != 0:
+        raise ValueError(f"`scale` must be a scalar, got shape {tuple(arr.shape)}.")
+    return checks.ensure(arr, ~jnp.isfinite(arr), "`scale` must be a finite number.")
 
 
 def classifier_guidance(score_fn: Callable, log_prob_fn: Callable, y: Array, *,
@@ -326,6 +370,9 @@ def classifier_guidance(score_fn: Callable, log_prob_fn: Callable, y: Array, *,
     ``log_prob_fn(x, t, y)`` returns the per-sample log-probabilities ``(n,)`` of the labels
     ``y`` under a (noise-aware) classifier; its gradient is taken by ``jax.grad`` of the
     sum (samples are independent).
+
+    The guided function raises ``ValueError`` naming ``score_fn`` or ``log_prob_fn`` when
+    the score or the classifier's gradient is NaN/Inf.
 
     Example:
       >>> import jax.numpy as jnp
@@ -339,8 +386,16 @@ def classifier_guidance(score_fn: Callable, log_prob_fn: Callable, y: Array, *,
       Dhariwal & Nichol, "Diffusion Models Beat GANs on Image Synthesis", NeurIPS 2021.
     """
 
+    scale = _check_scale(scale)
+
     def guided(x, t):
+        x = checks.as_float_array(x, "x")
+        s = check_result(check_output(score_fn(x, t), x, "score_fn"), callable_nan_message(
+            "score_fn", "the unguided score is"))
         grad = jax.grad(lambda z: jnp.sum(log_prob_fn(z, t, y)))(x)
-        return score_fn(x, t) + scale * grad
+        grad = check_result(grad, callable_nan_message(
+            "log_prob_fn", "the gradient of the log-probability is",
+            "a log-probability must be finite wherever the sampler evaluates it"))
+        return s + scale * grad
 
     return guided

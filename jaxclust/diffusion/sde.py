@@ -27,7 +27,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._core import checks
-from ._utils import bcast, check_choice
+from ._utils import bcast, check_choice, check_coef, check_like, check_result
 
 __all__ = [
     "AbstractSDE",
@@ -423,10 +423,68 @@ class CosineVPSDE(AbstractSDE):
 # parametrisations: eps, score, x0, v
 
 
-def _coef_args(x, alpha, sigma):
-    alpha = checks.as_float_array(alpha, "alpha")
-    sigma = checks.as_float_array(sigma, "sigma")
-    return bcast(alpha, x), bcast(sigma, x)
+def _pred(v, name):
+    v = checks.as_float_array(v, name)
+    if v.ndim < 1:
+        raise ValueError(f"`{name}` must have a leading batch axis, shape (n, *data_shape); "
+                         "got a scalar. Use v[None] for a single sample.")
+    return checks.check_finite(v, name)
+
+
+def _args(pred, name, x_t, alpha, sigma, *, alpha_pos, sigma_pos):
+    """Validated ``(pred, x_t, alpha, sigma)`` of a conversion: ``x_t`` of the shape of the
+    prediction, coefficients scalar or ``(n,)`` (trace time); finite values, ``> 0`` where
+    divided by, ``>= 0`` otherwise."""
+    pred = _pred(pred, name)
+    x_t = check_like(x_t, "x_t", pred, name)
+    alpha = check_coef(alpha, "alpha", pred, name, positive=alpha_pos)
+    sigma = check_coef(sigma, "sigma", pred, name, positive=sigma_pos)
+    return pred, x_t, alpha, sigma
+
+
+def _finite(out, names):
+    return check_result(out, f"the conversion overflowed to NaN/Inf although its inputs are "
+                             f"finite: {names} too small (it is divided by) or the values too "
+                             f"large for {out.dtype}.")
+
+
+# unchecked kernels, shared with the samplers and the losses (coefficients from an SDE)
+
+
+def _eps_to_score(eps, sigma):
+    return -eps / bcast(sigma, eps)
+
+
+def _x0_to_eps(x0, x_t, alpha, sigma):
+    return (x_t - bcast(alpha, x0) * x0) / bcast(sigma, x0)
+
+
+def _v_to_eps(v, x_t, alpha, sigma):
+    a, s = bcast(alpha, v), bcast(sigma, v)
+    return (a * v + s * x_t) / (a * a + s * s)
+
+
+def _eps_to_x0(eps, x_t, alpha, sigma):
+    return (x_t - bcast(sigma, eps) * eps) / bcast(alpha, eps)
+
+
+def _eps_to_v(eps, x_t, alpha, sigma):
+    a, s = bcast(alpha, eps), bcast(sigma, eps)
+    return a * eps - s * (x_t - s * eps) / a
+
+
+def _to_eps(pred, x_t, alpha, sigma, param):
+    if param == "eps":
+        return pred
+    if param == "score":
+        return -bcast(sigma, pred) * pred
+    if param == "x0":
+        return _x0_to_eps(pred, x_t, alpha, sigma)
+    return _v_to_eps(pred, x_t, alpha, sigma)
+
+
+_SHAPES = ("Shapes are checked at trace time (`x_t` like the prediction, `alpha`/`sigma` "
+           "scalar or (n,)); NaN/Inf inputs, and coefficients out of range, raise ValueError.")
 
 
 def eps_to_score(eps: Float[Array, "n ..."], sigma: Float[Array, "*n"]) -> Float[Array, "n ..."]:
@@ -440,8 +498,9 @@ def eps_to_score(eps: Float[Array, "n ..."], sigma: Float[Array, "*n"]) -> Float
       >>> eps_to_score(jnp.ones((1, 2)), 0.5).tolist()
       [[-2.0, -2.0]]
     """
-    eps = checks.as_float_array(eps, "eps")
-    return -eps / bcast(checks.as_float_array(sigma, "sigma"), eps)
+    eps = _pred(eps, "eps")
+    sigma = check_coef(sigma, "sigma", eps, "eps", positive=True)
+    return _finite(_eps_to_score(eps, sigma), "`sigma`")
 
 
 def score_to_eps(score: Float[Array, "n ..."], sigma: Float[Array, "*n"]) -> Float[Array, "n ..."]:
@@ -453,8 +512,9 @@ def score_to_eps(score: Float[Array, "n ..."], sigma: Float[Array, "*n"]) -> Flo
       >>> score_to_eps(jnp.full((1, 2), -2.0), 0.5).tolist()
       [[1.0, 1.0]]
     """
-    score = checks.as_float_array(score, "score")
-    return -bcast(checks.as_float_array(sigma, "sigma"), score) * score
+    score = _pred(score, "score")
+    sigma = check_coef(sigma, "sigma", score, "score", positive=False)
+    return _finite(-bcast(sigma, score) * score, "nothing")
 
 
 def eps_to_x0(eps: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[Array, "*n"],
@@ -469,9 +529,9 @@ def eps_to_x0(eps: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Flo
       >>> eps_to_x0(jnp.ones((1, 1)), jnp.full((1, 1), 2.0), 0.5, 1.0).tolist()
       [[2.0]]
     """
-    eps = checks.as_float_array(eps, "eps")
-    a, s = _coef_args(eps, alpha, sigma)
-    return (x_t - s * eps) / a
+    eps, x_t, alpha, sigma = _args(eps, "eps", x_t, alpha, sigma, alpha_pos=True,
+                                   sigma_pos=False)
+    return _finite(_eps_to_x0(eps, x_t, alpha, sigma), "`alpha`")
 
 
 def x0_to_eps(x0: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[Array, "*n"],
@@ -485,9 +545,9 @@ def x0_to_eps(x0: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Floa
       >>> x0_to_eps(jnp.full((1, 1), 2.0), jnp.full((1, 1), 2.0), 0.5, 1.0).tolist()
       [[1.0]]
     """
-    x0 = checks.as_float_array(x0, "x0")
-    a, s = _coef_args(x0, alpha, sigma)
-    return (x_t - a * x0) / s
+    x0, x_t, alpha, sigma = _args(x0, "x0", x_t, alpha, sigma, alpha_pos=False,
+                                  sigma_pos=True)
+    return _finite(_x0_to_eps(x0, x_t, alpha, sigma), "`sigma`")
 
 
 def eps_to_v(eps: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[Array, "*n"],
@@ -502,9 +562,9 @@ def eps_to_v(eps: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Floa
       >>> round(float(v_to_eps(eps_to_v(e, x, 0.6, 0.8), x, 0.6, 0.8)[0, 0]), 6)
       0.3
     """
-    eps = checks.as_float_array(eps, "eps")
-    a, s = _coef_args(eps, alpha, sigma)
-    return a * eps - s * (x_t - s * eps) / a
+    eps, x_t, alpha, sigma = _args(eps, "eps", x_t, alpha, sigma, alpha_pos=True,
+                                   sigma_pos=False)
+    return _finite(_eps_to_v(eps, x_t, alpha, sigma), "`alpha`")
 
 
 def v_to_eps(v: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[Array, "*n"],
@@ -518,9 +578,8 @@ def v_to_eps(v: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[
       >>> v_to_eps(jnp.zeros((1, 1)), jnp.ones((1, 1)), 0.6, 0.8).tolist()  # x0 = x/0.6
       [[0.800000011920929]]
     """
-    v = checks.as_float_array(v, "v")
-    a, s = _coef_args(v, alpha, sigma)
-    return (a * v + s * x_t) / (a * a + s * s)
+    v, x_t, alpha, sigma = _args(v, "v", x_t, alpha, sigma, alpha_pos=False, sigma_pos=False)
+    return _finite(_v_to_eps(v, x_t, alpha, sigma), "`alpha` and `sigma` (both 0)")
 
 
 def to_eps(pred: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[Array, "*n"],
@@ -535,13 +594,13 @@ def to_eps(pred: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float
       [[1.0]]
     """
     check_choice(param, "param", PARAMETRISATIONS)
-    if param == "eps":
-        return checks.as_float_array(pred, "pred")
     if param == "score":
-        return score_to_eps(pred, sigma)
-    if param == "x0":
-        return x0_to_eps(pred, x_t, alpha, sigma)
-    return v_to_eps(pred, x_t, alpha, sigma)
+        pred = _pred(pred, "pred")
+        sigma = check_coef(sigma, "sigma", pred, "pred", positive=False)
+        return _finite(_to_eps(pred, None, None, sigma, param), "nothing")
+    pred, x_t, alpha, sigma = _args(pred, "pred", x_t, alpha, sigma, alpha_pos=False,
+                                    sigma_pos=param == "x0")
+    return _finite(_to_eps(pred, x_t, alpha, sigma, param), "`sigma`")
 
 
 def from_eps(eps: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Float[Array, "*n"],
@@ -557,7 +616,7 @@ def from_eps(eps: Float[Array, "n ..."], x_t: Float[Array, "n ..."], alpha: Floa
     """
     check_choice(param, "param", PARAMETRISATIONS)
     if param == "eps":
-        return checks.as_float_array(eps, "eps")
+        return _pred(eps, "eps")
     if param == "score":
         return eps_to_score(eps, sigma)
     if param == "x0":

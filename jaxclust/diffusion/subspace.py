@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from ._utils import check_int
+from ._utils import check_int, pow2_scale
 
 __all__ = ["KSubspacesResult", "k_subspaces"]
 
@@ -39,7 +39,9 @@ class KSubspacesResult(NamedTuple):
       labels: subspace of each point, ``argmax_k ||U_k^T x_i||^2``, shape ``(n,)``.
       residual: mean squared distance of the points to their subspace (the objective).
       n_iters: iterations run (best restart).
-      converged: the labels stopped changing before ``max_iter``.
+      converged: the labels stopped changing before ``max_iter`` and the residual is
+        finite (it overflows for data of magnitude ~1e20 in float32; labels and bases are
+        still exact, the fit runs on rescaled data).
     """
 
     bases: Float[Array, "k D d"]
@@ -115,6 +117,11 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
     x = checks.as_float_array(x, "x")
     checks.check_ndim(x, "x", 2, "(n, D)")
     x = checks.check_finite(x, "x")
+    # K-subspaces is scale-invariant: fit in units of a power of two of the data's magnitude
+    # (exact), so the energies ||U^T x||^2 neither overflow (x ~ 1e20) nor underflow; the
+    # residual is scaled back (and converged is False if it overflows)
+    scale = pow2_scale(jnp.max(jnp.abs(x)))
+    x = x / scale
     n, D = x.shape
     checks.check_num_clusters(k, n)
     d = check_int(d, "d")
@@ -126,12 +133,18 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
         if U0.shape != (k, D, d):
             raise ValueError(f"`init` must have shape (k, D, d) = {(k, D, d)}, got {U0.shape}.")
         U0 = jnp.linalg.qr(checks.check_finite(U0, "init"))[0]
-        return _run(x, U0, max_iter)
+        return _rescaled(_run(x, U0, max_iter), scale)
     if key is None:
         raise ValueError("`key` is required for random starts (or pass `init`).")
     n_init = check_int(n_init, "n_init")
     U0 = jnp.linalg.qr(jax.random.normal(key, (n_init, k, D, d), x.dtype))[0]
-    return _best_of(x, U0, max_iter)
+    return _rescaled(_best_of(x, U0, max_iter), scale)
+
+
+def _rescaled(res: KSubspacesResult, scale) -> KSubspacesResult:
+    residual = res.residual * scale * scale
+    # converged never lies: a residual beyond the float range is not a converged result
+    return res._replace(residual=residual, converged=res.converged & jnp.isfinite(residual))
 
 
 @functools.partial(jax.jit, static_argnums=2)

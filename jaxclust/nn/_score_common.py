@@ -129,7 +129,17 @@ def batch_inputs(x, t, y, *, event_ndim: int, event_shape: tuple[int, ...],
         raise ValueError(f"`t` must be a scalar or have shape (batch,) = ({n},), got "
                          f"{tuple(t.shape)}.")
     t = checks.check_finite(t, "t")
+    x = checks.check_finite(x, "x")
     return x, t, class_indices(y, n, num_classes), single
+
+
+def finite_output(out: jax.Array, network: str) -> jax.Array:
+    """The network's output, with a ``ValueError`` if it is NaN/Inf although ``x`` and
+    ``t`` were checked finite (eagerly; under jit the runtime error carries the message)."""
+    return checks.ensure(out, ~jnp.isfinite(out),
+                         f"the {network} output is NaN or Inf for finite `x` and `t`: its "
+                         "parameters hold NaN/Inf (a diverged training step?) or `x` is too "
+                         "large for the dtype (rescale the data, e.g. to [-1, 1]).")
 
 
 def class_indices(y, n: int, num_classes: int | None) -> Int[Array, " n"] | None:

@@ -140,7 +140,7 @@ class ScoreMLP(eqx.Module):
                  y: Int[ArrayLike, "*batch"] | None = None) -> Float[Array, "*batch d"]:
         x, t, y, single = sc.batch_inputs(x, t, y, event_ndim=1, event_shape=(self.d,),
                                           num_classes=self.num_classes)
-        out = jax.vmap(self._one)(x, t, y)
+        out = sc.finite_output(jax.vmap(self._one)(x, t, y), "ScoreMLP")
         return out[0] if single else out
 
 
@@ -318,5 +318,5 @@ class ScoreUNet(eqx.Module):
                  y: Int[ArrayLike, "*batch"] | None = None) -> Float[Array, "*batch h w"]:
         x, t, y, single = sc.batch_inputs(x, t, y, event_ndim=2, event_shape=self.image_shape,
                                           num_classes=self.num_classes)
-        out = jax.vmap(self._one)(x, t, y)
+        out = sc.finite_output(jax.vmap(self._one)(x, t, y), "ScoreUNet")
         return out[0] if single else out

@@ -117,7 +117,7 @@ class ScoreMLP(nnx.Module):
         h = self.inp(x)
         for block in self.blocks:
             h = block(h, c)
-        out = self.out(jax.nn.silu(h))
+        out = sc.finite_output(self.out(jax.nn.silu(h)), "ScoreMLP")
         return out[0] if single else out
 
 
@@ -273,5 +273,5 @@ class ScoreUNet(nnx.Module):
             h = level(jnp.concatenate([h, skips.pop()], axis=-1), c)
             if level.resample is not None:
                 h = level.resampled(h)
-        out = self.out(jax.nn.silu(self.out_norm(h)))[..., 0]
+        out = sc.finite_output(self.out(jax.nn.silu(self.out_norm(h)))[..., 0], "ScoreUNet")
         return out[0] if single else out
