@@ -36,6 +36,7 @@ import jax
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.covariance import EmpiricalCovariance
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.mixture.tests.test_gaussian_mixture import COVARIANCE_TYPE, RandomData
@@ -139,6 +140,41 @@ def test_gaussian_mixture_fit_predict(seed, max_iter, tol, covar_type):
     np.testing.assert_allclose(float(res.log_likelihood), g.score(x), rtol=1e-10)
     np.testing.assert_allclose(float(res.log_likelihood), log_prob.mean(), rtol=1e-12)
     np.testing.assert_allclose(log_prob, g.score_samples(x), rtol=1e-10)
+
+
+# --- peer: test_gaussian_mixture_fit (recover the ground truth; n_init=20, reg_covar=0)
+@SLOW
+@pytest.mark.parametrize("covar_type", COVARIANCE_TYPE)
+def test_gaussian_mixture_fit(covar_type):
+    rng = np.random.RandomState(0)
+    rand_data = RandomData(rng)
+    n_features, n_components = rand_data.n_features, rand_data.n_components
+    x = rand_data.X[covar_type]
+    g = gmm(x, n_components, key=jax.random.key(0), covariance_type=covar_type, n_init=20,
+            reg_covar=0.0)
+    weights, means, cov = (np.asarray(a, float) for a in (g.weights, g.means, g.covariances))
+    np.testing.assert_allclose(np.sort(weights), np.sort(rand_data.weights), rtol=0.1,
+                               atol=1e-2)
+    arg_idx1, arg_idx2 = means[:, 0].argsort(), rand_data.means[:, 0].argsort()
+    np.testing.assert_allclose(means[arg_idx1], rand_data.means[arg_idx2], rtol=0.1, atol=1e-2)
+    # the peer compares precisions: jaxclust returns covariances, inverted here
+    if covar_type == "full":
+        prec_pred, prec_test = np.linalg.inv(cov), rand_data.precisions["full"]
+    elif covar_type == "tied":
+        prec_pred = np.array([np.linalg.inv(cov)] * n_components)
+        prec_test = np.array([rand_data.precisions["tied"]] * n_components)
+    elif covar_type == "spherical":
+        prec_pred = np.array([np.eye(n_features) / c for c in cov])
+        prec_test = np.array([np.eye(n_features) * c for c in rand_data.precisions["spherical"]])
+    else:
+        prec_pred = np.array([np.diag(1.0 / d) for d in cov])
+        prec_test = np.array([np.diag(d) for d in rand_data.precisions["diag"]])
+    arg_idx1 = np.trace(prec_pred, axis1=1, axis2=2).argsort()
+    arg_idx2 = np.trace(prec_test, axis1=1, axis2=2).argsort()
+    for k, h in zip(arg_idx1, arg_idx2):
+        ecov = EmpiricalCovariance()
+        ecov.covariance_ = prec_test[h]
+        np.testing.assert_allclose(ecov.error_norm(prec_pred[k]), 0, atol=0.15)
 
 
 # --- peer: test_regularisation
