@@ -180,10 +180,12 @@ class _PartialOTConfig(NamedTuple):
     n_mm: int
     tol: float
     max_iter: int
+    gamma_decay: bool = True
+    prior_order: str | None = "size"
 
 
 def _partial_ot_config(k, temperature, epsilon, reg, prior, gamma, n_neighbors, n_mm, tol,
-                       max_iter) -> _PartialOTConfig:
+                       max_iter, gamma_decay=True, prior_order="size") -> _PartialOTConfig:
     if isinstance(reg, bool) or not isinstance(reg, (int, float)) or not reg > 0:
         raise ValueError(f"`reg` must be a Python number > 0 (inf for exact cluster sizes), "
                          f"got {reg!r}.")
@@ -194,13 +196,28 @@ def _partial_ot_config(k, temperature, epsilon, reg, prior, gamma, n_neighbors, 
         _check_size(n_neighbors, "n_neighbors")
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise ValueError(f"`max_iter` must be a Python int >= 1, got {max_iter!r}.")
+    if not isinstance(gamma_decay, bool):
+        raise ValueError(f"`gamma_decay` must be True or False, got {gamma_decay!r}.")
+    if prior_order not in ("size", "reference", None):
+        raise ValueError(f"`prior_order` must be 'size', 'reference' or None, got "
+                         f"{prior_order!r}.")
     return _PartialOTConfig(
         temperature=_check_number(temperature, "temperature"),
         epsilon=_check_number(epsilon, "epsilon", "P2OT uses 0.1."),
         reg=float(reg), prior=_check_prior(prior, k), gamma=float(gamma),
         n_neighbors=n_neighbors, n_mm=_check_size(n_mm, "n_mm"),
-        tol=_check_number(tol, "tol"), max_iter=max_iter,
+        tol=_check_number(tol, "tol"), max_iter=max_iter, gamma_decay=gamma_decay,
+        prior_order=prior_order,
     )
+
+
+def _semantic_weight(mass, cfg: _PartialOTConfig) -> jax.Array:
+    """The SP²OT semantic weight at transported mass ``mass``: ``(1 - mass) * gamma`` with
+    ``gamma_decay`` (the reference's schedule), else ``gamma``; traced values are fine."""
+    g = jnp.asarray(cfg.gamma, jnp.result_type(float))
+    if not cfg.gamma_decay:
+        return g
+    return (1.0 - jnp.asarray(mass, g.dtype)) * g
 
 
 def _partial_codes(logits: jax.Array, mass, features, cfg: _PartialOTConfig):
@@ -208,24 +225,25 @@ def _partial_codes(logits: jax.Array, mass, features, cfg: _PartialOTConfig):
     of ``features`` (the head's input features by default)."""
     log_probs = jax.nn.log_softmax(logits, axis=1)
     prior = None if cfg.prior is None else jnp.asarray(cfg.prior, log_probs.dtype)
-    common = dict(mass=mass, epsilon=cfg.epsilon, reg=cfg.reg, prior=prior, tol=cfg.tol,
-                  max_iter=cfg.max_iter)
+    common = dict(mass=mass, epsilon=cfg.epsilon, reg=cfg.reg, prior=prior,
+                  prior_order=cfg.prior_order, tol=cfg.tol, max_iter=cfg.max_iter)
     if cfg.gamma > 0:
-        return sp2ot_codes(log_probs, features, gamma=cfg.gamma, n_neighbors=cfg.n_neighbors,
-                           n_mm=cfg.n_mm, **common)
+        return sp2ot_codes(log_probs, features, gamma=_semantic_weight(mass, cfg),
+                           n_neighbors=cfg.n_neighbors, n_mm=cfg.n_mm, **common)
     return p2ot_codes(log_probs, **common)
 
 
 def _swapped_pseudo_label_loss(logits_a, logits_b, mass, z_a, z_b, cfg: _PartialOTConfig):
     """Each view's logits predict the other view's partial-OT codes, weighted by the
-    transported mass of each sample: the mean of the two weighted cross-entropies."""
+    transported mass of each sample: the sum of the two weighted cross-entropies, as the
+    reference (rhfeiyang/SPPOT ``SK_loss.forward``) sums over the ordered pairs of views."""
     if logits_a.shape != logits_b.shape:
         raise ValueError(f"`z_b` must have the same batch size as `z_a` ({logits_a.shape[0]}; "
                          f"two views of one batch), got {logits_b.shape[0]}.")
     qa = _partial_codes(logits_a, mass, z_a, cfg)
     qb = _partial_codes(logits_b, mass, z_b, cfg)
-    return 0.5 * (pseudo_label_loss(logits_a, qb.codes, qb.weights)
-                  + pseudo_label_loss(logits_b, qa.codes, qa.weights))
+    return (pseudo_label_loss(logits_a, qb.codes, qb.weights)
+            + pseudo_label_loss(logits_b, qa.codes, qa.weights))
 
 
 _TARGET_KINDS = ("dec", "depict", "depict_paper")

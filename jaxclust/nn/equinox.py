@@ -33,6 +33,7 @@ from . import (
     _PartialOTConfig,
     _prototype_scale,
     _prototype_scores,
+    _semantic_weight,
     _swapped_pseudo_label_loss,
     _tell_weight_bias,
     _two_views,
@@ -199,10 +200,11 @@ class PartialOTClusteringHead(eqx.Module):
     $\log\operatorname{softmax}(\ell)$: only a fraction ``mass`` $=\rho$ of the batch is
     transported, the cluster sizes are KL-tied to the prior; or, with ``gamma > 0``,
     [`sp2ot_codes`][jaxclust.ot.sp2ot_codes] with the cosine similarity of the features).
-    ``loss(z_a, z_b, mass)`` is the swapped pseudo-label loss between two views,
+    ``loss(z_a, z_b, mass)`` is the swapped pseudo-label loss between two views, summed
+    over the two directions as the reference code does,
 
     $$
-        \tfrac12\big[\mathrm{CE}_w(\ell^a, Q^b) + \mathrm{CE}_w(\ell^b, Q^a)\big],
+        \mathrm{CE}_w(\ell^a, Q^b) + \mathrm{CE}_w(\ell^b, Q^a),
         \qquad \mathrm{CE}_w(\ell, Q) = -\tfrac1B\sum_i w_i\, c_i\cdot
             \log\operatorname{softmax}(\ell_i),
     $$
@@ -221,7 +223,14 @@ class PartialOTClusteringHead(eqx.Module):
       epsilon: entropic regularisation of the codes (static; P²OT: 0.1).
       reg: KL weight $\lambda$ of the cluster sizes (static; P²OT: 1; ``inf`` for exact).
       prior: ``k`` cluster proportions (static tuple); uniform by default.
-      gamma: SP²OT semantic weight $\gamma \ge 0$ (static; 0 gives P²OT).
+      gamma: SP²OT semantic weight $\gamma_0 \ge 0$ (static; 0 gives P²OT).
+      gamma_decay: use the weight $(1 - \rho)\,\gamma_0$ at transported mass $\rho$, the
+        reference's schedule (``True``, default; rhfeiyang/SPPOT ``MMOT.set_rho``), or
+        $\gamma_0$ at every mass (static). ``semantic_weight(mass)`` returns it.
+      prior_order: how ``prior`` is matched to the clusters (static; see
+        [`p2ot_codes`][jaxclust.ot.p2ot_codes]): ``"size"`` (largest proportion to the
+        cluster predicted largest), ``"reference"`` (the reference code's order) or
+        ``None`` (as given).
       n_neighbors: kNN graph for SP²OT, ``None`` for the dense cosine similarity (static).
       n_mm: MM rounds of SP²OT (static).
       tol: stopping tolerance of the scaling iterations (static).
@@ -255,12 +264,15 @@ class PartialOTClusteringHead(eqx.Module):
                  epsilon: float = 0.1, reg: float = 1.0,
                  prior: tuple[float, ...] | None = None, gamma: float = 0.0,
                  n_neighbors: int | None = None, n_mm: int = 5, tol: float = 1e-5,
-                 max_iter: int = 1000, prototypes: Float[ArrayLike, "k d"] | None = None,
+                 max_iter: int = 1000, gamma_decay: bool = True,
+                 prior_order: str | None = "size",
+                 prototypes: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
         self.normalize = bool(normalize)
         self.config = _partial_ot_config(k, temperature, epsilon, reg, prior, gamma,
-                                         n_neighbors, n_mm, tol, max_iter)
+                                         n_neighbors, n_mm, tol, max_iter, gamma_decay,
+                                         prior_order)
         draw = None if key is None else lambda: _normal(key, (k, d), _prototype_scale(d))
         self.prototypes = _initial(prototypes, (k, d), "prototypes", "key", draw)
 
@@ -274,9 +286,15 @@ class PartialOTClusteringHead(eqx.Module):
         return _partial_codes(self(z), mass, z if features is None else features,
                               self.config)
 
+    def semantic_weight(self, mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
+        r"""The SP²OT semantic weight used at transported mass ``mass``: $(1-\rho)\gamma_0$
+        with ``gamma_decay`` (default), else $\gamma_0$ (traced ``mass`` allowed)."""
+        return _semantic_weight(mass, self.config)
+
     def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"],
              mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
-        """Swapped pseudo-label loss between two views, weighted by the transported mass."""
+        """Swapped pseudo-label loss between two views, weighted by the transported mass:
+        the sum of the two directions, as the reference."""
         return _swapped_pseudo_label_loss(self(z_a), self(z_b), mass, z_a, z_b, self.config)
 
 

@@ -36,6 +36,7 @@ from . import (
     _partial_ot_config,
     _prototype_scale,
     _prototype_scores,
+    _semantic_weight,
     _swapped_pseudo_label_loss,
     _tell_weight_bias,
     _two_views,
@@ -205,7 +206,14 @@ class PartialOTClusteringHead(nnx.Module):
       epsilon: entropic regularisation of the codes (static; P²OT: 0.1).
       reg: KL weight $\lambda$ of the cluster sizes (static; P²OT: 1; ``inf`` for exact).
       prior: ``k`` cluster proportions (static tuple); uniform by default.
-      gamma: SP²OT semantic weight $\gamma \ge 0$ (static; 0 gives P²OT).
+      gamma: SP²OT semantic weight $\gamma_0 \ge 0$ (static; 0 gives P²OT).
+      gamma_decay: use the weight $(1 - \rho)\,\gamma_0$ at transported mass $\rho$, the
+        reference's schedule (``True``, default; rhfeiyang/SPPOT ``MMOT.set_rho``), or
+        $\gamma_0$ at every mass (static). ``semantic_weight(mass)`` returns it.
+      prior_order: how ``prior`` is matched to the clusters (static; see
+        [`p2ot_codes`][jaxclust.ot.p2ot_codes]): ``"size"`` (largest proportion to the
+        cluster predicted largest), ``"reference"`` (the reference code's order) or
+        ``None`` (as given).
       n_neighbors: kNN graph for SP²OT, ``None`` for the dense cosine similarity (static).
       n_mm: MM rounds of SP²OT (static).
       tol: stopping tolerance of the scaling iterations (static).
@@ -234,12 +242,15 @@ class PartialOTClusteringHead(nnx.Module):
                  epsilon: float = 0.1, reg: float = 1.0,
                  prior: tuple[float, ...] | None = None, gamma: float = 0.0,
                  n_neighbors: int | None = None, n_mm: int = 5, tol: float = 1e-5,
-                 max_iter: int = 1000, prototypes: Float[ArrayLike, "k d"] | None = None,
+                 max_iter: int = 1000, gamma_decay: bool = True,
+                 prior_order: str | None = "size",
+                 prototypes: Float[ArrayLike, "k d"] | None = None,
                  rngs: nnx.Rngs | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
         self.normalize = bool(normalize)
         self.config = _partial_ot_config(k, temperature, epsilon, reg, prior, gamma,
-                                         n_neighbors, n_mm, tol, max_iter)
+                                         n_neighbors, n_mm, tol, max_iter, gamma_decay,
+                                         prior_order)
         draw = (None if rngs is None
                 else lambda: _normal(rngs.params(), (k, d), _prototype_scale(d)))
         self.prototypes = nnx.Param(_initial(prototypes, (k, d), "prototypes", "rngs", draw))
@@ -254,9 +265,15 @@ class PartialOTClusteringHead(nnx.Module):
         return _partial_codes(self(z), mass, z if features is None else features,
                               self.config)
 
+    def semantic_weight(self, mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
+        r"""The SP²OT semantic weight used at transported mass ``mass``: $(1-\rho)\gamma_0$
+        with ``gamma_decay`` (default), else $\gamma_0$ (traced ``mass`` allowed)."""
+        return _semantic_weight(mass, self.config)
+
     def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"],
              mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
-        """Swapped pseudo-label loss between two views, weighted by the transported mass."""
+        """Swapped pseudo-label loss between two views, weighted by the transported mass:
+        the sum of the two directions, as the reference."""
         return _swapped_pseudo_label_loss(self(z_a), self(z_b), mass, z_a, z_b, self.config)
 
 

@@ -137,6 +137,30 @@ def _prior(prior, k, dtype):
                          "`prior` must sum to 1 (cluster proportions); divide it by its sum.")
 
 
+_PRIOR_ORDERS = ("size", "reference", None)
+
+
+def _check_prior_order(prior_order):
+    if prior_order not in _PRIOR_ORDERS:
+        raise ValueError(f"`prior_order` must be one of {_PRIOR_ORDERS}, got {prior_order!r}.")
+
+
+def _order_prior(pi, C, prior_order):
+    r"""Match the prior's proportions to the clusters by their predicted size.
+
+    Clusters are ranked by their summed cost $\sum_i C_{ij} = -\sum_i \log P_{ij}$ (the
+    statistic of the reference code); the proportions, sorted in decreasing order, go to the
+    clusters in increasing order of summed cost (``"size"``: the largest proportion to the
+    cluster predicted largest) or in decreasing order (``"reference"``: what
+    rhfeiyang/SPPOT's ``SemiCurrSinkhornKnopp`` does).
+    """
+    if prior_order is None:
+        return pi
+    total = jnp.sum(C, axis=0)
+    rank = jnp.argsort(total if prior_order == "size" else -total)
+    return jnp.zeros_like(pi).at[rank].set(-jnp.sort(-pi))
+
+
 def _safe_log(w):
     return jnp.log(jnp.maximum(w, jnp.finfo(w.dtype).tiny))
 
@@ -176,9 +200,16 @@ def _solve(C, log_b, log_dummy, eps, expo, f0, g0, tol, max_iter):
 
     max_blocks = -(-max_iter // _CHECK_EVERY)
     state0 = (f0, g0, jnp.asarray(jnp.inf, C.dtype))
-    (f, g, err), n_blocks = iterate_blocks(
+    (f, g, _), n_blocks = iterate_blocks(
         block, state0, max_blocks=max_blocks, done=lambda s, _: s[2] <= tol, unrolled=False
     )
+    # the error reported is measured on the potentials returned (rows exact after the last
+    # f-step): the L1 change one more g-step would make to the column marginal of the plan
+    lse_col = logsumexp((f[:, None] - Chat) / eps, axis=0)
+    g_next = col_expo * (eps * log_target - eps * lse_col)
+    err = jnp.sum(jnp.abs(jnp.exp(g / eps + lse_col) - jnp.exp(g_next / eps + lse_col)))
+    finite = jnp.all(jnp.isfinite(f)) & jnp.all(jnp.isfinite(g))
+    err = jnp.where(finite, err, jnp.inf)
     return f, g, err, n_blocks * _CHECK_EVERY
 
 
@@ -216,12 +247,13 @@ def _prepare(log_probs, mass, epsilon, reg, prior, init, tol, max_iter):
     return lp, eps, rho, lam, pi, f0, g0
 
 
-def _setup(lp, eps, rho, lam, pi, f0, g0):
+def _setup(lp, eps, rho, lam, pi, f0, g0, prior_order):
     """Stop gradients, build the cost and the augmented marginals (inside the jitted core)."""
     sg = jax.lax.stop_gradient
     dtype = jnp.promote_types(lp.dtype, jnp.float32)
     C = sg(-lp.astype(dtype))
     eps, rho, lam, pi = sg(eps), sg(rho), sg(lam), sg(pi)
+    pi = _order_prior(pi, C, prior_order)
     # lam / (lam + eps), written to give 1 for lam = inf
     expo = 1.0 / (1.0 + eps / lam)
     log_b = _safe_log(rho * pi)
@@ -232,14 +264,18 @@ def _setup(lp, eps, rho, lam, pi, f0, g0):
 def _result(C, f, g, eps, err, n_iters, converged, out_dtype):
     plan, codes, weights = _outputs(C, f, g, eps)
     cast = lambda t: t.astype(out_dtype)  # noqa: E731
-    return PartialCodes(plan=cast(plan), codes=cast(codes), weights=cast(weights), f=cast(f),
-                        g=cast(g), n_iters=n_iters, error=cast(err), converged=converged)
+    out = PartialCodes(plan=cast(plan), codes=cast(codes), weights=cast(weights), f=cast(f),
+                       g=cast(g), n_iters=n_iters, error=cast(err), converged=converged)
+    # converged never lies: every array the user receives is finite
+    finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in out[:6]]))
+    return out._replace(converged=converged & finite)
 
 
-@partial(jax.jit, static_argnames=("tol", "max_iter"))
-def _p2ot_core(lp, eps, rho, lam, pi, f0, g0, *, tol, max_iter):
+@partial(jax.jit, static_argnames=("tol", "max_iter", "prior_order"))
+def _p2ot_core(lp, eps, rho, lam, pi, f0, g0, *, tol, max_iter, prior_order):
     # jitted so that eager calls compile one program (not one per operation)
-    C, eps, _, expo, _, log_b, log_dummy, f0, g0 = _setup(lp, eps, rho, lam, pi, f0, g0)
+    C, eps, _, expo, _, log_b, log_dummy, f0, g0 = _setup(lp, eps, rho, lam, pi, f0, g0,
+                                                          prior_order)
     f, g, err, n_iters = _solve(C, log_b, log_dummy, eps, expo, f0, g0, tol, max_iter)
     return _result(C, f, g, eps, err, n_iters, err <= tol, lp.dtype)
 
@@ -251,6 +287,7 @@ def p2ot_codes(
     epsilon: float | Float[ArrayLike, ""] = 0.1,
     reg: float | Float[ArrayLike, ""] = 1.0,
     prior: Float[ArrayLike, " k"] | None = None,
+    prior_order: str | None = "size",
     init: tuple[Array, Array] | None = None,
     tol: float = 1e-5,
     max_iter: int = 1000,
@@ -281,8 +318,10 @@ def p2ot_codes(
     with $b = [\rho\pi, 1-\rho]$ and exponent $\kappa_j = \lambda/(\lambda+\varepsilon)$ for
     the real clusters, $1$ for the dummy one (generalised Sinkhorn, Chizat et al. 2018).
     The loop stops when the L1 change of the column marginal made by a round is at most
-    ``tol`` (checked every 10 rounds) or after ``max_iter`` rounds; non-convergence shows in
-    ``converged``. ``mass = 1`` is unbalanced OT with a KL-relaxed cluster marginal;
+    ``tol`` (checked every 10 rounds) or after ``max_iter`` rounds. ``error`` is measured on
+    the returned potentials (the L1 change one more column step would make to the returned
+    plan's column marginal) and ``converged`` means ``error <= tol`` with every returned
+    array finite. ``mass = 1`` is unbalanced OT with a KL-relaxed cluster marginal;
     ``reg = inf`` makes the cluster sizes exactly $\rho\pi$ (partial OT).
 
     The codes are pseudo-labels: every input is ``stop_gradient``-ed (no gradient flows
@@ -298,6 +337,12 @@ def p2ot_codes(
       epsilon: entropic regularisation $\varepsilon > 0$ (P²OT: 0.1).
       reg: KL weight $\lambda > 0$ of the cluster sizes (P²OT: 1); ``inf`` for exact sizes.
       prior: ``(k,)`` cluster proportions $\pi$ summing to 1; uniform by default.
+      prior_order: how the proportions of ``prior`` are matched to the clusters (static):
+        ``"size"`` (default) sorts them and gives the largest to the cluster with the
+        smallest summed cost $-\sum_i \log P_{ij}$ (the largest predicted cluster), the
+        next to the next, and so on; ``"reference"`` is the order of the reference code
+        (rhfeiyang/SPPOT), the largest proportion to the cluster with the *largest* summed
+        cost; ``None`` uses ``prior`` in the order given. No effect on a uniform prior.
       init: warm start ``(f, g)`` from a previous result (shapes ``(n,)``, ``(k + 1,)``).
       tol: stopping tolerance on the L1 column change (static).
       max_iter: iteration budget (static).
@@ -327,8 +372,9 @@ def p2ot_codes(
       Clustering", ICLR 2024. Chizat, Peyré, Schmitzer, Vialard, "Scaling algorithms for
       unbalanced optimal transport problems", Math. Comp. 2018.
     """
+    _check_prior_order(prior_order)
     args = _prepare(log_probs, mass, epsilon, reg, prior, init, tol, max_iter)
-    return _p2ot_core(*args, tol=float(tol), max_iter=max_iter)
+    return _p2ot_core(*args, tol=float(tol), max_iter=max_iter, prior_order=prior_order)
 
 
 def _check_similarity(features, similarity, n, n_neighbors, dtype):
@@ -383,6 +429,7 @@ def sp2ot_codes(
     epsilon: float | Float[ArrayLike, ""] = 0.1,
     reg: float | Float[ArrayLike, ""] = 1.0,
     prior: Float[ArrayLike, " k"] | None = None,
+    prior_order: str | None = "size",
     tol: float = 1e-5,
     max_iter: int = 1000,
 ) -> PartialCodes:
@@ -431,6 +478,9 @@ def sp2ot_codes(
       epsilon: entropic regularisation, as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
       reg: KL weight of the cluster sizes, as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
       prior: ``(k,)`` cluster proportions, as in [`p2ot_codes`][jaxclust.ot.p2ot_codes].
+      prior_order: matching of the prior to the clusters, as in
+        [`p2ot_codes`][jaxclust.ot.p2ot_codes]; ranked by the summed cost of ``log_probs``
+        once, before the MM rounds (as the reference).
       tol: stopping tolerance of each P²OT solve (static).
       max_iter: iteration budget of each P²OT solve (static).
 
@@ -462,6 +512,7 @@ def sp2ot_codes(
                          f"{n_mm!r}.")
     if isinstance(mm_tol, bool) or not (isinstance(mm_tol, (int, float)) and mm_tol >= 0):
         raise ValueError(f"`mm_tol` must be a Python number >= 0, got {mm_tol!r}.")
+    _check_prior_order(prior_order)
     lp, eps, rho, lam, pi, f0, g0 = _prepare(log_probs, mass, epsilon, reg, prior, None, tol,
                                              max_iter)
     dtype = eps.dtype
@@ -477,13 +528,16 @@ def sp2ot_codes(
         gam = checks.ensure(gam.astype(dtype), ~(gam >= 0), "`gamma` (the semantic weight) "
                                                             "must be >= 0.")
     return _sp2ot_core(lp, eps, rho, lam, pi, f0, g0, z, S, gam, n_neighbors=n_neighbors,
-                       n_mm=n_mm, mm_tol=float(mm_tol), tol=float(tol), max_iter=max_iter)
+                       n_mm=n_mm, mm_tol=float(mm_tol), tol=float(tol), max_iter=max_iter,
+                       prior_order=prior_order)
 
 
-@partial(jax.jit, static_argnames=("n_neighbors", "n_mm", "mm_tol", "tol", "max_iter"))
+@partial(jax.jit, static_argnames=("n_neighbors", "n_mm", "mm_tol", "tol", "max_iter",
+                                   "prior_order"))
 def _sp2ot_core(lp, eps, rho, lam, pi, f, g, z, S, gam, *, n_neighbors, n_mm, mm_tol, tol,
-                max_iter):
-    C, eps, lam, expo, rho, log_b, log_dummy, f, g = _setup(lp, eps, rho, lam, pi, f, g)
+                max_iter, prior_order):
+    C, eps, lam, expo, rho, log_b, log_dummy, f, g = _setup(lp, eps, rho, lam, pi, f, g,
+                                                            prior_order)
     n, k = C.shape
     sg = jax.lax.stop_gradient
     S = sg(_cosine_graph(z, n_neighbors) if S is None else S)

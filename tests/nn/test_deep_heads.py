@@ -54,7 +54,9 @@ def _close(a, b, tol=1e-6):
 
 def _partial_pure(protos, mass, gamma):
     """The partial-OT head written with the pure functions: cosine logits / T, partial-OT
-    codes, swapped weighted cross-entropy at fixed pseudo-labels."""
+    codes (SP²OT with the reference's decayed weight (1 - mass) gamma), swapped weighted
+    cross-entropy at fixed pseudo-labels summed over the two directions (the reference,
+    rhfeiyang/SPPOT losses/losses.py SK_loss.forward, sums over the ordered view pairs)."""
     def logit(z):
         zn = z / jnp.linalg.norm(z, axis=1, keepdims=True)
         pn = protos / jnp.linalg.norm(protos, axis=1, keepdims=True)
@@ -63,13 +65,13 @@ def _partial_pure(protos, mass, gamma):
     def code(z):
         lp = jax.nn.log_softmax(logit(z))
         if gamma > 0:
-            return sp2ot_codes(lp, z, mass=mass, gamma=gamma, n_mm=5)
+            return sp2ot_codes(lp, z, mass=mass, gamma=(1.0 - mass) * gamma, n_mm=5)
         return p2ot_codes(lp, mass=mass)
 
     qa, qb = code(X), code(XB)
     fixed = jax.lax.stop_gradient((qa.codes, qa.weights, qb.codes, qb.weights))
-    loss = 0.5 * (pseudo_label_loss(logit(X), fixed[2], fixed[3])
-                  + pseudo_label_loss(logit(XB), fixed[0], fixed[1]))
+    loss = (pseudo_label_loss(logit(X), fixed[2], fixed[3])
+            + pseudo_label_loss(logit(XB), fixed[0], fixed[1]))
     return logit(X), qa.codes, qa.weights, loss
 
 
@@ -105,6 +107,11 @@ def test_partial_ot_head_same_in_both_frameworks(gamma):
     # (which the conformance suite checks against finite differences)
     _close(out_e, ref, tol=2e-5)
     np.testing.assert_allclose(float(out_e[2].sum()), 0.6 * X.shape[0], rtol=1e-4)
+    # the semantic weight is traceable: (1 - mass) gamma, or gamma without the decay
+    for m in (fl, eq):
+        np.testing.assert_allclose(float(m.semantic_weight(mass)), 0.4 * gamma, rtol=1e-6)
+    fixed = jeqx.PartialOTClusteringHead(4, 3, gamma_decay=False, **kw)
+    assert float(jax.jit(lambda r: fixed.semantic_weight(r))(mass)) == np.float32(gamma)
 
 
 def test_dec_head_and_tell_layer_same_in_both_frameworks():

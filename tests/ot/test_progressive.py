@@ -19,9 +19,10 @@ N, K = 12, 3
 
 @jax.jit
 def _p2ot(lp, mass, reg, prior):
-    # one compiled program for every (n, k) = (12, 3) check below
-    return p2ot_codes(lp, mass=mass, reg=reg, prior=prior, epsilon=EPS, tol=1e-7,
-                      max_iter=5000)
+    # one compiled program for every (n, k) = (12, 3) check below; the solver's maths with
+    # the prior in the order given (prior_order=None; the matching is tested below)
+    return p2ot_codes(lp, mass=mass, reg=reg, prior=prior, prior_order=None, epsilon=EPS,
+                      tol=1e-7, max_iter=5000)
 
 
 def _problem(seed=0, scale=1.5, n=N, k=K):
@@ -170,7 +171,8 @@ def test_sp2ot_is_an_mm_fixed_point_and_lowers_the_objective():
     S = zn @ zn.T
     mass, lam, gamma = 0.5, 1.0, 2.0
     res = sp2ot_codes(jnp.asarray(lp, jnp.float32), jnp.asarray(feats, jnp.float32), mass=mass,
-                      gamma=gamma, prior=jnp.asarray(prior, jnp.float32), epsilon=EPS,
+                      gamma=gamma, prior=jnp.asarray(prior, jnp.float32), prior_order=None,
+                      epsilon=EPS,
                       reg=lam, n_mm=50, mm_tol=1e-9, tol=1e-7, max_iter=5000)
     Q = np.asarray(res.plan, np.float64)
     # fixed point: Q solves P²OT with the cost linearised at Q itself
@@ -280,3 +282,121 @@ def test_mass_schedule_bad_input(kwargs, match):
     args = dict(step=1, total_steps=10) | kwargs
     with pytest.raises(ValueError, match=match):
         mass_schedule(args.pop("step"), args.pop("total_steps"), **args)
+
+
+# ------------------------------------------------------------------------------------------
+# the authors' public code, re-derived in NumPy (float64)
+
+_SPPOT = ("rhfeiyang/SPPOT, commit 788a7a4670cc6c3205566cfda4d7fa502343daa8, "
+          "utils/sinkhorn_knopp.py and losses/losses.py")
+
+
+def np_sppot_scaling(cost, rho, eps, lam, prior=None, order=None, n_iter=20000, stop=1e-15):
+    """``SemiCurrSinkhornKnopp.cost_forward`` re-derived (see _SPPOT): K = exp(-[C, 0]/eps);
+    a = 1/n; b_real = rho/k, or, with a prior, its proportions times rho at the clusters
+    ranked by decreasing summed cost (``order``: that ranking, from the original cost);
+    b_dummy = 1 - rho; iterate u = a / (K v), v = b / (K^T u), v_real **= lam/(lam+eps)
+    until |v - v_last| < stop. Returns the plan without its dummy column."""
+    n, k = cost.shape
+    K = np.exp(-np.concatenate([cost, np.zeros((n, 1))], axis=1) / eps)
+    a = np.full(n, 1.0 / n)
+    b = np.full(k + 1, rho / k)
+    if prior is not None:
+        if order is None:
+            order = np.argsort(-cost.sum(0), kind="stable")
+        b[order] = np.sort(prior)[::-1] * rho
+    b[-1] = 1.0 - rho
+    fi = lam / (lam + eps)
+    v = np.full(k + 1, 1.0 / (k + 1))
+    for _ in range(n_iter):
+        u = a / (K @ v)
+        v_new = b / (K.T @ u)
+        v_new[:-1] = v_new[:-1] ** fi
+        done = np.linalg.norm(v_new - v) < stop
+        v = v_new
+        if done:
+            break
+    return (u[:, None] * K * v[None, :])[:, :-1]
+
+
+def np_sppot_mm(lp, feats, rho, gamma0, eps, lam, n_rounds, prior=None):
+    """``MMOT.forward`` re-derived (see _SPPOT), with ``SK_loss``'s semantic weight: S the
+    cosine Gram matrix of the features (``get_feature_similarity``); lam1 = (1 - rho) *
+    gamma0 (``MMOT.set_rho``, mm_factor_fix=False); Q0 = rho / (n k); per round the cost
+    C - lam1 (S + S^T) Q is solved by the scaling above (the prior ranked once, by the
+    original cost), Q <- its plan (ema = 1). Returns the pseudo-labels n Q."""
+    n, k = lp.shape
+    C = -lp
+    zn = feats / np.linalg.norm(feats, axis=1, keepdims=True)
+    S = zn @ zn.T
+    lam1 = (1.0 - rho) * gamma0
+    order = np.argsort(-C.sum(0), kind="stable")
+    Q = np.full((n, k), rho / (n * k))
+    for _ in range(n_rounds):
+        Q = np_sppot_scaling(C - lam1 * (S + S.T) @ Q, rho, eps, lam, prior, order)
+    return n * Q
+
+
+def _pseudo_labels(res):
+    # the reference's pseudo-labels are n Q: rows sum to the transported fraction w_i
+    return np.asarray(res.weights)[:, None] * np.asarray(res.codes)
+
+
+@pytest.mark.parametrize("prior_order", ["reference", "size"])
+def test_p2ot_matches_sppot_reference_code(x64, prior_order):
+    """P²OT codes = the reference code: rhfeiyang/SPPOT (commit
+    788a7a4670cc6c3205566cfda4d7fa502343daa8), utils/sinkhorn_knopp.py,
+    SemiCurrSinkhornKnopp.cost_forward; prior matched as the reference ("reference") or
+    reversed ("size", our default)."""
+    lp, prior = _problem(11), _prior()
+    mass, lam, eps = 0.4, 1.0, 0.5
+    res = p2ot_codes(jnp.asarray(lp), mass=mass, reg=lam, epsilon=eps,
+                     prior=jnp.asarray(prior), prior_order=prior_order, tol=1e-13,
+                     max_iter=20000)
+    order = np.argsort(-(-lp).sum(0))
+    ref = N * np_sppot_scaling(-lp, mass, eps, lam, prior,
+                               order if prior_order == "reference" else order[::-1])
+    assert bool(res.converged)
+    # observed largest difference 4e-14
+    np.testing.assert_allclose(_pseudo_labels(res), ref, atol=1e-12)
+    # what the two orders do: "size" gives the largest proportion to the cluster the model
+    # predicts largest (smallest summed cost), the reference to the one it predicts smallest
+    biggest = int(np.argmin((-lp).sum(0)))
+    col = np.asarray(res.plan).sum(0)
+    assert (int(np.argmax(col)) == biggest) == (prior_order == "size")
+
+
+def test_sp2ot_matches_sppot_reference_code_and_decayed_weight(x64):
+    """SP²OT codes = the reference code: rhfeiyang/SPPOT (commit
+    788a7a4670cc6c3205566cfda4d7fa502343daa8), utils/sinkhorn_knopp.py MMOT.forward with the
+    semantic weight (1 - rho) gamma0 of MMOT.set_rho, and losses/losses.py SK_loss (cosine
+    similarity of the features); a fixed number of MM rounds (mm_tol=0), uniform prior."""
+    rng = np.random.default_rng(12)
+    lp = _problem(12)
+    feats = rng.normal(size=(N, 4))
+    mass, gamma0, eps, lam, rounds = 0.3, 0.8, 0.5, 1.0, 6
+    res = sp2ot_codes(jnp.asarray(lp), jnp.asarray(feats), mass=mass,
+                      gamma=(1.0 - mass) * gamma0, epsilon=eps, reg=lam, n_mm=rounds,
+                      mm_tol=0.0, tol=1e-13, max_iter=20000)
+    ref = np_sppot_mm(lp, feats, mass, gamma0, eps, lam, rounds)
+    # observed largest difference 3.5e-14
+    np.testing.assert_allclose(_pseudo_labels(res), ref, atol=1e-11)
+    p2 = N * np_sppot_scaling(-lp, mass, eps, lam)
+    assert np.abs(ref - p2).max() > 1e-3  # the semantic term does change the labels
+
+
+def test_converged_never_lies_on_tiny_epsilon_and_huge_log_probs():
+    """converged=True implies finite outputs and an error <= tol measured on the result."""
+    lp = jnp.asarray(_problem(13), jnp.float32)
+    z = jnp.asarray(np.random.default_rng(13).normal(size=(N, 4)), jnp.float32)
+    f = jax.jit(lambda lp, eps: (p2ot_codes(lp, mass=0.5, epsilon=eps),
+                                 sp2ot_codes(lp, z, mass=0.5, gamma=0.5, epsilon=eps)))
+    for lpx, eps in [(lp, 0.1), (lp, 1e-12), (lp, 1e-30), (lp * 1e30, 0.1),
+                     (jnp.full_like(lp, -3e38), 0.1)]:
+        for res in f(lpx, eps):
+            finite = all(np.all(np.isfinite(np.asarray(t))) for t in res[:6])
+            if bool(res.converged):
+                assert finite and float(res.error) <= 1e-5
+                # the transported mass of the returned plan is the requested one
+                assert abs(float(res.weights.sum()) - 0.5 * N) < 1e-3 * N
+    assert bool(f(lp, 0.1)[0].converged)  # the ordinary case converges
