@@ -38,6 +38,16 @@ def vector(x, name: str, size: int | None = None, size_hint: str = "n") -> jax.A
     return checks.check_finite(arr, name)
 
 
+def finite_result(out: jax.Array, culprit: str, what: str) -> jax.Array:
+    """``out``, raising ``ValueError`` when valid (finite) inputs overflowed the float type
+    on the way (e.g. features of order 1e20 squared in float32): NaN never leaks silently."""
+    dtype = jnp.result_type(out)
+    return checks.ensure(out, ~jnp.isfinite(out),
+                         f"{what} is not finite in {dtype}: `{culprit}` is too large (an "
+                         f"intermediate overflowed). Rescale `{culprit}` (e.g. standardise "
+                         "the features) or compute in float64.")
+
+
 def same_rows(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
     if a.shape[0] != b.shape[0]:
         raise ValueError(f"`{name_a}` and `{name_b}` must have the same number of rows "
@@ -66,8 +76,10 @@ def labels(y, name: str, n: int, num_classes: int | None, classes_name: str = "n
     """``(labels, num_classes)``: 1-D integer labels of length ``n`` in ``[0, num_classes)``;
     ``num_classes`` is static, inferred eagerly when ``None``."""
     try:
+        if y is None:
+            raise TypeError
         arr = jnp.asarray(y)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"`{name}` must be an array of integer class labels, "
                          f"got {type(y).__name__}.") from err
     checks.check_ndim(arr, name, 1, "(n,)")

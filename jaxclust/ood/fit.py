@@ -161,6 +161,8 @@ def fit_mahalanobis(
     mean = jnp.mean(x, axis=0)
     c0 = x - mean[None, :]
     cov0 = jnp.matmul(c0.T, c0, precision=_PREC) / n
+    cov = v.finite_result(cov, "features", "The within-class covariance")
+    cov0 = v.finite_result(cov0, "features", "The covariance")
     return MahalanobisStats(means, _pinv(cov, ridge), mean, _pinv(cov0, ridge))
 
 
@@ -272,8 +274,17 @@ def fit_vim(
     dtype = v.compute_dtype(x, w, b)
     x, w, b = x.astype(dtype), w.astype(dtype), b.astype(dtype)
     origin = -jnp.matmul(jnp.linalg.pinv(w.T), b, precision=_PREC)
+    origin = checks.ensure(origin, ~jnp.isfinite(origin),
+                           f"ViM's origin -pinv(weight.T) @ bias is not finite in {dtype}: "
+                           "`weight` is too small or `bias` too large (an intermediate "
+                           "overflowed). Rescale the last layer or compute in float64.")
     centred = x - origin[None, :]
     cov = jnp.matmul(centred.T, centred, precision=_PREC) / x.shape[0]
+    cov = checks.ensure(cov, ~jnp.isfinite(cov),
+                        f"The covariance of the centred features is not finite in {dtype}: "
+                        "`features` are too large or too far from ViM's origin "
+                        "-pinv(weight.T) @ bias (an intermediate overflowed). Rescale "
+                        "`features` and the last layer, or compute in float64.")
     _, vecs = jnp.linalg.eigh(cov)  # ascending eigenvalues
     basis = vecs[:, : d - dim]
     logits = jnp.matmul(x, w, precision=_PREC) + b[None, :]
@@ -282,6 +293,7 @@ def fit_vim(
     scale = jnp.mean(jnp.linalg.norm(centred, axis=1))
     alpha = jnp.mean(jnp.max(logits, axis=1)) / jnp.maximum(jnp.mean(residual),
                                                             1e-6 * scale + 1e-30)
+    alpha = v.finite_result(alpha, "features", "ViM's scale alpha")
     return ViMStats(origin, basis, alpha)
 
 

@@ -40,6 +40,10 @@ __all__ = [
 ]
 
 _PREC = jax.lax.Precision.HIGHEST
+# logits h / T of order 1e20 (e.g. T near 0): exact eagerly, but under jit XLA may fuse the
+# ratio into the log-sum-exp with a multiply-add that rounds it differently from the max
+_RATIO = ("The cross-entropy of cos_logits / temperature (logits too large: under jit XLA's "
+          "fused multiply-add rounds them inconsistently)")
 
 
 def _logits(z, name):
@@ -152,8 +156,11 @@ def energy_margin_loss(
                          f"energy), got m_in = {m_in}, m_out = {m_out}.")
     e_in = -t * logsumexp(zi / t, axis=1)
     e_out = -t * logsumexp(zo / t, axis=1)
-    return (jnp.mean(jnp.square(jax.nn.relu(e_in - m_in)))
-            + jnp.mean(jnp.square(jax.nn.relu(m_out - e_out))))
+    hinge_in = v.finite_result(jnp.mean(jnp.square(jax.nn.relu(e_in - m_in))), "logits_in",
+                               "The ID energy hinge")
+    hinge_out = v.finite_result(jnp.mean(jnp.square(jax.nn.relu(m_out - e_out))),
+                                "logits_out", "The outlier energy hinge")
+    return hinge_in + hinge_out
 
 
 def energy_regularized_loss(
@@ -487,7 +494,7 @@ def learned_temperature_loss(
     h, y = _labelled(cos_logits, labels, "cos_logits")
     t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
     t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere.")
-    return _nll(h / t[:, None], y)
+    return v.finite_result(_nll(h / t[:, None], y), "temperature", _RATIO)
 
 
 # ------------------------------------------------------------------------------------------

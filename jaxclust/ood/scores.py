@@ -334,7 +334,7 @@ def mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
     x = _features(features)
     v.features_match(x, stats.means.shape[1], "features", "the fitted statistics")
     d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
-    return -jnp.min(d2, axis=1)
+    return v.finite_result(-jnp.min(d2, axis=1), "features", "The Mahalanobis score")
 
 
 def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
@@ -377,7 +377,8 @@ def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisSt
     d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
     d0 = _sq_mahalanobis(x, stats.mean[None, :].astype(x.dtype),
                          stats.background_precision.astype(x.dtype))
-    return -jnp.min(d2 - d0, axis=1)
+    return v.finite_result(-jnp.min(d2 - d0, axis=1), "features",
+                           "The relative Mahalanobis score")
 
 
 def _top_similarities(z, bank, k, chunk_size, valid=None):
@@ -640,7 +641,8 @@ def vim(
     residual = jnp.matmul(x - stats.origin[None, :].astype(x.dtype),
                           stats.residual_basis.astype(x.dtype), precision=_PREC)
     norm = safe_sqrt(jnp.sum(residual * residual, axis=1))
-    return logsumexp(logits, axis=1) - stats.alpha.astype(x.dtype) * norm
+    return v.finite_result(logsumexp(logits, axis=1) - stats.alpha.astype(x.dtype) * norm,
+                           "features", "The ViM score")
 
 
 def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
@@ -683,7 +685,9 @@ def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
     t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
     t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere (a learned "
                                  "temperature is sigmoid(.) in (0, 1)).")
-    return logsumexp(h / t[:, None], axis=1)
+    return v.finite_result(logsumexp(h / t[:, None], axis=1), "temperature",
+                           "The log-sum-exp of cos_logits / temperature (logits too large: "
+                           "under jit XLA's fused multiply-add rounds them inconsistently)")
 
 
 def sinkhorn_score(
