@@ -234,12 +234,7 @@ def test_apply_transport_geometry_from_potentials(chunk_size):
     np.testing.assert_allclose(applied, (P @ vec_b.T).T, rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("mode", [
-    pytest.param("auto", marks=pytest.mark.xfail(
-        strict=True, reason="findings: [ot] issue 14 1.3: mode='auto' with check_every=1 "
-        "never measures the first block (errors[0] = inf): a warm restart takes 2 iterations")),
-    "log",
-])
+@pytest.mark.parametrize("mode", ["auto", "log"])  # auto: issue 14 1.3 (fixed in d579fde)
 def test_restart(mode):
     """Peer (eps = 0.05, threshold 1e-2, inner_iterations 1): restarting from the potentials
     of a converged solve stops after one iteration, with a first error below the previous

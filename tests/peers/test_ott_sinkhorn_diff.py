@@ -108,10 +108,8 @@ def test_gradient_sinkhorn_geometry(lse_mode, shape_data):
 @pytest.mark.parametrize(
     "lse_mode,implicit,force_scan,max_iter,epsilon,cost",
     [
-        pytest.param(True, True, False, 2000, 1e-3, "euclidean", marks=pytest.mark.xfail(
-            strict=True, reason="findings: [ot] reg_cost is first-order in the marginal error "
-            "(issue 14, 1.2): at tol=1e-3 its central difference is 0.129 for a gradient of "
-            "0.104 (ott's dual cost passes)")),
+        # failed before d579fde (reg_cost first-order, issue 14 1.2: FD 0.129 vs 0.104)
+        (True, True, False, 2000, 1e-3, "euclidean"),
         (True, True, True, 1000, 1e-3, "euclidean"),
     ],
     ids=["lse-implicit", "lse-implicit-force_scan"],  # the peer's fast selection (only_fast)
