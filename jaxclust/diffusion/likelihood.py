@@ -97,6 +97,12 @@ def divergence(fn: Callable, x: Float[Array, "n ..."], key: PRNGKeyArray | None 
     x = checks.as_float_array(x, "x")
     if x.ndim < 1:
         raise ValueError("`x` must have a leading batch axis, shape (n, *data_shape).")
+    x = checks.check_finite(x, "x")
+    return check_result(_divergence(fn, x, key, method, noise, n_probes, probes),
+                        callable_nan_message("fn", "the divergence is"))
+
+
+def _divergence(fn, x, key, method, noise, n_probes, probes):
     n = x.shape[0]
     if method == "exact":
         # D Jacobian-vector products along the coordinate directions, each applied to every
@@ -191,16 +197,16 @@ def ode_likelihood(score_fn: Callable, x: Float[Array, "n ..."], sde: AbstractSD
             return bcast(f, v) * v - 0.5 * bcast(g2, v) * s
 
         dx = field(xt)
-        div = divergence(field, xt, method=divergence_method, probes=probes)
+        div = _divergence(field, xt, None, divergence_method, noise, n_probes, probes)
         return dx, div
 
     z, delta = odeint(velocity, (x, jnp.zeros((n,), x.dtype)), ts, method)
-    prior = sde.prior_logp(z)
-    result = LikelihoodResult(logp=prior + delta, z=z, prior_logp=prior, delta_logp=delta)
     # a NaN/Inf score (or divergence) at any step reaches z and delta: one check at the end
-    return check_result(result, callable_nan_message(
+    z, delta = check_result((z, delta), callable_nan_message(
         "score_fn", "the log-likelihood is", "or the ODE overflowed: use more `n_steps` or "
         "a larger `t0`"))
+    prior = sde.prior_logp(z)
+    return LikelihoodResult(logp=prior + delta, z=z, prior_logp=prior, delta_logp=delta)
 
 
 def dequantize(key: PRNGKeyArray, x: Int[Array, "n ..."], *, n_bins: int = 256,

@@ -106,8 +106,15 @@ def loss_weight(t: Float[Array, " n"], sde: AbstractSDE, weighting: str | Callab
     """
     t = sde.check_time(t)
     if callable(weighting):
-        return jnp.asarray(weighting(t), t.dtype)
+        w = jnp.asarray(weighting(t), t.dtype)
+        return check_result(w, callable_nan_message("weighting", "the weight is"))
     check_choice(weighting, "weighting", WEIGHTINGS)
+    return check_result(_weight(t, sde, weighting), (
+        f"the {weighting!r} weight is infinite at a time where sigma_t = 0 (t = 0 for VP "
+        "SDEs) or alpha_t underflows (t near T); pass times in [eps_t, T) with eps_t > 0."))
+
+
+def _weight(t, sde, weighting):
     alpha, sigma = sde._coefs(t)
     if weighting == "simple":
         return jnp.ones_like(t)
@@ -195,4 +202,5 @@ def dsm_loss(model_fn: Callable, x0: Float[Array, "n ..."], key: PRNGKeyArray,
     err = jnp.mean(err, axis=1) if reduce == "mean" else jnp.sum(err, axis=1)
     w = loss_weight(t, sde, weighting)
     return check_result(jnp.mean(w * err), callable_nan_message(
-        "model_fn", "the loss is", "or the weighting overflowed: raise `eps_t`"))
+        "model_fn", "the loss is", "or `x0` is too large for the dtype (squared errors "
+        "overflow: rescale the data, e.g. to [-1, 1])"))

@@ -128,7 +128,7 @@ class AbstractSDE(eqx.Module):
           >>> mean.shape, float(std)
           ((2, 3), 50.0)
         """
-        x0 = checks.as_float_array(x0, "x0")
+        x0 = checks.check_finite(checks.as_float_array(x0, "x0"), "x0")
         alpha, sigma = self.marginal_coefs(t)
         _check_batch_time(x0, alpha, "x0")
         return bcast(alpha, x0).astype(x0.dtype) * x0, sigma
@@ -143,11 +143,12 @@ class AbstractSDE(eqx.Module):
           >>> VPSDE().perturb(jnp.zeros((1, 2)), 0.0, jnp.ones((1, 2))).shape
           (1, 2)
         """
-        x0 = checks.as_float_array(x0, "x0")
+        x0 = checks.check_finite(checks.as_float_array(x0, "x0"), "x0")
         noise = checks.as_float_array(noise, "noise")
         if noise.shape != x0.shape:
             raise ValueError(f"`noise` must have the shape of `x0`, {x0.shape}; got "
                              f"{noise.shape}.")
+        noise = checks.check_finite(noise, "noise")
         alpha, sigma = self.marginal_coefs(t)
         _check_batch_time(x0, alpha, "x0")
         return bcast(alpha, x0) * x0 + bcast(sigma, x0) * noise
@@ -164,7 +165,7 @@ class AbstractSDE(eqx.Module):
           >>> drift.tolist(), round(float(g) ** 2, 6)
           ([[-0.05, -0.05]], 0.1)
         """
-        x = checks.as_float_array(x, "x")
+        x = checks.check_finite(checks.as_float_array(x, "x"), "x")
         t = self.check_time(t)
         _check_batch_time(x, t, "x")
         f, g2 = self._f_g2(t)
@@ -182,9 +183,10 @@ class AbstractSDE(eqx.Module):
           >>> VPSDE().reverse_drift(x, 0.3, -x).shape  # score of N(0, I) is -x
           (1, 2)
         """
-        x = checks.as_float_array(x, "x")
+        x = checks.check_finite(checks.as_float_array(x, "x"), "x")
         t = self.check_time(t)
-        _check_score(score, x)
+        _check_batch_time(x, t, "x")
+        score = _check_score(score, x)
         f, g2 = self._f_g2(t)
         return bcast(f, x) * x - bcast(g2, x) * score
 
@@ -201,9 +203,10 @@ class AbstractSDE(eqx.Module):
           >>> float(jnp.abs(VPSDE().pf_ode_drift(x, 0.3, -x)).max())  # N(0, I) is stationary
           0.0
         """
-        x = checks.as_float_array(x, "x")
+        x = checks.check_finite(checks.as_float_array(x, "x"), "x")
         t = self.check_time(t)
-        _check_score(score, x)
+        _check_batch_time(x, t, "x")
+        score = _check_score(score, x)
         f, g2 = self._f_g2(t)
         return bcast(f, x) * x - 0.5 * bcast(g2, x) * score
 
@@ -233,11 +236,15 @@ class AbstractSDE(eqx.Module):
         z = checks.as_float_array(z, "z")
         if z.ndim < 1:
             raise ValueError("`z` must have a leading batch axis, shape (n, *data_shape).")
+        z = checks.check_finite(z, "z")
         s = self.prior_std
         flat = z.reshape(z.shape[0], -1)
         dim = flat.shape[1]
-        return (-0.5 * jnp.sum(flat ** 2, axis=1) / s ** 2
-                - dim * (0.5 * math.log(2 * math.pi) + jnp.log(s)))
+        out = (-0.5 * jnp.sum(flat ** 2, axis=1) / s ** 2
+               - dim * (0.5 * math.log(2 * math.pi) + jnp.log(s)))
+        return check_result(out, "the prior log-density of `z` is below the float range "
+                                 "(|z| ~ 1e19 or more in float32); `z` is not a plausible "
+                                 "prior sample.")
 
     def beta(self, t):
         r"""$g(t)^2$, the squared diffusion coefficient, shaped like ``t``."""
@@ -252,9 +259,7 @@ def _check_batch_time(x, t, name):
 
 
 def _check_score(score, x):
-    if jnp.shape(score) != x.shape:
-        raise ValueError(f"`score` must have the shape of `x`, {x.shape}; got "
-                         f"{jnp.shape(score)}.")
+    return check_like(score, "score", x, "x")
 
 
 def _int_beta(t, beta_min, beta_max, T):

@@ -212,3 +212,19 @@ def test_score_net_nan_input_and_weights():
                                  and jnp.issubdtype(a.dtype, jnp.floating) else a, net)
     with pytest.raises(ValueError, match="output is NaN or Inf"):
         bad(X, t)
+
+
+def test_sde_losses_and_divergence_nan():
+    """Before: loss_weight('likelihood') at t = 0 was inf, dsm_loss with a NaN model was NaN,
+    prior_logp of z ~ 1e20 was -inf, divergence of a NaN field and reverse_drift with a NaN
+    score were NaN, all silently."""
+    with pytest.raises(ValueError, match="weight is infinite"):
+        dif.loss_weight(jnp.array([0.0, 0.5]), SDE, "likelihood")
+    with pytest.raises(ValueError, match=re.escape("`model_fn` returned NaN or Inf")):
+        dif.dsm_loss(lambda x, t: x * jnp.nan, X, jax.random.key(0), SDE)
+    with pytest.raises(ValueError, match=re.escape("`z`")):
+        SDE.prior_logp(X * 1e20)
+    with pytest.raises(ValueError, match=re.escape("`fn` returned NaN or Inf")):
+        dif.divergence(lambda v: jnp.sqrt(v - 10.0), X)
+    with pytest.raises(ValueError, match=re.escape("`score` contains NaN")):
+        SDE.reverse_drift(X, 0.5, X * jnp.nan)
