@@ -88,8 +88,22 @@ def _combine(arrays, aux):
         treedef, [next(it) if m else leaf for leaf, m in zip(leaves, mask)])
 
 
+def check_key(key, name: str = "key"):
+    """A JAX PRNG key (``jax.random.key(seed)``, or the legacy ``uint32[2]`` of
+    ``jax.random.PRNGKey``); raises ``ValueError`` naming ``name`` otherwise."""
+    if isinstance(key, jax.Array) or isinstance(key, jax.core.Tracer):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) and key.ndim == 0:
+            return key
+        if key.dtype == jnp.uint32 and key.shape == (2,):
+            return key
+    raise ValueError(f"`{name}` must be a JAX PRNG key such as jax.random.key(0), got "
+                     f"{type(key).__name__} {getattr(key, 'shape', '')}".rstrip() + ".")
+
+
 def _check_data(data) -> int:
     """The common leading size of the arrays of ``data``."""
+    if data is None:
+        raise ValueError("`data` must be an array or a pytree of arrays, got None.")
     leaves = [jnp.asarray(a) for a in jax.tree_util.tree_leaves(data)]
     if not leaves:
         raise ValueError("`data` must be an array or a pytree of arrays, got no arrays.")
@@ -97,6 +111,8 @@ def _check_data(data) -> int:
     if any(a.ndim == 0 or a.shape[0] != n for a in leaves):
         raise ValueError("the arrays of `data` must share a leading axis (one row per "
                          f"example), got shapes {[tuple(a.shape) for a in leaves]}.")
+    if n == 0:
+        raise ValueError("`data` is empty (0 rows); give at least one example.")
     for a in leaves:
         if jnp.issubdtype(a.dtype, jnp.inexact):
             checks.check_finite(a, "data")
@@ -179,10 +195,16 @@ def fit(loss_fn: Callable[..., Float[Array, ""]], params: PyTree, data: PyTree, 
         raise ValueError(f"`eval_on` must be 'ema' or 'params', got {eval_on!r}.")
     if eval_fn is not None and not callable(eval_fn):
         raise ValueError(f"`eval_fn` must be a callable params -> dict, got {eval_fn!r}.")
+    if not callable(loss_fn):
+        raise ValueError(f"`loss_fn` must be a callable (params, batch, key) -> scalar, got "
+                         f"{type(loss_fn).__name__}.")
+    key = check_key(key)
     n = _check_data(data)
     arrays, aux = _partition(params)
     if not arrays:
         raise ValueError("`params` has no floating-point arrays to train.")
+    for a in jax.tree_util.tree_leaves(arrays):
+        checks.check_finite(a, "params")
     optimizer = optax.adam(1e-3) if optimizer is None else optimizer
     decay = float(ema_decay)
 
@@ -214,8 +236,9 @@ def fit(loss_fn: Callable[..., Float[Array, ""]], params: PyTree, data: PyTree, 
             if not np.all(np.isfinite(losses)):
                 bad = first + int(np.argmin(np.isfinite(losses)))
                 raise FloatingPointError(
-                    f"the loss is NaN or infinite at step {bad}; lower the learning rate, clip "
-                    "the gradients (optax.clip_by_global_norm) or check the data.")
+                    f"the loss returned by `loss_fn` is NaN or infinite at step {bad}; lower "
+                    "the learning rate, clip the gradients (optax.clip_by_global_norm), or "
+                    "check `params` and `data` for values that overflow.")
             losses_all.append(losses)
             row = {"step": first + len(ks), "loss": float(losses.mean())}
             if eval_fn is not None:

@@ -190,3 +190,21 @@ def test_deep_clustering_example_quick_run():
     for r in rows.values():
         assert 0.1 <= r["acc"] <= 1.0 and np.isfinite(r["nmi"])
     assert rows["k-means (raw pixels)"]["acc"] > 0.7
+
+
+@pytest.mark.parametrize("change, expect", [
+    (dict(key=None), "`key` must be a JAX PRNG key"),
+    (dict(key=0), "`key` must be a JAX PRNG key"),
+    (dict(params={"w": jnp.array([jnp.nan])}), "`params` contains NaN"),
+    (dict(data=jnp.zeros((0, 1))), "`data` is empty"),
+    (dict(data=None), "`data` must be an array"),
+    (dict(loss_fn=None), "`loss_fn` must be a callable"),
+])
+def test_bad_arguments_are_named(change, expect):
+    # issue 14 (1.6, 1.8): JAX's own messages before (key), a gather error (empty data)
+    kw = dict(loss_fn=lambda p, b, k: jnp.sum(p["w"] ** 2), params={"w": jnp.ones(1)},
+              data=jnp.zeros((4, 1)), key=jax.random.key(0))
+    kw.update(change)
+    with pytest.raises(ValueError, match=expect):
+        fit(kw.pop("loss_fn"), kw.pop("params"), kw.pop("data"), steps=2, batch_size=2,
+            progress=False, **kw)

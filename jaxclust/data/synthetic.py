@@ -51,12 +51,18 @@ def gaussian_mixture(
         >>> bool(jnp.all((labels == 0) | (labels == 1)))
         True
     """
+    from ..train import check_key
+
+    key = check_key(key)
+    if centers is None:
+        raise ValueError("`centers` must be an array of shape (k, d), got None.")
     centers = jnp.asarray(centers, dtype=jnp.float32)
-    if centers.ndim != 2:
+    if centers.ndim != 2 or centers.shape[0] == 0:
         raise ValueError(
-            f"`centers` must have shape (k, d), got shape {centers.shape}; "
+            f"`centers` must have shape (k, d) with k >= 1, got shape {centers.shape}; "
             "pass one row per mixture component."
         )
+    centers = checks.check_finite(centers, "centers")
     if int(n) <= 0:
         raise ValueError(f"`n` must be a positive number of points, got {n}.")
     k, d = centers.shape
@@ -66,6 +72,8 @@ def gaussian_mixture(
             f"`std` must be a scalar or have shape ({k},) (one per component), "
             f"got shape {std.shape}."
         )
+    std = checks.ensure(std, ~jnp.isfinite(std) | (std < 0),
+                        "`std` must be finite and >= 0.")
     if weights is None:
         logits = jnp.zeros((k,), jnp.float32)
     else:

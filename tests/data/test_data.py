@@ -104,3 +104,17 @@ def test_load_digits_classes_subsample_is_keyed():
 def test_load_digits_classes_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         load_digits_classes(**kwargs)
+
+
+@pytest.mark.parametrize("args, expect", [
+    ((None, 5, [[0.0, 0.0]]), "`key` must be a JAX PRNG key"),
+    ((0, 5, [[0.0, 0.0]]), "`key` must be a JAX PRNG key"),
+    (("key", 5, None), "`centers` must be an array"),
+    (("key", 5, np.zeros((0, 2))), "`centers` must have shape"),
+    (("key", 5, [[np.nan, 0.0]]), "`centers` contains NaN"),
+])
+def test_gaussian_mixture_bad_arguments_are_named(args, expect):
+    # issue 14 (1.8): NaN centres gave NaN points silently, None/empty gave numpy errors
+    key = jax.random.key(0) if args[0] == "key" else args[0]
+    with pytest.raises(ValueError, match=expect):
+        gaussian_mixture(key, *args[1:])
