@@ -687,7 +687,8 @@ def mixture_logits(
         if w.shape != s.shape:
             raise ValueError(f"`assignments` must have shape (n, k, m) = {s.shape}, got "
                              f"{tuple(w.shape)}.")
-        w = checks.ensure(w, ~(w >= 0), "`assignments` must be finite and >= 0.")
+        w = checks.ensure(w, ~(jnp.isfinite(w) & (w >= 0)),
+                          "`assignments` must be finite and >= 0.")
         logw = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
     return logsumexp(s + logw, axis=2)
 

@@ -56,8 +56,10 @@ def _features(features, name="features"):
     return x.astype(v.compute_dtype(x))
 
 
-def _energy(z, t):
-    return t * logsumexp(z / t, axis=1)
+def _energy(z, t, culprit="logits"):
+    # under jit XLA may fuse z / t into the log-sum-exp with a multiply-add that rounds it
+    # differently from the max (logits ~1e20 give +-inf): an error naming the input instead
+    return v.finite_result(t * logsumexp(z / t, axis=1), culprit, "The energy")
 
 
 # ------------------------------------------------------------------------------------------
@@ -271,7 +273,13 @@ def odin(
                              f"got shape {tuple(z.shape)}.")
         return z.astype(v.compute_dtype(z))
 
-    z0 = logits_of(x)
+    try:
+        z0 = logits_of(x)
+    except ValueError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the user's model failed on x
+        raise ValueError(f"`fn` failed on `x` of shape {tuple(x.shape)}: {err}. `x` must be "
+                         "a batch the model accepts (leading axis n).") from err
     label = jax.lax.stop_gradient(jnp.argmax(z0, axis=1))
 
     def log_prob(u):
@@ -294,9 +302,17 @@ def _sq_mahalanobis(x, means, precision):
 
 
 def _check_stats(x, stats, kind):
+    """``stats`` with its floating fields checked finite (named ``stats.<field>``)."""
     if not isinstance(stats, kind):
         raise ValueError(f"`stats` must be a {kind.__name__} (from fit_"
                          f"{kind.__name__[:-5].lower()}), got {type(stats).__name__}.")
+    fields = {}
+    for name, val in stats._asdict().items():
+        arr = jnp.asarray(val)
+        if jnp.issubdtype(arr.dtype, jnp.inexact):
+            arr = checks.check_finite(arr, f"stats.{name}")
+        fields[name] = arr
+    return kind(**fields)
 
 
 def mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
@@ -330,7 +346,7 @@ def mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
       Lee, Lee, Lee, Shin, "A Simple Unified Framework for Detecting Out-of-Distribution
       Samples and Adversarial Attacks", NeurIPS 2018.
     """
-    _check_stats(features, stats, MahalanobisStats)
+    stats = _check_stats(features, stats, MahalanobisStats)
     x = _features(features)
     v.features_match(x, stats.means.shape[1], "features", "the fitted statistics")
     d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
@@ -371,7 +387,7 @@ def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisSt
       Ren, Fort, Liu, Roy, Padhy, Lakshminarayanan, "A Simple Fix to Mahalanobis Distance
       for Improving Near-OOD Detection", 2021.
     """
-    _check_stats(features, stats, MahalanobisStats)
+    stats = _check_stats(features, stats, MahalanobisStats)
     x = _features(features)
     v.features_match(x, stats.means.shape[1], "features", "the fitted statistics")
     d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
@@ -453,7 +469,7 @@ def knn(
       Sun, Ming, Zhu, Li, "Out-of-Distribution Detection with Deep Nearest Neighbors",
       ICML 2022.
     """
-    _check_stats(features, stats, KNNStats)
+    stats = _check_stats(features, stats, KNNStats)
     x = _features(features)
     bank = stats.bank
     checks.check_ndim(bank, "stats.bank", 2, "(m, d)")
@@ -507,13 +523,13 @@ def react(
       Sun, Guo, Li, "ReAct: Out-of-distribution Detection With Rectified Activations",
       NeurIPS 2021.
     """
-    _check_stats(features, stats, ReActStats)
+    stats = _check_stats(features, stats, ReActStats)
     x = _features(features)
     w, b = _head(weight, bias, x.shape[1])
     t = v.temperature(temperature)
     c = jnp.asarray(stats.threshold, x.dtype)
     logits = jnp.matmul(jnp.minimum(x, c), w.astype(x.dtype), precision=_PREC) + b[None, :]
-    return _energy(logits.astype(x.dtype), t)
+    return _energy(logits.astype(x.dtype), t, "features")
 
 
 def ash(
@@ -586,7 +602,7 @@ def ash(
     else:
         shaped = kept
     logits = jnp.matmul(shaped, w.astype(x.dtype), precision=_PREC) + b[None, :]
-    return _energy(logits.astype(x.dtype), t)
+    return _energy(logits.astype(x.dtype), t, "features")
 
 
 def vim(
@@ -634,7 +650,7 @@ def vim(
       Wang, Li, Feng, Zhang, "ViM: Out-Of-Distribution with Virtual-logit Matching",
       CVPR 2022.
     """
-    _check_stats(features, stats, ViMStats)
+    stats = _check_stats(features, stats, ViMStats)
     x = _features(features)
     w, b = _head(weight, bias, x.shape[1])
     logits = jnp.matmul(x, w.astype(x.dtype), precision=_PREC) + b[None, :]
@@ -745,7 +761,7 @@ def sinkhorn_score(
       2013. Snell, Swersky, Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS
       2017.
     """
-    _check_stats(features, stats, PrototypeStats)
+    stats = _check_stats(features, stats, PrototypeStats)
     x = _features(features)
     v.features_match(x, stats.prototypes.shape[1], "features", "the prototypes")
     eps = v.temperature(epsilon, "epsilon")

@@ -68,3 +68,28 @@ def test_huge_ratio_is_an_error_under_jit(rng):
 def test_labels_none():
     with pytest.raises(ValueError, match="`labels` must be an array of integer class labels"):
         ood.cross_entropy(jnp.ones((2, 3)), None)
+
+
+def test_non_finite_statistics_are_named(data):
+    x, y, w, b = data
+    st = ood.fit_mahalanobis(x, y, num_classes=3)
+    with pytest.raises(ValueError, match="`stats.precision` contains NaN or Inf"):
+        ood.mahalanobis(x, st._replace(precision=st.precision.at[0, 0].set(jnp.nan)))
+    pst = ood.fit_prototypes(x, y, num_classes=3)
+    with pytest.raises(ValueError, match="`stats.prototypes` contains NaN or Inf"):
+        ood.sinkhorn_score(x, pst._replace(prototypes=pst.prototypes.at[0, 0].set(jnp.inf)))
+    vst = ood.fit_vim(x, w, b, dim=2)
+    with pytest.raises(ValueError, match="`stats.alpha` contains NaN or Inf"):
+        ood.vim(x, w, b, vst._replace(alpha=jnp.asarray(jnp.nan)))
+
+
+def test_infinite_assignments():
+    with pytest.raises(ValueError, match="`assignments` must be finite"):
+        ood.mixture_logits(jnp.ones((2, 3)), jnp.ones((2, 2, 3)),
+                           jnp.full((2, 2, 2), jnp.inf))
+
+
+def test_odin_model_failure_names_fn_and_x():
+    w = jnp.ones((4, 3))
+    with pytest.raises(ValueError, match="`fn` failed on `x` of shape"):
+        ood.odin(lambda u: u @ w.T, jnp.ones((2, 3, 5)))
