@@ -200,6 +200,17 @@ def _scores(s, name):
     return checks.check_finite(s, name)
 
 
+_SWAV_TARGETS = ("soft", "hard")
+
+
+def _swav_targets(scores, *, epsilon, n_iter, targets):
+    """SwAV codes (``"soft"``) or their one-hot ``argmax`` (``"hard"``, SIGMA); constants."""
+    q = swav_codes(scores, epsilon=epsilon, n_iter=n_iter)
+    if targets == "hard":
+        q = jax.nn.one_hot(jnp.argmax(q, axis=1), q.shape[1], dtype=q.dtype)
+    return jax.lax.stop_gradient(q)
+
+
 def swav_loss(
     scores_a: Float[ArrayLike, "batch k"],
     scores_b: Float[ArrayLike, "batch k"],
@@ -207,6 +218,7 @@ def swav_loss(
     temperature: float | Float[ArrayLike, ""] = 0.1,
     epsilon: float = 0.05,
     n_iter: int = 3,
+    targets: str = "soft",
 ) -> Float[Array, ""]:
     r"""SwAV's swapped-prediction loss between the prototype scores of two views.
 
@@ -223,6 +235,13 @@ def swav_loss(
         \qquad p^v_{i\cdot} = \operatorname{softmax}(S^v_{i\cdot} / T).
     $$
 
+    ``targets="hard"`` replaces each code by the one-hot vector of its largest entry
+    (``argmax``), as SIGMA does (Salehi et al., ECCV 2024; QUVA-Lab/SIGMA,
+    ``engine_for_pretraining.py``: ``q.argmax(-1)`` then a cross-entropy on ``scores / 0.1``,
+    with ``sinkhorn_iterations=10`` and ``sinkhorn_eps=0.05`` by default). SIGMA's settings
+    are therefore ``temperature=0.1, epsilon=0.05, n_iter=10, targets="hard"``; note that
+    SIGMA *sums* the two directions, so its loss is twice this value (the mean of the two).
+
     Jittable and vmappable. **Gradients**: in ``temperature`` the exact derivative. In the
     scores, SwAV's gradient with the codes held constant,
     $\partial L/\partial S^a = (p^a - Q^b)/(2BT)$ (and symmetrically), which is *not* the
@@ -234,14 +253,16 @@ def swav_loss(
       scores_b: ``(batch, k)`` scores of the second view (same shape).
       temperature: $T > 0$ of the predicted distributions (SwAV: 0.1).
       epsilon: $\varepsilon > 0$ of the codes (SwAV: 0.05).
-      n_iter: Sinkhorn-Knopp rounds for the codes (SwAV: 3, static).
+      n_iter: Sinkhorn-Knopp rounds for the codes (SwAV: 3, SIGMA: 10; static).
+      targets: ``"soft"`` (SwAV: the codes themselves) or ``"hard"`` (SIGMA: one-hot
+        ``argmax`` of the codes), static.
 
     Returns:
       The loss, a scalar (mean over the batch) in the dtype of the scores.
 
     Raises:
       ValueError: scores not 2-D, of different shapes, NaN/Inf, ``temperature <= 0``,
-        ``epsilon <= 0`` or ``n_iter < 1``.
+        ``epsilon <= 0``, ``n_iter < 1`` or an unknown ``targets``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -253,8 +274,12 @@ def swav_loss(
 
     References:
       Caron, Misra, Mairal, Goyal, Bojanowski, Joulin, "Unsupervised Learning of Visual
-      Features by Contrasting Cluster Assignments" (SwAV), NeurIPS 2020.
+      Features by Contrasting Cluster Assignments" (SwAV), NeurIPS 2020. Salehi, Dorkenwald,
+      Thoker, Gavves, Snoek, Asano, "SIGMA: Sinkhorn-Guided Masked Video Modeling", ECCV
+      2024.
     """
+    if targets not in _SWAV_TARGETS:
+        raise ValueError(f"`targets` must be one of {_SWAV_TARGETS}, got {targets!r}.")
     sa = _scores(scores_a, "scores_a")
     sb = _scores(scores_b, "scores_b")
     if sb.shape != sa.shape:
@@ -263,8 +288,8 @@ def swav_loss(
     out_dtype = jnp.result_type(sa, sb)
     dtype = jnp.promote_types(out_dtype, jnp.float32)
     t = _positive(temperature, "temperature", dtype, "SwAV uses 0.1.")
-    qa = swav_codes(sa, epsilon=epsilon, n_iter=n_iter).astype(dtype)
-    qb = swav_codes(sb, epsilon=epsilon, n_iter=n_iter).astype(dtype)
+    qa = _swav_targets(sa, epsilon=epsilon, n_iter=n_iter, targets=targets).astype(dtype)
+    qb = _swav_targets(sb, epsilon=epsilon, n_iter=n_iter, targets=targets).astype(dtype)
     log_pa = jax.nn.log_softmax(sa.astype(dtype) / t, axis=1)
     log_pb = jax.nn.log_softmax(sb.astype(dtype) / t, axis=1)
     per_sample = jnp.sum(qb * log_pa, axis=1) + jnp.sum(qa * log_pb, axis=1)

@@ -42,6 +42,7 @@ import jax.numpy as jnp
 
 from .._core import checks
 from ..cluster.deep import dec_loss, dec_target, pseudo_label_loss
+from ..ot.assign import swav_codes
 from ..ot.progressive import p2ot_codes, sp2ot_codes
 
 __all__ = ["equinox", "flax"]
@@ -121,6 +122,24 @@ def _normal(key, shape, scale):
 
 def _prototype_scale(d: int) -> float:
     return 1.0 / math.sqrt(d)
+
+
+_SWAV_TARGETS = ("soft", "hard")
+
+
+def _check_swav_targets(targets) -> str:
+    if targets not in _SWAV_TARGETS:
+        raise ValueError(f"`targets` must be one of {_SWAV_TARGETS} (SwAV's soft codes or "
+                         f"SIGMA's argmax), got {targets!r}.")
+    return targets
+
+
+def _swav_head_targets(scores, epsilon, n_iter, targets) -> jax.Array:
+    """The SwAV head's targets: the codes, or their one-hot argmax (SIGMA); constants."""
+    q = swav_codes(scores, epsilon=epsilon, n_iter=n_iter)
+    if targets == "hard":
+        q = jax.nn.one_hot(jnp.argmax(q, axis=1), q.shape[1], dtype=q.dtype)
+    return jax.lax.stop_gradient(q)
 
 
 def _two_views(z_a, z_b, prototypes: jax.Array) -> tuple[jax.Array, jax.Array]:

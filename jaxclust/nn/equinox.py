@@ -17,12 +17,12 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from ..cluster.deep import dec_target, tell_assignment, tell_loss
 from ..cluster.kmeans import kmeans
 from ..cluster.losses import kmeans_loss, soft_assignment, swav_loss
-from ..ot.assign import swav_codes
 from ..ot.progressive import PartialCodes
 from . import (
     _check_kind,
     _check_number,
     _check_size,
+    _check_swav_targets,
     _check_target,
     _dec_head_loss,
     _head_logits,
@@ -35,6 +35,7 @@ from . import (
     _prototype_scores,
     _semantic_weight,
     _swapped_pseudo_label_loss,
+    _swav_head_targets,
     _tell_weight_bias,
     _two_views,
 )
@@ -141,7 +142,10 @@ class SinkhornClusteringHead(eqx.Module):
       k: number of prototypes.
       temperature: $T > 0$ of the predictions (static; SwAV: 0.1).
       epsilon: $\varepsilon > 0$ of the codes (static; SwAV: 0.05).
-      n_iter: Sinkhorn-Knopp rounds (static; SwAV: 3).
+      n_iter: Sinkhorn-Knopp rounds (static; SwAV: 3, SIGMA: 10).
+      targets: ``"soft"`` (SwAV: the codes) or ``"hard"`` (SIGMA: their one-hot
+        ``argmax``), static. SIGMA's settings: ``temperature=0.1, epsilon=0.05,
+        n_iter=10, targets="hard"`` (SIGMA sums the two directions: twice ``loss``).
       prototypes: initial prototypes ``(k, d)``; by default ``normal / sqrt(d)`` from
         ``key``.
       key: PRNG key, required without ``prototypes``.
@@ -163,14 +167,17 @@ class SinkhornClusteringHead(eqx.Module):
     temperature: float = eqx.field(static=True)
     epsilon: float = eqx.field(static=True)
     n_iter: int = eqx.field(static=True)
+    targets: str = eqx.field(static=True)
 
     def __init__(self, d: int, k: int, *, temperature: float = 0.1, epsilon: float = 0.05,
-                 n_iter: int = 3, prototypes: Float[ArrayLike, "k d"] | None = None,
+                 n_iter: int = 3, targets: str = "soft",
+                 prototypes: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
         d, k = _check_size(d, "d"), _check_size(k, "k")
         self.temperature = _check_number(temperature, "temperature", "SwAV uses 0.1.")
         self.epsilon = _check_number(epsilon, "epsilon", "SwAV uses 0.05.")
         self.n_iter = _check_size(n_iter, "n_iter")
+        self.targets = _check_swav_targets(targets)
         draw = None if key is None else lambda: _normal(key, (k, d), _prototype_scale(d))
         self.prototypes = _initial(prototypes, (k, d), "prototypes", "key", draw)
 
@@ -178,15 +185,16 @@ class SinkhornClusteringHead(eqx.Module):
         return _prototype_scores(z, self.prototypes)
 
     def codes(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
-        """SwAV codes of the batch (rows sum to one; no gradient)."""
-        return swav_codes(self(z), epsilon=self.epsilon, n_iter=self.n_iter)
+        """The targets of the batch: SwAV codes (rows sum to one), one-hot with
+        ``targets="hard"``; no gradient."""
+        return _swav_head_targets(self(z), self.epsilon, self.n_iter, self.targets)
 
     def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"]
              ) -> Float[Array, ""]:
         """Swapped-prediction loss between two views of one batch."""
         s_a, s_b = _two_views(z_a, z_b, self.prototypes)
         return swav_loss(s_a, s_b, temperature=self.temperature, epsilon=self.epsilon,
-                         n_iter=self.n_iter)
+                         n_iter=self.n_iter, targets=self.targets)
 
 
 class PartialOTClusteringHead(eqx.Module):

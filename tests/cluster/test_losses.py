@@ -14,6 +14,7 @@ from scipy.special import logsumexp as np_logsumexp
 
 from jaxclust.cluster.losses import kmeans_loss, soft_assignment, swav_loss
 from jaxclust.metrics import inertia
+from jaxclust.ot import swav_codes
 
 
 def _problem(rng, n=12, k=3, d=2):
@@ -339,3 +340,57 @@ def test_bad_values_eager_and_jit(name, fn, match):
             kmeans_loss(X, C, temperature=jnp.asarray(0.0))
     with pytest.raises(Exception, match=match):
         jax.block_until_ready(jax.jit(fn)(X, C))
+
+
+def np_sigma_loss(sa, sb, epsilon, n_iter, temperature):
+    """SIGMA's swapped loss re-derived from the authors' code (QUVA-Lab/SIGMA, commit
+    9876f0925783fa417143cc5484788179aad0e90a: utils.py ``find_optimal_assignment`` and
+    ``sinkhorn``, engine_for_pretraining.py, loss_func == 'SWAV'): Q = exp(S / eps)^T
+    normalised to total mass 1; n_iter times, prototype rows scaled to 1/K, then sample
+    columns to 1/B; targets = argmax over prototypes of Q / (column sums); the loss is the
+    sum of the two cross-entropies (each a mean over samples) of scores / 0.1 against the
+    other view's argmax."""
+
+    def hard_codes(s):
+        q = np.exp(s / epsilon).T
+        q /= q.sum()
+        kk, bb = q.shape
+        for _ in range(n_iter):
+            q *= (1.0 / kk / q.sum(1))[:, None]
+            q *= (1.0 / bb / q.sum(0))[None, :]
+        return (q / q.sum(0, keepdims=True)).T.argmax(1)
+
+    def ce(s, t):
+        z = s / temperature
+        z = z - z.max(1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        return -logp[np.arange(len(t)), t].mean()
+
+    return ce(sa, hard_codes(sb)) + ce(sb, hard_codes(sa))
+
+
+def test_hard_targets_match_sigma_reference_code(x64):
+    rng = np.random.default_rng(17)
+    z = rng.normal(size=(40, 6))
+    z2 = z + 0.3 * rng.normal(size=(40, 6))
+    p = rng.normal(size=(7, 6))
+    normed = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
+    sa, sb = normed(z) @ normed(p).T, normed(z2) @ normed(p).T
+    # SIGMA's settings: eps 0.05, 10 Sinkhorn iterations, temperature 0.1, argmax targets
+    got = swav_loss(jnp.asarray(sa), jnp.asarray(sb), temperature=0.1, epsilon=0.05,
+                    n_iter=10, targets="hard")
+    ref = np_sigma_loss(sa, sb, 0.05, 10, 0.1)
+    # SIGMA sums the two directions, swav_loss averages them; observed difference 2.2e-16
+    np.testing.assert_allclose(2.0 * float(got), ref, rtol=1e-12)
+    soft = swav_loss(jnp.asarray(sa), jnp.asarray(sb), temperature=0.1, epsilon=0.05,
+                     n_iter=10)
+    assert abs(float(soft) - float(got)) > 1e-3  # hard targets are another loss
+    # the gradient still treats the targets as constants: (p^a - onehot^b) / (2 B T)
+    g = jax.grad(lambda s: swav_loss(s, jnp.asarray(sb), temperature=0.1, epsilon=0.05,
+                                     n_iter=10, targets="hard"))(jnp.asarray(sa))
+    e = np.exp((sa - sa.max(1, keepdims=True)) / 0.1)
+    pa = e / e.sum(1, keepdims=True)
+    tb = np.eye(7)[np.asarray(swav_codes(jnp.asarray(sb), epsilon=0.05, n_iter=10)).argmax(1)]
+    np.testing.assert_allclose(np.asarray(g), (pa - tb) / (2 * 40 * 0.1), atol=1e-12)
+    with pytest.raises(ValueError, match="`targets`"):
+        swav_loss(jnp.asarray(sa), jnp.asarray(sb), targets="argmax")

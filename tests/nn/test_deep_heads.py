@@ -19,10 +19,11 @@ from jaxclust.cluster import (
     dec_target,
     pseudo_label_loss,
     soft_assignment,
+    swav_loss,
     tell_assignment,
     tell_loss,
 )
-from jaxclust.ot import p2ot_codes, sp2ot_codes
+from jaxclust.ot import p2ot_codes, sp2ot_codes, swav_codes
 
 nnx = pytest.importorskip("flax.nnx")
 import jaxclust.nn.flax as jflax  # noqa: E402  (after the optional-dependency skip)
@@ -112,6 +113,28 @@ def test_partial_ot_head_same_in_both_frameworks(gamma):
         np.testing.assert_allclose(float(m.semantic_weight(mass)), 0.4 * gamma, rtol=1e-6)
     fixed = jeqx.PartialOTClusteringHead(4, 3, gamma_decay=False, **kw)
     assert float(jax.jit(lambda r: fixed.semantic_weight(r))(mass)) == np.float32(gamma)
+
+
+def test_swav_head_hard_targets_sigma_same_in_both_frameworks():
+    """SIGMA's settings on the SwAV head: argmax targets, eps 0.05, 10 iterations, T 0.1."""
+    kw = dict(temperature=0.1, epsilon=0.05, n_iter=10, targets="hard", prototypes=INIT)
+    fl = jflax.SinkhornClusteringHead(4, 3, **kw)
+    eq = jeqx.SinkhornClusteringHead(4, 3, **kw)
+
+    def run(m, grad):
+        return m.codes(X), m.loss(X, XB), grad(lambda m: m.loss(X, XB))(m)
+
+    out_f = nnx.jit(lambda m: run(m, nnx.grad))(fl)
+    out_e = eqx.filter_jit(lambda m: run(m, eqx.filter_grad))(eq)
+    _close(out_f[:2], out_e[:2])
+    _close(out_f[2].prototypes[...], out_e[2].prototypes)
+    codes = np.asarray(out_e[0])
+    soft = np.asarray(swav_codes(eq(X), epsilon=0.05, n_iter=10))
+    np.testing.assert_array_equal(codes, np.eye(3)[soft.argmax(1)])  # one-hot argmax
+    ref = swav_loss(eq(X), eq(XB), temperature=0.1, epsilon=0.05, n_iter=10, targets="hard")
+    np.testing.assert_allclose(float(out_e[1]), float(ref), rtol=1e-6)
+    with pytest.raises(ValueError, match="`targets`"):
+        jeqx.SinkhornClusteringHead(4, 3, targets="argmax", prototypes=INIT)
 
 
 def test_dec_head_and_tell_layer_same_in_both_frameworks():
