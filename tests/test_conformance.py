@@ -380,7 +380,9 @@ def _make_cases() -> list[Case]:
         # residual floor times the large between-cluster distances): runs stopping at
         # different iterations agree to that floor
         Case("kmeans_sdp-admm", "kmeans_sdp", _kmeans_sdp_admm, (x,), rtol=1e-4),
-        Case("kmeans_sdp-bm", "kmeans_sdp", _kmeans_sdp_bm, (x,)),
+        # BM stops at a relative objective change of tol = 1e-5: the batched and the single
+        # program (rounded differently) may stop a check apart, ~2e-5 apart in the objective
+        Case("kmeans_sdp-bm", "kmeans_sdp", _kmeans_sdp_bm, (x,), rtol=1e-4),
         # slow: three compilations of the nested SDP / covariance loops (~6 s); the same
         # program runs fast in tests/sdp/test_la_sdp.py
         Case("la_sdp", "la_sdp", _la_sdp, (x,), rtol=1e-4, slow=True),

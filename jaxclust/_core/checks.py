@@ -7,6 +7,12 @@
   runtime error then carries the message).
 
 Every message names the argument, says what was wrong and how to fix it.
+
+Caveat: equinox reads the environment variable ``EQX_ON_ERROR`` once, when it is imported.
+With ``EQX_ON_ERROR=nan`` every traced check of this module (under ``jit``, ``vmap`` or
+``grad``) stops raising and fills its output with NaN instead; with ``EQX_ON_ERROR=breakpoint``
+it opens a debugger. Eager checks (concrete arrays) always raise. Leave it unset (the default,
+``raise``) for the behaviour documented here.
 """
 
 from __future__ import annotations
@@ -19,11 +25,17 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "check_finite",
+    "check_key",
     "check_ndim",
     "check_num_clusters",
+    "check_points",
     "check_positive_scalar",
+    "check_sq_norms",
     "ensure",
     "is_traced",
+    "overflow_message",
+    "row_weights",
+    "sq_norm_overflow",
 ]
 
 
@@ -47,11 +59,21 @@ def ensure(x, bad, message: str):
 
 
 def as_float_array(x, name: str, *, dtype=None) -> jax.Array:
-    """Convert to a floating JAX array; integer and bool inputs become the default float."""
+    """Convert to a floating JAX array; integer and bool inputs become the default float.
+
+    ``None``, strings, ragged lists and other non-numeric inputs raise a ``ValueError`` that
+    names the argument."""
+    if x is None:
+        raise ValueError(f"`{name}` is None; pass an array of numbers.")
+    if isinstance(x, (str, bytes)):
+        raise ValueError(f"`{name}` must be an array of numbers, got {type(x).__name__}.")
     try:
         arr = jnp.asarray(x)
-    except TypeError as err:  # e.g. strings, objects
-        raise ValueError(f"`{name}` must be an array of numbers, got {type(x).__name__}.") from err
+    except (TypeError, ValueError) as err:  # e.g. objects, ragged nested lists
+        raise ValueError(f"`{name}` must be an array of numbers, got {type(x).__name__} "
+                         f"({err}).") from err
+    if not (jnp.issubdtype(arr.dtype, jnp.number) or arr.dtype == jnp.bool_):
+        raise ValueError(f"`{name}` must be an array of numbers, got dtype {arr.dtype}.")
     if dtype is not None:
         return arr.astype(dtype)
     if not jnp.issubdtype(arr.dtype, jnp.floating):
@@ -59,8 +81,31 @@ def as_float_array(x, name: str, *, dtype=None) -> jax.Array:
     return arr
 
 
-def check_ndim(x: jax.Array, name: str, ndim: int, shape_hint: str) -> None:
+def check_key(key, name: str = "key"):
+    """Trace-time check of a PRNG key: a new-style typed key (``jax.random.key(0)``, shape
+    ``()``) or a legacy raw key (``jax.random.PRNGKey(0)``, ``uint32[2]``). Returns it."""
+    dtype = getattr(key, "dtype", None)
+    shape = tuple(getattr(key, "shape", (None,)))
+    if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) and shape == ():
+        return key
+    if dtype is not None and dtype == jnp.uint32 and shape == (2,):
+        return key
+    if key is None:
+        got = "None"
+    elif dtype is None:
+        got = f"{type(key).__name__} {key!r}"[:80]
+    else:
+        got = f"an array of dtype {dtype} and shape {shape}"
+    raise ValueError(f"`{name}` must be a JAX PRNG key such as jax.random.key(0) (or a legacy "
+                     f"jax.random.PRNGKey(0)), got {got}. Split one key per call: "
+                     f"key, sub = jax.random.split(key).")
+
+
+def check_ndim(x, name: str, ndim: int, shape_hint: str) -> None:
     """Trace-time rank check."""
+    if not hasattr(x, "ndim"):
+        raise ValueError(f"`{name}` must be a {ndim}-D array with shape {shape_hint}, got "
+                         f"{type(x).__name__}.")
     if x.ndim != ndim:
         raise ValueError(
             f"`{name}` must be {ndim}-D with shape {shape_hint}, got shape {tuple(x.shape)}."
@@ -69,10 +114,44 @@ def check_ndim(x: jax.Array, name: str, ndim: int, shape_hint: str) -> None:
         )
 
 
+def check_points(x, name: str = "x") -> None:
+    """Trace-time check of a point array ``(n, d)``: 2-D with at least one row and one
+    feature."""
+    check_ndim(x, name, 2, "(n, d)")
+    if x.shape[0] == 0:
+        raise ValueError(f"`{name}` has no rows (shape {tuple(x.shape)}); pass at least one "
+                         "point.")
+    if x.shape[1] == 0:
+        raise ValueError(f"`{name}` has no features (shape {tuple(x.shape)}); every point needs "
+                         "at least one coordinate.")
+
+
 def check_finite(x: jax.Array, name: str) -> jax.Array:
     """Value check: no NaN or Inf."""
     return ensure(x, ~jnp.isfinite(x), f"`{name}` contains NaN or Inf; clean or mask the input "
                                        "(give masked points zero weight) before calling.")
+
+
+def sq_norm_overflow(x: jax.Array) -> jax.Array:
+    """True when some row's squared norm is not below ``finfo.max / 4`` (computed without
+    overflow): then the squared distances between points and centres in their convex hull,
+    ``|x|^2 - 2 <x, c> + |c|^2``, can overflow the dtype. False for non-finite ``x`` (that is
+    :func:`check_finite`'s message)."""
+    big = jnp.finfo(x.dtype).max
+    s = jnp.sum(jnp.square(x * 0.25), axis=-1)  # |x|^2 / 16, finite while |x|^2 < 16 max
+    return jnp.all(jnp.isfinite(x)) & ~(jnp.max(s, initial=0.0) < big / 64)
+
+
+def overflow_message(name: str, dtype) -> str:
+    return (f"`{name}` has values too large for {jnp.dtype(dtype).name}: squared distances "
+            f"between its points overflow (|x|^2 must stay below {jnp.finfo(dtype).max / 4:.2g})."
+            f" Rescale or standardise it first, e.g. (x - x.mean(0)) / x.std(0).")
+
+
+def check_sq_norms(x: jax.Array, name: str) -> jax.Array:
+    """Value check: squared norms (hence squared distances) representable in ``x.dtype``
+    (see :func:`sq_norm_overflow`). Call after :func:`check_finite`."""
+    return ensure(x, sq_norm_overflow(x), overflow_message(name, x.dtype))
 
 
 def row_weights(weights, n: int, rows_of: str) -> jax.Array:
@@ -99,11 +178,14 @@ def check_positive_scalar(value, name: str, hint: str = ""):
                   f"`{name}` must be a finite number > 0. {hint}".strip())
 
 
-def check_num_clusters(k, n: int, *, sdp: bool = False) -> None:
+def check_num_clusters(k, n: int, *, sdp: bool = False, rows_of: str = "x") -> None:
     """Trace-time check of a number of clusters: a Python int in ``[1, n]``, or with ``sdp``
-    in ``[2, n)`` (the SDP relaxations are trivial for ``k = 1`` and ``k = n``)."""
+    in ``[2, n)`` (the SDP relaxations are trivial for ``k = 1`` and ``k = n``). ``n = 0``
+    blames ``rows_of`` (the points), not ``k``."""
     if not (isinstance(k, int) and not isinstance(k, bool)):
         raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
+    if n == 0:
+        raise ValueError(f"`{rows_of}` has no rows (n = 0); pass at least one point.")
     if sdp and not 2 <= k < n:
         raise ValueError(f"`k` must satisfy 2 <= k < n = {n}, got {k}; the SDP is trivial for "
                          "k = 1 or k = n.")

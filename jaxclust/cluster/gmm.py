@@ -40,7 +40,7 @@ class GMMResult(NamedTuple):
         parameters, as scikit-learn's ``GaussianMixture.score``.
       n_iters: EM iterations run (of the best restart).
       converged: the change of the mean log-likelihood fell below ``tol`` before
-        ``max_iter``.
+        ``max_iter``, and every returned array is finite.
     """
 
     means: Float[Array, "k d"]
@@ -206,7 +206,9 @@ def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, ma
         z, (n_iters, converged) = solver(theta, z0)
         log_norm, log_resp = _e_step(x, z, cov_type)
         ll = jnp.sum(sw * log_norm) / jnp.sum(sw)
-        return GMMResult(z[0], z[1], z[2], jnp.exp(log_resp), ll, n_iters, converged)
+        resp = jnp.exp(log_resp)
+        finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in (*z, resp, ll)]))
+        return GMMResult(z[0], z[1], z[2], resp, ll, n_iters, converged & finite)
 
     if init_kind == "params":
         means, cov, w = init_value
@@ -241,7 +243,7 @@ def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, ma
 
 def _check_x(x):
     x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
+    checks.check_points(x, "x")
     return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
@@ -379,6 +381,7 @@ def gmm_log_prob(
                          f"{tuple(means_arr.shape)}.")
     k = means_arr.shape[0]
     x = checks.ensure(x, _array_flags(x)[0], _nonfinite_msg("x"))
+    x = checks.check_sq_norms(x, "x")
     params = _check_params(means, covariances, weights, k, d, covariance_type, x.dtype, "")
     return _log_prob(x, params, cov_type=covariance_type)
 
@@ -494,6 +497,7 @@ def gmm(
     if not isinstance(implicit, bool):
         raise ValueError(f"`implicit` must be True or False, got {implicit!r}.")
     x = checks.ensure(x, _array_flags(x)[0], _nonfinite_msg("x"))
+    x = checks.check_sq_norms(x, "x")
     reg = _check_reg(reg_covar, x.dtype)
     tol = jnp.asarray(tol, x.dtype)
 
@@ -517,6 +521,7 @@ def gmm(
             raise ValueError(f"`init` must be 'kmeans', 'random', responsibilities (n, k) or "
                              f"(means, covariances, weights), got {init!r}.")
         init_kind = init
+        checks.check_key(key)
     elif isinstance(init, (tuple, list)):
         if isinstance(init, GMMResult):
             init = (init.means, init.covariances, init.weights)

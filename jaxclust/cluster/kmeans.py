@@ -24,7 +24,7 @@ class KMeansResult(NamedTuple):
       inertia: weighted sum of squared distances of the points to their centre.
       n_iters: Lloyd iterations run (of the best restart).
       converged: the centre shift fell below the tolerance (or the labels stopped changing)
-        before ``max_iter``.
+        before ``max_iter``, and the centroids and inertia are finite.
     """
 
     centroids: Float[Array, "k d"]
@@ -224,6 +224,7 @@ def kmeans_plusplus(
       Arthur & Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
     """
     x, w = _validate(x, k, weights)
+    checks.check_key(key)
     return _plusplus(x, k, key, w, n_local_trials)
 
 
@@ -316,8 +317,10 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
             jnp.asarray(0), jnp.asarray(False))
     c, lab, shift, it, same = jax.lax.while_loop(cond, body, init)
     lab, dist = _assign(x, c, x_sq, chunk_size)
-    return KMeansResult(c, lab, _psum(jnp.sum(w * dist), axis_name), it,
-                        (shift <= tol_abs) | same)
+    inertia = _psum(jnp.sum(w * dist), axis_name)
+    # converged only with finite centres and inertia (the latter may overflow for huge data)
+    return KMeansResult(c, lab, inertia, it,
+                        ((shift <= tol_abs) | same) & _all_finite(c, inertia))
 
 
 def _check_options(max_iter, n_init, tol, chunk_size):
@@ -332,22 +335,31 @@ def _check_options(max_iter, n_init, tol, chunk_size):
         raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
 
 
-def _validate(x, k, weights):
-    x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
+def _validate(x, k, weights, name="x"):
+    """Points ``name`` (2-D, non-empty, finite, squared distances representable) and sample
+    weights (finite, >= 0, positive sum); ``1 <= k <= n``."""
+    x = checks.as_float_array(x, name)
+    checks.check_points(x, name)
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
-    checks.check_num_clusters(k, n)
-    x = checks.check_finite(x, "x")
+    checks.check_num_clusters(k, n, rows_of=name)
+    x = checks.check_sq_norms(checks.check_finite(x, name), name)
     if weights is None:
         return x, jnp.ones((n,), x.dtype)
     w = checks.as_float_array(weights, "weights", dtype=x.dtype)
     if w.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) to match `x`, got {tuple(w.shape)}.")
+        raise ValueError(f"`weights` must have shape ({n},) to match `{name}`, got "
+                         f"{tuple(w.shape)}.")
     w = checks.check_finite(w, "weights")
     w = checks.ensure(w, w < 0, "`weights` has negative entries; sample weights must be >= 0.")
     return x, checks.ensure(w, jnp.sum(w) <= 0, "`weights` sums to 0; give some point a "
                                                 "positive weight.")
+
+
+def _all_finite(*arrays):
+    """True when every entry of every array is finite (a ``converged`` flag never covers a
+    non-finite output)."""
+    return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in arrays]))
 
 
 def kmeans(
@@ -424,12 +436,14 @@ def kmeans(
         if c0.shape != (k, d):
             raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
-        c0 = jax.lax.stop_gradient(checks.check_finite(c0, "init"))
+        c0 = jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(c0, "init"),
+                                                         "init"))
         return _with_gradients(x_in, w_in, _lloyd(x, w, c0, max_iter, tol_abs, chunk_size,
                                                   weighted))
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
                          f"{init!r}.")
+    checks.check_key(key)
 
     def one(kk):
         if init == "k-means++":

@@ -36,7 +36,8 @@ class KMedoidsResult(NamedTuple):
       n_iters: ``"fasterpam"``: passes over the candidates (as the reference implementation
         counts them); ``"pam"``: iterations, i.e. swaps + 1 unless ``max_iter`` was hit.
       n_swaps: swaps performed.
-      converged: the last pass (or iteration) found no improving swap before ``max_iter``.
+      converged: the last pass (or iteration) found no improving swap before ``max_iter``,
+        and ``loss`` is finite.
     """
 
     medoids: Int[Array, " k"]
@@ -315,7 +316,7 @@ def _validate(x, k, metric, weights):
                 f"got shape {tuple(x.shape)}. Pass the points with a metric such as "
                 "'euclidean' instead, or compute all n x n dissimilarities.")
     else:
-        checks.check_ndim(x, "x", 2, "(n, d)")
+        checks.check_points(x, "x")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
     checks.check_num_clusters(k, n)
@@ -327,6 +328,8 @@ def _validate(x, k, metric, weights):
                                              "negative entries; dissimilarities must be >= 0.")
     else:
         x = checks.check_finite(x, "x")
+        if metric != "manhattan":  # squared norms are formed (a manhattan sum is linear)
+            x = checks.check_sq_norms(x, "x")
     if weights is None:
         return x, None, token
     w = checks.as_float_array(weights, "weights", dtype=x.dtype)
@@ -348,6 +351,7 @@ def _check_init(init, n, k, key):
             if key is None:
                 raise ValueError("`key` is required with init='random' (it draws the k "
                                  "initial medoids); pass key=jax.random.key(seed).")
+            checks.check_key(key)
             return "random", None
         raise ValueError(f"`init` must be 'build', 'random' or an array of {k} point "
                          f"indices, got {init!r}.")
@@ -391,7 +395,8 @@ def _search(dfull, w, m0, max_iter, *, method):
     n = d.shape[0]
     own = dfull[s.medoids[s.near], jnp.arange(n)]
     loss = _wsum(w, jnp.where(s.slot >= 0, jnp.zeros((), d.dtype), own))
-    return KMedoidsResult(s.medoids, s.near, loss, it, n_swaps, conv)
+    # a sum of huge dissimilarities can overflow: never report such a loss as converged
+    return KMedoidsResult(s.medoids, s.near, loss, it, n_swaps, conv & jnp.isfinite(loss))
 
 
 def _dissimilarity_of(x, metric):

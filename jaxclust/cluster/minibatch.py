@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .kmeans import KMeansResult, _assign, _plusplus, _psum, _take_rows, _validate
+from .kmeans import KMeansResult, _all_finite, _assign, _plusplus, _psum, _take_rows, _validate
 
 __all__ = [
     "MiniBatchKMeansState",
@@ -50,6 +50,7 @@ def minibatch_kmeans_init(centroids: Float[Array, "k d"]) -> MiniBatchKMeansStat
     c = checks.as_float_array(centroids, "centroids")
     checks.check_ndim(c, "centroids", 2, "(k, d)")
     c = checks.check_finite(c.astype(jnp.promote_types(c.dtype, jnp.float32)), "centroids")
+    c = checks.check_sq_norms(c, "centroids")
     k = c.shape[0]
     return MiniBatchKMeansState(c, jnp.zeros((k,), c.dtype), jnp.asarray(0, jnp.int32),
                                 jnp.asarray(0, jnp.int32))
@@ -181,7 +182,9 @@ def minibatch_kmeans_update(
     if xb.shape[1] != d:
         raise ValueError(f"`batch` must have {d} features like the centroids, got "
                          f"{xb.shape[1]}.")
-    xb, wb = _validate(xb, 1, weights)
+    xb, wb = _validate(xb, 1, weights, name="batch")
+    if key is not None:
+        checks.check_key(key)
     return _update(state, xb, wb, key, reassignment_ratio)
 
 
@@ -243,6 +246,7 @@ def minibatch_kmeans(
       Sculley, "Web-Scale K-Means Clustering", WWW 2010.
     """
     x_in, w_in = _validate(x, k, weights)
+    checks.check_key(key)
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = xs.shape
     _check_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, None)
@@ -254,7 +258,8 @@ def minibatch_kmeans(
                                    max_steps, patience, chunk_size, None)
     inertia = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = jnp.sum(ws * dist) + (inertia - jax.lax.stop_gradient(inertia))
-    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
+    converged = (stall >= patience) & _all_finite(c, inertia)
+    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
 
 
 def _init_subset(key, n, m):

@@ -17,7 +17,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.fixed_point import gmres_solve, implicit_root
 from ..ot.sinkhorn import default_epsilon, sinkhorn
-from .kmeans import _plusplus, _sq_dists, _validate
+from .kmeans import _all_finite, _plusplus, _sq_dists, _validate
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "soft_kmeans"]
 
@@ -32,7 +32,8 @@ class SoftKMeansResult(NamedTuple):
       energy: the free energy $-T\\sum_i w_i \\log\\sum_j e^{-\\lVert x_i-c_j\\rVert^2/T}$
         at the fixed point, a smooth surrogate of the k-means inertia.
       n_iters: iterations run.
-      converged: the centroid shift fell below the tolerance before ``max_iter``.
+      converged: the centroid shift fell below the tolerance before ``max_iter`` and every
+        output is finite.
     """
 
     centroids: Float[Array, "k d"]
@@ -53,7 +54,9 @@ class SinkhornKMeansResult(NamedTuple):
       labels: ``argmax`` of the assignments, shape ``(n,)``.
       loss: transport cost $\\langle P, C\\rangle$ (the size-constrained soft inertia).
       n_iters: outer (centroid) iterations run.
-      converged: the centroid shift fell below the tolerance before ``max_iter``.
+      converged: the centroid shift fell below the tolerance before ``max_iter``, the final
+        assignment's Sinkhorn solve (the one ``assignments`` come from) met
+        ``sinkhorn_tol``, and every output is finite.
     """
 
     centroids: Float[Array, "k d"]
@@ -79,12 +82,13 @@ def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
             raise ValueError(f"`key` is required when `{name}` is a number of clusters "
                              "(k-means++ seeding); pass key=jax.random.key(0) or initial "
                              "centroids.")
+        checks.check_key(key)
         return k, jax.lax.stop_gradient(_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
     c0 = checks.as_float_array(k_or_centroids, name, dtype=x.dtype)
     if c0.ndim != 2 or c0.shape[1] != x.shape[1]:
         raise ValueError(f"`{name}` must be an int k or centroids of shape (k, {x.shape[1]}), "
                          f"got shape {tuple(c0.shape)}.")
-    return c0.shape[0], checks.check_finite(c0, name)
+    return c0.shape[0], checks.check_sq_norms(checks.check_finite(c0, name), name)
 
 
 def _adjoint(residual, tol):
@@ -232,6 +236,7 @@ def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit):
     logits = -_sq_dists(x, c) / t
     r = jax.nn.softmax(logits, axis=1)
     energy = -t * jnp.sum(w * jax.nn.logsumexp(logits, axis=1))
+    conv = conv & _all_finite(c, r, energy)  # e.g. a temperature so small that r is NaN
     return SoftKMeansResult(c, r, jnp.argmax(r, axis=1).astype(jnp.int32), energy, it, conv)
 
 
@@ -279,7 +284,9 @@ def sinkhorn_kmeans(
         centroids ``(k, d)``.
       key: PRNG key for the seeding (required with an int ``k``).
       epsilon: entropic regularisation in units of squared distance (default:
-        ``0.05 * std`` of the initial cost matrix, as ``jaxclust.ot.default_epsilon``).
+        ``0.05 * std`` of the initial cost matrix, as ``jaxclust.ot.default_epsilon``; 1
+        when all initial costs are equal, e.g. constant data, where every value gives the
+        same plan).
       sizes: cluster sizes ``(k,)``, positive (normalised to sum one); default uniform.
       weights: non-negative point masses ``(n,)`` (normalised to sum one).
       max_iter: outer iteration budget.
@@ -324,7 +331,10 @@ def sinkhorn_kmeans(
         b = b / jnp.sum(b)
     a = w / jnp.sum(w)
     if epsilon is None:
+        # 0.05 std of the costs; all costs equal (e.g. constant data) make it 0, and then
+        # every epsilon gives the same plan a b^T: use 1
         eps = jax.lax.stop_gradient(default_epsilon(x, c0))
+        eps = jnp.where(jnp.isfinite(eps) & (eps > 0), eps, jnp.ones((), eps.dtype))
     else:
         eps = jnp.asarray(checks.check_positive_scalar(
             epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
@@ -377,5 +387,9 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
     res = solve_ot(x, c, a, b, eps)
     p = res.plan
     assign = p / jnp.maximum(jnp.sum(p, axis=1, keepdims=True), jnp.finfo(x.dtype).tiny)
-    return SinkhornKMeansResult(c, assign, jnp.argmax(p, axis=1).astype(jnp.int32),
-                                res.linear_cost, it, conv)
+    loss = res.linear_cost
+    # the returned assignments come from this last solve: its marginals must be within
+    # `sinkhorn_tol` too, and every output finite
+    conv = conv & res.converged & _all_finite(c, assign, loss)
+    return SinkhornKMeansResult(c, assign, jnp.argmax(p, axis=1).astype(jnp.int32), loss,
+                                it, conv)

@@ -31,13 +31,11 @@ ROW_NORMS = ("degree", "row", "none")
 def _points(x, k=None, name: str = "x") -> jax.Array:
     """A finite 2-D float array (at least float32), with ``1 <= k <= n`` when ``k`` is given."""
     x = checks.as_float_array(x, name)
-    checks.check_ndim(x, name, 2, "(n, d)")
+    checks.check_points(x, name)
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    if x.shape[0] < 1:
-        raise ValueError(f"`{name}` must hold at least one point, got shape {tuple(x.shape)}.")
     if k is not None:
-        checks.check_num_clusters(k, x.shape[0])
-    return checks.check_finite(x, name)
+        checks.check_num_clusters(k, x.shape[0], rows_of=name)
+    return checks.check_sq_norms(checks.check_finite(x, name), name)
 
 
 def _check_affinity(w, name: str = "affinity", dtype=None) -> jax.Array:
@@ -169,7 +167,8 @@ class SpectralResult(NamedTuple):
         of the clusters (differentiable in the embedding for fixed labels).
       centroids: those centres in the embedding space, shape ``(k, n_components)``.
       n_iters: Lloyd iterations of the best k-means restart.
-      converged: that k-means run converged.
+      converged: that k-means run converged and the embedding, eigenvalues and inertia are
+        finite.
     """
 
     labels: Int[Array, " n"]
@@ -301,11 +300,13 @@ def spectral(
         w = _check_affinity(x, "x")
         n = w.shape[0]
         checks.check_num_clusters(k, n)
+        checks.check_key(key)
     else:
         pts = _points(x, k)
         n = pts.shape[0]
         if affinity == "knn":
             _check_n_neighbors(n_neighbors, n)
+        checks.check_key(key)
         w = _affinity(pts, affinity, gamma, n_neighbors)
     m = k if n_components is None else n_components
     if not (isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= n):
@@ -323,4 +324,6 @@ def spectral(
     mass = jnp.sum(onehot, axis=0)
     cent = (onehot.T @ emb) / jnp.where(mass > 0, mass, 1.0)[:, None]
     inertia = jnp.sum((emb - onehot @ cent) ** 2)
-    return SpectralResult(km.labels, emb, vals, inertia, cent, km.n_iters, km.converged)
+    finite = (jnp.all(jnp.isfinite(emb)) & jnp.all(jnp.isfinite(vals)) & jnp.isfinite(inertia))
+    return SpectralResult(km.labels, emb, vals, inertia, cent, km.n_iters,
+                          km.converged & finite)

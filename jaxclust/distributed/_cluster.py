@@ -18,6 +18,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._core import checks
 from ..cluster.kmeans import (
     KMeansResult,
+    _all_finite,
     _check_options,
     _global_top,
     _lloyd,
@@ -103,6 +104,10 @@ def _checked_blocks(x, w):
     bad_x = _psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0
     bad_w = _psum(jnp.sum(~jnp.isfinite(w) | (w < 0)), AXIS) > 0
     x = checks.ensure(x, bad_x, _BAD_X)
+    # overflow of squared distances: a global verdict, and only for finite data (the NaN
+    # message above comes first)
+    huge = _psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
+    x = checks.ensure(x, huge & ~bad_x, checks.overflow_message("points.x", x.dtype))
     w = checks.ensure(w, bad_w, _BAD_W)
     return x, checks.ensure(w, _psum(jnp.sum(w), AXIS) <= 0, _NO_MASS)
 
@@ -167,7 +172,7 @@ def kmeans(
       Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
     """
     _check_points(points)
-    checks.check_num_clusters(k, points.n)
+    checks.check_num_clusters(k, points.n, rows_of="points")
     _check_options(max_iter, n_init, tol, chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
@@ -179,6 +184,7 @@ def kmeans(
             raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, "
                              f"got {init!r}.")
         c0 = None
+        checks.check_key(key)
     else:
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
@@ -292,7 +298,8 @@ def minibatch_kmeans(
       Sculley, "Web-Scale K-Means Clustering", WWW 2010.
     """
     _check_points(points)
-    checks.check_num_clusters(k, points.n)
+    checks.check_num_clusters(k, points.n, rows_of="points")
+    checks.check_key(key)
     _check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,
                              chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
@@ -310,7 +317,8 @@ def minibatch_kmeans(
     # the inertia's gradient at the final centres, as the single-device function
     g = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = inertia + (g - jax.lax.stop_gradient(g))
-    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, stall >= patience)
+    converged = (stall >= patience) & _all_finite(c, inertia)
+    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
 
 
 @partial(jax.jit, static_argnames=("k", "n", "mesh", "batch_size", "ratio", "max_steps",

@@ -49,7 +49,8 @@ def make_mesh(devices: Sequence[Any] | None = None) -> Mesh:
       ``jax.sharding.Mesh`` of shape ``(len(devices),)`` with axis name ``"points"``.
 
     Raises:
-      ValueError: ``devices`` is empty or repeats a device.
+      ValueError: ``devices`` is not a sequence of JAX devices (e.g. a platform name such as
+        ``"cpu"``: pass ``jax.devices("cpu")``), is empty or repeats a device.
 
     Example:
       >>> from jaxclust import distributed as jd
@@ -57,7 +58,16 @@ def make_mesh(devices: Sequence[Any] | None = None) -> Mesh:
       >>> mesh.axis_names
       ('points',)
     """
-    devs = list(jax.devices() if devices is None else devices)
+    if devices is not None and (isinstance(devices, (str, bytes))
+                                or not isinstance(devices, Sequence | np.ndarray)):
+        raise ValueError("`devices` must be a sequence of JAX devices, e.g. jax.devices() or "
+                         f"jax.devices('cpu'), got {type(devices).__name__} {devices!r}.")
+    devs = list(jax.devices() if devices is None else np.ravel(np.asarray(devices,
+                                                                           dtype=object)))
+    bad = [d for d in devs if not isinstance(d, jax.Device)]
+    if bad:
+        raise ValueError("`devices` must contain JAX devices (from jax.devices() or "
+                         f"jax.devices('cpu')), got {type(bad[0]).__name__} {bad[0]!r}.")
     if not devs:
         raise ValueError("`devices` is empty; pass at least one device (default: jax.devices()).")
     if len({id(d) for d in devs}) != len(devs):
@@ -109,6 +119,11 @@ class ShardedPoints:
                 f"devices={self.num_devices}, dtype={self.x.dtype})")
 
 
+_BAD_X = ("`x` contains NaN or Inf; clean or mask the input (give masked points zero weight) "
+          "before calling.")
+_BAD_W = "`weights` must be finite and >= 0; give points to ignore weight 0."
+
+
 def _sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(AXIS))
 
@@ -139,8 +154,8 @@ def shard(x: Float[ArrayLike, "n d"], mesh: Mesh | None = None, weights: Float[A
     Raises:
       ValueError: ``x`` is not 2-D or is empty, ``weights`` has the wrong shape, is negative
         or not finite, or ``mesh`` is not a 1-D mesh with axis ``"points"``. The value
-        checks (NaN, negative weights) run on concrete arrays; under ``jax.jit`` only the
-        shapes are checked.
+        checks (NaN, negative weights) also run under ``jax.jit`` (then the runtime error
+        carries the message).
 
     Example:
       >>> import jax.numpy as jnp
@@ -171,22 +186,40 @@ def shard(x: Float[ArrayLike, "n d"], mesh: Mesh | None = None, weights: Float[A
              else checks.as_float_array(weights, "weights", dtype=x.dtype))
         if w.shape != (n,):
             raise ValueError(f"`weights` must have shape (n,) = ({n},), got {tuple(w.shape)}.")
-    # value checks run on concrete inputs; under jit they are skipped (a traced check would
-    # make eqx.error_if gather the whole array onto one device)
-    if not checks.is_traced(x, w):
+    # value checks: eagerly on the host; under jit inside shard_map after the arrays are
+    # sharded (`_checked_blocks`), so that every device reaches the same verdict and raises
+    # together (a check outside shard_map runs on one device while the others wait at the
+    # next collective, forever)
+    traced = checks.is_traced(x, w)
+    if not traced:
         if not bool(xp.all(xp.isfinite(x))):
-            raise ValueError("`x` contains NaN or Inf; clean or mask the input (give masked "
-                             "points zero weight) before calling.")
+            raise ValueError(_BAD_X)
         if not bool(xp.all(xp.isfinite(w) & (w >= 0))):
-            raise ValueError("`weights` must be finite and >= 0; give points to ignore "
-                             "weight 0.")
+            raise ValueError(_BAD_W)
     p = int(mesh.devices.size)
     n_pad = -(-n // p) * p
     if n_pad != n:
         x = xp.concatenate([x, xp.zeros((n_pad - n, x.shape[1]), x.dtype)])
         w = xp.concatenate([w, xp.zeros((n_pad - n,), w.dtype)])
     sharding = _sharding(mesh)
-    return ShardedPoints(jax.device_put(x, sharding), jax.device_put(w, sharding), n, mesh)
+    x, w = jax.device_put(x, sharding), jax.device_put(w, sharding)
+    if traced:
+        x, w = _checked_blocks(x, w, mesh)
+    return ShardedPoints(x, w, n, mesh)
+
+
+def _checked_blocks(x, w, mesh):
+    """The value checks of :func:`shard` on traced arrays: per-device counts, ``psum``'d to
+    one global verdict inside ``shard_map``."""
+
+    def body(xb, wb):
+        bad_x = jax.lax.psum(jnp.sum(~jnp.isfinite(xb)), AXIS) > 0
+        bad_w = jax.lax.psum(jnp.sum(~(jnp.isfinite(wb) & (wb >= 0))), AXIS) > 0
+        return checks.ensure(xb, bad_x, _BAD_X), checks.ensure(wb, bad_w & ~bad_x, _BAD_W)
+
+    rows = PartitionSpec(AXIS)
+    return jax.shard_map(body, mesh=mesh, in_specs=(rows, rows), out_specs=(rows, rows),
+                         check_vma=False)(x, w)
 
 
 def gather(a: Array, n: int | None = None) -> np.ndarray:

@@ -39,6 +39,8 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
         bad = jax.lax.psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0  # same verdict everywhere
         x = checks.ensure(x, bad, "`points.x` contains NaN or Inf; clean the input before "
                           "calling.")
+        huge = jax.lax.psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
+        x = checks.ensure(x, huge & ~bad, checks.overflow_message("points.x", x.dtype))
         mask = _local_mask(x.shape[0], n)
         mf = mask.astype(dt)[:, None]
         mean = jax.lax.psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n
@@ -157,7 +159,7 @@ def kmeans_sdp(
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"`tol` must be a finite number > 0, got {tol!r}.")
     beta, step = (_positive(v, name) for v, name in ((beta, "beta"), (step, "step")))
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0) if key is None else checks.check_key(key)
     dt = jnp.promote_types(points.x.dtype, jnp.float32)
     n_checks = -(-max_iter // check_every)
     u, emb, n_iters, converged, obj, res = _solve(
@@ -166,4 +168,5 @@ def kmeans_sdp(
         check_every=check_every)
     labels = _round(emb, points, k, key)
     nan = jnp.asarray(jnp.nan, dt)
-    return KMeansSDPResult(None, u, labels, obj, res, nan, nan, n_iters, converged)
+    return KMeansSDPResult(None, u, labels, obj, res, nan, nan, n_iters,
+                           converged & jnp.isfinite(obj))

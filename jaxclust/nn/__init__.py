@@ -156,8 +156,9 @@ def _features(z, d: int, name: str = "z") -> jax.Array:
     """``z (batch, d)``, floating and finite."""
     z = checks.as_float_array(z, name)
     if z.ndim != 2 or z.shape[1] != d:
-        raise ValueError(f"`{name}` must have shape (batch, {d}) (d = the head's feature size), "
-                         f"got {tuple(z.shape)}. For a batch of batches, use jax.vmap.")
+        raise ValueError(f"`{name}` must have shape (batch, {d}) (the same number of features "
+                         f"as the head, d = {d}), got {tuple(z.shape)}. For a batch of "
+                         "batches, use jax.vmap.")
     return checks.check_finite(z, name)
 
 

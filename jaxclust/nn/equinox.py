@@ -25,6 +25,7 @@ from . import (
     _check_swav_targets,
     _check_target,
     _dec_head_loss,
+    _features,
     _head_logits,
     _initial,
     _normal,
@@ -379,7 +380,8 @@ class DECHead(eqx.Module):
         return cls(c.shape[1], k, centroids=c, **kwargs)
 
     def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
-        return soft_assignment(z, self.centroids, temperature=self.temperature,
+        c = self.centroids
+        return soft_assignment(_features(z, c.shape[1]), c, temperature=self.temperature,
                                kind=self.kind, alpha=self.alpha)
 
     def target(self, q: Float[ArrayLike, "batch k"]) -> Float[Array, "batch k"]:

@@ -93,7 +93,7 @@ class BMState(NamedTuple):
         (never formed by the solver).
       n_iters: iterations run.
       converged: primal residual and relative objective change both at most ``tol`` before
-        ``max_iter``.
+        ``max_iter``, with a finite factor and objective.
       objective: $\\langle D, UU^\\top\\rangle$, exact, in the units of ``x``.
       primal_residual: $\\lVert UU^\\top\\mathbf 1 - \\mathbf 1\\rVert / \\sqrt n$.
       multiplier: the Lagrange multiplier $y$ of $UU^\\top\\mathbf 1 = \\mathbf 1$ for the
@@ -233,7 +233,7 @@ def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_ev
     finite = jnp.all(jnp.isfinite(u))
     if ax is not None:
         finite = _allsum((~finite).astype(jnp.int32), ax) == 0
-    return BMState(u, i, done & finite, obj, res, y)
+    return BMState(u, i, done & finite & jnp.isfinite(obj), obj, res, y)
 
 
 def _check_options(k: int, n: int, rank, max_iter, check_every) -> int:
@@ -309,17 +309,18 @@ def bm_solve(
       Low-rank Semidefinite Programming", ICLR 2024. Peng & Wei, SIAM J. Optim. 2007.
     """
     x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
+    checks.check_points(x, "x")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
     rank = _check_options(k, n, rank, max_iter, check_every)
+    checks.check_key(key)
     if init not in ("kmeans", "random"):
         raise ValueError(f"`init` must be 'kmeans' or 'random', got {init!r}.")
     if isinstance(tol, (int, float)) and not (math.isfinite(tol) and tol >= 0):
         raise ValueError(f"`tol` must be a finite number >= 0, got {tol}.")
     beta = checks.check_positive_scalar(beta, "beta", "The penalty is in scaled units; try 1.")
     step = checks.check_positive_scalar(step, "step", "A fraction of 1/L; try 1.")
-    x = checks.check_finite(x, "x")
+    x = checks.check_sq_norms(checks.check_finite(x, "x"), "x")
     n_checks = -(-max_iter // check_every)
     return _solve(x, key, jnp.asarray(tol, x.dtype), jnp.asarray(beta, x.dtype),
                   jnp.asarray(step, x.dtype), k=k, rank=rank,

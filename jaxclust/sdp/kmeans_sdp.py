@@ -22,7 +22,7 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .rounding import round_labels
+from .rounding import _embed, _kmeans_labels
 
 __all__ = ["ADMM_MAX_N", "KMeansSDPResult", "kmeans_sdp"]
 
@@ -55,7 +55,9 @@ class KMeansSDPResult(NamedTuple):
       gap: relative duality gap $(p - d) / (1 + |p| + |d|)$ between the objective $p$ and a
         certified lower bound $d$ (ADMM, with $D$ scaled to unit mean); BM: NaN.
       n_iters: iterations run.
-      converged: both residuals fell below ``tol`` before ``max_iter``.
+      converged: both residuals (ADMM; BM: the primal residual and the relative objective
+        change) fell below ``tol`` before ``max_iter``, and the solution and objective are
+        finite.
     """
 
     Z: Float[Array, "n n"] | None
@@ -213,16 +215,26 @@ def _admm(x, k, rho, max_iter, adaptive, tol):
     p = jnp.sum(dn * z)
     lb = _lower_bound(dn - nmul, k)
     gap = (p - lb) / (1.0 + jnp.abs(p) + jnp.abs(lb))
-    return z, p * scale, rp, rd, gap, it, (rp <= tol) & (rd <= tol)
+    obj = p * scale
+    finite = jnp.all(jnp.isfinite(z)) & jnp.isfinite(obj)
+    return z, obj, rp, rd, gap, it, (rp <= tol) & (rd <= tol) & finite
+
+
+def _round(sol, k, key):
+    """``round_labels(sol, k, key)`` without its input checks: the solution is the
+    solver's, and a non-finite one (reported as ``converged=False``) must not be blamed on
+    a ``sol`` the user never passed; its non-finite entries are zeroed for the rounding."""
+    sol = jnp.where(jnp.isfinite(sol), sol, 0.0)
+    return _kmeans_labels(_embed(sol, k), k, key, 4)
 
 
 def _validate(x, k):
     x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
+    checks.check_points(x, "x")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
     checks.check_num_clusters(k, n, sdp=True)
-    return x, checks.check_finite(x, "x")
+    return x, checks.check_sq_norms(checks.check_finite(x, "x"), "x")
 
 
 def kmeans_sdp(
@@ -332,7 +344,7 @@ def kmeans_sdp(
         raise ValueError(f"`tol` must be a number > 0, got {tol!r}.")
     if max_iter is not None and not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"`max_iter` must be None or an int >= 1, got {max_iter!r}.")
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0) if key is None else checks.check_key(key)
     x = jax.lax.stop_gradient(x_checked)
     if method == "admm":
         if n > ADMM_MAX_N:
@@ -345,7 +357,7 @@ def kmeans_sdp(
             rho = checks.check_positive_scalar(rho, "rho")
         z, obj, rp, rd, gap, it, conv = _admm(x, k, rho, max_iter or 10000,
                                               bool(adaptive_rho), tol)
-        labels = round_labels(z, k, key)
+        labels = _round(z, k, key)
         return KMeansSDPResult(z, None, labels, obj, rp, rd, gap, it, conv)
     if method == "bm":
         try:
@@ -360,8 +372,8 @@ def kmeans_sdp(
             opts["max_iter"] = max_iter
         st = bm_solve(x, k, tol=tol, key=key, **opts)
         u = st.U
-        labels = round_labels(u, k, key)
+        labels = _round(u, k, key)
         nan = jnp.asarray(jnp.nan, u.dtype)
         return KMeansSDPResult(None, u, labels, st.objective, st.primal_residual, nan, nan,
-                               st.n_iters, st.converged)
+                               st.n_iters, st.converged & jnp.isfinite(st.objective))
     raise ValueError(f"`method` must be 'admm' or 'bm', got {method!r}.")

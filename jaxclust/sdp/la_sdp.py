@@ -109,7 +109,8 @@ class LASDPResult(NamedTuple):
       n_outer: SDP + covariance rounds run.
       n_inner: SDP iterations of the last round.
       converged: the labels were stable and the objective changed by at most ``tol_outer``
-        (relative) between the last two rounds, and the last SDP step converged.
+        (relative) between the last two rounds, the last SDP step converged, and the
+        factors, objective, log-likelihood, means and covariances are finite.
     """
 
     factors: Float[Array, "k n r"]
@@ -308,7 +309,8 @@ def _la_sdp(x, labels0, key, reg, tol, tol_outer, beta, step, *, k, rank, cov_ty
     cov, w, nk, means, logdet = fit
     props = nk / jnp.sum(nk)
     ll = _classification_loglik(x, labels, means, cov, logdet, props)
-    finite = jnp.all(jnp.isfinite(u)) & jnp.isfinite(f)
+    finite = (jnp.all(jnp.isfinite(u)) & jnp.isfinite(f) & jnp.isfinite(ll)
+              & jnp.all(jnp.isfinite(cov)) & jnp.all(jnp.isfinite(means)))
     return LASDPResult(u, labels, w, means, cov, props, f, ll, res, n_out, n_in,
                        conv & finite)
 
@@ -392,10 +394,11 @@ def la_sdp(
       Heterogeneous Data", ICML 2023.
     """
     x = checks.as_float_array(x, "x")
-    checks.check_ndim(x, "x", 2, "(n, d)")
+    checks.check_points(x, "x")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
     checks.check_num_clusters(k, n, sdp=True)
+    checks.check_key(key)
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(f"`covariance_type` must be one of {COVARIANCE_TYPES}, got "
                          f"{covariance_type!r}.")
@@ -410,7 +413,7 @@ def la_sdp(
             raise ValueError(f"`{name}` must be a finite number >= 0, got {val}.")
     beta = checks.check_positive_scalar(beta, "beta", "The penalty is in scaled units; try 1.")
     step = checks.check_positive_scalar(step, "step", "A fraction of 1/L; try 1.")
-    x = jax.lax.stop_gradient(checks.check_finite(x, "x"))
+    x = jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(x, "x"), "x"))
     k_init, k_run = jax.random.split(key)
     if init_labels is None:
         labels0 = kmeans_sdp(x, k, method="bm", key=k_init).labels

@@ -60,10 +60,40 @@ def spectral_embedding(sol: Float[Array, "n m"], k: int) -> Float[Array, "n k"]:
     For a square ``sol`` (a solution $Z$) the top-``k`` eigenpairs give
     $V_k \Lambda_k^{1/2}$ (negative eigenvalues clipped at 0); for a factor $U$ of shape
     ``(n, r)`` with $r \ne n$ ($Z = U U^\top$) the top-``k`` left singular pairs give
-    $U_k \Sigma_k$. Either way the rows' inner products are the best rank-``k``
-    approximation of $Z$: on the membership matrix of a partition, every point of cluster
-    $a$ maps to the same row, of norm $1/\sqrt{|G_a|}$, orthogonal to the others.
+    $U_k \Sigma_k$ (zero columns beyond $r$). Either way the rows' inner products are the
+    best rank-``k`` approximation of $Z$: on the membership matrix of a partition, every
+    point of cluster $a$ maps to the same row, of norm $1/\sqrt{|G_a|}$, orthogonal to the
+    others.
+
+    float16 / bfloat16 inputs are decomposed in float32 (XLA has no half-precision
+    ``eigh``/``svd``) and the embedding is returned in the input dtype.
+
+    Args:
+      sol: SDP solution ``(n, n)`` or factor ``(n, r)``.
+      k: embedding dimension (static), ``1 <= k <= n``.
+
+    Returns:
+      The embedding, shape ``(n, k)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.sdp import membership_matrix, spectral_embedding
+      >>> e = spectral_embedding(membership_matrix(jnp.array([0, 0, 1]), 2), 2)
+      >>> e.shape, [round(float(v), 4) for v in jnp.sort(jnp.linalg.norm(e, axis=1))]
+      ((3, 2), [0.7071, 0.7071, 1.0])
     """
+    sol = checks.as_float_array(sol, "sol")
+    checks.check_ndim(sol, "sol", 2, "(n, n) or (n, r)")
+    n = sol.shape[0]
+    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= n):
+        raise ValueError(f"`k` must be a Python int in [1, n] = [1, {n}] (the embedding "
+                         f"dimension), got {k!r}.")
+    dtype = sol.dtype
+    return _spectral_embedding(sol.astype(jnp.promote_types(dtype, jnp.float32)),
+                               k).astype(dtype)
+
+
+def _spectral_embedding(sol, k):
     if sol.shape[0] == sol.shape[1]:
         zs = 0.5 * (sol + sol.T)
         lam, vec = jnp.linalg.eigh(zs)
@@ -122,13 +152,13 @@ def round_labels(
     sol = checks.check_finite(sol, "sol")
     if not (isinstance(n_init, int) and n_init >= 1):
         raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
-    key = jax.random.key(0) if key is None else key
+    key = jax.random.key(0) if key is None else checks.check_key(key)
     return _kmeans_labels(_embed(sol, k), k, key, n_init)
 
 
 @partial(jax.jit, static_argnums=(1,))
 def _embed(sol, k):
-    return spectral_embedding(sol, k)
+    return _spectral_embedding(sol, k)
 
 
 @partial(jax.jit, static_argnums=(1, 3))

@@ -124,6 +124,13 @@ def main():
         "lloyd_negative_w": error_of(lloyd, with_w(-1.0)),
         "lloyd_zero_w": error_of(lloyd, with_w(0.0)),
         "minibatch_inf_x": error_of(mb, with_x(np.inf)),
+        # issue 14: squared distances overflow float32 (before: labels 2**31 - 1, NaN
+        # inertia, converged=True)
+        "lloyd_huge_x": error_of(lloyd, with_x(1e20)),
+        "minibatch_huge_x": error_of(mb, with_x(1e20)),
+        # issue 14: shard's value checks hold under jit too (before: eager only)
+        "shard_jit_negative_w": error_of(jax.jit(lambda a, b: jd.shard(a, mesh, b).weights),
+                                         np.asarray(x), -np.asarray(w)),
         "knn_nan_query": error_of(knn5, np.where(np.arange(80)[:, None] == 3, np.nan, q), bank),
     }
     json.dump(out, sys.stdout)

@@ -139,6 +139,10 @@ def main() -> dict:
                                      jd.shard(xs, mesh))
     out["bm_inf_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, max_iter=200)
                                    .objective, bad_pts)
+    huge_pts = jax.tree_util.tree_map(lambda t: t.at[4].set(1e20) if t.ndim == 2 else t,
+                                      jd.shard(xs, mesh))
+    out["bm_huge_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, max_iter=200)
+                                    .objective, huge_pts)
     out["bm"] = {"objective": abs(float(res.objective) / float(ref.objective) - 1.0),
                  "factor": rel(jd.gather(res.factor, n_sdp), ref.factor),
                  "residual": abs(float(res.primal_residual) - float(ref.primal_residual)),

@@ -22,6 +22,14 @@ def test_make_mesh_bad_input():
     d = jax.devices()[0]
     with pytest.raises(ValueError, match="repeats a device"):
         jd.make_mesh([d, d])
+    # issue 14: a platform name is not a list of devices (before: a mesh of the devices
+    # 'c', 'p', 'u')
+    with pytest.raises(ValueError, match=r"`devices` must be a sequence of JAX devices.*"
+                                         r"jax.devices\('cpu'\)"):
+        jd.make_mesh("cpu")
+    with pytest.raises(ValueError, match="`devices` must contain JAX devices"):
+        jd.make_mesh([d, "cpu"])
+    assert jd.make_mesh(tuple(jax.devices())).devices.size == len(jax.devices())
 
 
 def test_shard_and_gather_roundtrip():
@@ -68,6 +76,19 @@ def test_shard_bad_input():
     other = jax.sharding.Mesh(np.asarray(jax.devices()), ("data",))
     with pytest.raises(ValueError, match="`mesh` must be a 1-D"):
         jd.shard(jnp.ones((3, 2)), other)
+
+
+def test_shard_value_checks_under_jit():
+    """issue 14: shard checked NaN and negative weights only eagerly; under jit they passed
+    silently. Now the runtime error carries the same message."""
+    mesh = jd.make_mesh()
+    f = jax.jit(lambda x, w: jd.shard(x, mesh, w))  # the checks ride on the arrays
+    x, w = jnp.ones((3, 2)), jnp.ones(3)
+    np.testing.assert_array_equal(np.asarray(f(x, w).weights), np.ones(3))
+    with pytest.raises(Exception, match="`weights` must be finite and >= 0"):
+        jax.block_until_ready(f(x, w.at[1].set(-1.0)))
+    with pytest.raises(Exception, match="`x` contains NaN or Inf"):
+        jax.block_until_ready(f(x.at[0, 1].set(jnp.nan), w))
 
 
 def test_shard_host_arrays():

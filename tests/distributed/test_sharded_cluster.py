@@ -104,6 +104,9 @@ def test_no_collective_of_point_size_and_lloyd_bytes(report):
     ("lloyd_negative_w", "`points.weights` has NaN, Inf or negative entries"),
     ("lloyd_zero_w", "`points.weights` sums to 0"),
     ("knn_nan_query", "`features` contains NaN or Inf"),
+    ("lloyd_huge_x", "`points.x` has values too large for float32"),
+    ("minibatch_huge_x", "`points.x` has values too large for float32"),
+    ("shard_jit_negative_w", "`weights` must be finite and >= 0"),
 ])
 def test_bad_values_under_jit_raise_on_every_device(report, case, message):
     # a value check outside shard_map would run on one device: the others would hang at
@@ -139,6 +142,15 @@ def test_bad_input():
         jd.minibatch_kmeans(pts, 2, key=key, batch_size=0)
     with pytest.raises(ValueError, match="`reassignment_ratio`"):
         jd.minibatch_kmeans(pts, 2, key=key, reassignment_ratio=2.0)
+    # issue 14: keys are checked with a message naming `key` (before: JAX's internal
+    # TypeError)
+    for bad_key in (None, 0):
+        with pytest.raises(ValueError, match="`key` must be a JAX PRNG key"):
+            jd.kmeans(pts, 2, key=bad_key)
+        with pytest.raises(ValueError, match="`key` must be a JAX PRNG key"):
+            jd.minibatch_kmeans(pts, 2, key=bad_key)
+    with pytest.raises(ValueError, match="`key` must be a JAX PRNG key"):
+        jd.kmeans_sdp(pts, 2, key=0)
     with pytest.raises(ValueError, match="`bank` must be a ShardedPoints"):
         jd.knn(x, x, k=1)
     with pytest.raises(ValueError, match="k may not exceed the bank size"):

@@ -71,6 +71,10 @@ def test_sinkhorn_bad_value_under_jit_raises(report):
     assert report["negative_w_error"] and "`points.weights` must be finite and >= 0" in (
         report["negative_w_error"])
     assert report["bm_inf_error"] and "`points.x` contains NaN or Inf" in report["bm_inf_error"]
+    # issue 14: float32 overflow of the squared distances is an error naming `points.x`
+    # (before: NaN objective reported as converged)
+    assert report["bm_huge_error"] and "`points.x` has values too large for float32" in (
+        report["bm_huge_error"])
 
 
 @pytest.mark.parametrize("case", ["balanced", "unbalanced"])
