@@ -32,3 +32,15 @@ def test_iris_slice_scores_table_and_figure(tmp_path):
     assert "iris" in text and "k-medoids" in text
     path = plot_embedding(iris, runs, tmp_path / "iris.png")
     assert path.exists() and path.stat().st_size > 10_000
+
+
+def test_laplacian_note_compares_with_kmeans():
+    from jaxclust.demo.cluster import MethodRun, laplacian_note
+
+    lab = np.zeros(3, int)
+    runs = [MethodRun("digits", "k-means", lab, 0.793, 0.7, 0.6, 0.1),
+            MethodRun("digits", "Laplacian k-means", lab, 0.822, 0.8, 0.7, 0.1)]
+    note = laplacian_note(runs)
+    assert "82.2%" in note and "79.3%" in note and "improves on" in note
+    assert "does not improve" in laplacian_note(runs[:1] + [runs[1]._replace(acc=0.7)])
+    assert laplacian_note(runs[:1]) is None
