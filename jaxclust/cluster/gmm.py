@@ -40,7 +40,9 @@ class GMMResult(NamedTuple):
         parameters, as scikit-learn's ``GaussianMixture.score``.
       n_iters: EM iterations run (of the best restart).
       converged: the change of the mean log-likelihood fell below ``tol`` before
-        ``max_iter``, and every returned array is finite.
+        ``max_iter``, also over the last M-step (from the previous parameters to the
+        returned ones, whose ``log_likelihood`` is reported), and every returned array is
+        finite.
     """
 
     means: Float[Array, "k d"]
@@ -145,7 +147,7 @@ def _em_step(params, theta, cov_type):
 
 
 def _make_solver(cov_type, max_iter, implicit):
-    """``(theta, params0) -> (params, (n_iters, converged))`` with the chosen gradient;
+    """``(theta, params0) -> (params, (n_iters, converged, ll_prev))`` with the chosen gradient;
     ``theta = (x, sample weights, reg, tol)``."""
 
     def solve(theta, z0):
@@ -161,9 +163,10 @@ def _make_solver(cov_type, max_iter, implicit):
 
         dtype = z0[0].dtype
         state0 = (z0, jnp.asarray(-jnp.inf, dtype), jnp.asarray(jnp.inf, dtype))
-        (z, _, change), n_iters = iterate_blocks(
+        (z, prev, change), n_iters = iterate_blocks(
             block, state0, max_blocks=max_iter, done=done, unrolled=not implicit)
-        return z, (n_iters, jnp.abs(change) < tol)
+        # prev: the mean log-likelihood of the parameters before the last M-step
+        return z, (n_iters, jnp.abs(change) < tol, jax.lax.stop_gradient(prev))
 
     if not implicit:
         return solve
@@ -203,12 +206,15 @@ def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, ma
     solver = _make_solver(cov_type, max_iter, implicit)
 
     def run_from(z0):
-        z, (n_iters, converged) = solver(theta, z0)
+        z, (n_iters, converged, ll_prev) = solver(theta, z0)
         log_norm, log_resp = _e_step(x, z, cov_type)
         ll = jnp.sum(sw * log_norm) / jnp.sum(sw)
         resp = jnp.exp(log_resp)
         finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in (*z, resp, ll)]))
-        return GMMResult(z[0], z[1], z[2], resp, ll, n_iters, converged & finite)
+        # the rule measured on what is returned: the last M-step changed the mean
+        # log-likelihood (now at the returned parameters) by less than tol too
+        last = jnp.abs(jax.lax.stop_gradient(ll) - ll_prev) < tol
+        return GMMResult(z[0], z[1], z[2], resp, ll, n_iters, converged & last & finite)
 
     if init_kind == "params":
         means, cov, w = init_value

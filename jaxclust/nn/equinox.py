@@ -304,7 +304,10 @@ class PartialOTClusteringHead(eqx.Module):
              mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
         """Swapped pseudo-label loss between two views, weighted by the transported mass:
         the sum of the two directions, as the reference."""
-        return _swapped_pseudo_label_loss(self(z_a), self(z_b), mass, z_a, z_b, self.config)
+        t, unit = self.config.temperature, self.normalize  # views named in messages
+        s_a = _head_logits(z_a, self.prototypes, t, unit, "z_a")
+        s_b = _head_logits(z_b, self.prototypes, t, unit, "z_b")
+        return _swapped_pseudo_label_loss(s_a, s_b, mass, z_a, z_b, self.config)
 
 
 class DECHead(eqx.Module):

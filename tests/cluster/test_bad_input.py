@@ -183,15 +183,22 @@ def test_minibatch_update_names_batch():
 
 
 @pytest.mark.parametrize("framework", ["equinox", "flax"])
-def test_dec_head_names_z(framework):
-    """Before: the DEC head's messages named `x` for its argument `z`."""
+def test_heads_name_their_arguments(framework):
+    """Before: the DEC head's messages named `x` for its argument `z`, and the P²OT head's
+    loss named `z` for its views `z_a` / `z_b`."""
     if framework == "flax":
         pytest.importorskip("flax")
-        from jaxclust.nn.flax import DECHead
+        from jaxclust.nn.flax import DECHead, PartialOTClusteringHead
     else:
-        from jaxclust.nn.equinox import DECHead
+        from jaxclust.nn.equinox import DECHead, PartialOTClusteringHead
+    bad = X.at[0, 0].set(jnp.nan)
     head = DECHead(3, 2, centroids=X[:2])
     with pytest.raises(ValueError, match="`z` contains NaN"):
-        head(X.at[0, 0].set(jnp.nan))
+        head(bad)
     with pytest.raises(ValueError, match=r"`z` must have shape \(batch, 3\)"):
         head(jnp.ones((4, 5)))
+    p2ot = PartialOTClusteringHead(3, 2, prototypes=X[:2])
+    with pytest.raises(ValueError, match="`z_a` contains NaN"):
+        p2ot.loss(bad, X, 0.5)
+    with pytest.raises(ValueError, match="`z_b` contains NaN"):
+        p2ot.loss(X, bad, 0.5)
