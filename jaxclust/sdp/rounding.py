@@ -149,7 +149,7 @@ def round_labels(
     sol = sol.astype(jnp.promote_types(sol.dtype, jnp.float32))
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= sol.shape[0]):
         raise ValueError(f"`k` must be a Python int in [1, n] = [1, {sol.shape[0]}], got {k!r}.")
-    sol = checks.check_finite(sol, "sol")
+    sol = checks.check_sq_norms(checks.check_finite(sol, "sol"), "sol")
     if not (isinstance(n_init, int) and n_init >= 1):
         raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
     key = jax.random.key(0) if key is None else checks.check_key(key)

@@ -202,3 +202,16 @@ def test_heads_name_their_arguments(framework):
         p2ot.loss(bad, X, 0.5)
     with pytest.raises(ValueError, match="`z_b` contains NaN"):
         p2ot.loss(X, bad, 0.5)
+
+
+def test_half_precision_inputs_are_computed_in_float32():
+    """The Cholesky/eigh-based code runs on float16 input (XLA has no half-precision
+    factorisations): computed, and returned, in float32 (a float16 log-likelihood or inertia
+    would overflow at 65504)."""
+    h = X.astype(jnp.float16)
+    cov = jnp.stack([jnp.eye(3), 2.0 * jnp.eye(3)])
+    args = (h[:2], cov.astype(jnp.float16), jnp.asarray([0.25, 0.75], jnp.float16))
+    lp, lr = jc.gmm_log_prob(h, *args)
+    ref, _ = jc.gmm_log_prob(h.astype(jnp.float32), *(a.astype(jnp.float32) for a in args))
+    assert lp.dtype == lr.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(lp), np.asarray(ref), rtol=1e-6)

@@ -31,6 +31,12 @@ def test_float32_overflow_is_an_error_naming_x(name):
         POINT_FUNCTIONS[name](X * 1e20)
 
 
+def test_round_labels_overflow_names_sol():
+    """Before: the rounding k-means raised about an `x` the user never passed."""
+    with pytest.raises(ValueError, match="`sol` has values too large for float32"):
+        sdp.round_labels(jnp.eye(4) * 1e20, 2)
+
+
 @pytest.mark.parametrize("name", sorted(POINT_FUNCTIONS))
 def test_empty_x_blames_x_not_k(name):
     """Before: "`k` must satisfy 2 <= k < n = 0"."""
