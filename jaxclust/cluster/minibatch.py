@@ -175,6 +175,7 @@ def minibatch_kmeans_update(
     """
     if not isinstance(state, MiniBatchKMeansState):
         raise ValueError("`state` must be a MiniBatchKMeansState (from minibatch_kmeans_init).")
+    state = state._replace(centroids=checks.check_finite(state.centroids, "state.centroids"))
     _check_ratio(reassignment_ratio)
     xb = checks.as_float_array(batch, "batch", dtype=state.centroids.dtype)
     checks.check_ndim(xb, "batch", 2, "(b, d)")

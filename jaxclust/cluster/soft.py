@@ -67,11 +67,23 @@ class SinkhornKMeansResult(NamedTuple):
     converged: Bool[Array, ""]
 
 
-def _check_iters(max_iter, tol):
+def _check_iters(max_iter, tol, prefix=""):
+    """``max_iter`` an int >= 1 and ``tol`` a number >= 0 (``prefix`` names the inner
+    solver's options, e.g. ``sinkhorn_``)."""
     if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(tol, (int, float)) and tol >= 0):
-        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+        raise ValueError(f"`{prefix}max_iter` must be an int >= 1, got {max_iter!r}.")
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
+        raise ValueError(f"`{prefix}tol` must be a number >= 0, got {tol!r}.")
+
+
+def _transport_update(p, x, c):
+    """Centroid update ``(P^T x)_j / sum_i P_ij``; a column without (finite) mass, which
+    only an inner solve that failed produces (e.g. a tiny ``epsilon``), keeps its centroid
+    (never NaN; the failed solve shows in ``converged``)."""
+    mass = jnp.sum(p, axis=0)
+    ok = (mass > 0) & jnp.all(jnp.isfinite(p), axis=0)
+    new = (p.T @ x) / jnp.where(ok, mass, 1.0)[:, None]
+    return jnp.where(ok[:, None] & jnp.isfinite(new), new, c)
 
 
 def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
@@ -315,7 +327,7 @@ def sinkhorn_kmeans(
     """
     x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
     _check_iters(max_iter, tol)
-    _check_iters(sinkhorn_max_iter, sinkhorn_tol)
+    _check_iters(sinkhorn_max_iter, sinkhorn_tol, "sinkhorn_")
     k, c0 = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
@@ -353,7 +365,7 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
     def update(c, params):
         x, a, b, eps = params
         p = solve_ot(x, c, a, b, eps).plan
-        return (p.T @ x) / jnp.sum(p, axis=0)[:, None]
+        return _transport_update(p, x, c)
 
     params = (x, a, b, eps)
     if implicit:
@@ -368,7 +380,7 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
                 c, f, g, it, _ = s
                 res = solve_ot(x, c, a, b, eps, (f, g))
                 p = res.plan
-                new = (p.T @ x) / jnp.sum(p, axis=0)[:, None]
+                new = _transport_update(p, x, c)
                 return new, res.f, res.g, it + 1, jnp.max(jnp.abs(new - c))
 
             n = x.shape[0]

@@ -321,6 +321,8 @@ def sinkhorn(
                          f"{chunk_size!r}.")
     y = checks.as_float_array(y, "y")
     checks.check_ndim(y, "y", 2, "(m, d)")
+    if y.shape[0] == 0:
+        raise ValueError("`y` has no rows (shape (0, d)); pass at least one target point.")
     if y.shape[1] != points.x.shape[1]:
         raise ValueError(f"`y` must have as many features as the points, {points.x.shape[1]}, "
                          f"got {y.shape[1]}.")

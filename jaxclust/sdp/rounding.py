@@ -88,6 +88,7 @@ def spectral_embedding(sol: Float[Array, "n m"], k: int) -> Float[Array, "n k"]:
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= n):
         raise ValueError(f"`k` must be a Python int in [1, n] = [1, {n}] (the embedding "
                          f"dimension), got {k!r}.")
+    sol = checks.check_finite(sol, "sol")
     dtype = sol.dtype
     return _spectral_embedding(sol.astype(jnp.promote_types(dtype, jnp.float32)),
                                k).astype(dtype)

@@ -94,6 +94,14 @@ def test_sinkhorn_kmeans_converged_requires_the_final_assignment_to_converge():
     col = jnp.sum(res.assignments, axis=0) / x.shape[0]
     assert float(jnp.max(jnp.abs(col - sizes))) > 1e-3  # the sizes are not met ...
     assert not bool(res.converged)  # ... and that is reported
+    # a tiny epsilon: before, a failed inner plan made NaN centroids and the next solve
+    # raised "`y` contains NaN" (a `y` the user never passed); now columns without mass keep
+    # their centroid and the failure shows in `converged`
+    res = jc.sinkhorn_kmeans(x, x[jnp.asarray([0, 11])], sizes=sizes, epsilon=1e-30,
+                             sinkhorn_max_iter=2)
+    assert not bool(res.converged) and bool(jnp.all(jnp.isfinite(res.centroids)))
+    with pytest.raises(ValueError, match="`sinkhorn_tol` must be a number >= 0"):
+        jc.sinkhorn_kmeans(x, 2, key=KEY, sinkhorn_tol=-1)  # before: named `tol`
 
 
 def test_sinkhorn_kmeans_on_constant_data_needs_no_epsilon():
@@ -180,6 +188,9 @@ def test_minibatch_update_names_batch():
         jc.minibatch_kmeans_update(state, X.at[0, 0].set(jnp.nan))
     with pytest.raises(ValueError, match="`batch` has values too large"):
         jc.minibatch_kmeans_update(state, X * 1e20)
+    with pytest.raises(ValueError, match="`state.centroids` contains NaN"):  # before: NaN out
+        jc.minibatch_kmeans_update(state._replace(centroids=state.centroids.at[0, 0].set(
+            jnp.nan)), X)
 
 
 @pytest.mark.parametrize("framework", ["equinox", "flax"])

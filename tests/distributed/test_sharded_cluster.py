@@ -151,6 +151,8 @@ def test_bad_input():
             jd.minibatch_kmeans(pts, 2, key=bad_key)
     with pytest.raises(ValueError, match="`key` must be a JAX PRNG key"):
         jd.kmeans_sdp(pts, 2, key=0)
+    with pytest.raises(ValueError, match="`y` has no rows"):  # before: ZeroDivisionError
+        jd.sinkhorn(pts, jnp.zeros((0, 2)), epsilon=1.0)
     with pytest.raises(ValueError, match="`bank` must be a ShardedPoints"):
         jd.knn(x, x, k=1)
     with pytest.raises(ValueError, match="k may not exceed the bank size"):

@@ -67,7 +67,9 @@ def test_spectral_embedding_validates_k(k):
     with pytest.raises(ValueError, match=r"`k` must be a Python int in \[1, n\] = \[1, 12\]"):
         sdp.spectral_embedding(z, k)
     with pytest.raises(ValueError, match="`sol` must be 2-D"):
-        sdp.spectral_embedding(jnp.ones(3), 2)
+        sdp.spectral_embedding(jnp.ones((3, 3, 3)), 2)  # before: a jnp.pad error
+    with pytest.raises(ValueError, match="`sol` contains NaN"):  # before: NaN returned
+        sdp.spectral_embedding(jnp.full((12, 12), jnp.nan), 3)
 
 
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
