@@ -154,6 +154,9 @@ def test_empty_weights():
     np.testing.assert_allclose(cost[np.arange(k), ixs].sum(), 0.0, rtol=1e-3, atol=1e-3)
 
 
+# slow (time budget: gradient compilations of the whole k-means); the fast twin is the k-means
+# case of tests/test_conformance.py (grad vs finite differences)
+@pytest.mark.slow
 @pytest.mark.parametrize("jit", [True, False])
 def test_k_means_differentiability(jit):
     """Peer (blobs n=150, 4 centres, ``random_state=41``, weights |N(0, 1)|): the gradient of

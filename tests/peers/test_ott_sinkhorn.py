@@ -133,7 +133,13 @@ def _sqpnorm(p):
 
 @pytest.mark.parametrize(
     "mode,check_every,cost",
-    [("log", 10, "sqeuclidean"), ("auto", 10, 2.2), ("log", 1, "euclidean"), ("log", 24, 1.0)],
+    [
+        ("log", 10, "sqeuclidean"),
+        # slow (time budget): ott's own fast selection is the first and the last case
+        pytest.param("auto", 10, 2.2, marks=pytest.mark.slow),
+        pytest.param("log", 1, "euclidean", marks=pytest.mark.slow),
+        ("log", 24, 1.0),
+    ],
     ids=["lse-Leh-mom", "scal-Leh-mom", "lse-Leh-1", "lse-Leh-24"],
 )
 def test_euclidean_point_cloud(mode, check_every, cost):
@@ -170,7 +176,8 @@ def test_autoepsilon():
     np.testing.assert_allclose(f1[1:] * scale ** 2, f2[1:], rtol=1e-3, atol=1e-3)
 
 
-@pytest.mark.parametrize("mode", ["auto", "log"])
+# the auto-mode half is slow (time budget); the log-mode half stays fast
+@pytest.mark.parametrize("mode", [pytest.param("auto", marks=pytest.mark.slow), "log"])
 @pytest.mark.parametrize("tau_a", [1.0, 0.93])
 @pytest.mark.parametrize("tau_b", [1.0, 0.91])
 def test_autoepsilon_with_decay(mode, tau_a, tau_b):
@@ -214,6 +221,9 @@ def test_online_vs_batch_euclidean_point_cloud(mode):
     np.testing.assert_allclose(P_online, batch.plan, rtol=1e-5, atol=1e-5)
 
 
+# slow (time budget: a new shape); fast twin: tests/ot/test_online.py (apply, both axes,
+# online vs the dense plan)
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_size", [2, None])
 def test_apply_transport_geometry_from_potentials(chunk_size):
     """Peer (n, m, d = 20, 23, 3, eps = 0.2): applying the plan to vectors without forming it

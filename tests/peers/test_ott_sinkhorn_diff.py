@@ -44,7 +44,11 @@ def _weights_with_zeros(rngs, n, m, bump):
     return a / jnp.sum(a), b / jnp.sum(b)
 
 
-@pytest.mark.parametrize("lse_mode,shape_data", [(True, (7, 9)), (False, (11, 5))])
+@pytest.mark.parametrize("lse_mode,shape_data", [
+    (True, (7, 9)),
+    # slow (time budget): the log-mode case above stays fast
+    pytest.param(False, (11, 5), marks=pytest.mark.slow),
+])
 def test_autograd_sinkhorn(lse_mode, shape_data):
     """Peer: the gradient of ``reg_ot_cost`` w.r.t. ``a`` (with a zero weight ``a[0]`` and
     ``b[3]``, eps = 0.1) matches central differences (step 1e-3) along a centred direction
@@ -110,7 +114,8 @@ def test_gradient_sinkhorn_geometry(lse_mode, shape_data):
     [
         # failed before d579fde (reg_cost first-order, issue 14 1.2: FD 0.129 vs 0.104)
         (True, True, False, 2000, 1e-3, "euclidean"),
-        (True, True, True, 1000, 1e-3, "euclidean"),
+        # slow (time budget); the case above is its fast twin
+        pytest.param(True, True, True, 1000, 1e-3, "euclidean", marks=pytest.mark.slow),
     ],
     ids=["lse-implicit", "lse-implicit-force_scan"],  # the peer's fast selection (only_fast)
 )
@@ -152,8 +157,11 @@ def test_gradient_sinkhorn_euclidean(lse_mode, implicit, force_scan, max_iter, e
     np.testing.assert_allclose(other_grad, finite_diff_grad, rtol=1e-2, atol=1e-2)
 
 
-@pytest.mark.parametrize("auto_epsilon", [True, False],
-                         ids=["autoepsilon_differentiability", "differentiability_with_jit"])
+@pytest.mark.parametrize("auto_epsilon", [
+    True,
+    # slow (time budget): test_gradient_sinkhorn_geometry checks d reg_cost / dC = P fast
+    pytest.param(False, marks=pytest.mark.slow),
+], ids=["autoepsilon_differentiability", "differentiability_with_jit"])
 def test_differentiability(auto_epsilon):
     """Peer (two tests): the gradient of ``reg_ot_cost`` w.r.t. a uniform random 15 x 17 cost
     is NaN-free with the automatic epsilon (here ``default_epsilon(C)``, differentiated
@@ -186,7 +194,9 @@ def _potential_losses(mode):
     return imp, back
 
 
-@pytest.mark.parametrize("lse_mode", [True, False])
+# the kernel-mode half is slow (time budget: 2 more gradient compilations); the log-mode half
+# stays fast (ott's own fast selection is its first case only)
+@pytest.mark.parametrize("lse_mode", [True, pytest.param(False, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("tau_a", [1.0, 0.93])
 @pytest.mark.parametrize("tau_b", [1.0, 0.91])
 def test_potential_jacobian_sinkhorn(lse_mode, tau_a, tau_b):

@@ -163,6 +163,9 @@ def _multi_b(n):
     return u, b, M
 
 
+# slow (time budget: a vmapped compilation each); fast twin: the vmap cases of
+# tests/test_conformance.py
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["sinkhorn", "sinkhorn_stabilized", "sinkhorn_log"])
 def test_sinkhorn_multi_b(method):
     """Peer: the losses of ``ot.sinkhorn(u, b, M, 0.1)`` with ``b`` of 3 columns equal the 3
@@ -230,6 +233,7 @@ def test_sinkhorn_variants_dtype_device(method, dtype):
         assert bool(res.converged)
 
 
+@pytest.mark.slow  # time budget (a vmapped compilation); test_sinkhorn_variants is the fast twin
 def test_stabilized_vs_sinkhorn_multidim():
     """Peer: Gaussians ``a`` (m=20, s=5) vs ``b1`` (m=60, s=8), ``b2`` (m=30, s=4),
     ``M = dist0(100) / median``, eps = 0.1: stabilized plans equal sinkhorn's (default
@@ -278,7 +282,7 @@ def test_empirical_sinkhorn(metric, reg):
     np.testing.assert_allclose(lin, ot.sinkhorn2(a, b, M, reg), atol=1e-05)
 
 
-@pytest.mark.parametrize("batch_size", [1, 5])
+@pytest.mark.parametrize("batch_size", [pytest.param(1, marks=pytest.mark.slow), 5])
 def test_lazy_empirical_sinkhorn(batch_size):
     """Peer: ``isLazy=True, batchSize in {(1, 3), 5, 1}`` gives the dense plan (marginals
     within 1e-5, plan within 1e-5) and loss; here ``chunk_size`` rows per block."""

@@ -108,6 +108,7 @@ def test_partial_wasserstein(m, reg):
     np.testing.assert_allclose(w, w_pot, atol=1e-7)
 
 
+@pytest.mark.slow  # time budget (the partial gradient compiles); fast twin: tests/ot/test_grad.py
 def test_entropic_partial_wasserstein_gradient():
     """Peer (torch): the gradient of ``partial_w_dist`` w.r.t. ``M``, ``p``, ``q`` exists with
     their shapes (40 samples, ``m=0.5, reg=1``); here also against central finite differences
