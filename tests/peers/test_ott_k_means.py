@@ -11,9 +11,10 @@ Translation of the API
 * ``k_means.k_means(x, k, rng=, init=, n_init=, max_iterations=, tol=, weights=)`` ->
   ``kmeans(x, k, key=, init=, n_init=, max_iter=, tol=, weights=)``; ``res.assignment`` ->
   ``labels``, ``res.error`` -> ``inertia``, ``res.iteration`` -> ``n_iters``, ``res.centroids``
-  and ``res.converged`` keep their names. ``tol`` is relative in both (jaxclust:
-  scikit-learn's rule, the squared centre shift against ``tol * mean(var(x))``; ott: the
-  relative decrease of the inertia), so iteration counts differ and are not compared.
+  and ``res.converged`` keep their names. ``tol`` bounds the squared centre shift in both,
+  absolute in ott (``|C_new - C|_F^2 <= tol``, ``converged`` also when the inertia decreases by
+  at most ``tol``), relative in jaxclust (scikit-learn's rule, ``tol * mean(var(x))``); both stop
+  when the labels stop changing, so iteration counts may differ and are not compared.
 * ``init`` as a callable ``(geom, k, rng) -> centres`` -> ``init`` as the ``(k, d)`` array it
   would return; a wrong shape raises ValueError in both (ott: "Expected initial
   centroids", jaxclust: "`init` centres must have shape").

@@ -17,9 +17,9 @@ Translation of the API
   with ``f = reg log u``, ``g = reg log v`` (POT's ``log_u``/``log_v`` times ``reg``).
 * ``ot.sinkhorn2`` returns the *linear* cost ``<P, M>`` -> ``SinkhornResult.linear_cost``.
 * ``stopThr`` (POT: L2 norm of the column-marginal violation, checked every 10 iterations)
-  -> ``tol`` (jaxclust: L1 row-marginal error, checked every ``check_every`` iterations);
-  ``numItermax`` -> ``max_iter``. ``stopThr=0`` has no analog (``tol`` must be > 0): the
-  smallest positive float64 stands in.
+  -> ``tol`` (jaxclust: the L1 marginal error of the returned plan, checked every
+  ``check_every`` iterations); ``numItermax`` -> ``max_iter``. ``stopThr=0`` has no analog
+  (``tol`` must be > 0): the smallest positive float64 stands in.
 * ``method`` -> jaxclust options (``METHODS``): ``"sinkhorn"`` -> ``mode="auto"`` (kernel
   matrix-vector products); ``"sinkhorn_log"`` -> ``mode="log"``; ``"sinkhorn_stabilized"`` (absorb
   large scalings into the potentials) -> ``mode="auto", check_every=1`` (absorption after every
