@@ -3,6 +3,7 @@ clustering heads are usually trained beside."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float
@@ -73,6 +74,9 @@ def nt_xent_loss(
     t = _positive(temperature, "temperature", dtype, "SimCLR uses 0.1-0.5.")
     work = jnp.promote_types(dtype, jnp.float32)
     z = jnp.concatenate([za, zb]).astype(work)
+    # scaled by each row's largest entry first: huge rows do not overflow the norm
+    big = jax.lax.stop_gradient(jnp.max(jnp.abs(z), axis=1, keepdims=True))
+    z = z / jnp.where(big > 0, big, 1.0)
     z = z / jnp.maximum(jnp.linalg.norm(z, axis=1, keepdims=True), jnp.finfo(work).tiny)
     b = za.shape[0]
     s = (z @ z.T) / t.astype(work)

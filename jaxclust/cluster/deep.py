@@ -214,12 +214,16 @@ def pseudo_label_loss(
 
 
 def _unit_rows(v):
+    # scaled by the row's largest entry first, so that huge rows do not overflow the norm
+    big = jax.lax.stop_gradient(jnp.max(jnp.abs(v), axis=1, keepdims=True))
+    v = v / jnp.where(big > 0, big, 1.0)
     sq = jnp.sum(v * v, axis=1, keepdims=True)
     return v * jax.lax.rsqrt(jnp.maximum(sq, jnp.finfo(v.dtype).tiny))
 
 
 def _tell_inputs(x, centroids, temperature, normalize):
-    x, c, out_dtype = _points_and_centroids(x, centroids)
+    # on the unit sphere (normalize) any finite magnitude is fine
+    x, c, out_dtype = _points_and_centroids(x, centroids, guard_overflow=not normalize)
     t = _positive(temperature, "temperature", x.dtype, "It scales the squared distances.")
     if normalize:
         x, c = _unit_rows(x), _unit_rows(c)
@@ -231,7 +235,10 @@ def _tell_logits(x, c, t):
     # -||x - c||^2 / T up to the per-row constant ||x||^2, which the softmax ignores
     w = 2.0 * c
     b = -jnp.sum(c * c, axis=1)
-    return (x @ w.T + b[None, :]) / t
+    lin = x @ w.T + b[None, :]
+    # shifted by the row maximum (a constant of the softmax) before dividing by T: a tiny
+    # temperature gives one-hot rows, not NaN
+    return (lin - jax.lax.stop_gradient(jnp.max(lin, axis=1, keepdims=True))) / t
 
 
 def tell_assignment(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float
 
@@ -21,9 +22,11 @@ __all__ = ["kmeans_loss", "soft_assignment", "swav_loss"]
 _KINDS = ("softmax", "student_t")
 
 
-def _points_and_centroids(x, centroids):
+def _points_and_centroids(x, centroids, guard_overflow=True):
     """Validate ``x (n, d)`` and ``centroids (k, d)``; return both in the compute dtype
-    (the common dtype, at least float32) and the dtype of the outputs (the common dtype)."""
+    (the common dtype, at least float32) and the dtype of the outputs (the common dtype).
+    With ``guard_overflow``, entries so large that squared distances would overflow the
+    compute dtype raise a ValueError naming the argument (instead of a silent NaN)."""
     x = checks.as_float_array(x, "x")
     checks.check_ndim(x, "x", 2, "(n, d)")
     c = checks.as_float_array(centroids, "centroids")
@@ -39,6 +42,16 @@ def _points_and_centroids(x, centroids):
     dtype = jnp.promote_types(out_dtype, jnp.float32)  # low precision accumulates in f32
     x = checks.check_finite(x.astype(dtype), "x")
     c = checks.check_finite(c.astype(dtype), "centroids")
+    if guard_overflow:
+        # |x_i - c_j|^2 <= 4 d max(|x|, |c|)^2 must stay below the largest float
+        lim = float(np.sqrt(np.finfo(dtype).max / (4.0 * max(x.shape[1], 1))))
+        def guard(v, name):
+            return checks.ensure(v, jnp.max(jnp.abs(v)) > lim, (
+                f"`{name}` has entries above {lim:.3g} in magnitude: squared distances "
+                f"would overflow {jnp.dtype(dtype).name}; rescale the data (e.g. "
+                f"standardise it) or use float64."))
+
+        x, c = guard(x, "x"), guard(c, "centroids")
     return x, c, out_dtype
 
 
@@ -107,10 +120,15 @@ def soft_assignment(
     t = _positive(temperature, "temperature", x.dtype, "It scales the squared distances.")
     d2 = _sq_dists(x, c)
     if kind == "softmax":
-        logits = -d2 / t
+        # shifted by the row minimum (a constant of the softmax): a tiny temperature gives
+        # one-hot rows, never -inf everywhere (NaN)
+        m = jax.lax.stop_gradient(jnp.min(d2, axis=1, keepdims=True))
+        logits = -(d2 - m) / t
     else:
         a = _positive(alpha, "alpha", x.dtype, "It is the Student-t degrees of freedom.")
-        logits = -0.5 * (a + 1.0) * jnp.log1p(d2 / (a * t))
+        # log1p(D / (a T)) = log(a T + D) - log(a T): the row constant dropped, no overflow
+        at = a * t
+        logits = -0.5 * (a + 1.0) * jnp.log(jnp.maximum(at + d2, jnp.finfo(x.dtype).tiny))
     return jax.nn.softmax(logits, axis=1).astype(out_dtype)
 
 
@@ -186,7 +204,9 @@ def kmeans_loss(
     else:
         t = _positive(temperature, "temperature", x.dtype,
                       "Pass temperature=None for the hard k-means loss.")
-        per_point = -t * logsumexp(-d2 / t, axis=1)
+        # -T LSE(-D/T) = m - T LSE(-(D - m)/T) for the row minimum m (no overflow at tiny T)
+        m = jax.lax.stop_gradient(jnp.min(d2, axis=1))
+        per_point = m - t * logsumexp(-(d2 - m[:, None]) / t, axis=1)
     if w is None:
         loss = jnp.mean(per_point)
     else:
@@ -288,6 +308,16 @@ def swav_loss(
     out_dtype = jnp.result_type(sa, sb)
     dtype = jnp.promote_types(out_dtype, jnp.float32)
     t = _positive(temperature, "temperature", dtype, "SwAV uses 0.1.")
+    eps = _positive(epsilon, "epsilon", dtype, "SwAV uses 0.05.")
+
+    def in_range(v, name):
+        v = v.astype(dtype)
+        over = ~jnp.all(jnp.isfinite(v / t)) | ~jnp.all(jnp.isfinite(v / eps))
+        return checks.ensure(v, over, f"`{name}` divided by `temperature` or `epsilon` "
+                                      f"overflows {jnp.dtype(dtype).name}; use cosine "
+                                      f"scores (in [-1, 1]) or larger values of both.")
+
+    sa, sb = in_range(sa, "scores_a"), in_range(sb, "scores_b")
     qa = _swav_targets(sa, epsilon=epsilon, n_iter=n_iter, targets=targets).astype(dtype)
     qb = _swav_targets(sb, epsilon=epsilon, n_iter=n_iter, targets=targets).astype(dtype)
     log_pa = jax.nn.log_softmax(sa.astype(dtype) / t, axis=1)

@@ -600,8 +600,8 @@ def mass_schedule(
     ``start``/``end`` if wider). Differentiable in ``start`` and ``end``.
 
     Args:
-      step: current training step (int or float, traced allowed).
-      total_steps: length of the ramp, > 0.
+      step: current training step, a finite number >= 0 (int or float, traced allowed).
+      total_steps: length of the ramp, an integer > 0.
       start: $\rho_0$ (P²OT: 0.1). Note the sigmoid ramp starts at
         $\rho_0 + e^{-5}(\rho_1 - \rho_0)$.
       end: $\rho_1$ (default 1).
@@ -611,8 +611,8 @@ def mass_schedule(
       The mass $\rho$, a scalar.
 
     Raises:
-      ValueError: unknown ``kind``, ``total_steps <= 0``, ``start``/``end`` outside
-        (0, 1] or not scalars.
+      ValueError: unknown ``kind``; ``total_steps`` not an integer or ``<= 0``; ``step``
+        negative, NaN or infinite; ``start``/``end`` outside (0, 1] or not scalars.
 
     Example:
       >>> from jaxclust.ot import mass_schedule
@@ -642,15 +642,29 @@ def mass_schedule(
     for v, name in ((start, "start"), (end, "end")):
         if isinstance(v, (int, float)) and not isinstance(v, bool) and not 0 < v <= 1:
             raise ValueError(f"`{name}` must be a mass fraction in (0, 1], got {v}.")
-    if isinstance(total_steps, (int, float)) and not isinstance(total_steps, bool):
-        if not total_steps > 0:
-            raise ValueError(f"`total_steps` must be > 0 (the ramp length), got {total_steps}.")
-    tot = scalar(total_steps, "total_steps").astype(dtype)
+    tot = scalar(total_steps, "total_steps")
+    if isinstance(total_steps, (bool, float)) or not jnp.issubdtype(tot.dtype, jnp.integer):
+        raise ValueError(f"`total_steps` must be an integer (the ramp length in steps), got "
+                         f"{total_steps!r}.")
+    if isinstance(total_steps, int) and not total_steps > 0:
+        raise ValueError(f"`total_steps` must be > 0 (the ramp length), got {total_steps}.")
+    tot = tot.astype(dtype)
     tot = checks.ensure(tot, ~(tot > 0), "`total_steps` must be > 0 (the ramp length).")
+    if isinstance(step, bool):
+        raise ValueError("`step` must be a number (the training step), got a bool.")
+    if isinstance(step, (int, float)) and not (step >= 0 and step != float("inf")):
+        raise ValueError(f"`step` must be a finite number >= 0 (the training step), got "
+                         f"{step}.")
+    st = scalar(step, "step")
+    if not (jnp.issubdtype(st.dtype, jnp.integer) or jnp.issubdtype(st.dtype, jnp.floating)):
+        raise ValueError(f"`step` must be a number (the training step), got dtype {st.dtype}.")
+    st = st.astype(dtype)
+    st = checks.ensure(st, ~(jnp.isfinite(st) & (st >= 0)),
+                       "`step` must be a finite number >= 0 (the training step).")
     s0, s1 = s0.astype(dtype), s1.astype(dtype)
     s0 = checks.ensure(s0, ~((s0 > 0) & (s0 <= 1)), "`start` must be a mass fraction in (0, 1].")
     s1 = checks.ensure(s1, ~((s1 > 0) & (s1 <= 1)), "`end` must be a mass fraction in (0, 1].")
-    t = jnp.clip(scalar(step, "step").astype(dtype) / tot, 0.0, 1.0)
+    t = jnp.clip(st / tot, 0.0, 1.0)
     ramp = jnp.exp(-5.0 * (1.0 - t) ** 2) if kind == "sigmoid" else t
     return s0 + (s1 - s0) * ramp
 

@@ -394,3 +394,56 @@ def test_hard_targets_match_sigma_reference_code(x64):
     np.testing.assert_allclose(np.asarray(g), (pa - tb) / (2 * 40 * 0.1), atol=1e-12)
     with pytest.raises(ValueError, match="`targets`"):
         swav_loss(jnp.asarray(sa), jnp.asarray(sb), targets="argmax")
+
+
+# ------------------------------------------------------------------------------------------
+# overflow and tiny temperatures: an error naming the argument, or a finite result
+
+
+def _huge_cases():
+    from jaxclust.cluster import tell_assignment, tell_loss
+    from jaxclust.cluster.contrastive import nt_xent_loss
+
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(6, 3)), jnp.float32)
+    c = x[:2]
+    return x, c, [
+        (lambda: soft_assignment(x * 1e20, c, temperature=0.8), "`x`"),
+        (lambda: soft_assignment(x, c * 1e20, kind="student_t"), "`centroids`"),
+        (lambda: kmeans_loss(x * 1e20, c), "`x`"),
+        (lambda: kmeans_loss(x, c * 1e20, temperature=1.0), "`centroids`"),
+        (lambda: tell_assignment(x * 1e20, c), "`x`"),
+        (lambda: tell_loss(x, c * 1e20), "`centroids`"),
+        (lambda: swav_loss(x * 1e37, x), "`scores_a`"),
+    ], (tell_assignment, tell_loss, nt_xent_loss)
+
+
+def test_huge_inputs_raise_naming_the_argument_or_stay_finite():
+    x, c, cases, (tell_assignment, tell_loss, nt_xent_loss) = _huge_cases()
+    for fn, name in cases:
+        with pytest.raises(ValueError, match=re.escape(name)):
+            fn()
+    # scale-free functions stay exact on huge rows (the norm no longer overflows)
+    np.testing.assert_allclose(float(nt_xent_loss(x * 1e20, (x + 0.1) * 1e20)),
+                               float(nt_xent_loss(x, x + 0.1)), rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(tell_assignment(x * 1e20, c, normalize=True)),
+                               np.asarray(tell_assignment(x, c, normalize=True)), atol=1e-6)
+
+
+def test_tiny_temperature_is_one_hot_eager_and_jit():
+    x, c, _, (tell_assignment, _, _) = _huge_cases()
+    nearest = np.asarray(jnp.argmin(((x[:, None] - c[None]) ** 2).sum(-1), axis=1))
+    for fn in (lambda x, t: soft_assignment(x, c, temperature=t),
+               lambda x, t: tell_assignment(x, c, temperature=t)):
+        for out in (fn(x, 1e-30), jax.jit(fn)(x, 1e-30)):
+            np.testing.assert_allclose(np.asarray(out), np.eye(2)[nearest], atol=1e-6)
+    # Student-t (alpha = 1) tends to q ~ 1 / D as T -> 0, not to one-hot (rows of x that
+    # are centroids have D = 0: one-hot there)
+    d2 = np.asarray(((x[2:, None] - c[None]) ** 2).sum(-1), np.float64)
+    ref = (1 / d2) / (1 / d2).sum(1, keepdims=True)
+    st = lambda x, t: soft_assignment(x, c, temperature=t, kind="student_t")  # noqa: E731
+    for out in (st(x, 1e-30), jax.jit(st)(x, 1e-30)):
+        np.testing.assert_allclose(np.asarray(out)[2:], ref, rtol=1e-4)
+        np.testing.assert_allclose(np.asarray(out)[:2], np.eye(2), atol=1e-6)
+    hard = float(kmeans_loss(x, c))
+    np.testing.assert_allclose(float(jax.jit(lambda t: kmeans_loss(x, c, temperature=t))(
+        1e-30)), hard, rtol=1e-6)

@@ -51,8 +51,8 @@ def _sp2ot(lp, z):
 
 
 def _mass_schedule(step, start):
-    return (jprog.mass_schedule(step, 10.0, start=start),
-            jprog.mass_schedule(step, 10.0, start=start, end=0.9, kind="linear"))
+    return (jprog.mass_schedule(step, 10, start=start),
+            jprog.mass_schedule(step, 10, start=start, end=0.9, kind="linear"))
 
 
 def _dec_target(q):

@@ -274,6 +274,13 @@ def test_sp2ot_bad_input(kwargs, match):
 @pytest.mark.parametrize("kwargs,match", [
     (dict(kind="cosine"), "kind"),
     (dict(total_steps=0), "total_steps"),
+    (dict(total_steps=10.0), "total_steps.*integer"),
+    (dict(total_steps=jnp.float32(10)), "total_steps.*integer"),
+    (dict(step=-1), "step"),
+    (dict(step=float("nan")), "step"),
+    (dict(step=float("inf")), "step"),
+    (dict(step=jnp.float32(jnp.nan)), "step"),
+    (dict(step=True), "step"),
     (dict(start=0.0), "start"),
     (dict(end=1.5), "end"),
     (dict(start=jnp.ones(2)), "scalar"),
