@@ -38,6 +38,9 @@ def check_batched(x, name: str):
     if x.ndim < 1:
         raise ValueError(f"`{name}` must have a leading batch axis, shape (n, *data_shape); got "
                          f"a scalar. Use x[None] for a single sample.")
+    if x.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {tuple(x.shape)}); pass at least one "
+                         "sample with at least one feature.")
     return checks.check_finite(x, name)
 
 

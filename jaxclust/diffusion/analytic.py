@@ -155,8 +155,8 @@ def _coefs(x, alpha, sigma):
         if v.ndim > 1 or (v.ndim == 1 and v.shape[0] != n):
             raise ValueError(f"`{name}` must be a scalar or have shape (n,) = ({n},), got "
                              f"{v.shape}.")
-    a = checks.ensure(a, ~(a > 0), "`alpha` must be > 0.")
-    s = checks.ensure(s, ~(s >= 0), "`sigma` must be >= 0.")
+    a = checks.ensure(a, ~(jnp.isfinite(a) & (a > 0)), "`alpha` must be finite and > 0.")
+    s = checks.ensure(s, ~(jnp.isfinite(s) & (s >= 0)), "`sigma` must be finite and >= 0.")
     return jnp.broadcast_to(a, (n,)), jnp.broadcast_to(s, (n,))
 
 
@@ -196,6 +196,8 @@ def _vmapped(fn, x, mixture, a, s):
 
 
 def _per_point(fn, x, mixture, alpha, sigma):
+    if x is None:
+        raise ValueError("`x` must be an array of points of shape (n, D), got None.")
     mixture, x = _validate(mixture, x)
     a, s = _coefs(x, alpha, sigma)
     return check_result(_vmapped(fn, x, mixture, a, s), _SINGULAR)

@@ -116,6 +116,9 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
     """
     x = checks.as_float_array(x, "x")
     checks.check_ndim(x, "x", 2, "(n, D)")
+    if x.size == 0:
+        raise ValueError(f"`x` is empty (shape {tuple(x.shape)}); pass at least k points of "
+                         "dimension >= 1.")
     x = checks.check_finite(x, "x")
     # K-subspaces is scale-invariant: fit in units of a power of two of the data's magnitude
     # (exact), so the energies ||U^T x||^2 neither overflow (x ~ 1e20) nor underflow; the

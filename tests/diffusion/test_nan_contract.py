@@ -228,3 +228,17 @@ def test_sde_losses_and_divergence_nan():
         dif.divergence(lambda v: jnp.sqrt(v - 10.0), X)
     with pytest.raises(ValueError, match=re.escape("`score` contains NaN")):
         SDE.reverse_drift(X, 0.5, X * jnp.nan)
+
+
+def test_fuzz_findings_named():
+    """findings.md (fuzz): mixture_* with alpha = Inf returned NaN, x=None an AttributeError;
+    ode_likelihood on an empty batch a ZeroDivisionError; k_subspaces on empty x blamed `k`."""
+    mix = dif.GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)), jnp.eye(2)[None])
+    with pytest.raises(ValueError, match=re.escape("`alpha` must be finite")):
+        dif.mixture_score(X, mix, jnp.inf, 0.5)
+    with pytest.raises(ValueError, match=re.escape("`x` must be an array")):
+        dif.mixture_logp(None, mix)
+    with pytest.raises(ValueError, match=re.escape("`x` is empty")):
+        dif.ode_likelihood(lambda x, t: -x, jnp.zeros((0, 2)), SDE, n_steps=2)
+    with pytest.raises(ValueError, match=re.escape("`x` is empty")):
+        dif.k_subspaces(jnp.zeros((0, 3)), 2, 1, key=jax.random.key(0))
