@@ -630,6 +630,8 @@ def mass_schedule(
         raise ValueError(f"`kind` must be one of {_RAMPS}, got {kind!r}.")
 
     def scalar(v, name):
+        if v is None or isinstance(v, (str, bytes)):
+            raise ValueError(f"`{name}` must be a number, got {type(v).__name__}.")
         arr = jnp.asarray(v)
         if arr.ndim != 0:
             raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")

@@ -281,6 +281,8 @@ def test_sp2ot_bad_input(kwargs, match):
     (dict(step=float("inf")), "step"),
     (dict(step=jnp.float32(jnp.nan)), "step"),
     (dict(step=True), "step"),
+    (dict(step=None), "`step`"),
+    (dict(total_steps=None), "`total_steps`"),
     (dict(start=0.0), "start"),
     (dict(end=1.5), "end"),
     (dict(start=jnp.ones(2)), "scalar"),
