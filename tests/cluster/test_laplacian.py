@@ -1,6 +1,8 @@
-"""Laplacian-regularised k-means: a plain-NumPy reference of the same updates, Lloyd's k-means
-at lam = 0 and T -> 0, monotone energy on an indefinite graph, labelled points, the graph
-helping on two moons (ARI), jit/vmap, gradients vs finite differences, bad input."""
+"""Laplacian-regularised k-means: the authors' SLK code re-derived in NumPy (the defaults),
+a plain-NumPy reference of the monotone bound-optimiser setting, Lloyd's k-means at lam = 0
+and T -> 0, monotone energy on an indefinite graph, labelled points, the graph helping on
+two moons (ARI), converged only when settled and finite, jit/vmap, gradients vs finite
+differences, bad input."""
 
 from __future__ import annotations
 

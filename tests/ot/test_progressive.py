@@ -355,8 +355,10 @@ def _pseudo_labels(res):
 def test_p2ot_matches_sppot_reference_code(x64, prior_order):
     """P²OT codes = the reference code: rhfeiyang/SPPOT (commit
     788a7a4670cc6c3205566cfda4d7fa502343daa8), utils/sinkhorn_knopp.py,
-    SemiCurrSinkhornKnopp.cost_forward; prior matched as the reference ("reference") or
-    reversed ("size", our default)."""
+    SemiCurrSinkhornKnopp.cost_forward (P²OT's own code, rhfeiyang/PPOT commit
+    bd6721c4b5f6581ae5cd896eba9cc9250c769997, utils/sinkhorn_knopp.py, is the same scaling
+    with the uniform prior); prior matched as the reference ("reference") or reversed
+    ("size", our default)."""
     lp, prior = _problem(11), _prior()
     mass, lam, eps = 0.4, 1.0, 0.5
     res = p2ot_codes(jnp.asarray(lp), mass=mass, reg=lam, epsilon=eps,
