@@ -53,7 +53,7 @@ def _sk_label_metrics(lt, lp):
     return np.array([*vals, skm.adjusted_rand_score(lt, lp)])
 
 
-@pytest.mark.parametrize("n", [100, 300])
+@pytest.mark.parametrize("n", [100, pytest.param(300, marks=pytest.mark.slow)])  # same path
 def test_single_cluster_labellings_are_exact(n):
     """Issue 14 item 1: ``nmi(zeros(100), arange(100), average="min")`` was 2.0 (n = 300:
     0.8; "geometric" 2e-4, "arithmetic" 5e-8; ARI 1.5e-8): the constant labelling's marginal
@@ -74,7 +74,7 @@ def test_label_metrics_stay_in_range_many_labels():
     """Identical and near-identical labellings with many labels: NMI must not exceed 1 by
     rounding (mutual information and entropies are computed by different sums)."""
     rng = np.random.default_rng(1)
-    n, k = 5_000, 1_000
+    n, k = 2_000, 400
     lt = rng.integers(0, k, n).astype(np.int32)
     perm = rng.permutation(k).astype(np.int32)
     near = perm[lt].copy()
@@ -115,10 +115,11 @@ def test_label_metrics_small_dtypes():
     m = 100_000
     st = rng.integers(0, 3, m).astype(np.int8)
     sp = ((st + (rng.random(m) < 0.1)) % 3).astype(np.uint8)
-    table = contingency(st, sp)
-    assert table.dtype == jnp.int32 and int(table.sum()) == m
+    table, got = jax.jit(lambda a, b: (contingency(a, b, n_true=3, n_pred=3),
+                                       _label_metrics(3, 3)(a[None], b[None])))(st, sp)
+    assert table.dtype == jnp.int32
     np.testing.assert_array_equal(table, skm.cluster.contingency_matrix(st, sp))
-    got = np.asarray(_label_metrics(3, 3)(st[None], sp[None]))
+    got = np.asarray(got)
     np.testing.assert_allclose(got[0], _sk_label_metrics(st, sp), atol=1e-6)
 
 
