@@ -307,6 +307,7 @@ def _check_params(means, covariances, weights, k, d, cov_type, dtype, prefix):
                              f"covariance_type={cov_type!r}, got {tuple(arr.shape)}.")
     bad_m, bad_c, bad_w, neg_w, unnorm, asym, not_pd = _param_flags(means, cov, w, cov_type)
     means = checks.ensure(means, bad_m, _nonfinite_msg(prefix + "means"))
+    means = checks.check_sq_norms(means, prefix + "means")
     cov = checks.ensure(cov, bad_c, _nonfinite_msg(prefix + "covariances"))
     w = checks.ensure(w, bad_w, _nonfinite_msg(prefix + "weights"))
     w = checks.ensure(w, neg_w, f"`{prefix}weights` has negative entries; mixture weights "

@@ -39,7 +39,13 @@ def membership_matrix(labels: Int[Array, " n"], k: int) -> Float[Array, "n n"]:
       Peng & Wei, "Approximating K-means-type clustering via semidefinite programming",
       SIAM J. Optim. 2007.
     """
-    labels = jnp.asarray(labels)
+    if labels is None:
+        raise ValueError("`labels` is None; pass an integer array of cluster indices (n,).")
+    try:
+        labels = jnp.asarray(labels)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`labels` must be an integer array of cluster indices (n,), got "
+                         f"{type(labels).__name__}.") from err
     if labels.ndim != 1:
         raise ValueError(f"`labels` must be 1-D with shape (n,), got shape {labels.shape}.")
     if not jnp.issubdtype(labels.dtype, jnp.integer):
@@ -85,6 +91,9 @@ def spectral_embedding(sol: Float[Array, "n m"], k: int) -> Float[Array, "n k"]:
     sol = checks.as_float_array(sol, "sol")
     checks.check_ndim(sol, "sol", 2, "(n, n) or (n, r)")
     n = sol.shape[0]
+    if n == 0:
+        raise ValueError("`sol` has no rows (shape (0, m)); pass an SDP solution of n >= 1 "
+                         "points.")
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= n):
         raise ValueError(f"`k` must be a Python int in [1, n] = [1, {n}] (the embedding "
                          f"dimension), got {k!r}.")
@@ -148,6 +157,9 @@ def round_labels(
     sol = checks.as_float_array(sol, "sol")
     checks.check_ndim(sol, "sol", 2, "(n, n) or (n, r)")
     sol = sol.astype(jnp.promote_types(sol.dtype, jnp.float32))
+    if sol.shape[0] == 0:
+        raise ValueError("`sol` has no rows (shape (0, m)); pass an SDP solution of n >= 1 "
+                         "points.")
     if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= sol.shape[0]):
         raise ValueError(f"`k` must be a Python int in [1, n] = [1, {sol.shape[0]}], got {k!r}.")
     sol = checks.check_sq_norms(checks.check_finite(sol, "sol"), "sol")

@@ -46,6 +46,13 @@ def test_float32_overflow_is_an_error_naming_x(name):
     assert "standardise" in str(err.value)
 
 
+def test_gmm_log_prob_overflowing_means_name_means():
+    """Found by the fuzzer: means of 1e20 gave non-finite log-responsibilities silently."""
+    with pytest.raises(ValueError, match="`means` has values too large for float32"):
+        jc.gmm_log_prob(X, jnp.full((2, 3), 1e20), jnp.ones(2), jnp.full(2, 0.5),
+                        covariance_type="spherical")
+
+
 def test_float32_overflow_under_jit_carries_the_message():
     f = jax.jit(lambda x: jc.kmeans(x, 2, key=KEY, max_iter=5).inertia)
     assert np.isfinite(float(f(X)))

@@ -84,3 +84,13 @@ def test_spectral_embedding_half_precision(dtype):
         # the Gram matrix is sign- and rotation-free; half precision holds ~3 digits
         np.testing.assert_allclose(np.asarray(emb @ emb.T, np.float32),
                                    np.asarray(ref @ ref.T), atol=2e-2)
+
+
+def test_rounding_inputs_name_their_argument():
+    """Found by the fuzzer: an empty `sol` blamed `k` ("[1, n] = [1, 0]"); labels=None gave
+    "None is not a valid value for jnp.array"."""
+    for f in (sdp.spectral_embedding, sdp.round_labels):
+        with pytest.raises(ValueError, match="`sol` has no rows"):
+            f(jnp.zeros((0, 3)), 3)
+    with pytest.raises(ValueError, match="`labels` is None"):
+        sdp.membership_matrix(None, 2)
