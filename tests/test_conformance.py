@@ -83,7 +83,8 @@ def _from_cost(C, a, b):
 
 
 def _divergence(x, y):
-    return jot.sinkhorn_divergence(x, y, epsilon=0.5, tol=_tol(x.dtype), max_iter=5000)
+    res = jot.sinkhorn_divergence(x, y, epsilon=0.5, tol=_tol(x.dtype), max_iter=5000)
+    return res.divergence, res.converged
 
 
 def _swav(scores):

@@ -4,7 +4,10 @@ SwAV-style balanced cluster codes and progressive partial OT pseudo-labels (P²O
 for imbalanced clustering."""
 
 from .assign import swav_codes as swav_codes
-from .divergence import sinkhorn_divergence as sinkhorn_divergence
+from .divergence import (
+    SinkhornDivergenceResult as SinkhornDivergenceResult,
+    sinkhorn_divergence as sinkhorn_divergence,
+)
 from .progressive import (
     PartialCodes as PartialCodes,
     mass_schedule as mass_schedule,
@@ -20,6 +23,7 @@ from .sinkhorn import (
 
 __all__ = [
     "PartialCodes",
+    "SinkhornDivergenceResult",
     "SinkhornResult",
     "default_epsilon",
     "mass_schedule",

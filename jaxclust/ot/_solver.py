@@ -49,6 +49,9 @@ class Config(NamedTuple):
     eps_init: float | None
     eps_decay: float
     implicit: bool
+    # a symmetric problem (C = C^T, a = b; the debiasing terms of the Sinkhorn divergence):
+    # the averaged update f <- (f + T(f)) / 2 of Feydy et al. 2019 on g = f
+    symmetric: bool = False
 
 
 class Params(NamedTuple):
@@ -158,6 +161,21 @@ def _log_block(geom, p, eps, z, n_rounds, n_active):
     return z, state_error(geom, p, eps, z, row, col)
 
 
+def _sym_block(geom, p, eps, z, n_rounds, n_active):
+    """Symmetric problems: ``f <- (f + eps log a - tau eps LSE_j((f_j - C_ij)/eps)) / 2``
+    (one log-sum-exp per round, no oscillation), with ``g = f``; then the error of
+    ``(f, f)`` (both marginals are equal by symmetry)."""
+    log_a = safe_log(p.a)
+
+    def body(i, f):
+        t = eps * log_a - p.tau_a * eps * geom.lse(f, eps, 1)
+        return jnp.where(i < n_active, 0.5 * (f + t), f)
+
+    f = jax.lax.fori_loop(0, n_rounds, body, 0.5 * (z[0] + z[1]))
+    row = jnp.exp(f / eps + geom.lse(f, eps, 1))
+    return (f, f), state_error(geom, p, eps, (f, f), row, row)
+
+
 def _safe_log_pos(t):
     # log for a quantity that may underflow to 0; 0 maps to 0 (flagged separately), so that
     # nothing non-finite enters a branch that a `cond` discards (NaN-free unrolled gradients)
@@ -221,7 +239,8 @@ def make_solve(cfg: Config):
 
     def solve(p: Params, init):
         geom = _dense_for_solve(p.geom)
-        use_kernel = cfg.mode == "auto" and not geom.is_online and not cfg.partial
+        use_kernel = (cfg.mode == "auto" and not geom.is_online and not cfg.partial
+                      and not cfg.symmetric)
         dtype = p.a.dtype
 
         def block(state, k):
@@ -230,6 +249,8 @@ def make_solve(cfg: Config):
             n_active = jnp.minimum(cfg.check_every, cfg.max_iter - k * cfg.check_every)
 
             def log_block():
+                if cfg.symmetric:
+                    return _sym_block(geom, p, eps_k, z, cfg.check_every, n_active)
                 return _log_block(geom, p, eps_k, z, cfg.check_every, n_active)
 
             if use_kernel:

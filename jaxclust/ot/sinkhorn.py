@@ -214,7 +214,7 @@ def _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_deca
 
 def _solve(
     geom: Geometry, a, b, *, epsilon, tau_a, tau_b, mass, tol, max_iter, check_every, init,
-    epsilon_init, epsilon_decay, implicit, mode,
+    epsilon_init, epsilon_decay, implicit, mode, symmetric=False,
 ) -> SinkhornResult:
     _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
     n, m = geom.shape
@@ -266,7 +266,7 @@ def _solve(
     cfg = _solver.Config(
         tol=float(tol), max_iter=max_iter, check_every=check_every, mode=mode,
         partial=partial, eps_init=None if epsilon_init is None else float(epsilon_init),
-        eps_decay=float(epsilon_decay), implicit=bool(implicit),
+        eps_decay=float(epsilon_decay), implicit=bool(implicit), symmetric=symmetric,
     )
     params = _solver.Params(geom, a, b, eps, ta, tb, mass_arr)
     z, (n_iters, errors, converged) = _solver.run(cfg, params, z0)
@@ -431,6 +431,22 @@ def sinkhorn(
         geom, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
         epsilon_decay=epsilon_decay, implicit=implicit, mode=mode,
+    )
+
+
+def _sinkhorn_symmetric(x, a=None, *, epsilon, cost="sqeuclidean", tau_a=1.0, tau_b=1.0,
+                        tol=1e-3, max_iter=2000, check_every=10, init=None,
+                        epsilon_init=None, epsilon_decay=0.9, implicit=True, chunk_size=None,
+                        mode="auto") -> SinkhornResult:
+    """``sinkhorn(x, x, a, a)`` by the symmetric averaged update (private; for the debiasing
+    terms of the Sinkhorn divergence). Needs ``tau_a == tau_b`` (the problem is symmetric);
+    ``mode`` is accepted for signature compatibility (the update is log-domain)."""
+    del mode
+    geom = _point_cloud(x, x, cost, chunk_size)
+    return _solve(
+        geom, a, a, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=None, tol=tol,
+        max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
+        epsilon_decay=epsilon_decay, implicit=implicit, mode="log", symmetric=True,
     )
 
 

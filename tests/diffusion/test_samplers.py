@@ -91,7 +91,7 @@ def test_stochastic_samplers_reproduce_gaussian_moments(name, key):
 
 
 def _divergence(x, y):
-    return float(sinkhorn_divergence(x, y, epsilon=0.1, tol=1e-4, max_iter=5000))
+    return float(sinkhorn_divergence(x, y, epsilon=0.1, tol=1e-4, max_iter=5000).divergence)
 
 
 @pytest.mark.slow

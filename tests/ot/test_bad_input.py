@@ -74,7 +74,7 @@ SHAPE_RULES = [
     ("epsilon-decay", sinkhorn, (X, Y), dict(epsilon_decay=1.0), "`epsilon_decay` must be"),
     ("init-not-pair", sinkhorn, (X, Y), dict(init=jnp.zeros(4)), "`init` must be a pair"),
     ("mass-and-tau", sinkhorn, (X, Y), dict(mass=0.5, tau_a=0.5), "cannot be combined"),
-    ("divergence-tau", sinkhorn_divergence, (X, Y), dict(tau_a=0.5), "`tau_a` is not supported"),
+    ("divergence-mass", sinkhorn_divergence, (X, Y), dict(mass=0.5), "`mass` is not supported"),
     ("default-eps-features", default_epsilon, (X, Y[:, :1]), {}, "same number of features"),
     ("swav-1d", swav_codes, (S[0],), {}, "`scores` must be 2-D"),
     ("swav-n-iter-zero", swav_codes, (S,), dict(n_iter=0), "`n_iter` must be an int >= 1"),
