@@ -34,7 +34,7 @@ from ..cluster.minibatch import (
     _init_subset,
     _initial_centres,
 )
-from ._mesh import AXIS, ShardedPoints
+from ._mesh import AXIS, ShardedPoints, check_values_now
 
 __all__ = ["kmeans", "minibatch_kmeans"]
 
@@ -82,15 +82,6 @@ _NO_MASS = "`points.weights` sums to 0; give some point a positive weight."
 _BAD_X = ("`points.x` contains NaN or Inf; clean or mask the input (give masked points zero "
           "weight) before calling.")
 _BAD_W = "`points.weights` has NaN, Inf or negative entries; sample weights must be >= 0."
-
-
-def _no_mass(w):
-    """Eagerly raise when the weights sum to 0 (traced weights are checked inside the
-    sharded program by :func:`_checked_blocks`)."""
-    if checks.is_traced(w):
-        return
-    if bool(jnp.sum(w) <= 0):
-        raise ValueError(_NO_MASS)
 
 
 def _checked_blocks(x, w):
@@ -176,7 +167,7 @@ def kmeans(
     _check_options(max_iter, n_init, tol, chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
-    _no_mass(w_in)
+    check_values_now(points)  # concrete points: a ValueError now
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     d = x.shape[1]
     if isinstance(init, str):
@@ -304,7 +295,7 @@ def minibatch_kmeans(
                              chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
-    _no_mass(w_in)
+    check_values_now(points)  # concrete points: a ValueError now
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     c0 = _initial_centres(init, k, xs.shape[1], xs.dtype)
     if c0 is not None:

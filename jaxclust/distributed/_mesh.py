@@ -222,6 +222,38 @@ def _checked_blocks(x, w, mesh):
                          check_vma=False)(x, w)
 
 
+@jax.jit
+def _value_flags(x, w):
+    return (~jnp.all(jnp.isfinite(x)), checks.sq_norm_overflow(x),
+            ~jnp.all(jnp.isfinite(w) & (w >= 0)), jnp.sum(w) <= 0)
+
+
+def check_values_now(points: ShardedPoints, name: str = "points", *, overflow: bool = True,
+                     weights: bool = True, bad_w: str | None = None) -> None:
+    """Value checks of concrete sharded points as a plain ``ValueError``, now.
+
+    The reductions run where the rows live (one small SPMD program, all devices taking
+    part); four booleans come to the host. Nothing happens when the arrays are traced (or
+    when called under an outer ``jit``): the sharded programs then check inside
+    ``shard_map``, where a failed check raises on every device together."""
+    if checks.is_traced(points.x, points.weights):
+        return
+    flags = _value_flags(points.x, points.weights.astype(points.x.dtype))
+    if checks.is_traced(*flags):
+        return
+    nonfinite, huge, bad, no_mass = (bool(f) for f in flags)
+    if nonfinite:
+        raise ValueError(f"`{name}.x` contains NaN or Inf; clean or mask the input (give "
+                         "masked points zero weight) before calling.")
+    if overflow and huge:
+        raise ValueError(checks.overflow_message(f"{name}.x", points.x.dtype))
+    if weights and bad:
+        raise ValueError(bad_w or f"`{name}.weights` has NaN, Inf or negative entries; "
+                                  "sample weights must be >= 0.")
+    if weights and no_mass:
+        raise ValueError(f"`{name}.weights` sums to 0; give some point a positive weight.")
+
+
 def gather(a: Array, n: int | None = None) -> np.ndarray:
     r"""Bring a (possibly sharded) per-point array back to the host, dropping padding rows.
 

@@ -22,7 +22,7 @@ from .._core.costs import COSTS, PointCloud
 from ..ot import _solver
 from ..ot.assign import _swav_iterations
 from ..ot.sinkhorn import SinkhornResult, _static_options, _tau
-from ._mesh import AXIS, ShardedPoints, make_mesh
+from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh
 
 __all__ = ["sinkhorn", "swav_codes"]
 
@@ -314,6 +314,9 @@ def sinkhorn(
     """
     _check_points(points)
     _static_options(tol, max_iter, check_every, "auto", None, 0.9)
+    # concrete points: a ValueError now (traced ones are checked inside shard_map)
+    check_values_now(points, overflow=False,
+                     bad_w="`points.weights` must be finite and >= 0 with a positive sum.")
     if cost not in COSTS:
         raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}.")
     if not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size >= 1):
@@ -421,6 +424,7 @@ def swav_codes(
         raise ValueError(f"`n_iter` must be an int >= 1, got {n_iter!r}.")
     eps = checks.check_positive_scalar(epsilon, "epsilon")
     if isinstance(scores, ShardedPoints):
+        check_values_now(scores, "scores", overflow=False, weights=False)
         x, n, mesh = scores.x, scores.n, scores.mesh
     else:
         x = checks.as_float_array(scores, "scores")

@@ -14,7 +14,7 @@ from jaxtyping import PRNGKeyArray
 from .._core import checks
 from ..sdp import _bm
 from ..sdp.kmeans_sdp import KMeansSDPResult
-from ._mesh import AXIS, ShardedPoints
+from ._mesh import AXIS, ShardedPoints, check_values_now
 from ._ot import _check_points, _local_mask
 
 __all__ = ["kmeans_sdp"]
@@ -156,6 +156,7 @@ def kmeans_sdp(
     _check_points(points)
     n = points.n
     rank = _bm._check_options(k, n, rank, max_iter, check_every)
+    check_values_now(points, weights=False)  # concrete points: a ValueError now
     if not (isinstance(tol, (int, float)) and math.isfinite(tol) and tol > 0):
         raise ValueError(f"`tol` must be a finite number > 0, got {tol!r}.")
     beta, step = (_positive(v, name) for v, name in ((beta, "beta"), (step, "step")))

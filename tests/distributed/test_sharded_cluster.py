@@ -153,6 +153,27 @@ def test_bad_input():
         jd.kmeans_sdp(pts, 2, key=0)
     with pytest.raises(ValueError, match="`y` has no rows"):  # before: ZeroDivisionError
         jd.sinkhorn(pts, jnp.zeros((0, 2)), epsilon=1.0)
+    # points built without shard's checks: a ValueError now, before anything compiles
+    # (before: a JaxRuntimeError from inside the compiled program)
+    nan_pts = jd.ShardedPoints(pts.x.at[0, 0].set(jnp.nan), pts.weights, pts.n, pts.mesh)
+    huge_pts = jd.ShardedPoints(pts.x * 1e20, pts.weights, pts.n, pts.mesh)
+    for call in (lambda p: jd.kmeans(p, 2, key=key), lambda p: jd.minibatch_kmeans(p, 2, key=key),
+                 lambda p: jd.kmeans_sdp(p, 2), lambda p: jd.sinkhorn(p, x[:3], epsilon=1.0),
+                 lambda p: jd.swav_codes(p, epsilon=1.0)):
+        with pytest.raises(ValueError, match=r"`(points|scores)\.x` contains NaN or Inf"):
+            call(nan_pts)
+    for call in (lambda p: jd.kmeans(p, 2, key=key), lambda p: jd.kmeans_sdp(p, 2)):
+        with pytest.raises(ValueError, match="`points.x` has values too large for float32"):
+            call(huge_pts)
+
+
+def test_minibatch_traced_init_with_concrete_points():
+    """Before: TracerBoolConversionError (the eager weight check ran on a staged sum)."""
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(10, 2)), jnp.float32)
+    pts = jd.shard(x)
+    f = jax.jit(lambda c: jd.minibatch_kmeans(pts, 2, key=jax.random.key(0), init=c,
+                                              batch_size=4, max_steps=2).centroids)
+    assert f(x[:2]).shape == (2, 2)
     with pytest.raises(ValueError, match="`bank` must be a ShardedPoints"):
         jd.knn(x, x, k=1)
     with pytest.raises(ValueError, match="k may not exceed the bank size"):
