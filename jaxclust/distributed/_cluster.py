@@ -181,7 +181,8 @@ def kmeans(
         if c0.shape != (k, d):
             raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
-        c0 = _replicated(jax.lax.stop_gradient(checks.check_finite(c0, "init")), points.mesh)
+        c0 = checks.check_sq_norms(checks.check_finite(c0, "init"), "init")
+        c0 = _replicated(jax.lax.stop_gradient(c0), points.mesh)
     res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
                   else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
                   chunk_size=chunk_size)

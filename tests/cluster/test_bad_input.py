@@ -46,6 +46,13 @@ def test_float32_overflow_is_an_error_naming_x(name):
     assert "standardise" in str(err.value)
 
 
+def test_overflowing_initial_centres_name_init():
+    """Found by the fuzzer: huge initial centres ended in an error from inside the program."""
+    for f in (jc.kmeans, jc.minibatch_kmeans):
+        with pytest.raises(ValueError, match="`init` has values too large for float32"):
+            f(X, 2, key=KEY, init=X[:2] * 1e20)
+
+
 def test_gmm_log_prob_overflowing_means_name_means():
     """Found by the fuzzer: means of 1e20 gave non-finite log-responsibilities silently."""
     with pytest.raises(ValueError, match="`means` has values too large for float32"):
