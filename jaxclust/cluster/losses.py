@@ -73,13 +73,17 @@ def soft_assignment(
     With $D_{ij} = \lVert x_i - c_j\rVert^2$ and temperature $T$:
 
     * ``kind="softmax"`` (soft k-means responsibilities, a Gaussian kernel):
-      $$ q_{ij} = \frac{e^{-D_{ij}/T}}{\sum_l e^{-D_{il}/T}}; $$
+
+        $$ q_{ij} = \frac{e^{-D_{ij}/T}}{\sum_l e^{-D_{il}/T}}; $$
+
     * ``kind="student_t"`` (the Student-t kernel of DEC, Xie et al. 2016, with $\alpha$
       degrees of freedom):
-      $$ q_{ij} = \frac{(1 + D_{ij}/(\alpha T))^{-(\alpha+1)/2}}
-                       {\sum_l (1 + D_{il}/(\alpha T))^{-(\alpha+1)/2}}. $$
-      $T$ scales the squared distances (a squared length scale); with the default
-      $T = 1$ this is exactly DEC's $q_{ij}$.
+
+        $$ q_{ij} = \frac{(1 + D_{ij}/(\alpha T))^{-(\alpha+1)/2}}
+                         {\sum_l (1 + D_{il}/(\alpha T))^{-(\alpha+1)/2}}. $$
+
+        $T$ scales the squared distances (a squared length scale); with the default
+        $T = 1$ this is exactly DEC's $q_{ij}$.
 
     Both are computed as a softmax of log-kernels (stable for far points). Jittable,
     vmappable, differentiable in ``x``, ``centroids``, ``temperature`` and ``alpha``.
@@ -150,16 +154,20 @@ def kmeans_loss(
     With $D_{ij} = \lVert x_i - c_j\rVert^2$ and weights $w_i$ (ones by default):
 
     * ``temperature=None`` (hard): the mean inertia
-      $$ L = \frac{\sum_i w_i \min_j D_{ij}}{\sum_i w_i}, $$
-      i.e. ``jaxclust.metrics.inertia(x, centroids, weights=w) / sum(w)``. Differentiable
-      almost everywhere in ``x`` and ``centroids`` (the gradient flows through each point's
-      nearest centroid; ties have measure zero).
+
+        $$ L = \frac{\sum_i w_i \min_j D_{ij}}{\sum_i w_i}, $$
+
+        i.e. ``jaxclust.metrics.inertia(x, centroids, weights=w) / sum(w)``. Differentiable
+        almost everywhere in ``x`` and ``centroids`` (the gradient flows through each point's
+        nearest centroid; ties have measure zero).
     * ``temperature=T > 0`` (soft): the mean free energy of soft k-means
-      $$ L_T = -\frac{T}{\sum_i w_i}\sum_i w_i \log \sum_j e^{-D_{ij}/T}, $$
-      smooth everywhere, with $\partial L_T / \partial c_j = \frac{2}{\sum w}\sum_i w_i
-      q_{ij}(c_j - x_i)$ for the softmax assignments $q$ of
-      [`soft_assignment`][jaxclust.cluster.soft_assignment]. It bounds the hard loss:
-      $L - T\log k \le L_T \le L$, so $L_T \to L$ as $T \to 0$.
+
+        $$ L_T = -\frac{T}{\sum_i w_i}\sum_i w_i \log \sum_j e^{-D_{ij}/T}, $$
+
+        smooth everywhere, with $\partial L_T / \partial c_j = \frac{2}{\sum w}\sum_i w_i
+        q_{ij}(c_j - x_i)$ for the softmax assignments $q$ of
+        [`soft_assignment`][jaxclust.cluster.soft_assignment]. It bounds the hard loss:
+        $L - T\log k \le L_T \le L$, so $L_T \to L$ as $T \to 0$.
 
     The loss is a weighted **mean** over points (not a sum, unlike the inertia), so its
     scale does not depend on the batch size.

@@ -19,7 +19,7 @@ def membership_matrix(labels: Int[Array, " n"], k: int) -> Float[Array, "n n"]:
 
     $Z^*_{ij} = 1 / |G_a|$ when $i, j$ both lie in cluster $G_a$ and $0$ otherwise, so
     $Z^* \succeq 0$, $Z^* \ge 0$, $Z^* \mathbf 1 = \mathbf 1$ and
-    $\operatorname{tr} Z^* = $ the number of non-empty clusters. Empty clusters contribute
+    $\operatorname{tr} Z^*$ equals the number of non-empty clusters. Empty clusters contribute
     nothing.
 
     Args:
