@@ -117,6 +117,14 @@ class Geometry(eqx.Module):
         """``sum_i v_i`` over the real rows of all devices."""
         return jnp.sum(v, axis=0)
 
+    def row_max(self, v: Array) -> Array:
+        """``max_i v_i`` over the real rows of all devices."""
+        return jnp.max(v, axis=0)
+
+    def cost_scale(self) -> Array:
+        """An upper bound of ``max |C_ij|`` (cheap; used to rescale sums of ``C**2``)."""
+        raise NotImplementedError
+
     # ---- reductions built on `reduce` -------------------------------------------------
     def lse(self, h: Array, eps, axis: int) -> Array:
         """``axis=1``: ``LSE_j((h_j - C_ij)/eps)`` (length n); ``axis=0``: over ``i``."""
@@ -153,14 +161,22 @@ class Geometry(eqx.Module):
         return jnp.exp((f[:, None] + g[None, :] - self.cost_matrix()) / eps)
 
     def cost_moments(self):
-        """Mean and standard deviation of the entries of ``C`` (chunked when online)."""
+        """Mean and standard deviation of the entries of ``C`` (chunked when online).
+
+        The sums run on ``C * k`` with ``k`` a power of two near ``1 / max |C|`` (exact
+        scaling, no gradient), so ``sum C**2`` cannot overflow while ``C`` itself is finite.
+        """
         m = self.shape[1]
+        scale = jax.lax.stop_gradient(self.cost_scale())
+        ok = jnp.isfinite(scale) & (scale > 0)
+        k = jnp.where(ok, jnp.exp2(-jnp.round(jnp.log2(jnp.where(ok, scale, 1.0)))), 1.0)
 
         def fn(c, _, __):
+            c = c * k
             return jnp.stack([jnp.sum(c, 1), jnp.sum(c * c, 1)], axis=1)
 
         s = self.row_sum(self.reduce(fn, None, None, 1)) / (self.n_rows * m)
-        return s[0], jnp.sqrt(jnp.maximum(s[1] - s[0] ** 2, 0.0))
+        return s[0] / k, jnp.sqrt(jnp.maximum(s[1] - s[0] ** 2, 0.0)) / k
 
 
 class CostMatrix(Geometry):
@@ -178,6 +194,9 @@ class CostMatrix(Geometry):
 
     def cost_matrix(self):
         return self.cost
+
+    def cost_scale(self):
+        return jnp.max(jnp.abs(self.cost), initial=0.0)
 
     def reduce(self, fn, row_args, col_args, axis):
         c = self.cost if axis == 1 else self.cost.T
@@ -243,10 +262,30 @@ class PointCloud(Geometry):
         mask = self.row_mask.reshape(self.row_mask.shape + (1,) * (v.ndim - 1))
         return jax.lax.psum(jnp.sum(jnp.where(mask, v, 0), axis=0), self.axis_name)
 
+    def row_max(self, v):
+        if self.axis_name is None:
+            return jnp.max(v, axis=0)
+        mask = self.row_mask.reshape(self.row_mask.shape + (1,) * (v.ndim - 1))
+        return jax.lax.pmax(jnp.max(jnp.where(mask, v, -jnp.inf), axis=0), self.axis_name)
+
+    def cost_scale(self):
+        x, y = self._centred()
+        nx = self.row_max(jnp.sum(jnp.square(x), 1))
+        ny = jnp.max(jnp.sum(jnp.square(y), 1))
+        if self.cost_fn == "sqeuclidean":
+            return 2.0 * (nx + ny)  # |x - y|^2 <= 2 |x|^2 + 2 |y|^2
+        if self.cost_fn == "euclidean":
+            return jnp.sqrt(nx) + jnp.sqrt(ny)
+        if self.cost_fn == "dot":
+            return jnp.sqrt(nx) * jnp.sqrt(ny)
+        return jnp.asarray(2.0, x.dtype)  # cosine, in [0, 2]
+
     def _centred(self):
         if self.cost_fn in ("sqeuclidean", "euclidean"):
             m = self.shape[1]
-            centre = (self.row_sum(self.x) + jnp.sum(self.y, 0)) / (self.n_rows + m)
+            total = self.n_rows + m
+            # the mean as a sum of pre-divided terms: no overflow for values near the max
+            centre = self.row_sum(self.x / total) + jnp.sum(self.y / total, 0)
             return self.x - centre[None, :], self.y - centre[None, :]
         return self.x, self.y
 

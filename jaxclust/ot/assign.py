@@ -74,7 +74,10 @@ def _swav_iterations(scores, eps, n_iter: int, *, axis_name=None, row_mask=None)
     (padding) are left out of it; the row normalisation is local.
     """
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    logq = jax.lax.stop_gradient(scores).astype(dtype) / eps
+    # at a tiny epsilon s / eps overflows to +-inf and inf - inf would make NaN codes: clip
+    # to a finite range whose sums and differences stay finite (the limit is the hard code)
+    lim = float(jnp.finfo(dtype).max) / 8
+    logq = jnp.clip(jax.lax.stop_gradient(scores).astype(dtype) / eps, -lim, lim)
     k = scores.shape[1]
 
     def col_lse(lq):

@@ -302,6 +302,26 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
     dtype = _float_dtype(x, y)
     x = checks.check_finite(x.astype(dtype), "x")
     y = checks.check_finite(y.astype(dtype), "y")
+    # the cost must be representable: squared norms of the (centred, for the Euclidean
+    # costs) points below max / 4 bound every |C_ij| below the dtype's max
+    xc, yc = PointCloud(x, y, cost, chunk_size)._centred()
+    over = jnp.asarray(False)
+    for arr in (xc, yc):
+        over = over | checks.sq_norm_overflow(arr) | ~jnp.all(jnp.isfinite(arr))
+    # blame the cloud with the larger entries (centring spreads one cloud's size to both)
+    y_larger = jnp.max(jnp.abs(y), initial=0.0) > jnp.max(jnp.abs(x), initial=0.0)
+    for name in ("x", "y"):
+        bad = over & (y_larger if name == "y" else ~y_larger)
+        msg = (f"`{name}` is too large for {jnp.dtype(dtype).name}: the '{cost}' cost between "
+               f"`x` and `y` overflows (squared norms of the points"
+               f"{' about their joint mean' if cost in ('sqeuclidean', 'euclidean') else ''} "
+               f"must stay below {float(jnp.finfo(dtype).max) / 4:.2g}). Rescale both clouds "
+               f"by a common factor s (and `epsilon` by s**2 for 'sqeuclidean', s for "
+               f"'euclidean' and 'dot').")
+        if name == "x":
+            x = checks.ensure(x, bad, msg)
+        else:
+            y = checks.ensure(y, bad, msg)
     return PointCloud(x, y, cost, chunk_size)
 
 

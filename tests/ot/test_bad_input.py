@@ -77,6 +77,13 @@ SHAPE_RULES = [
     ("divergence-mass", sinkhorn_divergence, (X, Y), dict(mass=0.5), "`mass` is not supported"),
     ("default-eps-features", default_epsilon, (X, Y[:, :1]), {}, "same number of features"),
     ("swav-1d", swav_codes, (S[0],), {}, "`scores` must be 2-D"),
+    ("x-none", sinkhorn, (None, Y), {}, "`x` is None"),
+    ("y-none", sinkhorn, (X, None), {}, "`y` is None"),
+    ("C-none", sinkhorn_from_cost, (None,), {}, "`C` is None"),
+    ("divergence-y-none", sinkhorn_divergence, (X, None), {}, "`y` is None"),
+    ("default-eps-none", default_epsilon, (None,), {}, "`C` is None"),
+    ("default-eps-y-none", default_epsilon, (None, Y), {}, "`x` is None"),
+    ("swav-none", swav_codes, (None,), {}, "`scores` is None"),
     ("swav-n-iter-zero", swav_codes, (S,), dict(n_iter=0), "`n_iter` must be an int >= 1"),
     ("swav-n-iter-float", swav_codes, (S,), dict(n_iter=2.0), "`n_iter` must be an int >= 1"),
 ]
@@ -149,7 +156,11 @@ def _swav(scores, eps):
     return swav_codes(scores, epsilon=eps)
 
 
-_JIT = {fn: jax.jit(fn) for fn in (_sk, _sk_mass, _skc, _swav)}
+def _deps(x, y):
+    return default_epsilon(x, y)
+
+
+_JIT = {fn: jax.jit(fn) for fn in (_sk, _sk_mass, _skc, _swav, _deps)}
 
 _SK = dict(x=X, y=Y, a=A, b=B, eps=f32(0.5), tau_a=f32(1.0), tau_b=f32(1.0))
 _SKM = dict(x=X, y=Y, a=A, b=B, eps=f32(0.5), mass=f32(0.5))
@@ -189,6 +200,12 @@ VALUE_RULES = [
     ("C-negative-b", _skc, _SKC, dict(b=jnp.asarray([0.6, 0.6, -0.2], f32)),
      "`b` has negative entries"),
     ("C-epsilon", _skc, _SKC, dict(eps=f32(0.0)), "`epsilon` must be a finite number > 0"),
+    # float32 overflow of the cost (issue 14, 1.6): an error naming the larger cloud, not a
+    # NaN epsilon or NaN potentials
+    ("x-overflow", _sk, _SK, dict(x=X * 1e20), "`x` is too large for float32"),
+    ("y-overflow", _sk, _SK, dict(y=Y * 1e20), "`y` is too large for float32"),
+    ("default-eps-overflow", _deps, dict(x=X, y=Y), dict(x=X * 1e20, y=Y * 1e19),
+     "`x` is too large for float32"),
     ("swav-nan", _swav, _SW, dict(scores=S.at[0, 0].set(NAN)), "`scores` contains NaN or Inf"),
     ("swav-epsilon-zero", _swav, _SW, dict(eps=f32(0.0)), "`epsilon` must be a finite number"),
     ("swav-epsilon-negative", _swav, _SW, dict(eps=f32(-1.0)),
@@ -234,3 +251,22 @@ def test_mass_with_jnp_tau_one_is_accepted():
     # with `mass`
     res = sinkhorn(X, Y, epsilon=0.5, mass=0.5, tau_a=jnp.asarray(1.0))
     assert bool(res.converged)
+
+
+def test_default_epsilon_is_finite_for_large_finite_costs():
+    """std(C) of a cost matrix of size ~1e30 (finite, but C**2 overflows float32) and of
+    clouds of size 1e15 (|x - y|^2 ~ 1e30): the moments are rescaled (they used to be NaN)."""
+    ref = float(default_epsilon(C))
+    np.testing.assert_allclose(float(default_epsilon(C * 1e30)) / 1e30, ref, rtol=1e-5)
+    ref_xy = float(default_epsilon(X, Y))
+    np.testing.assert_allclose(float(default_epsilon(X * 1e15, Y * 1e15)) / 1e30, ref_xy,
+                               rtol=1e-5)
+
+
+def test_swav_codes_at_tiny_epsilon_are_finite_hard_codes():
+    """s / eps overflows float32 at eps = 1e-38 (NaN codes before); the limit is the hard
+    balanced assignment, which the codes approach."""
+    for eps in (1e-30, 1e-38, 1e-45):
+        q = np.asarray(swav_codes(S, epsilon=eps))
+        assert np.all(np.isfinite(q)), eps
+        np.testing.assert_allclose(q.sum(1), 1.0, rtol=1e-6)
