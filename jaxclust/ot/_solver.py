@@ -2,9 +2,13 @@
 
 State and conventions. The plan is always ``P = exp((f_i + g_j - C_ij) / eps)``: the
 potentials absorb ``eps log a`` and ``eps log b``. One *round* is a ``g``-step then an
-``f``-step; the ``f``-step also measures the error of the state it starts from,
-``sum_i |r_i - r_i'|``, the L1 change of the row marginal that the step makes (for balanced
-OT this is exactly ``||P 1 - a||_1`` while ``P^T 1 = b`` holds).
+``f``-step. At the end of every block (``check_every`` rounds) the error of the state the block
+returns is measured on its plan (:func:`state_error`): ``||P 1 - a||_1 + ||P^T 1 - b||_1``
+for balanced OT, the same against the KL-relaxed targets for unbalanced OT (zero exactly at
+the fixed point), the KKT violation for partial OT. The row marginal comes free from the last
+``f``-step, the column one costs one more log-sum-exp per block (two matrix-vector products
+in the kernel path). ``converged`` is ``error < tol`` on the returned state, finite
+potentials and a finished annealing schedule.
 
 * balanced / unbalanced (``tau`` in (0, 1], KL(P | a x b) reference):
   ``f <- eps log a - tau_a eps LSE_j((g_j - C_ij) / eps)`` and symmetrically for ``g``;

@@ -389,9 +389,17 @@ def sinkhorn(
     * ``chunk_size`` turns on the online mode: the cost is recomputed in blocks of
       ``chunk_size`` rows, so no ``n x m`` array is ever formed, in the forward or the
       backward pass (use ``.apply``/``.marginals``/``.linear_cost``, not ``.plan``).
-    * Convergence: every ``check_every`` iterations the L1 marginal error is recorded in
-      ``errors``; the loop stops when it is below ``tol`` (or after ``max_iter``).
-      Non-convergence is reported in ``converged``, not raised.
+    * Convergence: after every block of ``check_every`` iterations (the first included) the
+      L1 error of the marginals of the plan the block returns,
+      $\lVert P1 - a\rVert_1 + \lVert P^\top 1 - b\rVert_1$ (unbalanced: against the
+      KL-relaxed targets; partial: the violation of $P1 \le a$, $P^\top 1 \le b$, the
+      equalities at saturated points and the mass), is recorded in ``errors``; the loop
+      stops when it is below ``tol`` (or after ``max_iter``). ``converged=True`` means: that
+      error, measured on the returned ``f``, ``g``, is below ``tol``, the potentials and the
+      plan are finite, and an annealing schedule has reached ``epsilon``. Non-convergence is
+      reported in ``converged``, not raised. In float32 the plan's marginals cannot be
+      exact to much better than ``1e-6`` (rounding of ``exp(f/eps)``): a ``tol`` below
+      that may end as ``converged=False``.
     * Differentiation (w.r.t. ``x``, ``y``, ``a``, ``b``, ``epsilon``): ``implicit=True``
       applies the implicit function theorem to the optimality conditions, solved by
       conjugate gradients on plan products (memory independent of the iterations);
