@@ -149,17 +149,16 @@ def _pair(seed, mass_b=1.0):
 
 def test_value_at_default_tol_matches_converged_reference():
     """Acceptance (issue 14, 1.2): at the default ``tol=1e-3``, within 1e-6 relative of the
-    converged value, whatever ``check_every`` (measured 8e-7 and 5e-7, the dual gap of the
-    OT(x, y) solve; the debiasing terms by the symmetric update are exact to 1e-10)."""
+    converged value (measured 5e-7 at check_every=10, 8e-7 at 1: the dual gap of the OT(x, y)
+    solve; the debiasing terms by the symmetric update are exact to 1e-10). The independence
+    of ``check_every`` of ``reg_cost`` itself is tests/ot/test_accuracy.py's."""
     x, y, a, b = _pair(5)
     eps = 0.2
     ref = _pot_divergence(x, y, a, b, eps)
     with enable_x64():
-        for check_every in (1, 10):
-            res = sinkhorn_divergence(*map(jnp.asarray, (x, y, a, b)), epsilon=eps,
-                                      check_every=check_every)
-            assert bool(res.converged)
-            np.testing.assert_allclose(float(res.divergence), ref, rtol=1e-6)
+        res = sinkhorn_divergence(*map(jnp.asarray, (x, y, a, b)), epsilon=eps)
+        assert bool(res.converged)
+        np.testing.assert_allclose(float(res.divergence), ref, rtol=1e-6)
 
 
 def test_unbalanced_divergence_matches_pot():
@@ -188,5 +187,5 @@ def test_unconverged_solves_are_reported():
     assert not bool(res.converged)
     assert not bool(res.xy.converged)
     assert np.isfinite(float(res.divergence))
-    ok = sinkhorn_divergence(x, y, epsilon=0.5)
+    ok = sinkhorn_divergence(x, y, epsilon=0.5, max_iter=50)  # the same compiled solves
     assert bool(ok.converged) and bool(ok.xy.converged & ok.xx.converged & ok.yy.converged)
