@@ -1,8 +1,9 @@
 """Equinox layers: clustering heads (SwAV, P²OT/SP²OT, DEC/DEPICT, TELL, soft k-means), OOD
 heads, score networks.
 
-The same layers as [`jaxclust.nn.flax`][jaxclust.nn.flax], as ``equinox.Module``\\ s (pytrees
-whose array fields are the learnable parameters) whose constructors take a PRNG ``key``.
+The same layers as [`jaxclust.nn.flax`][jaxclust.nn.flax], as ``equinox.Module`` subclasses
+(pytrees whose array fields are the learnable parameters) whose constructors take a PRNG
+``key``.
 Each is a thin wrapper over the pure functions of
 [`jaxclust.cluster` losses](cluster.md#clustering-losses) and [`jaxclust.ot`][jaxclust.ot].
 Train them with ``eqx.filter_jit`` / ``eqx.filter_value_and_grad`` and optax.

@@ -1,9 +1,9 @@
 """Flax NNX layers: clustering heads (SwAV, P²OT/SP²OT, DEC/DEPICT, TELL, soft k-means), OOD
 heads, score networks (the optional extra ``jaxclust[flax]``).
 
-The same layers as [`jaxclust.nn.equinox`][jaxclust.nn.equinox], as ``flax.nnx.Module``\\ s
-whose learnable arrays are ``nnx.Param``\\ s and whose constructors take ``rngs: nnx.Rngs``
-(NNX convention). Each is a thin wrapper over the pure functions of
+The same layers as [`jaxclust.nn.equinox`][jaxclust.nn.equinox], as ``flax.nnx.Module``
+subclasses whose learnable arrays are ``nnx.Param`` variables and whose constructors take
+``rngs: nnx.Rngs`` (NNX convention). Each is a thin wrapper over the pure functions of
 [`jaxclust.cluster` losses](cluster.md#clustering-losses) and [`jaxclust.ot`][jaxclust.ot].
 """
 
