@@ -231,7 +231,10 @@ def fit(loss_fn: Callable[..., Float[Array, ""]], params: PyTree, data: PyTree, 
     with _progress_bar(progress, description, steps) as update:
         for first in range(0, steps, log_every):
             ks = jnp.arange(first, min(first + log_every, steps), dtype=jnp.int32)
-            carry, losses = chunk(carry, ks)
+            if first == 0:
+                carry, losses = _first_chunk(chunk, carry, ks, data)
+            else:
+                carry, losses = chunk(carry, ks)
             losses = np.asarray(losses)
             if not np.all(np.isfinite(losses)):
                 bad = first + int(np.argmin(np.isfinite(losses)))
@@ -252,6 +255,19 @@ def fit(loss_fn: Callable[..., Float[Array, ""]], params: PyTree, data: PyTree, 
     return FitResult(_combine(p, aux), _combine(ema, aux),
                      jnp.asarray(np.concatenate(losses_all)), time.perf_counter() - start,
                      {name: np.asarray(v) for name, v in history.items()})
+
+
+def _first_chunk(chunk, carry, ks, data):
+    """The first jitted chunk; a trace-time failure of ``loss_fn`` (a shape or type error
+    on the batch) is reported as a ``ValueError`` naming ``loss_fn`` and ``data``."""
+    try:
+        return chunk(carry, ks)
+    except (TypeError, ValueError, IndexError) as err:
+        shapes = [tuple(np.shape(a)) for a in jax.tree_util.tree_leaves(data)]
+        first = (str(err).strip().splitlines() or [""])[0]
+        raise ValueError(
+            f"`loss_fn` failed on a batch of `data` (data shapes {shapes}, batches take "
+            f"`batch_size` rows of the leading axis): {type(err).__name__}: {first}") from err
 
 
 @contextlib.contextmanager

@@ -208,3 +208,13 @@ def test_bad_arguments_are_named(change, expect):
     with pytest.raises(ValueError, match=expect):
         fit(kw.pop("loss_fn"), kw.pop("params"), kw.pop("data"), steps=2, batch_size=2,
             progress=False, **kw)
+
+
+def test_loss_fn_failing_on_the_batch_names_loss_fn_and_data():
+    # a wrong-rank data array used to surface as JAX's broadcast error (fuzz finding)
+    def loss(p, batch, key):
+        return jnp.sum((batch[:, None] - p["c"][None]) ** 2)
+
+    with pytest.raises(ValueError, match="`loss_fn` failed on a batch of `data`"):
+        fit(loss, {"c": jnp.ones((3, 2))}, jnp.ones((1, 12, 2)), key=jax.random.key(0),
+            steps=2, batch_size=2, progress=False)

@@ -59,7 +59,11 @@ def load_digits_classes(
             "load_digits_classes needs scikit-learn: pip install 'jaxclust[data]'"
         ) from err
 
-    classes = [int(c) for c in classes]
+    try:
+        classes = [int(c) for c in classes]
+    except (TypeError, ValueError):
+        raise ValueError(f"`classes` must be a sequence of digits, e.g. classes=(3, 8), got "
+                         f"{classes!r}.") from None
     if not classes:
         raise ValueError("`classes` must name at least one digit, e.g. classes=(3, 8).")
     if any(c < 0 or c > 9 for c in classes):
@@ -69,7 +73,15 @@ def load_digits_classes(
     if n_per_class is not None and int(n_per_class) <= 0:
         raise ValueError(f"`n_per_class` must be positive or None, got {n_per_class}.")
     if key is None:
-        key = jax.random.key(0 if seed is None else int(seed))
+        try:
+            key = jax.random.key(0 if seed is None else int(seed))
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"`seed` must be an integer in [-2**63, 2**64), got {seed!r}."
+                             ) from None
+    else:
+        from ..train import check_key
+
+        key = check_key(key)
 
     digits = load_digits()
     images = np.asarray(digits.data, dtype=np.float32)
