@@ -106,3 +106,11 @@ def test_eqx_on_error_nan_disables_the_traced_checks():
     assert "eager: ValueError" in out  # eager checks still raise
     assert "jit: True" in out  # the traced check returns NaN instead of raising
     assert "vmap: [True, True]" in out  # and the valid batch element is lost too
+
+
+def test_distributed_checks_concrete_points_eagerly():
+    import jaxclust.distributed as jd
+
+    mesh = jd.make_mesh(jax.devices()[:1])
+    with pytest.raises(ValueError, match="contains NaN or Inf"):
+        jd.swav_codes(jd.shard(jnp.pad(_BAD, ((0, 0), (0, 2))), mesh), epsilon=0.5, n_iter=3)
