@@ -22,7 +22,7 @@ help:
 	@echo "make test-all  all tests, slow ones included, + doctests"
 	@echo "make demo      run 'jaxclust demo --out $(OUT)' (tables + figures)"
 	@echo "make bench     benchmarks/bench_ot.py (vs ott-jax, POT) and bench_cluster.py (vs scikit-learn, faiss, kmedoids)"
-	@echo "make docs      build the MkDocs site with --strict"
+	@echo "make docs      build the MkDocs site with --strict, then check it (tests/test_docs.py)"
 	@echo "make lint      ruff check ."
 	@echo "make clean     remove caches, site/ and $(OUT)/"
 
@@ -74,6 +74,7 @@ bench: $(STAMP_BENCH)
 
 docs: $(STAMP_DOCS)
 	$(BIN)/mkdocs build --strict
+	$(PYTEST) -q -rs -m "not slow" tests/test_docs.py
 
 docs-serve: $(STAMP_DOCS)
 	$(BIN)/mkdocs serve
