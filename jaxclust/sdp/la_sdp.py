@@ -384,7 +384,7 @@ def la_sdp(
       >>> from jaxclust.sdp import la_sdp
       >>> k1, k2 = jax.random.split(jax.random.key(0))
       >>> wide = 3.0 * jax.random.normal(k1, (40, 2))
-      >>> tight = jnp.array([6.0, 0.0]) + 0.3 * jax.random.normal(k2, (20, 2))
+      >>> tight = jnp.array([[6.0, 0.0]]) + 0.3 * jax.random.normal(k2, (20, 2))
       >>> res = la_sdp(jnp.concatenate([wide, tight]), 2, key=jax.random.key(1))
       >>> res.labels.shape, res.weights.shape, bool(res.converged)
       ((60,), (60, 2), True)
