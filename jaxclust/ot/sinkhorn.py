@@ -126,9 +126,10 @@ class SinkhornResult(NamedTuple):
         f, g = self.f, self.g
         if self.implicit is None or self.implicit is True:
             f, g = jax.lax.stop_gradient(f), jax.lax.stop_gradient(g)
-        elif self.implicit is not False:  # a traced flag (the result went through jit/vmap)
-            f = jnp.where(self.implicit, jax.lax.stop_gradient(f), f)
-            g = jnp.where(self.implicit, jax.lax.stop_gradient(g), g)
+        elif self.implicit is not False:  # an array flag (one value, or one per batch item)
+            flag = jnp.all(self.implicit)
+            f = jnp.where(flag, jax.lax.stop_gradient(f), f)
+            g = jnp.where(flag, jax.lax.stop_gradient(g), g)
         row, _ = _solver._marginals(self.geom, f, g, eps)
         total = jnp.sum(row)
         if self.mass is not None:
