@@ -121,7 +121,9 @@ def test_sinkhorn_kmeans_converged_requires_the_final_assignment_to_converge():
 def test_sinkhorn_kmeans_on_constant_data_needs_no_epsilon():
     """Before: constant data raised about an ``epsilon`` the user never passed (the default
     0.05 std of the costs is 0). Now any epsilon gives the same plan; 1 is used."""
-    res = jc.sinkhorn_kmeans(jnp.ones((6, 2)), 2, key=KEY)
+    # the shapes and static options of the test above: one compiled program for both
+    res = jc.sinkhorn_kmeans(jnp.ones((12, 3)), jnp.ones((2, 3)), sizes=jnp.asarray([0.5, 0.5]),
+                             sinkhorn_max_iter=2)
     assert bool(res.converged)
     np.testing.assert_allclose(np.asarray(res.assignments), 0.5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(res.centroids), 1.0, atol=1e-6)
