@@ -122,11 +122,8 @@ def _check_k(k, n: int, name: str = "n_clusters", *, sdp: bool = False) -> int:
     if not (isinstance(k, numbers.Integral) and not isinstance(k, bool)) or k < 1:
         raise ValueError(f"`{name}` must be an int >= 1, got {k!r}.")
     k = int(k)
-    if sdp and k < 2:
-        raise ValueError(f"`{name}` must be >= 2 for the SDP relaxation (k = 1 is trivial: "
-                         f"one cluster), got {k}.")
-    if (sdp and n <= k) or n < k:
-        rel = ">" if sdp else ">="
+    if n < k or (sdp and 1 < k == n):
+        rel = ">" if sdp and k > 1 else ">="
         raise ValueError(f"n_samples={n} should be {rel} {name}={k}; give more samples or "
                          f"fewer {name}.")
     return k
@@ -426,6 +423,10 @@ class SinkhornKMeans(_Centroids):
         X = self._validate_x(X, reset=True)
         w = self._validate_weights(sample_weight, X)
         k = _check_k(self.n_clusters, X.shape[0])
+        if self.epsilon is None and X.shape[0] == 1:
+            raise ValueError("n_samples=1: the default epsilon is 5% of the spread of the "
+                             "costs, which is 0 for one sample; pass epsilon (or more "
+                             "samples).")
         sizes = None if self.sizes is None else np.asarray(self.sizes, X.dtype)
         res = sinkhorn_kmeans(X, k, key=_key(self.random_state), epsilon=self.epsilon,
                               sizes=sizes, weights=w, max_iter=self.max_iter, tol=self.tol,
@@ -767,8 +768,9 @@ class KMeansSDP(ClusterMixin, _Base):
     over [`jaxclust.sdp.kmeans_sdp`][jaxclust.sdp.kmeans_sdp].
 
     Transductive (``fit`` / ``fit_predict``): the SDP is posed on the training set.
-    Needs ``2 <= n_clusters < n_samples``; ADMM forms dense ``n x n`` matrices
-    (``n_samples <= 5000``).
+    ``n_clusters = 1`` returns the relaxation's only feasible point $Z = \mathbf 1\mathbf
+    1^\top / n$ without solving (``kmeans_sdp`` itself needs ``2 <= k < n``); otherwise
+    ``n_clusters < n_samples``. ADMM forms dense ``n x n`` matrices (``n_samples <= 5000``).
 
     Args:
       n_clusters: number of clusters.
@@ -816,6 +818,8 @@ class KMeansSDP(ClusterMixin, _Base):
         """Solve the SDP on ``X`` ``(n_samples, n_features)`` and round it to labels."""
         X = self._validate_x(X, reset=True)
         k = _check_k(self.n_clusters, X.shape[0], sdp=True)
+        if k == 1:
+            return self._one_cluster(X)
         res = kmeans_sdp(X, k, method=self.method, rho=self.rho, max_iter=self.max_iter,
                          tol=self.tol, key=_key(self.random_state),
                          adaptive_rho=self.adaptive_rho, **(self.bm_options or {}))
@@ -833,13 +837,30 @@ class KMeansSDP(ClusterMixin, _Base):
                                 "iterations")
         return self
 
+    def _one_cluster(self, X):
+        """k = 1: ``Z = 1 1^T / n`` is the only feasible point (``Z 1 = 1``, ``tr Z = 1``,
+        ``Z`` PSD force it), so nothing is solved."""
+        n = X.shape[0]
+        self.labels_ = np.zeros(n, np.int32)
+        z = np.full((n, n), 1.0 / n, X.dtype)
+        self.Z_, self.factor_ = (z, None) if self.method == "admm" else (
+            None, np.full((n, 1), 1.0 / math.sqrt(n), X.dtype))
+        xc = X - X.mean(axis=0, dtype=np.float64)
+        self.objective_ = float(2.0 * np.sum(xc * xc))  # <D, 1 1^T / n>
+        self.primal_residual_ = self.dual_residual_ = self.gap_ = 0.0
+        self.n_iter_, self.converged_ = 0, True
+        return self
+
 
 class LASDP(ClusterMixin, _Base):
     r"""Iterative likelihood-adjusted SDP (iLA-SDP) for Gaussian clusters of different shapes,
     over [`jaxclust.sdp.la_sdp`][jaxclust.sdp.la_sdp].
 
-    Transductive (``fit`` / ``fit_predict``). Needs ``2 <= n_clusters < n_samples``; the
-    initial partition is the rounded k-means SDP (Burer–Monteiro).
+    Transductive (``fit`` / ``fit_predict``). The initial partition is the rounded k-means
+    SDP (Burer–Monteiro). ``n_clusters = 1`` is solved in closed form (one Gaussian: the
+    only feasible $Z = \mathbf 1\mathbf 1^\top / n$, the sample covariance plus
+    ``reg_covar``; ``la_sdp`` itself needs ``2 <= k < n``); otherwise
+    ``n_clusters < n_samples``.
 
     Args:
       n_clusters: number of clusters.
@@ -899,6 +920,8 @@ class LASDP(ClusterMixin, _Base):
         """Run iLA-SDP on ``X`` ``(n_samples, n_features)``."""
         X = self._validate_x(X, reset=True)
         k = _check_k(self.n_clusters, X.shape[0], sdp=True)
+        if k == 1:
+            return self._one_cluster(X)
         res = la_sdp(X, k, key=_key(self.random_state), covariance_type=self.covariance_type,
                      reg_covar=self.reg_covar, estimate_weights=self.estimate_weights,
                      rank=self.rank, max_outer=self.max_outer, max_iter=self.max_iter,
@@ -917,4 +940,32 @@ class LASDP(ClusterMixin, _Base):
         if not self.converged_:
             _warn_not_converged(self, f"not converged after {self.n_iter_} outer rounds "
                                 f"(max_outer={self.max_outer})")
+        return self
+
+    def _one_cluster(self, X):
+        r"""k = 1: ``Z = 1 1^T / n`` is the only feasible point; the covariance step is the
+        sample covariance (divided by n) plus ``reg_covar``, and the objective is
+        $F = -2\ell - nd\log 2\pi$ at that partition."""
+        n, d = X.shape
+        x = X.astype(np.float64)
+        mean = x.mean(axis=0)
+        xc = x - mean
+        s = xc.T @ xc / n
+        if self.covariance_type == "diag":
+            s = np.diag(np.diag(s))
+        elif self.covariance_type == "spherical":
+            s = np.trace(s) / d * np.eye(d)
+        cov = s + self.reg_covar * np.eye(d)
+        chol = np.linalg.cholesky(cov)
+        z = np.linalg.solve(chol, xc.T)
+        logdet = 2.0 * np.sum(np.log(np.diag(chol)))
+        ll = -0.5 * (np.sum(z * z) + n * (logdet + d * math.log(2 * math.pi)))
+        self.labels_ = np.zeros(n, np.int32)
+        self.memberships_ = np.ones((n, 1), X.dtype)
+        self.means_ = mean[None].astype(X.dtype)
+        self.covariances_ = cov[None].astype(X.dtype)
+        self.proportions_ = np.ones(1, X.dtype)
+        self.log_likelihood_ = float(ll)
+        self.objective_ = float(-2.0 * ll - n * d * math.log(2 * math.pi))
+        self.n_iter_, self.n_inner_, self.converged_ = 0, 0, True
         return self

@@ -227,6 +227,26 @@ def test_la_sdp_equals_functional(blobs):
     assert est.converged_ == bool(ref.converged)
 
 
+def test_sdp_one_cluster_is_the_only_feasible_point(blobs):
+    """n_clusters=1 (which scikit-learn's checks and a grid search may ask for) is answered in
+    closed form: Z = 1 1^T / n; for iLA-SDP one Gaussian at the sample mean and covariance."""
+    x, _ = blobs
+    n, d = x.shape
+    sq = ((x[:, None] - x[None]) ** 2).sum(-1)
+    est = js.KMeansSDP(1).fit(x)
+    np.testing.assert_allclose(est.Z_, np.full((n, n), 1 / n), rtol=1e-6)
+    np.testing.assert_allclose(est.objective_, sq.sum() / n, rtol=1e-5)
+    assert est.labels_.tolist() == [0] * n and est.converged_
+    la = js.LASDP(1, reg_covar=1e-3).fit(x)
+    cov = np.cov(x.T, bias=True) + 1e-3 * np.eye(d)
+    np.testing.assert_allclose(la.covariances_[0], cov, rtol=1e-5)
+    from scipy.stats import multivariate_normal
+
+    ll = multivariate_normal(x.mean(0), cov).logpdf(x).sum()
+    np.testing.assert_allclose(la.log_likelihood_, ll, rtol=1e-6)
+    np.testing.assert_allclose(la.objective_, -2 * ll - n * d * np.log(2 * np.pi), rtol=1e-6)
+
+
 # ----------------------------------------------------------------------------- semantics
 
 
@@ -239,6 +259,20 @@ def test_random_state_none_uses_numpy_global_rng(blobs):
     np.testing.assert_array_equal(*fits)
     with pytest.raises(ValueError):
         js.KMeans(3, random_state=-1).fit(x)
+
+
+def test_integer_weights_equal_repeated_rows_for_a_fixed_seeding(blobs):
+    """The reason given for the expected failure of scikit-learn's weight-equivalence check:
+    with the seeding fixed (given centres), integer weights are repeated rows."""
+    x, _ = blobs
+    sw = np.random.default_rng(1).integers(0, 3, size=24)
+    sw[[0, 8, 16]] = 1
+    init = x[[0, 8, 16]]
+    a = js.KMeans(3, init=init).fit(x, sample_weight=sw)
+    b = js.KMeans(3, init=init).fit(np.repeat(x, sw, axis=0))
+    np.testing.assert_allclose(a.cluster_centers_, b.cluster_centers_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a.inertia_, b.inertia_, rtol=1e-5)
+    np.testing.assert_array_equal(a.predict(x), b.predict(x))
 
 
 def test_convergence_warning(blobs):
@@ -255,8 +289,10 @@ def test_bad_input_is_named(blobs):
     x, _ = blobs
     with pytest.raises(ValueError, match="n_samples=2 should be >= n_clusters=3"):
         js.KMeans(3).fit(x[:2])
-    with pytest.raises(ValueError, match="n_clusters"):
-        js.KMeansSDP(1).fit(x)
+    with pytest.raises(ValueError, match="n_samples=24 should be > n_clusters=24"):
+        js.KMeansSDP(24).fit(x)
+    with pytest.raises(ValueError, match="n_samples=1.*pass epsilon"):
+        js.SinkhornKMeans(1).fit(x[:1])
     with pytest.raises(ValueError, match="NaN"):
         js.KMeans(3).fit(np.where(np.eye(24, 2) > 0, np.nan, x))
     est = js.KMeans(3, random_state=0).fit(x)
@@ -299,9 +335,12 @@ _SEEDING = ("sample_weight is not equivalent to removing/repeating samples: the 
 def expected_failed_checks(estimator) -> dict[str, str]:
     """Checks that cannot apply, with the reason, per estimator."""
     name = type(estimator).__name__
-    if name in ("KMeans", "MiniBatchKMeans", "SinkhornKMeans"):
+    if name in ("KMeans", "SinkhornKMeans"):
         return {"check_sample_weight_equivalence_on_dense_data":
                 _SEEDING.format(what="k-means++ seeding")}
+    if name == "MiniBatchKMeans":
+        return {"check_sample_weight_equivalence_on_dense_data":
+                _SEEDING.format(what="k-means++ seeding and the random mini-batches")}
     if name == "GaussianMixture":
         return {"check_sample_weight_equivalence_on_dense_data":
                 _SEEDING.format(what="k-means++ seeding of the k-means initialisation")}
