@@ -54,6 +54,21 @@ def check_output(out, x, what: str):
     return out
 
 
+def call_user(fn, name: str, x, *args, data: str = "x"):
+    """``fn(x, *args)``, a user callable, checked to return the shape of ``x``; an exception
+    raised while tracing it (typically a shape it does not expect) is re-raised as a
+    ``ValueError`` that names it, the shapes it was given and the argument ``data`` those
+    shapes come from."""
+    try:
+        out = fn(x, *args)
+    except (TypeError, ValueError) as err:
+        shapes = ", ".join(str(tuple(jnp.shape(a))) for a in (x, *args) if a is not None)
+        raise ValueError(f"`{name}` failed when called with arrays of shapes {shapes}; check "
+                         f"that {data} has the shape it expects. {type(err).__name__}: "
+                         f"{err}") from err
+    return check_output(out, x, name)
+
+
 def tree_axpy(a, x, y):
     """``a * x + y`` leafwise."""
     return jax.tree_util.tree_map(lambda u, v: a * u + v, x, y)

@@ -203,9 +203,10 @@ def _per_point(fn, x, mixture, alpha, sigma):
     return check_result(_vmapped(fn, x, mixture, a, s), _SINGULAR)
 
 
-_SINGULAR = ("the result is NaN or Inf: a covariance in `covs` is singular and sigma = 0 (the "
-             "density does not exist; use sigma > 0 or positive-definite covariances), or "
-             "`x` is too large for the dtype.")
+_SINGULAR = ("the result is NaN or Inf: `x`, `alpha` or `sigma` too large for the dtype "
+             "(the noised covariances alpha^2 Sigma + sigma^2 I overflow), or a covariance in "
+             "`covs` singular at sigma = 0 (the density does not exist; use sigma > 0 or "
+             "positive-definite covariances).")
 
 
 def _logp1(x, mix, a, s):
@@ -315,7 +316,7 @@ def mixture_sample(key: PRNGKeyArray, mixture: GaussianMixture | MoLRG, n: int
     mixture, _ = _validate(mixture)
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a Python int >= 1, got {n!r}.")
-    return _sample(key, mixture, n)
+    return _sample(checks.check_key(key), mixture, n)
 
 
 @functools.partial(jax.jit, static_argnums=2)

@@ -27,10 +27,10 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from .._core import checks
 from ._utils import (
     bcast,
+    call_user,
     callable_nan_message,
     check_choice,
     check_int,
-    check_output,
     check_result,
 )
 from .losses import WEIGHTINGS, loss_weight
@@ -175,7 +175,11 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
     if not callable(weighting):
         check_choice(weighting, "weighting", WEIGHTINGS)
     checks.check_positive_scalar(t_min, "t_min", "Use e.g. 1e-3.")
-    x = checks.check_finite(checks.as_float_array(x, "x"), "x")
+    x = checks.as_float_array(x, "x")
+    if x.size == 0:
+        raise ValueError(f"`x` is empty (shape {tuple(x.shape)}); pass one input of shape "
+                         "data_shape.")
+    x = checks.check_finite(x, "x")
     T = sde.horizon
     t_max = T if t_max is None else t_max
     ok = (jnp.asarray(t_min) < t_max) & (jnp.asarray(t_max) <= T)
@@ -190,7 +194,7 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
     cand = jnp.arange(num_classes)
     n_evals = 0
     for j, (n_t, n_c) in enumerate(stages):
-        kj = jax.random.fold_in(key, j)
+        kj = jax.random.fold_in(checks.check_key(key), j)
         # candidates of this stage: the n_c best so far (all classes at the first stage)
         if n_c < cand.shape[0]:
             means = totals[cand] / counts[cand]
@@ -218,12 +222,14 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
         xs = jnp.broadcast_to(x, ef.shape)
         x_t = bcast(alpha, ef) * xs + bcast(sigma, ef) * ef
         y = jnp.repeat(cand, n_t)
-        pred = check_output(eps_fn(x_t, tf, y), x_t, "eps_fn")
+        pred = call_user(eps_fn, "eps_fn", x_t, tf, y,
+                         data="`x` (one input of shape data_shape, not a batch)")
         err = jnp.mean(((pred - ef) ** 2).reshape(n_c * n_t, -1), axis=1)
         # a label from NaN errors would be meaningless (argmin of NaN): an error instead
         err = check_result(err, callable_nan_message(
             "eps_fn", f"the denoising error of stage {j}",
-            "a label cannot be chosen from non-finite errors"))
+            "or `x` is too large for the dtype (squared errors overflow); a label cannot be "
+            "chosen from non-finite errors"))
         if grid is None:
             err = err * loss_weight(tf, sde, weighting)
         else:  # t ~ w(t) / Z: E_uniform[w err] = Z / (t_max - t_min) * E_{w/Z}[err]

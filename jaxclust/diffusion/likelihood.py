@@ -28,11 +28,11 @@ from .._core import checks
 from ._utils import (
     ODE_METHODS,
     bcast,
+    call_user,
     callable_nan_message,
     check_batched,
     check_choice,
     check_int,
-    check_output,
     check_result,
     odeint,
 )
@@ -119,7 +119,7 @@ def _divergence(fn, x, key, method, noise, n_probes, probes):
         if key is None:
             raise ValueError("`key` is required for method='hutchinson' (or pass `probes`).")
         n_probes = check_int(n_probes, "n_probes")
-        probes = _probe(key, (n_probes,) + x.shape, x.dtype, noise)
+        probes = _probe(checks.check_key(key), (n_probes,) + x.shape, x.dtype, noise)
     elif probes.shape[1:] != x.shape:
         raise ValueError(f"`probes` must have shape (n_probes, *x.shape) = (m, {x.shape}), got "
                          f"{probes.shape}.")
@@ -181,7 +181,7 @@ def ode_likelihood(score_fn: Callable, x: Float[Array, "n ..."], sde: AbstractSD
         if key is None:
             raise ValueError("`key` is required for divergence_method='hutchinson'.")
         n_probes = check_int(n_probes, "n_probes")
-        probes = _probe(key, (n_probes,) + x.shape, x.dtype, noise)
+        probes = _probe(checks.check_key(key), (n_probes,) + x.shape, x.dtype, noise)
     T = sde.horizon
     ts = jnp.linspace(jnp.asarray(t0, x.dtype), jnp.asarray(T, x.dtype), n_steps + 1)
     ts = checks.ensure(ts, ~(jnp.asarray(t0) < T), "`t0` must be smaller than the SDE's "
@@ -193,7 +193,7 @@ def ode_likelihood(score_fn: Callable, x: Float[Array, "n ..."], sde: AbstractSD
         f, g2 = sde._f_g2(tb)
 
         def field(v):
-            s = check_output(score_fn(v, tb), v, "score_fn")
+            s = call_user(score_fn, "score_fn", v, tb, data="`x`")
             return bcast(f, v) * v - 0.5 * bcast(g2, v) * s
 
         dx = field(xt)
@@ -205,7 +205,9 @@ def ode_likelihood(score_fn: Callable, x: Float[Array, "n ..."], sde: AbstractSD
     z, delta = check_result((z, delta), callable_nan_message(
         "score_fn", "the log-likelihood is", "or the ODE overflowed: use more `n_steps` or "
         "a larger `t0`"))
-    prior = sde.prior_logp(z)
+    prior = check_result(sde._prior_logp(z), "the prior log-density of the ODE's end point is "
+                         "below the float range: `x` is too large for the dtype (or the SDE's "
+                         "prior scale too small for it); rescale the data, e.g. to [-1, 1].")
     return LikelihoodResult(logp=prior + delta, z=z, prior_logp=prior, delta_logp=delta)
 
 
@@ -229,11 +231,10 @@ def dequantize(key: PRNGKeyArray, x: Int[Array, "n ..."], *, n_bins: int = 256,
     n_bins = check_int(n_bins, "n_bins", minimum=2)
     if not high > low:
         raise ValueError(f"`high` must be > `low`, got low={low}, high={high}.")
-    x = jnp.asarray(x)
     xf = checks.as_float_array(x, "x")
     xf = checks.ensure(xf, (xf < 0) | (xf > n_bins - 1) | (xf != jnp.round(xf)),
                        f"`x` must hold integers in [0, n_bins - 1] = [0, {n_bins - 1}].")
-    u = jax.random.uniform(key, xf.shape, xf.dtype)
+    u = jax.random.uniform(checks.check_key(key), xf.shape, xf.dtype)
     return low + (high - low) * (xf + u) / n_bins
 
 

@@ -24,10 +24,10 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from .._core import checks
 from ._utils import (
     bcast,
+    call_user,
     callable_nan_message,
     check_batched,
     check_choice,
-    check_output,
     check_result,
 )
 from .sde import PARAMETRISATIONS, AbstractSDE, _to_eps
@@ -62,6 +62,7 @@ def sample_times(key: PRNGKeyArray, n: int, sde: AbstractSDE, *, method: str = "
     checks.check_positive_scalar(eps_t, "eps_t", "Use e.g. 1e-5 (VP) or 1e-3.")
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"`n` must be a Python int >= 1, got {n!r}.")
+    key = checks.check_key(key)
     dtype = dtype or jnp.result_type(float)
     if method == "uniform":
         u = jax.random.uniform(key, (n,), dtype)
@@ -189,13 +190,13 @@ def dsm_loss(model_fn: Callable, x0: Float[Array, "n ..."], key: PRNGKeyArray,
         if y.ndim < 1 or y.shape[0] != n:
             raise ValueError(f"`y` must have a leading axis of length n = {n} (one label per "
                              f"sample), got shape {y.shape}.")
-    k_t, k_eps = jax.random.split(key)
+    k_t, k_eps = jax.random.split(checks.check_key(key))
     t = sample_times(k_t, n, sde, method=time_sampling, eps_t=eps_t, dtype=x0.dtype)
     noise = jax.random.normal(k_eps, x0.shape, x0.dtype)
     alpha, sigma = sde._coefs(t)
     x_t = bcast(alpha, x0) * x0 + bcast(sigma, x0) * noise
-    pred = model_fn(x_t, t) if y is None else model_fn(x_t, t, y)
-    check_output(pred, x_t, "model_fn")
+    args = (t,) if y is None else (t, y)
+    pred = call_user(model_fn, "model_fn", x_t, *args, data="`x0`")
     eps_hat = _to_eps(pred, x_t, alpha, sigma, param)
     sq = (eps_hat - noise) ** 2
     err = sq.reshape(n, -1)

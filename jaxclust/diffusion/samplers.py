@@ -27,10 +27,10 @@ from .._core import checks
 from ._utils import (
     ODE_METHODS,
     bcast,
+    call_user,
     callable_nan_message,
     check_choice,
     check_int,
-    check_output,
     check_result,
     odeint,
 )
@@ -68,7 +68,7 @@ def as_score_fn(model_fn: Callable, sde: AbstractSDE, *, param: str = "eps") -> 
         # integer data are promoted to float (a float time must not be cast to int)
         x = checks.as_float_array(x, "x")
         t = jnp.broadcast_to(checks.as_float_array(t, "t", dtype=x.dtype), (x.shape[0],))
-        pred = check_output(model_fn(x, t, *args), x, "model_fn")
+        pred = call_user(model_fn, "model_fn", x, t, *args, data="`x`")
         if param != "score":
             alpha, sigma = sde._coefs(t)
             pred = _eps_to_score(_to_eps(pred, x, alpha, sigma, param), sigma)
@@ -105,7 +105,7 @@ def _setup(sde, shape, n_steps, t_end, key, x_T, dtype):
 
 def _score(score_fn, x, t):
     tb = jnp.broadcast_to(t, (x.shape[0],)).astype(x.dtype)
-    return check_output(score_fn(x, tb), x, "score_fn"), tb
+    return call_user(score_fn, "score_fn", x, tb, data="`x_T` (or `shape`)"), tb
 
 
 _SAMPLES_NAN = callable_nan_message(
@@ -161,7 +161,7 @@ def euler_maruyama(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
       Song et al., "Score-Based Generative Modeling through Stochastic Differential
       Equations", ICLR 2021.
     """
-    k0, key = jax.random.split(key)
+    k0, key = jax.random.split(checks.check_key(key))
     x, ts, n_steps = _setup(sde, shape, n_steps, t_end, k0, x_T, dtype)
 
     def body(x, inp):
@@ -199,7 +199,7 @@ def predictor_corrector(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
     """
     n_corrector = check_int(n_corrector, "n_corrector", minimum=0)
     checks.check_positive_scalar(snr, "snr", "Song et al. use 0.16 (VE) and 0.01-0.2.")
-    k0, key = jax.random.split(key)
+    k0, key = jax.random.split(checks.check_key(key))
     x, ts, n_steps = _setup(sde, shape, n_steps, t_end, k0, x_T, dtype)
     flat = lambda v: v.reshape(v.shape[0], -1)  # noqa: E731
 
@@ -254,6 +254,8 @@ def probability_flow(score_fn: Callable, key: PRNGKeyArray | None, sde: Abstract
     check_choice(method, "method", ODE_METHODS)
     if key is None and x_T is None:
         raise ValueError("`key` is required to draw the prior sample when `x_T` is None.")
+    if x_T is None:
+        key = checks.check_key(key)
     x, ts, n_steps = _setup(sde, shape, n_steps, t_end, key, x_T, dtype)
 
     def velocity(x, t):
@@ -298,7 +300,7 @@ def ddim(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
     """
     if not checks.is_traced(eta) and not float(eta) >= 0.0:
         raise ValueError(f"`eta` must be >= 0 (0: deterministic DDIM, 1: DDPM), got {eta}.")
-    k0, key = jax.random.split(key)
+    k0, key = jax.random.split(checks.check_key(key))
     x, ts, n_steps = _setup(sde, shape, n_steps, t_end, k0, x_T, dtype)
 
     def body(x, inp):
@@ -390,7 +392,7 @@ def classifier_guidance(score_fn: Callable, log_prob_fn: Callable, y: Array, *,
 
     def guided(x, t):
         x = checks.as_float_array(x, "x")
-        s = check_result(check_output(score_fn(x, t), x, "score_fn"), callable_nan_message(
+        s = check_result(call_user(score_fn, "score_fn", x, t), callable_nan_message(
             "score_fn", "the unguided score is"))
         grad = jax.grad(lambda z: jnp.sum(log_prob_fn(z, t, y)))(x)
         grad = check_result(grad, callable_nan_message(

@@ -237,14 +237,16 @@ class AbstractSDE(eqx.Module):
         if z.ndim < 1:
             raise ValueError("`z` must have a leading batch axis, shape (n, *data_shape).")
         z = checks.check_finite(z, "z")
+        return check_result(self._prior_logp(z), "the prior log-density of `z` is below the "
+                            "float range (|z| ~ 1e19 or more in float32); `z` is not a "
+                            "plausible prior sample.")
+
+    def _prior_logp(self, z):
         s = self.prior_std
         flat = z.reshape(z.shape[0], -1)
         dim = flat.shape[1]
-        out = (-0.5 * jnp.sum(flat ** 2, axis=1) / s ** 2
-               - dim * (0.5 * math.log(2 * math.pi) + jnp.log(s)))
-        return check_result(out, "the prior log-density of `z` is below the float range "
-                                 "(|z| ~ 1e19 or more in float32); `z` is not a plausible "
-                                 "prior sample.")
+        return (-0.5 * jnp.sum(flat ** 2, axis=1) / s ** 2
+                - dim * (0.5 * math.log(2 * math.pi) + jnp.log(s)))
 
     def beta(self, t):
         r"""$g(t)^2$, the squared diffusion coefficient, shaped like ``t``."""
@@ -449,8 +451,9 @@ def _args(pred, name, x_t, alpha, sigma, *, alpha_pos, sigma_pos):
 
 def _finite(out, names):
     return check_result(out, f"the conversion overflowed to NaN/Inf although its inputs are "
-                             f"finite: {names} too small (it is divided by) or the values too "
-                             f"large for {out.dtype}.")
+                             f"finite: {names} too small (it is divided by), or the "
+                             f"prediction, `x_t`, `alpha` or `sigma` too large for "
+                             f"{out.dtype}.")
 
 
 # unchecked kernels, shared with the samplers and the losses (coefficients from an SDE)

@@ -140,7 +140,7 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
     if key is None:
         raise ValueError("`key` is required for random starts (or pass `init`).")
     n_init = check_int(n_init, "n_init")
-    U0 = jnp.linalg.qr(jax.random.normal(key, (n_init, k, D, d), x.dtype))[0]
+    U0 = jnp.linalg.qr(jax.random.normal(checks.check_key(key), (n_init, k, D, d), x.dtype))[0]
     return _rescaled(_best_of(x, U0, max_iter), scale)
 
 

@@ -33,9 +33,11 @@ _SILHOUETTE_BLOCK = 64  # rows of distances computed at once by the silhouette
 
 def _labels(labels, name: str) -> jax.Array:
     """A 1-D, non-empty integer label array with no negative entries (value check)."""
+    if labels is None:
+        raise ValueError(f"`{name}` is None; pass an array of integer labels.")
     try:
         arr = jnp.asarray(labels)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"`{name}` must be an array of integer labels, "
                          f"got {type(labels).__name__}.") from err
     checks.check_ndim(arr, name, 1, "(n,)")

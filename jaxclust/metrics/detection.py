@@ -45,9 +45,11 @@ def _validate(scores, labels):
     classes (value checks through ``checks.ensure``)."""
     s = checks.as_float_array(scores, "scores")
     checks.check_ndim(s, "scores", 1, "(n,)")
+    if labels is None:
+        raise ValueError("`labels` is None; pass an array of 0/1 (OOD/ID) labels.")
     try:
         lab = jnp.asarray(labels)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError("`labels` must be an array of 0/1 (OOD/ID) labels, got "
                          f"{type(labels).__name__}.") from err
     checks.check_ndim(lab, "labels", 1, "(n,)")

@@ -242,3 +242,19 @@ def test_fuzz_findings_named():
         dif.ode_likelihood(lambda x, t: -x, jnp.zeros((0, 2)), SDE, n_steps=2)
     with pytest.raises(ValueError, match=re.escape("`x` is empty")):
         dif.k_subspaces(jnp.zeros((0, 3)), 2, 1, key=jax.random.key(0))
+
+
+def test_fuzz_messages_name_the_argument():
+    """tests/fuzz (the fuzz harness run on this subpackage): key=None gave JAX's "unexpected
+    PRNG key type"; a batch of the wrong rank failed inside the user's score_fn with a bare
+    broadcasting error; huge x in ode_likelihood blamed `z`; eps_to_v with a huge sigma
+    blamed `alpha` only."""
+    with pytest.raises(ValueError, match=re.escape("`key`")):
+        dif.euler_maruyama(lambda x, t: -x, None, SDE, (4, 2), n_steps=2)
+    mu = jnp.ones(2)
+    with pytest.raises(ValueError, match=re.escape("`score_fn` failed") + ".*`x_T`"):
+        dif.probability_flow(lambda x, t: -(x - mu), None, SDE, x_T=X[None], n_steps=2)
+    with pytest.raises(ValueError, match=re.escape("`x` is too large")):
+        dif.ode_likelihood(lambda x, t: -x, X * 1e25, SDE, n_steps=2, method="euler")
+    with pytest.raises(ValueError, match=re.escape("`sigma` too large")):
+        dif.eps_to_v(X, X, A, S * 1e30)

@@ -221,3 +221,11 @@ def test_inertia_overflow_is_an_error():
     x = jnp.array([[0.0], [1e20], [3e20]])
     with pytest.raises(ValueError, match=re.escape("`x`")):
         inertia(x, jnp.array([[1e20]]))
+
+
+def test_none_labels_are_named():
+    """tests/fuzz: labels=None gave "None is not a valid value for jnp.array"."""
+    with pytest.raises(ValueError, match=re.escape("`labels_pred` is None")):
+        nmi(jnp.zeros(3, int), None)
+    with pytest.raises(ValueError, match=re.escape("`labels` is None")):
+        auroc(jnp.zeros(3), None)
