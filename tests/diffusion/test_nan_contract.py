@@ -258,3 +258,19 @@ def test_fuzz_messages_name_the_argument():
         dif.ode_likelihood(lambda x, t: -x, X * 1e25, SDE, n_steps=2, method="euler")
     with pytest.raises(ValueError, match=re.escape("`sigma` too large")):
         dif.eps_to_v(X, X, A, S * 1e30)
+
+
+def test_flax_score_net_nan_input_and_weights():
+    """The Flax twin: NaN in x, and NaN parameters, gave NaN outputs silently."""
+    from flax import nnx
+
+    from jaxclust.nn import flax as jfl
+
+    net = jfl.ScoreMLP(2, width=8, depth=1, embed_dim=4, rngs=nnx.Rngs(0))
+    t = jnp.full((4,), 0.5)
+    with pytest.raises(ValueError, match=re.escape("`x` contains NaN or Inf")):
+        net(X.at[1, 1].set(jnp.nan), t)
+    graph, state = nnx.split(net)
+    bad = nnx.merge(graph, jax.tree_util.tree_map(lambda a: a * jnp.nan, state))
+    with pytest.raises(ValueError, match="output is NaN or Inf"):
+        bad(X, t)
