@@ -85,11 +85,17 @@ class MoLRG(NamedTuple):
     floor: Float[Array, ""] | float = 0.0
 
 
+def _f32(a):
+    """float16 / bfloat16 are computed in float32 (Cholesky and eigh need it, and the
+    log-densities accumulate there)."""
+    return a.astype(jnp.promote_types(a.dtype, jnp.float32))
+
+
 def _validate(mixture, x=None):
     if not isinstance(mixture, (GaussianMixture, MoLRG)):
         raise ValueError(f"`mixture` must be a GaussianMixture or a MoLRG, got "
                          f"{type(mixture).__name__}.")
-    w = checks.as_float_array(mixture.weights, "weights")
+    w = _f32(checks.as_float_array(mixture.weights, "weights"))
     if w.ndim != 1:
         raise ValueError(f"`weights` must be 1-D with shape (K,), got {w.shape}.")
     K = w.shape[0]
@@ -97,8 +103,8 @@ def _validate(mixture, x=None):
     w = checks.ensure(w, ~(jnp.all(w > 0) & (jnp.abs(jnp.sum(w) - 1) < tol)),
                       "`weights` must be positive and sum to one; normalise them (w / w.sum()).")
     if isinstance(mixture, GaussianMixture):
-        means = checks.check_finite(checks.as_float_array(mixture.means, "means"), "means")
-        covs = checks.check_finite(checks.as_float_array(mixture.covs, "covs"), "covs")
+        means = checks.check_finite(_f32(checks.as_float_array(mixture.means, "means")), "means")
+        covs = checks.check_finite(_f32(checks.as_float_array(mixture.covs, "covs")), "covs")
         if means.ndim != 2 or means.shape[0] != K:
             raise ValueError(f"`means` must have shape (K, D) with K = {K}, got {means.shape}.")
         D = means.shape[1]
@@ -108,7 +114,7 @@ def _validate(mixture, x=None):
         covs = _check_covs(covs)
         mixture = GaussianMixture(w, means, covs)
     else:
-        U = checks.check_finite(checks.as_float_array(mixture.bases, "bases"), "bases")
+        U = checks.check_finite(_f32(checks.as_float_array(mixture.bases, "bases")), "bases")
         if U.ndim != 3 or U.shape[0] != K or U.shape[2] > U.shape[1]:
             raise ValueError(f"`bases` must have shape (K, D, d) with K = {K} and d <= D, got "
                              f"{U.shape}.")
@@ -124,7 +130,7 @@ def _validate(mixture, x=None):
                               "`floor` must be a finite variance >= 0.")
         mixture = MoLRG(w, U, floor)
     if x is not None:
-        x = checks.check_finite(checks.as_float_array(x, "x"), "x")
+        x = checks.check_finite(_f32(checks.as_float_array(x, "x")), "x")
         if x.ndim != 2 or x.shape[1] != D:
             raise ValueError(f"`x` must have shape (n, D) with D = {D} (the mixture's "
                              f"dimension), got {x.shape}.")

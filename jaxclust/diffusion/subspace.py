@@ -115,6 +115,7 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
       Low-Dimensional Distributions via Subspace Clustering", 2024.
     """
     x = checks.as_float_array(x, "x")
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))  # eigh needs float32 at least
     checks.check_ndim(x, "x", 2, "(n, D)")
     if x.size == 0:
         raise ValueError(f"`x` is empty (shape {tuple(x.shape)}); pass at least k points of "

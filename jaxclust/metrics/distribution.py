@@ -34,7 +34,8 @@ def _prep(x, y):
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"`x` and `y` must have the same number of features, got "
                          f"{x.shape[1]} and {y.shape[1]}.")
-    dtype = jnp.promote_types(x.dtype, y.dtype)
+    # low-precision inputs accumulate in float32
+    dtype = jnp.promote_types(jnp.promote_types(x.dtype, y.dtype), jnp.float32)
     return x.astype(dtype), y.astype(dtype)
 
 

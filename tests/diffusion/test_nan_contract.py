@@ -274,3 +274,18 @@ def test_flax_score_net_nan_input_and_weights():
     bad = nnx.merge(graph, jax.tree_util.tree_map(lambda a: a * jnp.nan, state))
     with pytest.raises(ValueError, match="output is NaN or Inf"):
         bad(X, t)
+
+
+def test_float16_inputs_computed_in_float32():
+    """Issue 14 item 8: float16 inputs failed with NotImplementedError in the Cholesky /
+    eigh-based code (mixture oracles, k_subspaces); they are computed in float32."""
+    h = jnp.float16
+    mix = dif.GaussianMixture(jnp.ones(1, h), jnp.zeros((1, 2), h), jnp.eye(2, dtype=h)[None])
+    ref = dif.mixture_score(X, dif.GaussianMixture(jnp.ones(1), jnp.zeros((1, 2)),
+                                                   jnp.eye(2)[None]), A, S)
+    got = dif.mixture_score(X.astype(h), mix, A, S)
+    assert got.dtype == jnp.float32
+    np.testing.assert_allclose(got, ref, rtol=1e-2)  # X rounded to float16: 1e-3 relative
+    assert dif.mixture_sample(jax.random.key(0), mix, 3)[0].dtype == jnp.float32
+    res = dif.k_subspaces(X.astype(h), 2, 1, key=jax.random.key(0), n_init=2)
+    assert res.bases.dtype == jnp.float32 and bool(jnp.isfinite(res.residual))
