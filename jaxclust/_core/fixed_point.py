@@ -29,7 +29,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.sparse.linalg import gmres
 
-__all__ = ["implicit_root", "iterate_blocks", "gmres_adjoint_solve"]
+__all__ = ["cond_lazy", "implicit_root", "iterate_blocks", "gmres_adjoint_solve",
+           "sequential_vmap"]
 
 PyTree = Any
 
@@ -80,6 +81,59 @@ def iterate_blocks(
 
     state, count, _ = jax.lax.while_loop(cond, body, (state, jnp.asarray(0), jnp.asarray(False)))
     return state, count
+
+
+def cond_lazy(pred, true_fn: Callable[[], PyTree], false_value: PyTree) -> PyTree:
+    """``true_fn()`` if ``pred`` else ``false_value``, cheap under ``vmap``.
+
+    A ``lax.cond`` whose predicate is batched becomes a ``select``: both branches run for every
+    lane, always. Here the branch is a ``while_loop`` of at most one iteration; a batched
+    ``while_loop`` runs while *some* lane's predicate holds, so ``true_fn`` runs (for all lanes,
+    the others keep ``false_value``) only when at least one lane needs it. Unbatched it costs
+    what a ``cond`` costs. Like every ``while_loop``, not reverse-differentiable (use it in
+    forward solves that :func:`implicit_root` differentiates). ``true_fn()`` must return the
+    structure, shapes and dtypes of ``false_value``.
+    """
+
+    def body(carry):
+        return jnp.zeros_like(carry[0]), true_fn()
+
+    _, out = jax.lax.while_loop(lambda c: c[0], body, (jnp.asarray(pred, bool), false_value))
+    return out
+
+
+def sequential_vmap(fn: Callable, batch_size: int | None = None) -> Callable:
+    """``fn`` whose ``vmap`` runs the problems one after another (``lax.map``), inside one
+    compiled program.
+
+    A batched ``while_loop`` runs until the slowest lane has converged (every lane pays the
+    largest iteration count), selects every carry at every step, and turns data-dependent
+    ``cond`` into ``select``; on CPU, batched matrix-vector products and log-sum-exps are also
+    several times slower per problem than single ones. Mapping the single solve keeps each
+    problem's own iteration count and kernels, so ``jit(vmap(solve))`` costs a loop of jitted
+    solves without the per-call dispatch, and every lane equals the unbatched solve.
+    ``batch_size`` (optional) vectorises that many problems per step of the map.
+
+    Forward only (a ``custom_vmap``): wrap it in :func:`implicit_root`, whose ``custom_vjp``
+    differentiates it; nested ``vmap`` maps again.
+    """
+    wrapped = jax.custom_batching.custom_vmap(fn)
+
+    @wrapped.def_vmap
+    def rule(axis_size, in_batched, *args):
+        flat, tree = jax.tree_util.tree_flatten(args)
+        flags = jax.tree_util.tree_leaves(in_batched)
+        batched = [x for x, b in zip(flat, flags, strict=True) if b]
+
+        def one(xs):
+            it = iter(xs)
+            leaves = [next(it) if b else x for x, b in zip(flat, flags, strict=True)]
+            return wrapped(*jax.tree_util.tree_unflatten(tree, leaves))
+
+        out = jax.lax.map(one, batched, batch_size=batch_size)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return wrapped
 
 
 def gmres_solve(matvec: Callable, b: jax.Array, *, tol: float, restart: int = 30,

@@ -39,7 +39,7 @@ from jax.scipy.sparse.linalg import cg
 from jax.scipy.special import logsumexp
 
 from .._core.costs import CostMatrix, Geometry
-from .._core.fixed_point import implicit_root, iterate_blocks
+from .._core.fixed_point import cond_lazy, implicit_root, iterate_blocks, sequential_vmap
 
 
 class Config(NamedTuple):
@@ -186,10 +186,12 @@ def _safe_log_pos(t):
     return jnp.log(jnp.where(t > 0, t, 1.0))
 
 
-def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active, fallback):
+def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active, fallback, lazy):
     """``n_active`` kernel rounds of ``n_rounds`` (``n_active`` may be 0: the error of ``z`` is
     still measured), then the error of the absorbed state from the same kernel; ``fallback()``
-    redoes the block in the log domain when a scaling leaves the safe range."""
+    redoes the block in the log domain when a scaling leaves the safe range. ``lazy``: the
+    fallback is a :func:`cond_lazy` (under ``vmap`` it runs only in the blocks where some
+    lane needs it; not reverse-differentiable), else a ``lax.cond``."""
     f0, g0 = z
     dtype = f0.dtype
     safe = 0.35 * jnp.log(jnp.finfo(dtype).max)
@@ -227,6 +229,8 @@ def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active, fallb
         & jnp.all(jnp.where(p.a > 0, jnp.abs(lu), 0.0) < safe)
         & jnp.all(jnp.where(p.b > 0, jnp.abs(lv), 0.0) < safe)
     )
+    if lazy:
+        return cond_lazy(~ok, fallback, (z_new, err))
     return jax.lax.cond(ok, lambda: (z_new, err), fallback)
 
 
@@ -258,15 +262,10 @@ def make_solve(cfg: Config):
                 return _log_block(geom, p, eps_k, z, cfg.check_every, n_active)
 
             if use_kernel:
-                # the first block opens with one log-domain round: from a cold start the
-                # scalings of the first kernel rounds would leave the safe range (~exp(50) at
-                # eps = 0.05 std(C)) and the whole block would fall back to the log domain
-                first = k == 0
-                z1 = jax.lax.cond(
-                    first, lambda zz: _log_round(geom, p, eps_k, zz)[0], lambda zz: zz, z
-                )
-                n_kernel = n_active - first.astype(n_active.dtype)
-                z_new, err = _kernel_block(geom, p, eps_k, z1, cfg.check_every, n_kernel, log_block)
+                # block 0's opening log round was done before the loop (see below)
+                n_kernel = n_active - (k == 0).astype(n_active.dtype)
+                z_new, err = _kernel_block(geom, p, eps_k, z, cfg.check_every, n_kernel,
+                                           log_block, lazy=cfg.implicit)
             else:
                 z_new, err = log_block()
             return z_new, err, errors.at[k].set(err)
@@ -275,6 +274,13 @@ def make_solve(cfg: Config):
             _, err, _ = state
             return (err < cfg.tol) & _annealed(cfg, p.eps, k)
 
+        if use_kernel:
+            # the first block opens with one log-domain round: from a cold start the scalings
+            # of the first kernel rounds would leave the safe range (~exp(50) at
+            # eps = 0.05 std(C)) and the whole block would fall back to the log domain. Done
+            # here rather than by a `cond` on the block index inside the loop, which under
+            # `vmap` (batched index) would run in every block.
+            init = _log_round(geom, p, _eps_at(cfg, p.eps, jnp.asarray(0)), init)[0]
         errors = jnp.full((max_blocks,), -1.0, dtype)
         state0 = (init, jnp.asarray(jnp.inf, dtype), errors)
         (z, err, errors), n_blocks = iterate_blocks(
@@ -369,7 +375,18 @@ def make_solver(cfg: Config):
     solve = make_solve(cfg)
     if not cfg.implicit:
         return solve
-    return implicit_root(solve, residual, None if cfg.partial else _cg_adjoint)
+    # under vmap the forward solves run one after another (see sequential_vmap: a batched
+    # while loop would run every lane to the slowest one's count, with batched kernels that
+    # are slower per problem on CPU); the implicit gradient is batched as usual
+    return implicit_root(_sequential(solve), residual, None if cfg.partial else _cg_adjoint)
+
+
+def _sequential(solve):
+    def wrapped(p: Params, init):
+        if p.geom.is_sharded:  # collectives inside: keep the plain batching
+            return solve(p, init)
+        return sequential_vmap(solve)(p, init)
+    return wrapped
 
 
 @partial(jax.jit, static_argnums=0)
