@@ -64,11 +64,15 @@ except ImportError as err:  # pragma: no cover - exercised by a subprocess test
         "with `pip install 'jaxclust[data]'` (or `pip install scikit-learn>=1.4`).") from err
 
 from .cluster import (
+    MiniBatchKMeansState,
     gmm,
     gmm_log_prob,
     kmeans,
+    kmeans_plusplus,
     kmedoids,
     minibatch_kmeans,
+    minibatch_kmeans_init,
+    minibatch_kmeans_update,
     sinkhorn_kmeans,
     spectral,
 )
@@ -349,7 +353,8 @@ class MiniBatchKMeans(_KMeansScore, _Centroids):
         w = self._validate_weights(sample_weight, X)
         k = _check_k(self.n_clusters, X.shape[0])
         init = self.init if isinstance(self.init, str) else np.asarray(self.init, X.dtype)
-        res = minibatch_kmeans(X, k, key=_key(self.random_state), batch_size=self.batch_size,
+        key = _key(self.random_state)
+        res = minibatch_kmeans(X, k, key=key, batch_size=self.batch_size,
                                max_steps=self.max_steps, init=init, weights=w,
                                reassignment_ratio=self.reassignment_ratio,
                                max_no_improvement=self.max_no_improvement,
@@ -360,9 +365,61 @@ class MiniBatchKMeans(_KMeansScore, _Centroids):
         self.n_steps_ = self.n_iter_ = int(res.n_iters)
         self.converged_ = bool(res.converged)
         self._n_features_out = k
+        # a later partial_fit continues from here, each centre counting its cluster's weight
+        counts = np.bincount(self.labels_, weights=None if w is None else w, minlength=k)
+        self._stream = (self.cluster_centers_, counts.astype(X.dtype), 0, self.n_steps_,
+                        _np(jax.random.key_data(jax.random.fold_in(key, 1))))
         if not self.converged_ and self.max_no_improvement is not None:
             _warn_not_converged(self, f"max_steps={self.max_steps} mini-batch steps reached "
                                 f"before max_no_improvement={self.max_no_improvement}")
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One mini-batch step on ``X`` (streaming), by
+        [`minibatch_kmeans_update`][jaxclust.cluster.minibatch_kmeans_update].
+
+        The first call (without a previous ``fit``) seeds the centres on ``X`` with
+        [`kmeans_plusplus`][jaxclust.cluster.kmeans_plusplus] (key: ``split(key)[0]`` of
+        ``random_state``'s key) or takes ``init``; every call then applies one update with
+        the next key of ``split(key)[1]`` (``key, sub = split(key)``) for the low-count
+        reassignment. After ``fit`` the stream continues from the fitted centres, each
+        counting the weight of its training cluster. ``labels_`` and ``inertia_`` are those
+        of the last batch at the updated centres; ``converged_`` is ``False`` (a stream has
+        no stopping rule).
+        """
+        first = not hasattr(self, "_stream")
+        X = self._validate_x(X, reset=first)
+        w = self._validate_weights(sample_weight, X)
+        if first:
+            k = _check_k(self.n_clusters, X.shape[0])
+            k_init, k_loop = jax.random.split(_key(self.random_state))
+            if isinstance(self.init, str):
+                if self.init != "k-means++":
+                    raise ValueError(f"`init` must be 'k-means++' or centres of shape "
+                                     f"({k}, {X.shape[1]}), got {self.init!r}.")
+                c0 = kmeans_plusplus(X, k, key=k_init, weights=w)
+            else:
+                c0 = np.asarray(self.init, X.dtype)
+            state = minibatch_kmeans_init(c0)
+        else:
+            c, counts, n_since, step, kd = self._stream
+            state = MiniBatchKMeansState(jnp.asarray(c), jnp.asarray(counts),
+                                         jnp.asarray(n_since, jnp.int32),
+                                         jnp.asarray(step, jnp.int32))
+            k_loop = jax.random.wrap_key_data(jnp.asarray(kd))
+        k_loop, sub = jax.random.split(k_loop)
+        state, _ = minibatch_kmeans_update(state, X, weights=w, key=sub,
+                                           reassignment_ratio=self.reassignment_ratio)
+        # plain NumPy (picklable), the key as its raw data
+        self._stream = (_np(state.centroids), _np(state.counts), int(state.n_since_reassign),
+                        int(state.step), _np(jax.random.key_data(k_loop)))
+        self.cluster_centers_ = _np(state.centroids)
+        lab, dist = _nearest(jnp.asarray(X), state.centroids)
+        self.labels_ = _np(lab)
+        self.inertia_ = float(jnp.sum(dist) if w is None else jnp.sum(jnp.asarray(w) * dist))
+        self.n_steps_ = self.n_iter_ = int(state.step)
+        self.converged_ = False
+        self._n_features_out = state.centroids.shape[0]
         return self
 
 

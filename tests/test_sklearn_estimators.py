@@ -35,8 +35,11 @@ from jaxclust.cluster import (  # noqa: E402
     gmm,
     gmm_log_prob,
     kmeans,
+    kmeans_plusplus,
     kmedoids,
     minibatch_kmeans,
+    minibatch_kmeans_init,
+    minibatch_kmeans_update,
     sinkhorn_kmeans,
     spectral,
 )
@@ -121,6 +124,27 @@ def test_minibatch_kmeans_equals_functional(blobs):
     np.testing.assert_array_equal(est.cluster_centers_, ref.centroids)
     assert est.inertia_ == float(ref.inertia) and est.n_steps_ == int(ref.n_iters)
     assert est.converged_ == bool(ref.converged)
+
+
+def test_minibatch_partial_fit_equals_the_streaming_functions(blobs):
+    x, w = blobs
+    est = js.MiniBatchKMeans(3, random_state=SEED)
+    batches = [x[:12], x[12:]]
+    key_init, key = jax.random.split(jax.random.key(SEED))
+    c0 = kmeans_plusplus(jnp.asarray(x[:12], jnp.float32), 3, key=key_init,
+                         weights=jnp.asarray(w[:12], jnp.float32))
+    state = minibatch_kmeans_init(c0)
+    for i, xb in enumerate(batches):
+        est.partial_fit(xb, sample_weight=w[12 * i:12 * (i + 1)])
+        key, sub = jax.random.split(key)
+        state, _ = minibatch_kmeans_update(state, jnp.asarray(xb, jnp.float32),
+                                           weights=jnp.asarray(w[12 * i:12 * (i + 1)],
+                                                               jnp.float32), key=sub)
+        np.testing.assert_array_equal(est.cluster_centers_, state.centroids)
+    assert est.n_steps_ == 2 and est.labels_.shape == (12,)
+    np.testing.assert_array_equal(est.labels_, est.predict(x[12:]))
+    with pytest.raises(ValueError, match="features"):
+        est.partial_fit(x[:, :1])
 
 
 def test_gaussian_mixture_equals_functional(blobs):
