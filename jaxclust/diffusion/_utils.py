@@ -16,6 +16,16 @@ def bcast(c, x):
     return c.reshape(c.shape + (1,) * (x.ndim - c.ndim))
 
 
+def check_sde(sde, name: str = "sde"):
+    """``sde`` is an SDE object (``VPSDE()``, ``VESDE()``, ...), else a ``ValueError``."""
+    from .sde import AbstractSDE
+
+    if not isinstance(sde, AbstractSDE):
+        raise ValueError(f"`{name}` must be an SDE such as VPSDE(), SubVPSDE(), VESDE() or "
+                         f"CosineVPSDE(), got {type(sde).__name__}.")
+    return sde
+
+
 def check_int(value, name: str, *, minimum: int = 1) -> int:
     """A Python int ``>= minimum`` (it fixes a loop length or a shape)."""
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):

@@ -32,6 +32,7 @@ from ._utils import (
     check_choice,
     check_int,
     check_result,
+    check_sde,
 )
 from .losses import WEIGHTINGS, loss_weight
 from .sde import AbstractSDE
@@ -169,6 +170,7 @@ def diffusion_classify(eps_fn: Callable, x: Float[Array, "..."], key: PRNGKeyArr
       Classifier", ICCV 2023. Clark & Jaini, "Text-to-Image Diffusion Models are Zero-Shot
       Classifiers", NeurIPS 2023.
     """
+    check_sde(sde)
     num_classes = check_int(num_classes, "num_classes")
     stages = _stages(schedule, num_classes, n_timesteps)
     check_choice(time_sampling, "time_sampling", ("stratified", "uniform", "importance"))

@@ -34,6 +34,7 @@ from ._utils import (
     check_choice,
     check_int,
     check_result,
+    check_sde,
     odeint,
 )
 from .sde import AbstractSDE
@@ -169,6 +170,7 @@ def ode_likelihood(score_fn: Callable, x: Float[Array, "n ..."], sde: AbstractSD
     References:
       Song et al., ICLR 2021; Grathwohl et al., ICLR 2019.
     """
+    check_sde(sde)
     check_choice(method, "method", ODE_METHODS)
     check_choice(divergence_method, "divergence_method", DIVERGENCES)
     check_choice(noise, "noise", PROBES)

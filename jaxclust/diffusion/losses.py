@@ -29,6 +29,7 @@ from ._utils import (
     check_batched,
     check_choice,
     check_result,
+    check_sde,
 )
 from .sde import PARAMETRISATIONS, AbstractSDE, _to_eps
 
@@ -58,6 +59,7 @@ def sample_times(key: PRNGKeyArray, n: int, sde: AbstractSDE, *, method: str = "
     References:
       Kingma, Salimans, Poole, Ho, "Variational Diffusion Models", NeurIPS 2021.
     """
+    check_sde(sde)
     check_choice(method, "method", TIME_SAMPLINGS)
     checks.check_positive_scalar(eps_t, "eps_t", "Use e.g. 1e-5 (VP) or 1e-3.")
     if not isinstance(n, int) or n < 1:
@@ -105,6 +107,7 @@ def loss_weight(t: Float[Array, " n"], sde: AbstractSDE, weighting: str | Callab
       Models", NeurIPS 2021. Kingma & Gao, "Understanding Diffusion Objectives as the ELBO
       with Simple Data Augmentation", NeurIPS 2023.
     """
+    check_sde(sde)
     t = sde.check_time(t)
     if callable(weighting):
         w = jnp.asarray(weighting(t), t.dtype)
@@ -179,8 +182,10 @@ def dsm_loss(model_fn: Callable, x0: Float[Array, "n ..."], key: PRNGKeyArray,
       Computation 2011. Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models",
       NeurIPS 2020. Song et al., ICLR 2021.
     """
+    check_sde(sde)
     check_choice(param, "param", PARAMETRISATIONS)
     check_choice(reduce, "reduce", ("mean", "sum"))
+    check_choice(time_sampling, "time_sampling", TIME_SAMPLINGS)
     if not callable(weighting):
         check_choice(weighting, "weighting", WEIGHTINGS)
     x0 = check_batched(x0, "x0")

@@ -32,6 +32,7 @@ from ._utils import (
     check_choice,
     check_int,
     check_result,
+    check_sde,
     odeint,
 )
 from .sde import PARAMETRISATIONS, AbstractSDE, _eps_to_score, _to_eps
@@ -161,6 +162,7 @@ def euler_maruyama(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
       Song et al., "Score-Based Generative Modeling through Stochastic Differential
       Equations", ICLR 2021.
     """
+    check_sde(sde)
     k0, key = jax.random.split(checks.check_key(key))
     x, ts, n_steps = _setup(sde, shape, n_steps, t_end, k0, x_T, dtype)
 
@@ -197,6 +199,7 @@ def predictor_corrector(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
     References:
       Song et al., ICLR 2021, Algorithms 2-5.
     """
+    check_sde(sde)
     n_corrector = check_int(n_corrector, "n_corrector", minimum=0)
     checks.check_positive_scalar(snr, "snr", "Song et al. use 0.16 (VE) and 0.01-0.2.")
     k0, key = jax.random.split(checks.check_key(key))
@@ -251,6 +254,7 @@ def probability_flow(score_fn: Callable, key: PRNGKeyArray | None, sde: Abstract
       Song et al., ICLR 2021, Sec. 4.3. Karras et al., "Elucidating the Design Space of
       Diffusion-Based Generative Models", NeurIPS 2022 (Heun).
     """
+    check_sde(sde)
     check_choice(method, "method", ODE_METHODS)
     if key is None and x_T is None:
         raise ValueError("`key` is required to draw the prior sample when `x_T` is None.")
@@ -298,6 +302,7 @@ def ddim(score_fn: Callable, key: PRNGKeyArray, sde: AbstractSDE,
     References:
       Song, Meng, Ermon, "Denoising Diffusion Implicit Models", ICLR 2021.
     """
+    check_sde(sde)
     if not checks.is_traced(eta) and not float(eta) >= 0.0:
         raise ValueError(f"`eta` must be >= 0 (0: deterministic DDIM, 1: DDPM), got {eta}.")
     k0, key = jax.random.split(checks.check_key(key))

@@ -14,7 +14,7 @@ from .._core.costs import safe_sqrt
 from ..ood import _validate as v
 from ..ood.scores import _top_similarities
 from ._cluster import _check_points, _real_rows, _replicated
-from ._mesh import AXIS, ShardedPoints
+from ._mesh import AXIS, ShardedPoints, check_values_now
 
 __all__ = ["knn"]
 
@@ -64,6 +64,8 @@ def knn(
       ICML 2022.
     """
     _check_points(bank, "bank")
+    # a concrete bank: a ValueError now (a traced one is checked inside the program)
+    check_values_now(bank, "bank", overflow=False, weights=False)
     x = checks.as_float_array(features, "features")
     checks.check_ndim(x, "features", 2, "(n, d)")
     if x.shape[0] < 1:

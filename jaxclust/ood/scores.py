@@ -267,7 +267,11 @@ def odin(
                                 "`epsilon` must be >= 0.")
 
     def logits_of(u):
-        z = jnp.asarray(fn(u))
+        try:
+            z = jnp.asarray(fn(u))
+        except ValueError as err:  # the model's own error (e.g. a shape it cannot take)
+            raise ValueError(f"`fn` failed on `x` of shape {tuple(x.shape)}: {err}. `x` must "
+                             "be a batch the model accepts.") from err
         if z.ndim != 2 or z.shape[0] != x.shape[0]:
             raise ValueError(f"`fn` must return logits of shape (n, k) with n = {x.shape[0]}, "
                              f"got shape {tuple(z.shape)}.")

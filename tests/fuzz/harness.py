@@ -460,7 +460,10 @@ def _names_arg(msg: str, names) -> bool:
 
 
 def classify_error(err: BaseException, names, mode: str) -> tuple[str, str]:
-    msg = f"{type(err).__name__}: {err}"
+    text = str(err)
+    carried = [ln.strip() for ln in text.splitlines() if "ValueError: " in ln]
+    msg = f"{type(err).__name__}: " + (carried[0] if carried and not isinstance(
+        err, ValueError) else text)
     if isinstance(err, (ValueError, TypeError, FloatingPointError)):
         ok = True  # FloatingPointError: train.fit's documented NaN-loss error
     elif mode != "eager" and isinstance(err, RuntimeError) and "ValueError" in str(err):

@@ -31,7 +31,8 @@ the outcome classes):
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, Phase, settings
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from . import harness
 
@@ -80,3 +81,32 @@ def test_every_public_function_is_fuzzed():
     assert not missing, f"public functions without a fuzz base call: {missing}"
     no_mutation = sorted(k for k, s in specs.items() if not harness.mutations(s))
     assert not no_mutation, f"public functions without a bad-input mutation: {no_mutation}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@_SETTINGS
+@given(data=st.data())
+def test_bad_inputs(name, data):
+    spec = _specs().get(name)
+    if spec is None:
+        pytest.skip("no base call (test_every_public_function_is_fuzzed fails)")
+    pos = data.draw(st.integers(0, 7), label="bad entry")
+    huge = 10.0 ** data.draw(st.integers(20, 30), label="overflow exponent")
+    tiny = 10.0 ** -data.draw(st.integers(25, 38), label="underflow exponent")
+    if name in FAST_TRACED:
+        _check(harness.run_spec(spec, pos=pos, huge=huge, tiny=tiny,
+                                bad_item=data.draw(st.integers(0, 1), label="bad item")))
+        return
+    runner = harness.Runner(spec, base=False)
+    muts = [m for m in harness.mutations(spec, pos=pos, huge=huge, tiny=tiny)
+            if m.kind in FAST_KINDS]
+    _check([runner.eager(m) for m in muts])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_inputs_everything(name):
+    spec = _specs().get(name)
+    if spec is None:
+        pytest.skip("no base call (test_every_public_function_is_fuzzed fails)")
+    _check(harness.run_spec(spec, jit_args=None))
