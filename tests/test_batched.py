@@ -93,3 +93,24 @@ def test_cond_lazy():
     out = f(jnp.array([True, False, True]), jnp.array([1.0, 2.0, 3.0]))
     np.testing.assert_array_equal(out, [10.0, 2.0, 30.0])
     assert float(cond_lazy(False, lambda: jnp.float32(1.0), jnp.float32(2.0))) == 2.0
+
+
+def test_kmeans_vmap_equals_loop_with_empty_cluster_in_one_lane():
+    """k-means' empty-cluster relocation (a cond_lazy) acts on its own lane only; n_init
+    restarts (a vmap inside) too."""
+    import jaxclust.cluster as jc
+
+    x, _ = _problems()
+    c0 = x[:, :3] + 0.01
+    c0 = c0.at[0, 2].set(100.0)  # lane 0: a centre far from every point, empty at step 1
+
+    def run(x, c0, key):
+        a = jc.kmeans(x, 3, key=key, init=c0)
+        b = jc.kmeans(x, 3, key=key, n_init=2)
+        return a.centroids, a.labels, a.n_iters, a.converged, b.labels, b.inertia
+
+    keys = jax.random.split(jax.random.key(0), B)
+    loop_out = _loop(jax.jit(run), x, c0, keys)
+    vmap_out = jax.jit(jax.vmap(run))(x, c0, keys)
+    _assert_lanes_equal(loop_out, vmap_out)
+    assert np.all(np.abs(np.asarray(vmap_out[0])[0]) < 50.0)  # the empty centre moved

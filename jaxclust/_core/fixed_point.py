@@ -128,7 +128,10 @@ def sequential_vmap(fn: Callable, batch_size: int | None = None) -> Callable:
         def one(xs):
             it = iter(xs)
             leaves = [next(it) if b else x for x, b in zip(flat, flags, strict=True)]
-            return wrapped(*jax.tree_util.tree_unflatten(tree, leaves))
+            # mapped one by one, a nested vmap maps again; chunks of batch_size are
+            # vectorised by lax.map itself, so they run the plain batching of fn
+            return (wrapped if batch_size is None else fn)(
+                *jax.tree_util.tree_unflatten(tree, leaves))
 
         out = jax.lax.map(one, batched, batch_size=batch_size)
         return out, jax.tree_util.tree_map(lambda _: True, out)

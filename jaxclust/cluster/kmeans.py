@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.fixed_point import cond_lazy
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
 
@@ -299,8 +300,10 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
             order = _global_top(dist, centers.shape[0], axis_name)  # the first k suffice
             return jnp.where(empty[:, None], _take_rows(x, order[slot], axis_name), new)
 
-        # the sort runs only in the (rare) iterations that have an empty cluster
-        return jax.lax.cond(jnp.any(empty), relocate, lambda new: new, new), lab
+        # the sort runs only in the (rare) iterations that have an empty cluster; cond_lazy,
+        # not lax.cond: under vmap (n_init restarts, batched problems) a batched cond would
+        # sort in every iteration, cond_lazy only when some lane has an empty cluster
+        return cond_lazy(jnp.any(empty), lambda: relocate(new), new), lab
 
     def cond(s):
         _, _, shift, it, same = s
