@@ -393,7 +393,9 @@ def laplacian_kmeans(
     (z, c, f_old, f, hist), n_iters = iterate_blocks(block, state0, max_blocks=max_iter,
                                                      done=done, unrolled=unrolled)
     hist = jnp.where(jnp.arange(max_iter + 1) <= n_iters, hist, f)
-    finite = jnp.all(jnp.isfinite(z)) & jnp.all(jnp.isfinite(c)) & jnp.isfinite(f)
+    # the whole energy history the user receives (an overflowing init makes its start Inf)
+    finite = (jnp.all(jnp.isfinite(z)) & jnp.all(jnp.isfinite(c)) & jnp.isfinite(f)
+              & jnp.all(jnp.isfinite(hist)))
     converged = (n_iters > 0) & (jnp.abs(f_old - f) <= tol * jnp.abs(f_old)) & finite
     return LaplacianKMeansResult(z, jnp.argmax(z, axis=1).astype(jnp.int32), c, hist,
                                  n_iters, converged)

@@ -331,4 +331,10 @@ def swav_loss(
     log_pa = jax.nn.log_softmax(sa.astype(dtype) / t, axis=1)
     log_pb = jax.nn.log_softmax(sb.astype(dtype) / t, axis=1)
     per_sample = jnp.sum(qb * log_pa, axis=1) + jnp.sum(qa * log_pb, axis=1)
-    return (-0.5 * jnp.mean(per_sample)).astype(out_dtype)
+    # scores ~1e20: finite ratios eagerly, but under jit XLA's fused log-softmax may round
+    # them to NaN; the result check makes jit agree with the eager error
+    loss = checks.ensure(-0.5 * jnp.mean(per_sample), ~jnp.all(jnp.isfinite(per_sample)),
+                         "the SwAV loss is not finite: `scores_a` / `scores_b` divided by "
+                         "`temperature` are too large for the float type; use cosine scores "
+                         "(in [-1, 1]).")
+    return loss.astype(out_dtype)

@@ -84,7 +84,8 @@ def _initial_centres(init, k: int, d: int, dtype):
         return None
     c0 = checks.as_float_array(init, "init", dtype=dtype)
     if c0.shape != (k, d):
-        raise ValueError(f"`init` centres must have shape ({k}, {d}), got {tuple(c0.shape)}.")
+        raise ValueError(f"`init` centres must have shape ({k}, {d}) (`k` = {k} rows), got "
+                         f"{tuple(c0.shape)}.")
     return jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(c0, "init"), "init"))
 
 

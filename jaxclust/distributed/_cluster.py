@@ -179,7 +179,7 @@ def kmeans(
     else:
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
-            raise ValueError(f"`init` centres must have shape ({k}, {d}), got "
+            raise ValueError(f"`init` centres must have shape ({k}, {d}) (`k` = {k} rows), got "
                              f"{tuple(c0.shape)}.")
         c0 = checks.check_sq_norms(checks.check_finite(c0, "init"), "init")
         c0 = _replicated(jax.lax.stop_gradient(c0), points.mesh)

@@ -283,7 +283,7 @@ def fit_vim(
     cov = checks.ensure(cov, ~jnp.isfinite(cov),
                         f"The covariance of the centred features is not finite in {dtype}: "
                         "`features` are too large or too far from ViM's origin "
-                        "-pinv(weight.T) @ bias (an intermediate overflowed). Rescale "
+                        "-pinv(`weight`.T) @ `bias` (an intermediate overflowed). Rescale "
                         "`features` and the last layer, or compute in float64.")
     _, vecs = jnp.linalg.eigh(cov)  # ascending eigenvalues
     basis = vecs[:, : d - dim]

@@ -42,7 +42,7 @@ __all__ = [
 _PREC = jax.lax.Precision.HIGHEST
 # logits h / T of order 1e20 (e.g. T near 0): exact eagerly, but under jit XLA may fuse the
 # ratio into the log-sum-exp with a multiply-add that rounds it differently from the max
-_RATIO = ("The cross-entropy of cos_logits / temperature (logits too large: under jit XLA's "
+_RATIO = ("The cross-entropy of `cos_logits` / `temperature` (logits too large: under jit XLA's "
           "fused multiply-add rounds them inconsistently)")
 
 
@@ -297,7 +297,12 @@ def logitnorm_loss(
     z, y = _labelled(logits, labels)
     t = v.temperature(temperature)
     norm = jnp.sqrt(jnp.sum(z * z, axis=1, keepdims=True) + 1e-30) + 1e-7
-    return _nll(z / (norm * t), y)
+    # a tiny temperature gives logits ~1e30 / T: under jit the fused log-softmax may give NaN
+    loss = _nll(z / (norm * t), y)
+    return checks.ensure(loss, ~jnp.isfinite(loss),
+                         "The LogitNorm loss is not finite: `temperature` is too small (the "
+                         "normalised logits / temperature overflow); use a temperature of "
+                         "order 1e-3 or more.")
 
 
 # ------------------------------------------------------------------------------------------

@@ -706,7 +706,7 @@ def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
     t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere (a learned "
                                  "temperature is sigmoid(.) in (0, 1)).")
     return v.finite_result(logsumexp(h / t[:, None], axis=1), "temperature",
-                           "The log-sum-exp of cos_logits / temperature (logits too large: "
+                           "The log-sum-exp of `cos_logits` / `temperature` (logits too large: "
                            "under jit XLA's fused multiply-add rounds them inconsistently)")
 
 
