@@ -74,7 +74,7 @@ bench: $(STAMP_BENCH)
 
 docs: $(STAMP_DOCS)
 	$(BIN)/mkdocs build --strict
-	$(PYTEST) -q -rs -m "not slow" tests/test_docs.py
+	$(PYTEST) -q -rsx tests/test_docs.py
 
 docs-serve: $(STAMP_DOCS)
 	$(BIN)/mkdocs serve
