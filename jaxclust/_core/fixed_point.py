@@ -200,7 +200,8 @@ def gmres_adjoint_solve(residual, z, params, z_bar, *, tol=1e-6, maxiter=200):
     return w
 
 
-def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable | None = None):
+def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable | None = None,
+                  *, sequential: bool = True):
     """Wrap ``solve(params, init) -> (z, aux)`` with implicit differentiation.
 
     Args:
@@ -209,6 +210,10 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
       residual: ``residual(z, params)``, zero at the solution, same structure as ``z``.
       adjoint_solve: ``adjoint_solve(z, params, z_bar) -> w`` solving
         ``(d residual / d z)^T w = z_bar``; defaults to :func:`gmres_adjoint_solve`.
+      sequential: under ``vmap``, run the forward solves and the adjoint solves one problem
+        after another (:func:`sequential_vmap`: each keeps its own iteration count) instead
+        of one batched loop that iterates every problem to the slowest one's count. Pass
+        False when ``solve`` uses collectives (sharded data).
 
     Returns:
       A function ``(params, init) -> (z, aux)`` with the same forward values. ``solve``,
@@ -218,6 +223,9 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
     if adjoint_solve is None:
         def adjoint_solve(z, params, z_bar):
             return gmres_adjoint_solve(residual, z, params, z_bar)
+
+    if sequential:
+        solve, adjoint_solve = sequential_vmap(solve), sequential_vmap(adjoint_solve)
 
     @jax.custom_vjp
     def run(params, init):

@@ -378,14 +378,17 @@ def make_solver(cfg: Config):
     # under vmap the forward solves run one after another (see sequential_vmap: a batched
     # while loop would run every lane to the slowest one's count, with batched kernels that
     # are slower per problem on CPU); the implicit gradient is batched as usual
-    return implicit_root(_sequential(solve), residual, None if cfg.partial else _cg_adjoint)
+    # (the same for the adjoint's conjugate gradients: a batched `cg` iterates every lane to
+    # the slowest one, with batched dense matrix-vector products)
+    return implicit_root(_sequential(solve, 0), residual,
+                         None if cfg.partial else _sequential(_cg_adjoint, 1), sequential=False)
 
 
-def _sequential(solve):
-    def wrapped(p: Params, init):
-        if p.geom.is_sharded:  # collectives inside: keep the plain batching
-            return solve(p, init)
-        return sequential_vmap(solve)(p, init)
+def _sequential(fn, params_at):
+    def wrapped(*args):
+        if args[params_at].geom.is_sharded:  # collectives inside: keep the plain batching
+            return fn(*args)
+        return sequential_vmap(fn)(*args)
     return wrapped
 
 
