@@ -315,6 +315,9 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
         # the sort runs only in the (rare) iterations that have an empty cluster; cond_lazy,
         # not lax.cond: under vmap (n_init restarts, batched problems) a batched cond would
         # sort in every iteration, cond_lazy only when some lane has an empty cluster
+        # sharded: a lax.cond (its collectives stay out of the per-iteration loop body)
+        if axis_name is not None:
+            return jax.lax.cond(jnp.any(empty), relocate, lambda new: new, new), lab
         return cond_lazy(jnp.any(empty), lambda: relocate(new), new), lab
 
     def cond(s):
