@@ -44,11 +44,7 @@ PAGE_ENV = {
 
 # Pages whose code is known not to run yet, with the reason: reported as xfail (visible in
 # every run, `-rx`), never skipped silently. Remove the entry with the fix.
-KNOWN_BROKEN = {
-    "errors.md": "NameError: the bad-input example uses x, key, jaxclust without defining them",
-    "guide/diffusion.md": "NameError / Ellipsis: placeholders (params, apply, x = ..., model) "
-                          "in three blocks",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 
 _FENCE_OPEN = re.compile(r"^(?P<indent>[ \t]*)```python[ \t]*$")
 _SKIP = re.compile(r"^\s*<!--\s*docs-test:\s*skip:\s*(?P<reason>.+?)\s*-->\s*$")
