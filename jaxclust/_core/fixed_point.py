@@ -201,7 +201,7 @@ def gmres_adjoint_solve(residual, z, params, z_bar, *, tol=1e-6, maxiter=200):
 
 
 def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable | None = None,
-                  *, sequential: bool = True):
+                  *, sequential: bool | Callable = True):
     """Wrap ``solve(params, init) -> (z, aux)`` with implicit differentiation.
 
     Args:
@@ -213,7 +213,8 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
       sequential: under ``vmap``, run the forward solves and the adjoint solves one problem
         after another (:func:`sequential_vmap`: each keeps its own iteration count) instead
         of one batched loop that iterates every problem to the slowest one's count. Pass
-        False when ``solve`` uses collectives (sharded data).
+        False when ``solve`` uses collectives (sharded data); a callable ``wrap(fn) -> fn``
+        is used instead of :func:`sequential_vmap` (e.g. to skip it for sharded inputs).
 
     Returns:
       A function ``(params, init) -> (z, aux)`` with the same forward values. ``solve``,
@@ -224,8 +225,15 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
         def adjoint_solve(z, params, z_bar):
             return gmres_adjoint_solve(residual, z, params, z_bar)
 
+    def pullback(z, params, z_bar):
+        w = adjoint_solve(z, params, z_bar)
+        _, vjp = jax.vjp(lambda p: residual(z, p), params)
+        return vjp(jax.tree_util.tree_map(jnp.negative, w))[0]
+
     if sequential:
-        solve, adjoint_solve = sequential_vmap(solve), sequential_vmap(adjoint_solve)
+        # the whole backward pass (adjoint solve and residual VJP) per problem, too
+        wrap = sequential if callable(sequential) else sequential_vmap
+        solve, pullback = wrap(solve), wrap(pullback)
 
     @jax.custom_vjp
     def run(params, init):
@@ -237,10 +245,7 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
 
     def bwd(res, cts):
         z, params, init = res
-        z_bar = cts[0]
-        w = adjoint_solve(z, params, z_bar)
-        _, vjp = jax.vjp(lambda p: residual(z, p), params)
-        (p_bar,) = vjp(jax.tree_util.tree_map(jnp.negative, w))
+        p_bar = pullback(z, params, cts[0])
         return p_bar, jax.tree_util.tree_map(jnp.zeros_like, init)
 
     run.defvjp(fwd, bwd)

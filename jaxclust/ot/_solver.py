@@ -375,19 +375,18 @@ def make_solver(cfg: Config):
     solve = make_solve(cfg)
     if not cfg.implicit:
         return solve
-    # under vmap the forward solves run one after another (see sequential_vmap: a batched
-    # while loop would run every lane to the slowest one's count, with batched kernels that
-    # are slower per problem on CPU); the implicit gradient is batched as usual
-    # (the same for the adjoint's conjugate gradients: a batched `cg` iterates every lane to
-    # the slowest one, with batched dense matrix-vector products)
-    return implicit_root(_sequential(solve, 0), residual,
-                         None if cfg.partial else _sequential(_cg_adjoint, 1), sequential=False)
+    # under vmap the forward solves and the backward passes (CG adjoint, residual VJP) run
+    # one problem after another (see sequential_vmap: a batched while loop or `cg` would run
+    # every lane to the slowest one's count, with batched kernels that are slower per problem
+    # on CPU); not for sharded geometries
+    return implicit_root(solve, residual, None if cfg.partial else _cg_adjoint,
+                         sequential=_sequential)
 
 
-def _sequential(fn, params_at):
+def _sequential(fn):
     def wrapped(*args):
-        if args[params_at].geom.is_sharded:  # collectives inside: keep the plain batching
-            return fn(*args)
+        if any(isinstance(a, Params) and a.geom.is_sharded for a in args):
+            return fn(*args)  # collectives inside: keep the plain batching
         return sequential_vmap(fn)(*args)
     return wrapped
 
