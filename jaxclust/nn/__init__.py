@@ -77,6 +77,29 @@ def _check_number(value, name: str, hint: str = "") -> float:
     return float(value)
 
 
+def _palm_options(temperature, weight, proto_temperature, momentum, top_k, epsilon,
+                  n_iter) -> dict:
+    """The static settings of both frameworks' PALM prototype heads, checked once."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+        raise ValueError(f"`weight` must be a Python number >= 0, got {weight!r}.")
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
+            0 <= momentum <= 1):
+        raise ValueError(f"`momentum` must be a Python number in [0, 1] (PALM uses 0.999), "
+                         f"got {momentum!r}.")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
+        raise ValueError(f"`top_k` must be a Python int >= 0 (0: no pruning), got {top_k!r}.")
+    return dict(
+        temperature=_check_number(temperature, "temperature", "PALM uses 0.1."),
+        weight=float(weight),
+        proto_temperature=_check_number(proto_temperature, "proto_temperature",
+                                        "PALM uses 0.5."),
+        momentum=float(momentum),
+        top_k=top_k,
+        epsilon=_check_number(epsilon, "epsilon"),
+        n_iter=_check_size(n_iter, "n_iter"),
+    )
+
+
 def _check_kind(kind) -> str:
     if kind not in _KINDS:
         raise ValueError(f"`kind` must be one of {_KINDS}, got {kind!r}.")

@@ -15,7 +15,7 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ..ood import losses as _losses, scores as _scores
-from . import _check_number, _check_size, _initial, _normal, _prototype_scale
+from . import _check_size, _initial, _normal, _palm_options, _prototype_scale
 
 __all__ = ["PrototypeHead", "TemperatureHead"]
 
@@ -191,23 +191,9 @@ class PrototypeHead(nnx.Module):
                  n_iter: int = 3, prototypes: Float[ArrayLike, "k m d"] | None = None,
                  rngs: nnx.Rngs | None = None):
         d, k, m = _check_size(d, "d"), _check_size(k, "k"), _check_size(m, "m")
-        self.temperature = _check_number(temperature, "temperature", "PALM uses 0.1.")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
-            raise ValueError(f"`weight` must be a Python number >= 0, got {weight!r}.")
-        self.weight = float(weight)
-        self.proto_temperature = _check_number(proto_temperature, "proto_temperature",
-                                               "PALM uses 0.5.")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not (
-                0 <= momentum <= 1):
-            raise ValueError(f"`momentum` must be a Python number in [0, 1] (PALM uses 0.999), "
-                             f"got {momentum!r}.")
-        self.momentum = float(momentum)
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-            raise ValueError(f"`top_k` must be a Python int >= 0 (0: no pruning), got "
-                             f"{top_k!r}.")
-        self.top_k = top_k
-        self.epsilon = _check_number(epsilon, "epsilon")
-        self.n_iter = _check_size(n_iter, "n_iter")
+        for name, value in _palm_options(temperature, weight, proto_temperature, momentum,
+                                         top_k, epsilon, n_iter).items():
+            setattr(self, name, value)
         draw = (None if rngs is None
                 else lambda: _normal(rngs.params(), (k, m, d), _prototype_scale(d)))
         self.prototypes = nnx.Param(_initial(prototypes, (k, m, d), "prototypes", "rngs", draw))

@@ -24,15 +24,7 @@ import pytest
 from jaxclust.ot import sinkhorn, sinkhorn_from_cost
 
 from ..utils import allow_rank_promotion, enable_x64, problem
-
-
-def _kl(p, q):
-    m = p > 0
-    return np.sum(p[m] * np.log(p[m] / q[m])) - p.sum() + q.sum()
-
-
-def _rho(eps, tau):
-    return np.inf if tau == 1.0 else eps * tau / (1.0 - tau)
+from .test_unbalanced import _objective, _rho
 
 
 def _pot_objective(C, a, b, eps, tau_a=1.0, tau_b=1.0):
@@ -43,12 +35,7 @@ def _pot_objective(C, a, b, eps, tau_a=1.0, tau_b=1.0):
         P = ot.unbalanced.sinkhorn_unbalanced(
             a, b, C, eps, (_rho(eps, tau_a), _rho(eps, tau_b)), method="sinkhorn",
             numItermax=200000, stopThr=1e-14)
-    value = np.sum(P * C) + eps * _kl(P.ravel(), np.outer(a, b).ravel())
-    if tau_a < 1:
-        value += _rho(eps, tau_a) * _kl(P.sum(1), a)
-    if tau_b < 1:
-        value += _rho(eps, tau_b) * _kl(P.sum(0), b)
-    return float(value)
+    return _objective(P, C, a, b, eps, tau_a, tau_b)
 
 
 def _data(seed=1, n=40, m=30):
