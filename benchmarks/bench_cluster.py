@@ -170,7 +170,7 @@ def bench_rate(x, k, lines):
     xj = jnp.asarray(x)
     c = xj[:k]
 
-    from jaxclust.cluster.kmeans import _auto_chunk, _blocks, _lloyd_sums
+    from jaxclust.cluster.lloyd import _auto_chunk, _blocks, _lloyd_sums
 
     # one Lloyd assignment pass as kmeans runs it: scores, argmin, per-centre sums
     chunk = _auto_chunk(n, k, None)

@@ -72,3 +72,23 @@ def test_version_matches_pyproject():
     assert declared, f"no __version__ in {path}"
     assert (ROOT / path).resolve() == Path(jaxclust.__file__).resolve()
     assert declared.group(1) == version
+
+
+def test_no_module_is_shadowed_by_a_function():
+    """Every submodule stays reachable by its dotted name: no package attribute of the same name
+    as one of its modules is something other than that module (issue 17 §4)."""
+    import pkgutil
+
+    shadowed = []
+    for pkg_info in pkgutil.walk_packages(jaxclust.__path__, "jaxclust."):
+        if pkg_info.name.rsplit(".", 1)[-1] in {"__main__"}:
+            continue
+        parent_name, _, leaf = pkg_info.name.rpartition(".")
+        try:
+            parent = importlib.import_module(parent_name)
+            module = importlib.import_module(pkg_info.name)
+        except ImportError:  # optional extras (flax, equinox, sklearn) absent
+            continue
+        if getattr(parent, leaf, module) is not module:
+            shadowed.append(pkg_info.name)
+    assert not shadowed, f"modules shadowed by a same-named attribute: {shadowed}"

@@ -12,19 +12,14 @@ from .deep import (
     tell_assignment as tell_assignment,
     tell_loss as tell_loss,
 )
-from .gmm import (
-    GMMResult as GMMResult,
-    gmm as gmm,
-    gmm_log_prob as gmm_log_prob,
-)
-from .kmeans import (
-    KMeansResult as KMeansResult,
-    kmeans as kmeans,
-    kmeans_plusplus as kmeans_plusplus,
-)
 from .laplacian import (
     LaplacianKMeansResult as LaplacianKMeansResult,
     laplacian_kmeans as laplacian_kmeans,
+)
+from .lloyd import (
+    KMeansResult as KMeansResult,
+    kmeans as kmeans,
+    kmeans_plusplus as kmeans_plusplus,
 )
 from .losses import (
     kmeans_loss as kmeans_loss,
@@ -42,13 +37,18 @@ from .minibatch import (
     minibatch_kmeans_init as minibatch_kmeans_init,
     minibatch_kmeans_update as minibatch_kmeans_update,
 )
+from .mixture import (
+    GMMResult as GMMResult,
+    gmm as gmm,
+    gmm_log_prob as gmm_log_prob,
+)
 from .soft import (
     SinkhornKMeansResult as SinkhornKMeansResult,
     SoftKMeansResult as SoftKMeansResult,
     sinkhorn_kmeans as sinkhorn_kmeans,
     soft_kmeans as soft_kmeans,
 )
-from .spectral import (
+from .spectral_clustering import (
     SpectralResult as SpectralResult,
     affinity_matrix as affinity_matrix,
     spectral as spectral,

@@ -13,7 +13,7 @@ from jax.scipy.special import xlogy
 from jaxtyping import Array, ArrayLike, Float
 
 from .._core import checks
-from .kmeans import _sq_dists
+from .lloyd import _sq_dists
 from .losses import _points_and_centroids, _positive
 
 __all__ = ["dec_loss", "dec_target", "pseudo_label_loss", "tell_assignment", "tell_loss"]

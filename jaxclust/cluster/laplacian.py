@@ -22,8 +22,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.costs import pairwise_cost
 from .._core.fixed_point import iterate_blocks
-from .kmeans import kmeans, kmeans_plusplus
-from .spectral import _check_affinity, _points, _sq_dists
+from .lloyd import kmeans, kmeans_plusplus
+from .spectral_clustering import _check_affinity, _points, _sq_dists
 
 __all__ = ["LaplacianKMeansResult", "laplacian_kmeans"]
 

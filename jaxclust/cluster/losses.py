@@ -15,7 +15,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._core import checks
 from ..ot.assign import swav_codes
-from .kmeans import _sq_dists
+from .lloyd import _sq_dists
 
 __all__ = ["kmeans_loss", "soft_assignment", "swav_loss"]
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .kmeans import KMeansResult, _all_finite, _assign, _plusplus, _psum, _take_rows, _validate
+from .lloyd import KMeansResult, _all_finite, _assign, _plusplus, _psum, _take_rows, _validate
 
 __all__ = [
     "MiniBatchKMeansState",

@@ -16,8 +16,8 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import gmres_solve, implicit_root
-from ..ot.sinkhorn import default_epsilon, sinkhorn
-from .kmeans import _all_finite, _plusplus, _sq_dists, _validate
+from ..ot.entropic import default_epsilon, sinkhorn
+from .lloyd import _all_finite, _plusplus, _sq_dists, _validate
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "soft_kmeans"]
 

@@ -16,7 +16,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._core import checks
-from ..cluster.kmeans import (
+from ..cluster.lloyd import (
     KMeansResult,
     _all_finite,
     _check_options,

@@ -21,7 +21,7 @@ from .._core import checks
 from .._core.costs import COSTS, PointCloud
 from ..ot import _solver
 from ..ot.assign import _swav_iterations
-from ..ot.sinkhorn import SinkhornResult, _static_options, _tau
+from ..ot.entropic import SinkhornResult, _static_options, _tau
 from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh
 
 __all__ = ["sinkhorn", "swav_codes"]

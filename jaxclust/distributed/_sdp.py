@@ -13,7 +13,7 @@ from jaxtyping import PRNGKeyArray
 
 from .._core import checks
 from ..sdp import _bm
-from ..sdp.kmeans_sdp import KMeansSDPResult
+from ..sdp.peng_wei import KMeansSDPResult
 from ._mesh import AXIS, ShardedPoints, check_values_now
 from ._ot import _check_points, _local_mask
 

@@ -16,7 +16,7 @@ import jax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ..cluster.deep import dec_target, tell_assignment, tell_loss
-from ..cluster.kmeans import kmeans
+from ..cluster.lloyd import kmeans
 from ..cluster.losses import kmeans_loss, soft_assignment, swav_loss
 from ..ot.progressive import PartialCodes
 from . import (

@@ -22,7 +22,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._core import checks
 from .._core.costs import safe_sqrt
-from ..ot.sinkhorn import sinkhorn
+from ..ot.entropic import sinkhorn
 from . import _validate as v
 from .fit import KNNStats, MahalanobisStats, PrototypeStats, ReActStats, ViMStats, _head
 

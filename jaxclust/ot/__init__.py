@@ -8,17 +8,17 @@ from .divergence import (
     SinkhornDivergenceResult as SinkhornDivergenceResult,
     sinkhorn_divergence as sinkhorn_divergence,
 )
+from .entropic import (
+    SinkhornResult as SinkhornResult,
+    default_epsilon as default_epsilon,
+    sinkhorn as sinkhorn,
+    sinkhorn_from_cost as sinkhorn_from_cost,
+)
 from .progressive import (
     PartialCodes as PartialCodes,
     mass_schedule as mass_schedule,
     p2ot_codes as p2ot_codes,
     sp2ot_codes as sp2ot_codes,
-)
-from .sinkhorn import (
-    SinkhornResult as SinkhornResult,
-    default_epsilon as default_epsilon,
-    sinkhorn as sinkhorn,
-    sinkhorn_from_cost as sinkhorn_from_cost,
 )
 
 __all__ = [

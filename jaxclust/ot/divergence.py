@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from .sinkhorn import SinkhornResult, _sinkhorn_symmetric, sinkhorn
+from .entropic import SinkhornResult, _sinkhorn_symmetric, sinkhorn
 
 __all__ = ["SinkhornDivergenceResult", "sinkhorn_divergence"]
 

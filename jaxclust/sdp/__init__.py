@@ -1,12 +1,12 @@
 """SDP relaxations of clustering: the Peng–Wei k-means SDP (ADMM, Burer–Monteiro), the
 iterative likelihood-adjusted SDP for heterogeneous clusters (iLA-SDP) and rounding helpers."""
 
-from .kmeans_sdp import (
+from .ila import LASDPResult as LASDPResult, la_sdp as la_sdp
+from .peng_wei import (
     ADMM_MAX_N as ADMM_MAX_N,
     KMeansSDPResult as KMeansSDPResult,
     kmeans_sdp as kmeans_sdp,
 )
-from .la_sdp import LASDPResult as LASDPResult, la_sdp as la_sdp
 from .rounding import (
     membership_matrix as membership_matrix,
     round_labels as round_labels,

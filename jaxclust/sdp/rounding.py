@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from ..cluster.kmeans import kmeans
+from ..cluster.lloyd import kmeans
 
 __all__ = ["membership_matrix", "round_labels", "spectral_embedding"]
 

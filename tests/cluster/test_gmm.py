@@ -17,7 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
-from jaxclust.cluster.gmm import GMMResult, gmm, gmm_log_prob
+from jaxclust.cluster.mixture import GMMResult, gmm, gmm_log_prob
 
 
 def _standardised(loader):

@@ -17,8 +17,8 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.neighbors import kneighbors_graph
 
-from jaxclust.cluster.kmeans import kmeans
 from jaxclust.cluster.laplacian import laplacian_kmeans
+from jaxclust.cluster.lloyd import kmeans
 
 # ------------------------------------------------------------------------------------------
 # an independent NumPy implementation of the documented updates

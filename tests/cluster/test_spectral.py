@@ -21,7 +21,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.neighbors import kneighbors_graph
 
-from jaxclust.cluster.spectral import affinity_matrix, spectral
+from jaxclust.cluster.spectral_clustering import affinity_matrix, spectral
 
 
 @functools.partial(jax.jit, static_argnames=("k", "n_components"))

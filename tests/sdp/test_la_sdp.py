@@ -15,7 +15,7 @@ from jaxclust.cluster import gmm, kmeans
 from jaxclust.demo.sdp import heterogeneous_mixture
 from jaxclust.metrics import clustering_accuracy
 from jaxclust.sdp import kmeans_sdp, la_sdp
-from jaxclust.sdp.la_sdp import _costs, _covariances, _factors_from_labels, _sdp_step
+from jaxclust.sdp.ila import _costs, _covariances, _factors_from_labels, _sdp_step
 
 from ..utils import enable_x64
 

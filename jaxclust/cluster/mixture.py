@@ -16,7 +16,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import implicit_root, iterate_blocks
-from .kmeans import kmeans
+from .lloyd import kmeans
 
 __all__ = ["GMMResult", "gmm", "gmm_log_prob"]
 
@@ -368,7 +368,7 @@ def gmm_log_prob(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from jaxclust.cluster.gmm import gmm_log_prob
+      >>> from jaxclust.cluster.mixture import gmm_log_prob
       >>> x = jnp.asarray([[0.0, 0.0], [3.0, 0.0]])
       >>> lp, lr = gmm_log_prob(x, jnp.asarray([[0.0, 0.0], [3.0, 0.0]]),
       ...                       jnp.ones(2), jnp.asarray([0.5, 0.5]),
@@ -477,7 +477,7 @@ def gmm(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxclust.cluster.gmm import gmm
+      >>> from jaxclust.cluster.mixture import gmm
       >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (60, 2)) - 4.0,
       ...                      0.5 * jax.random.normal(jax.random.key(1), (40, 2)) + 4.0])
       >>> res = gmm(x, 2, key=jax.random.key(2))

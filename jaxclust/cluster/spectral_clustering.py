@@ -16,7 +16,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
-from .kmeans import kmeans
+from .lloyd import kmeans
 
 __all__ = ["AFFINITIES", "ROW_NORMS", "SpectralResult", "affinity_matrix", "spectral"]
 
@@ -132,7 +132,7 @@ def affinity_matrix(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> from jaxclust.cluster.spectral import affinity_matrix
+      >>> from jaxclust.cluster.spectral_clustering import affinity_matrix
       >>> x = jnp.asarray([[0.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
       >>> affinity_matrix(x, kind="knn", n_neighbors=2).tolist()
       [[1.0, 1.0, 0.0], [1.0, 1.0, 0.5], [0.0, 0.5, 1.0]]
@@ -276,7 +276,7 @@ def spectral(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxclust.cluster.spectral import spectral
+      >>> from jaxclust.cluster.spectral_clustering import spectral
       >>> t = jnp.linspace(0.0, 2 * jnp.pi, 40, endpoint=False)
       >>> ring = jnp.stack([jnp.cos(t), jnp.sin(t)], axis=1)
       >>> x = jnp.concatenate([ring, 4.0 * ring])  # two concentric circles

@@ -77,7 +77,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .kmeans_sdp import kmeans_sdp
+from .peng_wei import kmeans_sdp
 
 __all__ = ["COVARIANCE_TYPES", "LASDPResult", "la_sdp"]
 
