@@ -2,7 +2,7 @@
 
 * **2-D mixture**: eight Gaussians on a circle; a time-conditioned MLP
   ([`ScoreMLP`][jaxclust.nn.equinox.ScoreMLP]) is trained with denoising score
-  matching ([`fit`][jaxclust.diffusion.fit]) under the VP SDE, then sampled with
+  matching ([`fit`][jaxclust.train.fit]) under the VP SDE, then sampled with
   DDIM; the table gives the energy distance of the samples to fresh data next to the
   data-vs-data floor, the figure shows both clouds.
 * **Digits**: the 8x8 digits (17 grey levels, scaled to ``[-1, 1]``, uniformly dequantised

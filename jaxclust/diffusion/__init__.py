@@ -11,7 +11,12 @@ Conventions shared by the whole subpackage:
   ``"score"``, ``"x0"``, ``"v"``; parameters travel by closure (see
   ``jaxclust.diffusion.losses``); samplers take a ``score_fn(x, t)``, built from a network
   by `as_score_fn`.
+
+The training loop ``fit`` / ``FitResult`` has one home, [`jaxclust.train`][jaxclust.train];
+``jaxclust.diffusion.fit`` is the same object, loaded on first use.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from .analytic import (
     GaussianMixture as GaussianMixture,
@@ -70,7 +75,21 @@ from .subspace import (
     KSubspacesResult as KSubspacesResult,
     k_subspaces as k_subspaces,
 )
-from .train import FitResult as FitResult, dsm_objective as dsm_objective, fit as fit
+from .train import dsm_objective as dsm_objective
+
+if TYPE_CHECKING:
+    from ..train import FitResult as FitResult, fit as fit
+
+
+def __getattr__(name: str) -> Any:
+    """``fit`` and ``FitResult`` are [`jaxclust.train`][jaxclust.train]'s (the same objects),
+    imported on first use so that ``import jaxclust.diffusion`` does not load optax/rich."""
+    if name in ("fit", "FitResult"):
+        from .. import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'jaxclust.diffusion' has no attribute {name!r}")
+
 
 __all__ = [
     "PARAMETRISATIONS",

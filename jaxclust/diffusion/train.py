@@ -1,6 +1,7 @@
 r"""Training score networks: ``fit`` and ``FitResult`` are the generic training utility of
 [`jaxclust.train`][jaxclust.train] (optax, EMA of the parameters, explicit keys, a progress
-bar), re-exported here; ``dsm_objective`` builds its loss from
+bar; their one home), reachable here as the same objects, loaded on first use so that importing
+this module does not load optax; ``dsm_objective`` builds its loss from
 [`dsm_loss`][jaxclust.diffusion.dsm_loss] for the usual case.
 
 **Equinox**: pass the module itself as ``params`` (its floating-point arrays are trained, the
@@ -19,23 +20,33 @@ rest is carried along unchanged) and read the trained module from ``result.ema``
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
-from ..train import FitResult, fit
 from .losses import dsm_loss
 from .sde import AbstractSDE
 
+if TYPE_CHECKING:
+    from ..train import FitResult as FitResult, fit as fit
+
 __all__ = ["FitResult", "dsm_objective", "fit"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("fit", "FitResult"):
+        from .. import train
+
+        return getattr(train, name)
+    raise AttributeError(f"module 'jaxclust.diffusion.train' has no attribute {name!r}")
 
 
 def dsm_objective(sde: AbstractSDE, *, label_dropout: float = 0.0,
                   null_label: int | None = None, **dsm_kwargs: Any
                   ) -> Callable[[Callable, PyTree, PRNGKeyArray], Float[Array, ""]]:
-    r"""The loss ``loss(model, batch, key)`` for [`fit`][jaxclust.diffusion.fit]:
+    r"""The loss ``loss(model, batch, key)`` for [`fit`][jaxclust.train.fit]:
     [`dsm_loss`][jaxclust.diffusion.dsm_loss] of the batched network ``model(x_t, t)``
     (``batch`` = ``x``) or ``model(x_t, t, y)`` (``batch`` = ``(x, y)``).
 
