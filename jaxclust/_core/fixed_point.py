@@ -30,9 +30,39 @@ import jax.numpy as jnp
 from jax.scipy.sparse.linalg import gmres
 
 __all__ = ["cond_lazy", "implicit_root", "iterate_blocks", "gmres_adjoint_solve",
-           "sequential_vmap"]
+           "report_progress", "sequential_vmap", "check_callback"]
 
 PyTree = Any
+
+#: A progress callback: ``callback(iteration, error)`` with Python ``int`` and ``float``.
+ProgressCallback = Callable[[int, float], None]
+
+
+def check_callback(callback) -> None:
+    """``callback`` must be ``None`` or a callable (it is a static option: hashable)."""
+    if callback is not None and not callable(callback):
+        raise ValueError(f"`callback` must be None or a function callback(iteration, error), "
+                         f"got {type(callback).__name__}.")
+
+
+def report_progress(callback: ProgressCallback | None, iteration, error, active=True) -> None:
+    """Call ``callback(iteration, error)`` on the host from inside compiled code.
+
+    With ``callback=None`` nothing is emitted: the traced program is exactly the one without
+    progress reporting. Otherwise one ``jax.debug.callback`` (unordered, so it does not
+    serialise the computation) receives the values as Python ``int`` and ``float``; when
+    ``active`` is False at run time (a finished lane of an unrolled scan) the call is
+    skipped on the host (pass the loop condition: a batched loop runs its body for finished
+    lanes too). Under ``vmap`` it is called once per problem of the batch.
+    """
+    if callback is None:
+        return
+
+    def host(it, err, act):
+        if bool(act):
+            callback(int(it), float(err))
+
+    jax.debug.callback(host, iteration, error, jnp.asarray(active))
 
 
 def iterate_blocks(
@@ -42,6 +72,8 @@ def iterate_blocks(
     max_blocks: int,
     done: Callable[[PyTree, Any], Any],
     unrolled: bool,
+    callback: ProgressCallback | None = None,
+    progress: Callable[[PyTree, Any], tuple[Any, Any]] | None = None,
 ) -> tuple[PyTree, Any]:
     """Run ``state = block(state, k)`` for ``k = 0, 1, ...`` until ``done(state, k)``.
 
@@ -51,10 +83,19 @@ def iterate_blocks(
       max_blocks: budget (static).
       done: ``done(state, k) -> bool`` evaluated after block ``k``.
       unrolled: scan the whole budget (reverse-mode differentiable) instead of a while loop.
+      callback: optional ``callback(iteration, error)`` called on the host after every block
+        (:func:`report_progress`); static. ``None`` (default) leaves the program unchanged.
+      progress: ``progress(state, k) -> (iteration, error)``, what the callback receives
+        after block ``k`` (default: ``(k + 1, nan)``).
 
     Returns:
       ``(final_state, n_blocks_run)``.
     """
+    def report(st, k, active=True):
+        if callback is not None:
+            it, err = (k + 1, jnp.nan) if progress is None else progress(st, k)
+            report_progress(callback, it, err, active)
+
     if unrolled:
         ckpt_block = jax.checkpoint(block)
 
@@ -62,6 +103,7 @@ def iterate_blocks(
             st, stopped, count = carry
             # skip finished blocks (a cond, so the budget is not paid after convergence)
             new = jax.lax.cond(stopped, lambda s, _: s, ckpt_block, st, k)
+            report(new, k, ~stopped)
             count = count + jnp.where(stopped, 0, 1)
             stopped = stopped | done(new, k)
             return (new, stopped, count), None
@@ -76,7 +118,9 @@ def iterate_blocks(
 
     def body(carry):
         st, k, _ = carry
+        active = cond(carry)  # False only for finished lanes of a batched loop
         st = block(st, k)
+        report(st, k, active)
         return st, k + 1, done(st, k)
 
     state, count, _ = jax.lax.while_loop(cond, body, (state, jnp.asarray(0), jnp.asarray(False)))

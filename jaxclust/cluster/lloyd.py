@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -11,7 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.fixed_point import cond_lazy, sequential_vmap
+from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
 
@@ -280,8 +281,9 @@ def _batching(n: int, fn):
     return sequential_vmap(fn) if n >= _SEQUENTIAL_MIN_N else fn
 
 
-@partial(jax.jit, static_argnums=(3, 5, 6, 7))
-def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None):
+@partial(jax.jit, static_argnums=(3, 5, 6, 7, 8))
+def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None,
+           callback=None):
     """Lloyd's iterations on one device, or with the rows sharded over ``axis_name`` (the
     centre sums and masses, the label-change test, the inertia and the empty-cluster
     relocation combine the devices' partial results)."""
@@ -329,6 +331,7 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
         new, lab = update(c)
         shift = jnp.sum((new - c) ** 2)
         changed = _psum(jnp.sum(lab != lab_old), axis_name)
+        report_progress(callback, it + 1, shift, cond(s))  # cond: False on finished lanes
         return new, lab, shift, it + 1, (changed == 0) & (it > 0)
 
     init = (centers, jnp.full((n,), -1, jnp.int32), jnp.asarray(jnp.inf, x.dtype),
@@ -391,6 +394,7 @@ def kmeans(
     tol: float = 1e-4,
     weights: Float[Array, " n"] | None = None,
     chunk_size: int | None = None,
+    callback: Callable[[int, float], None] | None = None,
 ) -> KMeansResult:
     r"""k-means by Lloyd's algorithm with (greedy) k-means++ seeding.
 
@@ -424,6 +428,10 @@ def kmeans(
       chunk_size: rows per block in the assignment step; ``None`` (default) chooses: the
         whole ``n x k`` matrix when it has at most ``2**22`` entries, otherwise blocks of
         about ``2**20`` entries.
+      callback: optional progress report ``callback(iteration, error)`` called on the host
+        after every Lloyd iteration (``error``: the squared centre shift; once per restart),
+        through ``jax.debug.callback``; static. ``None`` (default) leaves the compiled
+        program unchanged.
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult].
@@ -446,6 +454,7 @@ def kmeans(
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = x.shape
     _check_options(max_iter, n_init, tol, chunk_size)
+    check_callback(callback)
     tol_abs = tol * jnp.mean(jnp.var(x, axis=0)) if tol > 0 else jnp.zeros((), x.dtype)
     weighted = weights is not None
 
@@ -457,7 +466,7 @@ def kmeans(
         c0 = jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(c0, "init"),
                                                          "init"))
         lloyd = _batching(n, lambda x, w, c0, t: _lloyd(x, w, c0, max_iter, t, chunk_size,
-                                                        weighted))
+                                                        weighted, None, callback))
         return _with_gradients(x_in, w_in, lloyd(x, w, c0, tol_abs))
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
@@ -471,7 +480,7 @@ def kmeans(
         else:
             idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
             c0 = x[idx]
-        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, weighted)
+        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, weighted, None, callback)
 
     runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, jax.random.split(key, n_init),
                                                          tol_abs)

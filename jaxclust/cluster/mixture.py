@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -15,7 +16,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.fixed_point import implicit_root, iterate_blocks
+from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
 from .lloyd import kmeans
 
 __all__ = ["GMMResult", "gmm", "gmm_log_prob"]
@@ -146,7 +147,7 @@ def _em_step(params, theta, cov_type):
     return _m_step(x, sw, jnp.exp(log_resp), reg, cov_type), ll
 
 
-def _make_solver(cov_type, max_iter, implicit):
+def _make_solver(cov_type, max_iter, implicit, callback=None):
     """``(theta, params0) -> (params, (n_iters, converged, ll_prev))`` with the chosen gradient;
     ``theta = (x, sample weights, reg, tol)``."""
 
@@ -164,7 +165,8 @@ def _make_solver(cov_type, max_iter, implicit):
         dtype = z0[0].dtype
         state0 = (z0, jnp.asarray(-jnp.inf, dtype), jnp.asarray(jnp.inf, dtype))
         (z, prev, change), n_iters = iterate_blocks(
-            block, state0, max_blocks=max_iter, done=done, unrolled=not implicit)
+            block, state0, max_blocks=max_iter, done=done, unrolled=not implicit,
+            callback=callback, progress=lambda st, k: (k + 1, jnp.abs(st[2])))
         # prev: the mean log-likelihood of the parameters before the last M-step
         return z, (n_iters, jnp.abs(change) < tol, jax.lax.stop_gradient(prev))
 
@@ -193,9 +195,9 @@ def _make_solver(cov_type, max_iter, implicit):
 
 
 @functools.partial(jax.jit, static_argnames=("k", "cov_type", "init_kind", "n_init",
-                                             "max_iter", "implicit"))
+                                             "max_iter", "implicit", "callback"))
 def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, max_iter,
-         implicit):
+         implicit, callback=None):
     n = x.shape[0]
     sw = sw * (n / jnp.sum(sw))  # mean one
     # floor on the ridge: keeps every covariance positive definite in the working precision
@@ -203,7 +205,7 @@ def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, ma
     scale = jax.lax.stop_gradient(jnp.mean(jnp.sum(sw[:, None] * (x - centre) ** 2, 0) / n))
     reg = jnp.maximum(reg, jnp.finfo(x.dtype).eps * jnp.where(scale > 0, scale, 1.0))
     theta = (x, sw, reg, tol)
-    solver = _make_solver(cov_type, max_iter, implicit)
+    solver = _make_solver(cov_type, max_iter, implicit, callback)
 
     def run_from(z0):
         z, (n_iters, converged, ll_prev) = solver(theta, z0)
@@ -406,6 +408,7 @@ def gmm(
     n_init: int = 1,
     weights: Float[Array, " n"] | None = None,
     implicit: bool = True,
+    callback: Callable[[int, float], None] | None = None,
 ) -> GMMResult:
     r"""Gaussian mixture model fitted by expectation-maximisation (EM).
 
@@ -471,6 +474,10 @@ def gmm(
       weights: non-negative sample weights ``(n,)`` (an integer weight acts as repeating the
         point); not to be confused with the mixture weights of the result.
       implicit: gradient mode, see above (static).
+      callback: optional progress report ``callback(iteration, error)`` called on the host
+        after every EM step (``error``: the change of the mean log-likelihood; once per
+        restart), through ``jax.debug.callback``; static. ``None`` (default) leaves the
+        compiled program unchanged.
 
     Returns:
       A [`GMMResult`][jaxclust.cluster.GMMResult].
@@ -495,6 +502,7 @@ def gmm(
     n, d = x.shape
     checks.check_num_clusters(k, n)
     _check_cov_type(covariance_type)
+    check_callback(callback)
     if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
         raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
     if not (isinstance(n_init, int) and not isinstance(n_init, bool) and n_init >= 1):
@@ -551,4 +559,5 @@ def gmm(
                                             "sum in every row.")
 
     return _fit(x, sw, reg, tol, key, init_value, k=k, cov_type=covariance_type,
-                init_kind=init_kind, n_init=n_init, max_iter=max_iter, implicit=implicit)
+                init_kind=init_kind, n_init=n_init, max_iter=max_iter, implicit=implicit,
+                callback=callback)

@@ -7,6 +7,7 @@ number of iterations) or from unrolling the iterations (``implicit=False``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import NamedTuple
 
@@ -15,7 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.fixed_point import gmres_solve, implicit_root
+from .._core.fixed_point import check_callback, gmres_solve, implicit_root, report_progress
 from ..ot.entropic import default_epsilon, sinkhorn
 from .lloyd import _all_finite, _plusplus, _sq_dists, _validate
 
@@ -113,7 +114,7 @@ def _adjoint(residual, tol):
     return solve
 
 
-def _fixed_point(update, c0, params, *, max_iter, tol_abs, implicit):
+def _fixed_point(update, c0, params, *, max_iter, tol_abs, implicit, callback=None):
     """Iterate ``c <- update(c, params)`` until ``max|dc| <= tol_abs``; differentiable."""
 
     def forward(args, c0):  # no closure over traced arrays: custom_vjp requirement
@@ -126,7 +127,9 @@ def _fixed_point(update, c0, params, *, max_iter, tol_abs, implicit):
         def body(s):
             c, it, _ = s
             new = update(c, params)
-            return new, it + 1, jnp.max(jnp.abs(new - c))
+            shift = jnp.max(jnp.abs(new - c))
+            report_progress(callback, it + 1, shift, cond(s))  # cond: False on finished lanes
+            return new, it + 1, shift
 
         c, it, shift = jax.lax.while_loop(
             cond, body, (c0, jnp.asarray(0), jnp.asarray(jnp.inf, c0.dtype)))
@@ -143,6 +146,7 @@ def _fixed_point(update, c0, params, *, max_iter, tol_abs, implicit):
         c, it, done = carry
         new = update(c, params)
         shift = jnp.max(jnp.abs(new - c))
+        report_progress(callback, it + 1, shift, ~done)
         c = jnp.where(done, c, new)
         it = it + jnp.where(done, 0, 1)
         return (c, it, done | (shift <= tol_abs)), None
@@ -169,6 +173,7 @@ def soft_kmeans(
     max_iter: int = 100,
     tol: float = 1e-5,
     implicit: bool = True,
+    callback: Callable[[int, float], None] | None = None,
 ) -> SoftKMeansResult:
     r"""Soft k-means: the fixed point of the soft (annealed) centroid update.
 
@@ -207,6 +212,10 @@ def soft_kmeans(
       tol: stop when the largest centroid coordinate change is below
         ``tol * sqrt(mean(var(x, axis=0)))``.
       implicit: implicit (default) or unrolled differentiation.
+      callback: optional progress report ``callback(iteration, error)`` called on the host
+        after every update (``error``: the largest centroid coordinate change), through
+        ``jax.debug.callback``; static. ``None`` (default) leaves the compiled program
+        unchanged.
 
     Returns:
       A [`SoftKMeansResult`][jaxclust.cluster.SoftKMeansResult].
@@ -237,14 +246,15 @@ def soft_kmeans(
     k, c0 = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
-    return _soft_kmeans(x, w, t, c0, tol, max_iter, implicit)
+    check_callback(callback)
+    return _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback)
 
 
-@partial(jax.jit, static_argnums=(5, 6))
-def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit):
+@partial(jax.jit, static_argnums=(5, 6, 7))
+def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback=None):
     tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
     c, (it, conv) = _fixed_point(_soft_update, c0, (x, w, t), max_iter=max_iter,
-                                 tol_abs=tol_abs, implicit=implicit)
+                                 tol_abs=tol_abs, implicit=implicit, callback=callback)
     logits = -_sq_dists(x, c) / t
     r = jax.nn.softmax(logits, axis=1)
     energy = -t * jnp.sum(w * jax.nn.logsumexp(logits, axis=1))
@@ -265,6 +275,7 @@ def sinkhorn_kmeans(
     sinkhorn_tol: float = 1e-6,
     sinkhorn_max_iter: int = 2000,
     implicit: bool = True,
+    callback: Callable[[int, float], None] | None = None,
 ) -> SinkhornKMeansResult:
     r"""k-means with prescribed cluster sizes: assignments by entropic optimal transport.
 
@@ -307,6 +318,10 @@ def sinkhorn_kmeans(
       sinkhorn_tol: L1 marginal tolerance of each inner solve.
       sinkhorn_max_iter: iteration budget of each inner solve.
       implicit: implicit (default) or unrolled outer differentiation.
+      callback: optional progress report ``callback(iteration, error)`` called on the host
+        after every outer step (``error``: the largest centroid coordinate change), through
+        ``jax.debug.callback``; static. ``None`` (default) leaves the compiled program
+        unchanged.
 
     Returns:
       A [`SinkhornKMeansResult`][jaxclust.cluster.SinkhornKMeansResult].
@@ -350,12 +365,13 @@ def sinkhorn_kmeans(
     else:
         eps = jnp.asarray(checks.check_positive_scalar(
             epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
+    check_callback(callback)
     return _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, float(sinkhorn_tol),
-                            int(sinkhorn_max_iter), implicit)
+                            int(sinkhorn_max_iter), implicit, callback)
 
 
-@partial(jax.jit, static_argnums=(6, 7, 8, 9))
-def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
+@partial(jax.jit, static_argnums=(6, 7, 8, 9, 10))
+def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit, callback=None):
     k = c0.shape[0]
     tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
 
@@ -381,7 +397,9 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
                 res = solve_ot(x, c, a, b, eps, (f, g))
                 p = res.plan
                 new = _transport_update(p, x, c)
-                return new, res.f, res.g, it + 1, jnp.max(jnp.abs(new - c))
+                shift = jnp.max(jnp.abs(new - c))
+                report_progress(callback, it + 1, shift, cond(s))
+                return new, res.f, res.g, it + 1, shift
 
             n = x.shape[0]
             init = (c0, jnp.zeros((n,), x.dtype), jnp.zeros((k,), x.dtype), jnp.asarray(0),
@@ -395,7 +413,7 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit):
             (params, tol_abs), jax.lax.stop_gradient(c0))
     else:
         c, (it, conv) = _fixed_point(update, c0, params, max_iter=max_iter, tol_abs=tol_abs,
-                                     implicit=False)
+                                     implicit=False, callback=callback)
     res = solve_ot(x, c, a, b, eps)
     p = res.plan
     assign = p / jnp.maximum(jnp.sum(p, axis=1, keepdims=True), jnp.finfo(x.dtype).tiny)

@@ -31,7 +31,7 @@ Two executions of a block of ``check_every`` rounds:
 from __future__ import annotations
 
 from functools import partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -56,6 +56,8 @@ class Config(NamedTuple):
     # a symmetric problem (C = C^T, a = b; the debiasing terms of the Sinkhorn divergence):
     # the averaged update f <- (f + T(f)) / 2 of Feydy et al. 2019 on g = f
     symmetric: bool = False
+    # progress: callback(iteration, error) after every block (None: the program is unchanged)
+    callback: Any = None
 
 
 class Params(NamedTuple):
@@ -284,7 +286,9 @@ def make_solve(cfg: Config):
         errors = jnp.full((max_blocks,), -1.0, dtype)
         state0 = (init, jnp.asarray(jnp.inf, dtype), errors)
         (z, err, errors), n_blocks = iterate_blocks(
-            block, state0, max_blocks=max_blocks, done=done, unrolled=not cfg.implicit
+            block, state0, max_blocks=max_blocks, done=done, unrolled=not cfg.implicit,
+            callback=cfg.callback,
+            progress=lambda st, k: (jnp.minimum((k + 1) * cfg.check_every, cfg.max_iter), st[1]),
         )
         finite = jnp.all(jnp.asarray([jnp.all(jnp.isfinite(t)) for t in z]))
         if geom.is_sharded:  # finite on every device

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -10,6 +11,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._core import checks
 from .._core.costs import COSTS, CostMatrix, Geometry, PointCloud
+from .._core.fixed_point import check_callback
 from . import _solver
 
 __all__ = ["SinkhornResult", "default_epsilon", "sinkhorn", "sinkhorn_from_cost"]
@@ -215,9 +217,10 @@ def _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_deca
 
 def _solve(
     geom: Geometry, a, b, *, epsilon, tau_a, tau_b, mass, tol, max_iter, check_every, init,
-    epsilon_init, epsilon_decay, implicit, mode, symmetric=False,
+    epsilon_init, epsilon_decay, implicit, mode, symmetric=False, callback=None,
 ) -> SinkhornResult:
     _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
+    check_callback(callback)
     n, m = geom.shape
     dtype = geom.dtype
     a = _weights(a, n, "a", dtype, "x" if isinstance(geom, PointCloud) else "C rows")
@@ -268,6 +271,7 @@ def _solve(
         tol=float(tol), max_iter=max_iter, check_every=check_every, mode=mode,
         partial=partial, eps_init=None if epsilon_init is None else float(epsilon_init),
         eps_decay=float(epsilon_decay), implicit=bool(implicit), symmetric=symmetric,
+        callback=callback,
     )
     params = _solver.Params(geom, a, b, eps, ta, tb, mass_arr)
     z, (n_iters, errors, converged) = _solver.run(cfg, params, z0)
@@ -357,6 +361,7 @@ def sinkhorn(
     implicit: bool = True,
     chunk_size: int | None = None,
     mode: str = "auto",
+    callback: Callable[[int, float], None] | None = None,
 ) -> SinkhornResult:
     r"""Entropic optimal transport between two weighted point clouds.
 
@@ -427,6 +432,10 @@ def sinkhorn(
       implicit: implicit (default) or unrolled differentiation.
       chunk_size: rows per block in online mode; ``None`` for dense.
       mode: ``"auto"`` (kernel fast path where safe) or ``"log"`` (log domain throughout).
+      callback: optional progress report ``callback(iteration, error)`` (Python ``int`` and
+        ``float``: the iterations done and the marginal error) called on the host after every
+        ``check_every`` iterations, through ``jax.debug.callback``; static (a new function
+        compiles a new program). ``None`` (default) leaves the compiled program unchanged.
 
     Returns:
       A [`SinkhornResult`][jaxclust.ot.SinkhornResult].
@@ -459,7 +468,7 @@ def sinkhorn(
     return _solve(
         geom, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
-        epsilon_decay=epsilon_decay, implicit=implicit, mode=mode,
+        epsilon_decay=epsilon_decay, implicit=implicit, mode=mode, callback=callback,
     )
 
 
@@ -496,6 +505,7 @@ def sinkhorn_from_cost(
     epsilon_decay: float = 0.9,
     implicit: bool = True,
     mode: str = "auto",
+    callback: Callable[[int, float], None] | None = None,
 ) -> SinkhornResult:
     r"""Entropic optimal transport on a given cost matrix ``C`` (``n x m``).
 
@@ -516,7 +526,7 @@ def sinkhorn_from_cost(
     return _solve(
         _cost_matrix(C), a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
-        epsilon_decay=epsilon_decay, implicit=implicit, mode=mode,
+        epsilon_decay=epsilon_decay, implicit=implicit, mode=mode, callback=callback,
     )
 
 
