@@ -30,6 +30,8 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
+from . import collectives
+
 __all__ = ["COSTS", "CostMatrix", "Geometry", "PointCloud", "pairwise_cost", "safe_sqrt"]
 
 COSTS = ("sqeuclidean", "euclidean", "cosine", "dot")
@@ -241,32 +243,27 @@ class PointCloud(Geometry):
         return self.shape[0] if self.axis_name is None else self.n_global
 
     def _row_potential(self, h):
-        if self.axis_name is None:
+        if self.row_mask is None:
             return h
         return jnp.where(self.row_mask, h, -jnp.inf)
 
     def _combine_lse(self, lse):
-        if self.axis_name is None:
-            return lse
-        # stable distributed log-sum-exp: global max, then the sum of the shifted exponentials
-        top = jax.lax.pmax(jax.lax.stop_gradient(lse), self.axis_name)
-        top = jnp.where(jnp.isfinite(top), top, 0.0)
-        return top + jnp.log(jax.lax.psum(jnp.exp(lse - top), self.axis_name))
+        return collectives.combine_logsumexp(lse, self.axis_name)
 
     def allreduce_sum(self, t):
-        return t if self.axis_name is None else jax.lax.psum(t, self.axis_name)
+        return collectives.psum(t, self.axis_name)
+
+    def _masked(self, v, fill):
+        if self.row_mask is None:
+            return v
+        mask = self.row_mask.reshape(self.row_mask.shape + (1,) * (v.ndim - 1))
+        return jnp.where(mask, v, fill)
 
     def row_sum(self, v):
-        if self.axis_name is None:
-            return jnp.sum(v, axis=0)
-        mask = self.row_mask.reshape(self.row_mask.shape + (1,) * (v.ndim - 1))
-        return jax.lax.psum(jnp.sum(jnp.where(mask, v, 0), axis=0), self.axis_name)
+        return collectives.psum(jnp.sum(self._masked(v, 0), axis=0), self.axis_name)
 
     def row_max(self, v):
-        if self.axis_name is None:
-            return jnp.max(v, axis=0)
-        mask = self.row_mask.reshape(self.row_mask.shape + (1,) * (v.ndim - 1))
-        return jax.lax.pmax(jnp.max(jnp.where(mask, v, -jnp.inf), axis=0), self.axis_name)
+        return collectives.pmax(jnp.max(self._masked(v, -jnp.inf), axis=0), self.axis_name)
 
     def cost_scale(self):
         x, y = self._centred()

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.collectives import count_le, cumsum, global_top, psum, take_rows
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
@@ -140,66 +141,6 @@ def _lloyd_sums(xb, wb, c, weighted):
     return lab.reshape(-1), s.reshape(-1), sums, mass
 
 
-# ------------------------------------------------------------------------------------------
-# reductions over the point axis. With ``axis_name=None`` (one device) they are the plain
-# operations; inside ``jax.shard_map`` with the point axis sharded over ``axis_name`` each
-# device holds a contiguous block of rows and they combine the devices' small partial
-# results (k- or trials-sized), never the points themselves (see jaxclust.distributed).
-
-
-def _psum(v, axis_name):
-    return v if axis_name is None else jax.lax.psum(v, axis_name)
-
-
-def _row_offset(n_local, axis_name):
-    """Global index of this device's first row."""
-    return 0 if axis_name is None else jax.lax.axis_index(axis_name) * n_local
-
-
-def _take_rows(x, idx, axis_name):
-    """``x[idx]`` for global row indices ``idx``: the owner of each row contributes it."""
-    if axis_name is None:
-        return x[idx]
-    n_local = x.shape[0]
-    local = idx - _row_offset(n_local, axis_name)
-    own = (local >= 0) & (local < n_local)
-    rows = x[jnp.clip(local, 0, n_local - 1)]
-    return jax.lax.psum(jnp.where(own.reshape(own.shape + (1,) * (rows.ndim - own.ndim)),
-                                  rows, jnp.zeros_like(rows)), axis_name)
-
-
-def _global_top(values, k, axis_name):
-    """Global indices of the ``k`` largest ``values`` in the order of a stable descending
-    sort (ties: the lower index first), from each device's local top ``k``."""
-    if axis_name is None:
-        return jax.lax.top_k(values, k)[1]
-    n_local = values.shape[0]
-    if n_local < k:
-        values = jnp.pad(values, (0, k - n_local), constant_values=-jnp.inf)
-    v, i = jax.lax.top_k(values, k)
-    i = jnp.where(i < n_local, i + _row_offset(n_local, axis_name), jnp.iinfo(jnp.int32).max)
-    v, i = (jax.lax.all_gather(t, axis_name).reshape(-1) for t in (v, i))
-    _, i = jax.lax.sort((-v, i), num_keys=2)
-    return i[:k]
-
-
-def _cumsum(p, axis_name):
-    """Inclusive cumulative sum along the (global) point axis and the global total."""
-    c = jnp.cumsum(p)
-    if axis_name is None:
-        return c, c[-1]
-    totals = jax.lax.all_gather(c[-1], axis_name)
-    before = jnp.arange(totals.shape[0]) < jax.lax.axis_index(axis_name)
-    return c + jnp.sum(jnp.where(before, totals, 0.0)), jnp.sum(totals)
-
-
-def _count_le(cdf, u, axis_name):
-    """``searchsorted(cdf, u, side="right")`` over the global (sorted) ``cdf``."""
-    if axis_name is None:
-        return jnp.searchsorted(cdf, u, side="right")
-    return jax.lax.psum(jnp.sum(cdf[None, :] <= u[:, None], axis=1), axis_name)
-
-
 def kmeans_plusplus(
     x: Float[Array, "n d"],
     k: int,
@@ -227,11 +168,11 @@ def kmeans_plusplus(
     """
     x, w = _validate(x, k, weights)
     checks.check_key(key)
-    return _plusplus(x, k, key, w, n_local_trials)
+    return greedy_plusplus(x, k, key, w, n_local_trials)
 
 
 @partial(jax.jit, static_argnums=(1, 4, 5, 6))
-def _plusplus(x, k, key, w, n_local_trials, axis_name=None, n=None, noise=None):
+def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, n=None, noise=None):
     """Greedy k-means++ on one device, or with the rows sharded over ``axis_name``; then
     ``n`` is the global number of real points and ``noise`` this device's slice of the
     Gumbel noise ``jax.random.gumbel(key0, (n_pad,))`` of the first draw (generated outside
@@ -244,8 +185,8 @@ def _plusplus(x, k, key, w, n_local_trials, axis_name=None, n=None, noise=None):
     if axis_name is None:
         first = jax.random.categorical(key0, jnp.log(w))
     else:  # the same Gumbel-max draw, reduced over the devices
-        first = _global_top(noise + jnp.log(w), 1, axis_name)[0]
-    c0 = _take_rows(x, first, axis_name)
+        first = global_top(noise + jnp.log(w), 1, axis_name)[0]
+    c0 = take_rows(x, first, axis_name)
     centers = jnp.zeros((k, d), x.dtype).at[0].set(c0)
     dist = _sq_dists(x, c0[None, :], x_sq)[:, 0]
 
@@ -255,14 +196,14 @@ def _plusplus(x, k, key, w, n_local_trials, axis_name=None, n=None, noise=None):
         # inverse-CDF sampling of `trials` candidates with probability ~ w D^2 (O(n) work,
         # no per-point random numbers); uniform over positive weights if all D^2 vanish
         p = w * dist
-        p = jnp.where(_psum(jnp.sum(p), axis_name) > 0, p, w)
-        cdf, total = _cumsum(p, axis_name)
+        p = jnp.where(psum(jnp.sum(p), axis_name) > 0, p, w)
+        cdf, total = cumsum(p, axis_name)
         u = jax.random.uniform(kj, (trials,), cdf.dtype) * total
-        cand = jnp.clip(_count_le(cdf, u, axis_name), 0, n - 1)
-        xc = _take_rows(x, cand, axis_name)
+        cand = jnp.clip(count_le(cdf, u, axis_name), 0, n - 1)
+        xc = take_rows(x, cand, axis_name)
         dc = _sq_dists(x, xc, x_sq)  # (n, trials)
         new = jnp.minimum(dist[:, None], dc)
-        best = jnp.argmin(_psum(jnp.sum(w[:, None] * new, axis=0), axis_name))
+        best = jnp.argmin(psum(jnp.sum(w[:, None] * new, axis=0), axis_name))
         return centers.at[j].set(xc[best]), new[:, best]
 
     centers, _ = jax.lax.fori_loop(1, k, step, (centers, dist))
@@ -282,7 +223,7 @@ def _batching(n: int, fn):
 
 
 @partial(jax.jit, static_argnums=(3, 5, 6, 7, 8))
-def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None,
+def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None,
            callback=None):
     """Lloyd's iterations on one device, or with the rows sharded over ``axis_name`` (the
     centre sums and masses, the label-change test, the inertia and the empty-cluster
@@ -299,8 +240,7 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
     def update(c):
         lab, s, sums, mass = _lloyd_sums(xb, wb, c, weighted)
         lab, s = lab[:n], s[:n]
-        if axis_name is not None:
-            sums, mass = jax.lax.psum((sums, mass), axis_name)
+        sums, mass = psum((sums, mass), axis_name)
         new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
         empty = mass <= 0
 
@@ -311,8 +251,8 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
             if axis_name is None:
                 order = jnp.argsort(-dist)
                 return jnp.where(empty[:, None], x[order[slot]], new)
-            order = _global_top(dist, centers.shape[0], axis_name)  # the first k suffice
-            return jnp.where(empty[:, None], _take_rows(x, order[slot], axis_name), new)
+            order = global_top(dist, centers.shape[0], axis_name)  # the first k suffice
+            return jnp.where(empty[:, None], take_rows(x, order[slot], axis_name), new)
 
         # the sort runs only in the (rare) iterations that have an empty cluster; cond_lazy,
         # not lax.cond: under vmap (n_init restarts, batched problems) a batched cond would
@@ -330,7 +270,7 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
         c, lab_old, _, it, _ = s
         new, lab = update(c)
         shift = jnp.sum((new - c) ** 2)
-        changed = _psum(jnp.sum(lab != lab_old), axis_name)
+        changed = psum(jnp.sum(lab != lab_old), axis_name)
         report_progress(callback, it + 1, shift, cond(s))  # cond: False on finished lanes
         return new, lab, shift, it + 1, (changed == 0) & (it > 0)
 
@@ -338,13 +278,13 @@ def _lloyd(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_nam
             jnp.asarray(0), jnp.asarray(False))
     c, lab, shift, it, same = jax.lax.while_loop(cond, body, init)
     lab, dist = _assign(x, c, x_sq, chunk_size)
-    inertia = _psum(jnp.sum(w * dist), axis_name)
+    inertia = psum(jnp.sum(w * dist), axis_name)
     # converged only with finite centres and inertia (the latter may overflow for huge data)
     return KMeansResult(c, lab, inertia, it,
-                        ((shift <= tol_abs) | same) & _all_finite(c, inertia))
+                        ((shift <= tol_abs) | same) & all_finite(c, inertia))
 
 
-def _check_options(max_iter, n_init, tol, chunk_size):
+def check_kmeans_options(max_iter, n_init, tol, chunk_size):
     """The static options of ``kmeans`` (shared with ``jaxclust.distributed.kmeans``)."""
     if not (isinstance(max_iter, int) and max_iter >= 1):
         raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
@@ -377,7 +317,7 @@ def _validate(x, k, weights, name="x"):
                                                 "positive weight.")
 
 
-def _all_finite(*arrays):
+def all_finite(*arrays):
     """True when every entry of every array is finite (a ``converged`` flag never covers a
     non-finite output)."""
     return jnp.all(jnp.asarray([jnp.all(jnp.isfinite(a)) for a in arrays]))
@@ -453,7 +393,7 @@ def kmeans(
     # the iterations see constants; `_with_gradients` attaches the derivatives at the end
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = x.shape
-    _check_options(max_iter, n_init, tol, chunk_size)
+    check_kmeans_options(max_iter, n_init, tol, chunk_size)
     check_callback(callback)
     tol_abs = tol * jnp.mean(jnp.var(x, axis=0)) if tol > 0 else jnp.zeros((), x.dtype)
     weighted = weights is not None
@@ -465,9 +405,9 @@ def kmeans(
                              f"{tuple(c0.shape)}.")
         c0 = jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(c0, "init"),
                                                          "init"))
-        lloyd = _batching(n, lambda x, w, c0, t: _lloyd(x, w, c0, max_iter, t, chunk_size,
+        lloyd = _batching(n, lambda x, w, c0, t: lloyd_iterations(x, w, c0, max_iter, t, chunk_size,
                                                         weighted, None, callback))
-        return _with_gradients(x_in, w_in, lloyd(x, w, c0, tol_abs))
+        return with_envelope_gradients(x_in, w_in, lloyd(x, w, c0, tol_abs))
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
                          f"{init!r}.")
@@ -476,19 +416,19 @@ def kmeans(
     @partial(_batching, n)
     def one(x, w, kk, tol_abs):
         if init == "k-means++":
-            c0 = _plusplus(x, k, kk, w, None)
+            c0 = greedy_plusplus(x, k, kk, w, None)
         else:
             idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
             c0 = x[idx]
-        return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, weighted, None, callback)
+        return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, None, callback)
 
     runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, jax.random.split(key, n_init),
                                                          tol_abs)
     best = jnp.argmin(runs.inertia)
-    return _with_gradients(x_in, w_in, jax.tree_util.tree_map(lambda t: t[best], runs))
+    return with_envelope_gradients(x_in, w_in, jax.tree_util.tree_map(lambda t: t[best], runs))
 
 
-def _with_gradients(x, w, res):
+def with_envelope_gradients(x, w, res):
     """Attach the a.e. exact derivatives of hard k-means; the forward values (and cost) are
     those of ``res`` unchanged.
 

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .lloyd import KMeansResult, _all_finite, _assign, _plusplus, _psum, _take_rows, _validate
+from .._core.collectives import psum, row_offset, take_rows
+from .lloyd import KMeansResult, _assign, _validate, all_finite, greedy_plusplus
 
 __all__ = [
     "MiniBatchKMeansState",
@@ -62,7 +63,8 @@ def _check_ratio(reassignment_ratio):
                          f"{reassignment_ratio!r}.")
 
 
-def _check_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, chunk_size):
+def check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,
+                            chunk_size):
     """The static options of ``minibatch_kmeans`` (shared with the sharded version)."""
     for name, v in (("batch_size", batch_size), ("max_steps", max_steps)):
         if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
@@ -76,7 +78,7 @@ def _check_options(batch_size, max_steps, max_no_improvement, reassignment_ratio
     _check_ratio(reassignment_ratio)
 
 
-def _initial_centres(init, k: int, d: int, dtype):
+def initial_centres(init, k: int, d: int, dtype):
     """``None`` for k-means++ seeding, or the given centres ``(k, d)`` (checked, constant)."""
     if isinstance(init, str):
         if init != "k-means++":
@@ -99,8 +101,7 @@ def _update(state, xb, wb, key, ratio, axis_name=None):
     inertia = jnp.sum(wb * dist)
     sums = jax.ops.segment_sum(wb[:, None] * xb, lab, num_segments=k)
     wsum = jax.ops.segment_sum(wb, lab, num_segments=k)
-    if axis_name is not None:
-        inertia, sums, wsum = jax.lax.psum((inertia, sums, wsum), axis_name)
+    inertia, sums, wsum = psum((inertia, sums, wsum), axis_name)
     total = counts + wsum
     new = (c * counts[:, None] + sums) / jnp.where(total > 0, total, 1.0)[:, None]
     c = jnp.where((wsum > 0)[:, None], new, c)
@@ -118,7 +119,7 @@ def _update(state, xb, wb, key, ratio, axis_name=None):
         slot = jnp.clip(jnp.cumsum(low) - 1, 0, b - 1)
         rows = xb[perm[slot]]
         if axis_name is not None:  # the owner holds the row, the others zeros
-            rows = jax.lax.psum(jnp.where(low[:, None], rows, 0.0), axis_name)
+            rows = psum(jnp.where(low[:, None], rows, 0.0), axis_name)
         c = jnp.where(low[:, None], rows, c)
         floor = jnp.min(jnp.where(low, jnp.inf, counts))
         counts = jnp.where(low, jnp.where(jnp.isfinite(floor), floor, counts), counts)
@@ -251,25 +252,26 @@ def minibatch_kmeans(
     checks.check_key(key)
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = xs.shape
-    _check_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, None)
+    check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, None)
     b = min(batch_size, n)
     k_init, k_loop = jax.random.split(key)
-    c0 = _initial_centres(init, k, d, xs.dtype)
+    c0 = initial_centres(init, k, d, xs.dtype)
     patience = max_no_improvement or max_steps + 1
-    c, lab, dist, it, stall = _fit(xs, ws, k, n, b, k_init, k_loop, c0, reassignment_ratio,
-                                   max_steps, patience, chunk_size, None)
+    c, lab, dist, it, stall = fit_stream(xs, ws, k, n, b, k_init, k_loop, c0,
+                                         reassignment_ratio, max_steps, patience, chunk_size,
+                                         None)
     inertia = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = jnp.sum(ws * dist) + (inertia - jax.lax.stop_gradient(inertia))
-    converged = (stall >= patience) & _all_finite(c, inertia)
+    converged = (stall >= patience) & all_finite(c, inertia)
     return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
 
 
-def _init_subset(key, n, m):
+def seeding_subset(key, n, m):
     """Global indices of the k-means++ seeding subset (uniform, without replacement)."""
     return jax.random.choice(key, n, (m,), replace=False)
 
 
-def _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, chunk_size,
+def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, chunk_size,
          axis_name, subset=None):
     """Seeding, the stream of batches and the final assignment. ``n`` is the global number
     of points; with ``axis_name`` the rows of ``xs``/``ws`` are this device's block and
@@ -279,15 +281,15 @@ def _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, chunk_
     if c0 is None:
         m = min(n, 3 * b)
         k1, k2 = jax.random.split(k_init)
-        idx = _init_subset(k1, n, m) if subset is None else subset
-        xi, wi = _take_rows(xs, idx, axis_name), _take_rows(ws, idx, axis_name)
-        c0 = _plusplus(xi, k, k2, wi + (jnp.sum(wi) <= 0), None)
+        idx = seeding_subset(k1, n, m) if subset is None else subset
+        xi, wi = take_rows(xs, idx, axis_name), take_rows(ws, idx, axis_name)
+        c0 = greedy_plusplus(xi, k, k2, wi + (jnp.sum(wi) <= 0), None)
     alpha = min(1.0, 2.0 * b / (n + 1))
 
     def batch(idx):
         if axis_name is None:
             return xs[idx], ws[idx]
-        local = idx - jax.lax.axis_index(axis_name) * n_local
+        local = idx - row_offset(n_local, axis_name)
         own = (local >= 0) & (local < n_local)
         local = jnp.clip(local, 0, n_local - 1)
         return (jnp.where(own[:, None], xs[local], 0.0), jnp.where(own, ws[local], 0.0))
@@ -302,7 +304,7 @@ def _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, chunk_
         idx = jax.random.randint(kb, (b,), 0, n)
         xb, wb = batch(idx)
         state, inertia = _update(state, xb, wb, kr, ratio, axis_name)
-        batch_mean = inertia / jnp.maximum(_psum(jnp.sum(wb), axis_name),
+        batch_mean = inertia / jnp.maximum(psum(jnp.sum(wb), axis_name),
                                            jnp.finfo(xs.dtype).tiny)
         ewa = jnp.where(it == 0, batch_mean, ewa * (1 - alpha) + batch_mean * alpha)
         improved = ewa < best

@@ -18,7 +18,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.fixed_point import check_callback, gmres_solve, implicit_root, report_progress
 from ..ot.entropic import default_epsilon, sinkhorn
-from .lloyd import _all_finite, _plusplus, _sq_dists, _validate
+from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "soft_kmeans"]
 
@@ -96,7 +96,7 @@ def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
                              "(k-means++ seeding); pass key=jax.random.key(0) or initial "
                              "centroids.")
         checks.check_key(key)
-        return k, jax.lax.stop_gradient(_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
+        return k, jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
     c0 = checks.as_float_array(k_or_centroids, name, dtype=x.dtype)
     if c0.ndim != 2 or c0.shape[1] != x.shape[1]:
         raise ValueError(f"`{name}` must be an int k or centroids of shape (k, {x.shape[1]}), "
@@ -258,7 +258,7 @@ def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback=None):
     logits = -_sq_dists(x, c) / t
     r = jax.nn.softmax(logits, axis=1)
     energy = -t * jnp.sum(w * jax.nn.logsumexp(logits, axis=1))
-    conv = conv & _all_finite(c, r, energy)  # e.g. a temperature so small that r is NaN
+    conv = conv & all_finite(c, r, energy)  # e.g. a temperature so small that r is NaN
     return SoftKMeansResult(c, r, jnp.argmax(r, axis=1).astype(jnp.int32), energy, it, conv)
 
 
@@ -420,6 +420,6 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit, call
     loss = res.linear_cost
     # the returned assignments come from this last solve: its marginals must be within
     # `sinkhorn_tol` too, and every output finite
-    conv = conv & res.converged & _all_finite(c, assign, loss)
+    conv = conv & res.converged & all_finite(c, assign, loss)
     return SinkhornKMeansResult(c, assign, jnp.argmax(p, axis=1).astype(jnp.int32), loss,
                                 it, conv)

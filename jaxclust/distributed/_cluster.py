@@ -16,23 +16,20 @@ from jax.sharding import NamedSharding, PartitionSpec
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._core import checks
+from .._core.collectives import global_top, psum, row_mask, take_rows
 from ..cluster.lloyd import (
     KMeansResult,
-    _all_finite,
-    _check_options,
-    _global_top,
-    _lloyd,
-    _plusplus,
-    _psum,
-    _row_offset,
-    _take_rows,
-    _with_gradients,
+    all_finite,
+    check_kmeans_options,
+    greedy_plusplus,
+    lloyd_iterations,
+    with_envelope_gradients,
 )
 from ..cluster.minibatch import (
-    _check_options as _check_minibatch_options,
-    _fit,
-    _init_subset,
-    _initial_centres,
+    check_minibatch_options,
+    fit_stream,
+    initial_centres,
+    seeding_subset,
 )
 from ._mesh import AXIS, ShardedPoints, check_values_now
 
@@ -65,7 +62,7 @@ def _replicated(a, mesh):
 
 def _real_rows(n_local, n):
     """Mask of this device's rows that are real points (global index < n)."""
-    return jnp.arange(n_local) + _row_offset(n_local, AXIS) < n
+    return row_mask(n_local, n, AXIS)
 
 
 def _tol_abs(x, n, tol):
@@ -73,8 +70,8 @@ def _tol_abs(x, n, tol):
     if tol <= 0:
         return jnp.zeros((), x.dtype)
     real = _real_rows(x.shape[0], n)[:, None]
-    mean = _psum(jnp.sum(jnp.where(real, x, 0.0), axis=0), AXIS) / n
-    var = _psum(jnp.sum(jnp.where(real, (x - mean[None, :]) ** 2, 0.0), axis=0), AXIS) / n
+    mean = psum(jnp.sum(jnp.where(real, x, 0.0), axis=0), AXIS) / n
+    var = psum(jnp.sum(jnp.where(real, (x - mean[None, :]) ** 2, 0.0), axis=0), AXIS) / n
     return tol * jnp.mean(var)
 
 
@@ -92,15 +89,15 @@ def _checked_blocks(x, w):
     the sharded array there, and when it fails the other devices would wait forever at the
     next collective.
     """
-    bad_x = _psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0
-    bad_w = _psum(jnp.sum(~jnp.isfinite(w) | (w < 0)), AXIS) > 0
+    bad_x = psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0
+    bad_w = psum(jnp.sum(~jnp.isfinite(w) | (w < 0)), AXIS) > 0
     x = checks.ensure(x, bad_x, _BAD_X)
     # overflow of squared distances: a global verdict, and only for finite data (the NaN
     # message above comes first)
-    huge = _psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
+    huge = psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
     x = checks.ensure(x, huge & ~bad_x, checks.overflow_message("points.x", x.dtype))
     w = checks.ensure(w, bad_w, _BAD_W)
-    return x, checks.ensure(w, _psum(jnp.sum(w), AXIS) <= 0, _NO_MASS)
+    return x, checks.ensure(w, psum(jnp.sum(w), AXIS) <= 0, _NO_MASS)
 
 
 def kmeans(
@@ -164,7 +161,7 @@ def kmeans(
     """
     _check_points(points)
     checks.check_num_clusters(k, points.n, rows_of="points")
-    _check_options(max_iter, n_init, tol, chunk_size)
+    check_kmeans_options(max_iter, n_init, tol, chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
     check_values_now(points)  # concrete points: a ValueError now
@@ -186,7 +183,7 @@ def kmeans(
     res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
                   else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
                   chunk_size=chunk_size)
-    return _with_gradients(x_in, w_in, res)
+    return with_envelope_gradients(x_in, w_in, res)
 
 
 @partial(jax.jit, static_argnames=("k", "n", "mesh", "init", "n_init", "max_iter", "tol",
@@ -210,15 +207,15 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
         x, w = _checked_blocks(x, w)
         tol_abs = _tol_abs(x, n, tol)
         if c0 is not None:
-            return _lloyd(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS)
+            return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS)
 
         def one(kk, g):
             if init == "k-means++":
-                start = _plusplus(x, k, kk, w, None, AXIS, n, g)
+                start = greedy_plusplus(x, k, kk, w, None, AXIS, n, g)
             else:  # jax.random.choice(kk, n, (k,), replace=False, p=w / sum(w))
-                idx = _global_top(g + jnp.log(w / _psum(jnp.sum(w), AXIS)), k, AXIS)
-                start = _take_rows(x, idx, AXIS)
-            return _lloyd(x, w, start, max_iter, tol_abs, chunk_size, True, AXIS)
+                idx = global_top(g + jnp.log(w / psum(jnp.sum(w), AXIS)), k, AXIS)
+                start = take_rows(x, idx, AXIS)
+            return lloyd_iterations(x, w, start, max_iter, tol_abs, chunk_size, True, AXIS)
 
         runs = jax.vmap(one)(keys, noise)
         best = jnp.argmin(runs.inertia)
@@ -292,13 +289,13 @@ def minibatch_kmeans(
     _check_points(points)
     checks.check_num_clusters(k, points.n, rows_of="points")
     checks.check_key(key)
-    _check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,
+    check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,
                              chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
     check_values_now(points)  # concrete points: a ValueError now
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
-    c0 = _initial_centres(init, k, xs.shape[1], xs.dtype)
+    c0 = initial_centres(init, k, xs.shape[1], xs.dtype)
     if c0 is not None:
         c0 = _replicated(c0, points.mesh)
     patience = max_no_improvement or max_steps + 1
@@ -309,7 +306,7 @@ def minibatch_kmeans(
     # the inertia's gradient at the final centres, as the single-device function
     g = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = inertia + (g - jax.lax.stop_gradient(g))
-    converged = (stall >= patience) & _all_finite(c, inertia)
+    converged = (stall >= patience) & all_finite(c, inertia)
     return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
 
 
@@ -320,15 +317,15 @@ def _minibatch(xs, ws, key, c0, *, k, n, mesh, batch_size, ratio, max_steps, pat
     b = min(batch_size, n)
     k_init, k_loop = jax.random.split(key)
     # the seeding subset, drawn as the single-device call draws it (replicated indices)
-    subset = (_init_subset(jax.random.split(k_init)[0], n, min(n, 3 * b)) if c0 is None
+    subset = (seeding_subset(jax.random.split(k_init)[0], n, min(n, 3 * b)) if c0 is None
               else jnp.zeros((), jnp.int32))
 
     def body(xs, ws, k_init, k_loop, c0, subset):
         xs, ws = _checked_blocks(xs, ws)
-        c, lab, dist, it, stall = _fit(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps,
+        c, lab, dist, it, stall = fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps,
                                        patience, chunk_size, AXIS,
                                        subset if c0 is None else None)
-        return c, lab, _psum(jnp.sum(ws * dist), AXIS), it, stall
+        return c, lab, psum(jnp.sum(ws * dist), AXIS), it, stall
 
     rep = PartitionSpec()
     return jax.shard_map(

@@ -20,6 +20,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from jaxtyping import Array, ArrayLike, Float
 
 from .._core import checks
+from .._core.collectives import psum
 
 __all__ = [
     "AXIS",
@@ -213,8 +214,8 @@ def _checked_blocks(x, w, mesh):
     one global verdict inside ``shard_map``."""
 
     def body(xb, wb):
-        bad_x = jax.lax.psum(jnp.sum(~jnp.isfinite(xb)), AXIS) > 0
-        bad_w = jax.lax.psum(jnp.sum(~(jnp.isfinite(wb) & (wb >= 0))), AXIS) > 0
+        bad_x = psum(jnp.sum(~jnp.isfinite(xb)), AXIS) > 0
+        bad_w = psum(jnp.sum(~(jnp.isfinite(wb) & (wb >= 0))), AXIS) > 0
         return checks.ensure(xb, bad_x, _BAD_X), checks.ensure(wb, bad_w & ~bad_x, _BAD_W)
 
     rows = PartitionSpec(AXIS)

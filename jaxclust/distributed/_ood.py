@@ -10,9 +10,9 @@ from jax.sharding import PartitionSpec
 from jaxtyping import ArrayLike, Float
 
 from .._core import checks
+from .._core.collectives import merge_top_k, psum
 from .._core.costs import safe_sqrt
-from ..ood import _validate as v
-from ..ood.scores import _top_similarities
+from ..ood.scores import knn_queries, top_similarities
 from ._cluster import _check_points, _real_rows, _replicated
 from ._mesh import AXIS, ShardedPoints, check_values_now
 
@@ -72,14 +72,10 @@ def knn(
         raise ValueError("`features` has no rows; pass at least one sample.")
     if not checks.is_traced(x):  # eager: raise now; traced: inside the sharded program
         x = checks.check_finite(x, "features")
-    x = x.astype(v.compute_dtype(x))
-    v.features_match(x, bank.x.shape[1], "features", "the bank")
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     m = bank.n
-    k = v.static_int(k, "k", 1, m, f"k may not exceed the bank size m = {m}; use a larger "
-                     "bank or a smaller k.")
-    if chunk_size is not None:
-        chunk_size = v.static_int(chunk_size, "chunk_size", 1)
-    z = _replicated(v.normalize(x), bank.mesh)
+    z, k, chunk_size = knn_queries(x, m, bank.x.shape[1], k, chunk_size)
+    z = _replicated(z, bank.mesh)
     return _knn(z, bank.x.astype(z.dtype), k=k, n=m, mesh=bank.mesh, chunk_size=chunk_size)
 
 
@@ -90,16 +86,15 @@ def _knn(z, bank, *, k, n, mesh, chunk_size):
         # (a check outside shard_map runs on one device and leaves the others waiting)
         z = checks.ensure(z, ~jnp.isfinite(z), "`features` contains NaN or Inf; clean or "
                           "mask the input before calling.")
-        bad = jax.lax.psum(jnp.sum(~jnp.isfinite(bank)), AXIS) > 0
+        bad = psum(jnp.sum(~jnp.isfinite(bank)), AXIS) > 0
         bank = checks.ensure(bank, bad, "`bank.x` contains NaN or Inf; build the bank with "
                              "shard(fit_knn(features).bank).")
         m_local = bank.shape[0]
         kk = min(k, m_local)
-        top = _top_similarities(z, bank, kk, chunk_size, _real_rows(m_local, n))
+        top = top_similarities(z, bank, kk, chunk_size, _real_rows(m_local, n))
         if kk < k:
             top = jnp.pad(top, ((0, 0), (0, k - kk)), constant_values=-jnp.inf)
-        cand = jax.lax.all_gather(top, AXIS, axis=1, tiled=True)  # (n_queries, P k)
-        kth = jax.lax.top_k(cand, k)[0][:, -1]
+        kth = merge_top_k(top, k, AXIS)[:, -1]  # an all-gather of n_queries x P k numbers
         return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
 
     return jax.shard_map(body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec(AXIS)),

@@ -18,10 +18,11 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxtyping import Array, Float
 
 from .._core import checks
+from .._core.collectives import psum, row_mask
 from .._core.costs import COSTS, PointCloud
 from ..ot import _solver
-from ..ot.assign import _swav_iterations
-from ..ot.entropic import SinkhornResult, _static_options, _tau
+from ..ot.assign import swav_iterations
+from ..ot.entropic import SinkhornResult, check_static_options, check_tau
 from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh
 
 __all__ = ["sinkhorn", "swav_codes"]
@@ -33,8 +34,7 @@ __all__ = ["sinkhorn", "swav_codes"]
 
 def _local_mask(n_local: int, n: int):
     """Real (non-padding) rows of this device's block of a row-sharded array."""
-    start = jax.lax.axis_index(AXIS) * n_local
-    return start + jnp.arange(n_local) < n
+    return row_mask(n_local, n, AXIS)
 
 
 def _check_points(points, name: str = "points") -> None:
@@ -49,7 +49,7 @@ def _scalar(value, name: str, dtype):
         if name == "epsilon":
             checks.check_positive_scalar(value, name, "It is absolute, in the units of the cost.")
         else:
-            _tau(value, name, dtype)
+            check_tau(value, name, dtype)
         return jnp.asarray(value, dtype)
     arr = jnp.asarray(value, dtype)
     if arr.ndim != 0:
@@ -79,10 +79,10 @@ def _check_rows(x, a):
     """Value checks of the sharded points and their normalised weights, inside
     ``shard_map`` with a global verdict (``psum`` of per-device counts): every device
     raises together."""
-    bad_x = jax.lax.psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0
+    bad_x = psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0
     x = checks.ensure(x, bad_x, "`points.x` contains NaN or Inf; clean or mask the input "
                       "(give masked points zero weight) before calling.")
-    bad_a = jax.lax.psum(jnp.sum(~jnp.isfinite(a) | (a < 0)), AXIS) > 0
+    bad_a = psum(jnp.sum(~jnp.isfinite(a) | (a < 0)), AXIS) > 0
     a = checks.ensure(a, bad_a, "`points.weights` must be finite and >= 0 with a positive "
                       "sum.")
     return x, a
@@ -164,16 +164,16 @@ def _sharded_solver(*, mesh, n, cost, chunk_size, cfg):
             return wf / jnp.where(da > 0, da, 1.0), wg / jnp.where(db > 0, db, 1.0)
 
         def dot(u, v):
-            return jax.lax.psum(jnp.sum(u[0] * v[0] * mf), AXIS) + jnp.sum(u[1] * v[1])
+            return psum(jnp.sum(u[0] * v[0] * mf), AXIS) + jnp.sum(u[1] * v[1])
 
         # the balanced system has the null vector (1, -1): project the right-hand side off it
         balanced = (ta == 1.0) & (tb == 1.0)
-        c = jnp.where(balanced, (jax.lax.psum(jnp.sum(f_bar * mf), AXIS) - jnp.sum(g_bar))
+        c = jnp.where(balanced, (psum(jnp.sum(f_bar * mf), AXIS) - jnp.sum(g_bar))
                       / (n + m), 0.0)
         rhs = (eps * (f_bar - c) * mf, eps * (g_bar + c))
         tol = 1e-6 if dtype == jnp.float32 else 1e-11
         wf, wg = _cg(matvec, rhs, precond, dot, tol=tol, maxiter=1000)
-        n_dev = jax.lax.psum(1, AXIS)
+        n_dev = psum(1, AXIS)
 
         def local_part(x, a, y, b, eps, ta, tb):
             # this device's share of <w, residual(z, theta)>: rows local, columns summed over
@@ -186,7 +186,7 @@ def _sharded_solver(*, mesh, n, cost, chunk_size, cfg):
 
         gx, ga, gy, gb, geps, gta, gtb = jax.grad(local_part, argnums=tuple(range(7)))(
             x, a, y, b, eps, ta, tb)
-        tot = lambda t: -jax.lax.psum(t, AXIS)  # noqa: E731
+        tot = lambda t: -psum(t, AXIS)  # noqa: E731
         return -gx, -ga, tot(gy), tot(gb), tot(geps), tot(gta), tot(gtb)
 
     backward = jax.shard_map(backward_body, mesh=mesh, in_specs=ins + (rows, rep, rows, rep),
@@ -313,7 +313,7 @@ def sinkhorn(
       Problems", Math. Comp. 2018.
     """
     _check_points(points)
-    _static_options(tol, max_iter, check_every, "auto", None, 0.9)
+    check_static_options(tol, max_iter, check_every, "auto", None, 0.9)
     # concrete points: a ValueError now (traced ones are checked inside shard_map)
     check_values_now(points, overflow=False,
                      bad_w="`points.weights` must be finite and >= 0 with a positive sum.")
@@ -363,11 +363,11 @@ def _swav(scores, eps, *, n, mesh, n_iter):
     def body(s, eps):
         # the value check runs on the blocks (outside shard_map, a check on the sharded array
         # would make XLA replicate it), with a global verdict so every device raises
-        bad = jax.lax.psum(jnp.sum(~jnp.isfinite(s)), AXIS) > 0
+        bad = psum(jnp.sum(~jnp.isfinite(s)), AXIS) > 0
         s = checks.ensure(s, bad, "`scores` contains NaN or Inf; clean or mask the input "
                           "before calling.")
         mask = _local_mask(s.shape[0], n)
-        return _swav_iterations(s, eps, n_iter, axis_name=AXIS, row_mask=mask)
+        return swav_iterations(s, eps, n_iter, axis_name=AXIS, row_mask=mask)
 
     return jax.shard_map(body, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS),
                          check_vma=False)(scores, eps)

@@ -12,6 +12,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxtyping import PRNGKeyArray
 
 from .._core import checks
+from .._core.collectives import psum
 from ..sdp import _bm
 from ..sdp.peng_wei import KMeansSDPResult
 from ._mesh import AXIS, ShardedPoints, check_values_now
@@ -36,17 +37,17 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
     def body(x, u_raw, k_pow, tol, beta, step):
         beta = checks.ensure(beta, ~(beta > 0), "`beta` must be a finite number > 0; try 1.")
         step = checks.ensure(step, ~(step > 0), "`step` must be a finite number > 0; try 1.")
-        bad = jax.lax.psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0  # same verdict everywhere
+        bad = psum(jnp.sum(~jnp.isfinite(x)), AXIS) > 0  # same verdict everywhere
         x = checks.ensure(x, bad, "`points.x` contains NaN or Inf; clean the input before "
                           "calling.")
-        huge = jax.lax.psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
+        huge = psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
         x = checks.ensure(x, huge & ~bad, checks.overflow_message("points.x", x.dtype))
         mask = _local_mask(x.shape[0], n)
         mf = mask.astype(dt)[:, None]
-        mean = jax.lax.psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n
+        mean = psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n
         xc = (x - mean) * mf
         sq = jnp.sum(xc * xc, axis=1)
-        scale = jax.lax.psum(jnp.sum(sq), AXIS) / n
+        scale = psum(jnp.sum(sq), AXIS) / n
         scale = jnp.where(scale > 0, scale, 1.0)
         xs = xc / jnp.sqrt(scale)
         u0 = _bm._project(u_raw, k, AXIS)
@@ -55,7 +56,7 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
                           row_mask=mask)
         # rounding embedding: top-k eigenvectors of the r x r Gram U^T U (psum'd) give the
         # best rank-k factor U V_k of Z = U U^T without any n x n (or n-sized) exchange
-        gram = jax.lax.psum(st.U.T @ st.U, AXIS)
+        gram = psum(st.U.T @ st.U, AXIS)
         _, vec = jnp.linalg.eigh(gram)
         emb = st.U @ vec[:, ::-1][:, :k]
         return st.U, emb, st.n_iters, st.converged, st.objective, st.primal_residual

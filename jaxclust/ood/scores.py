@@ -401,8 +401,23 @@ def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisSt
                            "The relative Mahalanobis score")
 
 
-def _top_similarities(z, bank, k, chunk_size, valid=None):
-    """The ``k`` largest ``z @ bank.T`` per row, in descending order, ``(n, k)``; bank rows
+def knn_queries(x, m: int, d: int, k, chunk_size):
+    """The shape and option checks of the KNN score and its unit-norm queries
+    (package-internal; shared with the sharded score of ``jaxclust.distributed``).
+
+    ``x`` is a float ``(n, d')`` array, ``(m, d)`` the bank's shape; returns
+    ``(x / |x|, k, chunk_size)`` with ``k`` and ``chunk_size`` checked Python ints."""
+    v.features_match(x, d, "features", "the bank")
+    k = v.static_int(k, "k", 1, m, f"k may not exceed the bank size m = {m}; use a larger "
+                     "bank or a smaller k.")
+    if chunk_size is not None:
+        chunk_size = v.static_int(chunk_size, "chunk_size", 1)
+    return v.normalize(x), k, chunk_size
+
+
+def top_similarities(z, bank, k, chunk_size, valid=None):
+    """The ``k`` largest ``z @ bank.T`` per row, in descending order, ``(n, k)`` (package-
+    internal kernel, shared with the sharded score); bank rows
     with ``valid`` False are ignored (the sharded KNN score masks its padding this way).
     With ``chunk_size`` the bank is scanned in blocks keeping a running top-k."""
     m = bank.shape[0]
@@ -477,14 +492,8 @@ def knn(
     x = _features(features)
     bank = stats.bank
     checks.check_ndim(bank, "stats.bank", 2, "(m, d)")
-    v.features_match(x, bank.shape[1], "features", "the bank")
-    m = bank.shape[0]
-    k = v.static_int(k, "k", 1, m, f"k may not exceed the bank size m = {m}; use a larger "
-                     "bank or a smaller k.")
-    if chunk_size is not None:
-        chunk_size = v.static_int(chunk_size, "chunk_size", 1)
-    z = v.normalize(x)
-    kth = _top_similarities(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
+    z, k, chunk_size = knn_queries(x, bank.shape[0], bank.shape[1], k, chunk_size)
+    kth = top_similarities(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
     return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
-from .._core import checks
+from .._core import checks, collectives
 
 __all__ = ["swav_codes"]
 
@@ -61,12 +61,13 @@ def swav_codes(
     scores = checks.check_finite(scores, "scores")
     scores = jax.lax.stop_gradient(scores)
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    codes = _swav_iterations(scores, jnp.asarray(eps, dtype), n_iter)
+    codes = swav_iterations(scores, jnp.asarray(eps, dtype), n_iter)
     return codes.astype(scores.dtype)
 
 
-def _swav_iterations(scores, eps, n_iter: int, *, axis_name=None, row_mask=None):
-    """The log-domain iterations of :func:`swav_codes` (private).
+def swav_iterations(scores, eps, n_iter: int, *, axis_name=None, row_mask=None):
+    """The log-domain iterations of :func:`swav_codes` (package-internal kernel; the sharded
+    codes of ``jaxclust.distributed`` call it inside ``shard_map``).
 
     With ``axis_name`` the rows (samples) are this device's block of a batch sharded over
     that mesh axis inside ``shard_map``: the column log-sum-exp over the batch combines the
@@ -80,17 +81,9 @@ def _swav_iterations(scores, eps, n_iter: int, *, axis_name=None, row_mask=None)
     logq = jnp.clip(jax.lax.stop_gradient(scores).astype(dtype) / eps, -lim, lim)
     k = scores.shape[1]
 
-    def col_lse(lq):
-        if axis_name is None:
-            return logsumexp(lq, axis=0, keepdims=True)
-        if row_mask is not None:
-            lq = jnp.where(row_mask[:, None], lq, -jnp.inf)
-        local = logsumexp(lq, axis=0, keepdims=True)
-        top = jax.lax.pmax(local, axis_name)
-        return top + jnp.log(jax.lax.psum(jnp.exp(local - top), axis_name))
-
     def body(_, lq):
-        lq = lq - col_lse(lq) - jnp.log(k)  # prototypes: mass 1/K
+        col_lse = collectives.logsumexp_rows(lq, axis_name, row_mask, keepdims=True)
+        lq = lq - col_lse - jnp.log(k)  # prototypes: mass 1/K
         return lq - logsumexp(lq, axis=1, keepdims=True)  # samples: rows sum to 1
 
     logq = jax.lax.fori_loop(0, n_iter, body, logq)

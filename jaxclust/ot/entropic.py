@@ -173,7 +173,7 @@ def _weights(w, size: int, name: str, dtype, point_name: str):
                                              "positive weight.")
 
 
-def _tau(tau, name: str, dtype):
+def check_tau(tau, name: str, dtype):
     if isinstance(tau, (int, float)) and not isinstance(tau, bool):
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"`{name}` must be in (0, 1] (1 = exact marginal, smaller = "
@@ -193,7 +193,7 @@ def _is_one(tau) -> bool:
         return False
 
 
-def _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay):
+def check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay):
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"`tol` must be a Python number > 0, got {tol!r}.")
     if not (isinstance(max_iter, int) and max_iter >= 1):
@@ -219,7 +219,7 @@ def _solve(
     geom: Geometry, a, b, *, epsilon, tau_a, tau_b, mass, tol, max_iter, check_every, init,
     epsilon_init, epsilon_decay, implicit, mode, symmetric=False, callback=None,
 ) -> SinkhornResult:
-    _static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
+    check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
     check_callback(callback)
     n, m = geom.shape
     dtype = geom.dtype
@@ -228,7 +228,7 @@ def _solve(
     eps = jnp.asarray(checks.check_positive_scalar(
         epsilon, "epsilon", "It is absolute, in the units of the cost; "
         "`default_epsilon` gives a scale-aware value."), dtype)
-    ta, tb = _tau(tau_a, "tau_a", dtype), _tau(tau_b, "tau_b", dtype)
+    ta, tb = check_tau(tau_a, "tau_a", dtype), check_tau(tau_b, "tau_b", dtype)
     partial = mass is not None
     if partial and not (_is_one(tau_a) and _is_one(tau_b)):
         raise ValueError("`mass` (partial OT) cannot be combined with `tau_a`/`tau_b` < 1 "
