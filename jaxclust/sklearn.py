@@ -63,6 +63,7 @@ except ImportError as err:  # pragma: no cover - exercised by a subprocess test
         "jaxclust.sklearn needs scikit-learn, an optional dependency of jaxclust; install it "
         "with `pip install 'jaxclust[data]'` (or `pip install scikit-learn>=1.4`).") from err
 
+from ._core import checks
 from .cluster import (
     MiniBatchKMeansState,
     gmm,
@@ -123,9 +124,7 @@ def _np(a, dtype=None) -> np.ndarray:
 
 
 def _check_k(k, n: int, name: str = "n_clusters", *, sdp: bool = False) -> int:
-    if not (isinstance(k, numbers.Integral) and not isinstance(k, bool)) or k < 1:
-        raise ValueError(f"`{name}` must be an int >= 1, got {k!r}.")
-    k = int(k)
+    k = checks.check_int(k, name)
     if n < k or (sdp and 1 < k == n):
         rel = ">" if sdp and k > 1 else ">="
         raise ValueError(f"n_samples={n} should be {rel} {name}={k}; give more samples or "

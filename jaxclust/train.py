@@ -61,12 +61,7 @@ class FitResult(NamedTuple):
 
 
 def _check_int(value, name: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ValueError(f"`{name}` must be a Python int (it fixes a static loop length), got "
-                         f"{value!r}.")
-    if value < 1:
-        raise ValueError(f"`{name}` must be >= 1, got {value}.")
-    return int(value)
+    return checks.check_int(value, name, why="it fixes a static loop length")
 
 
 def _is_trainable(leaf) -> bool:

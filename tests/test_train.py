@@ -99,7 +99,7 @@ def test_bad_input():
     p, key = {"w": jnp.zeros(1)}, jax.random.key(0)
     loss = lambda p, b, k: jnp.sum(p["w"] ** 2)  # noqa: E731
     kw = dict(key=key, steps=2, batch_size=2, progress=False)
-    with pytest.raises(ValueError, match="`steps` must be >= 1"):
+    with pytest.raises(ValueError, match="`steps` must be a Python int >= 1"):
         fit(loss, p, X, **{**kw, "steps": 0})
     with pytest.raises(ValueError, match="`log_every` must be a Python int"):
         fit(loss, p, X, log_every=2.0, **kw)

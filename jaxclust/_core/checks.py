@@ -25,6 +25,7 @@ import numpy as np
 __all__ = [
     "as_float_array",
     "check_finite",
+    "check_int",
     "check_key",
     "check_ndim",
     "check_num_clusters",
@@ -32,6 +33,7 @@ __all__ = [
     "check_positive_scalar",
     "check_sq_norms",
     "ensure",
+    "is_int",
     "is_traced",
     "overflow_message",
     "row_weights",
@@ -154,15 +156,59 @@ def check_sq_norms(x: jax.Array, name: str) -> jax.Array:
     return ensure(x, sq_norm_overflow(x), overflow_message(name, x.dtype))
 
 
-def row_weights(weights, n: int, rows_of: str) -> jax.Array:
+def row_weights(weights, n: int, rows_of: str, *, name: str = "weights", dtype=None,
+                positive_sum: bool = False) -> jax.Array:
     """Sample weights ``(n,)``, one per row of ``rows_of``: shape (trace time), finite and
-    ``>= 0`` (value checks)."""
-    w = as_float_array(weights, "weights")
+    ``>= 0`` (value checks), with ``positive_sum`` a positive total too. ``name`` is the
+    argument's name in the messages, ``dtype`` the floating dtype to convert to.
+
+    The one home of the sample-weight checks (k-means, GMM, k-medoids, Sinkhorn marginals,
+    losses, metrics)."""
+    w = as_float_array(weights, name, dtype=dtype)
     if w.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) (one per row of `{rows_of}`), got "
+        raise ValueError(f"`{name}` must have shape ({n},) (one per row of `{rows_of}`), got "
                          f"{tuple(w.shape)}.")
-    w = check_finite(w, "weights")
-    return ensure(w, w < 0, "`weights` has negative entries; weights must be >= 0.")
+    w = check_finite(w, name)
+    w = ensure(w, w < 0, f"`{name}` has negative entries; weights must be >= 0.")
+    if positive_sum:
+        w = ensure(w, jnp.sum(w) <= 0, f"`{name}` sums to 0; give some point a positive "
+                                       "weight.")
+    return w
+
+
+def is_int(value) -> bool:
+    """True for a Python or NumPy integer that is not a ``bool`` (a static integer option)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(value, name: str, *, low: int | None = 1, high: int | None = None,
+              bounds: str | None = None, why: str = "", none_ok: bool = False):
+    """Trace-time check of a static integer option (a loop length, a shape): a Python or
+    NumPy integer, never a ``bool``, with ``low <= value <= high`` (``None``: no bound).
+    Returns it as a Python ``int`` (``None`` passes through when ``none_ok``).
+
+    The message reads "`name` must be [None or ]a Python int <bounds> (<why>), got <value>.";
+    ``bounds`` replaces the default text (">= low", "in [low, high]") where the caller can say
+    more, e.g. ``"in [1, n] = [1, 12]"``. The one home of the "int, not bool" checks."""
+    if value is None and none_ok:
+        return None
+    ok = is_int(value)
+    if ok:
+        ok = (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        if bounds is None:
+            if low is not None and high is not None:
+                bounds = f"in [{low}, {high}]"
+            elif low is not None:
+                bounds = f">= {low}"
+            elif high is not None:
+                bounds = f"<= {high}"
+            else:
+                bounds = ""
+        text = " ".join(t for t in ("a Python int", bounds, f"({why})" if why else "") if t)
+        raise ValueError(f"`{name}` must be {'None or ' if none_ok else ''}{text}, got "
+                         f"{value!r}.")
+    return int(value)
 
 
 def check_positive_scalar(value, name: str, hint: str = ""):
@@ -182,8 +228,7 @@ def check_num_clusters(k, n: int, *, sdp: bool = False, rows_of: str = "x") -> N
     """Trace-time check of a number of clusters: a Python int in ``[1, n]``, or with ``sdp``
     in ``[2, n)`` (the SDP relaxations are trivial for ``k = 1`` and ``k = n``). ``n = 0``
     blames ``rows_of`` (the points), not ``k``."""
-    if not (isinstance(k, int) and not isinstance(k, bool)):
-        raise ValueError(f"`k` must be a Python int (it fixes the output shape), got {k!r}.")
+    check_int(k, "k", low=None, why="it fixes the output shape")
     if n == 0:
         raise ValueError(f"`{rows_of}` has no rows (n = 0); pass at least one point.")
     if sdp and not 2 <= k < n:

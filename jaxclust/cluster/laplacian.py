@@ -287,8 +287,7 @@ def laplacian_kmeans(
     x = _points(x, k)
     n, d = x.shape
     for name, val, lo in (("max_iter", max_iter, 1), ("inner_iter", inner_iter, 1)):
-        if not (isinstance(val, int) and not isinstance(val, bool) and val >= lo):
-            raise ValueError(f"`{name}` must be an int >= {lo}, got {val!r}.")
+        checks.check_int(val, name, low=lo)
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
         raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
     _static_choice(graph, "graph", _GRAPHS)
@@ -308,10 +307,9 @@ def laplacian_kmeans(
     xf = _normalize_features(x, normalize)
 
     if affinity is None:
-        if not (isinstance(n_neighbors, int) and not isinstance(n_neighbors, bool)
-                and 1 <= n_neighbors < n):
-            raise ValueError(f"`n_neighbors` must be an int in [1, n - 1] = [1, {n - 1}] (the "
-                             f"point itself is not counted), got {n_neighbors!r}.")
+        checks.check_int(n_neighbors, "n_neighbors", high=n - 1,
+                         bounds=f"in [1, n - 1] = [1, {n - 1}]",
+                         why="the point itself is not counted")
         idx = _knn_indices(xf, n_neighbors)
         w_op = _graph_operator(idx, n, graph)
         w_dense = (lambda: _dense_graph(idx, n, x.dtype, graph))  # noqa: E731

@@ -286,14 +286,11 @@ def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True
 
 def check_kmeans_options(max_iter, n_init, tol, chunk_size):
     """The static options of ``kmeans`` (shared with ``jaxclust.distributed.kmeans``)."""
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(n_init, int) and n_init >= 1):
-        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    checks.check_int(max_iter, "max_iter")
+    checks.check_int(n_init, "n_init")
     if not (isinstance(tol, (int, float)) and tol >= 0):
         raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+    checks.check_int(chunk_size, "chunk_size", none_ok=True)
 
 
 def _validate(x, k, weights, name="x"):
@@ -307,14 +304,7 @@ def _validate(x, k, weights, name="x"):
     x = checks.check_sq_norms(checks.check_finite(x, name), name)
     if weights is None:
         return x, jnp.ones((n,), x.dtype)
-    w = checks.as_float_array(weights, "weights", dtype=x.dtype)
-    if w.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) to match `{name}`, got "
-                         f"{tuple(w.shape)}.")
-    w = checks.check_finite(w, "weights")
-    w = checks.ensure(w, w < 0, "`weights` has negative entries; sample weights must be >= 0.")
-    return x, checks.ensure(w, jnp.sum(w) <= 0, "`weights` sums to 0; give some point a "
-                                                "positive weight.")
+    return x, checks.row_weights(weights, n, name, dtype=x.dtype, positive_sum=True)
 
 
 def all_finite(*arrays):

@@ -332,14 +332,7 @@ def _validate(x, k, metric, weights):
             x = checks.check_sq_norms(x, "x")
     if weights is None:
         return x, None, token
-    w = checks.as_float_array(weights, "weights", dtype=x.dtype)
-    if w.shape != (n,):
-        raise ValueError(f"`weights` must have shape ({n},) to match `x`, got {tuple(w.shape)}.")
-    w = checks.check_finite(w, "weights")
-    w = checks.ensure(w, w < 0, "`weights` has negative entries; sample weights must be >= 0.")
-    w = checks.ensure(w, jnp.sum(w) <= 0, "`weights` sums to 0; give some point a positive "
-                                          "weight.")
-    return x, w, token
+    return x, checks.row_weights(weights, n, "x", dtype=x.dtype, positive_sum=True), token
 
 
 def _check_init(init, n, k, key):
@@ -530,8 +523,7 @@ def kmedoids(
     """
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-    if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
+    checks.check_int(max_iter, "max_iter")
     x, w, token = _validate(x, k, metric, weights)
     n = x.shape[0]
     kind, m0 = _check_init(init, n, k, key)

@@ -67,14 +67,9 @@ def check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignm
                             chunk_size):
     """The static options of ``minibatch_kmeans`` (shared with the sharded version)."""
     for name, v in (("batch_size", batch_size), ("max_steps", max_steps)):
-        if not (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
-            raise ValueError(f"`{name}` must be an int >= 1, got {v!r}.")
-    if max_no_improvement is not None and not (isinstance(max_no_improvement, int)
-                                               and max_no_improvement >= 1):
-        raise ValueError(f"`max_no_improvement` must be None or an int >= 1, got "
-                         f"{max_no_improvement!r}.")
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be None or an int >= 1, got {chunk_size!r}.")
+        checks.check_int(v, name)
+    checks.check_int(max_no_improvement, "max_no_improvement", none_ok=True)
+    checks.check_int(chunk_size, "chunk_size", none_ok=True)
     _check_ratio(reassignment_ratio)
 
 

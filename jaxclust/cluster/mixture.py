@@ -503,10 +503,8 @@ def gmm(
     checks.check_num_clusters(k, n)
     _check_cov_type(covariance_type)
     check_callback(callback)
-    if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(n_init, int) and not isinstance(n_init, bool) and n_init >= 1):
-        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    checks.check_int(max_iter, "max_iter")
+    checks.check_int(n_init, "n_init")
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
         raise ValueError(f"`tol` must be a Python number >= 0, got {tol!r}.")
     if not isinstance(implicit, bool):
@@ -519,16 +517,7 @@ def gmm(
     if weights is None:
         sw = jnp.asarray(np.ones((n,), x.dtype))
     else:
-        sw = checks.as_float_array(weights, "weights", dtype=x.dtype)
-        if sw.shape != (n,):
-            raise ValueError(f"`weights` must have shape ({n},) to match `x`, got "
-                             f"{tuple(sw.shape)}.")
-        bad, neg, zero = _array_flags(sw)
-        sw = checks.ensure(sw, bad, _nonfinite_msg("weights"))
-        sw = checks.ensure(sw, neg, "`weights` has negative entries; sample weights must "
-                                    "be >= 0.")
-        sw = checks.ensure(sw, zero, "`weights` sums to 0; give some point a positive "
-                                     "weight.")
+        sw = checks.row_weights(weights, n, "x", dtype=x.dtype, positive_sum=True)
 
     init_value = None
     if isinstance(init, str):

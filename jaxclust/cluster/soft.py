@@ -71,8 +71,7 @@ class SinkhornKMeansResult(NamedTuple):
 def _check_iters(max_iter, tol, prefix=""):
     """``max_iter`` an int >= 1 and ``tol`` a number >= 0 (``prefix`` names the inner
     solver's options, e.g. ``sinkhorn_``)."""
-    if not (isinstance(max_iter, int) and not isinstance(max_iter, bool) and max_iter >= 1):
-        raise ValueError(f"`{prefix}max_iter` must be an int >= 1, got {max_iter!r}.")
+    checks.check_int(max_iter, f"{prefix}max_iter")
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
         raise ValueError(f"`{prefix}tol` must be a number >= 0, got {tol!r}.")
 
@@ -89,7 +88,7 @@ def _transport_update(p, x, c):
 
 def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
     """``k`` (k-means++ from ``key``) or given centroids ``(k, d)``; returns (k, c0)."""
-    if isinstance(k_or_centroids, int) and not isinstance(k_or_centroids, bool):
+    if checks.is_int(k_or_centroids):
         k = k_or_centroids
         if key is None:
             raise ValueError(f"`key` is required when `{name}` is a number of clusters "

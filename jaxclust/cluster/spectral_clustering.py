@@ -60,9 +60,7 @@ def _check_affinity(w, name: str = "affinity", dtype=None) -> jax.Array:
 
 
 def _check_n_neighbors(n_neighbors, n: int) -> None:
-    if not (isinstance(n_neighbors, int) and not isinstance(n_neighbors, bool)):
-        raise ValueError(f"`n_neighbors` must be a Python int (it fixes shapes), got "
-                         f"{n_neighbors!r}.")
+    checks.check_int(n_neighbors, "n_neighbors", low=None, why="it fixes shapes")
     if not 1 <= n_neighbors < n:
         raise ValueError(f"`n_neighbors` must be in [1, n - 1] = [1, {n - 1}] (the point itself "
                          f"counts as one of its neighbours), got {n_neighbors}.")
@@ -309,11 +307,9 @@ def spectral(
         checks.check_key(key)
         w = _affinity(pts, affinity, gamma, n_neighbors)
     m = k if n_components is None else n_components
-    if not (isinstance(m, int) and not isinstance(m, bool) and 1 <= m <= n):
-        raise ValueError(f"`n_components` must be None or an int in [1, n] = [1, {n}], got "
-                         f"{n_components!r}.")
-    if not (isinstance(n_init, int) and n_init >= 1):
-        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    checks.check_int(n_components, "n_components", high=n, bounds=f"in [1, n] = [1, {n}]",
+                     none_ok=True)
+    checks.check_int(n_init, "n_init")
 
     emb, vals = _embed(w, m, row_norm)
     # labels are piecewise constant: run Lloyd (a while loop) on a constant copy, then

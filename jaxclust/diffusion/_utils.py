@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from .._core import checks
 
@@ -28,12 +27,7 @@ def check_sde(sde, name: str = "sde"):
 
 def check_int(value, name: str, *, minimum: int = 1) -> int:
     """A Python int ``>= minimum`` (it fixes a loop length or a shape)."""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-        raise ValueError(f"`{name}` must be a Python int (it fixes a static loop length), got "
-                         f"{value!r}.")
-    if value < minimum:
-        raise ValueError(f"`{name}` must be >= {minimum}, got {value}.")
-    return int(value)
+    return checks.check_int(value, name, low=minimum, why="it fixes a static loop length")
 
 
 def check_choice(value, name: str, choices) -> str:

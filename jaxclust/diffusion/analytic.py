@@ -320,8 +320,7 @@ def mixture_sample(key: PRNGKeyArray, mixture: GaussianMixture | MoLRG, n: int
       ((4, 5), (4,))
     """
     mixture, _ = _validate(mixture)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be a Python int >= 1, got {n!r}.")
+    n = checks.check_int(n, "n")
     return _sample(checks.check_key(key), mixture, n)
 
 

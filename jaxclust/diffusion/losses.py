@@ -62,8 +62,7 @@ def sample_times(key: PRNGKeyArray, n: int, sde: AbstractSDE, *, method: str = "
     check_sde(sde)
     check_choice(method, "method", TIME_SAMPLINGS)
     checks.check_positive_scalar(eps_t, "eps_t", "Use e.g. 1e-5 (VP) or 1e-3.")
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"`n` must be a Python int >= 1, got {n!r}.")
+    n = checks.check_int(n, "n")
     key = checks.check_key(key)
     dtype = dtype or jnp.result_type(float)
     if method == "uniform":

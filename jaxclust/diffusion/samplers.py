@@ -89,7 +89,7 @@ def _setup(sde, shape, n_steps, t_end, key, x_T, dtype):
     checks.check_positive_scalar(t_end, "t_end", "Stop the reverse process at e.g. 1e-3.")
     if x_T is None:
         if not (isinstance(shape, (tuple, list)) and len(shape) >= 1
-                and all(isinstance(s, int) and s >= 1 for s in shape)):
+                and all(checks.is_int(s) and s >= 1 for s in shape)):
             raise ValueError(f"`shape` must be a tuple of positive ints (n, *data_shape), got "
                              f"{shape!r}.")
         x = sde.prior_sample(key, tuple(shape), dtype)

@@ -287,8 +287,7 @@ def gather(a: Array, n: int | None = None) -> np.ndarray:
         out = np.asarray(jax.device_get(a))
     if n is None:
         return out
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"`n` must be a Python int (the number of real points), got {n!r}.")
+    n = checks.check_int(n, "n", low=None, why="the number of real points")
     if out.ndim == 0 or not 0 <= n <= out.shape[0]:
         raise ValueError(f"`n` must be in [0, a.shape[0]] = [0, {out.shape[0] if out.ndim else 0}]"
                          f", got {n}; pass points.n.")

@@ -319,9 +319,7 @@ def sinkhorn(
                      bad_w="`points.weights` must be finite and >= 0 with a positive sum.")
     if cost not in COSTS:
         raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}.")
-    if not (isinstance(chunk_size, int) and not isinstance(chunk_size, bool) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be an int >= 1 (rows per cost block), got "
-                         f"{chunk_size!r}.")
+    checks.check_int(chunk_size, "chunk_size", why="rows per cost block")
     y = checks.as_float_array(y, "y")
     checks.check_ndim(y, "y", 2, "(m, d)")
     if y.shape[0] == 0:
@@ -420,8 +418,7 @@ def swav_codes(
       Caron et al., "Unsupervised Learning of Visual Features by Contrasting Cluster
       Assignments" (SwAV), NeurIPS 2020.
     """
-    if not (isinstance(n_iter, int) and not isinstance(n_iter, bool) and n_iter >= 1):
-        raise ValueError(f"`n_iter` must be an int >= 1, got {n_iter!r}.")
+    checks.check_int(n_iter, "n_iter")
     eps = checks.check_positive_scalar(epsilon, "epsilon")
     if isinstance(scores, ShardedPoints):
         check_values_now(scores, "scores", overflow=False, weights=False)

@@ -67,9 +67,7 @@ def _num_labels(labels: jax.Array, size, name: str, size_name: str) -> tuple[jax
             raise ValueError(f"`{size_name}` must be given (a static int) when `{name}` is "
                              "traced (under jit, vmap or grad): it fixes the output shape.")
         return labels, int(jnp.max(labels)) + 1
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 1:
-        raise ValueError(f"`{size_name}` must be an int >= 1, got {size!r}.")
-    size = int(size)
+    size = checks.check_int(size, size_name)
     labels = checks.ensure(labels, labels >= size,
                            f"`{name}` has entries >= `{size_name}` = {size}; labels must lie "
                            f"in [0, {size_name}).")

@@ -62,10 +62,7 @@ def __getattr__(name: str):
 
 
 def _check_size(value, name: str) -> int:
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-        raise ValueError(f"`{name}` must be a Python int >= 1 (it fixes a parameter shape), "
-                         f"got {value!r}.")
-    return value
+    return checks.check_int(value, name, why="it fixes a parameter shape")
 
 
 def _check_number(value, name: str, hint: str = "") -> float:
@@ -86,8 +83,7 @@ def _palm_options(temperature, weight, proto_temperature, momentum, top_k, epsil
             0 <= momentum <= 1):
         raise ValueError(f"`momentum` must be a Python number in [0, 1] (PALM uses 0.999), "
                          f"got {momentum!r}.")
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"`top_k` must be a Python int >= 0 (0: no pruning), got {top_k!r}.")
+    top_k = checks.check_int(top_k, "top_k", low=0, why="0: no pruning")
     return dict(
         temperature=_check_number(temperature, "temperature", "PALM uses 0.1."),
         weight=float(weight),
@@ -237,8 +233,7 @@ def _partial_ot_config(k, temperature, epsilon, reg, prior, gamma, n_neighbors, 
                          f"got {gamma!r}.")
     if n_neighbors is not None:
         _check_size(n_neighbors, "n_neighbors")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise ValueError(f"`max_iter` must be a Python int >= 1, got {max_iter!r}.")
+    max_iter = checks.check_int(max_iter, "max_iter")
     if not isinstance(gamma_decay, bool):
         raise ValueError(f"`gamma_decay` must be True or False, got {gamma_decay!r}.")
     if prior_order not in ("size", "reference", None):

@@ -93,18 +93,14 @@ def labels(y, name: str, n: int, num_classes: int | None, classes_name: str = "n
             raise ValueError(f"`{classes_name}` must be given (a static int) when `{name}` is "
                              "traced (under jit, vmap or grad): it fixes the output shape.")
         num_classes = int(jnp.max(arr)) + 1
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or (
-            num_classes < 1):
-        raise ValueError(f"`{classes_name}` must be an int >= 1, got {num_classes!r}.")
-    num_classes = int(num_classes)
+    num_classes = checks.check_int(num_classes, classes_name)
     arr = checks.ensure(arr, (arr < 0) | (arr >= num_classes),
                         f"`{name}` must lie in [0, {classes_name}) = [0, {num_classes}).")
     return arr.astype(jnp.int32), num_classes
 
 
 def static_int(v, name: str, low: int, high: int | None = None, why: str = "") -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise ValueError(f"`{name}` must be a Python int (it fixes shapes), got {v!r}.")
+    v = checks.check_int(v, name, low=None, why="it fixes shapes")
     if v < low or (high is not None and v > high):
         rng = f"[{low}, {high}]" if high is not None else f">= {low}"
         raise ValueError(f"`{name}` must be in {rng}, got {v}. {why}".strip())

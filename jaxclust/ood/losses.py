@@ -523,10 +523,8 @@ def _unit_features(features):
 
 
 def _top_k(top_k) -> int:
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 0:
-        raise ValueError(f"`top_k` must be a Python int >= 0 (0: no pruning; PALM keeps 5 of "
-                         f"6 prototypes), got {top_k!r}.")
-    return top_k
+    return checks.check_int(top_k, "top_k", low=0,
+                            why="0: no pruning; PALM keeps 5 of 6 prototypes")
 
 
 def _momentum(momentum, allow_none=False):

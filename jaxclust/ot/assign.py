@@ -55,8 +55,7 @@ def swav_codes(
     """
     scores = checks.as_float_array(scores, "scores")
     checks.check_ndim(scores, "scores", 2, "(batch, k)")
-    if not (isinstance(n_iter, int) and n_iter >= 1):
-        raise ValueError(f"`n_iter` must be an int >= 1, got {n_iter!r}.")
+    checks.check_int(n_iter, "n_iter")
     eps = checks.check_positive_scalar(epsilon, "epsilon")
     scores = checks.check_finite(scores, "scores")
     scores = jax.lax.stop_gradient(scores)

@@ -162,15 +162,7 @@ class SinkhornResult(NamedTuple):
 def _weights(w, size: int, name: str, dtype, point_name: str):
     if w is None:
         return jnp.full((size,), 1.0 / size, dtype)
-    w = checks.as_float_array(w, name, dtype=dtype)
-    if w.shape != (size,):
-        raise ValueError(
-            f"`{name}` must have shape ({size},) to match `{point_name}`, got {tuple(w.shape)}."
-        )
-    w = checks.check_finite(w, name)
-    w = checks.ensure(w, w < 0, f"`{name}` has negative entries; weights must be >= 0.")
-    return checks.ensure(w, jnp.sum(w) <= 0, f"`{name}` sums to 0; give some point a "
-                                             "positive weight.")
+    return checks.row_weights(w, size, point_name, name=name, dtype=dtype, positive_sum=True)
 
 
 def check_tau(tau, name: str, dtype):
@@ -196,10 +188,8 @@ def _is_one(tau) -> bool:
 def check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay):
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"`tol` must be a Python number > 0, got {tol!r}.")
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    checks.check_int(max_iter, "max_iter")
+    checks.check_int(check_every, "check_every")
     if mode not in ("auto", "log"):
         raise ValueError(f"`mode` must be 'auto' (fast kernel path where safe) or 'log', "
                          f"got {mode!r}.")
@@ -301,9 +291,7 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
         raise ValueError("`x` and `y` must each hold at least one point.")
     if cost not in COSTS:
         raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}.")
-    if chunk_size is not None and not (isinstance(chunk_size, int) and chunk_size >= 1):
-        raise ValueError(f"`chunk_size` must be None (dense) or an int >= 1, got "
-                         f"{chunk_size!r}.")
+    checks.check_int(chunk_size, "chunk_size", none_ok=True, why="None: dense")
     dtype = _float_dtype(x, y)
     x = checks.check_finite(x.astype(dtype), "x")
     y = checks.check_finite(y.astype(dtype), "y")

@@ -81,8 +81,7 @@ class PartialCodes(NamedTuple):
 def _static_loop_options(tol, max_iter):
     if isinstance(tol, bool) or not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"`tol` must be a Python number > 0, got {tol!r}.")
-    if isinstance(max_iter, bool) or not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be a Python int >= 1, got {max_iter!r}.")
+    checks.check_int(max_iter, "max_iter")
 
 
 def _log_probs(log_probs):
@@ -393,10 +392,8 @@ def _check_similarity(features, similarity, n, n_neighbors, dtype):
     if z.shape[0] != n:
         raise ValueError(f"`features` must have {n} rows (one per row of `log_probs`), got "
                          f"shape {tuple(z.shape)}.")
-    if n_neighbors is not None and (isinstance(n_neighbors, bool) or not (
-            isinstance(n_neighbors, int) and 1 <= n_neighbors < n)):
-        raise ValueError(f"`n_neighbors` must be an int in [1, n - 1] = [1, {n - 1}] or None "
-                         f"(dense cosine similarity), got {n_neighbors!r}.")
+    checks.check_int(n_neighbors, "n_neighbors", high=n - 1, none_ok=True,
+                     bounds=f"in [1, n - 1] = [1, {n - 1}]", why="None: dense cosine similarity")
     return checks.check_finite(z.astype(dtype), "features"), None
 
 
@@ -507,9 +504,7 @@ def sp2ot_codes(
       for Imbalanced Clustering", arXiv:2404.03446 (2024). Zhang, Ren, He, "P²OT:
       Progressive Partial Optimal Transport for Deep Imbalanced Clustering", ICLR 2024.
     """
-    if isinstance(n_mm, bool) or not (isinstance(n_mm, int) and n_mm >= 1):
-        raise ValueError(f"`n_mm` must be a Python int >= 1 (the number of MM rounds), got "
-                         f"{n_mm!r}.")
+    checks.check_int(n_mm, "n_mm", why="the number of MM rounds")
     if isinstance(mm_tol, bool) or not (isinstance(mm_tol, (int, float)) and mm_tol >= 0):
         raise ValueError(f"`mm_tol` must be a Python number >= 0, got {mm_tol!r}.")
     _check_prior_order(prior_order)
@@ -648,7 +643,7 @@ def mass_schedule(
     if isinstance(total_steps, (bool, float)) or not jnp.issubdtype(tot.dtype, jnp.integer):
         raise ValueError(f"`total_steps` must be an integer (the ramp length in steps), got "
                          f"{total_steps!r}.")
-    if isinstance(total_steps, int) and not total_steps > 0:
+    if checks.is_int(total_steps) and not total_steps > 0:
         raise ValueError(f"`total_steps` must be > 0 (the ramp length), got {total_steps}.")
     tot = tot.astype(dtype)
     tot = checks.ensure(tot, ~(tot > 0), "`total_steps` must be > 0 (the ramp length).")

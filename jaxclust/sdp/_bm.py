@@ -241,13 +241,11 @@ def _check_options(k: int, n: int, rank, max_iter, check_every) -> int:
     checks.check_num_clusters(k, n, sdp=True)
     if rank is None:
         rank = min(2 * k, n)
-    if not (isinstance(rank, int) and not isinstance(rank, bool)) or not k <= rank <= n:
-        raise ValueError(f"`rank` must be an int with k <= rank <= n, i.e. in [{k}, {n}], got "
-                         f"{rank!r}; the factor needs at least k columns (default 2k).")
-    if not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be an int >= 1, got {max_iter!r}.")
-    if not (isinstance(check_every, int) and check_every >= 1):
-        raise ValueError(f"`check_every` must be an int >= 1, got {check_every!r}.")
+    rank = checks.check_int(rank, "rank", low=k, high=n,
+                            bounds=f"with k <= rank <= n, i.e. in [{k}, {n}]",
+                            why="the factor needs at least k columns; default 2k")
+    checks.check_int(max_iter, "max_iter")
+    checks.check_int(check_every, "check_every")
     return rank
 
 

@@ -404,8 +404,7 @@ def la_sdp(
                          f"{covariance_type!r}.")
     for name, val, lo in (("rank", rank, 1), ("max_outer", max_outer, 1),
                           ("max_iter", max_iter, 1), ("check_every", check_every, 1)):
-        if not (isinstance(val, int) and not isinstance(val, bool) and val >= lo):
-            raise ValueError(f"`{name}` must be an int >= {lo}, got {val!r}.")
+        checks.check_int(val, name, low=lo)
     if rank > n:
         raise ValueError(f"`rank` must be at most n = {n}, got {rank}.")
     for name, val in (("tol", tol), ("tol_outer", tol_outer), ("reg_covar", reg_covar)):

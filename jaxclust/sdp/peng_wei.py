@@ -342,8 +342,7 @@ def kmeans_sdp(
     n = x.shape[0]
     if not (isinstance(tol, (int, float)) and tol > 0):
         raise ValueError(f"`tol` must be a number > 0, got {tol!r}.")
-    if max_iter is not None and not (isinstance(max_iter, int) and max_iter >= 1):
-        raise ValueError(f"`max_iter` must be None or an int >= 1, got {max_iter!r}.")
+    checks.check_int(max_iter, "max_iter", none_ok=True)
     key = jax.random.key(0) if key is None else checks.check_key(key)
     x = jax.lax.stop_gradient(x_checked)
     if method == "admm":

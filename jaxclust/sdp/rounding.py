@@ -50,8 +50,7 @@ def membership_matrix(labels: Int[Array, " n"], k: int) -> Float[Array, "n n"]:
         raise ValueError(f"`labels` must be 1-D with shape (n,), got shape {labels.shape}.")
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"`labels` must be integers, got dtype {labels.dtype}.")
-    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
-        raise ValueError(f"`k` must be a Python int >= 1, got {k!r}.")
+    k = checks.check_int(k, "k")
     labels = checks.ensure(labels, (labels < 0) | (labels >= k),
                            f"`labels` must lie in [0, k) = [0, {k}); relabel the clusters.")
     onehot = jax.nn.one_hot(labels, k, dtype=jnp.result_type(float))
@@ -94,9 +93,8 @@ def spectral_embedding(sol: Float[Array, "n m"], k: int) -> Float[Array, "n k"]:
     if n == 0:
         raise ValueError("`sol` has no rows (shape (0, m)); pass an SDP solution of n >= 1 "
                          "points.")
-    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= n):
-        raise ValueError(f"`k` must be a Python int in [1, n] = [1, {n}] (the embedding "
-                         f"dimension), got {k!r}.")
+    k = checks.check_int(k, "k", high=n, bounds=f"in [1, n] = [1, {n}]",
+                         why="the embedding dimension")
     sol = checks.check_finite(sol, "sol")
     dtype = sol.dtype
     return _spectral_embedding(sol.astype(jnp.promote_types(dtype, jnp.float32)),
@@ -160,11 +158,9 @@ def round_labels(
     if sol.shape[0] == 0:
         raise ValueError("`sol` has no rows (shape (0, m)); pass an SDP solution of n >= 1 "
                          "points.")
-    if not (isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= sol.shape[0]):
-        raise ValueError(f"`k` must be a Python int in [1, n] = [1, {sol.shape[0]}], got {k!r}.")
+    k = checks.check_int(k, "k", high=sol.shape[0], bounds=f"in [1, n] = [1, {sol.shape[0]}]")
     sol = checks.check_sq_norms(checks.check_finite(sol, "sol"), "sol")
-    if not (isinstance(n_init, int) and n_init >= 1):
-        raise ValueError(f"`n_init` must be an int >= 1, got {n_init!r}.")
+    checks.check_int(n_init, "n_init")
     key = jax.random.key(0) if key is None else checks.check_key(key)
     return _kmeans_labels(_embed(sol, k), k, key, n_init)
 

@@ -300,7 +300,7 @@ BAD = [
     ("alpha", soft_assignment, (X, C), dict(kind="student_t", alpha=0.0),
      "`alpha` must be a finite number > 0"),
     ("epsilon", swav_loss, (S, S), dict(epsilon=0.0), "`epsilon` must be a finite number > 0"),
-    ("n-iter", swav_loss, (S, S), dict(n_iter=0), "`n_iter` must be an int >= 1"),
+    ("n-iter", swav_loss, (S, S), dict(n_iter=0), "`n_iter` must be a Python int >= 1"),
     ("scores-mismatch", swav_loss, (S, S[:, :2]), {},
      "`scores_b` must have the same shape as `scores_a`"),
     ("scores-1d", swav_loss, (S[0], S[0]), {}, "`scores_a` must be 2-D"),

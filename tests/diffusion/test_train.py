@@ -173,7 +173,7 @@ def test_bad_input():
     p, x, key = {"w": jnp.zeros(1)}, jnp.zeros((4, 1)), jax.random.key(0)
     loss = lambda p, b, k: jnp.sum(p["w"] ** 2)  # noqa: E731
     kw = dict(key=key, steps=2, batch_size=2, progress=False)
-    with pytest.raises(ValueError, match="`steps` must be >= 1"):
+    with pytest.raises(ValueError, match="`steps` must be a Python int >= 1"):
         fit(loss, p, x, **{**kw, "steps": 0})
     with pytest.raises(ValueError, match="`batch_size` must be a Python int"):
         fit(loss, p, x, **{**kw, "batch_size": 2.5})

@@ -130,7 +130,7 @@ def test_bad_input():
         jd.kmeans(pts, 2, key=key, init="bad")
     with pytest.raises(ValueError, match=r"`init` centres must have shape \(2, 2\)"):
         jd.kmeans(pts, 2, key=key, init=x[:3])
-    with pytest.raises(ValueError, match="`n_init` must be an int >= 1"):
+    with pytest.raises(ValueError, match="`n_init` must be a Python int >= 1"):
         jd.kmeans(pts, 2, key=key, n_init=0)
     zero = jd.shard(x, weights=jnp.zeros(10))
     with pytest.raises(ValueError, match="`points.weights` sums to 0"):
@@ -138,7 +138,7 @@ def test_bad_input():
     bad = jd.ShardedPoints(pts.x, pts.weights, 11, pts.mesh)
     with pytest.raises(ValueError, match="rows must be a multiple"):
         jd.kmeans(bad, 2, key=key)
-    with pytest.raises(ValueError, match="`batch_size` must be an int >= 1"):
+    with pytest.raises(ValueError, match="`batch_size` must be a Python int >= 1"):
         jd.minibatch_kmeans(pts, 2, key=key, batch_size=0)
     with pytest.raises(ValueError, match="`reassignment_ratio`"):
         jd.minibatch_kmeans(pts, 2, key=key, reassignment_ratio=2.0)

@@ -84,8 +84,8 @@ SHAPE_RULES = [
     ("default-eps-none", default_epsilon, (None,), {}, "`C` is None"),
     ("default-eps-y-none", default_epsilon, (None, Y), {}, "`x` is None"),
     ("swav-none", swav_codes, (None,), {}, "`scores` is None"),
-    ("swav-n-iter-zero", swav_codes, (S,), dict(n_iter=0), "`n_iter` must be an int >= 1"),
-    ("swav-n-iter-float", swav_codes, (S,), dict(n_iter=2.0), "`n_iter` must be an int >= 1"),
+    ("swav-n-iter-zero", swav_codes, (S,), dict(n_iter=0), "`n_iter` must be a Python int >= 1"),
+    ("swav-n-iter-float", swav_codes, (S,), dict(n_iter=2.0), "`n_iter` must be a Python int >= 1"),
 ]
 
 

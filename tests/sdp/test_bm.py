@@ -176,7 +176,7 @@ def test_bad_k():
 
 def test_bad_rank():
     x, _ = _mixture(60)
-    with pytest.raises(ValueError, match="`rank` must be an int with k <= rank <= n"):
+    with pytest.raises(ValueError, match="`rank` must be a Python int with k <= rank <= n"):
         bm_solve(x, 3, key=jax.random.key(0), rank=2)
     with pytest.raises(ValueError, match="`rank`"):
         bm_solve(x, 3, key=jax.random.key(0), rank=61)
