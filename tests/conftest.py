@@ -9,11 +9,15 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# `jaxclust.cli.main` turns on JAX's on-disk compilation cache; not inside the test process
+os.environ.setdefault("JAXCLUST_NO_CACHE", "1")
 
 from .utils import enable_x64  # noqa: E402  (re-exported for tests)
 

@@ -16,7 +16,19 @@ def _blobs(n=30):
     return (10.0 * np.eye(3, 2)[y] + 10.0 * (y == 2)[:, None] + rng.normal(size=(n, 2))), y
 
 
-def test_csv_with_header_labels_and_plot(tmp_path, capsys):
+def test_csv_with_header_labels_and_plot(tmp_path, capsys, monkeypatch):
+    import jaxclust.demo as demo
+
+    pyplot, figures = demo._pyplot(), []
+
+    class Recorder:  # pyplot, keeping the figures it is asked to close
+        def __getattr__(self, name):
+            return getattr(pyplot, name)
+
+        def close(self, fig):
+            figures.append(fig)
+
+    monkeypatch.setattr(demo, "_pyplot", Recorder)
     x, y = _blobs()
     f = tmp_path / "pts.csv"
     f.write_text("a,b\n" + "\n".join(f"{u},{v}" for u, v in x) + "\n\n")
@@ -24,9 +36,16 @@ def test_csv_with_header_labels_and_plot(tmp_path, capsys):
     assert main(["cluster", str(f), "--k", "3", "--out", str(out), "--plot", str(fig)]) == 0
     text = capsys.readouterr().out
     assert "cluster sizes" in text and "inertia" in text
-    labels = np.loadtxt(out, skiprows=1, dtype=int)
-    assert out.read_text().startswith("label\n") and adjusted_rand_score(y, labels) == 1.0
+    # the format the help states: a header line 'label', then one label per input point
+    lines = out.read_text().splitlines()
+    assert lines[0] == "label" and len(lines) == len(x) + 1
+    assert adjusted_rand_score(y, np.array(lines[1:], dtype=int)) == 1.0
     assert fig.stat().st_size > 5_000
+    (ax,) = figures[0].axes
+    assert ax.get_title().startswith("kmeans, k = 3")
+    assert ax.get_xlabel() == "feature 1 (standardised), centred"
+    assert ax.get_ylabel() == "feature 2 (standardised), centred"
+    pyplot.close(figures[0])
 
 
 def test_npy_with_the_sdp_method(tmp_path):
@@ -151,10 +170,15 @@ def test_output_paths_are_checked_before_clustering(tmp_path, capsys, monkeypatc
 @pytest.mark.parametrize("scale", [3e38 / 4, 1e300])
 def test_values_that_overflow_float32_are_refused(tmp_path, capsys, scale):
     # 3e38 used to hang (labels 2**31 - 1 fed to a count), 1e300 to print a traceback
-    x, _ = _blobs(12)
+    x, y = _blobs(12)
     f = tmp_path / "big.csv"
     f.write_text("\n".join(f"{float(u * scale)!r},{v}" for u, v in x) + "\n")
-    _one_line_error(capsys, main(["cluster", str(f), "--k", "3"]), "too large for float32")
+    rc = main(["cluster", str(f), "--k", "3", "--scale", "none"])
+    _one_line_error(capsys, rc, "too large for float32")
+    # standardised (the default) they are ordinary numbers, without overflow on the way
+    out = tmp_path / "l.csv"
+    assert main(["cluster", str(f), "--k", "3", "--out", str(out)]) == 0
+    assert adjusted_rand_score(y, np.loadtxt(out, skiprows=1, dtype=int)) == 1.0
 
 
 def test_zero_features_is_an_error(tmp_path, capsys):
