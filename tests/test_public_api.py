@@ -92,3 +92,32 @@ def test_no_module_is_shadowed_by_a_function():
         if getattr(parent, leaf, module) is not module:
             shadowed.append(pkg_info.name)
     assert not shadowed, f"modules shadowed by a same-named attribute: {shadowed}"
+
+
+OBJECTIVE_ALIASES = ("inertia", "loss", "energy", "log_likelihood", "residual")
+
+
+def test_results_name_their_objective_objective():
+    """One vocabulary (issue 17 §4): every public result with an objective value calls it
+    ``objective`` (a field); the names used before stay as read-only property aliases."""
+    seen = set()
+    for module_name in PUBLIC_MODULES:
+        module = importlib.import_module(module_name)
+        for name in module.__all__:
+            cls = getattr(module, name)
+            if not (inspect.isclass(cls) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+                    and name.endswith("Result")) or cls in seen:
+                continue
+            seen.add(cls)
+            names = set(cls._fields) | {n for n in dir(cls) if isinstance(
+                inspect.getattr_static(cls, n, None), property)}
+            if not names & {"objective", *OBJECTIVE_ALIASES}:
+                continue
+            assert "objective" in cls._fields, f"{module_name}.{name} has no field `objective`"
+            inst = cls(*(object() for _ in cls._fields))
+            for old in OBJECTIVE_ALIASES:
+                if isinstance(inspect.getattr_static(cls, old, None), property):
+                    assert getattr(inst, old) is inst.objective, f"{name}.{old}"
+                    with pytest.raises(AttributeError):
+                        setattr(inst, old, 0.0)
+    assert len(seen) >= 10  # the registry above really found the results

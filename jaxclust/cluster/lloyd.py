@@ -24,7 +24,8 @@ class KMeansResult(NamedTuple):
     Attributes:
       centroids: cluster centres, shape ``(k, d)``.
       labels: index of the nearest centre for every point, shape ``(n,)``.
-      inertia: weighted sum of squared distances of the points to their centre.
+      objective: the inertia, weighted sum of squared distances of the points to their
+        centre (minimised); also readable as ``inertia``.
       n_iters: Lloyd iterations run (of the best restart).
       converged: the centre shift fell below the tolerance (or the labels stopped changing)
         before ``max_iter``, and the centroids and inertia are finite.
@@ -32,9 +33,15 @@ class KMeansResult(NamedTuple):
 
     centroids: Float[Array, "k d"]
     labels: Int[Array, " n"]
-    inertia: Float[Array, ""]
+    objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    @property
+    def inertia(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 def _sq_dists(x, c, x_sq=None):
@@ -426,7 +433,7 @@ def with_envelope_gradients(x, w, res):
     ``c_j = sum_{l_i = j} w_i x_i / W_j``, and the inertia's gradient is its partial derivative
     at fixed centroids (envelope theorem: the means minimise it)."""
     centroids, inertia = _envelope(x, w, res.labels, res.centroids, res.inertia)
-    return res._replace(centroids=centroids, inertia=inertia)
+    return res._replace(centroids=centroids, objective=inertia)
 
 
 @jax.custom_vjp

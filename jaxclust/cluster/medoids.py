@@ -31,8 +31,9 @@ class KMedoidsResult(NamedTuple):
       medoids: indices of the ``k`` medoids into the ``n`` points, shape ``(k,)``, int32.
       labels: for every point the position (``0..k-1``) in ``medoids`` of its nearest medoid,
         shape ``(n,)``, int32 (exact ties go to the lower position).
-      loss: $\\sum_i w_i\\, d(x_{m(i)}, x_i)$, the (weighted) sum of dissimilarities to the
-        nearest medoid. Differentiable with respect to ``x`` and ``weights`` at fixed medoids.
+      objective: $\\sum_i w_i\\, d(x_{m(i)}, x_i)$, the (weighted) sum of dissimilarities to
+        the nearest medoid (minimised). Differentiable with respect to ``x`` and ``weights``
+        at fixed medoids. Also readable as ``loss``.
       n_iters: ``"fasterpam"``: passes over the candidates (as the reference implementation
         counts them); ``"pam"``: iterations, i.e. swaps + 1 unless ``max_iter`` was hit.
       n_swaps: swaps performed.
@@ -42,10 +43,16 @@ class KMedoidsResult(NamedTuple):
 
     medoids: Int[Array, " k"]
     labels: Int[Array, " n"]
-    loss: Float[Array, ""]
+    objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     n_swaps: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    @property
+    def loss(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -37,8 +37,9 @@ class GMMResult(NamedTuple):
       weights: mixture weights, shape ``(k,)``, summing to one.
       responsibilities: posterior probabilities ``p(z_i = j | x_i)`` under the returned
         parameters, shape ``(n, k)``.
-      log_likelihood: (weighted) mean log-likelihood per point under the returned
-        parameters, as scikit-learn's ``GaussianMixture.score``.
+      objective: (weighted) mean log-likelihood per point under the returned
+        parameters (maximised), as scikit-learn's ``GaussianMixture.score``; also
+        readable as ``log_likelihood``.
       n_iters: EM iterations run (of the best restart).
       converged: the change of the mean log-likelihood fell below ``tol`` before
         ``max_iter``, also over the last M-step (from the previous parameters to the
@@ -50,7 +51,7 @@ class GMMResult(NamedTuple):
     covariances: Float[Array, "..."]
     weights: Float[Array, " k"]
     responsibilities: Float[Array, "n k"]
-    log_likelihood: Float[Array, ""]
+    objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
 
@@ -58,6 +59,12 @@ class GMMResult(NamedTuple):
     def labels(self) -> Int[Array, " n"]:
         """Most probable component of every point, shape ``(n,)``."""
         return jnp.argmax(self.responsibilities, axis=1)
+
+    @property
+    def log_likelihood(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 # --------------------------------------------------------------------------------------

@@ -30,8 +30,10 @@ class SoftKMeansResult(NamedTuple):
       centroids: fixed point of the soft update, shape ``(k, d)``.
       assignments: soft assignments (rows sum to one), shape ``(n, k)``.
       labels: ``argmax`` of the assignments, shape ``(n,)``.
-      energy: the free energy $-T\\sum_i w_i \\log\\sum_j e^{-\\lVert x_i-c_j\\rVert^2/T}$
-        at the fixed point, a smooth surrogate of the k-means inertia.
+      objective: the free energy
+        $-T\\sum_i w_i \\log\\sum_j e^{-\\lVert x_i-c_j\\rVert^2/T}$ at the fixed point
+        (minimised), a smooth surrogate of the k-means inertia; also readable as
+        ``energy``.
       n_iters: iterations run.
       converged: the centroid shift fell below the tolerance before ``max_iter`` and every
         output is finite.
@@ -40,9 +42,15 @@ class SoftKMeansResult(NamedTuple):
     centroids: Float[Array, "k d"]
     assignments: Float[Array, "n k"]
     labels: Int[Array, " n"]
-    energy: Float[Array, ""]
+    objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    @property
+    def energy(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 class SinkhornKMeansResult(NamedTuple):
@@ -53,7 +61,8 @@ class SinkhornKMeansResult(NamedTuple):
       assignments: conditional assignment probabilities $P_{ij}/a_i$ (rows sum to one),
         shape ``(n, k)``; the column masses $\\sum_i P_{ij}$ equal the prescribed ``sizes``.
       labels: ``argmax`` of the assignments, shape ``(n,)``.
-      loss: transport cost $\\langle P, C\\rangle$ (the size-constrained soft inertia).
+      objective: transport cost $\\langle P, C\\rangle$ (the size-constrained soft inertia,
+        minimised); also readable as ``loss``.
       n_iters: outer (centroid) iterations run.
       converged: the centroid shift fell below the tolerance before ``max_iter``, the final
         assignment's Sinkhorn solve (the one ``assignments`` come from) met
@@ -63,9 +72,15 @@ class SinkhornKMeansResult(NamedTuple):
     centroids: Float[Array, "k d"]
     assignments: Float[Array, "n k"]
     labels: Int[Array, " n"]
-    loss: Float[Array, ""]
+    objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    @property
+    def loss(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 def _check_iters(max_iter, tol, prefix=""):

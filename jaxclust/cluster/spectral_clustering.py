@@ -161,8 +161,9 @@ class SpectralResult(NamedTuple):
         (eigenvectors after the ``row_norm`` scaling and a deterministic sign convention).
       eigenvalues: the ``n_components`` smallest eigenvalues of the normalised Laplacian
         $L = I - D^{-1/2} W D^{-1/2}$, ascending, in ``[0, 2]``.
-      inertia: k-means objective of the embedding at ``labels``, the centres being the means
-        of the clusters (differentiable in the embedding for fixed labels).
+      objective: the k-means inertia of the embedding at ``labels`` (minimised), the centres
+        being the means of the clusters (differentiable in the embedding for fixed
+        labels); also readable as ``inertia``.
       centroids: those centres in the embedding space, shape ``(k, n_components)``.
       n_iters: Lloyd iterations of the best k-means restart.
       converged: that k-means run converged and the embedding, eigenvalues and inertia are
@@ -172,10 +173,16 @@ class SpectralResult(NamedTuple):
     labels: Int[Array, " n"]
     embedding: Float[Array, "n m"]
     eigenvalues: Float[Array, " m"]
-    inertia: Float[Array, ""]
+    objective: Float[Array, ""]
     centroids: Float[Array, "k m"]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    @property
+    def inertia(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 def _normalised_affinity(w):

@@ -37,7 +37,8 @@ class KSubspacesResult(NamedTuple):
     Attributes:
       bases: orthonormal bases of the fitted subspaces, shape ``(k, D, d)``.
       labels: subspace of each point, ``argmax_k ||U_k^T x_i||^2``, shape ``(n,)``.
-      residual: mean squared distance of the points to their subspace (the objective).
+      objective: mean squared distance of the points to their subspace (minimised); also
+        readable as ``residual``.
       n_iters: iterations run (best restart).
       converged: the labels stopped changing before ``max_iter`` and the residual is
         finite (it overflows for data of magnitude ~1e20 in float32; labels and bases are
@@ -46,9 +47,15 @@ class KSubspacesResult(NamedTuple):
 
     bases: Float[Array, "k D d"]
     labels: Int[Array, " n"]
-    residual: Float[Array, ""]
+    objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    @property
+    def residual(self) -> Float[Array, ""]:
+        """Read-only alias of ``objective`` (this result's name for it before the shared
+        vocabulary: every result calls its objective ``objective``)."""
+        return self.objective
 
 
 def _assign(x, U):
@@ -148,7 +155,7 @@ def k_subspaces(x: Float[Array, "n D"], k: int, d: int, *, key: PRNGKeyArray | N
 def _rescaled(res: KSubspacesResult, scale) -> KSubspacesResult:
     residual = res.residual * scale * scale
     # converged never lies: a residual beyond the float range is not a converged result
-    return res._replace(residual=residual, converged=res.converged & jnp.isfinite(residual))
+    return res._replace(objective=residual, converged=res.converged & jnp.isfinite(residual))
 
 
 @functools.partial(jax.jit, static_argnums=2)
