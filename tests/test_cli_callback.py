@@ -60,66 +60,74 @@ def test_iterate_blocks_reports_every_block_then_stops(unrolled):
     assert len(calls) == int(ns.sum()) and all(isinstance(e, float) for _, e in calls)
 
 
-def _check_solver(name, solve, x, log):
-    """``solve(x, callback)``: off, the lowered program holds no host callback (not even a
-    debug_callback in the jaxpr); on, it does, and the reports run 1, 2, ... up to the
-    result's ``n_iters`` with finite errors (the first change of the GMM log-likelihood is
-    inf: there is no previous value)."""
+def _lowered(solve, x, callback):
+    return jax.jit(lambda x: solve(x, callback)).lower(x)
+
+
+def _check_solver(name, solve, x, log, run=True):
+    """``solve(x, callback)``: off, the lowered program holds no host callback; on, it does,
+    and (``run``) the reports run 1, 2, ... up to the result's ``n_iters`` with finite errors
+    (the first change of the GMM log-likelihood is inf: there is no previous value)."""
     cb = lambda i, e: log.append((i, e))
-    off = jax.jit(lambda x: solve(x, None)).lower(x)
-    on = jax.jit(lambda x: solve(x, cb)).lower(x)
-    assert _host_callbacks(off.as_text()) == 0, name
+    on = _lowered(solve, x, cb)
+    assert _host_callbacks(_lowered(solve, x, None).as_text()) == 0, name
     assert _host_callbacks(on.as_text()) > 0, name
+    if not run:
+        return None
     log.clear()
     res = on.compile()(x)
-    return res, [i for i, _ in log], [e for _, e in log]
+    its, errs = [i for i, _ in log], [e for _, e in log]
+    assert np.all(np.isfinite(errs[1:])) and errs[-1] >= 0, name
+    return res, its, errs
+
+
+def _data():
+    return jnp.concatenate([jnp.zeros((6, 2)), jnp.ones((6, 2)) * 3.0]) + \
+        jax.random.normal(jax.random.key(0), (12, 2)) * 0.3
+
+
+_LOOPS = {  # one solver per loop implementation: iterate_blocks, soft's, Lloyd's
+    "gmm": lambda x, cb: gmm(x, 2, key=jax.random.key(1), covariance_type="spherical",
+                             callback=cb),
+    "soft_kmeans": lambda x, cb: soft_kmeans(x, x[4:6] + x[6:8], temperature=0.5,
+                                             callback=cb),
+    "sinkhorn_kmeans": lambda x, cb: sinkhorn_kmeans(x, x[5:7], epsilon=0.5, callback=cb),
+    "sinkhorn_kmeans unrolled": lambda x, cb: sinkhorn_kmeans(
+        x, x[5:7], epsilon=0.5, implicit=False, max_iter=30, callback=cb),
+    "soft_kmeans unrolled": lambda x, cb: soft_kmeans(x, x[5:7], temperature=0.5,
+                                                      implicit=False, callback=cb),
+    "gmm unrolled": lambda x, cb: gmm(x, 2, key=jax.random.key(1), implicit=False,
+                                      covariance_type="diag", callback=cb),
+}
 
 
 def test_callback_off_leaves_no_host_call_and_on_reports_each_iteration():
-    x = jnp.concatenate([jnp.zeros((6, 2)), jnp.ones((6, 2)) * 3.0]) + \
-        jax.random.normal(jax.random.key(0), (12, 2)) * 0.3
-    c0 = x[4:6] + x[6:8]
-    log = []
-
+    x, log = _data(), []
     res, its, errs = _check_solver(
-        "sinkhorn", lambda x, cb: sinkhorn(x, x[::-1] + 0.5, epsilon=0.5, callback=cb), x, log)
+        "sinkhorn", lambda x, cb: sinkhorn(x, x[::-1] + 0.5, epsilon=0.5, mode="log", callback=cb),
+        x, log)  # log mode: the same loop (iterate_blocks), a smaller program to compile
     assert its == [10 * (b + 1) for b in range(len(its))] and its[-1] == int(res.n_iters)
     np.testing.assert_allclose(errs, np.asarray(res.errors)[:len(its)], rtol=1e-6)
     assert errs[-1] < 1e-3 and bool(res.converged)
 
-    for name, solve in [
-        ("kmeans", lambda x, cb: kmeans(x, 2, key=jax.random.key(1), init=c0, callback=cb)),
-        ("gmm", lambda x, cb: gmm(x, 2, key=jax.random.key(1), covariance_type="spherical",
-                                  callback=cb)),
-        ("soft_kmeans", lambda x, cb: soft_kmeans(x, c0, temperature=0.5, callback=cb)),
-    ]:
-        res, its, errs = _check_solver(name, solve, x, log)
-        assert its == list(range(1, int(res.n_iters) + 1)), name
-        assert np.all(np.isfinite(errs[1:])) and errs[-1] >= 0, name
-
+    res, its, _ = _check_solver(
+        "kmeans", lambda x, cb: kmeans(x, 2, key=jax.random.key(1), init=x[4:6] + x[6:8],
+                                       callback=cb), x, log)
+    assert its == list(range(1, int(res.n_iters) + 1))
+    # the other loops: lowering only here (their reports are checked in the slow test)
+    for name in ("gmm", "soft_kmeans"):
+        _check_solver(name, _LOOPS[name], x, log, run=False)
     # the default and an explicit None are the same static option: one program
     assert jax.jit(lambda x: sinkhorn(x, x, epsilon=0.1).f).lower(x).as_text() == \
         jax.jit(lambda x: sinkhorn(x, x, epsilon=0.1, callback=None).f).lower(x).as_text()
 
 
 @pytest.mark.slow
-def test_callback_unrolled_and_nested_solvers():
-    x = jnp.concatenate([jnp.zeros((6, 2)), jnp.ones((6, 2)) * 3.0]) + \
-        jax.random.normal(jax.random.key(0), (12, 2)) * 0.3
+@pytest.mark.parametrize("name", sorted(_LOOPS))
+def test_callback_reports_of_every_loop(name):
     log = []
-    for name, solve in [
-        ("sinkhorn_kmeans", lambda x, cb: sinkhorn_kmeans(x, x[5:7], epsilon=0.5,
-                                                          callback=cb)),
-        ("sinkhorn_kmeans unrolled", lambda x, cb: sinkhorn_kmeans(
-            x, x[5:7], epsilon=0.5, implicit=False, max_iter=30, callback=cb)),
-        ("soft_kmeans unrolled", lambda x, cb: soft_kmeans(x, x[5:7], temperature=0.5,
-                                                           implicit=False, callback=cb)),
-        ("gmm unrolled", lambda x, cb: gmm(x, 2, key=jax.random.key(1), implicit=False,
-                                           covariance_type="diag", callback=cb)),
-    ]:
-        res, its, errs = _check_solver(name, solve, x, log)
-        assert its == list(range(1, int(res.n_iters) + 1)), name
-        assert np.all(np.isfinite(errs[1:])), name
+    res, its, _ = _check_solver(name, _LOOPS[name], _data(), log)
+    assert its == list(range(1, int(res.n_iters) + 1)), name
 
 
 def test_callback_must_be_callable():

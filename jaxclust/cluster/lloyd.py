@@ -386,12 +386,12 @@ def kmeans(
       Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 1982. Arthur &
       Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
     """
+    check_callback(callback)  # first: a static option, no computation
     x_in, w_in = _validate(x, k, weights)
     # the iterations see constants; `_with_gradients` attaches the derivatives at the end
     x, w = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     n, d = x.shape
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
-    check_callback(callback)
     tol_abs = tol * jnp.mean(jnp.var(x, axis=0)) if tol > 0 else jnp.zeros((), x.dtype)
     weighted = weights is not None
 

@@ -505,11 +505,11 @@ def gmm(
       algorithm", J. R. Stat. Soc. B 39(1), 1977. Bishop, "Pattern Recognition and Machine
       Learning", Springer 2006, ch. 9.
     """
+    check_callback(callback)  # first: a static option, no computation
     x = _check_x(x)
     n, d = x.shape
     checks.check_num_clusters(k, n)
     _check_cov_type(covariance_type)
-    check_callback(callback)
     checks.check_int(max_iter, "max_iter")
     checks.check_int(n_init, "n_init")
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):

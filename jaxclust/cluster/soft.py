@@ -252,6 +252,7 @@ def soft_kmeans(
       Phys. Rev. Lett. 1990 (deterministic annealing). Bai, Kolter & Koltun, "Deep
       Equilibrium Models", NeurIPS 2019 (implicit differentiation of fixed points).
     """
+    check_callback(callback)  # first: a static option, no computation
     x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
     _check_iters(max_iter, tol)
     t = checks.check_positive_scalar(temperature, "temperature",
@@ -260,7 +261,6 @@ def soft_kmeans(
     k, c0 = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
-    check_callback(callback)
     return _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback)
 
 
@@ -354,6 +354,7 @@ def sinkhorn_kmeans(
       with Cluster Size Constraints", 2019. Asano, Rupprecht & Vedaldi, "Self-labelling via
       simultaneous clustering and representation learning", ICLR 2020.
     """
+    check_callback(callback)  # first: a static option, no computation
     x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
     _check_iters(max_iter, tol)
     _check_iters(sinkhorn_max_iter, sinkhorn_tol, "sinkhorn_")
@@ -379,7 +380,6 @@ def sinkhorn_kmeans(
     else:
         eps = jnp.asarray(checks.check_positive_scalar(
             epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
-    check_callback(callback)
     return _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, float(sinkhorn_tol),
                             int(sinkhorn_max_iter), implicit, callback)
 

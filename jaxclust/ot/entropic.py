@@ -452,6 +452,7 @@ def sinkhorn(
       Benamou, Carlier, Cuturi, Nenna, Peyré, "Iterative Bregman Projections for Regularized
       Transportation Problems", SIAM J. Sci. Comput. 2015 (partial OT).
     """
+    check_callback(callback)  # first: a static option, no computation
     geom = _point_cloud(x, y, cost, chunk_size)
     return _solve(
         geom, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
@@ -511,6 +512,7 @@ def sinkhorn_from_cost(
     References:
       Cuturi, "Sinkhorn Distances: Lightspeed Computation of Optimal Transport", NeurIPS 2013.
     """
+    check_callback(callback)  # first: a static option, no computation
     return _solve(
         _cost_matrix(C), a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
