@@ -96,3 +96,41 @@ def test_cache_location_and_opt_out(tmp_path, monkeypatch):
 def test_unknown_scaling_is_an_input_error(how):
     with pytest.raises(cli.InputError, match="--scale must be one of"):
         scale_features(np.ones((3, 2)), how)
+
+
+def test_demo_needs_lists_every_optional_import_of_the_sections():
+    """`jaxclust demo` checks `DEMO_NEEDS` before running: it must name every section that
+    imports scikit-learn (a source scan, so a new import fails here, not for a user)."""
+    import re
+    from pathlib import Path
+
+    from jaxclust.demo import SECTIONS
+
+    root = Path(cli.__file__).parent
+    for section in SECTIONS:
+        src = (root.parent / (section.module.replace(".", "/") + ".py")).read_text()
+        needs = set(re.findall(r"^\s*(?:from|import) (sklearn|flax)\b", src, re.M))
+        assert needs <= set(cli.DEMO_NEEDS.get(section.name, ())), (section.name, needs)
+
+
+def test_interrupt_and_unexpected_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    import jaxclust.demo as demo
+
+    f = tmp_path / "p.csv"
+    f.write_text("\n".join(f"{i % 5},{i % 3}" for i in range(12)) + "\n")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cluster_points", interrupted)
+    assert main(["cluster", str(f), "--k", "3", "--out", str(tmp_path / "l.csv")]) == 130
+    assert capsys.readouterr().err.strip() == "jaxclust: interrupted"
+    assert not (tmp_path / "l.csv").exists()
+
+    def broken(**k):
+        raise RuntimeError("something inside\nsecond line")
+
+    monkeypatch.setattr(demo, "run_demo", broken)
+    assert main(["demo", "--section", "ot"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "RuntimeError: something inside" in err
