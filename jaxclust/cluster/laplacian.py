@@ -13,6 +13,7 @@ initialisation from k-means. docs/fidelity.md lists what matches and every diffe
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -311,21 +312,18 @@ def laplacian_kmeans(
                          bounds=f"in [1, n - 1] = [1, {n - 1}]",
                          why="the point itself is not counted")
         idx = _knn_indices(xf, n_neighbors)
-        w_op = _graph_operator(idx, n, graph)
         w_dense = (lambda: _dense_graph(idx, n, x.dtype, graph))  # noqa: E731
     else:
         w = _check_affinity(affinity, "affinity", dtype=x.dtype)
         if w.shape != (n, n):
             raise ValueError(f"`affinity` must have shape ({n}, {n}) to match `x`, got "
                              f"{tuple(w.shape)}.")
-        w_op = (lambda z: jnp.matmul(w, z, precision=_PREC))  # noqa: E731
         w_dense = (lambda: w)  # noqa: E731
 
     if labels is None:
         lab = jnp.full((n,), -1, jnp.int32)
     else:
         lab = _check_labels(labels, n, k)
-    known = (lab >= 0)[:, None]
     onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # rows of -1 are all zeros
 
     if not isinstance(init, str):
@@ -352,6 +350,26 @@ def laplacian_kmeans(
     temp = jnp.asarray(temp, x.dtype)
     mu = jnp.asarray(mu, x.dtype)
 
+    w_arg, graph_kind = (idx, graph) if affinity is None else (w, "dense")
+    return _solve(xf, c0, lab, lam, temp, mu, w_arg, graph_kind, k, prototypes, max_iter,
+                  inner_iter, tol, update_centroids, warm_start, unrolled)
+
+
+@partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13, 14, 15))
+def _solve(xf, c0, lab, lam, temp, mu, w_arg, graph_kind, k, prototypes, max_iter, inner_iter,
+           tol, update_centroids, warm_start, unrolled):
+    """The bound-optimisation iterations of :func:`laplacian_kmeans`, one jitted program
+    (eager calls compile once per shapes and options; their loops close over fresh
+    functions). ``w_arg``: the kNN indices (``graph_kind`` directed / symmetric) or the
+    dense affinity (``"dense"``)."""
+    n = xf.shape[0]
+    if graph_kind == "dense":
+        w_op = (lambda z: jnp.matmul(w_arg, z, precision=_PREC))  # noqa: E731
+    else:
+        w_op = _graph_operator(w_arg, n, graph_kind)
+    known = (lab >= 0)[:, None]
+    onehot = jax.nn.one_hot(lab, k, dtype=xf.dtype)  # rows of -1 are all zeros
+
     def assign_step(z, unary):
         logits = (-unary + lam * (w_op(z) + mu * z)) / temp
         return jnp.where(known, onehot, jax.nn.softmax(logits, axis=1))
@@ -360,10 +378,10 @@ def laplacian_kmeans(
         if prototypes == "hard":
             # labelled points count for their class; the others for their largest assignment
             z = jnp.where(known, onehot, jax.nn.one_hot(jnp.argmax(z, axis=1), k,
-                                                        dtype=x.dtype))
+                                                        dtype=xf.dtype))
             ok = jnp.sum(z, axis=0) > 0
         else:
-            ok = jnp.sum(z, axis=0) > jnp.finfo(x.dtype).eps
+            ok = jnp.sum(z, axis=0) > jnp.finfo(xf.dtype).eps
         mass = jnp.sum(z, axis=0)
         new = jnp.matmul(z.T, xf, precision=_PREC) / jnp.where(ok, mass, 1.0)[:, None]
         return jnp.where(ok[:, None], new, c)
@@ -386,7 +404,7 @@ def laplacian_kmeans(
     unary0 = pairwise_cost(xf, c0, "sqeuclidean")
     z0 = jnp.where(known, onehot, jax.nn.softmax(-unary0 / temp, axis=1))
     f0 = _energy(z0, unary0, w_op, lam, mu, temp)
-    hist0 = jnp.zeros((max_iter + 1,), x.dtype).at[0].set(f0)
+    hist0 = jnp.zeros((max_iter + 1,), xf.dtype).at[0].set(f0)
     state0 = (z0, c0, f0, f0, hist0)
     (z, c, f_old, f, hist), n_iters = iterate_blocks(block, state0, max_blocks=max_iter,
                                                      done=done, unrolled=unrolled)

@@ -252,9 +252,9 @@ def minibatch_kmeans(
     k_init, k_loop = jax.random.split(key)
     c0 = initial_centres(init, k, d, xs.dtype)
     patience = max_no_improvement or max_steps + 1
-    c, lab, dist, it, stall = fit_stream(xs, ws, k, n, b, k_init, k_loop, c0,
-                                         reassignment_ratio, max_steps, patience, chunk_size,
-                                         None)
+    c, lab, dist, it, stall = _fit_stream_jit(xs, ws, k, n, b, k_init, k_loop, c0,
+                                              reassignment_ratio, max_steps, patience,
+                                              chunk_size, None)
     inertia = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
     inertia = jnp.sum(ws * dist) + (inertia - jax.lax.stop_gradient(inertia))
     converged = (stall >= patience) & all_finite(c, inertia)
@@ -310,3 +310,8 @@ def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, 
         cond, body, (minibatch_kmeans_init(c0), jnp.asarray(0), inf, inf, jnp.asarray(0)))
     lab, dist = _assign(xs, state.centroids, jnp.sum(xs * xs, axis=1), chunk_size)
     return state.centroids, lab, dist, it, stall
+
+
+# eager calls compile once per shapes and static options (the while_loop body is a fresh
+# closure on every call: un-jitted, it would be traced and compiled again each time)
+_fit_stream_jit = jax.jit(fit_stream, static_argnums=(2, 3, 4, 8, 9, 10, 11, 12))

@@ -446,6 +446,10 @@ def top_similarities(z, bank, k, chunk_size, valid=None):
     return best
 
 
+# eager calls compile the chunked scan once per shapes and (k, chunk_size), not every call
+_top_similarities_jit = jax.jit(top_similarities, static_argnums=(2, 3))
+
+
 def knn(
     features: Float[ArrayLike, "n d"],
     stats: KNNStats,
@@ -493,7 +497,7 @@ def knn(
     bank = stats.bank
     checks.check_ndim(bank, "stats.bank", 2, "(m, d)")
     z, k, chunk_size = knn_queries(x, bank.shape[0], bank.shape[1], k, chunk_size)
-    kth = top_similarities(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
+    kth = _top_similarities_jit(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
     return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
 
 

@@ -60,7 +60,7 @@ def swav_codes(
     scores = checks.check_finite(scores, "scores")
     scores = jax.lax.stop_gradient(scores)
     dtype = jnp.promote_types(scores.dtype, jnp.float32)
-    codes = swav_iterations(scores, jnp.asarray(eps, dtype), n_iter)
+    codes = _swav_iterations_jit(scores, jnp.asarray(eps, dtype), n_iter)
     return codes.astype(scores.dtype)
 
 
@@ -87,3 +87,8 @@ def swav_iterations(scores, eps, n_iter: int, *, axis_name=None, row_mask=None):
 
     logq = jax.lax.fori_loop(0, n_iter, body, logq)
     return jax.lax.stop_gradient(jnp.exp(logq))
+
+
+# eager calls: one compilation per (shape, dtype, n_iter), not one per call (the fori_loop
+# body is a fresh closure on every call, which an un-jitted loop traces and compiles again)
+_swav_iterations_jit = jax.jit(swav_iterations, static_argnums=(2,))

@@ -17,6 +17,19 @@ from . import _solver
 __all__ = ["SinkhornResult", "default_epsilon", "sinkhorn", "sinkhorn_from_cost"]
 
 
+def _jit_online(method):
+    """Run a derived value of an online result as one jitted program: its chunked
+    ``lax.map`` closes over fresh functions, so eager calls would compile it every time."""
+    static = ("axis",) if method.__name__ == "apply" else ()
+    jitted = jax.jit(method, static_argnames=static)
+
+    def call(self, *args, **kwargs):
+        return (jitted if self.geom.is_online else method)(self, *args, **kwargs)
+
+    call.__doc__, call.__name__ = method.__doc__, method.__name__
+    return call
+
+
 class SinkhornResult(NamedTuple):
     r"""Solution of an entropic OT problem (a pytree; derived values are properties).
 
@@ -61,20 +74,24 @@ class SinkhornResult(NamedTuple):
         return self.geom.plan(self.f, self.g, self.epsilon)
 
     @property
+    @_jit_online
     def marginals(self) -> tuple[Float[Array, " n"], Float[Array, " m"]]:
         """``(P 1, P^T 1)``, computed without materialising ``P`` in online mode."""
         return _solver._marginals(self.geom, self.f, self.g, self.epsilon)
 
+    @_jit_online
     def apply(self, w: Float[Array, " k"], axis: int = 1) -> Float[Array, " k2"]:
         """``P @ w`` (``axis=1``) or ``P.T @ w`` (``axis=0``) without forming ``P`` online."""
         return self.geom.plan_apply(self.f, self.g, self.epsilon, w, axis)
 
     @property
+    @_jit_online
     def linear_cost(self) -> Float[Array, ""]:
         r"""The transport cost $\langle P, C\rangle$."""
         return self.geom.plan_cost_sums(self.f, self.g, self.epsilon)[1]
 
     @property
+    @_jit_online
     def reg_cost(self) -> Float[Array, ""]:
         r"""The entropic OT objective, evaluated by its dual at the returned potentials.
 

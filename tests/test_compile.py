@@ -1,0 +1,174 @@
+"""No eager recompilation: a public function called again with the same shapes and options
+compiles nothing (issue 15 §3).
+
+The counter listens to JAX's own monitoring event for backend compilations
+(``/jax/core/compile/backend_compile_duration``, emitted once per XLA executable built,
+whether by ``jit``, an eager primitive or a loop primitive run eagerly); it is part of
+``jax.monitoring``'s public listener API, unlike the log format of ``jax_log_compiles``.
+
+Each check calls the function once (warm-up, compiles whatever it needs), then again on
+*new* input values of the same shapes (a perturbed copy: a cache keyed by values, not
+shapes, would fail) and asserts that the second call built no executable.
+
+The cause of the recompilations this file guards against: ``lax.fori_loop`` /
+``while_loop`` / ``scan`` / ``lax.map`` run eagerly trace their body, a closure created
+anew on every call, so every call lowers and compiles a new loop. The fix is a
+module-level ``jax.jit`` around the numerical core (static options as static arguments).
+
+Cases come from the conformance registry (``tests/conformance.py``): the fast subset holds
+every function that used to recompile plus one function per subpackage; the full sweep over
+every registered case is ``slow`` (about 5 minutes on 2 loaded cores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import monitoring
+
+from .conformance import pillar_cases
+
+_EVENT = "/jax/core/compile/backend_compile_duration"
+
+
+class _Counter:
+    def __init__(self):
+        self.count = 0
+
+    def __call__(self, name, duration, **kwargs):
+        if name == _EVENT:
+            self.count += 1
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """``with count_compilations() as c: ...`` -> ``c.count`` executables built inside."""
+    counter = _Counter()
+    monitoring.register_event_duration_secs_listener(counter)
+    try:
+        yield counter
+    finally:
+        monitoring.unregister_event_duration_listener(counter)
+
+
+def _perturbed(args, scale=1e-3, seed=0):
+    """Same shapes and dtypes, other values (floating arrays times ``1 + scale * u``)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for a in args:
+        if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.floating):
+            u = jnp.asarray(rng.uniform(-1.0, 1.0, size=np.shape(a)), a.dtype)
+            a = jax.block_until_ready((a * (1 + scale * u)).astype(a.dtype))
+        out.append(a)
+    return tuple(out)
+
+
+def assert_second_call_compiles_nothing(fn, *args):
+    jax.block_until_ready(fn(*args))
+    again = _perturbed(args)  # built outside the counted region
+    with count_compilations() as c:
+        jax.block_until_ready(fn(*again))
+    assert c.count == 0, f"the second eager call compiled {c.count} executable(s)"
+
+
+def test_counter_sees_compilations():
+    # the counter must be able to fail: a fresh closure under jit compiles every time
+    x = jnp.arange(3.0)
+    with count_compilations() as c:
+        jax.block_until_ready(jax.jit(lambda t: t * 2.0 + 1.0)(x))
+        jax.block_until_ready(jax.lax.fori_loop(0, 2, lambda i, t: t + x, x))
+    assert c.count >= 2
+
+
+# --- the conformance registry -------------------------------------------------------------
+
+def _all_cases():
+    from .test_conformance import CASES  # the core cases plus every pillar's
+    return CASES
+
+
+# Public functions that take a user callable (a score / denoiser / vector field): their
+# loops close over it, and jitting with the callable as a static argument would bake the
+# parameters it closes over into the program as constants (and keep them alive in the jit
+# cache). Their registry cases build a new closure per call anyway. Eager users jit the call
+# site (`jax.jit(lambda key: euler_maruyama(score_fn, key, sde, shape))`), see
+# docs/guide/performance.md.
+_TAKES_A_CALLABLE = {"euler_maruyama", "predictor_corrector", "probability_flow", "ddim",
+                     "ode_likelihood", "divergence"}
+
+# the fast subset: every function that recompiled eagerly before issue 15, plus one function
+# per subpackage (ot, cluster, sdp, metrics, diffusion, ood, distributed, nn)
+_FAST = {
+    # used to recompile on every eager call (measured before the fix, compilations / call)
+    "swav_codes",  # 1 (fori_loop closure); also the root of swav_loss, the SwAV heads' loss
+    "swav_loss",  # 2 (two swav_codes); ood palm_loss (4) and update_prototypes (1) too
+    "sinkhorn-online",  # 6 (chunked lax.map of the result's marginals / costs / apply)
+    "minibatch_kmeans",  # 1 (while_loop closure)
+    "laplacian_kmeans",  # 1 (fori_loop inside iterate_blocks)
+    "ood-knn",  # 1 (chunked scan of the bank)
+    # one per remaining subpackage (sdp, metrics, diffusion, distributed; ot, cluster, ood
+    # and nn are above / below)
+    "membership_matrix", "inertia", "score_to_eps", "distributed-swav_codes",
+}
+
+
+def _params(fast: bool):
+    out = []
+    for c in _all_cases():
+        if c.public in _TAKES_A_CALLABLE:
+            continue
+        if fast != (c.name in _FAST):
+            continue
+        marks = [] if fast else [pytest.mark.slow]
+        out.append(pytest.param(c, id=c.name, marks=marks))
+    return out
+
+
+@pytest.mark.parametrize("case", _params(fast=True))
+def test_second_eager_call_compiles_nothing(case):
+    assert_second_call_compiles_nothing(case.fn, *case.args)
+
+
+@pytest.mark.parametrize("case", _params(fast=False))
+def test_second_eager_call_compiles_nothing_all(case):
+    assert_second_call_compiles_nothing(case.fn, *case.args)
+
+
+def test_fast_subset_names_exist():
+    names = {c.name for c in _all_cases()}
+    assert _FAST <= names, sorted(_FAST - names)
+    publics = {c.public for c in _all_cases()}
+    assert _TAKES_A_CALLABLE <= publics, sorted(_TAKES_A_CALLABLE - publics)
+
+
+# --- the issue's named offenders that the registry reaches only indirectly ------------------
+
+def _views():
+    z = jax.random.normal(jax.random.key(1), (16, 8))
+    return z, z + 0.1
+
+
+def test_flax_swav_head_loss_compiles_once():
+    from flax import nnx
+
+    from jaxclust.nn.flax import SinkhornClusteringHead
+
+    head = SinkhornClusteringHead(8, 4, rngs=nnx.Rngs(0))
+    assert_second_call_compiles_nothing(head.loss, *_views())
+
+
+def test_equinox_swav_head_loss_compiles_once():
+    from jaxclust.nn.equinox import SinkhornClusteringHead
+
+    head = SinkhornClusteringHead(8, 4, key=jax.random.key(0))
+    assert_second_call_compiles_nothing(head.loss, *_views())
+
+
+def test_pillar_registry_is_reachable():
+    # the pillar cases are part of the sweep (a registry refactor must not silently drop them)
+    cases, _, _ = pillar_cases()
+    assert {c.name for c in cases} <= {c.name for c in _all_cases()}
