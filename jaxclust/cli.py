@@ -566,14 +566,17 @@ def _plot_clusters(x, labels, path, title, scale="none"):
         xc = xc @ vt[:2].T
         xlabel, ylabel = (f"principal component {i + 1} ({100 * share[i]:.0f}% of the "
                           "variance)" for i in range(2))
-        title += f"\nfirst two principal components of the {x.shape[1]} features"
+        title += (f"\nfirst two principal components of the {x.shape[1]} features"
+                  f"{_AXIS[scale]}")
     elif x.shape[1] == 1:
         xc = np.c_[xc, np.zeros(len(xc))]
         xlabel, ylabel = "feature 1" + _AXIS[scale] + ", centred", "(one feature)"
     else:
         xlabel, ylabel = (f"feature {i + 1}{_AXIS[scale]}, centred" for i in range(2))
     fig, ax = plt.subplots(figsize=(5.5, 4.8))
-    sc = ax.scatter(xc[:, 0], xc[:, 1], c=labels, cmap="tab10", s=8, linewidths=0)
+    k = int(labels.max()) + 1
+    colours = dict(cmap="tab10", vmin=0, vmax=9) if k <= 10 else dict(cmap="viridis")
+    sc = ax.scatter(xc[:, 0], xc[:, 1], c=labels, s=8, linewidths=0, **colours)
     ax.legend(*sc.legend_elements(), title="cluster", fontsize=7, title_fontsize=8,
               loc="best")
     ax.set_xlabel(xlabel)
