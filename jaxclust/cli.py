@@ -606,6 +606,8 @@ def _demo_command(args) -> int:
     try:
         _enable_compilation_cache(args.no_cache)
         run_demo(seed=args.seed, out=args.out, sections=args.sections)
+    except BrokenPipeError:  # stdout closed (`| head`): main ends quietly
+        raise
     except ImportError as err:
         return _fail("demo", _import_error_line(err), EXIT_USAGE)
     except OSError as err:

@@ -84,12 +84,18 @@ def test_missing_optional_packages_and_folder_give_one_line(tmp_path):
     argvs = [["demo"],  # the data sets need scikit-learn
              ["demo", "--section", "ot", "--out", str(tmp_path / "figs")],  # matplotlib
              ["cluster", str(pts), "--k", "3", "--plot", str(tmp_path / "f.png")],
-             ["cluster", str(pts), "--k", "3", "--out", str(tmp_path / "no" / "l.csv")]]
-    prelude = "sys.modules['matplotlib'] = None; sys.modules['sklearn'] = None"
+             ["cluster", str(pts), "--k", "3", "--out", str(tmp_path / "no" / "l.csv")],
+             ["demo", "--section", "ot"]]  # its output pipe closes (run_demo stubbed)
+    prelude = ("sys.modules['matplotlib'] = None; sys.modules['sklearn'] = None\n"
+               "import jaxclust.demo as demo\n"
+               "def closed(**kw): raise BrokenPipeError(32, 'Broken pipe')\n"
+               "demo.run_demo = closed")
     res = _python(_RUNNER.format(prelude=prelude, argvs=argvs))
+    *results, piped = res["results"]
+    assert piped["rc"] == 141 and piped["err"] == "", piped
     expect = ['pip install "jaxclust[data]"', "pip install matplotlib",
               "pip install matplotlib", "does not exist; create it first"]
-    for r, fix in zip(res["results"], expect, strict=True):
+    for r, fix in zip(results, expect, strict=True):
         lines = r["err"].strip().splitlines()
         assert r["rc"] == 2 and len(lines) == 1 and fix in lines[0], r["err"]
         assert "bench" not in lines[0] and "Traceback" not in r["err"]
