@@ -4,23 +4,31 @@ check against NumPy and on planted copies, the figures."""
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import pytest
 from rich.console import Console
 
 from jaxclust.demo.diffusion import (
     DEMO,
     EXAMPLE,
+    MIXTURE_STD,
     N_LEVELS,
     Row,
     levels_to_pixels,
     load_digits_split,
     memorisation,
+    mode_coverage,
     nearest_distances,
     plot_grid,
     plot_mixture,
     print_table,
     ring_mixture,
+    ring_modes,
+    run_mixture,
 )
+from jaxclust.metrics import energy_distance
 
 
 def test_digits_split_is_stratified_and_scaled():
@@ -60,7 +68,8 @@ def test_figures_and_table(tmp_path):
     assert x.shape == (300, 2)
     radii = np.linalg.norm(np.asarray(x), axis=1)
     assert abs(np.median(radii) - 2.0) < 0.1  # centres on the circle of radius 2
-    p1 = plot_mixture(x, x[::-1], tmp_path / "m.png")
+    p1 = plot_mixture({"data": x, "samples": x[::-1]}, tmp_path / "m.png",
+                      modes=ring_modes(), radius=0.6)
     p2 = plot_grid(levels_to_pixels(load_digits_split().test_levels[:20]), tmp_path / "g.png",
                    cols=10, title="digits")
     assert p1.stat().st_size > 5_000 and p2.stat().st_size > 2_000
@@ -72,3 +81,81 @@ def test_figures_and_table(tmp_path):
 def test_demo_settings_are_the_small_ones():
     assert DEMO.digits_steps < EXAMPLE.digits_steps and DEMO.width < EXAMPLE.width
     assert DEMO.n_classify is not None and EXAMPLE.n_classify is None  # all held-out digits
+
+
+def _coverage_oracle(x, modes, std, radius, weights, min_share):
+    """NumPy, from the definition: nearest mode by explicit distances; the share of a
+    2-D isotropic Gaussian within r is 1 - exp(-r^2 / (2 s^2)) (Rayleigh law)."""
+    d = np.linalg.norm(x[:, None, :] - modes[None], axis=2)
+    j, near = d.argmin(1), d.min(1) <= radius
+    per = np.array([np.mean((j == m) & near) for m in range(len(modes))])
+    expected = weights * (1 - np.exp(-radius ** 2 / (2 * std ** 2)))
+    return near.mean(), per, expected, per >= min_share * expected
+
+
+def test_mode_coverage_matches_numpy(rng):
+    modes = np.float32(rng.normal(size=(5, 2)) * 3)
+    x = np.float32(rng.normal(size=(200, 2)) * 3)
+    w = np.float32(rng.dirichlet(np.ones(5)))
+    for radius, min_share in ((None, 1 / 3), (0.7, 0.9)):
+        cov = mode_coverage(x, modes, std=0.3, radius=radius, weights=w, min_share=min_share)
+        near, per, expected, covered = _coverage_oracle(
+            x, modes, 0.3, 0.9 if radius is None else radius, w, min_share)
+        assert float(cov.near) == pytest.approx(near)
+        np.testing.assert_allclose(cov.per_mode, per, atol=1e-7)
+        np.testing.assert_allclose(cov.expected, expected, rtol=1e-5)  # float32 gammainc
+        assert np.array_equal(np.asarray(cov.covered), covered)
+        assert int(cov.n_covered) == covered.sum()
+        assert float(cov.per_mode.sum()) == pytest.approx(float(cov.near), abs=1e-6)
+    # jit and vmap (over sample sets) give the same numbers
+    cov = mode_coverage(x, modes, std=0.3)
+    jitted = jax.jit(lambda s, std: mode_coverage(s, modes, std=std))(x, 0.3)
+    np.testing.assert_allclose(jitted.per_mode, cov.per_mode)
+    batched = jax.vmap(lambda s: mode_coverage(s, modes, std=0.3))(jnp.stack([x, x[::-1]]))
+    assert batched.n_covered.tolist() == [int(cov.n_covered)] * 2
+
+
+def test_mode_coverage_sees_what_the_energy_distance_misses():
+    """The failure this measure was added for: a ring through the eight modes has an energy
+    distance to the data close to the data-vs-data noise, but far fewer points near a mode;
+    a collapse onto one mode covers one mode."""
+    rng = np.random.default_rng(0)
+    modes, data = ring_modes(), ring_mixture(1000, seed=1)
+    angle = rng.uniform(0, 2 * np.pi, 1000)
+    ring = np.float32((2 + MIXTURE_STD * rng.normal(size=1000))[:, None]
+                      * np.stack([np.cos(angle), np.sin(angle)], 1))
+    fresh = mode_coverage(ring_mixture(1000, seed=2), modes, std=MIXTURE_STD)
+    ringc = mode_coverage(ring, modes, std=MIXTURE_STD)
+    assert float(energy_distance(ring, data)) < 0.02  # looks fine to the energy distance
+    assert float(fresh.near) > 0.97 and float(ringc.near) < 0.85
+    one = np.asarray(data)[np.linalg.norm(np.asarray(data) - [2.0, 0.0], axis=1) < 0.5]
+    collapsed = mode_coverage(one, modes, std=MIXTURE_STD)
+    assert int(collapsed.n_covered) == 1 and int(fresh.n_covered) == 8
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(samples=np.zeros(4)), "`samples` must be 2-D"),
+    (dict(modes=np.zeros((2, 3))), "`modes` must have the 2 columns"),
+    (dict(std=0.0), "`std` must be > 0"),
+    (dict(radius=-1.0), "`radius` must be > 0"),
+    (dict(min_share=0.0), "`min_share` must be > 0"),
+    (dict(weights=np.ones(3) / 3), "`weights` must have one entry per mode"),
+    (dict(samples=None), "`samples` is None"),
+])
+def test_mode_coverage_bad_input(kwargs, match):
+    args = dict(samples=np.zeros((4, 2)), modes=np.zeros((2, 2)), std=1.0) | kwargs
+    with pytest.raises(ValueError, match=match):
+        mode_coverage(**args)
+
+
+@pytest.mark.slow
+def test_mixture_demo_covers_the_modes(tmp_path):
+    """The trained demo model (DEMO settings): most samples near a mode, every mode covered,
+    the exact-score reference near the data; the figure is written."""
+    rows, _ = run_mixture(DEMO, out=tmp_path)
+    table = {r.measure.split(" (")[0]: r.value for r in rows}
+    shares = [float(v.split()[-1].rstrip("%")) for v in
+              table["share within 0.6"].split(" | ")]
+    assert shares[0] > 90 and shares[1] > 98 and shares[2] > 98  # model, exact, data
+    assert table["modes covered"] == "model 8/8 | exact score 8/8 | data 8/8"
+    assert (tmp_path / "diffusion_mixture.png").stat().st_size > 20_000
