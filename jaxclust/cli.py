@@ -587,6 +587,20 @@ def _plot_clusters(x, labels, path, title, scale="none"):
     plt.close(fig)
 
 
+def _console():
+    """A rich console whose closed stdout ends the command like any other: rich's default
+    exits with status 1 (``SystemExit``); here the ``BrokenPipeError`` reaches ``main``
+    (status 141, stdout silenced)."""
+    from rich.console import Console
+
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError(32, "Broken pipe")
+
+    return _PipeConsole()
+
+
 def _demo_command(args) -> int:
     from jaxclust.demo import SECTIONS
 
@@ -605,7 +619,7 @@ def _demo_command(args) -> int:
 
     try:
         _enable_compilation_cache(args.no_cache)
-        run_demo(seed=args.seed, out=args.out, sections=args.sections)
+        run_demo(seed=args.seed, out=args.out, sections=args.sections, console=_console())
     except BrokenPipeError:  # stdout closed (`| head`): main ends quietly
         raise
     except ImportError as err:

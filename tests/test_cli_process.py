@@ -88,7 +88,7 @@ def test_missing_optional_packages_and_folder_give_one_line(tmp_path):
              ["demo", "--section", "ot"]]  # its output pipe closes (run_demo stubbed)
     prelude = ("sys.modules['matplotlib'] = None; sys.modules['sklearn'] = None\n"
                "import jaxclust.demo as demo\n"
-               "def closed(**kw): raise BrokenPipeError(32, 'Broken pipe')\n"
+               "def closed(console, **kw): console.on_broken_pipe()  # what rich calls\n"
                "demo.run_demo = closed")
     res = _python(_RUNNER.format(prelude=prelude, argvs=argvs))
     *results, piped = res["results"]
