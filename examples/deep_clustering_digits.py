@@ -148,7 +148,7 @@ def make_head(name: str, centroids, cfg: Config, *, prior=None):
     if name == "tell":
         return TELLLayer(d, k, temperature=t, centroids=centroids)
     if name == "kmeans":
-        return KMeansLayer(k, d, temperature=t, centroids=centroids)
+        return KMeansLayer(d, k, temperature=t, centroids=centroids)
     raise ValueError(f"unknown head {name!r}; choose from {HEADS}")
 
 

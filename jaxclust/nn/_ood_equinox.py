@@ -15,13 +15,14 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int, PRNGKeyArray
 
 from ..ood import losses as _losses, scores as _scores
-from . import (
-    _check_size,
-    _features,
-    _initial,
-    _normal,
-    _palm_options,
-    _prototype_scale,
+from ._common import (
+    check_batch_norm,
+    check_size,
+    features,
+    initial,
+    normal,
+    palm_options,
+    prototype_scale,
 )
 
 __all__ = ["PrototypeHead", "TemperatureHead"]
@@ -96,22 +97,17 @@ class TemperatureHead(eqx.Module):
                  temp_weight: Float[ArrayLike, " d"] | None = None,
                  temp_bias: float = 0.0, batch_norm: bool = False, bn_momentum: float = 0.1,
                  key: PRNGKeyArray | None = None):
-        d, k = _check_size(d, "d"), _check_size(k, "k")
-        if not isinstance(batch_norm, bool):
-            raise ValueError(f"`batch_norm` must be a bool, got {batch_norm!r}.")
-        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not (
-                0 <= bn_momentum <= 1):
-            raise ValueError(f"`bn_momentum` must be a number in [0, 1] (torch's convention: "
-                             f"the weight of the new batch), got {bn_momentum!r}.")
+        d, k = check_size(d, "d"), check_size(k, "k")
+        check_batch_norm(batch_norm, bn_momentum)
         k1 = k2 = None
         if key is not None:
             k1, k2 = jax.random.split(key)
-        self.weight = _initial(weight, (d, k), "weight", "key",
-                               None if k1 is None else lambda: _normal(k1, (d, k),
-                                                                       _prototype_scale(d)))
-        self.temp_weight = _initial(
+        self.weight = initial(weight, (d, k), "weight", "key",
+                               None if k1 is None else lambda: normal(k1, (d, k),
+                                                                       prototype_scale(d)))
+        self.temp_weight = initial(
             temp_weight, (d,), "temp_weight", "key",
-            None if k2 is None else lambda: _normal(k2, (d,), _prototype_scale(d)))
+            None if k2 is None else lambda: normal(k2, (d,), prototype_scale(d)))
         self.temp_bias = jnp.asarray(temp_bias, jnp.result_type(float))
         f = jnp.result_type(float)
         self.bn_scale = jnp.ones((), f) if batch_norm else None
@@ -139,7 +135,7 @@ class TemperatureHead(eqx.Module):
         (``(1 - bn_momentum) * running + bn_momentum * batch``); itself without batch norm."""
         if self.bn_scale is None:
             return self
-        x = _features(x, self.temp_weight.shape[0], "x")
+        x = features(x, self.temp_weight.shape[0], "x")
         if x.shape[0] < 2:
             raise ValueError("`x` has one row: batch statistics need at least 2 samples.")
         dtype = jnp.promote_types(jnp.result_type(x, self.temp_weight), jnp.float32)
@@ -234,12 +230,12 @@ class PrototypeHead(eqx.Module):
                  momentum: float = 0.999, top_k: int = 5, epsilon: float = 0.05,
                  n_iter: int = 3, prototypes: Float[ArrayLike, "k m d"] | None = None,
                  key: PRNGKeyArray | None = None):
-        d, k, m = _check_size(d, "d"), _check_size(k, "k"), _check_size(m, "m")
-        for name, value in _palm_options(temperature, weight, proto_temperature, momentum,
+        d, k, m = check_size(d, "d"), check_size(k, "k"), check_size(m, "m")
+        for name, value in palm_options(temperature, weight, proto_temperature, momentum,
                                          top_k, epsilon, n_iter).items():
             setattr(self, name, value)
-        draw = None if key is None else lambda: _normal(key, (k, m, d), _prototype_scale(d))
-        self.prototypes = _initial(prototypes, (k, m, d), "prototypes", "key", draw)
+        draw = None if key is None else lambda: normal(key, (k, m, d), prototype_scale(d))
+        self.prototypes = initial(prototypes, (k, m, d), "prototypes", "key", draw)
 
     def __call__(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
         return _losses.mixture_logits(z, self.prototypes, temperature=self.temperature)

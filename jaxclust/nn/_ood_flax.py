@@ -15,7 +15,14 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from ..ood import losses as _losses, scores as _scores
-from . import _check_size, _initial, _normal, _palm_options, _prototype_scale
+from ._common import (
+    check_batch_norm,
+    check_size,
+    initial,
+    normal,
+    palm_options,
+    prototype_scale,
+)
 
 __all__ = ["PrototypeHead", "TemperatureHead"]
 
@@ -77,22 +84,17 @@ class TemperatureHead(nnx.Module):
                  temp_weight: Float[ArrayLike, " d"] | None = None,
                  temp_bias: float = 0.0, batch_norm: bool = False, bn_momentum: float = 0.1,
                  rngs: nnx.Rngs | None = None):
-        d, k = _check_size(d, "d"), _check_size(k, "k")
-        if not isinstance(batch_norm, bool):
-            raise ValueError(f"`batch_norm` must be a bool, got {batch_norm!r}.")
-        if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not (
-                0 <= bn_momentum <= 1):
-            raise ValueError(f"`bn_momentum` must be a number in [0, 1] (torch's convention: "
-                             f"the weight of the new batch), got {bn_momentum!r}.")
+        d, k = check_size(d, "d"), check_size(k, "k")
+        check_batch_norm(batch_norm, bn_momentum)
         k1 = k2 = None
         if rngs is not None:
             k1, k2 = jax.random.split(rngs.params())
-        self.weight = nnx.Param(_initial(
+        self.weight = nnx.Param(initial(
             weight, (d, k), "weight", "rngs",
-            None if k1 is None else lambda: _normal(k1, (d, k), _prototype_scale(d))))
-        self.temp_weight = nnx.Param(_initial(
+            None if k1 is None else lambda: normal(k1, (d, k), prototype_scale(d))))
+        self.temp_weight = nnx.Param(initial(
             temp_weight, (d,), "temp_weight", "rngs",
-            None if k2 is None else lambda: _normal(k2, (d,), _prototype_scale(d))))
+            None if k2 is None else lambda: normal(k2, (d,), prototype_scale(d))))
         self.temp_bias = nnx.Param(jnp.asarray(temp_bias, jnp.result_type(float)))
         self.bn = (nnx.BatchNorm(1, momentum=1.0 - float(bn_momentum), epsilon=1e-5,
                                  use_fast_variance=False, rngs=nnx.Rngs(0))
@@ -190,13 +192,13 @@ class PrototypeHead(nnx.Module):
                  momentum: float = 0.999, top_k: int = 5, epsilon: float = 0.05,
                  n_iter: int = 3, prototypes: Float[ArrayLike, "k m d"] | None = None,
                  rngs: nnx.Rngs | None = None):
-        d, k, m = _check_size(d, "d"), _check_size(k, "k"), _check_size(m, "m")
-        for name, value in _palm_options(temperature, weight, proto_temperature, momentum,
+        d, k, m = check_size(d, "d"), check_size(k, "k"), check_size(m, "m")
+        for name, value in palm_options(temperature, weight, proto_temperature, momentum,
                                          top_k, epsilon, n_iter).items():
             setattr(self, name, value)
         draw = (None if rngs is None
-                else lambda: _normal(rngs.params(), (k, m, d), _prototype_scale(d)))
-        self.prototypes = nnx.Param(_initial(prototypes, (k, m, d), "prototypes", "rngs", draw))
+                else lambda: normal(rngs.params(), (k, m, d), prototype_scale(d)))
+        self.prototypes = nnx.Param(initial(prototypes, (k, m, d), "prototypes", "rngs", draw))
 
     def __call__(self, z: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
         return _losses.mixture_logits(z, self.prototypes[...], temperature=self.temperature)

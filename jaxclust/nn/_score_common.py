@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
-from . import _check_number, _check_size
+from ._common import check_number, check_size
 
 GROUPS = 8
 """GroupNorm uses ``gcd(channels, GROUPS)`` groups (8 for the usual multiples of 8)."""
@@ -61,7 +61,7 @@ def sinusoidal_embedding(t: Float[ArrayLike, "*batch"], dim: int, *,
 
 
 def check_embed_dim(embed_dim) -> int:
-    embed_dim = _check_size(embed_dim, "embed_dim")
+    embed_dim = check_size(embed_dim, "embed_dim")
     if embed_dim % 2:
         raise ValueError(f"`embed_dim` must be even (sine and cosine of embed_dim/2 "
                          f"frequencies), got {embed_dim}.")
@@ -71,11 +71,11 @@ def check_embed_dim(embed_dim) -> int:
 def check_num_classes(num_classes) -> int | None:
     """``None`` (unconditional) or an int >= 1; the embedding gets one more row, the null
     class used for classifier-free guidance."""
-    return None if num_classes is None else _check_size(num_classes, "num_classes")
+    return None if num_classes is None else check_size(num_classes, "num_classes")
 
 
 def check_time_scale(time_scale) -> float:
-    return _check_number(time_scale, "time_scale",
+    return check_number(time_scale, "time_scale",
                          "It multiplies t in the sinusoidal embedding (1000 for t in [0, 1]).")
 
 
@@ -85,18 +85,18 @@ def check_unet(image_shape, channels, channel_mults, num_res_blocks
     if not (isinstance(image_shape, (tuple, list)) and len(image_shape) == 2):
         raise ValueError(f"`image_shape` must be a pair (height, width) of a single-channel "
                          f"image, got {image_shape!r}.")
-    h, w = (_check_size(s, "image_shape") for s in image_shape)
-    channels = _check_size(channels, "channels")
+    h, w = (check_size(s, "image_shape") for s in image_shape)
+    channels = check_size(channels, "channels")
     if not (isinstance(channel_mults, (tuple, list)) and len(channel_mults) >= 1):
         raise ValueError(f"`channel_mults` must be a non-empty tuple of ints (one per "
                          f"resolution level), got {channel_mults!r}.")
-    mults = tuple(_check_size(m, "channel_mults") for m in channel_mults)
+    mults = tuple(check_size(m, "channel_mults") for m in channel_mults)
     factor = 2 ** (len(mults) - 1)
     if h % factor or w % factor:
         raise ValueError(f"`image_shape` {(h, w)} must be divisible by 2**(levels - 1) = "
                          f"{factor} for {len(mults)} levels (`channel_mults` = {mults}); use "
                          "fewer levels or pad the images.")
-    return (h, w), channels, mults, _check_size(num_res_blocks, "num_res_blocks")
+    return (h, w), channels, mults, check_size(num_res_blocks, "num_res_blocks")
 
 
 def groups(channels: int) -> int:

@@ -118,9 +118,9 @@ class ScoreMLP(eqx.Module):
     def __init__(self, d: int, *, width: int = 128, depth: int = 3, embed_dim: int = 64,
                  num_classes: int | None = None, time_scale: float = 1000.0,
                  key: PRNGKeyArray):
-        self.d = sc._check_size(d, "d")
-        width = sc._check_size(width, "width")
-        depth = sc._check_size(depth, "depth")
+        self.d = sc.check_size(d, "d")
+        width = sc.check_size(width, "width")
+        depth = sc.check_size(depth, "depth")
         self.num_classes = sc.check_num_classes(num_classes)
         kc, ki, ko, *kb = jax.random.split(key, 3 + depth)
         self.cond = _Conditioning(sc.check_embed_dim(embed_dim), width, self.num_classes,

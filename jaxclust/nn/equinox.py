@@ -15,32 +15,10 @@ import equinox as eqx
 import jax
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
-from ..cluster.deep import dec_target, tell_assignment, tell_loss
 from ..cluster.lloyd import kmeans
-from ..cluster.losses import kmeans_loss, soft_assignment, swav_loss
 from ..ot.progressive import PartialCodes
-from . import (
-    _check_kind,
-    _check_number,
-    _check_size,
-    _check_swav_targets,
-    _check_target,
-    _dec_head_loss,
-    _features,
-    _head_logits,
-    _initial,
-    _normal,
-    _partial_codes,
-    _partial_ot_config,
-    _PartialOTConfig,
-    _prototype_scale,
-    _prototype_scores,
-    _semantic_weight,
-    _swapped_pseudo_label_loss,
-    _swav_head_targets,
-    _tell_weight_bias,
-    _two_views,
-)
+from . import _heads as H
+from ._common import PartialOTConfig, partial_ot_config, prototype_scale, semantic_weight
 from ._ood_equinox import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
 from ._score_equinox import ScoreMLP as ScoreMLP, ScoreUNet as ScoreUNet
 
@@ -68,8 +46,8 @@ class KMeansLayer(eqx.Module):
     ``jax.vmap`` for a batch of sets.
 
     Args:
-      k: number of clusters.
       d: feature size.
+      k: number of clusters (the order ``(d, k)`` of every head; it was ``(k, d)`` before).
       temperature: $T > 0$ (static field), in units of squared distances.
       kind: ``"softmax"`` or ``"student_t"`` (static field).
       alpha: Student-t degrees of freedom $\alpha > 0$ (static; ``"student_t"`` only).
@@ -79,7 +57,7 @@ class KMeansLayer(eqx.Module):
     Example:
       >>> import jax
       >>> from jaxclust.nn.equinox import KMeansLayer
-      >>> layer = KMeansLayer(3, 2, temperature=0.5, key=jax.random.key(0))
+      >>> layer = KMeansLayer(2, 3, temperature=0.5, key=jax.random.key(0))
       >>> x = jax.random.normal(jax.random.key(1), (10, 2))
       >>> q, loss = layer(x)
       >>> q.shape, q.sum(1).round(5)[:2].tolist(), loss.shape
@@ -96,15 +74,12 @@ class KMeansLayer(eqx.Module):
     kind: str = eqx.field(static=True)
     alpha: float = eqx.field(static=True)
 
-    def __init__(self, k: int, d: int, *, temperature: float = 1.0, kind: str = "softmax",
+    def __init__(self, d: int, k: int, *, temperature: float = 1.0, kind: str = "softmax",
                  alpha: float = 1.0, centroids: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
-        k, d = _check_size(k, "k"), _check_size(d, "d")
-        self.temperature = _check_number(temperature, "temperature")
-        self.kind = _check_kind(kind)
-        self.alpha = _check_number(alpha, "alpha")
-        draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
-        self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
+        d, k = H.check_sizes(d, k)
+        self.temperature, self.kind, self.alpha = H.kmeans_spec(temperature, kind, alpha)
+        self.centroids = H.init_params(centroids, k, d, "centroids", "key", key, 0.1)
 
     @classmethod
     def from_data(cls, x: Float[ArrayLike, "n d"], k: int, *, key: PRNGKeyArray,
@@ -114,13 +89,12 @@ class KMeansLayer(eqx.Module):
         ``kwargs`` go to the constructor (``temperature``, ``kind``, ``alpha``)."""
         res = kmeans(x, k, key=key, n_init=n_init)
         c = jax.lax.stop_gradient(res.centroids)
-        return cls(k, c.shape[1], centroids=c, **kwargs)
+        return cls(c.shape[1], k, centroids=c, **kwargs)
 
     def __call__(self, x: Float[ArrayLike, "n d"]
                  ) -> tuple[Float[Array, "n k"], Float[Array, ""]]:
-        q = soft_assignment(x, self.centroids, temperature=self.temperature, kind=self.kind,
-                            alpha=self.alpha)
-        return q, kmeans_loss(x, self.centroids, temperature=self.temperature)
+        spec = H.KMeansSpec(self.temperature, self.kind, self.alpha)
+        return H.kmeans_layer(self.centroids, x, spec)
 
 
 class SinkhornClusteringHead(eqx.Module):
@@ -175,28 +149,28 @@ class SinkhornClusteringHead(eqx.Module):
                  n_iter: int = 3, targets: str = "soft",
                  prototypes: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
-        d, k = _check_size(d, "d"), _check_size(k, "k")
-        self.temperature = _check_number(temperature, "temperature", "SwAV uses 0.1.")
-        self.epsilon = _check_number(epsilon, "epsilon", "SwAV uses 0.05.")
-        self.n_iter = _check_size(n_iter, "n_iter")
-        self.targets = _check_swav_targets(targets)
-        draw = None if key is None else lambda: _normal(key, (k, d), _prototype_scale(d))
-        self.prototypes = _initial(prototypes, (k, d), "prototypes", "key", draw)
+        d, k = H.check_sizes(d, k)
+        (self.temperature, self.epsilon, self.n_iter,
+         self.targets) = H.swav_spec(temperature, epsilon, n_iter, targets)
+        self.prototypes = H.init_params(prototypes, k, d, "prototypes", "key", key,
+                                        prototype_scale(d))
+
+    @property
+    def spec(self) -> H.SwAVSpec:
+        return H.SwAVSpec(self.temperature, self.epsilon, self.n_iter, self.targets)
 
     def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
-        return _prototype_scores(z, self.prototypes)
+        return H.swav_scores(self.prototypes, z)
 
     def codes(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
         """The targets of the batch: SwAV codes (rows sum to one), one-hot with
         ``targets="hard"``; no gradient."""
-        return _swav_head_targets(self(z), self.epsilon, self.n_iter, self.targets)
+        return H.swav_targets(self.prototypes, z, self.spec)
 
     def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"]
              ) -> Float[Array, ""]:
         """Swapped-prediction loss between two views of one batch."""
-        s_a, s_b = _two_views(z_a, z_b, self.prototypes)
-        return swav_loss(s_a, s_b, temperature=self.temperature, epsilon=self.epsilon,
-                         n_iter=self.n_iter, targets=self.targets)
+        return H.swav_head_loss(self.prototypes, z_a, z_b, self.spec)
 
 
 class PartialOTClusteringHead(eqx.Module):
@@ -268,7 +242,7 @@ class PartialOTClusteringHead(eqx.Module):
 
     prototypes: Float[Array, "k d"]
     normalize: bool = eqx.field(static=True)
-    config: _PartialOTConfig = eqx.field(static=True)
+    config: PartialOTConfig = eqx.field(static=True)
 
     def __init__(self, d: int, k: int, *, temperature: float = 0.1, normalize: bool = True,
                  epsilon: float = 0.1, reg: float = 1.0,
@@ -278,37 +252,34 @@ class PartialOTClusteringHead(eqx.Module):
                  prior_order: str | None = "size",
                  prototypes: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
-        d, k = _check_size(d, "d"), _check_size(k, "k")
+        d, k = H.check_sizes(d, k)
         self.normalize = bool(normalize)
-        self.config = _partial_ot_config(k, temperature, epsilon, reg, prior, gamma,
-                                         n_neighbors, n_mm, tol, max_iter, gamma_decay,
-                                         prior_order)
-        draw = None if key is None else lambda: _normal(key, (k, d), _prototype_scale(d))
-        self.prototypes = _initial(prototypes, (k, d), "prototypes", "key", draw)
+        self.config = partial_ot_config(k, temperature, epsilon, reg, prior, gamma,
+                                        n_neighbors, n_mm, tol, max_iter, gamma_decay,
+                                        prior_order)
+        self.prototypes = H.init_params(prototypes, k, d, "prototypes", "key", key,
+                                        prototype_scale(d))
 
     def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
-        return _head_logits(z, self.prototypes, self.config.temperature, self.normalize)
+        return H.partial_ot_logits(self.prototypes, z, self.normalize, self.config)
 
     def codes(self, z: Float[ArrayLike, "batch d"], mass: float | Float[ArrayLike, ""],
               features: Float[ArrayLike, "batch f"] | None = None) -> PartialCodes:
         """Partial-OT pseudo-labels of the batch (no gradient); SP²OT (``gamma > 0``) uses
         the cosine similarity of ``features`` (default: ``z``)."""
-        return _partial_codes(self(z), mass, z if features is None else features,
-                              self.config)
+        return H.partial_ot_codes(self.prototypes, z, mass, features, self.normalize,
+                                  self.config)
 
     def semantic_weight(self, mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
         r"""The SP²OT semantic weight used at transported mass ``mass``: $(1-\rho)\gamma_0$
         with ``gamma_decay`` (default), else $\gamma_0$ (traced ``mass`` allowed)."""
-        return _semantic_weight(mass, self.config)
+        return semantic_weight(mass, self.config)
 
     def loss(self, z_a: Float[ArrayLike, "batch d"], z_b: Float[ArrayLike, "batch d"],
              mass: float | Float[ArrayLike, ""]) -> Float[Array, ""]:
         """Swapped pseudo-label loss between two views, weighted by the transported mass:
         the sum of the two directions, as the reference."""
-        t, unit = self.config.temperature, self.normalize  # views named in messages
-        s_a = _head_logits(z_a, self.prototypes, t, unit, "z_a")
-        s_b = _head_logits(z_b, self.prototypes, t, unit, "z_b")
-        return _swapped_pseudo_label_loss(s_a, s_b, mass, z_a, z_b, self.config)
+        return H.partial_ot_loss(self.prototypes, z_a, z_b, mass, self.normalize, self.config)
 
 
 class DECHead(eqx.Module):
@@ -365,14 +336,15 @@ class DECHead(eqx.Module):
                  temperature: float = 1.0, target: str = "dec", power: float = 2.0,
                  centroids: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
-        d, k = _check_size(d, "d"), _check_size(k, "k")
-        self.kind = _check_kind(kind)
-        self.alpha = _check_number(alpha, "alpha")
-        self.temperature = _check_number(temperature, "temperature")
-        self.target_kind = _check_target(target)
-        self.power = _check_number(power, "power", "DEC uses 2.")
-        draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
-        self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
+        d, k = H.check_sizes(d, k)
+        (self.kind, self.alpha, self.temperature, self.target_kind,
+         self.power) = H.dec_spec(kind, alpha, temperature, target, power)
+        self.centroids = H.init_params(centroids, k, d, "centroids", "key", key, 0.1)
+
+    @property
+    def spec(self) -> H.DECSpec:
+        return H.DECSpec(self.kind, self.alpha, self.temperature, self.target_kind,
+                         self.power)
 
     @classmethod
     def from_data(cls, x: Float[ArrayLike, "n d"], k: int, *, key: PRNGKeyArray,
@@ -384,18 +356,16 @@ class DECHead(eqx.Module):
         return cls(c.shape[1], k, centroids=c, **kwargs)
 
     def __call__(self, z: Float[ArrayLike, "batch d"]) -> Float[Array, "batch k"]:
-        c = self.centroids
-        return soft_assignment(_features(z, c.shape[1]), c, temperature=self.temperature,
-                               kind=self.kind, alpha=self.alpha)
+        return H.dec_assign(self.centroids, z, self.spec)
 
     def target(self, q: Float[ArrayLike, "batch k"]) -> Float[Array, "batch k"]:
         """The sharpened target of the assignments ``q`` (no gradient)."""
-        return dec_target(q, kind=self.target_kind, power=self.power)
+        return H.dec_head_target(q, self.spec)
 
     def loss(self, z: Float[ArrayLike, "batch d"],
              p: Float[ArrayLike, "batch k"] | None = None) -> Float[Array, ""]:
         """Mean KL(p || q) of the batch; ``p`` defaults to ``target(q)`` of this batch."""
-        return _dec_head_loss(self(z), p, self.target_kind, self.power)
+        return H.dec_head_loss(self.centroids, z, p, self.spec)
 
 
 class TELLLayer(eqx.Module):
@@ -442,11 +412,9 @@ class TELLLayer(eqx.Module):
     def __init__(self, d: int, k: int, *, temperature: float = 1.0, normalize: bool = False,
                  centroids: Float[ArrayLike, "k d"] | None = None,
                  key: PRNGKeyArray | None = None):
-        d, k = _check_size(d, "d"), _check_size(k, "k")
-        self.temperature = _check_number(temperature, "temperature")
-        self.normalize = bool(normalize)
-        draw = None if key is None else lambda: _normal(key, (k, d), 0.1)
-        self.centroids = _initial(centroids, (k, d), "centroids", "key", draw)
+        d, k = H.check_sizes(d, k)
+        self.temperature, self.normalize = H.tell_spec(temperature, normalize)
+        self.centroids = H.init_params(centroids, k, d, "centroids", "key", key, 0.1)
 
     @classmethod
     def from_data(cls, x: Float[ArrayLike, "n d"], k: int, *, key: PRNGKeyArray,
@@ -459,15 +427,13 @@ class TELLLayer(eqx.Module):
     @property
     def weight(self) -> Float[Array, "k d"]:
         r"""The layer's weights $W = 2\Omega$ (unit-norm centroids with ``normalize``)."""
-        return _tell_weight_bias(self.centroids, self.normalize)[0]
+        return H.tell_weight_bias(self.centroids, self.normalize)[0]
 
     @property
     def bias(self) -> Float[Array, " k"]:
         r"""The layer's bias $b = -\lVert\Omega\rVert^2$."""
-        return _tell_weight_bias(self.centroids, self.normalize)[1]
+        return H.tell_weight_bias(self.centroids, self.normalize)[1]
 
     def __call__(self, x: Float[ArrayLike, "n d"]
                  ) -> tuple[Float[Array, "n k"], Float[Array, ""]]:
-        t, unit = self.temperature, self.normalize
-        return (tell_assignment(x, self.centroids, temperature=t, normalize=unit),
-                tell_loss(x, self.centroids, temperature=t, normalize=unit))
+        return H.tell_layer(self.centroids, x, self.temperature, self.normalize)

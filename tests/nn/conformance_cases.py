@@ -125,7 +125,7 @@ def _swav_head(protos, z, codes):
 
 
 def _kmeans_layer(centroids, z):
-    layer = jeqx.KMeansLayer(centroids.shape[0], z.shape[1], temperature=0.8,
+    layer = jeqx.KMeansLayer(z.shape[1], centroids.shape[0], temperature=0.8,
                              centroids=centroids)
     return layer(z)
 

@@ -80,8 +80,8 @@ def test_nn_imports_no_framework_and_nothing_imports_nn():
 @pytest.mark.parametrize("kind", ["softmax", "student_t"])
 def test_kmeans_layer_same_outputs_in_both_frameworks(rng, kind):
     x, _ = _blobs(rng, n_per=5)
-    fl = _make("flax", "KMeansLayer", 3, 2, temperature=0.7, kind=kind, alpha=2.0)
-    eq = jeqx.KMeansLayer(3, 2, temperature=0.7, kind=kind, alpha=2.0,
+    fl = _make("flax", "KMeansLayer", 2, 3, temperature=0.7, kind=kind, alpha=2.0)
+    eq = jeqx.KMeansLayer(2, 3, temperature=0.7, kind=kind, alpha=2.0,
                           centroids=fl.centroids[...])
     # outputs and the centroid gradient of the loss, each framework under its own jit
     qf, lf, gf = nnx.jit(lambda m: m(x) + (nnx.grad(lambda m: m(x)[1])(m).centroids[...],))(fl)
@@ -126,9 +126,9 @@ def test_head_same_outputs_in_both_frameworks(rng):
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 def test_default_init_is_keyed_and_small(framework):
-    a = _make(framework, "KMeansLayer", 4, 3, seed=1)
-    b = _make(framework, "KMeansLayer", 4, 3, seed=1)
-    c = _make(framework, "KMeansLayer", 4, 3, seed=2)
+    a = _make(framework, "KMeansLayer", 3, 4, seed=1)
+    b = _make(framework, "KMeansLayer", 3, 4, seed=1)
+    c = _make(framework, "KMeansLayer", 3, 4, seed=2)
     ca = np.asarray(_param(a, "centroids"))
     assert ca.shape == (4, 3) and np.abs(ca).max() < 0.5  # 0.1 * normal
     np.testing.assert_array_equal(ca, _param(b, "centroids"))
@@ -196,7 +196,7 @@ def test_kmeans_layer_trains(rng, framework):
     call = _jit_call(framework)
     runs = []
     for seed in range(3):
-        layer = _make(framework, "KMeansLayer", 3, 2, temperature=0.5, seed=seed)
+        layer = _make(framework, "KMeansLayer", 2, 3, temperature=0.5, seed=seed)
         state = init(layer)
         first = None
         for _ in range(60):
@@ -261,7 +261,7 @@ def test_swav_head_trains(rng, framework):
 def test_jit_and_vmap(rng, framework):
     xb = jnp.asarray(rng.normal(size=(3, 12, 2)), jnp.float32)
     zb = jnp.asarray(rng.normal(size=(3, 10, 5)), jnp.float32)
-    layer = _make(framework, "KMeansLayer", 3, 2, temperature=0.5, kind="student_t")
+    layer = _make(framework, "KMeansLayer", 2, 3, temperature=0.5, kind="student_t")
     head = _make(framework, "SinkhornClusteringHead", 5, 4, epsilon=0.2, seed=1)
     head_fn = lambda m, z: (m(z), m.codes(z), m.loss(z, z[::-1]))
     layer_fn = lambda m, x: m(x)
@@ -286,17 +286,20 @@ def test_jit_and_vmap(rng, framework):
 # bad input: one test per rule, in both frameworks
 
 CONSTRUCTION = [
-    ("k-zero", "KMeansLayer", (0, 2), {}, "`k` must be a Python int >= 1"),
-    ("d-float", "KMeansLayer", (3, 2.0), {}, "`d` must be a Python int >= 1"),
-    ("temperature-zero", "KMeansLayer", (3, 2), dict(temperature=0.0),
+    ("k-zero", "KMeansLayer", (2, 0), {}, "`k` must be a Python int >= 1"),
+    ("d-float", "KMeansLayer", (2.0, 3), {}, "`d` must be a Python int >= 1"),
+    ("temperature-zero", "KMeansLayer", (2, 3), dict(temperature=0.0),
      "`temperature` must be a finite number > 0"),
-    ("temperature-array", "KMeansLayer", (3, 2), dict(temperature=jnp.asarray(1.0)),
+    ("temperature-array", "KMeansLayer", (2, 3), dict(temperature=jnp.asarray(1.0)),
      "`temperature` must be a Python number"),
-    ("kind", "KMeansLayer", (3, 2), dict(kind="cauchy"), "`kind` must be one of"),
-    ("alpha", "KMeansLayer", (3, 2), dict(alpha=-1.0), "`alpha` must be a finite number > 0"),
-    ("centroids-shape", "KMeansLayer", (3, 2), dict(centroids=jnp.zeros((3, 3))),
+    ("kind", "KMeansLayer", (2, 3), dict(kind="cauchy"), "`kind` must be one of"),
+    ("alpha", "KMeansLayer", (2, 3), dict(alpha=-1.0), "`alpha` must be a finite number > 0"),
+    ("centroids-shape", "KMeansLayer", (2, 3), dict(centroids=jnp.zeros((3, 3))),
      r"`centroids` must have shape \(3, 2\)"),
-    ("centroids-nan", "KMeansLayer", (3, 2), dict(centroids=jnp.full((3, 2), jnp.nan)),
+    ("centroids-transposed", "KMeansLayer", (2, 3), dict(centroids=jnp.zeros((2, 3))),
+     r"`centroids` must have shape \(3, 2\) = \(k, d\), got \(2, 3\); the heads take "
+     r"their sizes in the order \(d, k\)"),
+    ("centroids-nan", "KMeansLayer", (2, 3), dict(centroids=jnp.full((3, 2), jnp.nan)),
      "`centroids` contains NaN"),
     ("head-epsilon", "SinkhornClusteringHead", (4, 3), dict(epsilon=0.0),
      "`epsilon` must be a finite number > 0"),
@@ -320,14 +323,14 @@ def test_random_init_needs_a_key(framework):
     module = jflax if framework == "flax" else jeqx
     key_name = "rngs" if framework == "flax" else "key"
     with pytest.raises(ValueError, match=f"`{key_name}` is required"):
-        module.KMeansLayer(3, 2)
+        module.KMeansLayer(2, 3)
     with pytest.raises(ValueError, match=f"`{key_name}` is required"):
         module.SinkhornClusteringHead(4, 3)
 
 
 CALLS = [
     ("x-features", lambda l, h: l(jnp.ones((5, 3))),
-     "`centroids` must have the same number of features as `x`"),
+     r"`x` must have d = 2 features .* \(d, k\), feature size first"),
     ("x-1d", lambda l, h: l(jnp.ones(2)), "`x` must be 2-D"),
     ("x-nan", lambda l, h: l(jnp.ones((5, 2)).at[0, 0].set(jnp.nan)), "`x` contains NaN"),
     ("z-features", lambda l, h: h(jnp.ones((5, 3))), r"`z` must have shape \(batch, 4\)"),
@@ -342,7 +345,43 @@ CALLS = [
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("name,call,match", CALLS, ids=[c[0] for c in CALLS])
 def test_bad_call(framework, name, call, match):
-    layer = _make(framework, "KMeansLayer", 3, 2)
+    layer = _make(framework, "KMeansLayer", 2, 3)
     head = _make(framework, "SinkhornClusteringHead", 4, 3)
     with pytest.raises(ValueError, match=match):
         call(layer, head)
+
+
+# ------------------------------------------------------------------------------------------
+# one home: nn/__init__ is an import face, the math is in _heads, the twins agree
+
+
+def test_nn_init_is_an_import_face():
+    import inspect
+
+    import jaxclust.nn as jnn
+    own = [n for n, v in vars(jnn).items() if (inspect.isfunction(v) or inspect.isclass(v))
+           and getattr(v, "__module__", None) == "jaxclust.nn" and n != "__getattr__"]
+    assert not own, f"jaxclust.nn defines {own}; helpers belong in nn/_common.py"
+
+
+CLUSTERING_HEADS = ["KMeansLayer", "SinkhornClusteringHead", "PartialOTClusteringHead",
+                    "DECHead", "TELLLayer", "TemperatureHead", "PrototypeHead"]
+
+
+@pytest.mark.parametrize("name", CLUSTERING_HEADS)
+def test_flax_and_equinox_twins_share_signature_and_sizes_order(name):
+    """Same arguments, defaults and order in both frameworks (``rngs`` for ``key``), sizes
+    first as ``(d, k, ...)``; the clustering heads' Flax docstring points to the Equinox
+    twin (one source of the math)."""
+    import inspect
+    eq = inspect.signature(getattr(jeqx, name).__init__).parameters
+    fl = inspect.signature(getattr(jflax, name).__init__).parameters
+    assert [p for p in eq if p != "key"] == [p for p in fl if p != "rngs"]
+    assert "key" in eq and "rngs" in fl and fl["rngs"].kind is inspect.Parameter.KEYWORD_ONLY
+    for p in eq:
+        if p not in ("key", "self"):
+            assert eq[p].default == fl[p].default and eq[p].kind == fl[p].kind, p
+    assert list(eq)[1:3] == ["d", "k"]
+    if name not in ("TemperatureHead", "PrototypeHead"):
+        doc = getattr(jflax, name).__doc__
+        assert f"[jaxclust.nn.equinox.{name}]" in doc and "$$" not in doc
