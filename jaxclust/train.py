@@ -36,6 +36,7 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._core import checks
+from ._core.results import summary_repr
 
 __all__ = ["FitResult", "fit"]
 
@@ -58,6 +59,8 @@ class FitResult(NamedTuple):
     losses: Float[Array, " steps"]
     seconds: float
     history: dict[str, np.ndarray]
+
+    __repr__ = summary_repr
 
 
 def _check_int(value, name: str) -> int:

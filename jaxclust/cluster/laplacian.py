@@ -23,6 +23,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.costs import pairwise_cost
 from .._core.fixed_point import iterate_blocks
+from .._core.results import summary_repr
 from .lloyd import kmeans, kmeans_plusplus
 from .spectral_clustering import _check_affinity, _points, _sq_dists
 
@@ -53,6 +54,8 @@ class LaplacianKMeansResult(NamedTuple):
     objective: Float[Array, " iters"]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def final_objective(self) -> Float[Array, ""]:

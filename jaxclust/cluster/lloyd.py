@@ -14,6 +14,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.collectives import count_le, cumsum, global_top, psum, take_rows
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
+from .._core.results import summary_repr
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
 
@@ -36,6 +37,8 @@ class KMeansResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def inertia(self) -> Float[Array, ""]:

@@ -11,6 +11,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
+from .._core.results import summary_repr
 
 __all__ = ["KMedoidsResult", "kmedoids", "pam_build"]
 
@@ -47,6 +48,8 @@ class KMedoidsResult(NamedTuple):
     n_iters: Int[Array, ""]
     n_swaps: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def loss(self) -> Float[Array, ""]:

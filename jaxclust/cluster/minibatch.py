@@ -10,6 +10,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.collectives import psum, row_offset, take_rows
+from .._core.results import summary_repr
 from .lloyd import KMeansResult, _assign, _validate, all_finite, greedy_plusplus
 
 __all__ = [
@@ -35,6 +36,8 @@ class MiniBatchKMeansState(NamedTuple):
     counts: Float[Array, " k"]
     n_since_reassign: Int[Array, ""]
     step: Int[Array, ""]
+
+    __repr__ = summary_repr
 
 
 def minibatch_kmeans_init(centroids: Float[Array, "k d"]) -> MiniBatchKMeansState:

@@ -17,6 +17,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
+from .._core.results import summary_repr
 from .lloyd import kmeans
 
 __all__ = ["GMMResult", "gmm", "gmm_log_prob"]
@@ -54,6 +55,8 @@ class GMMResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def labels(self) -> Int[Array, " n"]:

@@ -17,6 +17,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, gmres_solve, implicit_root, report_progress
+from .._core.results import summary_repr
 from ..ot.entropic import default_epsilon, sinkhorn
 from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
 
@@ -45,6 +46,8 @@ class SoftKMeansResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def energy(self) -> Float[Array, ""]:
@@ -75,6 +78,8 @@ class SinkhornKMeansResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def loss(self) -> Float[Array, ""]:

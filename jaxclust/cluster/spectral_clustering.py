@@ -16,6 +16,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
+from .._core.results import summary_repr
 from .lloyd import kmeans
 
 __all__ = ["AFFINITIES", "ROW_NORMS", "SpectralResult", "affinity_matrix", "spectral"]
@@ -177,6 +178,8 @@ class SpectralResult(NamedTuple):
     centroids: Float[Array, "k m"]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def inertia(self) -> Float[Array, ""]:

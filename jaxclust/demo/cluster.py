@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import cluster as jcl
+from jaxclust._core.results import summary_repr
 from jaxclust.demo import _pyplot
 from jaxclust.metrics import ari, clustering_accuracy, nmi
 
@@ -45,6 +46,8 @@ class DataSet(NamedTuple):
     y: np.ndarray
     k: int
 
+    __repr__ = summary_repr
+
 
 class MethodRun(NamedTuple):
     """One method on one data set: predicted labels, scores and time (one call, compiled)."""
@@ -56,6 +59,8 @@ class MethodRun(NamedTuple):
     nmi: float
     ari: float
     seconds: float
+
+    __repr__ = summary_repr
 
 
 def load_datasets(names: tuple[str, ...] = ("iris", "wine", "digits")) -> list[DataSet]:

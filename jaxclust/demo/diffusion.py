@@ -40,6 +40,7 @@ import optax
 from jaxtyping import Array, Bool, Float, Int
 
 from jaxclust._core import checks
+from jaxclust._core.results import summary_repr
 from jaxclust.demo import _pyplot
 from jaxclust.diffusion import (
     VPSDE,
@@ -117,6 +118,8 @@ class Config(NamedTuple):
     mixture_learning_rate: float = 1e-2
     """Peak learning rate of the mixture's network (``learning_rate`` is the digits')."""
 
+    __repr__ = summary_repr
+
 
 DEMO = Config(mixture_steps=2000, digits_steps=1000, width=128, batch_size=128,
               learning_rate=3e-3, n_classify=100, n_timesteps=16, sample_steps=50)
@@ -143,6 +146,8 @@ class DigitsData(NamedTuple):
     train_labels: Int[Array, " n"]
     test_levels: Int[Array, "m 64"]
     test_labels: Int[Array, " m"]
+
+    __repr__ = summary_repr
 
 
 def load_digits_split(*, test_size: float = 0.25, seed: int = 0) -> DigitsData:
@@ -381,6 +386,8 @@ class ModeCoverage(NamedTuple):
     expected: Float[Array, " k"]
     covered: Bool[Array, " k"]
 
+    __repr__ = summary_repr
+
     @property
     def n_covered(self) -> Int[Array, ""]:
         """Number of modes covered."""
@@ -533,6 +540,8 @@ class Row(NamedTuple):
     task: str
     measure: str
     value: str
+
+    __repr__ = summary_repr
 
 
 def _pct(v) -> str:

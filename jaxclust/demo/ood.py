@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import ood
+from jaxclust._core.results import summary_repr
 from jaxclust.demo import _pyplot
 from jaxclust.metrics.detection import aupr_in, auroc, fpr_at_tpr
 
@@ -64,11 +65,15 @@ class OODData(NamedTuple):
     y_test: jax.Array
     ood: dict[str, jax.Array]
 
+    __repr__ = summary_repr
+
 
 class MLP(NamedTuple):
     """Parameters of the classifier: a list of ``(weight (in, out), bias (out,))`` layers."""
 
     layers: tuple[tuple[jax.Array, jax.Array], ...]
+
+    __repr__ = summary_repr
 
 
 class ScoreRun(NamedTuple):
@@ -80,6 +85,8 @@ class ScoreRun(NamedTuple):
     fpr95: float
     fpr95_ood: float
     aupr_in: float
+
+    __repr__ = summary_repr
 
 
 def image_patches(index: int, n: int, *, seed: int = 0, stride: int = 4) -> np.ndarray:

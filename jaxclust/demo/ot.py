@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from jaxclust._core.results import summary_repr
 from jaxclust.data import load_digits_classes
 from jaxclust.demo import _pyplot
 from jaxclust.ot import default_epsilon, sinkhorn
@@ -65,6 +66,8 @@ class OTRun(NamedTuple):
     marginal_error: float
     mass: float
     note: str
+
+    __repr__ = summary_repr
 
 
 def digits_clouds(

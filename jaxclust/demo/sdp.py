@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxclust._core.results import summary_repr
 from jaxclust.cluster import gmm, kmeans
 from jaxclust.metrics import ari, clustering_accuracy
 from jaxclust.sdp import kmeans_sdp, la_sdp, membership_matrix
@@ -81,6 +82,8 @@ class RecoveryRow(NamedTuple):
     rate: float  # fraction of seeds with relative error to Z* below 1e-2
     error: float  # mean relative Frobenius error to Z*
     ari: float  # mean ARI of the rounded labels
+
+    __repr__ = summary_repr
 
 
 def recovery_sweep(seps=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), seeds=range(5),

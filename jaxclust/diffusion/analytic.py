@@ -37,6 +37,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.results import summary_repr
 from ._utils import check_result
 from .sde import AbstractSDE
 
@@ -68,6 +69,8 @@ class GaussianMixture(NamedTuple):
     means: Float[Array, "K D"]
     covs: Float[Array, "K D D"]
 
+    __repr__ = summary_repr
+
 
 class MoLRG(NamedTuple):
     """A mixture of low-rank Gaussians $\\sum_k \\pi_k\\mathcal N(0, U_kU_k^\\top +
@@ -83,6 +86,8 @@ class MoLRG(NamedTuple):
     weights: Float[Array, " K"]
     bases: Float[Array, "K D d"]
     floor: Float[Array, ""] | float = 0.0
+
+    __repr__ = summary_repr
 
 
 def _f32(a):

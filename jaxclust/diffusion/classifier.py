@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.results import summary_repr
 from ._utils import (
     bcast,
     call_user,
@@ -55,6 +56,8 @@ class ClassifyResult(NamedTuple):
     label: Int[Array, ""]
     errors: Float[Array, " c"]
     n_evals: Int[Array, ""]
+
+    __repr__ = summary_repr
 
 
 def _stages(schedule, num_classes, n_timesteps):

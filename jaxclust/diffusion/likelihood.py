@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.results import summary_repr
 from ._utils import (
     ODE_METHODS,
     bcast,
@@ -60,6 +61,8 @@ class LikelihoodResult(NamedTuple):
     z: Float[Array, "n ..."]
     prior_logp: Float[Array, " n"]
     delta_logp: Float[Array, " n"]
+
+    __repr__ = summary_repr
 
 
 def _probe(key, shape, dtype, noise):

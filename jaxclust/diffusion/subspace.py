@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.results import summary_repr
 from ._utils import check_int, pow2_scale
 
 __all__ = ["KSubspacesResult", "k_subspaces"]
@@ -50,6 +51,8 @@ class KSubspacesResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def residual(self) -> Float[Array, ""]:

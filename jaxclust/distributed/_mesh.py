@@ -21,6 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 
 from .._core import checks
 from .._core.collectives import psum
+from .._core.results import summary_repr
 
 __all__ = [
     "AXIS",
@@ -329,6 +330,8 @@ class CollectiveOp(NamedTuple):
     computation: str
     in_loop: bool
     in_branch: bool = False
+
+    __repr__ = summary_repr
 
 
 def collective_ops(hlo_text: str) -> list[CollectiveOp]:

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
+from .._core.results import summary_repr
 from . import _validate as v
 
 __all__ = [
@@ -49,17 +50,23 @@ class MahalanobisStats(NamedTuple):
     mean: Float[Array, " d"]
     background_precision: Float[Array, "d d"]
 
+    __repr__ = summary_repr
+
 
 class KNNStats(NamedTuple):
     """The bank of unit-normalised ID features (``(m, d)``) searched by the KNN score."""
 
     bank: Float[Array, "m d"]
 
+    __repr__ = summary_repr
+
 
 class ReActStats(NamedTuple):
     """The activation clipping threshold of ReAct (a percentile of ID activations)."""
 
     threshold: Float[Array, ""]
+
+    __repr__ = summary_repr
 
 
 class ViMStats(NamedTuple):
@@ -76,6 +83,8 @@ class ViMStats(NamedTuple):
     residual_basis: Float[Array, "d r"]
     alpha: Float[Array, ""]
 
+    __repr__ = summary_repr
+
 
 class PrototypeStats(NamedTuple):
     """Unit-norm class prototypes (normalised class means of normalised features) and the
@@ -83,6 +92,8 @@ class PrototypeStats(NamedTuple):
 
     prototypes: Float[Array, "k d"]
     weights: Float[Array, " k"]
+
+    __repr__ = summary_repr
 
 
 def _features(features, name="features"):

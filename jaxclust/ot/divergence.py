@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from .._core.results import summary_repr
 from .entropic import SinkhornResult, _sinkhorn_symmetric, sinkhorn
 
 __all__ = ["SinkhornDivergenceResult", "sinkhorn_divergence"]
@@ -27,6 +28,8 @@ class SinkhornDivergenceResult(NamedTuple):
     xy: SinkhornResult
     xx: SinkhornResult
     yy: SinkhornResult
+
+    __repr__ = summary_repr
 
     @property
     def converged(self) -> Bool[Array, ""]:

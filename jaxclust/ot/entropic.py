@@ -12,6 +12,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._core import checks
 from .._core.costs import COSTS, CostMatrix, Geometry, PointCloud
 from .._core.fixed_point import check_callback
+from .._core.results import summary_repr
 from . import _solver
 
 __all__ = ["SinkhornResult", "default_epsilon", "sinkhorn", "sinkhorn_from_cost"]
@@ -67,6 +68,8 @@ class SinkhornResult(NamedTuple):
     tau_b: Float[Array, ""]
     mass: Float[Array, ""] | None = None
     implicit: Bool[Array, ""] | None = None
+
+    __repr__ = summary_repr
 
     @property
     def plan(self) -> Float[Array, "n m"]:

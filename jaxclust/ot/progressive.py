@@ -37,6 +37,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
 from .._core.fixed_point import iterate_blocks
+from .._core.results import summary_repr
 
 __all__ = ["PartialCodes", "mass_schedule", "p2ot_codes", "sp2ot_codes"]
 
@@ -67,6 +68,8 @@ class PartialCodes(NamedTuple):
     n_iters: Int[Array, ""]
     error: Float[Array, ""]
     converged: Array
+
+    __repr__ = summary_repr
 
     @property
     def labels(self) -> Int[Array, " n"]:

@@ -77,6 +77,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.results import summary_repr
 from .peng_wei import kmeans_sdp
 
 __all__ = ["COVARIANCE_TYPES", "LASDPResult", "la_sdp"]
@@ -125,6 +126,8 @@ class LASDPResult(NamedTuple):
     n_outer: Int[Array, ""]
     n_inner: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
     @property
     def Z(self) -> Float[Array, "k n n"]:  # noqa: N802 - the SDP's name for the solution

@@ -22,6 +22,7 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.results import summary_repr
 from .rounding import _embed, _kmeans_labels
 
 __all__ = ["ADMM_MAX_N", "KMeansSDPResult", "kmeans_sdp"]
@@ -69,6 +70,8 @@ class KMeansSDPResult(NamedTuple):
     gap: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+
+    __repr__ = summary_repr
 
 
 def _project_simplex(v, total):
