@@ -301,27 +301,28 @@ def evaluate(scores: dict[str, Callable], x_test: jax.Array, ood_sets: dict[str,
 
 
 def print_table(console: Console, runs: list[ScoreRun], title: str = "OOD detection") -> None:
-    """Scores as rows, OOD sets as column pairs (AUROC %, FPR@95 %); best in bold."""
+    """Scores as rows, one column per OOD set holding ``AUROC/FPR@95`` (both in %); the
+    best of each column in bold. Fits 80 columns with full score names: the score column
+    never wraps or truncates, long set names wrap in the header."""
     from rich import box
     from rich.table import Table
 
     sets = list(dict.fromkeys(r.ood_set for r in runs))
     names = list(dict.fromkeys(r.score for r in runs))
     by = {(r.score, r.ood_set): r for r in runs}
-    table = Table(title=title, box=box.SIMPLE_HEAD)
-    table.add_column("score")
+    table = Table(title=f"{title}: AUROC / FPR@95 (%)", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("score", no_wrap=True, min_width=max(len(n) for n in names))
     for s in sets:
-        table.add_column(f"{s}\nAUROC", justify="right")
-        table.add_column("FPR95", justify="right")
+        table.add_column(s, justify="right", min_width=11)
     best_auc = {s: max(by[(n, s)].auroc for n in names) for s in sets}
     best_fpr = {s: min(by[(n, s)].fpr95 for n in names) for s in sets}
     for n in names:
         row = [n]
         for s in sets:
             r = by[(n, s)]
-            a, f = f"{100 * r.auroc:.1f}", f"{100 * r.fpr95:.1f}"
-            row += [f"[bold]{a}" if r.auroc == best_auc[s] else a,
-                    f"[bold]{f}" if r.fpr95 == best_fpr[s] else f]
+            a, f = f"{100 * r.auroc:5.1f}", f"{100 * r.fpr95:5.1f}"
+            row.append(f"{f'[bold]{a}[/bold]' if r.auroc == best_auc[s] else a}/"
+                       f"{f'[bold]{f}[/bold]' if r.fpr95 == best_fpr[s] else f}")
         table.add_row(*row)
     console.print(table)
     console.print("[dim]Higher score = more in-distribution. AUROC and FPR@95 in %, ID test "
