@@ -144,7 +144,8 @@ class Geometry(eqx.Module):
 
         def fn(c, r, cw):
             col, ww = cw
-            return jnp.exp((r[:, None] + col[None, :] - c) / eps) @ ww
+            p = jnp.exp((r[:, None] + col[None, :] - c) / eps)
+            return jnp.matmul(p, ww, precision=jax.lax.Precision.HIGHEST)  # as the dense plan
 
         out = self.reduce(fn, rows, (cols, w), axis)
         return out if axis == 1 else self.allreduce_sum(out)

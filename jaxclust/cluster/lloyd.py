@@ -14,6 +14,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.collectives import count_le, cumsum, global_top, psum, take_rows
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
+from .._core.precision import HIGHEST  # distances by |x|^2 - 2 x.c + |c|^2: no TF32
 from .._core.results import summary_repr
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
@@ -50,7 +51,8 @@ class KMeansResult(NamedTuple):
 def _sq_dists(x, c, x_sq=None):
     """Squared distances ``|x_i - c_j|^2`` as one matrix multiply, clipped at 0."""
     x_sq = jnp.sum(x * x, axis=1) if x_sq is None else x_sq
-    d = x_sq[:, None] - 2.0 * (x @ c.T) + jnp.sum(c * c, axis=1)[None, :]
+    xc = jnp.matmul(x, c.T, precision=HIGHEST)
+    d = x_sq[:, None] - 2.0 * xc + jnp.sum(c * c, axis=1)[None, :]
     return jnp.maximum(d, 0.0)
 
 
@@ -92,13 +94,13 @@ def _nearest_block(xb, c, c_sq):
     k = c.shape[0]
     lanes = _LANES
     if k <= lanes:
-        s = c_sq[None, :] - 2.0 * (xb @ c.T)
+        s = c_sq[None, :] - 2.0 * jnp.matmul(xb, c.T, precision=HIGHEST)
         m, idx = s, jax.lax.broadcasted_iota(s.dtype, s.shape, 1)
     else:
         kp = -(-k // lanes) * lanes
         cp = jnp.pad(c, ((0, kp - k), (0, 0)))
         cq = jnp.pad(c_sq, (0, kp - k), constant_values=jnp.inf)
-        s = cq[None, :] - 2.0 * (xb @ cp.T)
+        s = cq[None, :] - 2.0 * jnp.matmul(xb, cp.T, precision=HIGHEST)
         lane = jnp.arange(lanes, dtype=s.dtype)[None, :]
         m, idx = s[:, :lanes], jnp.broadcast_to(lane, (s.shape[0], lanes))
         for t in range(1, kp // lanes):

@@ -80,6 +80,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.precision import highest_matmul_precision
 from ..cluster import kmeans
 
 __all__ = ["BMState", "bm_solve"]
@@ -147,6 +148,7 @@ def _lambda_max(xs, key, n_power=30, axis_name=None):
 
 
 @partial(jax.jit, static_argnames=("k", "rank", "max_iter", "check_every", "init"))
+@highest_matmul_precision  # relative tolerance 1e-5: no TF32 / bf16 products
 def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
     n = x.shape[0]
     dt = x.dtype
@@ -171,6 +173,7 @@ def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
                     check_every=check_every)
 
 
+@highest_matmul_precision  # also traced alone by the sharded solver
 def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_every,
              axis_name=None, row_mask=None):
     """The augmented-Lagrangian iterations from a feasible-norm start ``u0`` (private).

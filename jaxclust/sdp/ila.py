@@ -77,6 +77,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.precision import highest_matmul_precision
 from .._core.results import summary_repr
 from .peng_wei import kmeans_sdp
 
@@ -275,6 +276,7 @@ def _classification_loglik(x, labels, means, cov, logdet, props):
 
 @partial(jax.jit, static_argnames=("k", "rank", "cov_type", "estimate_weights", "max_outer",
                                    "max_iter", "check_every"))
+@highest_matmul_precision  # covariances, SDP steps: full float32 products
 def _la_sdp(x, labels0, key, reg, tol, tol_outer, beta, step, *, k, rank, cov_type,
             estimate_weights, max_outer, max_iter, check_every):
     n = x.shape[0]

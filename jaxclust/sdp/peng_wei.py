@@ -22,6 +22,7 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.precision import highest_matmul_precision
 from .._core.results import summary_repr
 from .rounding import _embed, _kmeans_labels
 
@@ -157,6 +158,7 @@ def _initial_point(xc, k):
 
 
 @partial(jax.jit, static_argnums=(1, 3, 4))
+@highest_matmul_precision  # ADMM runs to tol 1e-7: no TF32 / bf16 products
 def _admm(x, k, rho, max_iter, adaptive, tol):
     n = x.shape[0]
     dt = x.dtype
