@@ -119,6 +119,22 @@ class Geometry(eqx.Module):
         """``sum_i v_i`` over the real rows of all devices."""
         return jnp.sum(v, axis=0)
 
+    def mask_rows(self, v: Array) -> Array:
+        """``v`` with its padding rows (if any) set to zero."""
+        return v
+
+    def local(self) -> Geometry:
+        """This device's rows of the geometry, with no collective and no row mask: its
+        reductions over ``i`` run over all rows of this device, padding included (weight
+        them with :meth:`mask_rows`; a mask by ``-inf`` potentials would give NaN
+        derivatives in ``eps``). ``self`` on one device."""
+        return self
+
+    def sum_replicated(self, ct):
+        """Cotangent of the geometry from per-device cotangents of :meth:`local` parts: the
+        replicated leaves' cotangents summed over the devices (identity on one device)."""
+        return ct
+
     def row_max(self, v: Array) -> Array:
         """``max_i v_i`` over the real rows of all devices."""
         return jnp.max(v, axis=0)
@@ -262,6 +278,19 @@ class PointCloud(Geometry):
 
     def row_sum(self, v):
         return collectives.psum(jnp.sum(self._masked(v, 0), axis=0), self.axis_name)
+
+    def mask_rows(self, v):
+        return self._masked(v, 0)
+
+    def local(self):
+        if self.axis_name is None:
+            return self
+        return PointCloud(self.x, self.y, self.cost_fn, self.chunk_size)
+
+    def sum_replicated(self, ct):
+        if self.axis_name is None:
+            return ct
+        return eqx.tree_at(lambda t: t.y, ct, collectives.psum(ct.y, self.axis_name))
 
     def row_max(self, v):
         return collectives.pmax(jnp.max(self._masked(v, -jnp.inf), axis=0), self.axis_name)

@@ -245,7 +245,7 @@ def gmres_adjoint_solve(residual, z, params, z_bar, *, tol=1e-6, maxiter=200):
 
 
 def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable | None = None,
-                  *, sequential: bool | Callable = True):
+                  *, sequential: bool | Callable = True, pullback: Callable | None = None):
     """Wrap ``solve(params, init) -> (z, aux)`` with implicit differentiation.
 
     Args:
@@ -259,6 +259,9 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
         of one batched loop that iterates every problem to the slowest one's count. Pass
         False when ``solve`` uses collectives (sharded data); a callable ``wrap(fn) -> fn``
         is used instead of :func:`sequential_vmap` (e.g. to skip it for sharded inputs).
+      pullback: ``pullback(z, params, z_bar) -> params_bar``, the whole backward pass
+        (adjoint solve and residual VJP) when the solver has its own (e.g. one that also
+        serves row-sharded problems); replaces ``adjoint_solve`` and the default VJP.
 
     Returns:
       A function ``(params, init) -> (z, aux)`` with the same forward values. ``solve``,
@@ -269,10 +272,11 @@ def implicit_root(solve: Callable, residual: Callable, adjoint_solve: Callable |
         def adjoint_solve(z, params, z_bar):
             return gmres_adjoint_solve(residual, z, params, z_bar)
 
-    def pullback(z, params, z_bar):
-        w = adjoint_solve(z, params, z_bar)
-        _, vjp = jax.vjp(lambda p: residual(z, p), params)
-        return vjp(jax.tree_util.tree_map(jnp.negative, w))[0]
+    if pullback is None:
+        def pullback(z, params, z_bar):
+            w = adjoint_solve(z, params, z_bar)
+            _, vjp = jax.vjp(lambda p: residual(z, p), params)
+            return vjp(jax.tree_util.tree_map(jnp.negative, w))[0]
 
     if sequential:
         # the whole backward pass (adjoint solve and residual VJP) per problem, too

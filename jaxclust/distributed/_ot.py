@@ -20,9 +20,14 @@ from jaxtyping import Array, Float
 from .._core import checks
 from .._core.collectives import psum, row_mask
 from .._core.costs import COSTS, PointCloud
-from ..ot import _solver
 from ..ot.assign import swav_iterations
-from ..ot.entropic import SinkhornResult, check_static_options, check_tau
+from ..ot.entropic import (
+    SinkhornResult,
+    check_static_options,
+    check_tau,
+    potentials_pullback,
+    solve_potentials,
+)
 from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh
 
 __all__ = ["sinkhorn", "swav_codes"]
@@ -88,106 +93,34 @@ def _check_rows(x, a):
     return x, a
 
 
-def _cg(matvec, rhs, precond, dot, *, tol, maxiter):
-    """Preconditioned conjugate gradients for a symmetric PSD ``matvec`` on a pytree, with a
-    caller-given inner product ``dot`` (``psum``'d over the devices for sharded vectors).
-    Stops when ``|r| <= tol |rhs|`` (the rule of ``jax.scipy.sparse.linalg.cg``)."""
-    tmap = jax.tree_util.tree_map
-    atol2 = tol ** 2 * dot(rhs, rhs)
-    z0 = precond(rhs)
-
-    def cond(st):
-        _, r, _, _, k = st
-        return (dot(r, r) > atol2) & (k < maxiter)
-
-    def body(st):
-        x, r, p, rz, k = st
-        ap = matvec(p)
-        alpha = rz / dot(p, ap)
-        x = tmap(lambda u, v: u + alpha * v, x, p)
-        r = tmap(lambda u, v: u - alpha * v, r, ap)
-        z = precond(r)
-        rz_new = dot(r, z)
-        p = tmap(lambda u, v: u + (rz_new / rz) * v, z, p)
-        return x, r, p, rz_new, k + 1
-
-    x0 = tmap(jnp.zeros_like, rhs)
-    return jax.lax.while_loop(cond, body, (x0, rhs, z0, dot(rhs, z0), 0))[0]
-
-
 # ------------------------------------------------------------------------------------------
 # Sinkhorn
 
 
-def _sharded_solver(*, mesh, n, cost, chunk_size, cfg):
+def _sharded_solver(*, mesh, n, cost, chunk_size, opts):
     """``(x, a, y, b, eps, tau_a, tau_b) -> (f, g, n_iters, errors, converged)`` under
-    ``shard_map``, with the implicit-function-theorem gradient of ``jaxclust.ot.sinkhorn``
-    written for sharded rows: the adjoint system is solved by conjugate gradients whose inner
-    products and ``P^T w`` products are ``psum``'d, and the parameter cotangents are the
-    per-device VJPs of the local part of ``<w, residual>`` (``psum``'d for the replicated
-    parameters)."""
+    ``shard_map``: the solve of ``jaxclust.ot.sinkhorn`` on a row-sharded point cloud, and its
+    implicit gradient (the same function as on one device, ``potentials_pullback``, run on
+    every device: its adjoint CG and residual VJP take their reductions over the rows from
+    the sharded geometry)."""
     rows, rep = P(AXIS), P()
     ins = (rows, rows, rep, rep, rep, rep, rep)
 
+    def geometry(x, y):
+        return PointCloud(x, y, cost, chunk_size, _local_mask(x.shape[0], n), AXIS, n)
+
     def forward_body(x, a, y, b, eps, ta, tb):
-        dtype = y.dtype
         y, b, eps, ta, tb = _check_values(y, b, eps, ta, tb)
         x, a = _check_rows(x, a)
-        mask = _local_mask(x.shape[0], n)
-        geom = PointCloud(x, y, cost, chunk_size, mask, AXIS, n)
-        params = _solver.Params(geom, a, b, eps, ta, tb, jnp.asarray(0.0, dtype))
-        z0 = (jnp.zeros((x.shape[0],), dtype), jnp.zeros((y.shape[0],), dtype))
-        (f, g), (n_iters, errors, converged) = _solver.run(cfg, params, z0)
-        return f, g, n_iters, errors, converged
+        return solve_potentials(geometry(x, y), a, b, eps, ta, tb, **opts)
 
     forward = jax.shard_map(forward_body, mesh=mesh, in_specs=ins,
                             out_specs=(rows, rep, rep, rep, rep), check_vma=False)
 
     def backward_body(x, a, y, b, eps, ta, tb, f, g, f_bar, g_bar):
-        dtype = y.dtype
-        m = y.shape[0]
-        mask = _local_mask(x.shape[0], n)
-        mf = mask.astype(dtype)
-        geom = PointCloud(x, y, cost, chunk_size, mask, AXIS, n)
-        ones_m = jnp.ones((m,), dtype)
-        row = geom.plan_apply(f, g, eps, ones_m, 1)
-        col = geom.plan_apply(f, g, eps, mf, 0)  # global (masked rows, psum)
-        da, db = row / ta, col / tb
-
-        def matvec(w):
-            wf, wg = w
-            return ((da * wf + geom.plan_apply(f, g, eps, wg, 1)) * mf,
-                    geom.plan_apply(f, g, eps, wf, 0) + db * wg)
-
-        def precond(w):
-            wf, wg = w
-            return wf / jnp.where(da > 0, da, 1.0), wg / jnp.where(db > 0, db, 1.0)
-
-        def dot(u, v):
-            return psum(jnp.sum(u[0] * v[0] * mf), AXIS) + jnp.sum(u[1] * v[1])
-
-        # the balanced system has the null vector (1, -1): project the right-hand side off it
-        balanced = (ta == 1.0) & (tb == 1.0)
-        c = jnp.where(balanced, (psum(jnp.sum(f_bar * mf), AXIS) - jnp.sum(g_bar))
-                      / (n + m), 0.0)
-        rhs = (eps * (f_bar - c) * mf, eps * (g_bar + c))
-        tol = 1e-6 if dtype == jnp.float32 else 1e-11
-        wf, wg = _cg(matvec, rhs, precond, dot, tol=tol, maxiter=1000)
-        n_dev = psum(1, AXIS)
-
-        def local_part(x, a, y, b, eps, ta, tb):
-            # this device's share of <w, residual(z, theta)>: rows local, columns summed over
-            # the local rows only, the b-term split evenly (no collective inside)
-            geo = PointCloud(x, y, cost, chunk_size)
-            r_f = geo.plan_apply(f, g, eps, ones_m, 1) - _solver._relaxed_target(a, f, ta, eps)
-            col_local = geo.plan_apply(f, g, eps, mf, 0)
-            r_g_b = _solver._relaxed_target(b, g, tb, eps)
-            return jnp.sum(wf * mf * r_f) + jnp.dot(wg, col_local) - jnp.dot(wg, r_g_b) / n_dev
-
-        gx, ga, gy, gb, geps, gta, gtb = jax.grad(local_part, argnums=tuple(range(7)))(
-            x, a, y, b, eps, ta, tb)
-        tot = lambda t: -psum(t, AXIS)  # noqa: E731
-        return -gx, -ga, tot(gy), tot(gb), tot(geps), tot(gta), tot(gtb)
+        ct_geom, ga, gb, geps, gta, gtb = potentials_pullback(
+            geometry(x, y), a, b, eps, ta, tb, f, g, f_bar, g_bar)
+        return ct_geom.x, ga, ct_geom.y, gb, geps, gta, gtb
 
     backward = jax.shard_map(backward_body, mesh=mesh, in_specs=ins + (rows, rep, rows, rep),
                              out_specs=ins, check_vma=False)
@@ -208,14 +141,14 @@ def _sharded_solver(*, mesh, n, cost, chunk_size, cfg):
     return solve
 
 
-@partial(jax.jit, static_argnames=("cost", "chunk_size", "cfg"))
-def _sinkhorn(points, y, b, eps, ta, tb, *, cost, chunk_size, cfg):
+@partial(jax.jit, static_argnames=("cost", "chunk_size", "opts"))
+def _sinkhorn(points, y, b, eps, ta, tb, *, cost, chunk_size, opts):
     dtype = y.dtype
     x = points.x.astype(dtype)
     w = points.weights.astype(dtype)
     a = w / jnp.sum(w)  # source marginal: total mass 1 (one scalar all-reduce)
     solve = _sharded_solver(mesh=points.mesh, n=points.n, cost=cost, chunk_size=chunk_size,
-                            cfg=cfg)
+                            opts=dict(opts))
     f, g, n_iters, errors, converged = solve(x, a, y, b, eps, ta, tb)
     # the result's geometry is the plain (global) point cloud: its properties (marginals,
     # apply, linear_cost) then run through XLA's automatic partitioning on the sharded arrays
@@ -341,15 +274,13 @@ def sinkhorn(
                    ((epsilon, "epsilon"), (tau_a, "tau_a"), (tau_b, "tau_b")))
     if not checks.is_traced(y, b, eps, ta, tb):
         y, b, eps, ta, tb = _check_values(y, b, eps, ta, tb)
-    cfg = _solver.Config(tol=float(tol), max_iter=max_iter, check_every=check_every,
-                         mode="log", partial=False, eps_init=None, eps_decay=0.9,
-                         implicit=True)
+    opts = (("tol", float(tol)), ("max_iter", max_iter), ("check_every", check_every))
     rep = NamedSharding(points.mesh, P())
     if not checks.is_traced(y, b):
         y, b = jax.device_put(y, rep), jax.device_put(b, rep)
     return _sinkhorn(points, y, b, eps, ta, tb, cost=cost,
                      chunk_size=min(chunk_size, max(points.n_pad // points.num_devices, m)),
-                     cfg=cfg)
+                     opts=opts)
 
 
 # ------------------------------------------------------------------------------------------

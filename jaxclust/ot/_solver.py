@@ -35,7 +35,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.sparse.linalg import cg
 from jax.scipy.special import logsumexp
 
 from .._core.costs import CostMatrix, Geometry
@@ -336,6 +335,34 @@ def residual(z, p: Params):
     )
 
 
+def conjugate_gradient(matvec, rhs, precond, dot, *, tol, maxiter):
+    """Preconditioned conjugate gradients for a symmetric PSD ``matvec`` on a pytree, with the
+    inner product ``dot`` supplied by the caller (a geometry's: ``psum``'d over the devices for
+    row-sharded vectors). Stops when ``|r| <= tol |rhs|`` (the rule of
+    ``jax.scipy.sparse.linalg.cg``, whose iterations these are)."""
+    tmap = jax.tree_util.tree_map
+    atol2 = tol ** 2 * dot(rhs, rhs)
+    z0 = precond(rhs)
+
+    def cond(st):
+        _, r, _, _, k = st
+        return (dot(r, r) > atol2) & (k < maxiter)
+
+    def body(st):
+        x, r, p, rz, k = st
+        ap = matvec(p)
+        alpha = rz / dot(p, ap)
+        x = tmap(lambda u, v: u + alpha * v, x, p)
+        r = tmap(lambda u, v: u - alpha * v, r, ap)
+        z = precond(r)
+        rz_new = dot(r, z)
+        p = tmap(lambda u, v: u + (rz_new / rz) * v, z, p)
+        return x, r, p, rz_new, k + 1
+
+    x0 = tmap(jnp.zeros_like, rhs)
+    return jax.lax.while_loop(cond, body, (x0, rhs, z0, dot(rhs, z0), 0))[0]
+
+
 def _cg_adjoint(z, p: Params, z_bar):
     """Solve the symmetric adjoint system of the (un)balanced optimality conditions.
 
@@ -343,37 +370,80 @@ def _cg_adjoint(z, p: Params, z_bar):
     :func:`residual` is ``(1/eps) [[D_a, P], [P^T, D_b]]`` at the solution: symmetric, positive
     semi-definite, with null vector ``(1, -1)`` in the balanced case (the right-hand side is
     projected off it). Jacobi-preconditioned conjugate gradients on plan products.
+
+    The geometry supplies every reduction over the rows: for a row-sharded geometry (inside
+    ``shard_map``) ``P^T w`` and the inner products are ``psum``'d (``m + 2`` numbers per CG
+    step) and the padding rows are held at zero, so one code serves one device and many.
     """
     f, g = z
     eps = p.eps
-    dense = not p.geom.is_online
-    if dense:
-        P = p.geom.plan(f, g, eps)
+    geom = p.geom
+    if not geom.is_online and not geom.is_sharded:
+        P = geom.plan(f, g, eps)
         pw = lambda w: P @ w  # noqa: E731
         ptw = lambda w: w @ P  # noqa: E731
         row, col = jnp.sum(P, 1), jnp.sum(P, 0)
     else:
-        pw = lambda w: p.geom.plan_apply(f, g, eps, w, 1)  # noqa: E731
-        ptw = lambda w: p.geom.plan_apply(f, g, eps, w, 0)  # noqa: E731
-        row, col = _marginals(p.geom, f, g, eps)
+        pw = lambda w: geom.plan_apply(f, g, eps, w, 1)  # noqa: E731
+        ptw = lambda w: geom.plan_apply(f, g, eps, w, 0)  # noqa: E731
+        row, col = _marginals(geom, f, g, eps)
     da, db = row / p.tau_a, col / p.tau_b
 
     def matvec(w):
         wf, wg = w
-        return da * wf + pw(wg), ptw(wf) + db * wg
+        return geom.mask_rows(da * wf + pw(wg)), ptw(wf) + db * wg
 
     def precond(w):
         wf, wg = w
         return wf / jnp.where(da > 0, da, 1.0), wg / jnp.where(db > 0, db, 1.0)
 
+    def dot(u, v):
+        return geom.row_sum(u[0] * v[0]) + jnp.sum(u[1] * v[1])
+
     bf, bg = z_bar
     balanced = (p.tau_a == 1.0) & (p.tau_b == 1.0)
-    n, m = f.shape[0], g.shape[0]
-    c = jnp.where(balanced, (jnp.sum(bf) - jnp.sum(bg)) / (n + m), 0.0)
-    rhs = (eps * (bf - c), eps * (bg + c))
+    m = g.shape[0]
+    c = jnp.where(balanced, (geom.row_sum(bf) - jnp.sum(bg)) / (geom.n_rows + m), 0.0)
+    rhs = (eps * geom.mask_rows(bf - c), eps * (bg + c))
     tol = 1e-6 if f.dtype == jnp.float32 else 1e-11
-    w, _ = cg(matvec, rhs, tol=tol, maxiter=1000, M=precond)
-    return w
+    return conjugate_gradient(matvec, rhs, precond, dot, tol=tol, maxiter=1000)
+
+
+def implicit_pullback(z, p: Params, z_bar) -> Params:
+    """The implicit-function-theorem gradient of the (un)balanced potentials: cotangents of
+    the parameters ``p`` from those of the solution ``z = (f, g)``.
+
+    ``w`` solves the adjoint system (:func:`_cg_adjoint`); the result is
+    ``-(d residual / d p)^T w``, taken as the gradient of ``-<w, residual(z, p)>``. For a
+    row-sharded geometry (inside ``shard_map``) each device differentiates its own share of
+    that inner product with no collective (its rows of ``w_f . r_f``, the column sums over its
+    rows, ``1/P`` of the replicated ``b``-term), and the cotangents of the replicated
+    parameters (``y``, ``b``, ``eps``, ``tau``) are ``psum``'d; the row-sharded ones (``x``,
+    ``a``) stay with their rows. On one device the share is the whole inner product. The same
+    function is the backward pass of ``jaxclust.ot.sinkhorn`` (``implicit=True``) and of the
+    sharded ``jaxclust.distributed.sinkhorn``.
+    """
+    wf, wg = _cg_adjoint(z, p, z_bar)
+    f, g = z
+    geom = p.geom
+    share = 1.0 / geom.allreduce_sum(1)
+
+    real = geom.mask_rows(jnp.ones_like(f))  # 0 on padding rows
+    wf = geom.mask_rows(wf)
+
+    def local_part(q: Params):
+        loc = q.geom.local()
+        row = loc.plan_apply(f, g, q.eps, jnp.ones_like(g), 1)
+        col = loc.plan_apply(f, g, q.eps, real, 0)  # column sums over this device's real rows
+        r_f = row - _relaxed_target(q.a, f, q.tau_a, q.eps)
+        r_g_b = _relaxed_target(q.b, g, q.tau_b, q.eps)
+        return jnp.sum(wf * r_f) + jnp.dot(wg, col) - share * jnp.dot(wg, r_g_b)
+
+    _, vjp = jax.vjp(local_part, p)
+    ct = vjp(-jnp.ones((), f.dtype))[0]
+    tot = geom.allreduce_sum
+    return Params(geom.sum_replicated(ct.geom), ct.a, tot(ct.b), tot(ct.eps), tot(ct.tau_a),
+                  tot(ct.tau_b), tot(ct.mass))
 
 
 def make_solver(cfg: Config):
@@ -385,8 +455,8 @@ def make_solver(cfg: Config):
     # one problem after another (see sequential_vmap: a batched while loop or `cg` would run
     # every lane to the slowest one's count, with batched kernels that are slower per problem
     # on CPU); not for sharded geometries
-    return implicit_root(solve, residual, None if cfg.partial else _cg_adjoint,
-                         sequential=_sequential)
+    return implicit_root(solve, residual, sequential=_sequential,
+                         pullback=None if cfg.partial else implicit_pullback)
 
 
 def _sequential(fn):

@@ -293,6 +293,33 @@ def _solve(
     )
 
 
+def solve_potentials(geom: Geometry, a, b, eps, tau_a, tau_b, *, tol: float, max_iter: int,
+                     check_every: int):
+    """The log-domain (un)balanced solve behind :func:`sinkhorn`, from a cold start and with
+    no checks (package-internal: ``jaxclust.distributed.sinkhorn`` runs it inside
+    ``shard_map`` on a row-sharded :class:`PointCloud`, whose reductions over the rows end
+    with collectives). Returns ``(f, g, n_iters, errors, converged)``; its gradient is
+    :func:`potentials_pullback`."""
+    n, m = geom.shape
+    cfg = _solver.Config(tol=float(tol), max_iter=max_iter, check_every=check_every,
+                         mode="log", partial=False, eps_init=None, eps_decay=0.9,
+                         implicit=True)
+    params = _solver.Params(geom, a, b, eps, tau_a, tau_b, jnp.asarray(0.0, a.dtype))
+    z0 = (jnp.zeros((n,), a.dtype), jnp.zeros((m,), a.dtype))
+    (f, g), (n_iters, errors, converged) = _solver.run(cfg, params, z0)
+    return f, g, n_iters, errors, converged
+
+
+def potentials_pullback(geom: Geometry, a, b, eps, tau_a, tau_b, f, g, f_bar, g_bar):
+    """Cotangents ``(geom, a, b, eps, tau_a, tau_b)`` of :func:`solve_potentials` from those
+    of its potentials ``(f_bar, g_bar)``: the implicit gradient of :func:`sinkhorn`
+    (``implicit=True``), the same function on one device and, for a row-sharded geometry,
+    inside ``shard_map`` (package-internal)."""
+    params = _solver.Params(geom, a, b, eps, tau_a, tau_b, jnp.asarray(0.0, a.dtype))
+    ct = _solver.implicit_pullback((f, g), params, (f_bar, g_bar))
+    return ct.geom, ct.a, ct.b, ct.eps, ct.tau_a, ct.tau_b
+
+
 def _float_dtype(*arrays):
     dt = jnp.result_type(*[t.dtype for t in arrays])
     # bfloat16 / float16 inputs are solved in float32 (reductions need the range)
