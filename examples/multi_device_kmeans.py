@@ -30,6 +30,10 @@ import numpy as np
 
 from jaxclust import cluster, distributed as jd
 
+# a reader of the collectives in compiled HLO text (a diagnostic of this repository, not
+# public API: HLO text is not a stable format)
+from jaxclust.distributed._hlo import collective_bytes
+
 
 def _reexec_with_simulated_devices(count: int) -> None:
     """Start this script again with ``count`` simulated CPU devices (the XLA flag must be
@@ -137,7 +141,7 @@ def main() -> None:
 
     # 3. what one Lloyd iteration communicates, from the compiled program
     hlo = f_sharded.lower(pts).compile().as_text()
-    b = jd.collective_bytes(hlo)
+    b = collective_bytes(hlo)
     print(f"communication per Lloyd iteration and device: {b['per_iteration']} bytes "
           f"(= 4 (k d + k + 1) = {4 * (k * d + k + 1)}: centre sums, masses, changed labels); "
           f"{b['per_iteration_branches']} more bytes in iterations that relocate an empty "

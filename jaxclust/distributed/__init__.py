@@ -12,10 +12,7 @@ the padding. See the guide page "Scaling out".
 from ._cluster import kmeans as kmeans, minibatch_kmeans as minibatch_kmeans
 from ._mesh import (
     AXIS as AXIS,
-    CollectiveOp as CollectiveOp,
     ShardedPoints as ShardedPoints,
-    collective_bytes as collective_bytes,
-    collective_ops as collective_ops,
     gather as gather,
     make_mesh as make_mesh,
     shard as shard,
@@ -26,10 +23,7 @@ from ._sdp import kmeans_sdp as kmeans_sdp
 
 __all__ = [
     "AXIS",
-    "CollectiveOp",
     "ShardedPoints",
-    "collective_bytes",
-    "collective_ops",
     "gather",
     "kmeans",
     "kmeans_sdp",

@@ -31,7 +31,7 @@ from ..cluster.minibatch import (
     initial_centres,
     seeding_subset,
 )
-from ._mesh import AXIS, ShardedPoints, check_values_now
+from ._mesh import AXIS, ShardedPoints, check_values_now, not_applicable
 
 __all__ = ["kmeans", "minibatch_kmeans"]
 
@@ -52,6 +52,11 @@ def _check_points(points, name: str = "points") -> None:
     if points.weights.shape != points.x.shape[:1]:
         raise ValueError(f"`{name}.weights` must have shape ({points.x.shape[0]},), got "
                          f"{tuple(points.weights.shape)}.")
+
+
+def _weights_travel(weights) -> None:
+    not_applicable("weights", weights, None, "the weights travel with the points; pass them "
+                   "to shard(x, mesh, weights=w) (or build ShardedPoints(x, w, n, mesh)).")
 
 
 def _replicated(a, mesh):
@@ -109,7 +114,9 @@ def kmeans(
     n_init: int = 1,
     max_iter: int = 300,
     tol: float = 1e-4,
+    weights: None = None,
     chunk_size: int | None = None,
+    callback: None = None,
 ) -> KMeansResult:
     r"""k-means (k-means++ seeding, Lloyd) on points sharded over a device mesh.
 
@@ -135,7 +142,11 @@ def kmeans(
       n_init: restarts (``vmap`` over keys); the lowest inertia wins.
       max_iter: Lloyd iteration budget.
       tol: relative tolerance on the centre shift.
+      weights: must be ``None``: the weights travel with the points
+        (``shard(x, mesh, weights=w)``). Kept so that the signature is that of the
+        single-device function.
       chunk_size: rows per block of the assignment on each device (``None``: automatic).
+      callback: must be ``None`` (no progress callback from the devices of a mesh).
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult]; ``labels`` is ``(n_pad,)``, sharded
@@ -144,7 +155,7 @@ def kmeans(
 
     Raises:
       ValueError: ``points`` not a ``ShardedPoints``, ``k`` outside ``[1, n]``, bad options,
-        weights summing to zero.
+        weights summing to zero, ``weights`` or ``callback`` given.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -160,6 +171,8 @@ def kmeans(
       Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
     """
     _check_points(points)
+    _weights_travel(weights)
+    not_applicable("callback", callback, None, "pass None (no progress reports from a mesh).")
     checks.check_num_clusters(k, points.n, rows_of="points")
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
@@ -235,6 +248,7 @@ def minibatch_kmeans(
     batch_size: int = 1024,
     max_steps: int = 100,
     init: str | Float[Array, "k d"] = "k-means++",
+    weights: None = None,
     reassignment_ratio: float = 0.01,
     max_no_improvement: int | None = 10,
     chunk_size: int | None = None,
@@ -263,6 +277,8 @@ def minibatch_kmeans(
       batch_size: points per step.
       max_steps: step budget.
       init: ``"k-means++"`` or initial centres ``(k, d)``.
+      weights: must be ``None``: the weights travel with the points (as in
+        [`kmeans`][jaxclust.distributed.kmeans]).
       reassignment_ratio: see [`minibatch_kmeans_update`][jaxclust.cluster.minibatch_kmeans_update].
       max_no_improvement: early-stopping patience (``None``: run all steps).
       chunk_size: rows per block of the final assignment on each device.
@@ -287,6 +303,7 @@ def minibatch_kmeans(
       Sculley, "Web-Scale K-Means Clustering", WWW 2010.
     """
     _check_points(points)
+    _weights_travel(weights)
     checks.check_num_clusters(k, points.n, rows_of="points")
     checks.check_key(key)
     check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,

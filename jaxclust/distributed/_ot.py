@@ -28,7 +28,7 @@ from ..ot.entropic import (
     potentials_pullback,
     solve_potentials,
 )
-from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh
+from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh, not_applicable
 
 __all__ = ["sinkhorn", "swav_codes"]
 
@@ -160,16 +160,24 @@ def _sinkhorn(points, y, b, eps, ta, tb, *, cost, chunk_size, opts):
 def sinkhorn(
     points: ShardedPoints,
     y: Float[Array, "m d"],
+    a: None = None,
     b: Float[Array, " m"] | None = None,
     *,
     epsilon: float | Float[Array, ""],
     cost: str = "sqeuclidean",
     tau_a: float | Float[Array, ""] = 1.0,
     tau_b: float | Float[Array, ""] = 1.0,
+    mass: None = None,
     tol: float = 1e-3,
     max_iter: int = 2000,
     check_every: int = 10,
-    chunk_size: int = 512,
+    init: None = None,
+    epsilon_init: None = None,
+    epsilon_decay: float = 0.9,
+    implicit: bool = True,
+    chunk_size: int | None = None,
+    mode: str = "auto",
+    callback: None = None,
 ) -> SinkhornResult:
     r"""Entropic OT between row-sharded points and a replicated point cloud (online Sinkhorn).
 
@@ -208,15 +216,29 @@ def sinkhorn(
       points: the sharded source points (from [`shard`][jaxclust.distributed.shard]); their
         weights, normalised to sum 1, are the source marginal $a$.
       y: target points ``(m, d)``, replicated on every device.
+      a: must be ``None``: the source weights are ``points.weights``
+        (``shard(x, mesh, weights=a)``). The signature is that of the single-device
+        function; its options that cannot apply to sharded points (``a``, ``mass``,
+        ``init``, ``epsilon_init``, ``implicit=False``, ``callback``) raise a ``ValueError``
+        unless left at their defaults.
       b: target weights ``(m,)`` summing to 1 (default uniform ``1/m``).
       epsilon: entropic regularisation (absolute, > 0).
       cost: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` or ``"dot"``.
       tau_a: relaxation of the source marginal in (0, 1]; 1 is exact.
       tau_b: relaxation of the target marginal in (0, 1]; 1 is exact.
+      mass: must be ``None`` (no partial OT on sharded points).
       tol: tolerance on the L1 marginal error.
       max_iter: iteration budget.
       check_every: iterations between convergence checks.
-      chunk_size: rows per cost block of the online evaluation.
+      init: must be ``None`` (cold start).
+      epsilon_init: must be ``None`` (no epsilon annealing).
+      epsilon_decay: only with ``epsilon_init``; leave at 0.9.
+      implicit: must be ``True`` (implicit differentiation).
+      chunk_size: rows per cost block of the online evaluation (the sharded solve is always
+        online); ``None``: 512.
+      mode: ``"auto"`` or ``"log"``: both run the log-domain iterations (as ``"auto"`` does
+        on one device for an online problem).
+      callback: must be ``None``.
 
     Returns:
       A [`SinkhornResult`][jaxclust.ot.SinkhornResult] whose ``f`` and ``a`` are sharded and
@@ -246,7 +268,24 @@ def sinkhorn(
       Problems", Math. Comp. 2018.
     """
     _check_points(points)
+    not_applicable("a", a, None, "the source weights are points.weights; pass them to "
+                   "shard(x, mesh, weights=a).")
+    not_applicable("mass", mass, None, "partial OT is not available on sharded points; pass "
+                   "None (or relax the marginals with tau_a/tau_b < 1).")
+    not_applicable("init", init, None, "warm starts are not available on sharded points; "
+                   "pass None.")
+    not_applicable("epsilon_init", epsilon_init, None, "epsilon annealing is not available "
+                   "on sharded points; pass None.")
+    not_applicable("epsilon_decay", epsilon_decay, 0.9, "it sets the annealing schedule, "
+                   "which sharded points do not have; leave it at 0.9.")
+    not_applicable("implicit", implicit, True, "the sharded solve is differentiated "
+                   "implicitly only; pass implicit=True.")
+    not_applicable("callback", callback, None, "pass None (no progress reports from a mesh).")
+    if mode not in ("auto", "log"):
+        raise ValueError(f"`mode` must be 'auto' or 'log' (both run the log-domain iterations "
+                         f"on sharded points), got {mode!r}.")
     check_static_options(tol, max_iter, check_every, "auto", None, 0.9)
+    chunk_size = 512 if chunk_size is None else chunk_size
     # concrete points: a ValueError now (traced ones are checked inside shard_map)
     check_values_now(points, overflow=False,
                      bad_w="`points.weights` must be finite and >= 0 with a positive sum.")

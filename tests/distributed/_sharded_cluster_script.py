@@ -19,6 +19,7 @@ import jax
 import numpy as np
 
 from jaxclust import cluster, distributed as jd, ood
+from jaxclust.distributed._hlo import collective_bytes, collective_ops
 
 jax.config.update("jax_numpy_rank_promotion", "raise")  # as tests/conftest.py
 _SHAPE = re.compile(r"\b(?:pred|[suf](?:8|16|32|64)|bf16)\[([0-9,]*)\]")
@@ -40,9 +41,9 @@ def _compare(sharded, single, n):
 
 def _hlo(text):
     """Collectives of a compiled program, and the largest dimension of any array in it."""
-    ops = jd.collective_ops(text)
+    ops = collective_ops(text)
     dims = [int(t) for dims in _SHAPE.findall(text) for t in dims.split(",") if t]
-    return {"bytes": jd.collective_bytes(text),
+    return {"bytes": collective_bytes(text),
             "loop_max_dim": max((max(s, default=0) for o in ops if o.in_loop for s in o.shapes),
                                 default=0),
             "kinds": sorted({o.kind for o in ops}),

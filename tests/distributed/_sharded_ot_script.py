@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 
 from jaxclust import distributed as jd  # noqa: E402
 from jaxclust.distributed import _ot, _sdp  # noqa: E402
+from jaxclust.distributed._hlo import collective_ops  # noqa: E402
 from jaxclust.ot import sinkhorn, swav_codes  # noqa: E402
 from jaxclust.sdp import kmeans_sdp  # noqa: E402
 
@@ -61,7 +62,7 @@ def main() -> dict:
             .PartitionSpec(jd.AXIS),
         }
     txt = jax.jit(lambda p, yy: _ot.sinkhorn(p, yy, **opts).f).lower(pts, y).compile().as_text()
-    ops = jd.collective_ops(txt)
+    ops = collective_ops(txt)
     out["hlo"] = {"kinds": sorted({o.kind for o in ops}),
                   "shapes": sorted({s for o in ops for s in o.shapes}),
                   "n_pad": pts.n_pad, "n_local": pts.n_pad // 8}
@@ -119,7 +120,7 @@ def main() -> dict:
     q = jd.gather(_ot.swav_codes(jd.shard(s, mesh), epsilon=0.5, n_iter=5), 61)
     s2 = (3.0 * rng.standard_normal((64, 5))).astype(np.float32)
     q2 = _ot.swav_codes(jnp.asarray(s2), epsilon=0.5, n_iter=5)
-    swav_ops = jd.collective_ops(jax.jit(lambda p: _ot.swav_codes(p, epsilon=0.5, n_iter=5))
+    swav_ops = collective_ops(jax.jit(lambda p: _ot.swav_codes(p, epsilon=0.5, n_iter=5))
                                  .lower(jd.shard(s, mesh)).compile().as_text())
     out["swav"] = {"padded": rel(q, swav_codes(s, epsilon=0.5, n_iter=5)),
                    "kinds": sorted({o.kind for o in swav_ops}),

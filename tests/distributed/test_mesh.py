@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxclust import distributed as jd
+from jaxclust.distributed._hlo import collective_bytes, collective_ops
 
 
 def test_make_mesh():
@@ -152,19 +153,19 @@ ENTRY %main (x: f32[100,4]) -> f32[16,4] {
 
 
 def test_collective_ops_and_bytes_on_handwritten_hlo():
-    ops = jd.collective_ops(_HLO)
+    ops = collective_ops(_HLO)
     assert [(o.kind, o.shapes, o.in_loop, o.in_branch, o.computation) for o in ops] == [
         ("all-gather", ((8, 16),), True, True, "rare"),
         ("all-reduce", ((16, 4), (16,)), True, False, "body"),
         ("all-gather", ((800, 4),), False, False, "main"),  # async: results only
         ("collective-permute", ((5,),), False, False, "main"),
     ]
-    b = jd.collective_bytes(_HLO)
+    b = collective_bytes(_HLO)
     assert b["all-reduce"] == 4 * (64 + 16) == b["per_iteration"]
     assert b["per_iteration_branches"] == 4 * 8 * 16
     assert b["all-gather"] == 4 * (800 * 4 + 8 * 16)
     assert b["collective-permute"] == 4 * 5
     assert b["total"] == b["all-reduce"] + b["all-gather"] + b["collective-permute"]
     assert b["max_dim"] == 800
-    assert jd.collective_bytes("HloModule empty\n") == {
+    assert collective_bytes("HloModule empty\n") == {
         "total": 0, "per_iteration": 0, "per_iteration_branches": 0, "max_dim": 0}

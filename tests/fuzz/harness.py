@@ -212,9 +212,6 @@ def _extra_calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
 
         return (jd.shard(x, jd.make_mesh(jax.devices()[:1])),), {}
 
-    def collective_args():
-        return (jax.jit(lambda t: t.sum(0)).lower(x).compile().as_text(),), {}
-
     def train_fit_args():
         params = {"c": x[:3]}
 
@@ -229,8 +226,6 @@ def _extra_calls() -> dict[str, Callable[[], tuple[tuple, dict]]]:
         "distributed.make_mesh": mesh_args,
         "distributed.shard": shard_args,
         "distributed.gather": gather_args,
-        "distributed.collective_ops": collective_args,
-        "distributed.collective_bytes": collective_args,
         "train.fit": train_fit_args,
         "data.gaussian_mixture": lambda: ((jax.random.key(0), 12, x[:3]), {}),
         "data.load_digits_classes": lambda: (((3, 8), 10), {"seed": 0}),
@@ -290,8 +285,7 @@ def build_specs(names=None) -> dict[str, Spec]:
 
 # public functions that run on the host (documented as not jittable): eager runs only
 HOST_ONLY = {"metrics.clustering_accuracy", "train.fit", "distributed.make_mesh",
-             "distributed.shard", "distributed.gather", "distributed.collective_ops",
-             "distributed.collective_bytes", "data.load_digits_classes"}
+             "distributed.shard", "distributed.gather", "data.load_digits_classes"}
 
 
 def _is_key(v) -> bool:
