@@ -123,7 +123,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match="`chunk_size`"):
         _ot.sinkhorn(pts, x, epsilon=1.0, chunk_size=0)
     with pytest.raises(ValueError, match="`b` must sum to 1"):
-        _ot.sinkhorn(pts, x, jnp.ones(10), epsilon=1.0)
+        _ot.sinkhorn(pts, x, b=jnp.ones(10), epsilon=1.0)
     with pytest.raises(ValueError, match="`n_iter`"):
         _ot.swav_codes(pts, n_iter=0)
     with pytest.raises(ValueError, match="`mesh`"):
