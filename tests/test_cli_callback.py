@@ -139,3 +139,13 @@ def test_callback_must_be_callable():
                lambda: soft_kmeans(x, x[:2], temperature=1.0, callback=1)):
         with pytest.raises(ValueError, match="`callback` must be None or a function"):
             fn()
+
+
+    class Unhashable:
+        __hash__ = None
+
+        def __call__(self, i, e):
+            pass
+
+    with pytest.raises(ValueError, match="`callback` must be hashable"):
+        sinkhorn(x, x, epsilon=0.1, callback=Unhashable())

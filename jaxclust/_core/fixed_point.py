@@ -43,6 +43,12 @@ def check_callback(callback) -> None:
     if callback is not None and not callable(callback):
         raise ValueError(f"`callback` must be None or a function callback(iteration, error), "
                          f"got {type(callback).__name__}.")
+    try:
+        hash(callback)
+    except TypeError:
+        raise ValueError(f"`callback` must be hashable (it is a static option of the compiled "
+                         f"program): pass a function or a functools.partial, not a "
+                         f"{type(callback).__name__} instance without __hash__.") from None
 
 
 def report_progress(callback: ProgressCallback | None, iteration, error, active=True) -> None:
