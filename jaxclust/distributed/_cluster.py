@@ -31,7 +31,14 @@ from ..cluster.minibatch import (
     initial_centres,
     seeding_subset,
 )
-from ._mesh import AXIS, ShardedPoints, check_values_now, not_applicable
+from ._mesh import (
+    AXIS,
+    ShardedPoints,
+    check_points,
+    check_values_now,
+    not_applicable,
+    replicated,
+)
 
 __all__ = ["kmeans", "minibatch_kmeans"]
 
@@ -39,42 +46,16 @@ _RESULT_SPECS = KMeansResult(PartitionSpec(), PartitionSpec(AXIS), PartitionSpec
                              PartitionSpec(), PartitionSpec())
 
 
-def _check_points(points, name: str = "points") -> None:
-    if not isinstance(points, ShardedPoints):
-        raise ValueError(f"`{name}` must be a ShardedPoints; build it with "
-                         f"jaxclust.distributed.shard(x, mesh), got {type(points).__name__}.")
-    checks.check_ndim(points.x, f"{name}.x", 2, "(n_pad, d)")
-    p = points.num_devices
-    if points.x.shape[0] % p or not 0 < points.n <= points.x.shape[0]:
-        raise ValueError(f"`{name}` has {points.x.shape[0]} rows for n = {points.n} real points "
-                         f"on {p} devices; the rows must be a multiple of the number of devices "
-                         "and at least n. Build it with jaxclust.distributed.shard.")
-    if points.weights.shape != points.x.shape[:1]:
-        raise ValueError(f"`{name}.weights` must have shape ({points.x.shape[0]},), got "
-                         f"{tuple(points.weights.shape)}.")
-
-
 def _weights_travel(weights) -> None:
     not_applicable("weights", weights, None, "the weights travel with the points; pass them "
                    "to shard(x, mesh, weights=w) (or build ShardedPoints(x, w, n, mesh)).")
-
-
-def _replicated(a, mesh):
-    """``a`` replicated on every device of ``mesh`` (an array placed on one device, e.g. a
-    result of a single-device call, may then enter the sharded program)."""
-    return jax.device_put(a, NamedSharding(mesh, PartitionSpec()))
-
-
-def _real_rows(n_local, n):
-    """Mask of this device's rows that are real points (global index < n)."""
-    return row_mask(n_local, n, AXIS)
 
 
 def _tol_abs(x, n, tol):
     """``tol * mean(var(x, axis=0))`` over the n real rows (scikit-learn's scale)."""
     if tol <= 0:
         return jnp.zeros((), x.dtype)
-    real = _real_rows(x.shape[0], n)[:, None]
+    real = row_mask(x.shape[0], n, AXIS)[:, None]
     mean = psum(jnp.sum(jnp.where(real, x, 0.0), axis=0), AXIS) / n
     var = psum(jnp.sum(jnp.where(real, (x - mean[None, :]) ** 2, 0.0), axis=0), AXIS) / n
     return tol * jnp.mean(var)
@@ -170,7 +151,7 @@ def kmeans(
       Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 1982. Arthur &
       Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
     """
-    _check_points(points)
+    check_points(points)
     _weights_travel(weights)
     not_applicable("callback", callback, None, "pass None (no progress reports from a mesh).")
     checks.check_num_clusters(k, points.n, rows_of="points")
@@ -192,7 +173,7 @@ def kmeans(
             raise ValueError(f"`init` centres must have shape ({k}, {d}) (`k` = {k} rows), got "
                              f"{tuple(c0.shape)}.")
         c0 = checks.check_sq_norms(checks.check_finite(c0, "init"), "init")
-        c0 = _replicated(jax.lax.stop_gradient(c0), points.mesh)
+        c0 = replicated(jax.lax.stop_gradient(c0), points.mesh)
     res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
                   else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
                   chunk_size=chunk_size)
@@ -302,7 +283,7 @@ def minibatch_kmeans(
     References:
       Sculley, "Web-Scale K-Means Clustering", WWW 2010.
     """
-    _check_points(points)
+    check_points(points)
     _weights_travel(weights)
     checks.check_num_clusters(k, points.n, rows_of="points")
     checks.check_key(key)
@@ -314,7 +295,7 @@ def minibatch_kmeans(
     xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
     c0 = initial_centres(init, k, xs.shape[1], xs.dtype)
     if c0 is not None:
-        c0 = _replicated(c0, points.mesh)
+        c0 = replicated(c0, points.mesh)
     patience = max_no_improvement or max_steps + 1
     c, lab, inertia, it, stall = _minibatch(
         xs, ws, key, c0, k=k, n=points.n, mesh=points.mesh, batch_size=batch_size,

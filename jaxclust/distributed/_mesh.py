@@ -251,6 +251,27 @@ def check_values_now(points: ShardedPoints, name: str = "points", *, overflow: b
         raise ValueError(f"`{name}.weights` sums to 0; give some point a positive weight.")
 
 
+def check_points(points, name: str = "points") -> None:
+    if not isinstance(points, ShardedPoints):
+        raise ValueError(f"`{name}` must be a ShardedPoints; build it with "
+                         f"jaxclust.distributed.shard(x, mesh), got {type(points).__name__}.")
+    checks.check_ndim(points.x, f"{name}.x", 2, "(n_pad, d)")
+    p = points.num_devices
+    if points.x.shape[0] % p or not 0 < points.n <= points.x.shape[0]:
+        raise ValueError(f"`{name}` has {points.x.shape[0]} rows for n = {points.n} real points "
+                         f"on {p} devices; the rows must be a multiple of the number of devices "
+                         "and at least n. Build it with jaxclust.distributed.shard.")
+    if points.weights.shape != points.x.shape[:1]:
+        raise ValueError(f"`{name}.weights` must have shape ({points.x.shape[0]},), got "
+                         f"{tuple(points.weights.shape)}.")
+
+
+def replicated(a, mesh):
+    """``a`` replicated on every device of ``mesh`` (an array placed on one device, e.g. a
+    result of a single-device call, may then enter the sharded program)."""
+    return jax.device_put(a, NamedSharding(mesh, PartitionSpec()))
+
+
 def not_applicable(name: str, value, default, fix: str) -> None:
     """The sharded functions take the options of their single-device counterparts (same
     names, order and defaults); one that cannot apply to sharded data raises, never

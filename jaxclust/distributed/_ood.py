@@ -10,11 +10,10 @@ from jax.sharding import PartitionSpec
 from jaxtyping import ArrayLike, Float
 
 from .._core import checks
-from .._core.collectives import merge_top_k, psum
+from .._core.collectives import merge_top_k, psum, row_mask
 from .._core.costs import safe_sqrt
 from ..ood.scores import knn_queries, top_similarities
-from ._cluster import _check_points, _real_rows, _replicated
-from ._mesh import AXIS, ShardedPoints, check_values_now
+from ._mesh import AXIS, ShardedPoints, check_points, check_values_now, replicated
 
 __all__ = ["knn"]
 
@@ -63,7 +62,7 @@ def knn(
       Sun, Ming, Zhu, Li, "Out-of-Distribution Detection with Deep Nearest Neighbors",
       ICML 2022.
     """
-    _check_points(bank, "bank")
+    check_points(bank, "bank")
     # a concrete bank: a ValueError now (a traced one is checked inside the program)
     check_values_now(bank, "bank", overflow=False, weights=False)
     x = checks.as_float_array(features, "features")
@@ -75,7 +74,7 @@ def knn(
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     m = bank.n
     z, k, chunk_size = knn_queries(x, m, bank.x.shape[1], k, chunk_size)
-    z = _replicated(z, bank.mesh)
+    z = replicated(z, bank.mesh)
     return _knn(z, bank.x.astype(z.dtype), k=k, n=m, mesh=bank.mesh, chunk_size=chunk_size)
 
 
@@ -91,7 +90,7 @@ def _knn(z, bank, *, k, n, mesh, chunk_size):
                              "shard(fit_knn(features).bank).")
         m_local = bank.shape[0]
         kk = min(k, m_local)
-        top = top_similarities(z, bank, kk, chunk_size, _real_rows(m_local, n))
+        top = top_similarities(z, bank, kk, chunk_size, row_mask(m_local, n, AXIS))
         if kk < k:
             top = jnp.pad(top, ((0, 0), (0, k - kk)), constant_values=-jnp.inf)
         kth = merge_top_k(top, k, AXIS)[:, -1]  # an all-gather of n_queries x P k numbers

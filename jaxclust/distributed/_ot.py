@@ -28,24 +28,20 @@ from ..ot.entropic import (
     potentials_pullback,
     solve_potentials,
 )
-from ._mesh import AXIS, ShardedPoints, check_values_now, make_mesh, not_applicable
+from ._mesh import (
+    AXIS,
+    ShardedPoints,
+    check_points,
+    check_values_now,
+    make_mesh,
+    not_applicable,
+)
 
 __all__ = ["sinkhorn", "swav_codes"]
 
 
 # ------------------------------------------------------------------------------------------
 # helpers
-
-
-def _local_mask(n_local: int, n: int):
-    """Real (non-padding) rows of this device's block of a row-sharded array."""
-    return row_mask(n_local, n, AXIS)
-
-
-def _check_points(points, name: str = "points") -> None:
-    if not isinstance(points, ShardedPoints):
-        raise ValueError(f"`{name}` must be a jaxclust.distributed.ShardedPoints; build it with "
-                         "jaxclust.distributed.shard(x, mesh).")
 
 
 def _scalar(value, name: str, dtype):
@@ -107,7 +103,7 @@ def _sharded_solver(*, mesh, n, cost, chunk_size, opts):
     ins = (rows, rows, rep, rep, rep, rep, rep)
 
     def geometry(x, y):
-        return PointCloud(x, y, cost, chunk_size, _local_mask(x.shape[0], n), AXIS, n)
+        return PointCloud(x, y, cost, chunk_size, row_mask(x.shape[0], n, AXIS), AXIS, n)
 
     def forward_body(x, a, y, b, eps, ta, tb):
         y, b, eps, ta, tb = _check_values(y, b, eps, ta, tb)
@@ -267,7 +263,7 @@ def sinkhorn(
       Chizat, Peyré, Schmitzer, Vialard, "Scaling Algorithms for Unbalanced Optimal Transport
       Problems", Math. Comp. 2018.
     """
-    _check_points(points)
+    check_points(points)
     not_applicable("a", a, None, "the source weights are points.weights; pass them to "
                    "shard(x, mesh, weights=a).")
     not_applicable("mass", mass, None, "partial OT is not available on sharded points; pass "
@@ -334,7 +330,7 @@ def _swav(scores, eps, *, n, mesh, n_iter):
         bad = psum(jnp.sum(~jnp.isfinite(s)), AXIS) > 0
         s = checks.ensure(s, bad, "`scores` contains NaN or Inf; clean or mask the input "
                           "before calling.")
-        mask = _local_mask(s.shape[0], n)
+        mask = row_mask(s.shape[0], n, AXIS)
         return swav_iterations(s, eps, n_iter, axis_name=AXIS, row_mask=mask)
 
     return jax.shard_map(body, mesh=mesh, in_specs=(P(AXIS), P()), out_specs=P(AXIS),

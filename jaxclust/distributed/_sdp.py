@@ -12,11 +12,10 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxtyping import PRNGKeyArray
 
 from .._core import checks
-from .._core.collectives import psum
+from .._core.collectives import psum, row_mask
 from ..sdp import _bm
 from ..sdp.peng_wei import KMeansSDPResult
-from ._mesh import AXIS, ShardedPoints, check_values_now
-from ._ot import _check_points, _local_mask
+from ._mesh import AXIS, ShardedPoints, check_points, check_values_now
 
 __all__ = ["kmeans_sdp"]
 
@@ -42,7 +41,7 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
                           "calling.")
         huge = psum(checks.sq_norm_overflow(x).astype(jnp.int32), AXIS) > 0
         x = checks.ensure(x, huge & ~bad, checks.overflow_message("points.x", x.dtype))
-        mask = _local_mask(x.shape[0], n)
+        mask = row_mask(x.shape[0], n, AXIS)
         mf = mask.astype(dt)[:, None]
         mean = psum(jnp.sum(x * mf, axis=0, keepdims=True), AXIS) / n
         xc = (x - mean) * mf
@@ -154,7 +153,7 @@ def kmeans_sdp(
       Low-rank Semidefinite Programming", ICLR 2024. Peng & Wei, "Approximating K-means-type
       clustering via semidefinite programming", SIAM J. Optim. 2007.
     """
-    _check_points(points)
+    check_points(points)
     n = points.n
     rank = _bm._check_options(k, n, rank, max_iter, check_every)
     check_values_now(points, weights=False)  # concrete points: a ValueError now
