@@ -29,6 +29,8 @@ def main() -> None:
 
     console = Console()
     datasets = load_datasets(tuple(args.datasets))
+    console.print(f"clustering {', '.join(ds.name for ds in datasets)} with every method "
+                  "(the first call of each method compiles) ...")
     runs = evaluate(datasets, seed=args.seed)
     print_table(console, runs)
 

@@ -187,8 +187,31 @@ def scores(y, labels) -> dict[str, float]:
             "ari": float(ari(y, labels))}
 
 
-def pretrain(x, cfg: Config, key, *, progress: bool = False) -> FitResult:
-    """Contrastive pre-training of the encoder (no head)."""
+class EpochLines:
+    """Progress as plain lines (for logs and terminals alike): ``eval_fn`` wrapper for
+    ``fit`` that prints ``what: epoch i/n, <metrics>, <elapsed> s`` after each epoch of
+    ``log_every`` steps. Disabled, it adds nothing (no ``eval_fn`` for the pre-training)."""
+
+    def __init__(self, what: str, steps: int, log_every: int, enabled: bool):
+        self.what, self.enabled = what, enabled
+        self.n = -(-steps // log_every)
+        self.i, self.start = 0, time.perf_counter()
+        if enabled:
+            print(f"{what}: {steps} steps ({self.n} epochs of {log_every})", flush=True)
+
+    def __call__(self, metrics: dict[str, float]) -> dict[str, float]:
+        self.i += 1
+        if self.enabled:
+            cells = "".join(f", {k.upper()} {v:.3f}" for k, v in metrics.items())
+            print(f"  {self.what}: epoch {self.i}/{self.n}{cells}, "
+                  f"{time.perf_counter() - self.start:.0f} s", flush=True)
+        return metrics
+
+
+def pretrain(x, cfg: Config, key, *, progress: bool = False,
+             lines: bool = False) -> FitResult:
+    """Contrastive pre-training of the encoder (no head); ``lines``: one printed line per
+    epoch."""
     def loss(enc, batch, key):
         ka, kb = jax.random.split(key)
         aug = dict(noise=cfg.noise, shift=cfg.shift)
@@ -197,15 +220,18 @@ def pretrain(x, cfg: Config, key, *, progress: bool = False) -> FitResult:
         return enc.contrastive(h_a, h_b, cfg)
 
     k_init, k_fit = jax.random.split(key)
+    tick = EpochLines("contrastive pre-training", cfg.pretrain_steps, cfg.log_every, lines)
     return fit(loss, Encoder(cfg, k_init), x, key=k_fit, steps=cfg.pretrain_steps,
                batch_size=cfg.batch, optimizer=optax.adam(cfg.lr), ema_decay=cfg.ema,
-               log_every=cfg.log_every, progress=progress, description="contrastive")
+               log_every=cfg.log_every, progress=progress, description="contrastive",
+               eval_fn=(lambda _: tick({})) if lines else None)
 
 
 def train_head(name: str, encoder: Encoder, x, y, cfg: Config, key, *, prior=None,
-               progress: bool = False) -> FitResult:
+               progress: bool = False, lines: bool = False) -> FitResult:
     """Initialise the head by k-means on the features, then train encoder and head end to
-    end on contrastive + head loss; ACC/NMI of the EMA logged per epoch."""
+    end on contrastive + head loss; ACC/NMI of the EMA logged per epoch (and printed, one
+    line each, with ``lines``)."""
     k_km, k_fit = jax.random.split(key)
     h = encoder.features(x)
     centroids = kmeans(h, cfg.k, key=k_km, n_init=5).centroids
@@ -222,9 +248,11 @@ def train_head(name: str, encoder: Encoder, x, y, cfg: Config, key, *, prior=Non
 
     predict = eqx.filter_jit(lambda m: head_labels(name, m[1], m[0].features(x)))
 
+    tick = EpochLines(f"head {name}", cfg.head_steps, cfg.log_every, lines)
+
     def evaluate(model):
         s = scores(y, predict(model))
-        return {"acc": s["acc"], "nmi": s["nmi"]}
+        return tick({"acc": s["acc"], "nmi": s["nmi"]})
 
     return fit(loss, model, x, key=k_fit, steps=cfg.head_steps, batch_size=cfg.batch,
                optimizer=optax.adam(cfg.lr), ema_decay=cfg.ema, log_every=cfg.log_every,
@@ -243,8 +271,9 @@ def raw_kmeans(x, y, seed: int) -> dict[str, float]:
 
 
 def run_seed(seed: int, cfg: Config, heads=HEADS, *, x=None, y=None, prior=None,
-             progress: bool = False):
-    """One seed of the protocol: rows {method: scores + seconds}, histories, models."""
+             progress: bool = False, lines: bool = False):
+    """One seed of the protocol: rows {method: scores + seconds}, histories, models;
+    ``lines``: a printed line per phase and per epoch."""
     if x is None:
         x, y = load_digits_data()
     key = jax.random.key(seed)
@@ -252,7 +281,10 @@ def run_seed(seed: int, cfg: Config, heads=HEADS, *, x=None, y=None, prior=None,
     t0 = time.perf_counter()
     rows["k-means (raw pixels)"] = {**raw_kmeans(x, y, seed), "seconds": time.perf_counter() - t0}
     t0 = time.perf_counter()
-    pre = pretrain(x, cfg, jax.random.fold_in(key, 0), progress=progress)
+    if lines:
+        print(f"[seed {seed}] k-means on raw pixels: ACC "
+              f"{rows['k-means (raw pixels)']['acc']:.3f}", flush=True)
+    pre = pretrain(x, cfg, jax.random.fold_in(key, 0), progress=progress, lines=lines)
     pre_s = time.perf_counter() - t0
     encoder = pre.ema
     h = encoder.features(x)
@@ -262,7 +294,7 @@ def run_seed(seed: int, cfg: Config, heads=HEADS, *, x=None, y=None, prior=None,
     for i, name in enumerate(heads):
         t0 = time.perf_counter()
         res = train_head(name, encoder, x, y, cfg, jax.random.fold_in(key, 10 + i),
-                         prior=prior, progress=progress)
+                         prior=prior, progress=progress, lines=lines)
         labels = predict(name, res.ema, x, cfg)
         rows[name] = {**scores(y, labels), "seconds": pre_s + time.perf_counter() - t0}
         hist[name], models[name] = res.history, res.ema
@@ -336,7 +368,8 @@ def main() -> None:
                              f"{Config.head_steps // Config.log_every})")
     parser.add_argument("--out", default="out/deep_clustering")
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--progress", action="store_true",
+                        help="rich progress bars instead of one printed line per epoch")
     args = parser.parse_args()
     cfg = QUICK if args.quick else Config()
     if args.epochs is not None:
@@ -347,7 +380,8 @@ def main() -> None:
     all_rows = []
     for seed in args.seeds:
         rows, hist, models, pre_hist = run_seed(seed, cfg, args.heads, x=x, y=y,
-                                                progress=args.progress)
+                                                progress=args.progress,
+                                                lines=not args.progress)
         all_rows.append(rows)
         print(f"seed {seed}: " + "  ".join(f"{m} ACC {r['acc']:.3f} NMI {r['nmi']:.3f} "
                                            f"ARI {r['ari']:.3f}" for m, r in rows.items()))

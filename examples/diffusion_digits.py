@@ -52,7 +52,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
+    console.print(f"2-D mixture: training ({config.mixture_steps} steps), sampling the model "
+                  "and the exact score ...")
     rows, _ = run_mixture(config, seed=args.seed, progress=True, out=out)
+    console.print(f"digits: training ({config.digits_steps} steps), classifying held-out "
+                  "digits, sampling ...")
     digit_rows, _, res = run_digits(config, seed=args.seed, progress=True, out=out)
     print_table(console, rows + digit_rows)
 

@@ -39,11 +39,13 @@ HEADS = ("swav", "p2ot")
 CONFIG = replace(dcd.Config(), pretrain_steps=1200, head_steps=600, log_every=300)
 
 
-def run_seed(seed: int, cfg: dcd.Config = CONFIG, *, progress: bool = False):
+def run_seed(seed: int, cfg: dcd.Config = CONFIG, *, progress: bool = False,
+             lines: bool = False):
     """One seed: the long-tailed subset, one pre-training, both heads. Returns
-    ``(rows, models, x, y)``."""
+    ``(rows, models, x, y)``; ``lines``: a printed line per phase and per epoch."""
     x, y = dcd.load_digits_data(ratio=RATIO, seed=seed)
-    rows, _, models, _ = dcd.run_seed(seed, cfg, HEADS, x=x, y=y, progress=progress)
+    rows, _, models, _ = dcd.run_seed(seed, cfg, HEADS, x=x, y=y, progress=progress,
+                                      lines=lines)
     return rows, models, x, y
 
 
@@ -68,14 +70,16 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--out", default="out/imbalanced")
     parser.add_argument("--quick", action="store_true", help="a tiny run (smoke test)")
-    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.add_argument("--progress", action="store_true",
+                        help="rich progress bars instead of one printed line per epoch")
     args = parser.parse_args()
     cfg = dcd.QUICK if args.quick else CONFIG
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     all_rows = []
     for seed in args.seeds:
-        rows, models, x, y = run_seed(seed, cfg, progress=args.progress)
+        rows, models, x, y = run_seed(seed, cfg, progress=args.progress,
+                                      lines=not args.progress)
         all_rows.append(rows)
         print(f"seed {seed} (n = {len(y)}): " + "  ".join(
             f"{m} ACC {rows[m]['acc']:.3f} NMI {rows[m]['nmi']:.3f}" for m in HEADS))

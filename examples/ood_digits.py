@@ -47,9 +47,12 @@ def main() -> None:
     console = Console()
     data = load_data(args.seed)
     k_train, k_ft = jax.random.split(jax.random.key(args.seed))
+    console.print(f"training the MLP classifier on {data.x_train.shape[0]} digits 0-4 ...")
     params = train_classifier(data.x_train, data.y_train, k_train)
     acc = float(jnp.mean(jnp.argmax(logits(params, data.x_test), 1) == data.y_test))
     console.print(f"MLP on digits 0-4: test accuracy {100 * acc:.1f}%")
+    console.print(f"fitting the post-hoc scores, evaluating them on {len(data.ood)} OOD sets "
+                  "...")
     runs, raw = evaluate(post_hoc_scores(params, data.x_train, data.y_train), data.x_test,
                          data.ood)
     print_table(console, runs)
@@ -60,6 +63,7 @@ def main() -> None:
 
     if args.finetune:
         outliers = jnp.asarray(image_patches(0, 2000, seed=1000 + args.seed), jnp.float32)
+        console.print("energy-regularised fine-tuning with 2000 china-image outliers ...")
         tuned = finetune_energy(params, data.x_train, data.y_train, outliers, k_ft)
         scores = {"energy (plain)": lambda x: ood.energy(logits(params, x)),
                   "energy (fine-tuned)": lambda x: ood.energy(logits(tuned, x))}
