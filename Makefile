@@ -15,7 +15,7 @@ STAMP_BENCH := $(VENV)/.stamp-bench
 STAMP_DOCS  := $(VENV)/.stamp-docs
 STAMP_LINT  := $(VENV)/.stamp-lint
 
-.PHONY: help test test-all doctest demo bench docs docs-serve lint clean distclean
+.PHONY: help test test-all doctest demo bench docs docs-serve lint typecheck clean distclean
 
 help:
 	@echo "make test      fast tests (-m 'not slow') + doctests of the package"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench     benchmarks/bench_ot.py (vs ott-jax, POT) and bench_cluster.py (vs scikit-learn, faiss, kmedoids)"
 	@echo "make docs      build the MkDocs site with --strict, then check it (tests/test_docs.py)"
 	@echo "make lint      ruff check ."
+	@echo "make typecheck mypy on the package (configuration in pyproject.toml)"
 	@echo "make clean     remove caches, site/ and $(OUT)/"
 
 # --- environment -----------------------------------------------------------------------
@@ -81,6 +82,9 @@ docs-serve: $(STAMP_DOCS)
 
 lint: $(STAMP_LINT)
 	$(BIN)/ruff check .
+
+typecheck: $(STAMP_TEST)
+	$(BIN)/python -m mypy
 
 clean:
 	rm -rf site $(OUT) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info

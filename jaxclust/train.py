@@ -36,11 +36,12 @@ import optax
 from jaxtyping import Array, Float, PRNGKeyArray, PyTree
 
 from ._core import checks
-from ._core.results import summary_repr
+from ._core.results import with_summary_repr
 
 __all__ = ["FitResult", "fit"]
 
 
+@with_summary_repr
 class FitResult(NamedTuple):
     """Result of [`fit`][jaxclust.train.fit].
 
@@ -59,8 +60,6 @@ class FitResult(NamedTuple):
     losses: Float[Array, " steps"]
     seconds: float
     history: dict[str, np.ndarray]
-
-    __repr__ = summary_repr
 
 
 def _check_int(value, name: str) -> int:
@@ -224,7 +223,8 @@ def fit(loss_fn: Callable[..., Float[Array, ""]], params: PyTree, data: PyTree, 
         return jax.lax.scan(step, carry, ks)
 
     carry = (arrays, arrays, optimizer.init(arrays))
-    losses_all, history = [], {}
+    losses_all: list[np.ndarray] = []
+    history: dict[str, list[float]] = {}
     start = time.perf_counter()
     with _progress_bar(progress, description, steps) as update:
         for first in range(0, steps, log_every):

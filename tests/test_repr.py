@@ -54,7 +54,7 @@ def test_discovery_finds_the_result_classes():
                          ids=lambda c: c.__name__)
 def test_every_public_result_has_the_short_repr(cls):
     assert cls.__repr__ is summary_repr, (
-        f"{PUBLIC[cls]}: add `__repr__ = summary_repr` (from jaxclust._core.results)")
+        f"{PUBLIC[cls]}: decorate it with `@with_summary_repr` (from jaxclust._core.results)")
     text = repr(_big(cls))
     # one short entry per field, whatever the array sizes (default repr: ~60 kB per field)
     assert len(text) < 40 + 30 * len(cls._fields), text

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -127,3 +127,24 @@ def summary_repr(self: Any) -> str:
       Res(f=f32[64], converged=True, n_iters=41)
     """
     return _fields(self, 0)
+
+
+T = TypeVar("T", bound=type)
+
+
+def with_summary_repr(cls: T) -> T:
+    """Class decorator: ``summary_repr`` as the ``__repr__`` of a result NamedTuple.
+
+    The same as ``__repr__ = summary_repr`` in the class body, in a form type checkers
+    accept (mypy allows only fields, methods and docstrings in a NamedTuple body).
+
+    Example:
+      >>> from typing import NamedTuple
+      >>> @with_summary_repr
+      ... class Res(NamedTuple):
+      ...     n_iters: int
+      >>> Res(3), Res.__repr__ is summary_repr
+      (Res(n_iters=3), True)
+    """
+    setattr(cls, "__repr__", summary_repr)  # noqa: B010  (mypy: a method cannot be assigned)
+    return cls

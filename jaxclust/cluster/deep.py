@@ -21,7 +21,7 @@ __all__ = ["dec_loss", "dec_target", "pseudo_label_loss", "tell_assignment", "te
 _TARGETS = ("dec", "depict", "depict_paper")
 
 
-def _assignments(q, name):
+def _assignments(q, name) -> jax.Array:
     q = checks.as_float_array(q, name)
     checks.check_ndim(q, name, 2, "(n, k)")
     if q.shape[0] < 1 or q.shape[1] < 1:

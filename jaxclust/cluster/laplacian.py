@@ -23,7 +23,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.costs import pairwise_cost
 from .._core.fixed_point import iterate_blocks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .lloyd import kmeans, kmeans_plusplus
 from .spectral_clustering import _check_affinity, _points, _sq_dists
 
@@ -32,6 +32,7 @@ __all__ = ["LaplacianKMeansResult", "laplacian_kmeans"]
 _PREC = jax.lax.Precision.HIGHEST
 
 
+@with_summary_repr
 class LaplacianKMeansResult(NamedTuple):
     """Result of [`laplacian_kmeans`][jaxclust.cluster.laplacian_kmeans] (a pytree).
 
@@ -54,8 +55,6 @@ class LaplacianKMeansResult(NamedTuple):
     objective: Float[Array, " iters"]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def final_objective(self) -> Float[Array, ""]:

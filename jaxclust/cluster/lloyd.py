@@ -9,17 +9,18 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.collectives import count_le, cumsum, global_top, psum, take_rows
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
 from .._core.precision import HIGHEST  # distances by |x|^2 - 2 x.c + |c|^2: no TF32
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus"]
 
 
+@with_summary_repr
 class KMeansResult(NamedTuple):
     """Result of [`kmeans`][jaxclust.cluster.kmeans] (a pytree).
 
@@ -38,8 +39,6 @@ class KMeansResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def inertia(self) -> Float[Array, ""]:
@@ -305,7 +304,7 @@ def check_kmeans_options(max_iter, n_init, tol, chunk_size):
     checks.check_int(chunk_size, "chunk_size", none_ok=True)
 
 
-def _validate(x, k, weights, name="x"):
+def _validate(x, k, weights, name="x") -> tuple[jax.Array, jax.Array]:
     """Points ``name`` (2-D, non-empty, finite, squared distances representable) and sample
     weights (finite, >= 0, positive sum); ``1 <= k <= n``."""
     x = checks.as_float_array(x, name)
@@ -326,7 +325,7 @@ def all_finite(*arrays):
 
 
 def kmeans(
-    x: Float[Array, "n d"],
+    x: Float[ArrayLike, "n d"],
     k: int,
     *,
     key: PRNGKeyArray,

@@ -22,7 +22,8 @@ __all__ = ["kmeans_loss", "soft_assignment", "swav_loss"]
 _KINDS = ("softmax", "student_t")
 
 
-def _points_and_centroids(x, centroids, guard_overflow=True):
+def _points_and_centroids(x, centroids, guard_overflow=True
+                          ) -> tuple[jax.Array, jax.Array, jnp.dtype]:
     """Validate ``x (n, d)`` and ``centroids (k, d)``; return both in the compute dtype
     (the common dtype, at least float32) and the dtype of the outputs (the common dtype).
     With ``guard_overflow``, entries so large that squared distances would overflow the

@@ -11,7 +11,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 
 __all__ = ["KMedoidsResult", "kmedoids", "pam_build"]
 
@@ -25,6 +25,7 @@ _EAGER_BLOCK = 2
 _PAM_BLOCK = 32
 
 
+@with_summary_repr
 class KMedoidsResult(NamedTuple):
     """Result of [`kmedoids`][jaxclust.cluster.kmedoids] (a pytree).
 
@@ -48,8 +49,6 @@ class KMedoidsResult(NamedTuple):
     n_iters: Int[Array, ""]
     n_swaps: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def loss(self) -> Float[Array, ""]:

@@ -10,7 +10,7 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.collectives import psum, row_offset, take_rows
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .lloyd import KMeansResult, _assign, _validate, all_finite, greedy_plusplus
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
 ]
 
 
+@with_summary_repr
 class MiniBatchKMeansState(NamedTuple):
     """State of mini-batch k-means (a pytree; carry it through a training loop).
 
@@ -36,8 +37,6 @@ class MiniBatchKMeansState(NamedTuple):
     counts: Float[Array, " k"]
     n_since_reassign: Int[Array, ""]
     step: Int[Array, ""]
-
-    __repr__ = summary_repr
 
 
 def minibatch_kmeans_init(centroids: Float[Array, "k d"]) -> MiniBatchKMeansState:

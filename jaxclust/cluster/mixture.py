@@ -17,7 +17,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .lloyd import kmeans
 
 __all__ = ["GMMResult", "gmm", "gmm_log_prob"]
@@ -27,6 +27,7 @@ _ADJOINT_MAX_ITER = 500  # BiCGSTAB steps of the implicit gradient (two EM VJPs 
 _HI = jax.lax.Precision.HIGHEST  # float32 matmuls in full precision on every backend
 
 
+@with_summary_repr
 class GMMResult(NamedTuple):
     """Result of [`gmm`][jaxclust.cluster.gmm] (a pytree).
 
@@ -55,8 +56,6 @@ class GMMResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def labels(self) -> Int[Array, " n"]:

@@ -17,13 +17,14 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, gmres_solve, implicit_root, report_progress
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from ..ot.entropic import default_epsilon, sinkhorn
 from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "soft_kmeans"]
 
 
+@with_summary_repr
 class SoftKMeansResult(NamedTuple):
     """Result of [`soft_kmeans`][jaxclust.cluster.soft_kmeans] (a pytree).
 
@@ -47,8 +48,6 @@ class SoftKMeansResult(NamedTuple):
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
 
-    __repr__ = summary_repr
-
     @property
     def energy(self) -> Float[Array, ""]:
         """Read-only alias of ``objective`` (this result's name for it before the shared
@@ -56,6 +55,7 @@ class SoftKMeansResult(NamedTuple):
         return self.objective
 
 
+@with_summary_repr
 class SinkhornKMeansResult(NamedTuple):
     """Result of [`sinkhorn_kmeans`][jaxclust.cluster.sinkhorn_kmeans] (a pytree).
 
@@ -78,8 +78,6 @@ class SinkhornKMeansResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def loss(self) -> Float[Array, ""]:

@@ -16,7 +16,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .lloyd import kmeans
 
 __all__ = ["AFFINITIES", "ROW_NORMS", "SpectralResult", "affinity_matrix", "spectral"]
@@ -153,6 +153,7 @@ def affinity_matrix(
 # spectral embedding and clustering
 
 
+@with_summary_repr
 class SpectralResult(NamedTuple):
     """Result of [`spectral`][jaxclust.cluster.spectral] (a pytree).
 
@@ -178,8 +179,6 @@ class SpectralResult(NamedTuple):
     centroids: Float[Array, "k m"]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def inertia(self) -> Float[Array, ""]:

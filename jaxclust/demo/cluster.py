@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import cluster as jcl
-from jaxclust._core.results import summary_repr
+from jaxclust._core.results import with_summary_repr
 from jaxclust.demo import _pyplot
 from jaxclust.metrics import ari, clustering_accuracy, nmi
 
@@ -38,6 +38,7 @@ __all__ = ["DataSet", "MethodRun", "evaluate", "load_datasets", "methods", "plot
            "print_table", "run"]
 
 
+@with_summary_repr
 class DataSet(NamedTuple):
     """A labelled data set: points ``x`` (float32), classes ``y`` and the number of classes."""
 
@@ -46,9 +47,8 @@ class DataSet(NamedTuple):
     y: np.ndarray
     k: int
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class MethodRun(NamedTuple):
     """One method on one data set: predicted labels, scores and time (one call, compiled)."""
 
@@ -59,8 +59,6 @@ class MethodRun(NamedTuple):
     nmi: float
     ari: float
     seconds: float
-
-    __repr__ = summary_repr
 
 
 def load_datasets(names: tuple[str, ...] = ("iris", "wine", "digits")) -> list[DataSet]:

@@ -40,7 +40,7 @@ import optax
 from jaxtyping import Array, Bool, Float, Int
 
 from jaxclust._core import checks
-from jaxclust._core.results import summary_repr
+from jaxclust._core.results import with_summary_repr
 from jaxclust.demo import _pyplot
 from jaxclust.diffusion import (
     VPSDE,
@@ -97,6 +97,7 @@ N_LEVELS = 17
 """Grey levels of scikit-learn's digits (0 .. 16)."""
 
 
+@with_summary_repr
 class Config(NamedTuple):
     """Sizes of one run (the demo uses [`DEMO`][jaxclust.demo.diffusion.DEMO], the example
     and the benchmark [`EXAMPLE`][jaxclust.demo.diffusion.EXAMPLE]). The mixture model is
@@ -118,8 +119,6 @@ class Config(NamedTuple):
     mixture_learning_rate: float = 1e-2
     """Peak learning rate of the mixture's network (``learning_rate`` is the digits')."""
 
-    __repr__ = summary_repr
-
 
 DEMO = Config(mixture_steps=2000, digits_steps=1000, width=128, batch_size=128,
               learning_rate=3e-3, n_classify=100, n_timesteps=16, sample_steps=50)
@@ -134,6 +133,7 @@ EXAMPLE = Config(mixture_steps=4000, digits_steps=4000, width=256, batch_size=25
 # data
 
 
+@with_summary_repr
 class DigitsData(NamedTuple):
     """scikit-learn's digits split into training and held-out images (stratified).
 
@@ -146,8 +146,6 @@ class DigitsData(NamedTuple):
     train_labels: Int[Array, " n"]
     test_levels: Int[Array, "m 64"]
     test_labels: Int[Array, " m"]
-
-    __repr__ = summary_repr
 
 
 def load_digits_split(*, test_size: float = 0.25, seed: int = 0) -> DigitsData:
@@ -369,6 +367,7 @@ def memorisation(samples: Float[Array, "n d"], train_x: Float[Array, "m d"],
             "test_ratio_median": float(np.median(t[:, 0] / t[:, 1]))}
 
 
+@with_summary_repr
 class ModeCoverage(NamedTuple):
     r"""Result of [`mode_coverage`][jaxclust.demo.diffusion.mode_coverage].
 
@@ -385,8 +384,6 @@ class ModeCoverage(NamedTuple):
     per_mode: Float[Array, " k"]
     expected: Float[Array, " k"]
     covered: Bool[Array, " k"]
-
-    __repr__ = summary_repr
 
     @property
     def n_covered(self) -> Int[Array, ""]:
@@ -534,14 +531,13 @@ def plot_grid(images: Float[Array, "n 64"], path: str | Path, *, cols: int,
 # the section
 
 
+@with_summary_repr
 class Row(NamedTuple):
     """One line of the section's table."""
 
     task: str
     measure: str
     value: str
-
-    __repr__ = summary_repr
 
 
 def _pct(v) -> str:

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxclust import ood
-from jaxclust._core.results import summary_repr
+from jaxclust._core.results import with_summary_repr
 from jaxclust.demo import _pyplot
 from jaxclust.metrics.detection import aupr_in, auroc, fpr_at_tpr
 
@@ -56,6 +56,7 @@ __all__ = [
 ID_CLASSES = 5
 
 
+@with_summary_repr
 class OODData(NamedTuple):
     """ID train/test images and labels and the OOD test sets (name -> ``(n, 64)`` float32)."""
 
@@ -65,17 +66,15 @@ class OODData(NamedTuple):
     y_test: jax.Array
     ood: dict[str, jax.Array]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class MLP(NamedTuple):
     """Parameters of the classifier: a list of ``(weight (in, out), bias (out,))`` layers."""
 
     layers: tuple[tuple[jax.Array, jax.Array], ...]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class ScoreRun(NamedTuple):
     """One score on one OOD set: AUROC, FPR@95 in both conventions and AUPR-In."""
 
@@ -85,8 +84,6 @@ class ScoreRun(NamedTuple):
     fpr95: float
     fpr95_ood: float
     aupr_in: float
-
-    __repr__ = summary_repr
 
 
 def image_patches(index: int, n: int, *, seed: int = 0, stride: int = 4) -> np.ndarray:

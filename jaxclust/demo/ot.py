@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from jaxclust._core.results import summary_repr
+from jaxclust._core.results import with_summary_repr
 from jaxclust.data import load_digits_classes
 from jaxclust.demo import _pyplot
 from jaxclust.ot import default_epsilon, sinkhorn
@@ -45,6 +45,7 @@ __all__ = [
 ]
 
 
+@with_summary_repr
 class OTRun(NamedTuple):
     """One solved variant of the digits transport problem.
 
@@ -66,8 +67,6 @@ class OTRun(NamedTuple):
     marginal_error: float
     mass: float
     note: str
-
-    __repr__ = summary_repr
 
 
 def digits_clouds(

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxclust._core.results import summary_repr
+from jaxclust._core.results import with_summary_repr
 from jaxclust.cluster import gmm, kmeans
 from jaxclust.metrics import ari, clustering_accuracy
 from jaxclust.sdp import kmeans_sdp, la_sdp, membership_matrix
@@ -76,6 +76,7 @@ def heterogeneous_mixture(seed: int, n: int = 300, d: int = 10, sep: float = 4.0
     return np.concatenate(xs).astype(np.float32), np.array(ys)
 
 
+@with_summary_repr
 class RecoveryRow(NamedTuple):
     """The k-means SDP at one separation, over seeds."""
 
@@ -83,8 +84,6 @@ class RecoveryRow(NamedTuple):
     rate: float  # fraction of seeds with relative error to Z* below 1e-2
     error: float  # mean relative Frobenius error to Z*
     ari: float  # mean ARI of the rounded labels
-
-    __repr__ = summary_repr
 
 
 def recovery_sweep(seps=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), seeds=range(5),

@@ -37,7 +37,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from ._utils import check_result
 from .sde import AbstractSDE
 
@@ -55,6 +55,7 @@ __all__ = [
 _HI = jax.lax.Precision.HIGHEST
 
 
+@with_summary_repr
 class GaussianMixture(NamedTuple):
     """A Gaussian mixture $\\sum_k \\pi_k \\mathcal N(\\mu_k, \\Sigma_k)$ (a pytree).
 
@@ -69,9 +70,8 @@ class GaussianMixture(NamedTuple):
     means: Float[Array, "K D"]
     covs: Float[Array, "K D D"]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class MoLRG(NamedTuple):
     """A mixture of low-rank Gaussians $\\sum_k \\pi_k\\mathcal N(0, U_kU_k^\\top +
     \\delta^2 I)$ (a pytree).
@@ -86,8 +86,6 @@ class MoLRG(NamedTuple):
     weights: Float[Array, " K"]
     bases: Float[Array, "K D d"]
     floor: Float[Array, ""] | float = 0.0
-
-    __repr__ = summary_repr
 
 
 def _f32(a):

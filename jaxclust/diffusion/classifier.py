@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from ._utils import (
     bcast,
     call_user,
@@ -41,6 +41,7 @@ from .sde import AbstractSDE
 __all__ = ["ClassifyResult", "diffusion_classify"]
 
 
+@with_summary_repr
 class ClassifyResult(NamedTuple):
     """Result of [`diffusion_classify`][jaxclust.diffusion.diffusion_classify] (a pytree).
 
@@ -56,8 +57,6 @@ class ClassifyResult(NamedTuple):
     label: Int[Array, ""]
     errors: Float[Array, " c"]
     n_evals: Int[Array, ""]
-
-    __repr__ = summary_repr
 
 
 def _stages(schedule, num_classes, n_timesteps):

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from ._utils import (
     ODE_METHODS,
     bcast,
@@ -46,6 +46,7 @@ DIVERGENCES = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
 
 
+@with_summary_repr
 class LikelihoodResult(NamedTuple):
     """Result of [`ode_likelihood`][jaxclust.diffusion.ode_likelihood] (a pytree).
 
@@ -61,8 +62,6 @@ class LikelihoodResult(NamedTuple):
     z: Float[Array, "n ..."]
     prior_logp: Float[Array, " n"]
     delta_logp: Float[Array, " n"]
-
-    __repr__ = summary_repr
 
 
 def _probe(key, shape, dtype, noise):

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from ._utils import check_int, pow2_scale
 
 __all__ = ["KSubspacesResult", "k_subspaces"]
@@ -32,6 +32,7 @@ __all__ = ["KSubspacesResult", "k_subspaces"]
 _HI = jax.lax.Precision.HIGHEST
 
 
+@with_summary_repr
 class KSubspacesResult(NamedTuple):
     """Result of [`k_subspaces`][jaxclust.diffusion.k_subspaces] (a pytree).
 
@@ -51,8 +52,6 @@ class KSubspacesResult(NamedTuple):
     objective: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def residual(self) -> Float[Array, ""]:

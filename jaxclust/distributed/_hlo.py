@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 
 __all__ = ["CollectiveOp", "collective_bytes", "collective_ops"]
 
@@ -29,6 +29,7 @@ _CALLS = re.compile(r"(?:body|condition|to_apply|calls|branch_computations|true_
                     r"false_computation)=(\{[^}]*\}|%?[\w.\-]+)")
 
 
+@with_summary_repr
 class CollectiveOp(NamedTuple):
     """One collective of a compiled program.
 
@@ -49,8 +50,6 @@ class CollectiveOp(NamedTuple):
     computation: str
     in_loop: bool
     in_branch: bool = False
-
-    __repr__ = summary_repr
 
 
 def collective_ops(hlo_text: str) -> list[CollectiveOp]:

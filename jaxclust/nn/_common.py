@@ -35,8 +35,20 @@ def check_number(value, name: str, hint: str = "") -> float:
     return float(value)
 
 
+class PALMOptions(NamedTuple):
+    """The static settings of a PALM prototype head, in the constructor's order."""
+
+    temperature: float
+    weight: float
+    proto_temperature: float
+    momentum: float
+    top_k: int
+    epsilon: float
+    n_iter: int
+
+
 def palm_options(temperature, weight, proto_temperature, momentum, top_k, epsilon,
-                 n_iter) -> dict:
+                 n_iter) -> PALMOptions:
     """The static settings of both frameworks' PALM prototype heads, checked once."""
     if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
         raise ValueError(f"`weight` must be a Python number >= 0, got {weight!r}.")
@@ -45,7 +57,7 @@ def palm_options(temperature, weight, proto_temperature, momentum, top_k, epsilo
         raise ValueError(f"`momentum` must be a Python number in [0, 1] (PALM uses 0.999), "
                          f"got {momentum!r}.")
     top_k = checks.check_int(top_k, "top_k", low=0, why="0: no pruning")
-    return dict(
+    return PALMOptions(
         temperature=check_number(temperature, "temperature", "PALM uses 0.1."),
         weight=float(weight),
         proto_temperature=check_number(proto_temperature, "proto_temperature",
@@ -73,7 +85,7 @@ def check_kind(kind) -> str:
     return kind
 
 
-def initial(given, shape: tuple[int, int], name: str, key_name: str, draw):
+def initial(given, shape: tuple[int, ...], name: str, key_name: str, draw):
     """Given initial parameters (checked against ``shape``) or ``draw()`` from a key."""
     if given is None:
         if draw is None:

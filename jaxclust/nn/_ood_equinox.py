@@ -9,6 +9,8 @@ Sinkhorn assignments need the whole batch).
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -122,13 +124,13 @@ class TemperatureHead(eqx.Module):
         """$T(x) = \\sigma(g(x)) \\in (0, 1)$."""
         if self.bn_scale is None:
             return _losses.learned_temperature(x, self.temp_weight, self.temp_bias)
-        stats = {}
+        stats: dict[str, Any] = {}
         if self.inference:
             stats = dict(mean=jax.lax.stop_gradient(self.bn_mean),
                          var=jax.lax.stop_gradient(self.bn_var))
         return _losses.learned_temperature(x, self.temp_weight, self.temp_bias,
                                            batch_norm=True, scale=self.bn_scale,
-                                           offset=self.bn_offset, **stats)
+                                           offset=cast(jax.Array, self.bn_offset), **stats)
 
     def update_statistics(self, x: Float[ArrayLike, "n d"]) -> TemperatureHead:
         """The head with the batch norm's running mean and variance moved towards the batch's
@@ -144,8 +146,9 @@ class TemperatureHead(eqx.Module):
         mu = jnp.mean(a)
         var = jnp.mean(jnp.square(a - mu))
         m = self.bn_momentum
+        mean, var0 = cast(jax.Array, self.bn_mean), cast(jax.Array, self.bn_var)
         return eqx.tree_at(lambda h: (h.bn_mean, h.bn_var), self,
-                           ((1 - m) * self.bn_mean + m * mu, (1 - m) * self.bn_var + m * var))
+                           ((1 - m) * mean + m * mu, (1 - m) * var0 + m * var))
 
     def cosine_logits(self, x: Float[ArrayLike, "n d"]) -> Float[Array, "n k"]:
         """The cosine logits $h(x)$."""
@@ -231,9 +234,9 @@ class PrototypeHead(eqx.Module):
                  n_iter: int = 3, prototypes: Float[ArrayLike, "k m d"] | None = None,
                  key: PRNGKeyArray | None = None):
         d, k, m = check_size(d, "d"), check_size(k, "k"), check_size(m, "m")
-        for name, value in palm_options(temperature, weight, proto_temperature, momentum,
-                                         top_k, epsilon, n_iter).items():
-            setattr(self, name, value)
+        (self.temperature, self.weight, self.proto_temperature, self.momentum, self.top_k,
+         self.epsilon, self.n_iter) = palm_options(temperature, weight, proto_temperature,
+                                                   momentum, top_k, epsilon, n_iter)
         draw = None if key is None else lambda: normal(key, (k, m, d), prototype_scale(d))
         self.prototypes = initial(prototypes, (k, m, d), "prototypes", "key", draw)
 

@@ -9,6 +9,8 @@ Sinkhorn assignments need the whole batch).
 
 from __future__ import annotations
 
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -106,7 +108,9 @@ class TemperatureHead(nnx.Module):
         v, c = self.temp_weight[...], self.temp_bias[...]
         if self.bn is None:
             return _losses.learned_temperature(x, v, c)
-        scale, offset = self.bn.scale[...][0], self.bn.bias[...][0]
+        # use_scale / use_bias are on (the constructor's defaults): both are Params
+        scale = cast(nnx.Param, self.bn.scale)[...][0]
+        offset = cast(nnx.Param, self.bn.bias)[...][0]
         if self.bn.use_running_average:
             return _losses.learned_temperature(x, v, c, batch_norm=True, scale=scale,
                                                offset=offset, mean=self.bn.mean[...][0],
@@ -193,9 +197,9 @@ class PrototypeHead(nnx.Module):
                  n_iter: int = 3, prototypes: Float[ArrayLike, "k m d"] | None = None,
                  rngs: nnx.Rngs | None = None):
         d, k, m = check_size(d, "d"), check_size(k, "k"), check_size(m, "m")
-        for name, value in palm_options(temperature, weight, proto_temperature, momentum,
-                                         top_k, epsilon, n_iter).items():
-            setattr(self, name, value)
+        (self.temperature, self.weight, self.proto_temperature, self.momentum, self.top_k,
+         self.epsilon, self.n_iter) = palm_options(temperature, weight, proto_temperature,
+                                                   momentum, top_k, epsilon, n_iter)
         draw = (None if rngs is None
                 else lambda: normal(rngs.params(), (k, m, d), prototype_scale(d)))
         self.prototypes = nnx.Param(initial(prototypes, (k, m, d), "prototypes", "rngs", draw))

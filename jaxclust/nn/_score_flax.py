@@ -8,6 +8,9 @@ The same networks, with the same parameters in the same roles, are in
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -34,7 +37,7 @@ class _Conditioning(nnx.Module):
         e = sc.sinusoidal_embedding(t, self.embed_dim, scale=self.time_scale)
         c = self.lin2(jax.nn.silu(self.lin1(e)))
         if self.class_embed is not None:
-            c = c + self.class_embed(y)
+            c = c + self.class_embed(cast(jax.Array, y))  # labels given iff conditional
         return c
 
 
@@ -170,7 +173,7 @@ class _Level(nnx.Module):
     def resampled(self, h: jax.Array) -> jax.Array:
         if self.up:  # nearest-neighbour x2, then a 3x3 convolution
             h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
-        return self.resample(h)
+        return cast(Callable, self.resample)(h)  # only blocks that resample call this
 
 
 class ScoreUNet(nnx.Module):

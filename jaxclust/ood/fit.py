@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from . import _validate as v
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
 _PREC = jax.lax.Precision.HIGHEST
 
 
+@with_summary_repr
 class MahalanobisStats(NamedTuple):
     """Class means and tied precision of ID features (and the class-agnostic background).
 
@@ -50,25 +51,22 @@ class MahalanobisStats(NamedTuple):
     mean: Float[Array, " d"]
     background_precision: Float[Array, "d d"]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class KNNStats(NamedTuple):
     """The bank of unit-normalised ID features (``(m, d)``) searched by the KNN score."""
 
     bank: Float[Array, "m d"]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class ReActStats(NamedTuple):
     """The activation clipping threshold of ReAct (a percentile of ID activations)."""
 
     threshold: Float[Array, ""]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class ViMStats(NamedTuple):
     """ViM's origin, residual subspace and virtual-logit scale.
 
@@ -83,17 +81,14 @@ class ViMStats(NamedTuple):
     residual_basis: Float[Array, "d r"]
     alpha: Float[Array, ""]
 
-    __repr__ = summary_repr
 
-
+@with_summary_repr
 class PrototypeStats(NamedTuple):
     """Unit-norm class prototypes (normalised class means of normalised features) and the
     class frequencies, the target marginal of the Sinkhorn score."""
 
     prototypes: Float[Array, "k d"]
     weights: Float[Array, " k"]
-
-    __repr__ = summary_repr
 
 
 def _features(features, name="features"):

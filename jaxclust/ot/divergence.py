@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .entropic import SinkhornResult, _sinkhorn_symmetric, sinkhorn
 
 __all__ = ["SinkhornDivergenceResult", "sinkhorn_divergence"]
 
 
+@with_summary_repr
 class SinkhornDivergenceResult(NamedTuple):
     r"""The Sinkhorn divergence and the three entropic OT solves it is made of (a pytree).
 
@@ -28,8 +29,6 @@ class SinkhornDivergenceResult(NamedTuple):
     xy: SinkhornResult
     xx: SinkhornResult
     yy: SinkhornResult
-
-    __repr__ = summary_repr
 
     @property
     def converged(self) -> Bool[Array, ""]:

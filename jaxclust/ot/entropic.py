@@ -12,7 +12,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._core import checks
 from .._core.costs import COSTS, CostMatrix, Geometry, PointCloud
 from .._core.fixed_point import check_callback
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from . import _solver
 
 __all__ = ["SinkhornResult", "default_epsilon", "sinkhorn", "sinkhorn_from_cost"]
@@ -31,6 +31,7 @@ def _jit_online(method):
     return call
 
 
+@with_summary_repr
 class SinkhornResult(NamedTuple):
     r"""Solution of an entropic OT problem (a pytree; derived values are properties).
 
@@ -68,8 +69,6 @@ class SinkhornResult(NamedTuple):
     tau_b: Float[Array, ""]
     mass: Float[Array, ""] | None = None
     implicit: Bool[Array, ""] | None = None
-
-    __repr__ = summary_repr
 
     @property
     def plan(self) -> Float[Array, "n m"]:

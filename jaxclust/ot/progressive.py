@@ -37,13 +37,14 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
 from .._core.fixed_point import iterate_blocks
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 
 __all__ = ["PartialCodes", "mass_schedule", "p2ot_codes", "sp2ot_codes"]
 
 _CHECK_EVERY = 10
 
 
+@with_summary_repr
 class PartialCodes(NamedTuple):
     r"""Pseudo-labels of progressive partial OT.
 
@@ -68,8 +69,6 @@ class PartialCodes(NamedTuple):
     n_iters: Int[Array, ""]
     error: Float[Array, ""]
     converged: Array
-
-    __repr__ = summary_repr
 
     @property
     def labels(self) -> Int[Array, " n"]:

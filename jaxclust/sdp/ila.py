@@ -78,7 +78,7 @@ from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.precision import highest_matmul_precision
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .peng_wei import kmeans_sdp
 
 __all__ = ["COVARIANCE_TYPES", "LASDPResult", "la_sdp"]
@@ -86,6 +86,7 @@ __all__ = ["COVARIANCE_TYPES", "LASDPResult", "la_sdp"]
 COVARIANCE_TYPES = ("full", "diag", "spherical")
 
 
+@with_summary_repr
 class LASDPResult(NamedTuple):
     """Result of [`la_sdp`][jaxclust.sdp.la_sdp] (a pytree).
 
@@ -127,8 +128,6 @@ class LASDPResult(NamedTuple):
     n_outer: Int[Array, ""]
     n_inner: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
     @property
     def Z(self) -> Float[Array, "k n n"]:  # noqa: N802 - the SDP's name for the solution

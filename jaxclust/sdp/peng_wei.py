@@ -23,7 +23,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.precision import highest_matmul_precision
-from .._core.results import summary_repr
+from .._core.results import with_summary_repr
 from .rounding import _embed, _kmeans_labels
 
 __all__ = ["ADMM_MAX_N", "KMeansSDPResult", "kmeans_sdp"]
@@ -38,6 +38,7 @@ _LOBPCG_ITERS = 4
 _PARTIAL_MIN_N = 100
 
 
+@with_summary_repr
 class KMeansSDPResult(NamedTuple):
     """Result of [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp] (a pytree).
 
@@ -71,8 +72,6 @@ class KMeansSDPResult(NamedTuple):
     gap: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
-
-    __repr__ = summary_repr
 
 
 def _project_simplex(v, total):
