@@ -87,7 +87,7 @@ typecheck: $(STAMP_TEST)
 	$(BIN)/python -m mypy
 
 clean:
-	rm -rf site $(OUT) .pytest_cache .ruff_cache .hypothesis build dist *.egg-info
+	rm -rf site $(OUT) .pytest_cache .ruff_cache .mypy_cache .hypothesis build dist *.egg-info
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
 
 distclean: clean
