@@ -42,3 +42,13 @@ def test_deep_clustering_quick_run_prints_every_epoch(capsys):
     assert "k-means on raw pixels: ACC" in out
     assert out.count("contrastive pre-training: epoch") == 2
     assert out.count("head swav: epoch 1/1, ACC") == 1 and "head kmeans: epoch 1/1" in out
+
+
+def test_pyplot_without_matplotlib_names_the_fix(monkeypatch):
+    """Issue 16 §3: point at matplotlib alone, never at the heavy bench extra."""
+    from jaxclust.demo import _pyplot
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match="pip install matplotlib") as err:
+        _pyplot()
+    assert "bench" not in str(err.value)

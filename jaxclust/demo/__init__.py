@@ -118,8 +118,8 @@ def _pyplot():
     try:
         import matplotlib
     except ImportError as err:  # pragma: no cover - depends on the install
-        raise ImportError("saving figures needs matplotlib: pip install matplotlib "
-                          "(or 'jaxclust[bench]')") from err
+        raise ImportError("saving figures needs matplotlib: pip install matplotlib (or "
+                          "run without an output folder for the tables only)") from err
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
