@@ -32,20 +32,10 @@ __all__ = ["PrototypeHead", "TemperatureHead"]
 class TemperatureHead(nnx.Module):
     r"""A learned-temperature classifier head (GODIN / AbeT).
 
-    Cosine logits $h_j(x)$ (the columns of ``weight``, ``(d, k)``; see
-    [`cosine_logits`][jaxclust.ood.cosine_logits]) divided by a per-sample temperature
-    $T(x) = \sigma(g(x)) \in (0, 1)$, $g(x) = x^\top v + c$ (``temp_weight`` $v$,
-    ``temp_bias`` $c$), optionally batch-normalised as in the reference (AbeT's
-    ``Linear -> BatchNorm1d(1) -> Sigmoid``): a small $T$ enlarges the logits, so the
-    softmax can become confident.
-
-    * ``__call__(x)``: the logits $h(x)/T(x)$, ``(n, k)``;
-    * ``temperature(x)``: $T(x)$, ``(n,)`` (see
-      [`learned_temperature`][jaxclust.ood.learned_temperature]);
-    * ``loss(x, labels)``: $\mathrm{CE}(h/T, y)$
-      ([`learned_temperature_loss`][jaxclust.ood.learned_temperature_loss]);
-    * ``score(x)``: AbeT's ablated energy $\log\sum_j e^{h_j/T}$
-      ([`ablated_energy`][jaxclust.ood.ablated_energy]), higher = more in-distribution.
+    The Flax NNX twin of
+    [`jaxclust.nn.equinox.TemperatureHead`][jaxclust.nn.equinox.TemperatureHead] (see there
+    for the math): cosine logits over a per-sample learned temperature $T(x) \in (0, 1)$;
+    ``__call__``, ``temperature``, ``loss`` and ``score`` as there, ``rngs`` for ``key``.
 
     With ``batch_norm=True`` the head holds an ``nnx.BatchNorm`` (field ``bn``: learned
     ``scale``/``bias``, running ``mean``/``var``). In training mode (``model.train()``, the
@@ -76,10 +66,6 @@ class TemperatureHead(nnx.Module):
       >>> head(x).shape, head.score(x).shape, bool((t > 0).all() and (t < 1).all())
       ((5, 3), (5,), True)
 
-    References:
-      Hsu, Shen, Jin, Kira, "Generalized ODIN", CVPR 2020. LeVine et al.,
-      "Out-of-Distribution Detection & Applications With Ablated Learned Temperature
-      Energy", 2024 (code: github.com/anonymousoodauthor/abet, ``nets.py``).
     """
 
     def __init__(self, d: int, k: int, *, weight: Float[ArrayLike, "d k"] | None = None,
@@ -142,26 +128,12 @@ class TemperatureHead(nnx.Module):
 class PrototypeHead(nnx.Module):
     r"""A PALM mixture-of-prototypes head: ``m`` unit prototypes per class.
 
-    With unit embeddings $z$ and prototypes $p_{cj}$ (the field ``prototypes``,
-    ``(k, m, d)``, normalised in the forward pass) and temperature $\tau$:
-
-    * ``__call__(z)``: class logits $\ell_c = \log\frac1m\sum_j e^{z^\top p_{cj}/\tau}$,
-      ``(n, k)`` ([`mixture_logits`][jaxclust.ood.mixture_logits], uniform weights);
-    * ``assignments(z, labels=None)``: the Sinkhorn codes of the batch over all prototypes,
-      or with labels PALM's class-masked, top-k-pruned weights, ``(n, k, m)``
-      ([`mixture_assignments`][jaxclust.ood.mixture_assignments]);
-    * ``loss(z, labels)``: PALM's loss for the batch as its reference computes it (EMA
-      update of the prototypes with ``momentum``, MLE term at the updated prototypes,
-      ``weight`` x prototype-contrastive term; [`palm_loss`][jaxclust.ood.palm_loss]);
-    * ``update_prototypes(z, labels)``: the EMA update to keep after the step
-      ([`update_prototypes`][jaxclust.ood.update_prototypes]; in place);
-    * ``score(z)``: $\tau\log\sum_c e^{\ell_c(z)}$, the mixture's free energy, higher =
-      more in-distribution (a read-out added here; the reference scores the embedding with
-      KNN / Mahalanobis).
-
-    As in the reference the prototypes are not learned by gradient (``loss`` gives them
-    none): they follow the batches through ``update_prototypes``, called once per step with
-    the same batch (``jax.lax.stop_gradient`` of the embeddings).
+    The Flax NNX twin of
+    [`jaxclust.nn.equinox.PrototypeHead`][jaxclust.nn.equinox.PrototypeHead] (see there for
+    the math): ``m`` prototypes per class, an ``nnx.Param`` ``(k, m, d)``; ``__call__``,
+    ``assignments``, ``loss`` and ``score`` as there, ``rngs`` for ``key``. Flax modules are
+    mutable: ``update_prototypes(z, labels)`` applies PALM's EMA update in place (the
+    Equinox head returns the updated head).
 
     Args:
       d: embedding size.
@@ -186,9 +158,6 @@ class PrototypeHead(nnx.Module):
       >>> head(z).shape, head.loss(z, jax.numpy.arange(6) % 3).shape
       ((6, 3), ())
 
-    References:
-      Lu, Ming, Sun, Li, "Learning to Embed Distributions via Maximum Likelihood Estimation
-      with Mixture of Prototypes" (PALM), ICLR 2024.
     """
 
     def __init__(self, d: int, k: int, m: int, *, temperature: float = 0.1,

@@ -55,21 +55,9 @@ class _MLPBlock(nnx.Module):
 class ScoreMLP(nnx.Module):
     r"""A residual MLP for vectors, conditioned on the diffusion time (and a class).
 
-    With the ``embed_dim`` sinusoidal time features $e(t) = (\sin(s t\omega_k),
-    \cos(s t\omega_k))_{k < \text{embed\_dim}/2}$, $\omega_k = 10^{-4k/(\text{embed\_dim}/2)}$,
-    $s$ = ``time_scale`` (the transformer / DDPM embedding), the conditioning vector is
-    $c = W_2\,\sigma(W_1 e(t)) + E_y$ with $\sigma$ = SiLU and $E$ a learned class embedding
-    whose extra row $E_{K}$ is the *null class* ($K$ = ``num_classes``; used when ``y`` is
-    ``None``, the unconditional model of classifier-free guidance). Then
-
-    $$ h_0 = A x, \quad h_{l+1} = h_l + W^{(l)}_2\,\sigma\big(W^{(l)}_1 \sigma(h_l)
-       + W^{(l)}_c \sigma(c)\big), \quad f(x, t, y) = B\,\sigma(h_L), $$
-
-    every matrix with a bias. The output has the shape of ``x``; what it means (noise
-    $\varepsilon$, score, $x_0$ ...) is the loss's parametrisation, noise prediction for the
-    DSM loss of ``jaxclust.diffusion``.
-
-    The same network is [`jaxclust.nn.equinox.ScoreMLP`][jaxclust.nn.equinox.ScoreMLP].
+    The Flax NNX twin of [`jaxclust.nn.equinox.ScoreMLP`][jaxclust.nn.equinox.ScoreMLP]
+    (see there for the architecture and its math): the same network, layer for layer, from
+    Flax's ``nnx.Linear`` / ``nnx.Embed``; ``rngs`` replaces ``key``.
 
     Args:
       d: data dimension.
@@ -94,9 +82,6 @@ class ScoreMLP(nnx.Module):
       >>> net(x, 0.5, jnp.array([0, 1, 2, 3, 0])).shape, net(x[0], 0.5).shape
       ((5, 2), (2,))
 
-    References:
-      Ho, Jain, Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020. Ho,
-      Salimans, "Classifier-Free Diffusion Guidance", 2022.
     """
 
     def __init__(self, d: int, *, width: int = 128, depth: int = 3, embed_dim: int = 64,
@@ -179,25 +164,10 @@ class _Level(nnx.Module):
 class ScoreUNet(nnx.Module):
     r"""A small U-Net for single-channel images, conditioned on the time (and a class).
 
-    The conditioning vector $c$ is built as in [`ScoreMLP`][jaxclust.nn.flax.ScoreMLP]
-    (sinusoidal features, two linear layers, plus a class embedding with a null row), with
-    ``4 * channels`` entries. The image goes through a 3x3 convolution to ``channels``, then
-    one level per entry of ``channel_mults`` (level $i$ has ``channels * channel_mults[i]``
-    channels): ``num_res_blocks`` residual blocks, each
-
-    $$ h = \mathrm{conv}_2\,\sigma\big(\mathrm{GN}_2(\mathrm{conv}_1\,\sigma(\mathrm{GN}_1 x)
-       + W\sigma(c))\big) + \mathrm{skip}(x), $$
-
-    ($\sigma$ = SiLU, GN = GroupNorm with ``gcd(C, 8)`` groups, skip = identity or a 1x1
-    convolution), and a stride-2 3x3 convolution between levels. A middle residual block,
-    then the levels in reverse order, each starting from the concatenation with the skip
-    connection of its resolution and ending with nearest-neighbour up-sampling and a 3x3
-    convolution; GroupNorm, SiLU and a 3x3 convolution to one channel give the output.
-    The image sides must be divisible by $2^{\text{levels}-1}$: two levels for 8x8
-    (8, 4) and 28x28 (28, 14), three for 28x28 down to 7x7.
-
-    The same network is
-    [`jaxclust.nn.equinox.ScoreUNet`][jaxclust.nn.equinox.ScoreUNet].
+    The Flax NNX twin of [`jaxclust.nn.equinox.ScoreUNet`][jaxclust.nn.equinox.ScoreUNet]
+    (see there for the architecture and its math): the same network, layer for layer, from
+    Flax's convolutions and ``nnx.GroupNorm``; ``rngs`` replaces ``key``. The image sides
+    must be divisible by $2^{\text{levels}-1}$.
 
     Args:
       image_shape: ``(height, width)``.
@@ -223,10 +193,6 @@ class ScoreUNet(nnx.Module):
       >>> nnx.jit(lambda net, x: net(x, 0.1, 7))(net, x).shape  # one compilation
       (3, 8, 8)
 
-    References:
-      Ronneberger, Fischer, Brox, "U-Net", MICCAI 2015. Ho, Jain, Abbeel, "Denoising
-      Diffusion Probabilistic Models", NeurIPS 2020. Wu, He, "Group Normalization", ECCV
-      2018.
     """
 
     def __init__(self, image_shape: tuple[int, int], *, channels: int = 32,

@@ -364,15 +364,15 @@ def test_nn_init_is_an_import_face():
     assert not own, f"jaxclust.nn defines {own}; helpers belong in nn/_common.py"
 
 
-CLUSTERING_HEADS = ["KMeansLayer", "SinkhornClusteringHead", "PartialOTClusteringHead",
-                    "DECHead", "TELLLayer", "TemperatureHead", "PrototypeHead"]
+HEADS = ["KMeansLayer", "SinkhornClusteringHead", "PartialOTClusteringHead", "DECHead",
+         "TELLLayer", "TemperatureHead", "PrototypeHead"]
 
 
-@pytest.mark.parametrize("name", CLUSTERING_HEADS)
+@pytest.mark.parametrize("name", HEADS + ["ScoreMLP", "ScoreUNet"])
 def test_flax_and_equinox_twins_share_signature_and_sizes_order(name):
-    """Same arguments, defaults and order in both frameworks (``rngs`` for ``key``), sizes
-    first as ``(d, k, ...)``; the clustering heads' Flax docstring points to the Equinox
-    twin (one source of the math)."""
+    """Same arguments, defaults and order in both frameworks (``rngs`` for ``key``), the
+    heads' sizes first as ``(d, k, ...)``; the Flax docstring points to the Equinox twin and
+    does not restate its math (one source)."""
     import inspect
     eq = inspect.signature(getattr(jeqx, name).__init__).parameters
     fl = inspect.signature(getattr(jflax, name).__init__).parameters
@@ -381,7 +381,7 @@ def test_flax_and_equinox_twins_share_signature_and_sizes_order(name):
     for p in eq:
         if p not in ("key", "self"):
             assert eq[p].default == fl[p].default and eq[p].kind == fl[p].kind, p
-    assert list(eq)[1:3] == ["d", "k"]
-    if name not in ("TemperatureHead", "PrototypeHead"):
-        doc = getattr(jflax, name).__doc__
-        assert f"[jaxclust.nn.equinox.{name}]" in doc and "$$" not in doc
+    if name in HEADS:
+        assert list(eq)[1:3] == ["d", "k"]
+    doc = getattr(jflax, name).__doc__
+    assert f"[jaxclust.nn.equinox.{name}]" in doc and "$$" not in doc
