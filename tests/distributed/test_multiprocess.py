@@ -20,6 +20,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -37,24 +38,37 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def report():
+def report(tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
     port = str(_free_port())
+    logs = tmp_path_factory.mktemp("multiprocess")
+    files = [(open(logs / f"out{i}", "w+"), open(logs / f"err{i}", "w+")) for i in range(2)]
     procs = [subprocess.Popen([sys.executable, str(SCRIPT), str(i), port], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(2)]
-    outs = []
+                              stdout=out, stderr=err, text=True)
+             for i, (out, err) in enumerate(files)]
+    deadline = time.monotonic() + 900
     try:
-        for p in procs:
-            outs.append(p.communicate(timeout=900))
+        # wait for both; if one fails, the other would wait for it at a collective: stop it
+        while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
+            if any(p.poll() not in (None, 0) for p in procs):
+                break
+            time.sleep(0.5)
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for p, (_, err) in zip(procs, outs, strict=True):
-        assert p.returncode == 0, err[-3000:]
-    out = json.loads(outs[0][0].strip().splitlines()[-1])
+                p.wait()
+    texts = []
+    for out, err in files:
+        out.seek(0)
+        err.seek(0)
+        texts.append((out.read(), err.read()))
+        out.close()
+        err.close()
+    for i, (p, (_, err)) in enumerate(zip(procs, texts, strict=True)):
+        assert p.returncode == 0, f"process {i} (rc {p.returncode}):\n{err[-3000:]}"
+    out = json.loads(texts[0][0].strip().splitlines()[-1])
     assert (out["processes"], out["devices"], out["local_devices"]) == (2, 8, 4)
     return out
 
