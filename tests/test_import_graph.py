@@ -12,6 +12,7 @@ states. To refresh the page after a change of imports::
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -81,6 +82,7 @@ def _imports(tree: ast.Module, pkg: list[str]):
     return out
 
 
+@functools.cache
 def import_graph():
     """``{unit: {imported unit: "eager" | "lazy"}}`` and ``{package: {unit: when}}``."""
     units: dict[str, dict[str, str]] = defaultdict(dict)
