@@ -12,7 +12,7 @@ Conventions shared by the whole subpackage:
   ``jaxclust.diffusion.losses``); samplers take a ``score_fn(x, t)``, built from a network
   by `as_score_fn`.
 
-The training loop ``fit`` / ``FitResult`` has one home, [`jaxclust.train`][jaxclust.train];
+The training loop ``fit`` / ``FitResult`` has one home, [`jaxclust.train.fit`][jaxclust.train.fit];
 ``jaxclust.diffusion.fit`` is the same object, loaded on first use.
 """
 
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
-    """``fit`` and ``FitResult`` are [`jaxclust.train`][jaxclust.train]'s (the same objects),
+    """``fit`` and ``FitResult`` are ``jaxclust.train``'s (the same objects),
     imported on first use so that ``import jaxclust.diffusion`` does not load optax/rich."""
     if name in ("fit", "FitResult"):
         from .. import train
