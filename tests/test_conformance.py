@@ -104,6 +104,15 @@ def _kmeans(x):
     return res.centroids, res.labels, res.inertia
 
 
+def _kmeans_spherical(x):
+    res = jcl.kmeans(x, 3, key=jax.random.key(0), spherical=True)
+    return res.centroids, res.labels, res.inertia
+
+
+def _kmeans_predict(x, c):
+    return jcl.kmeans_predict(x, c), jcl.kmeans_predict(x, c, spherical=True)
+
+
 def _kmeans_plusplus(x):
     return jcl.kmeans_plusplus(x, 3, key=jax.random.key(0))
 
@@ -345,6 +354,8 @@ def _make_cases() -> list[Case]:
         # hard assignments: piecewise constant, so jit and vmap only
         # k-means: envelope gradients (labels fixed), exact where the labels are stable
         Case("kmeans", "kmeans", _kmeans, (x,), (0,)),
+        Case("kmeans-spherical", "kmeans", _kmeans_spherical, (x,), (0,)),
+        Case("kmeans_predict", "kmeans_predict", _kmeans_predict, (x, c3), (0, 1)),
         Case("soft_kmeans", "soft_kmeans", _soft_kmeans, (x, f32(0.8)), (0, 1)),
         Case("soft_kmeans-unrolled", "soft_kmeans", _soft_kmeans_unrolled, (x,), (0,),
              slow_grad=True),

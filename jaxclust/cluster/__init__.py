@@ -20,6 +20,7 @@ from .lloyd import (
     KMeansResult as KMeansResult,
     kmeans as kmeans,
     kmeans_plusplus as kmeans_plusplus,
+    kmeans_predict as kmeans_predict,
 )
 from .losses import (
     kmeans_loss as kmeans_loss,
@@ -81,6 +82,7 @@ __all__ = [
     "soft_assignment",
     "swav_loss",
     "kmeans_plusplus",
+    "kmeans_predict",
     "minibatch_kmeans",
     "minibatch_kmeans_init",
     "minibatch_kmeans_update",

@@ -11,7 +11,19 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.collectives import psum, row_offset, take_rows
 from .._core.results import with_summary_repr
-from .lloyd import KMeansResult, _assign, _validate, all_finite, greedy_plusplus
+from .lloyd import (
+    KMeansResult,
+    _assign,
+    _check_spherical,
+    _finite_and_representable,
+    _normalize_rows,
+    _Program,
+    _unit_weights,
+    _validate_optional,
+    all_finite,
+    greedy_plusplus,
+    with_envelope_gradients,
+)
 
 __all__ = [
     "MiniBatchKMeansState",
@@ -85,16 +97,18 @@ def initial_centres(init, k: int, d: int, dtype):
     if c0.shape != (k, d):
         raise ValueError(f"`init` centres must have shape ({k}, {d}) (`k` = {k} rows), got "
                          f"{tuple(c0.shape)}.")
-    return jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(c0, "init"), "init"))
+    return jax.lax.stop_gradient(_finite_and_representable(c0, "init"))
 
 
-def _update(state, xb, wb, key, ratio, axis_name=None):
+def _update(state, xb, wb, key, ratio, axis_name=None, spherical=False):
     """One step. With ``axis_name`` (inside ``shard_map``) every device holds the whole batch
     with the rows it does not own zeroed (weight 0); the batch statistics are summed over
-    the devices and a reassigned centre takes its row from the owner."""
+    the devices and a reassigned centre takes its row from the owner. ``spherical``: assign
+    by inner product and put the updated (and reassigned) centres back on the unit
+    sphere."""
     c, counts, n_since, step = state
     k = c.shape[0]
-    lab, dist = _assign(xb, c, jnp.sum(xb * xb, axis=1), None)
+    lab, dist = _assign(xb, c, jnp.sum(xb * xb, axis=1), None, spherical)
     inertia = jnp.sum(wb * dist)
     sums = jax.ops.segment_sum(wb[:, None] * xb, lab, num_segments=k)
     wsum = jax.ops.segment_sum(wb, lab, num_segments=k)
@@ -121,6 +135,8 @@ def _update(state, xb, wb, key, ratio, axis_name=None):
         floor = jnp.min(jnp.where(low, jnp.inf, counts))
         counts = jnp.where(low, jnp.where(jnp.isfinite(floor), floor, counts), counts)
         n_since = jnp.where(due, 0, n_since)
+    if spherical:
+        c = _normalize_rows(c)
     return MiniBatchKMeansState(c, counts, n_since.astype(jnp.int32), step + 1), inertia
 
 
@@ -131,6 +147,7 @@ def minibatch_kmeans_update(
     weights: Float[Array, " b"] | None = None,
     key: PRNGKeyArray | None = None,
     reassignment_ratio: float = 0.01,
+    spherical: bool = False,
 ) -> tuple[MiniBatchKMeansState, Float[Array, ""]]:
     r"""One mini-batch k-means step (Sculley 2010, with scikit-learn's per-centre rates).
 
@@ -146,6 +163,9 @@ def minibatch_kmeans_update(
     the largest are periodically moved to random batch points (scikit-learn's rule, which
     revives dead centres). Without ``key`` the step is deterministic. Centroids are
     differentiable in ``batch`` at fixed labels (mostly useful for streaming features).
+    With ``spherical`` (online spherical k-means) the points go to the centre of largest
+    inner product and the centres are put back on the unit sphere after the step (the
+    state's centres are normalised first), as in [`kmeans`][jaxclust.cluster.kmeans].
 
     Args:
       state: from [`minibatch_kmeans_init`][jaxclust.cluster.minibatch_kmeans_init] or a
@@ -154,6 +174,7 @@ def minibatch_kmeans_update(
       weights: non-negative sample weights ``(b,)``.
       key: PRNG key for the low-count reassignment (optional).
       reassignment_ratio: threshold of the reassignment, in [0, 1].
+      spherical: centres on the unit sphere, assignment by inner product.
 
     Returns:
       ``(new_state, batch_inertia)``, the inertia of the batch before the update.
@@ -174,18 +195,31 @@ def minibatch_kmeans_update(
     """
     if not isinstance(state, MiniBatchKMeansState):
         raise ValueError("`state` must be a MiniBatchKMeansState (from minibatch_kmeans_init).")
-    state = state._replace(centroids=checks.check_finite(state.centroids, "state.centroids"))
+    state = state._replace(centroids=_finite_and_representable(state.centroids,
+                                                                "state.centroids"))
     _check_ratio(reassignment_ratio)
+    _check_spherical(spherical)
     xb = checks.as_float_array(batch, "batch", dtype=state.centroids.dtype)
     checks.check_ndim(xb, "batch", 2, "(b, d)")
     d = state.centroids.shape[1]
     if xb.shape[1] != d:
         raise ValueError(f"`batch` must have {d} features like the centroids, got "
                          f"{xb.shape[1]}.")
-    xb, wb = _validate(xb, 1, weights, name="batch")
+    xb, wb = _validate_optional(xb, 1, weights, name="batch")
     if key is not None:
         checks.check_key(key)
-    return _update(state, xb, wb, key, reassignment_ratio)
+    return _update_program(xb.size * state.centroids.shape[0], state, xb, wb, key,
+                           ratio=reassignment_ratio, spherical=spherical)
+
+
+def _update_fn(state, xb, wb, key, *, ratio, spherical):
+    if spherical:
+        state = state._replace(centroids=_normalize_rows(state.centroids))
+    return _update(state, xb, _unit_weights(xb, wb), key, ratio, None, spherical)
+
+
+# one compiled program per eager call (see jaxclust.cluster.lloyd._Program)
+_update_program = _Program(_update_fn, ("ratio", "spherical"))
 
 
 def minibatch_kmeans(
@@ -200,6 +234,7 @@ def minibatch_kmeans(
     reassignment_ratio: float = 0.01,
     max_no_improvement: int | None = 10,
     chunk_size: int | None = None,
+    spherical: bool = False,
 ) -> KMeansResult:
     r"""Fit mini-batch k-means on an in-memory array (batches drawn with replacement).
 
@@ -229,6 +264,9 @@ def minibatch_kmeans(
       reassignment_ratio: see ``minibatch_kmeans_update``.
       max_no_improvement: early-stopping patience (``None``: run all steps).
       chunk_size: rows per block of the final assignment.
+      spherical: spherical (cosine) k-means as in [`kmeans`][jaxclust.cluster.kmeans]:
+        centres on the unit sphere (the seeds are normalised, then every step's centres),
+        assignment by largest inner product.
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult] (``n_iters`` counts steps).
@@ -245,22 +283,40 @@ def minibatch_kmeans(
     References:
       Sculley, "Web-Scale K-Means Clustering", WWW 2010.
     """
-    x_in, w_in = _validate(x, k, weights)
+    x_in, w_in = _validate_optional(x, k, weights)
     checks.check_key(key)
-    xs, ws = jax.lax.stop_gradient(x_in), jax.lax.stop_gradient(w_in)
+    xs = jax.lax.stop_gradient(x_in)
+    ws = None if w_in is None else jax.lax.stop_gradient(w_in)
     n, d = xs.shape
     check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, None)
+    _check_spherical(spherical)
     b = min(batch_size, n)
-    k_init, k_loop = jax.random.split(key)
     c0 = initial_centres(init, k, d, xs.dtype)
     patience = max_no_improvement or max_steps + 1
-    c, lab, dist, it, stall = _fit_stream_jit(xs, ws, k, n, b, k_init, k_loop, c0,
-                                              reassignment_ratio, max_steps, patience,
-                                              chunk_size, None)
-    inertia = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
-    inertia = jnp.sum(ws * dist) + (inertia - jax.lax.stop_gradient(inertia))
+    res = _fit_program((n + max_steps * b) * d * k, xs, ws, key, c0, k=k, b=b,
+                       ratio=reassignment_ratio, max_steps=max_steps, patience=patience,
+                       chunk_size=chunk_size, spherical=spherical)
+    # the inertia's partial derivative at the final centres (which carry no gradient)
+    return with_envelope_gradients(x_in, w_in, res, spherical)._replace(
+        centroids=res.centroids)
+
+
+def _fit_fn(xs, ws, key, c0, *, k, b, ratio, max_steps, patience, chunk_size, spherical):
+    """The whole eager fit as one compiled program (eager calls compile once per shapes and
+    static options)."""
+    n = xs.shape[0]
+    ws = _unit_weights(xs, ws)
+    k_init, k_loop = jax.random.split(key)
+    c, lab, dist, it, stall = fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio,
+                                         max_steps, patience, chunk_size, None,
+                                         spherical=spherical)
+    inertia = jnp.sum(ws * dist)
     converged = (stall >= patience) & all_finite(c, inertia)
     return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
+
+
+_fit_program = _Program(_fit_fn, ("k", "b", "ratio", "max_steps", "patience", "chunk_size",
+                                  "spherical"))
 
 
 def seeding_subset(key, n, m):
@@ -269,7 +325,7 @@ def seeding_subset(key, n, m):
 
 
 def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, chunk_size,
-         axis_name, subset=None):
+               axis_name, subset=None, spherical=False):
     """Seeding, the stream of batches and the final assignment. ``n`` is the global number
     of points; with ``axis_name`` the rows of ``xs``/``ws`` are this device's block and
     ``subset`` the seeding indices (drawn outside ``shard_map``). Batches are global indices
@@ -281,6 +337,8 @@ def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, 
         idx = seeding_subset(k1, n, m) if subset is None else subset
         xi, wi = take_rows(xs, idx, axis_name), take_rows(ws, idx, axis_name)
         c0 = greedy_plusplus(xi, k, k2, wi + (jnp.sum(wi) <= 0), None)
+    if spherical:
+        c0 = _normalize_rows(c0)
     alpha = min(1.0, 2.0 * b / (n + 1))
 
     def batch(idx):
@@ -300,7 +358,7 @@ def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, 
         kb, kr = jax.random.split(jax.random.fold_in(k_loop, it))
         idx = jax.random.randint(kb, (b,), 0, n)
         xb, wb = batch(idx)
-        state, inertia = _update(state, xb, wb, kr, ratio, axis_name)
+        state, inertia = _update(state, xb, wb, kr, ratio, axis_name, spherical)
         batch_mean = inertia / jnp.maximum(psum(jnp.sum(wb), axis_name),
                                            jnp.finfo(xs.dtype).tiny)
         ewa = jnp.where(it == 0, batch_mean, ewa * (1 - alpha) + batch_mean * alpha)
@@ -310,10 +368,5 @@ def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, 
     inf = jnp.asarray(jnp.inf, xs.dtype)
     state, it, _, _, stall = jax.lax.while_loop(
         cond, body, (minibatch_kmeans_init(c0), jnp.asarray(0), inf, inf, jnp.asarray(0)))
-    lab, dist = _assign(xs, state.centroids, jnp.sum(xs * xs, axis=1), chunk_size)
+    lab, dist = _assign(xs, state.centroids, jnp.sum(xs * xs, axis=1), chunk_size, spherical)
     return state.centroids, lab, dist, it, stall
-
-
-# eager calls compile once per shapes and static options (the while_loop body is a fresh
-# closure on every call: un-jitted, it would be traced and compiled again each time)
-_fit_stream_jit = jax.jit(fit_stream, static_argnums=(2, 3, 4, 8, 9, 10, 11, 12))
