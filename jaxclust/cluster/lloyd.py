@@ -380,7 +380,7 @@ def _validate(x, k, weights, name="x") -> tuple[jax.Array, jax.Array]:
     return x, _unit_weights(x, w)
 
 
-def _validate_optional(x, k, weights, name="x"):
+def _validate_optional(x, k, weights, name="x") -> tuple[jax.Array, jax.Array | None]:
     """:func:`_validate`, with ``None`` weights kept ``None`` (the solver makes the unit
     weights inside its compiled program), and concrete arrays checked on the host."""
     x = checks.as_float_array(x, name)
