@@ -3,14 +3,25 @@
 
     python benchmarks/bench_cluster.py            # full sizes (the issue's)
     python benchmarks/bench_cluster.py --quick    # small sizes, a smoke test
-    python benchmarks/bench_cluster.py --out /tmp/cluster.md
+    python benchmarks/bench_cluster.py --large    # also n = 1e6, d = 128, k = 1000 vs faiss
+    python benchmarks/bench_cluster.py --only lloyd --out /tmp/cluster.md
 
 Problems (float32):
 
-* **Lloyd**: n = 100,000 points in d = 64 from a mixture of k = 100 Gaussians, k = 100;
-  20 Lloyd iterations (tol = 0) from the same initial centres for everyone. faiss runs with
-  ``max_points_per_centroid`` large enough to use every point (no subsampling) and the same
-  initial centres. Inertia of each result is recomputed in float64 by the same code.
+* **Lloyd**: n = 100,000 points in d = 64 from a mixture of k = 100 Gaussians, k = 100,
+  20 Lloyd iterations; and n = 200,000, d = 64, k = 1000, 5 iterations (issue 15 §2). tol = 0
+  and the same initial centres for everyone. faiss runs with ``max_points_per_centroid``
+  large enough to use every point (no subsampling) and the same initial centres. Inertia of
+  each result is recomputed in float64 by the same code; the relative inertia difference to
+  jaxclust is reported (the bar: 1e-5).
+* **GEMM evidence**: for the same shapes, the raw matrix product of the assignment
+  (``x @ c.T``) by XLA (``jnp.matmul`` in the row blocks jaxclust uses, reduced by a
+  row-min so that nothing ``n x k`` is stored) and by NumPy's BLAS (8192-row blocks), next to
+  one whole jaxclust Lloyd pass (product, argmin, centre sums): wall time and process CPU
+  time (the machine is shared; CPU time shows the work, wall time the parallelism).
+* **Large** (``--large``): n = 1,000,000, d = 128, k = 1000 (an embedding workload),
+  3 iterations, jaxclust vs faiss, each in a fresh process: time per iteration and the peak
+  resident memory of the process (``ru_maxrss``; the data alone are 0.5 GB).
 * **k-means++**: greedy k-means++ seeding (2 + ln k candidates per centre) on the same data,
   jaxclust ``kmeans_plusplus`` vs ``sklearn.cluster.kmeans_plusplus``; the potential
   (inertia of the seeds) is reported as the quality figure.
@@ -92,18 +103,125 @@ def bench_lloyd(n, d, k, iters, budget, lines):
         proto.add("faiss-cpu", lambda: fa)
     except ImportError:
         lines.append("- faiss-cpu not installed: skipped (pip install faiss-cpu)")
+    load = os.getloadavg()[0]
     info = proto.run()
     base = median(info["jaxclust"]["times"])
+    ref = inertia64(x, info["jaxclust"]["out"][0])
     rows = []
     for name, v in info.items():
         t = median(v["times"])
         c, it = v["out"]
+        inr = inertia64(x, c)
         rows.append([name, fmt_s(t), f"{t / iters * 1e3:.1f}", f"{base and t / base:.2f}",
-                     int(it), f"{inertia64(x, c):.6e}", fmt_s(v["compile"])])
+                     int(it), f"{inr:.6e}", f"{abs(inr - ref) / ref:.1e}", fmt_s(v["compile"])])
     lines += ["", f"### Lloyd: n = {n:,}, d = {d}, k = {k}, {iters} iterations, float32", "",
-              md_table(["library", "time", "ms / iter", "ratio (time / jaxclust)", "iters",
-                        "inertia (float64)", "compile"], rows)]
+              f"1-min load average before the run: {load:.1f} (2 cores).", "",
+              md_table(["library", "time (median)", "ms / iter", "ratio (time / jaxclust)",
+                        "iters", "inertia (float64)", "rel. diff.", "compile"], rows)]
     return x, info
+
+
+def bench_gemm(n, d, k, lines, reps=5):
+    """The assignment's matrix product by XLA and by BLAS on the Lloyd shapes, and one
+    jaxclust Lloyd pass (evidence for the GEMM bound)."""
+    from jaxclust.cluster.lloyd import _auto_chunk, _blocks, _lloyd_sums
+
+    rng = np.random.default_rng(0)
+    x = make_data(n, d, k)
+    c = x[rng.choice(n, k, replace=False)]
+    xj, cj = jnp.asarray(x), jnp.asarray(c)
+    chunk = _auto_chunk(n, k, None) or n
+    xb = _blocks(xj, chunk)
+    wb = _blocks(jnp.ones((n,), xj.dtype), chunk)
+    hi = jax.lax.Precision.HIGHEST
+    mm_min = jax.jit(lambda c: jax.lax.map(
+        lambda b: jnp.min(jnp.matmul(b, c.T, precision=hi), axis=1), xb))
+    lloyd_pass = jax.jit(lambda c: _lloyd_sums(xb, wb, c, False)[2:])
+    step = 8192
+
+    def blas():
+        for lo in range(0, n, step):
+            np.min(x[lo:lo + step] @ c.T, axis=1)
+
+    calls = {f"XLA matmul + row-min, {chunk}-row blocks": lambda: mm_min(cj),
+             "NumPy BLAS matmul + row-min, 8192-row blocks": blas,
+             "jaxclust Lloyd pass (matmul, argmin, sums)": lambda: lloyd_pass(cj)}
+    for f in calls.values():
+        jax.block_until_ready(f())
+    t = {name: [] for name in calls}
+    load = os.getloadavg()[0]
+    for _ in range(reps):
+        for name, f in calls.items():
+            w0, p0 = time.perf_counter(), time.process_time()
+            jax.block_until_ready(f())
+            t[name].append((time.perf_counter() - w0, time.process_time() - p0))
+    flops = 2 * n * d * k
+    rows = []
+    for name, ts in t.items():
+        ts = np.asarray(ts)
+        wall, cpu = ts[:, 0].min(), np.median(ts[:, 1])
+        rows.append([name, fmt_s(wall), fmt_s(cpu), f"{flops / wall / 1e9:.0f}",
+                     f"{flops / cpu / 1e9:.0f}"])
+    lines += ["", f"### GEMM evidence: n = {n:,}, d = {d}, k = {k} (one assignment pass, "
+              f"{flops / 1e9:.2f} GFLOP)", "",
+              f"1-min load average before: {load:.1f} (2 cores). Wall: best of {reps}; CPU: "
+              "median process CPU time (all threads).", "",
+              md_table(["kernel", "wall", "CPU time", "GFLOP/s (wall)", "GFLOP / CPU-s"],
+                       rows)]
+
+
+_LARGE = (1_000_000, 128, 1000, 3)
+
+
+def _large_worker(lib):
+    """One library on the large problem in this (fresh) process: prints a result line."""
+    import resource
+
+    n, d, k, iters = _LARGE
+    x = make_data(n, d, k, seed=5)
+    c0 = x[np.random.default_rng(1).choice(n, k, replace=False)]
+    if lib == "jaxclust":
+        xj, cj = jnp.asarray(x), jnp.asarray(c0)
+        f = jax.jit(lambda x, c: kmeans(x, k, key=jax.random.key(0), init=c, max_iter=iters,
+                                        tol=0.0).centroids)
+        t0 = time.perf_counter()
+        compiled = f.lower(xj, cj).compile()
+        t_compile = time.perf_counter() - t0
+        t0, p0 = time.perf_counter(), time.process_time()
+        c = np.asarray(compiled(xj, cj))
+    else:
+        import faiss
+
+        t_compile = 0.0
+        t0, p0 = time.perf_counter(), time.process_time()
+        km = faiss.Kmeans(d, k, niter=iters, max_points_per_centroid=n, seed=0, verbose=False)
+        km.train(x, init_centroids=c0)
+        c = km.centroids
+    wall, cpu = time.perf_counter() - t0, time.process_time() - p0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    print(f"RESULT {lib} {wall / iters:.4f} {cpu / iters:.4f} {peak:.3f} {t_compile:.3f} "
+          f"{inertia64(x, c):.9e}", flush=True)
+
+
+def bench_large(lines):
+    import subprocess
+
+    n, d, k, iters = _LARGE
+    rows, load = [], os.getloadavg()[0]
+    for lib in ("jaxclust", "faiss-cpu"):
+        out = subprocess.run([sys.executable, __file__, "--large-worker", lib],
+                             capture_output=True, text=True, check=False)
+        got = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
+        if not got:
+            rows.append([lib, "failed", "", "", "", out.stderr.strip()[-200:]])
+            continue
+        _, name, wall, cpu, peak, comp, inr = got[0].split()
+        rows.append([name, f"{float(wall):.2f} s", f"{float(cpu):.2f} s", f"{float(peak):.2f}",
+                     f"{float(comp):.1f} s", inr])
+    lines += ["", f"### Large: n = {n:,}, d = {d}, k = {k}, {iters} iterations (fresh process "
+              "each)", "", f"1-min load average before: {load:.1f} (2 cores).", "",
+              md_table(["library", "wall / iter", "CPU / iter", "peak RSS (GiB)", "compile",
+                        "inertia (float64)"], rows)]
 
 
 def bench_plusplus(x, k, budget, lines):
@@ -209,20 +327,36 @@ def bench_rate(x, k, lines):
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
+    p.add_argument("--large", action="store_true", help="also n = 1e6, d = 128, k = 1000")
+    p.add_argument("--only", choices=["lloyd", "all"], default="all",
+                   help="lloyd: the Lloyd and GEMM sections only")
+    p.add_argument("--large-worker", choices=["jaxclust", "faiss-cpu"], help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(HERE / "results" / "cluster.md"))
     args = p.parse_args()
+    if args.large_worker:
+        return _large_worker(args.large_worker)
     if args.quick:
-        n, d, k, iters, pam_n, pam_k, budget = 5000, 16, 10, 5, 500, 10, 1.0
+        lloyd = [(5000, 16, 10, 5), (8000, 16, 100, 3)]
+        pam_n, pam_k, budget = 500, 10, 1.0
     else:
-        n, d, k, iters, pam_n, pam_k, budget = 100_000, 64, 100, 20, 5000, 50, 20.0
+        lloyd = [(100_000, 64, 100, 20), (200_000, 64, 1000, 5)]
+        pam_n, pam_k, budget = 5000, 50, 20.0
     lines = ["# Clustering benchmark", "", *machine_lines(
         ("jax", "jaxlib", "scikit-learn", "faiss-cpu", "kmedoids", "numpy")),
         f"- threads: XLA and BLAS use every usable core (os.cpu_count() = {os.cpu_count()})",
         "- protocol: compile excluded; one warm-up; interleaved rounds; median time"]
-    x, _ = bench_lloyd(n, d, k, iters, budget, lines)
-    bench_plusplus(x, k, budget, lines)
-    bench_rate(x, k, lines)
-    bench_fasterpam(pam_n, 16, pam_k, budget, lines)
+    x = None
+    for n, d, k, iters in lloyd:
+        xk, _ = bench_lloyd(n, d, k, iters, budget, lines)
+        x = xk if x is None else x
+        bench_gemm(n, d, k, lines)
+    if args.large:
+        bench_large(lines)
+    if args.only == "all":
+        k = lloyd[0][2]
+        bench_plusplus(x, k, budget, lines)
+        bench_rate(x, k, lines)
+        bench_fasterpam(pam_n, 16, pam_k, budget, lines)
     text = "\n".join(lines) + "\n"
     print(text)
     if not args.quick or args.out != str(HERE / "results" / "cluster.md"):
