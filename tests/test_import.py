@@ -13,10 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Never loaded by ``import jaxclust``: the optional or heavy dependencies and the subpackages
-# that need them. (equinox is a core dependency: ``_core`` builds on ``eqx.Module`` and
-# ``eqx.error_if``, so it is allowed.)
-HEAVY = ("rich", "optax", "flax", "sklearn", "jaxclust.train", "jaxclust.distributed",
-         "jaxclust.nn", "jaxclust.sklearn", "jaxclust.cli", "jaxclust.demo")
+# that need them (``import jaxclust`` imports no subpackage, so not even jax or equinox).
+HEAVY = ("rich", "optax", "flax", "equinox", "sklearn", "jax", "jaxclust.train",
+         "jaxclust.distributed", "jaxclust.nn", "jaxclust.sklearn", "jaxclust.cli",
+         "jaxclust.demo")
 
 
 def _run(code: str) -> str:

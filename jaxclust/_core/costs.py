@@ -16,8 +16,13 @@ cost name; with ``chunk_size`` set it is *online*: every reduction runs over blo
 this device's rows of ``x`` (``axis_name`` set, ``row_mask`` marking the real rows, ``n_rows``
 the global number of real rows): every reduction over the row index ``i`` (the column
 log-sum-exp, ``P^T w``, the cost sums and moments, the centring) then combines the local
-partial results with ``psum`` / ``pmax`` over ``axis_name``, and masked (padding) rows take no
-part, so only ``O(m)`` numbers cross devices per reduction. Reductions over ``j`` stay local.
+partial results with ``psum`` / ``pmax`` over ``axis_name`` (through
+:mod:`jaxclust._core.collectives`), and masked (padding) rows take no part, so only ``O(m)``
+numbers cross devices per reduction. Reductions over ``j`` stay local. Three hooks let one
+implicit gradient serve one device and many (``ot._solver.implicit_pullback``):
+``mask_rows`` (zero the padding rows), ``local`` (this device's rows with no collective, to
+differentiate a device's share of a sum) and ``sum_replicated`` (add up the devices'
+cotangents of the replicated leaves); on one device they are identities.
 """
 
 from __future__ import annotations

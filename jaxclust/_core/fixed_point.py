@@ -143,10 +143,22 @@ def cond_lazy(pred, true_fn: Callable[[], PyTree], false_value: PyTree) -> PyTre
     what a ``cond`` costs. Like every ``while_loop``, not reverse-differentiable (use it in
     forward solves that :func:`implicit_root` differentiates). ``true_fn()`` must return the
     structure, shapes and dtypes of ``false_value``.
+
+    ``true_fn`` usually reads only values from outside that loop; XLA's loop-invariant code
+    motion then hoists the whole branch out of the batched loop and runs it always (measured
+    on CPU: a vmapped ``cond_lazy`` with every predicate False cost as much as one whose
+    predicates are all True). So the branch reads its inputs through an
+    ``optimization_barrier`` together with the loop-carried predicate, which XLA cannot move
+    out of the loop.
     """
+    closed = jax.make_jaxpr(true_fn)()
+    out_tree = jax.tree_util.tree_structure(false_value)
 
     def body(carry):
-        return jnp.zeros_like(carry[0]), true_fn()
+        p, _ = carry
+        p, consts = jax.lax.optimization_barrier((p, list(closed.consts)))
+        out = jax.core.eval_jaxpr(closed.jaxpr, consts)
+        return jnp.zeros_like(p), jax.tree_util.tree_unflatten(out_tree, out)
 
     _, out = jax.lax.while_loop(lambda c: c[0], body, (jnp.asarray(pred, bool), false_value))
     return out

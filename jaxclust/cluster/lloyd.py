@@ -380,7 +380,7 @@ def _validate(x, k, weights, name="x") -> tuple[jax.Array, jax.Array]:
     return x, _unit_weights(x, w)
 
 
-def _validate_optional(x, k, weights, name="x"):
+def _validate_optional(x, k, weights, name="x") -> tuple[jax.Array, jax.Array | None]:
     """:func:`_validate`, with ``None`` weights kept ``None`` (the solver makes the unit
     weights inside its compiled program), and concrete arrays checked on the host."""
     x = checks.as_float_array(x, name)
@@ -499,7 +499,7 @@ def kmeans(
     w = None if w_in is None else jax.lax.stop_gradient(w_in)
     d = x.shape[1]
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
-    _check_spherical(spherical)
+    check_spherical(spherical)
     if not isinstance(init, str):
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
@@ -519,7 +519,7 @@ def kmeans(
     return with_envelope_gradients(x_in, w_in, res, spherical)
 
 
-def _check_spherical(spherical):
+def check_spherical(spherical):
     if not isinstance(spherical, bool):
         raise ValueError(f"`spherical` must be True or False, got {spherical!r}.")
 
@@ -569,7 +569,7 @@ def kmeans_predict(
     if xs.shape[1] != c.shape[1]:
         raise ValueError(f"`x` must have {c.shape[1]} features like `centroids`, got "
                          f"{xs.shape[1]}.")
-    _check_spherical(spherical)
+    check_spherical(spherical)
     checks.check_int(chunk_size, "chunk_size", none_ok=True)
     xs = _finite_and_representable(xs, "x")
     c = _finite_and_representable(c.astype(xs.dtype), "centroids")

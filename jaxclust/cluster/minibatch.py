@@ -14,13 +14,13 @@ from .._core.results import with_summary_repr
 from .lloyd import (
     KMeansResult,
     _assign,
-    _check_spherical,
     _finite_and_representable,
     _normalize_rows,
     _Program,
     _unit_weights,
     _validate_optional,
     all_finite,
+    check_spherical,
     greedy_plusplus,
     with_envelope_gradients,
 )
@@ -198,7 +198,7 @@ def minibatch_kmeans_update(
     state = state._replace(centroids=_finite_and_representable(state.centroids,
                                                                 "state.centroids"))
     _check_ratio(reassignment_ratio)
-    _check_spherical(spherical)
+    check_spherical(spherical)
     xb = checks.as_float_array(batch, "batch", dtype=state.centroids.dtype)
     checks.check_ndim(xb, "batch", 2, "(b, d)")
     d = state.centroids.shape[1]
@@ -289,7 +289,7 @@ def minibatch_kmeans(
     ws = None if w_in is None else jax.lax.stop_gradient(w_in)
     n, d = xs.shape
     check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio, None)
-    _check_spherical(spherical)
+    check_spherical(spherical)
     b = min(batch_size, n)
     c0 = initial_centres(init, k, d, xs.dtype)
     patience = max_no_improvement or max_steps + 1

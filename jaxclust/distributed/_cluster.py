@@ -21,6 +21,7 @@ from ..cluster.lloyd import (
     KMeansResult,
     all_finite,
     check_kmeans_options,
+    check_spherical,
     greedy_plusplus,
     lloyd_iterations,
     with_envelope_gradients,
@@ -98,6 +99,7 @@ def kmeans(
     weights: None = None,
     chunk_size: int | None = None,
     callback: None = None,
+    spherical: bool = False,
 ) -> KMeansResult:
     r"""k-means (k-means++ seeding, Lloyd) on points sharded over a device mesh.
 
@@ -128,6 +130,8 @@ def kmeans(
         single-device function.
       chunk_size: rows per block of the assignment on each device (``None``: automatic).
       callback: must be ``None`` (no progress callback from the devices of a mesh).
+      spherical: spherical (cosine) k-means, as in
+        [`jaxclust.cluster.kmeans`][jaxclust.cluster.kmeans] (static).
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult]; ``labels`` is ``(n_pad,)``, sharded
@@ -156,6 +160,7 @@ def kmeans(
     not_applicable("callback", callback, None, "pass None (no progress reports from a mesh).")
     checks.check_num_clusters(k, points.n, rows_of="points")
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
+    check_spherical(spherical)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
     check_values_now(points)  # concrete points: a ValueError now
@@ -176,13 +181,13 @@ def kmeans(
         c0 = replicated(jax.lax.stop_gradient(c0), points.mesh)
     res = _kmeans(x, w, key, c0, k=k, n=points.n, mesh=points.mesh, init=init if c0 is None
                   else None, n_init=n_init, max_iter=max_iter, tol=float(tol),
-                  chunk_size=chunk_size)
-    return with_envelope_gradients(x_in, w_in, res)
+                  chunk_size=chunk_size, spherical=spherical)
+    return with_envelope_gradients(x_in, w_in, res, spherical)
 
 
 @partial(jax.jit, static_argnames=("k", "n", "mesh", "init", "n_init", "max_iter", "tol",
-                                   "chunk_size"))
-def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_size):
+                                   "chunk_size", "spherical"))
+def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_size, spherical):
     n_pad = x.shape[0]
     if c0 is None:
         keys = jax.random.split(key, n_init)
@@ -201,7 +206,8 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
         x, w = _checked_blocks(x, w)
         tol_abs = _tol_abs(x, n, tol)
         if c0 is not None:
-            return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS)
+            return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS, None,
+                                    spherical)
 
         def one(kk, g):
             if init == "k-means++":
@@ -209,7 +215,8 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
             else:  # jax.random.choice(kk, n, (k,), replace=False, p=w / sum(w))
                 idx = global_top(g + jnp.log(w / psum(jnp.sum(w), AXIS)), k, AXIS)
                 start = take_rows(x, idx, AXIS)
-            return lloyd_iterations(x, w, start, max_iter, tol_abs, chunk_size, True, AXIS)
+            return lloyd_iterations(x, w, start, max_iter, tol_abs, chunk_size, True, AXIS,
+                                    None, spherical)
 
         runs = jax.vmap(one)(keys, noise)
         best = jnp.argmin(runs.inertia)
@@ -233,6 +240,7 @@ def minibatch_kmeans(
     reassignment_ratio: float = 0.01,
     max_no_improvement: int | None = 10,
     chunk_size: int | None = None,
+    spherical: bool = False,
 ) -> KMeansResult:
     r"""Mini-batch k-means on points sharded over a device mesh.
 
@@ -263,6 +271,8 @@ def minibatch_kmeans(
       reassignment_ratio: see [`minibatch_kmeans_update`][jaxclust.cluster.minibatch_kmeans_update].
       max_no_improvement: early-stopping patience (``None``: run all steps).
       chunk_size: rows per block of the final assignment on each device.
+      spherical: spherical (cosine) k-means, as in
+        [`jaxclust.cluster.minibatch_kmeans`][jaxclust.cluster.minibatch_kmeans] (static).
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult] with sharded, padded ``labels``
@@ -289,6 +299,7 @@ def minibatch_kmeans(
     checks.check_key(key)
     check_minibatch_options(batch_size, max_steps, max_no_improvement, reassignment_ratio,
                              chunk_size)
+    check_spherical(spherical)
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
     check_values_now(points)  # concrete points: a ValueError now
@@ -300,18 +311,18 @@ def minibatch_kmeans(
     c, lab, inertia, it, stall = _minibatch(
         xs, ws, key, c0, k=k, n=points.n, mesh=points.mesh, batch_size=batch_size,
         ratio=float(reassignment_ratio), max_steps=max_steps, patience=patience,
-        chunk_size=chunk_size)
-    # the inertia's gradient at the final centres, as the single-device function
-    g = jnp.sum(w_in * jnp.sum((x_in - c[lab]) ** 2, axis=1))
-    inertia = inertia + (g - jax.lax.stop_gradient(g))
+        chunk_size=chunk_size, spherical=spherical)
     converged = (stall >= patience) & all_finite(c, inertia)
-    return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
+    res = KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
+    # the inertia's partial derivative at the final centres (which carry no gradient), as
+    # the single-device function
+    return with_envelope_gradients(x_in, w_in, res, spherical)._replace(centroids=c)
 
 
 @partial(jax.jit, static_argnames=("k", "n", "mesh", "batch_size", "ratio", "max_steps",
-                                   "patience", "chunk_size"))
+                                   "patience", "chunk_size", "spherical"))
 def _minibatch(xs, ws, key, c0, *, k, n, mesh, batch_size, ratio, max_steps, patience,
-               chunk_size):
+               chunk_size, spherical):
     b = min(batch_size, n)
     k_init, k_loop = jax.random.split(key)
     # the seeding subset, drawn as the single-device call draws it (replicated indices)
@@ -322,7 +333,7 @@ def _minibatch(xs, ws, key, c0, *, k, n, mesh, batch_size, ratio, max_steps, pat
         xs, ws = _checked_blocks(xs, ws)
         c, lab, dist, it, stall = fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps,
                                        patience, chunk_size, AXIS,
-                                       subset if c0 is None else None)
+                                       subset if c0 is None else None, spherical)
         return c, lab, psum(jnp.sum(ws * dist), AXIS), it, stall
 
     rep = PartitionSpec()

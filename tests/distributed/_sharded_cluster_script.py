@@ -95,6 +95,14 @@ def main():
                    "minibatch")
     out["minibatch"] = dict(_compare(res, single, n), hlo=hlo)
 
+    # spherical (cosine) k-means and mini-batch k-means, one program each, not jitted
+    # around (eager calls as a user makes them)
+    single = cluster.kmeans(x, k, key=key, weights=w, spherical=True)
+    out["kmeans_spherical"] = _compare(jd.kmeans(pts, k, key=key, spherical=True), single, n)
+    single = cluster.minibatch_kmeans(x, k, key=key, weights=w, batch_size=64, spherical=True)
+    out["minibatch_spherical"] = _compare(
+        jd.minibatch_kmeans(pts, k, key=key, batch_size=64, spherical=True), single, n)
+
     # KNN with a sharded bank of 501 rows (63 per device, 3 padding rows); k = 70 exceeds
     # the rows per device, and runs over blocks of 16 bank rows
     stats = ood.fit_knn(x[:501])

@@ -53,7 +53,8 @@ def test_eight_devices_and_padding(report):
     assert sh["roundtrip"]
 
 
-@pytest.mark.parametrize("name", ["kmeans", "lloyd", "minibatch"])
+@pytest.mark.parametrize("name", ["kmeans", "lloyd", "minibatch", "kmeans_spherical",
+                                  "minibatch_spherical"])
 def test_sharded_equals_single_device(report, name):
     r = report[name]
     assert r["label_mismatches"] == 0
