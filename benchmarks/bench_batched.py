@@ -13,6 +13,7 @@ Usage::
     PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py            # all, B in {8, 64}
     PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --quick    # small n, a subset
     PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --only sinkhorn kmeans --out /tmp/b.md
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --sinkhorn-compile  # vs ott-jax
 """
 
 from __future__ import annotations
@@ -163,26 +164,51 @@ def _ready(tree):
     return jax.block_until_ready(tree)
 
 
+#: floating leaves of a lane equal the single solve to this (float32: a solve compiled inside
+#: the batched program may round differently from the standalone one)
+RTOL = 1e-4
+#: a lane whose integer leaves (iteration counts, flags) differ: that rounding moved its error
+#: across a stopping test (``err < tol``, a label change), so it ran a check more or less and
+#: its floating leaves differ by about that check's progress: accepted up to this, reported
+RTOL_STOP = 1e-2
+
+
 def _compare(loop_outs, vmap_out) -> str:
-    """'yes' when every lane of the batched output equals the single solve."""
+    """'yes' when every lane of the batched output equals the single solve; 'yes, up to the
+    stopping test' when the only differing lanes are ones whose integer leaves differ
+    (iteration counts: a float32 rounding difference at the stopping threshold) and their
+    floating leaves agree to ``RTOL_STOP``; else 'NO' with the differences."""
     stacked = jax.tree_util.tree_map(lambda *xs: np.stack([np.asarray(x) for x in xs]),
                                      *loop_outs)
-    bad = []
-    for i, (a, b) in enumerate(zip(jax.tree_util.tree_leaves(stacked),
-                                   jax.tree_util.tree_leaves(vmap_out), strict=True)):
-        a, b = np.asarray(a), np.asarray(b)
+    pairs = [(np.asarray(a), np.asarray(b)) for a, b in zip(
+        jax.tree_util.tree_leaves(stacked), jax.tree_util.tree_leaves(vmap_out), strict=True)]
+    B = pairs[0][0].shape[0]
+    int_bad = np.zeros(B, bool)
+    for a, b in pairs:
         if a.dtype.kind in "biu":
-            n_bad = int(np.sum(np.any((a != b).reshape(a.shape[0], -1), axis=1)))
-        else:
-            close = np.isclose(a, b, rtol=1e-4, atol=1e-4, equal_nan=True)
-            n_bad = int(np.sum(~np.all(close.reshape(a.shape[0], -1), axis=1)))
-            if n_bad:
-                rel = np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-30)
-                bad.append(f"leaf {i}: {n_bad} lanes, max rel. diff {rel:.1e}")
-                continue
-        if n_bad:
-            bad.append(f"leaf {i}: {n_bad} lanes")
-    return "yes" if not bad else "NO (" + "; ".join(bad) + ")"
+            int_bad |= np.any((a != b).reshape(B, -1), axis=1)
+    bad, worst = [], 0.0
+    for i, (a, b) in enumerate(pairs):
+        if a.dtype.kind in "biu":
+            continue
+        close = np.all(np.isclose(a, b, rtol=RTOL, atol=RTOL, equal_nan=True).reshape(B, -1),
+                       axis=1)
+        far = ~close & ~int_bad
+        if far.any():
+            rel = np.max(np.abs(a - b)) / max(float(np.max(np.abs(a))), 1e-30)
+            bad.append(f"leaf {i}: {int(far.sum())} lanes, max rel. diff {rel:.1e}")
+        if (~close & int_bad).any():
+            sel = int_bad
+            rel = np.max(np.abs(a[sel] - b[sel])) / max(float(np.max(np.abs(a[sel]))), 1e-30)
+            worst = max(worst, rel)
+    if bad:
+        return "NO (" + "; ".join(bad) + ")"
+    if worst > RTOL_STOP:
+        return f"NO ({int(int_bad.sum())} lanes stop at another check, values differ {worst:.1e})"
+    if int_bad.any():
+        return (f"yes, up to the stopping test ({int(int_bad.sum())} of {B} lanes: other "
+                f"iteration count or flag, values within {max(worst, RTOL):.0e})")
+    return "yes"
 
 
 def bench_one(name, B, n, rounds, key):
@@ -247,6 +273,42 @@ def write(rows, out: Path, head: list[str], args):
     out.write_text("\n".join(text))
 
 
+def sinkhorn_compile_times(n: int = 300, d: int = D, rounds: int = 3) -> dict[str, float]:
+    """Compile time of a jitted Sinkhorn solve, jaxclust vs ott-jax, on the same problem
+    (issue 15, section 3): two clouds of ``n`` points in ``d`` dimensions, the same concrete
+    epsilon (0.05 x std of the cost), tol 1e-3 (ott's default threshold), each library's
+    default mode (jaxclust ``mode="auto"``: kernel path with log-domain fallback; ott:
+    ``lse_mode=True``), the potentials as outputs. Each round clears JAX's caches and times
+    ``jax.jit(f).lower(x, y).compile()`` (trace, lowering and XLA compilation), alternating
+    the two libraries; returns the medians in seconds (``"jaxclust"``, ``"jaxclust log"``,
+    ``"ott"``)."""
+    from ott.geometry import pointcloud
+    from ott.problems.linear import linear_problem
+    from ott.solvers.linear import sinkhorn as ott_sinkhorn
+
+    x, y = (c[0] for c in _pair(jax.random.key(1), 1, n))
+    eps = float(jot.default_epsilon(x, y))
+
+    def ours(x, y, mode="auto"):
+        r = jot.sinkhorn(x, y, epsilon=eps, tol=1e-3, mode=mode)
+        return r.f, r.g
+
+    def theirs(x, y):
+        geom = pointcloud.PointCloud(x, y, epsilon=eps)
+        out = ott_sinkhorn.Sinkhorn(threshold=1e-3)(linear_problem.LinearProblem(geom))
+        return out.f, out.g
+
+    fns = {"jaxclust": ours, "jaxclust log": lambda x, y: ours(x, y, "log"), "ott": theirs}
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, f in fns.items():
+            jax.clear_caches()
+            t = time.perf_counter()
+            jax.jit(f).lower(x, y).compile()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small n only, a subset of solvers")
@@ -255,7 +317,15 @@ def main(argv=None):
     ap.add_argument("--sizes", choices=["small", "medium", "both"], default="both")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "batched.md")
+    ap.add_argument("--sinkhorn-compile", action="store_true",
+                    help="only: compile time of jitted sinkhorn vs ott-jax (issue 15, 3)")
     args = ap.parse_args(argv)
+    if args.sinkhorn_compile:
+        load = os.getloadavg()[0]
+        t = sinkhorn_compile_times()
+        print(" | ".join(f"{k}: {v:.2f} s" for k, v in t.items())
+              + f" | jaxclust / ott: {t['jaxclust'] / t['ott']:.2f} (1-min load {load:.1f})")
+        return
     load0 = os.getloadavg()
     head = machine_lines(packages=("jax", "jaxlib", "numpy"))
     names = QUICK if args.quick else list(CASES)

@@ -205,23 +205,27 @@ def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active, fallb
     # on GPUs would floor it near 1e-3); matrix-vector products are memory bound anyway
     hi = jax.lax.Precision.HIGHEST
 
+    # a round uses ``u K`` from the round before (``K^T 1`` for the first) and ends with the
+    # next one, so the marginals of the state a block returns come from its last round:
+    # ``P 1 = u * K v``, ``P^T 1 = v * K^T u``; two matrix-vector products per round, none
+    # after the loop
     def body(i, carry):
-        lu, lv, bad = carry
-        ktu = jnp.matmul(jnp.exp(lu), K, precision=hi)
+        lu, lv, ktu, kv, bad = carry
         lv_new = jnp.clip(log_b - p.tau_b * _safe_log_pos(ktu) - shift_b, -2 * safe, 2 * safe)
-        kv = jnp.matmul(K, jnp.exp(lv_new), precision=hi)
-        lu_new = jnp.clip(log_a - p.tau_a * _safe_log_pos(kv) - shift_a, -2 * safe, 2 * safe)
+        kv_new = jnp.matmul(K, jnp.exp(lv_new), precision=hi)
+        lu_new = jnp.clip(log_a - p.tau_a * _safe_log_pos(kv_new) - shift_a, -2 * safe,
+                          2 * safe)
+        ktu_new = jnp.matmul(jnp.exp(lu_new), K, precision=hi)
         # a row/column with positive weight whose kernel sum underflowed cannot be scaled
-        bad = bad | jnp.any((ktu <= 0) & (p.b > 0)) | jnp.any((kv <= 0) & (p.a > 0))
-        return _keep_active(i, n_active, (lu_new, lv_new, bad), carry)
+        bad = bad | jnp.any((ktu <= 0) & (p.b > 0)) | jnp.any((kv_new <= 0) & (p.a > 0))
+        return _keep_active(i, n_active, (lu_new, lv_new, ktu_new, kv_new, bad), carry)
 
-    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.max(expo) >= safe)
-    lu, lv, bad = jax.lax.fori_loop(0, n_rounds, body, init)
+    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.sum(K, 0), jnp.sum(K, 1),
+            jnp.max(expo) >= safe)
+    lu, lv, ktu, kv, bad = jax.lax.fori_loop(0, n_rounds, body, init)
     # the marginals of the absorbed plan exp((f0 + eps lu + g0 + eps lv - C) / eps)
-    top = jax.lax.Precision.HIGHEST
-    u, v = jnp.exp(lu), jnp.exp(lv)
-    row = u * jnp.matmul(K, v, precision=top)
-    col = v * jnp.matmul(u, K, precision=top)
+    row = jnp.exp(lu) * kv
+    col = jnp.exp(lv) * ktu
     z_new = (f0 + eps * lu, g0 + eps * lv)
     err = state_error(geom, p, eps, z_new, row, col)
     ok = (
