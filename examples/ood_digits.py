@@ -59,7 +59,7 @@ def main() -> None:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    console.print(f"saved {plot_scores(raw, out / 'ood_digits.png')}")
+    console.print(f"saved {plot_scores(raw, out / 'ood_digits.png', runs=runs)}")
 
     if args.finetune:
         outliers = jnp.asarray(image_patches(0, 2000, seed=1000 + args.seed), jnp.float32)

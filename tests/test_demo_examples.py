@@ -52,3 +52,16 @@ def test_pyplot_without_matplotlib_names_the_fix(monkeypatch):
     with pytest.raises(ImportError, match="pip install matplotlib") as err:
         _pyplot()
     assert "bench" not in str(err.value)
+
+
+def test_section_titles_fit_80_columns():
+    """Each section's heading (a rich Rule) is printed whole at 80 columns."""
+    from rich.console import Console
+    from rich.rule import Rule
+
+    from jaxclust.demo import SECTIONS
+
+    for section in SECTIONS:
+        console = Console(record=True, width=80)
+        console.print(Rule(f"[bold]{section.title}"))
+        assert section.title in console.export_text(), section.title

@@ -41,7 +41,7 @@ def test_table_and_figure_from_given_scores(tmp_path):
     console = Console(record=True, width=120)
     demo.print_table(console, runs)
     assert "mean" in console.export_text()
-    path = demo.plot_scores(raw, tmp_path / "ood.png", names=("mean", "min"))
+    path = demo.plot_scores(raw, tmp_path / "ood.png", names=("mean", "min"), runs=runs)
     assert path.exists() and path.stat().st_size > 10_000
 
 

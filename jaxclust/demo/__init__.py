@@ -62,8 +62,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("cluster", "Clustering: iris, wine and digits", "jaxclust.demo.cluster"),
     Section("sdp", "SDP relaxations: exact recovery and heterogeneous clusters",
             "jaxclust.demo.sdp"),
-    Section("ood", "Out-of-distribution detection: MLP on digits 0-4 vs digits 5-9, image "
-            "patches, noise", "jaxclust.demo.ood"),
+    Section("ood", "OOD detection: MLP on digits 0-4 vs digits 5-9, image patches, noise",
+            "jaxclust.demo.ood"),
     Section("diffusion", "Diffusion: score models on a 2-D mixture and digits",
             "jaxclust.demo.diffusion"),
 )

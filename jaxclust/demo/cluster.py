@@ -206,7 +206,7 @@ def plot_embedding(ds: DataSet, runs: list[MethodRun], path: str | Path) -> Path
     xc = x - x.mean(0)
     _, _, vt = np.linalg.svd(xc, full_matrices=False)
     z = xc @ vt[:2].T
-    panels = [("classes", ds.y)] + [(r.method + f"  (ACC {100 * r.acc:.0f}%)",
+    panels = [("classes", ds.y)] + [(r.method + f"  (ACC {100 * r.acc:.1f}%)",
                                      _matched(ds.y, r.labels)) for r in runs
                                     if r.dataset == ds.name]
     cols = 3
@@ -217,6 +217,8 @@ def plot_embedding(ds: DataSet, runs: list[MethodRun], path: str | Path) -> Path
         ax.set_title(title, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
+        ax.set_xlabel("PC1", fontsize=8)
+        ax.set_ylabel("PC2", fontsize=8)
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     fig.suptitle(f"{ds.name}: PCA projection coloured by cluster", fontsize=12)

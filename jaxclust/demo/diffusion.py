@@ -544,6 +544,10 @@ def _pct(v) -> str:
     return f"{100 * float(v):.1f}%"
 
 
+MIXTURE_COLUMNS = "model | exact score | fresh data"
+"""The order of the three values of the mixture's comparison rows."""
+
+
 def run_mixture(config: Config, *, seed: int = 0, progress: bool = False,
                 out: Path | None = None) -> tuple[list[Row], FitResult]:
     """The 2-D mixture: train, sample with DDIM (100 steps) from the network and from the
@@ -567,20 +571,20 @@ def run_mixture(config: Config, *, seed: int = 0, progress: bool = False,
     cov = {name: mode_coverage(pts, modes, std=MIXTURE_STD) for name, pts in clouds.items()}
     k = modes.shape[0]
 
-    def each(fmt) -> str:
-        return " | ".join(f"{name} {fmt(name)}" for name in clouds)
+    def each(fmt) -> str:  # MIXTURE_COLUMNS order
+        return " | ".join(fmt(name) for name in clouds)
 
     expected = float(cov["model"].expected[0])
+    task = "2-D mixture: " + MIXTURE_COLUMNS
     rows = [Row("2-D mixture", "training", f"{config.mixture_steps} steps, "
                  f"{res.seconds:.1f} s, final loss {float(res.losses[-50:].mean()):.3f}"),
-            Row("2-D mixture", "energy distance to fresh data",
-                 each(lambda n: f"{ed[n]:.4f}")),
-            Row("2-D mixture", f"share within {radius:.1f} (3 std) of a mode "
-                 f"(expected {_pct(k * expected)})", each(lambda n: _pct(cov[n].near))),
-            Row("2-D mixture", "modes covered (>= 1/3 of expected share)",
-                 each(lambda n: f"{int(cov[n].n_covered)}/{k}")),
-            Row("2-D mixture", f"share of each mode, model (expected {_pct(expected)})",
-                 " ".join(f"{100 * float(v):.1f}" for v in cov["model"].per_mode))]
+            Row(task, "energy distance to fresh data", each(lambda n: f"{ed[n]:.4f}")),
+            Row(task, f"within {radius:.1f} (3 std) of a mode (expect {_pct(k * expected)})",
+                each(lambda n: _pct(cov[n].near))),
+            Row(task, "modes covered (>= 1/3 of expected share)",
+                each(lambda n: f"{int(cov[n].n_covered)}/{k}")),
+            Row("2-D mixture", f"model: share of each mode, % (expect {100 * expected:.1f})",
+                " ".join(f"{100 * float(v):.1f}" for v in cov["model"].per_mode))]
     if out is not None:
         titles = {"model": "model samples (DDIM)", "exact score": "exact score (DDIM)",
                   "data": "fresh data"}
@@ -621,16 +625,19 @@ def run_digits(config: Config, *, seed: int = 0, progress: bool = False,
 
 
 def print_table(console: Console, rows: list[Row]) -> None:
-    """The rows as a rich table."""
+    """The rows as rich tables, one per task (the task is the table's title), so that they
+    fit 80 columns."""
     from rich import box
     from rich.table import Table
 
-    table = Table(box=box.SIMPLE_HEAD)
-    for col in ("task", "measure", "value"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
+    for task in dict.fromkeys(r.task for r in rows):
+        table = Table(title=task, box=box.SIMPLE_HEAD, title_justify="left")
+        table.add_column("measure")
+        table.add_column("value")
+        for r in rows:
+            if r.task == task:
+                table.add_row(r.measure, r.value)
+        console.print(table)
 
 
 def run(ctx: DemoContext, config: Config = DEMO) -> None:

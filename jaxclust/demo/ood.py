@@ -338,9 +338,11 @@ def _roc(s_id, s_ood):
 
 
 def plot_scores(raw: dict, path: str | Path,
-                names: tuple[str, ...] = ("MSP", "energy", "ViM", "KNN (k=10)")
-                ) -> Path:
-    """Histograms of a few scores (ID test vs each OOD set) and their ROC curves."""
+                names: tuple[str, ...] = ("MSP", "energy", "ViM", "KNN (k=10)"),
+                runs: list[ScoreRun] | None = None) -> Path:
+    """Histograms of a few scores (ID test vs each OOD set) and their ROC curves; with
+    ``runs`` (from [`evaluate`][jaxclust.demo.ood.evaluate]), each ROC curve is labelled
+    with the AUROC / FPR@95 the table prints."""
     plt = _pyplot()
     sets = list(dict.fromkeys(s for (_, s) in raw))
     names = tuple(n for n in names if (n, sets[0]) in raw)
@@ -359,15 +361,20 @@ def plot_scores(raw: dict, path: str | Path,
         ax.set_title(f"{name} (higher = ID)", fontsize=10)
         ax.set_yticks([])
         ax = axes[1, j]
+        table = {} if runs is None else {(r.score, r.ood_set): r for r in runs}
         for i, s in enumerate(sets):
             fpr, tpr = _roc(*raw[(name, s)])
-            ax.plot(fpr, tpr, color=colours(i), label=s)
+            r = table.get((name, s))
+            label = s if r is None else f"{s}: {100 * r.auroc:.1f}/{100 * r.fpr95:.1f}"
+            ax.plot(fpr, tpr, color=colours(i), label=label)
         ax.plot([0, 1], [0, 1], "k:", lw=0.8)
         ax.axhline(0.95, color="grey", lw=0.6, ls="--")
         ax.set_xlabel("FPR (OOD accepted)")
         ax.set_ylabel("TPR (ID kept)")
+        if runs is not None or j == 0:
+            ax.legend(fontsize=7, loc="lower right",
+                      title=None if runs is None else "AUROC/FPR@95 (%)", title_fontsize=7)
     axes[0, 0].legend(fontsize=7)
-    axes[1, 0].legend(fontsize=7, loc="lower right")
     fig.suptitle("OOD scores of an MLP trained on digits 0-4", fontsize=12)
     fig.tight_layout()
     path = Path(path)
@@ -388,5 +395,5 @@ def run(ctx: DemoContext) -> None:
                          data.ood)
     print_table(ctx.console, runs)
     if ctx.out is not None:
-        path = plot_scores(raw, ctx.out / "ood_digits.png")
+        path = plot_scores(raw, ctx.out / "ood_digits.png", runs=runs)
         ctx.console.print(f"saved {path}")
