@@ -36,7 +36,7 @@ from _common import REPO, machine_lines  # noqa: E402
 import jaxclust.cluster as jc  # noqa: E402
 import jaxclust.ot as jot  # noqa: E402
 from jaxclust.diffusion import VPSDE, diffusion_classify  # noqa: E402
-from jaxclust.sdp import kmeans_sdp  # noqa: E402
+from jaxclust.sdp import BurerMonteiro, kmeans_sdp  # noqa: E402
 
 D = 8  # feature dimension of the point clouds
 K = 4  # clusters
@@ -110,8 +110,8 @@ def _medoids(x, key):
 
 
 def _sdp(x, key):
-    r = kmeans_sdp(x, K, method="bm", key=key)
-    return r.labels, r.factor, r.converged
+    r = kmeans_sdp(x, K, solver=BurerMonteiro(), key=key)
+    return r.labels, r.stats.factor, r.converged
 
 
 _SDE = VPSDE()

@@ -38,7 +38,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import fmt_s, machine_lines, md_table  # noqa: E402
 
-from jaxclust.sdp import kmeans_sdp, membership_matrix  # noqa: E402
+from jaxclust.sdp import ADMM, BurerMonteiro, kmeans_sdp, membership_matrix  # noqa: E402
 
 K, D = 3, 5
 
@@ -60,8 +60,12 @@ def recovery_error(z, labels):
     return float(np.linalg.norm(z - zs) / np.linalg.norm(zs))
 
 
-def solve_ours(x, method, **kw):
-    fn = jax.jit(lambda x: kmeans_sdp(x, K, method=method, key=jax.random.key(0), **kw))
+SOLVERS = {"admm": ADMM(), "bm": BurerMonteiro()}
+
+
+def solve_ours(x, method):
+    solver = SOLVERS[method]
+    fn = jax.jit(lambda x: kmeans_sdp(x, K, solver=solver, key=jax.random.key(0)))
     t0 = time.perf_counter()
     jax.block_until_ready(fn(x))
     t_first = time.perf_counter() - t0
@@ -137,11 +141,7 @@ def main():
                          f"{obj_ref:.6f}", "-", f"{recovery_error(z_ref, labels):.1e}"])
             for method in ("admm", "bm"):
                 res, t, t_first = solve_ours(jnp.asarray(x), method)
-                if method == "admm":
-                    z = np.asarray(res.Z)
-                else:
-                    u = np.asarray(res.factor)
-                    z = u @ u.T
+                z = np.asarray(res.Z)  # BM: U U^T
                 obj = float(np.sum(d * z))
                 rows.append([n, f"{args.sep:g}", f"jaxclust {method} (float64)", fmt_s(t),
                              fmt_s(t_first), f"{t_scs / t:.1f}", f"{obj:.6f}",
@@ -163,7 +163,7 @@ def main():
         if method == "admm":
             z = np.asarray(res.Z, np.float64)
         else:
-            u = np.asarray(res.factor, np.float64)
+            u = np.asarray(res.stats.factor, np.float64)
             z = u @ u.T if n <= 10000 else None
         if z is not None:
             zs = np.asarray(membership_matrix(jnp.asarray(labels), K), np.float64)

@@ -326,9 +326,9 @@ def cluster_points(x, k: int, method: str = "kmeans", seed: int = 0, *, callback
 
         labels = kmedoids(x, k, key=key).labels
     elif method == "sdp":
-        from jaxclust.sdp import kmeans_sdp
+        from jaxclust.sdp import BurerMonteiro, kmeans_sdp
 
-        labels = kmeans_sdp(x, k, method="bm", key=key).labels
+        labels = kmeans_sdp(x, k, solver=BurerMonteiro(), key=key).labels
     elif method == "la-sdp":
         from jaxclust.sdp import la_sdp
 

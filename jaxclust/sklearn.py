@@ -77,7 +77,7 @@ from .cluster import (
     sinkhorn_kmeans,
     spectral,
 )
-from .sdp import kmeans_sdp, la_sdp
+from .sdp import ADMM, BurerMonteiro, kmeans_sdp, la_sdp
 
 __all__ = [
     "GaussianMixture",
@@ -828,25 +828,31 @@ class KMeansSDP(ClusterMixin, _Base):
     1^\top / n$ without solving (``kmeans_sdp`` itself needs ``2 <= k < n``); otherwise
     ``n_clusters < n_samples``. ADMM forms dense ``n x n`` matrices (``n_samples <= 5000``).
 
+    The flat parameters build the solver object of ``kmeans_sdp``
+    ([`ADMM`][jaxclust.sdp.ADMM] or [`BurerMonteiro`][jaxclust.sdp.BurerMonteiro]); a
+    parameter of the other method (``rho`` or ``adaptive_rho`` with ``method="bm"``,
+    ``bm_options`` with ``method="admm"``) raises a ``ValueError`` at ``fit``.
+
     Args:
       n_clusters: number of clusters.
       method: ``"admm"`` or ``"bm"`` (Burer–Monteiro, no ``n x n`` matrix).
-      rho: ADMM penalty (``None``: from the scale of the distances).
+      rho: ADMM penalty (``None``: from the scale of the distances); ADMM only.
+      adaptive_rho: residual balancing of ``rho`` (``None``: on); ADMM only.
       max_iter: iteration budget (``None``: the method's default).
-      tol: tolerance on the relative residuals.
-      adaptive_rho: residual balancing of ``rho`` (ADMM).
-      bm_options: dict of options of the BM solver (e.g. ``{"rank": 8}``), or ``None``.
+      tol: tolerance of the method's stopping test.
+      bm_options: dict of the other options of ``BurerMonteiro`` (``rank``, ``beta``,
+        ``step``, ``check_every``, ``init``), or ``None``; BM only.
       random_state: ``None``, an int seed or a ``numpy.random.RandomState`` (rounding, BM
         initialisation).
 
     Attributes:
       labels_: rounded labels, int32.
-      Z_: the SDP solution ``(n, n)`` (ADMM) or ``None`` (BM).
-      factor_: the nonnegative factor ``U`` with ``Z = U U^T`` (BM) or ``None`` (ADMM).
       objective_: $\langle D, Z\rangle$.
-      primal_residual_, dual_residual_, gap_: as in ``KMeansSDPResult``.
+      primal_residual_: as in ``KMeansSDPResult``.
       n_iter_: iterations run.
-      converged_: both residuals met ``tol`` before ``max_iter``.
+      converged_: the method's stopping test passed before ``max_iter``.
+      Z_, dual_residual_, gap_: the SDP solution ``(n, n)`` and ``ADMMStats`` (ADMM only).
+      factor_: the nonnegative factor ``U`` with ``Z = U U^T`` (BM only).
       n_features_in_: number of features seen in ``fit``.
 
     Example:
@@ -859,33 +865,60 @@ class KMeansSDP(ClusterMixin, _Base):
       (True, [10, 10, 10])
     """
 
-    def __init__(self, n_clusters=8, *, method="admm", rho=None, max_iter=None, tol=1e-5,
-                 adaptive_rho=True, bm_options=None, random_state=None):
+    def __init__(self, n_clusters=8, *, method="admm", rho=None, adaptive_rho=None,
+                 max_iter=None, tol=1e-5, bm_options=None, random_state=None):
         self.n_clusters = n_clusters
         self.method = method
         self.rho = rho
+        self.adaptive_rho = adaptive_rho
         self.max_iter = max_iter
         self.tol = tol
-        self.adaptive_rho = adaptive_rho
         self.bm_options = bm_options
         self.random_state = random_state
 
+    def _solver(self):
+        """The ``kmeans_sdp`` solver object of these parameters; a parameter that does not
+        apply to ``method`` raises (it would otherwise be ignored)."""
+        budget = {} if self.max_iter is None else {"max_iter": self.max_iter}
+        if self.method == "admm":
+            if self.bm_options:
+                raise ValueError(f"`bm_options` does not apply to method='admm' (got "
+                                 f"{self.bm_options!r}); use method='bm' or drop it.")
+            opts = {"rho": self.rho, **budget}
+            if self.adaptive_rho is not None:
+                opts["adaptive_rho"] = self.adaptive_rho
+            return ADMM(tol=self.tol, **opts)
+        if self.method == "bm":
+            for name in ("rho", "adaptive_rho"):
+                if getattr(self, name) is not None:
+                    raise ValueError(f"`{name}` does not apply to method='bm' (got "
+                                     f"{getattr(self, name)!r}); it is an ADMM option: use "
+                                     "method='admm' or leave it None.")
+            opts = dict(self.bm_options or {})
+            for name in ("tol", "max_iter"):
+                if name in opts:
+                    raise ValueError(f"`bm_options` must not hold {name!r}: it is the "
+                                     f"estimator parameter `{name}`.")
+            return BurerMonteiro(tol=self.tol, **budget, **opts)
+        raise ValueError(f"`method` must be 'admm' or 'bm', got {self.method!r}.")
+
     def fit(self, X, y=None):
         """Solve the SDP on ``X`` ``(n_samples, n_features)`` and round it to labels."""
+        solver = self._solver()
         X = self._validate_x(X, reset=True)
         k = _check_k(self.n_clusters, X.shape[0], sdp=True)
         if k == 1:
             return self._one_cluster(X)
-        res = kmeans_sdp(X, k, method=self.method, rho=self.rho, max_iter=self.max_iter,
-                         tol=self.tol, key=_key(self.random_state),
-                         adaptive_rho=self.adaptive_rho, **(self.bm_options or {}))
+        res = kmeans_sdp(X, k, solver=solver, key=_key(self.random_state))
         self.labels_ = _np(res.labels, np.int32)
-        self.Z_ = None if res.Z is None else _np(res.Z)
-        self.factor_ = None if res.factor is None else _np(res.factor)
         self.objective_ = float(res.objective)
         self.primal_residual_ = float(res.primal_residual)
-        self.dual_residual_ = float(res.dual_residual)
-        self.gap_ = float(res.gap)
+        if isinstance(solver, ADMM):
+            self.Z_ = _np(res.stats.Z)
+            self.dual_residual_ = float(res.stats.dual_residual)
+            self.gap_ = float(res.stats.gap)
+        else:
+            self.factor_ = _np(res.stats.factor)
         self.n_iter_ = int(res.n_iters)
         self.converged_ = bool(res.converged)
         if not self.converged_:
@@ -898,12 +931,14 @@ class KMeansSDP(ClusterMixin, _Base):
         ``Z`` PSD force it), so nothing is solved."""
         n = X.shape[0]
         self.labels_ = np.zeros(n, np.int32)
-        z = np.full((n, n), 1.0 / n, X.dtype)
-        self.Z_, self.factor_ = (z, None) if self.method == "admm" else (
-            None, np.full((n, 1), 1.0 / math.sqrt(n), X.dtype))
+        if self.method == "admm":
+            self.Z_ = np.full((n, n), 1.0 / n, X.dtype)
+            self.dual_residual_ = self.gap_ = 0.0
+        else:
+            self.factor_ = np.full((n, 1), 1.0 / math.sqrt(n), X.dtype)
         xc = X - X.mean(axis=0, dtype=np.float64)
         self.objective_ = float(2.0 * np.sum(xc * xc))  # <D, 1 1^T / n>
-        self.primal_residual_ = self.dual_residual_ = self.gap_ = 0.0
+        self.primal_residual_ = 0.0
         self.n_iter_, self.converged_ = 0, True
         return self
 

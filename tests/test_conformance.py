@@ -272,14 +272,14 @@ def _blobs3(x):
 def _kmeans_sdp_admm(x):
     # labels up to permutation: compare the partition through its membership matrix; solved
     # to float32's floor, so runs that stop at different iterations agree to rounding
-    res = jsdp.kmeans_sdp(_blobs3(x), 3, method="admm", key=jax.random.key(0), tol=1e-7,
-                          max_iter=3000)
+    res = jsdp.kmeans_sdp(_blobs3(x), 3, solver=jsdp.ADMM(tol=1e-7, max_iter=3000),
+                          key=jax.random.key(0))
     return res.Z, jsdp.membership_matrix(res.labels, 3), res.objective
 
 
 def _kmeans_sdp_bm(x):
-    res = jsdp.kmeans_sdp(_blobs3(x), 3, method="bm", key=jax.random.key(0))
-    return res.factor @ res.factor.T, jsdp.membership_matrix(res.labels, 3), res.objective
+    res = jsdp.kmeans_sdp(_blobs3(x), 3, solver=jsdp.BurerMonteiro(), key=jax.random.key(0))
+    return res.Z, jsdp.membership_matrix(res.labels, 3), res.objective
 
 
 _LA_INIT = jnp.asarray([0, 0, 0, 1, 1, 1, 1, 0, 2, 2, 2, 1], jnp.int32)

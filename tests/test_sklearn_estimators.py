@@ -236,7 +236,21 @@ def test_kmeans_sdp_equals_functional(blobs):
     np.testing.assert_array_equal(est.labels_, ref.labels)
     np.testing.assert_array_equal(est.Z_, ref.Z)
     assert est.objective_ == float(ref.objective) and est.n_iter_ == int(ref.n_iters)
-    assert est.converged_ and est.factor_ is None and not hasattr(est, "predict")
+    assert est.converged_ and not hasattr(est, "factor_") and not hasattr(est, "predict")
+
+
+@pytest.mark.parametrize("params, match", [
+    (dict(method="bm", rho=1.0), "`rho` does not apply to method='bm'"),
+    (dict(method="bm", adaptive_rho=False), "`adaptive_rho` does not apply to method='bm'"),
+    (dict(method="admm", bm_options={"rank": 4}), "`bm_options` does not apply"),
+    (dict(method="bm", bm_options={"rho": 1.0}), "`rho` does not apply to BurerMonteiro"),
+    (dict(method="bm", bm_options={"tol": 1e-3}), "`bm_options` must not hold 'tol'"),
+    (dict(method="scs"), "`method` must be 'admm' or 'bm'"),
+])
+def test_kmeans_sdp_inapplicable_parameter_raises_at_fit(blobs, params, match):
+    """Before: rho / adaptive_rho were passed to kmeans_sdp and silently ignored for BM."""
+    with pytest.raises(ValueError, match=match):
+        js.KMeansSDP(3, **params).fit(blobs[0])
 
 
 def test_la_sdp_equals_functional(blobs):

@@ -33,7 +33,7 @@ import numpy as np
 from jaxclust._core.results import with_summary_repr
 from jaxclust.cluster import gmm, kmeans
 from jaxclust.metrics import ari, clustering_accuracy
-from jaxclust.sdp import kmeans_sdp, la_sdp, membership_matrix
+from jaxclust.sdp import BurerMonteiro, kmeans_sdp, la_sdp, membership_matrix
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -88,8 +88,8 @@ class RecoveryRow(NamedTuple):
 
 def recovery_sweep(seps=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), seeds=range(5),
                    n: int = 150) -> list[RecoveryRow]:
-    """Exact recovery of the k-means SDP (``method="bm"``) across separations."""
-    solve = jax.jit(lambda x, key: kmeans_sdp(x, 3, method="bm", key=key))
+    """Exact recovery of the k-means SDP (``BurerMonteiro``) across separations."""
+    solve = jax.jit(lambda x, key: kmeans_sdp(x, 3, solver=BurerMonteiro(), key=key))
     rows = []
     for sep in seps:
         errs, aris = [], []
@@ -97,7 +97,7 @@ def recovery_sweep(seps=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), seeds=range(5),
             x, y = homogeneous_mixture(seed, n=n, sep=sep)
             res = solve(jnp.asarray(x), jax.random.key(seed))
             zs = np.asarray(membership_matrix(jnp.asarray(y), 3), np.float64)
-            u = np.asarray(res.factor, np.float64)
+            u = np.asarray(res.stats.factor, np.float64)
             errs.append(np.linalg.norm(u @ u.T - zs) / np.linalg.norm(zs))
             aris.append(float(ari(jnp.asarray(y), res.labels)))
         errs = np.asarray(errs)
@@ -109,7 +109,8 @@ def recovery_sweep(seps=(2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0), seeds=range(5),
 def _solvers():
     return {
         "k-means": jax.jit(lambda x, key: kmeans(x, 3, key=key).labels),
-        "k-means SDP": jax.jit(lambda x, key: kmeans_sdp(x, 3, method="bm", key=key).labels),
+        "k-means SDP": jax.jit(lambda x, key: kmeans_sdp(x, 3, solver=BurerMonteiro(),
+                                                         key=key).labels),
         "EM (full)": jax.jit(lambda x, key: gmm(x, 3, key=key).labels),
         "iLA-SDP": jax.jit(lambda x, key: la_sdp(x, 3, key=key).labels),
     }

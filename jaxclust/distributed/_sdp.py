@@ -14,7 +14,7 @@ from jaxtyping import PRNGKeyArray
 from .._core import checks
 from .._core.collectives import psum, row_mask
 from ..sdp import _bm
-from ..sdp.peng_wei import KMeansSDPResult
+from ..sdp.peng_wei import BMStats, KMeansSDPResult
 from ._mesh import AXIS, ShardedPoints, check_points, check_values_now
 
 __all__ = ["kmeans_sdp"]
@@ -58,12 +58,13 @@ def _solve(points, key, tol, beta, step, *, k, rank, max_iter, check_every):
         gram = psum(st.U.T @ st.U, AXIS)
         _, vec = jnp.linalg.eigh(gram)
         emb = st.U @ vec[:, ::-1][:, :k]
-        return st.U, emb, st.n_iters, st.converged, st.objective, st.primal_residual
+        return (st.U, emb, st.n_iters, st.converged, st.objective, st.primal_residual,
+                st.multiplier)
 
     rows, rep = P(AXIS), P()
     return jax.shard_map(
         body, mesh=mesh, in_specs=(rows, rows, rep, rep, rep, rep),
-        out_specs=(rows, rows, rep, rep, rep, rep), check_vma=False,
+        out_specs=(rows, rows, rep, rep, rep, rep, rows), check_vma=False,
     )(x, u_raw, k_pow, tol, beta, step)
 
 
@@ -103,7 +104,8 @@ def kmeans_sdp(
 ) -> KMeansSDPResult:
     r"""The Peng–Wei k-means SDP by Burer–Monteiro with the rows of the factor sharded.
 
-    The same iterations as ``jaxclust.sdp.kmeans_sdp(x, k, method="bm")`` (random start):
+    The same iterations as ``jaxclust.sdp.kmeans_sdp(x, k, solver=BurerMonteiro())`` (random
+    start):
     a projected gradient step on the nonnegative factor $U \in \mathbb R^{n\times r}$ and a
     multiplier step on $y$ per iteration (see ``jaxclust.sdp._bm``). Row $i$ of $U$, of $y$
     and of the data stay on the device that owns point $i$; every sum over the points
@@ -131,10 +133,11 @@ def kmeans_sdp(
       check_every: iterations between convergence checks (static).
 
     Returns:
-      A [`KMeansSDPResult`][jaxclust.sdp.KMeansSDPResult] with ``Z = None``, ``factor``
-      ``(n_pad, r)`` and ``labels`` ``(n_pad,)`` sharded (padding rows of ``factor`` are zero,
-      their labels meaningless: use [`gather`][jaxclust.distributed.gather] with
-      ``points.n``), ``dual_residual`` and ``gap`` NaN.
+      A [`KMeansSDPResult`][jaxclust.sdp.KMeansSDPResult] whose ``stats`` is a
+      [`BMStats`][jaxclust.sdp.BMStats]: ``stats.factor`` ``(n_pad, r)``,
+      ``stats.multiplier`` ``(n_pad,)`` and ``labels`` ``(n_pad,)`` sharded (padding rows of
+      the factor are zero, their labels meaningless: use
+      [`gather`][jaxclust.distributed.gather] with ``points.n``).
 
     Raises:
       ValueError: ``points`` is not a ``ShardedPoints``, or bad ``k``, ``rank`` or options.
@@ -163,11 +166,10 @@ def kmeans_sdp(
     key = jax.random.key(0) if key is None else checks.check_key(key)
     dt = jnp.promote_types(points.x.dtype, jnp.float32)
     n_checks = -(-max_iter // check_every)
-    u, emb, n_iters, converged, obj, res = _solve(
+    u, emb, n_iters, converged, obj, res, mult = _solve(
         jax.lax.stop_gradient(points), key, jnp.asarray(tol, dt), jnp.asarray(beta, dt),
         jnp.asarray(step, dt), k=k, rank=rank, max_iter=n_checks * check_every,
         check_every=check_every)
     labels = _round(emb, points, k, key)
-    nan = jnp.asarray(jnp.nan, dt)
-    return KMeansSDPResult(None, u, labels, obj, res, nan, nan, n_iters,
-                           converged & jnp.isfinite(obj))
+    return KMeansSDPResult(labels, obj, res, n_iters, converged & jnp.isfinite(obj),
+                           BMStats(u, mult))

@@ -71,6 +71,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from functools import partial
 from typing import NamedTuple
@@ -80,8 +81,10 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
 from ..cluster import kmeans
+from ._solver import BurerMonteiro, _as_value
 
 __all__ = ["BMState", "bm_solve"]
 
@@ -147,9 +150,21 @@ def _lambda_max(xs, key, n_power=30, axis_name=None):
     return _allsum(jnp.sum((xs @ v) ** 2), axis_name)
 
 
-@partial(jax.jit, static_argnames=("k", "rank", "max_iter", "check_every", "init"))
-@highest_matmul_precision  # relative tolerance 1e-5: no TF32 / bf16 products
 def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
+    """The solve on validated points, one compiled program per static configuration; under
+    ``vmap`` the problems run one after another (``sequential_vmap``: each keeps its own
+    iteration count, a batched loop would run every lane to the slowest one's)."""
+    return _solve_batched(k, rank, max_iter, check_every, init)(x, key, tol, beta, step)
+
+
+@functools.cache
+def _solve_batched(k, rank, max_iter, check_every, init):
+    return sequential_vmap(jax.jit(partial(_solve_one, k=k, rank=rank, max_iter=max_iter,
+                                           check_every=check_every, init=init)))
+
+
+@highest_matmul_precision  # relative tolerance 1e-5: no TF32 / bf16 products
+def _solve_one(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
     n = x.shape[0]
     dt = x.dtype
     xc = x - jnp.mean(x, axis=0, keepdims=True)
@@ -171,6 +186,16 @@ def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
         u0 = _project(jax.random.uniform(k_noise, (n, rank), dt), k)
     return _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, n=n, k=k, max_iter=max_iter,
                     check_every=check_every)
+
+
+class _Carry(NamedTuple):
+    """State of the augmented-Lagrangian loop between two convergence checks."""
+
+    u: Float[Array, "n r"]
+    y: Float[Array, " n"]
+    done: Bool[Array, ""]
+    objective: Float[Array, ""]  # -2 <A, U U^T> (scaled units) at the last check
+    residual: Float[Array, ""]
 
 
 @highest_matmul_precision  # also traced alone by the sharded solver
@@ -210,33 +235,28 @@ def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_ev
         xu = _allsum(xs.T @ u, ax)
         return -2.0 * jnp.sum(xu * xu)
 
-    def cond(st):
-        _, _, i, done, _, _ = st
-        return (i < max_iter) & ~done
+    def block(st, _):  # check_every iterations, then one convergence check
+        def inner(_, uyv):
+            return it(uyv[0], uyv[1])
 
-    def body(st):
-        u, y, i, _, f_old, _ = st
-
-        def inner(_, uy):
-            u, y, _ = uy
-            return it(u, y)
-
-        u, y, v = jax.lax.fori_loop(0, check_every, inner, (u, y, jnp.zeros_like(ones)))
+        u, y, v = jax.lax.fori_loop(0, check_every, inner, (st.u, st.y, jnp.zeros_like(ones)))
         f = obj_scaled(u)
         res = norm(v) / sqrt_n
-        change = jnp.abs(f - f_old) / jnp.maximum(jnp.abs(f), 1.0)
-        done = (res <= tol) & (change <= tol)
-        return u, y, i + check_every, done, f, res
+        change = jnp.abs(f - st.objective) / jnp.maximum(jnp.abs(f), 1.0)
+        return _Carry(u, y, (res <= tol) & (change <= tol), f, res)
 
-    init_st = (u0, jnp.zeros_like(ones), jnp.asarray(0), jnp.asarray(False),
-               obj_scaled(u0), jnp.asarray(jnp.inf, dt))
-    u, y, i, done, _, _ = jax.lax.while_loop(cond, body, init_st)
+    init = _Carry(u0, jnp.zeros_like(ones), jnp.asarray(False), obj_scaled(u0),
+                  jnp.asarray(jnp.inf, dt))
+    st, n_blocks = iterate_blocks(block, init, max_blocks=max_iter // check_every,
+                                  done=lambda st, _: st.done, unrolled=False)
+    u = st.u
     res = norm(u @ _allsum(jnp.sum(u, axis=0), ax) - ones) / sqrt_n
     obj = _objective_d(xc, sq, u, ax)
     finite = jnp.all(jnp.isfinite(u))
     if ax is not None:
         finite = _allsum((~finite).astype(jnp.int32), ax) == 0
-    return BMState(u, i, done & finite & jnp.isfinite(obj), obj, res, y)
+    return BMState(u, n_blocks * check_every, st.done & finite & jnp.isfinite(obj), obj, res,
+                   st.y)
 
 
 def _check_options(k: int, n: int, rank, max_iter, check_every) -> int:
@@ -326,3 +346,16 @@ def bm_solve(
     return _solve(x, key, jnp.asarray(tol, x.dtype), jnp.asarray(beta, x.dtype),
                   jnp.asarray(step, x.dtype), k=k, rank=rank,
                   max_iter=n_checks * check_every, check_every=check_every, init=init)
+
+
+def _solve_validated(x, k: int, solver: BurerMonteiro, key) -> BMState:
+    """``solver`` on points already validated by the public caller (``kmeans_sdp``,
+    ``la_sdp``): the static options are checked against ``n`` and the traced ones made
+    scalars of ``x.dtype``; ``x`` is not checked again."""
+    n, dt = x.shape[0], x.dtype
+    rank = _check_options(k, n, solver.rank, solver.max_iter, solver.check_every)
+    tol, beta, step = (_as_value(getattr(solver, f), f, dt) for f in ("tol", "beta", "step"))
+    n_checks = -(-solver.max_iter // solver.check_every)
+    return _solve(x, key, tol, beta, step, k=k, rank=rank,
+                  max_iter=n_checks * solver.check_every, check_every=solver.check_every,
+                  init=solver.init)

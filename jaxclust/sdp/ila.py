@@ -51,7 +51,8 @@ regularisation).
 **SDP step.** Each $Z_k = U_kU_k^\top$ with a nonnegative factor $U_k\in\mathbb R^{n\times r}$,
 $\lVert U_k\rVert_F = 1$ (rank $r$, default 2), and the augmented Lagrangian of
 $\sum_k U_kU_k^\top\mathbf 1 = \mathbf 1$ is minimised by projected gradient steps with a
-multiplier update, as in [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp]'s ``"bm"`` method. With
+multiplier update, as in [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp]'s ``BurerMonteiro``
+solver. With
 $Y_k = X\Sigma_k^{-1/2}$ (centred), $s_k = \operatorname{rowsq}(Y_k)$ and $c_k = U_k^\top
 \mathbf 1$: $\langle A_k, U_kU_k^\top\rangle = 2 s_k^\top U_k c_k - 2\lVert Y_k^\top
 U_k\rVert_F^2 + \gamma_k\lVert c_k\rVert^2$, $O(ndr)$ per group; no $n\times n$ matrix is
@@ -77,9 +78,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.fixed_point import iterate_blocks
 from .._core.precision import highest_matmul_precision
 from .._core.results import with_summary_repr
-from .peng_wei import kmeans_sdp
+from . import peng_wei
+from ._solver import BurerMonteiro
 
 __all__ = ["COVARIANCE_TYPES", "LASDPResult", "la_sdp"]
 
@@ -207,6 +210,48 @@ def _spectral_bound(y, s, gamma, key, n_power=30):
     return jnp.max(jnp.linalg.norm(_a_matvec(v, y, s, gamma), axis=1))
 
 
+class _StepState(NamedTuple):
+    """State of the group SDP step between two convergence checks."""
+
+    u: Float[Array, "k n r"]
+    mult: Float[Array, " n"]
+    done: Bool[Array, ""]
+    objective: Float[Array, ""]  # at the last check (scaled units)
+    residual: Float[Array, ""]
+
+
+class _Fit(NamedTuple):
+    """The covariance step's Gaussian fit at the current factors."""
+
+    cov: Float[Array, "k d d"]
+    weights: Float[Array, "n k"]
+    sizes: Float[Array, " k"]
+    means: Float[Array, "k d"]
+    logdet: Float[Array, " k"]
+
+
+class _Costs(NamedTuple):
+    """The next group SDP's costs: whitened points, their squared norms, offsets."""
+
+    y: Float[Array, "k n d"]
+    s: Float[Array, "k n"]
+    gamma: Float[Array, " k"]
+
+
+class _OuterState(NamedTuple):
+    """State of the SDP + covariance rounds."""
+
+    u: Float[Array, "k n r"]
+    mult: Float[Array, " n"]
+    labels: Int[Array, " n"]
+    done: Bool[Array, ""]  # labels stable, objective settled and the SDP step converged
+    objective: Float[Array, ""]
+    n_inner: Int[Array, ""]
+    residual: Float[Array, ""]
+    fit: _Fit
+    costs: _Costs
+
+
 def _sdp_step(u, mult, y, s, gamma, key, tol, beta, step, max_iter, check_every):
     """Augmented-Lagrangian projected gradient on the factors (warm started)."""
     kk, n, _ = u.shape
@@ -232,27 +277,22 @@ def _sdp_step(u, mult, y, s, gamma, key, tol, beta, step, max_iter, check_every)
         v = rowsum(u) - ones
         return u, m + beta * v, v
 
-    def cond(st):
-        _, _, i, done, _, _ = st
-        return (i < max_iter) & ~done
+    def block(st, _):  # check_every iterations, then one convergence check
+        def inner(_, umv):
+            return it(umv[0], umv[1])
 
-    def body(st):
-        u, m, i, _, f_old, _ = st
-
-        def inner(_, um):
-            return it(um[0], um[1])
-
-        u, m, v = jax.lax.fori_loop(0, check_every, inner, (u, m, jnp.zeros((n,), dt)))
+        u, m, v = jax.lax.fori_loop(0, check_every, inner, (st.u, st.mult, jnp.zeros((n,), dt)))
         f = _group_objective(u, ys, ss, gs)
         res = jnp.linalg.norm(v) / sqrt_n
-        change = jnp.abs(f - f_old) / jnp.maximum(jnp.abs(f), 1.0)
-        return u, m, i + check_every, (res <= tol) & (change <= tol), f, res
+        change = jnp.abs(f - st.objective) / jnp.maximum(jnp.abs(f), 1.0)
+        return _StepState(u, m, (res <= tol) & (change <= tol), f, res)
 
-    st = (u, mult, jnp.asarray(0), jnp.asarray(False),
-          _group_objective(u, ys, ss, gs), jnp.asarray(jnp.inf, dt))
-    u, mult, i, done, _, _ = jax.lax.while_loop(cond, body, st)
-    res = jnp.linalg.norm(rowsum(u) - ones) / sqrt_n
-    return u, mult, i, done, res
+    init = _StepState(u, mult, jnp.asarray(False), _group_objective(u, ys, ss, gs),
+                      jnp.asarray(jnp.inf, dt))
+    st, n_blocks = iterate_blocks(block, init, max_blocks=max_iter // check_every,
+                                  done=lambda st, _: st.done, unrolled=False)
+    res = jnp.linalg.norm(rowsum(st.u) - ones) / sqrt_n
+    return st.u, st.mult, n_blocks * check_every, st.done, res
 
 
 def _factors_from_labels(labels, k, rank, dt, noise):
@@ -291,32 +331,30 @@ def _la_sdp(x, labels0, key, reg, tol, tol_outer, beta, step, *, k, rank, cov_ty
         full = logdet - (2.0 * jnp.log(nk / n) if estimate_weights else 0.0)
         f = (_group_objective(u, y, s, jnp.zeros_like(gamma)) / 2.0
              + jnp.sum(full * jnp.sum(c * c, axis=1)))  # F in nats
-        return (cov, w, nk, means, logdet), (y, s, gamma), f
+        return _Fit(cov, w, nk, means, logdet), _Costs(y, s, gamma), f
 
-    def outer(st):
-        u, mult, labels, i, _, f_old, _, _, fit, costs = st
-        u, mult, n_in, ok, res = _sdp_step(u, mult, *costs, jax.random.fold_in(k_pow, i),
-                                           tol, beta, step, max_iter, check_every)
+    def outer(st, i):
+        u, mult, n_in, ok, res = _sdp_step(st.u, st.mult, *st.costs,
+                                           jax.random.fold_in(k_pow, i), tol, beta, step,
+                                           max_iter, check_every)
         fit, costs, f = cov_step(u)
-        new_labels = jnp.argmax(fit[1], axis=1)
-        stable = jnp.all(new_labels == labels) & (
-            jnp.abs(f - f_old) <= tol_outer * jnp.maximum(jnp.abs(f), 1.0))
-        return u, mult, new_labels, i + 1, stable & ok, f, n_in, res, fit, costs
-
-    def cond(st):
-        return (st[3] < max_outer) & ~st[4]
+        labels = jnp.argmax(fit.weights, axis=1)
+        stable = jnp.all(labels == st.labels) & (
+            jnp.abs(f - st.objective) <= tol_outer * jnp.maximum(jnp.abs(f), 1.0))
+        return _OuterState(u, mult, labels, stable & ok, f, n_in, res, fit, costs)
 
     fit0, costs0, f0 = cov_step(u0)
-    st = (u0, jnp.zeros((n,), dt), labels0, jnp.asarray(0), jnp.asarray(False), f0,
-          jnp.asarray(0), jnp.asarray(jnp.inf, dt), fit0, costs0)
-    u, _, labels, n_out, conv, f, n_in, res, fit, _ = jax.lax.while_loop(cond, outer, st)
-    cov, w, nk, means, logdet = fit
-    props = nk / jnp.sum(nk)
-    ll = _classification_loglik(x, labels, means, cov, logdet, props)
+    init = _OuterState(u0, jnp.zeros((n,), dt), labels0, jnp.asarray(False), f0,
+                       jnp.asarray(0), jnp.asarray(jnp.inf, dt), fit0, costs0)
+    st, n_out = iterate_blocks(outer, init, max_blocks=max_outer,
+                               done=lambda st, _: st.done, unrolled=False)
+    fit, u, f = st.fit, st.u, st.objective
+    props = fit.sizes / jnp.sum(fit.sizes)
+    ll = _classification_loglik(x, st.labels, fit.means, fit.cov, fit.logdet, props)
     finite = (jnp.all(jnp.isfinite(u)) & jnp.isfinite(f) & jnp.isfinite(ll)
-              & jnp.all(jnp.isfinite(cov)) & jnp.all(jnp.isfinite(means)))
-    return LASDPResult(u, labels, w, means, cov, props, f, ll, res, n_out, n_in,
-                       conv & finite)
+              & jnp.all(jnp.isfinite(fit.cov)) & jnp.all(jnp.isfinite(fit.means)))
+    return LASDPResult(u, st.labels, fit.weights, fit.means, fit.cov, props, f, ll,
+                       st.residual, n_out, st.n_inner, st.done & finite)
 
 
 def la_sdp(
@@ -352,8 +390,8 @@ def la_sdp(
     $\pi_k = n_k / n$. Both steps decrease one objective, minus twice the profile
     classification log-likelihood; the derivation is in the module docstring and the SDP
     guide. No centroid is estimated by the assignment step. The initial partition is
-    [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp]'s (``method="bm"``) unless ``init_labels`` is
-    given. Labels and factors carry no gradient (``stop_gradient``).
+    [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp]'s (``solver=BurerMonteiro()``) unless
+    ``init_labels`` is given. Labels and factors carry no gradient (``stop_gradient``).
 
     Args:
       x: points, shape ``(n, d)``.
@@ -397,11 +435,8 @@ def la_sdp(
       Zhuang, Chen & Yang, "Likelihood Adjusted Semidefinite Programs for Clustering
       Heterogeneous Data", ICML 2023.
     """
-    x = checks.as_float_array(x, "x")
-    checks.check_points(x, "x")
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    x = jax.lax.stop_gradient(peng_wei._validate(x, k))  # the only check of `x`
     n = x.shape[0]
-    checks.check_num_clusters(k, n, sdp=True)
     checks.check_key(key)
     if covariance_type not in COVARIANCE_TYPES:
         raise ValueError(f"`covariance_type` must be one of {COVARIANCE_TYPES}, got "
@@ -416,10 +451,9 @@ def la_sdp(
             raise ValueError(f"`{name}` must be a finite number >= 0, got {val}.")
     beta = checks.check_positive_scalar(beta, "beta", "The penalty is in scaled units; try 1.")
     step = checks.check_positive_scalar(step, "step", "A fraction of 1/L; try 1.")
-    x = jax.lax.stop_gradient(checks.check_sq_norms(checks.check_finite(x, "x"), "x"))
     k_init, k_run = jax.random.split(key)
     if init_labels is None:
-        labels0 = kmeans_sdp(x, k, method="bm", key=k_init).labels
+        labels0 = peng_wei._solve(x, k, BurerMonteiro(), k_init).labels
     else:
         labels0 = jnp.asarray(init_labels)
         if labels0.shape != (n,) or not jnp.issubdtype(labels0.dtype, jnp.integer):

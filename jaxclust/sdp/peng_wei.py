@@ -1,5 +1,5 @@
-r"""The Peng–Wei k-means SDP, solved by ADMM (``method="admm"``) or Burer–Monteiro
-(``method="bm"``).
+r"""The Peng–Wei k-means SDP, solved by ADMM (``solver=ADMM(...)``) or Burer–Monteiro
+(``solver=BurerMonteiro(...)``).
 
 Problem (Peng & Wei 2007), for points $x_1, \dots, x_n$ and $D_{ij} = \lVert x_i - x_j\rVert^2$:
 
@@ -13,8 +13,9 @@ relaxation of k-means.
 
 from __future__ import annotations
 
+import functools
 from functools import partial
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,14 +23,17 @@ from jax.experimental.sparse.linalg import lobpcg_standard
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
 from .._core.results import with_summary_repr
+from . import _bm
+from ._solver import ADMM, BurerMonteiro, _as_value
 from .rounding import _embed, _kmeans_labels
 
-__all__ = ["ADMM_MAX_N", "KMeansSDPResult", "kmeans_sdp"]
+__all__ = ["ADMM_MAX_N", "ADMMStats", "BMStats", "KMeansSDPResult", "kmeans_sdp"]
 
-#: Largest ``n`` accepted by ``method="admm"`` (it stores a few dense ``n x n`` matrices and
-#: eigendecomposes one per iteration); beyond it use ``method="bm"``.
+#: Largest ``n`` accepted by ``solver=ADMM(...)`` (it stores a few dense ``n x n`` matrices
+#: and eigendecomposes one per iteration); beyond it use ``BurerMonteiro``.
 ADMM_MAX_N = 5000
 
 # LOBPCG iterations per partial projection (warm-started from the previous eigenvectors)
@@ -39,39 +43,75 @@ _PARTIAL_MIN_N = 100
 
 
 @with_summary_repr
-class KMeansSDPResult(NamedTuple):
-    """Result of [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp] (a pytree).
+class ADMMStats(NamedTuple):
+    r"""What [`ADMM`][jaxclust.sdp.ADMM] adds to a
+    [`KMeansSDPResult`][jaxclust.sdp.KMeansSDPResult] (its ``stats``).
 
     Attributes:
-      Z: the SDP solution ``(n, n)`` (``method="admm"``; exactly PSD with $Z\\mathbf 1 =
-        \\mathbf 1$ and $\\operatorname{tr} Z = k$, nonnegative up to ``primal_residual``),
-        or ``None`` (``method="bm"``).
-      factor: the nonnegative factor $U$ ``(n, r)`` with $Z = U U^\\top$ (``method="bm"``),
-        or ``None``.
-      labels: rounded cluster labels ``(n,)``.
-      objective: $\\langle D, Z\\rangle$ in the units of the squared distances.
-      primal_residual: ADMM: $\\lVert Z - W\\rVert_F / (1 + \\lVert Z\\rVert_F)$ (distance to
-        the nonnegative copy $W$); BM: $\\lVert U U^\\top \\mathbf 1 - \\mathbf 1\\rVert_2 /
-        \\sqrt n$ (the trace is exact).
-      dual_residual: ADMM: $\\rho \\lVert W - W_{prev}\\rVert_F / (1 + \\lVert Y\\rVert_F)$;
-        BM: NaN.
+      Z: the SDP solution ``(n, n)``: exactly PSD with $Z\mathbf 1 = \mathbf 1$ and
+        $\operatorname{tr} Z = k$, nonnegative up to ``primal_residual``.
+      dual_residual: $\rho \lVert W - W_{prev}\rVert_F / (1 + \lVert Y\rVert_F)$.
       gap: relative duality gap $(p - d) / (1 + |p| + |d|)$ between the objective $p$ and a
-        certified lower bound $d$ (ADMM, with $D$ scaled to unit mean); BM: NaN.
-      n_iters: iterations run.
-      converged: both residuals (ADMM; BM: the primal residual and the relative objective
-        change) fell below ``tol`` before ``max_iter``, and the solution and objective are
-        finite.
+        certified lower bound $d$ on the optimum (with $D$ scaled to unit mean).
     """
 
-    Z: Float[Array, "n n"] | None
-    factor: Float[Array, "n r"] | None
+    Z: Float[Array, "n n"]
+    dual_residual: Float[Array, ""]
+    gap: Float[Array, ""]
+
+
+@with_summary_repr
+class BMStats(NamedTuple):
+    r"""What [`BurerMonteiro`][jaxclust.sdp.BurerMonteiro] adds to a
+    [`KMeansSDPResult`][jaxclust.sdp.KMeansSDPResult] (its ``stats``).
+
+    Attributes:
+      factor: the nonnegative factor $U$ ``(n, r)`` with $Z = U U^\top$.
+      multiplier: the Lagrange multiplier $y$ of $UU^\top\mathbf 1 = \mathbf 1$ for the
+        centred objective, in the solver's scaled units, shape ``(n,)``.
+    """
+
+    factor: Float[Array, "n r"]
+    multiplier: Float[Array, " n"]
+
+
+@with_summary_repr
+class KMeansSDPResult(NamedTuple):
+    r"""Result of [`kmeans_sdp`][jaxclust.sdp.kmeans_sdp] (a pytree).
+
+    The fields mean the same for every solver; what only one solver computes is in
+    ``stats``, an [`ADMMStats`][jaxclust.sdp.ADMMStats] or a
+    [`BMStats`][jaxclust.sdp.BMStats].
+
+    Attributes:
+      labels: rounded cluster labels ``(n,)``.
+      objective: $\langle D, Z\rangle$ in the units of the squared distances.
+      primal_residual: the relative infeasibility of the returned solution. ADMM:
+        $\lVert Z - W\rVert_F / (1 + \lVert Z\rVert_F)$ (distance to the nonnegative copy
+        $W$; the other constraints hold exactly); BM: $\lVert U U^\top \mathbf 1 -
+        \mathbf 1\rVert_2 / \sqrt n$ (the other constraints hold exactly).
+      n_iters: iterations run.
+      converged: the solver's stopping test passed before its ``max_iter`` (ADMM: both
+        residuals at most ``tol``; BM: the primal residual and the relative objective change),
+        and the solution and objective are finite.
+      stats: the solver's own statistics and solution.
+    """
+
     labels: Int[Array, " n"]
     objective: Float[Array, ""]
     primal_residual: Float[Array, ""]
-    dual_residual: Float[Array, ""]
-    gap: Float[Array, ""]
     n_iters: Int[Array, ""]
     converged: Bool[Array, ""]
+    stats: ADMMStats | BMStats
+
+    @property
+    def Z(self) -> Float[Array, "n n"]:  # noqa: N802 - the SDP's name for the solution
+        r"""The SDP solution ``(n, n)``: ``stats.Z`` (ADMM), or $UU^\top$ formed from
+        ``stats.factor`` (BM; an ``n x n`` matrix the solver itself never forms)."""
+        if isinstance(self.stats, BMStats):
+            f = self.stats.factor
+            return f @ jnp.swapaxes(f, -1, -2)
+        return self.stats.Z
 
 
 def _project_simplex(v, total):
@@ -156,9 +196,22 @@ def _initial_point(xc, k):
     return jnp.where(ok, low, centre)
 
 
-@partial(jax.jit, static_argnums=(1, 3, 4))
+class _ADMMState(NamedTuple):
+    """ADMM iterate: ``Z`` (in C1), its nonnegative copy ``W``, the scaled multiplier ``U``,
+    the penalty, the last residuals and the partial projection's warm start."""
+
+    z: Float[Array, "n n"]
+    w: Float[Array, "n n"]
+    u: Float[Array, "n n"]
+    rho: Float[Array, ""]
+    primal: Float[Array, ""]
+    dual: Float[Array, ""]
+    basis: Float[Array, "n m"]
+    full_next: Bool[Array, ""]
+
+
 @highest_matmul_precision  # ADMM runs to tol 1e-7: no TF32 / bf16 products
-def _admm(x, k, rho, max_iter, adaptive, tol):
+def _admm_one(x, rho, tol, *, k, max_iter, adaptive, default_rho):
     n = x.shape[0]
     dt = x.dtype
     xc = x - jnp.mean(x, axis=0, keepdims=True)
@@ -168,53 +221,55 @@ def _admm(x, k, rho, max_iter, adaptive, tol):
     scale = jnp.mean(d)
     scale = jnp.where(scale > 0, scale, 1.0)
     dn = d / scale  # unit-mean costs: the residuals and the default rho are scale-free
-    rho0 = jnp.asarray(5.0 * n / k, dt) if rho is None else jnp.asarray(rho, dt) / scale
+    rho0 = jnp.asarray(5.0 * n / k, dt) if default_rho else rho / scale
     alpha = 1.6  # over-relaxation (Boyd et al. 2011, Sec. 3.4.3)
 
     m = max(2 * k, k + 5)  # eigenpairs kept by the partial projection
-    partial = max(5 * m, _PARTIAL_MIN_N) < n  # LOBPCG needs n > 5 m
+    use_partial = max(5 * m, _PARTIAL_MIN_N) < n  # LOBPCG needs n > 5 m
 
     def project(arg, basis, full_next):
-        if not partial:
+        if not use_partial:
             return _project_c1(arg, k)[0], basis, full_next
 
-        def full(_):
-            return _project_c1(arg, k, m)
-
+        # the partial projection unless a full one is due; then the full one if that was
+        # due or the partial one was inexact (each traced once: a smaller program)
         def part(_):
-            z, vec, inexact = _project_c1_partial(arg, k, basis, _LOBPCG_ITERS)
-            return jax.lax.cond(inexact, full, lambda _: (z, vec, jnp.asarray(False)), None)
+            return _project_c1_partial(arg, k, basis, _LOBPCG_ITERS)
 
-        return jax.lax.cond(full_next, full, part, None)
+        def skip(_):
+            return jnp.zeros((n, n), dt), basis, jnp.asarray(True)
 
-    def body(s):
-        z, w, u, r, it, _, _, basis, full_next = s
-        z, basis, full_next = project(w - u - dn / r, basis, full_next)
-        zh = alpha * z + (1.0 - alpha) * w
-        w_new = jnp.maximum(zh + u, 0.0)
-        u = u + zh - w_new
+        z, vec, need_full = jax.lax.cond(full_next, skip, part, None)
+        return jax.lax.cond(need_full, lambda _: _project_c1(arg, k, m),
+                            lambda _: (z, vec, jnp.asarray(False)), None)
+
+    def block(s, it):  # one ADMM iteration (a block of one: the residuals are free)
+        z, basis, full_next = project(s.w - s.u - dn / s.rho, s.basis, s.full_next)
+        zh = alpha * z + (1.0 - alpha) * s.w
+        w_new = jnp.maximum(zh + s.u, 0.0)
+        u = s.u + zh - w_new
+        r = s.rho
         rp = jnp.sqrt(jnp.sum((z - w_new) ** 2)) / (1.0 + jnp.sqrt(jnp.sum(z * z)))
-        rd = r * jnp.sqrt(jnp.sum((w_new - w) ** 2)) / (1.0 + r * jnp.sqrt(jnp.sum(u * u)))
+        rd = r * jnp.sqrt(jnp.sum((w_new - s.w) ** 2)) / (1.0 + r * jnp.sqrt(jnp.sum(u * u)))
         if adaptive:  # residual balancing every 10 iterations (Boyd et al. 2011, Sec. 3.4.1)
             upd = (it % 10 == 9)
             fac = jnp.where(upd & (rp > 10.0 * rd), 2.0, jnp.where(upd & (rd > 10.0 * rp),
                                                                       0.5, 1.0)).astype(dt)
             r, u = r * fac, u / fac
-        return z, w_new, u, r, it + 1, rp, rd, basis, full_next
-
-    def cond(s):
-        *_, it, rp, rd, _, _ = s
-        return (it < max_iter) & ((rp > tol) | (rd > tol))
+        return _ADMMState(z, w_new, u, r, rp, rd, basis, full_next)
 
     z0 = _initial_point(xc, k)
     inf = jnp.asarray(jnp.inf, dt)
-    basis0 = jnp.zeros((n, m if partial else 1), dt)
-    init = (z0, z0, jnp.zeros((n, n), dt), rho0, jnp.asarray(0), inf, inf, basis0,
-            jnp.asarray(True))
-    z, w, u, r, it, rp, rd, _, _ = jax.lax.while_loop(cond, body, init)
+    init = _ADMMState(z0, z0, jnp.zeros((n, n), dt), rho0, inf, inf,
+                      jnp.zeros((n, m if use_partial else 1), dt), jnp.asarray(True))
+    # stop unless a residual is above tol (a NaN residual stops the loop too)
+    s, it = iterate_blocks(block, init, max_blocks=max_iter,
+                           done=lambda s, _: ~((s.primal > tol) | (s.dual > tol)),
+                           unrolled=False)
+    z, rp, rd = s.z, s.primal, s.dual
     # certificate: N = max(-Y, 0) >= 0 is a valid multiplier of Z >= 0, hence
     # p* >= min_{Z in C1} <D - N, Z>  (Y = rho U is the ADMM multiplier of Z = W)
-    nmul = jnp.maximum(-r * u, 0.0)
+    nmul = jnp.maximum(-s.rho * s.u, 0.0)
     nmul = 0.5 * (nmul + nmul.T)
     p = jnp.sum(dn * z)
     lb = _lower_bound(dn - nmul, k)
@@ -222,6 +277,15 @@ def _admm(x, k, rho, max_iter, adaptive, tol):
     obj = p * scale
     finite = jnp.all(jnp.isfinite(z)) & jnp.isfinite(obj)
     return z, obj, rp, rd, gap, it, (rp <= tol) & (rd <= tol) & finite
+
+
+@functools.cache
+def _admm(k, max_iter, adaptive, default_rho):
+    """One compiled ADMM program per static configuration; under ``vmap`` the problems run
+    one after another (each to its own iteration count, and the projection's data-dependent
+    ``cond`` stays a branch instead of running both sides)."""
+    return sequential_vmap(jax.jit(partial(_admm_one, k=k, max_iter=max_iter,
+                                           adaptive=adaptive, default_rho=default_rho)))
 
 
 def _round(sol, k, key):
@@ -233,25 +297,62 @@ def _round(sol, k, key):
 
 
 def _validate(x, k):
+    """The points, once, at the public boundary (``kmeans_sdp``, ``la_sdp``): shape, ``k``,
+    finite values and representable squared distances; promoted to float32 or wider."""
     x = checks.as_float_array(x, "x")
     checks.check_points(x, "x")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
-    n = x.shape[0]
-    checks.check_num_clusters(k, n, sdp=True)
-    return x, checks.check_sq_norms(checks.check_finite(x, "x"), "x")
+    checks.check_num_clusters(k, x.shape[0], sdp=True)
+    if checks.is_traced(x):
+        return checks.check_sq_norms(checks.check_finite(x, "x"), "x")
+    # concrete points: both value checks as one compiled program (op-by-op they compile a
+    # dozen small ones on a first call); a failing check reruns to raise its own message
+    nonfinite, overflow = _value_flags(x)
+    if bool(nonfinite) or bool(overflow):
+        return checks.check_sq_norms(checks.check_finite(x, "x"), "x")
+    return x
+
+
+@jax.jit
+def _value_flags(x):
+    return jnp.any(~jnp.isfinite(x)), checks.sq_norm_overflow(x)
+
+
+def _check_solver(solver):
+    if isinstance(solver, type) and solver in (ADMM, BurerMonteiro):
+        raise ValueError(f"`solver` must be an instance such as {solver.__name__}(), got the "
+                         "class itself.")
+    if not isinstance(solver, (ADMM, BurerMonteiro)):
+        raise ValueError(f"`solver` must be ADMM(...) or BurerMonteiro(...) from jaxclust.sdp, "
+                         f"got {type(solver).__name__} {solver!r}"[:200] + ".")
+
+
+def _solve(x, k, solver, key) -> KMeansSDPResult:
+    """``kmeans_sdp`` on validated points (shared with ``la_sdp``'s initial partition)."""
+    n, dt = x.shape[0], x.dtype
+    if isinstance(solver, BurerMonteiro):
+        st = _bm._solve_validated(x, k, solver, key)
+        return KMeansSDPResult(_round(st.U, k, key), st.objective, st.primal_residual,
+                               st.n_iters, st.converged & jnp.isfinite(st.objective),
+                               BMStats(st.U, st.multiplier))
+    if n > ADMM_MAX_N:
+        raise ValueError(f"`x` has n = {n} points, more than solver=ADMM() handles "
+                         f"(n <= {ADMM_MAX_N}: dense n x n matrices and one eigh per "
+                         "iteration); use solver=BurerMonteiro() (low rank, no n x n matrix).")
+    default_rho = solver.rho is None
+    rho = jnp.zeros((), dt) if default_rho else _as_value(solver.rho, "rho", dt)
+    tol = _as_value(solver.tol, "tol", dt)
+    z, obj, rp, rd, gap, it, conv = _admm(k, solver.max_iter, solver.adaptive_rho,
+                                          default_rho)(x, rho, tol)
+    return KMeansSDPResult(_round(z, k, key), obj, rp, it, conv, ADMMStats(z, rd, gap))
 
 
 def kmeans_sdp(
     x: Float[Array, "n d"],
     k: int,
     *,
-    method: str = "admm",
-    rho: float | None = None,
-    max_iter: int | None = None,
-    tol: float = 1e-5,
+    solver: ADMM | BurerMonteiro = ADMM(),
     key: PRNGKeyArray | None = None,
-    adaptive_rho: bool = True,
-    **bm_options: Any,
 ) -> KMeansSDPResult:
     r"""The Peng–Wei k-means SDP relaxation, by ADMM or by Burer–Monteiro.
 
@@ -259,7 +360,13 @@ def kmeans_sdp(
     Z\mathbf 1 = \mathbf 1,\; \operatorname{tr} Z = k, \qquad
     D_{ij} = \lVert x_i - x_j\rVert^2.$$
 
-    **ADMM** (``method="admm"``, $n \le$ ``ADMM_MAX_N`` = 5000). With
+    The solver is an object holding exactly its own options (as in optimistix):
+    ``solver=ADMM(rho=..., adaptive_rho=..., tol=..., max_iter=...)`` (default) or
+    ``solver=BurerMonteiro(rank=..., tol=..., max_iter=..., beta=..., step=...,
+    check_every=..., init=...)``. An option of the other solver raises a ``ValueError``
+    naming it; none is ever ignored.
+
+    **ADMM** ([`ADMM`][jaxclust.sdp.ADMM], $n \le$ ``ADMM_MAX_N`` = 5000). With
     $C_1 = \{Z \succeq 0, Z\mathbf 1 = \mathbf 1, \operatorname{tr} Z = k\}$ and
     $C_2 = \{W \ge 0\}$ the problem is $\min \langle D, Z\rangle + I_{C_1}(Z) + I_{C_2}(W)$
     s.t. $Z = W$: a two-block ADMM (Boyd et al. 2011), convergent for every $\rho > 0$,
@@ -288,7 +395,8 @@ def kmeans_sdp(
     iterate is still far from low rank, use ``eigh``.
     $D$ is scaled to unit mean internally (``rho`` is in the units of
     $D$; the default is $5 n / k$ in the scaled units) and $\rho$ is adapted by residual
-    balancing every 10 iterations (``adaptive_rho``).
+    balancing every 10 iterations (``adaptive_rho``). ``stats`` is an
+    [`ADMMStats`][jaxclust.sdp.ADMMStats] (``Z``, ``dual_residual``, ``gap``).
 
     Stopping: primal residual $\lVert Z - W\rVert_F / (1 + \lVert Z\rVert_F)$ and dual
     residual $\rho\lVert W^{+} - W\rVert_F / (1 + \lVert Y\rVert_F)$ both at most ``tol``.
@@ -303,9 +411,15 @@ def kmeans_sdp(
     scaling of $D$. Since the returned $Z$ is nonnegative only up to the primal residual,
     $p$ may fall below the optimum by that order.
 
-    **Burer–Monteiro** (``method="bm"``): $Z = U U^\top$, $U \ge 0$ of rank ``rank``
-    (``bm_options``), solved by ``jaxclust.sdp._bm.bm_solve``; no ``n x n`` matrix is formed,
-    for large ``n``. ``Z`` is then ``None`` and ``factor`` holds $U$.
+    **Burer–Monteiro** ([`BurerMonteiro`][jaxclust.sdp.BurerMonteiro]): $Z = U U^\top$,
+    $U \ge 0$ of rank ``rank``, by a projected-gradient augmented Lagrangian method
+    (``jaxclust.sdp._bm``); no ``n x n`` matrix is formed, for large ``n``. ``stats`` is a
+    [`BMStats`][jaxclust.sdp.BMStats] (``factor`` $U$, ``multiplier``); the ``Z`` property
+    forms $UU^\top$ on demand.
+
+    Under ``jax.vmap`` the problems are solved one after another inside the compiled
+    program (each to its own iteration count: a batched loop would run every problem to the
+    slowest one's), then rounded together; every lane equals the unbatched solve.
 
     Labels are rounded by [`round_labels`][jaxclust.sdp.round_labels] (top-``k``
     eigenvectors, then k-means on the rows).
@@ -313,16 +427,17 @@ def kmeans_sdp(
     Args:
       x: points, shape ``(n, d)``.
       k: number of clusters, ``2 <= k < n`` (static).
-      method: ``"admm"`` or ``"bm"`` (static).
-      rho: ADMM penalty in the units of $D$; ``None`` picks one from the scale of $D$.
-      max_iter: iteration budget (static; default 10000 for ADMM).
-      tol: tolerance on the relative residuals.
+      solver: [`ADMM`][jaxclust.sdp.ADMM] (default ``ADMM()``) or
+        [`BurerMonteiro`][jaxclust.sdp.BurerMonteiro], with its options.
       key: PRNG key (rounding, BM initialisation); ``None`` uses ``jax.random.key(0)``.
-      adaptive_rho: residual balancing of $\rho$ (ADMM).
-      **bm_options: passed to the BM solver (e.g. ``rank``).
 
     Returns:
       A [`KMeansSDPResult`][jaxclust.sdp.KMeansSDPResult].
+
+    Raises:
+      ValueError: ``x`` not 2-D, empty or not finite, ``k`` outside ``[2, n)``, ``solver``
+        not an ``ADMM`` or ``BurerMonteiro`` instance, a bad option value, or ``n`` above
+        ``ADMM_MAX_N`` with ``ADMM``.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -335,6 +450,10 @@ def kmeans_sdp(
       >>> truth = membership_matrix(jnp.repeat(jnp.arange(3), 10), 3)
       >>> bool(jnp.linalg.norm(res.Z - truth) < 1e-2 * jnp.linalg.norm(truth))
       True
+      >>> from jaxclust.sdp import BurerMonteiro
+      >>> bm = kmeans_sdp(x, 3, solver=BurerMonteiro(rank=6), key=jax.random.key(1))
+      >>> bm.stats.factor.shape, bool(bm.converged)
+      ((30, 6), True)
 
     References:
       Peng & Wei, "Approximating K-means-type clustering via semidefinite programming",
@@ -342,41 +461,7 @@ def kmeans_sdp(
       optimization and statistical learning via the alternating direction method of
       multipliers", Found. Trends Mach. Learn. 2011.
     """
-    x, x_checked = _validate(x, k)
-    n = x.shape[0]
-    if not (isinstance(tol, (int, float)) and tol > 0):
-        raise ValueError(f"`tol` must be a number > 0, got {tol!r}.")
-    checks.check_int(max_iter, "max_iter", none_ok=True)
+    _check_solver(solver)
+    x = jax.lax.stop_gradient(_validate(x, k))
     key = jax.random.key(0) if key is None else checks.check_key(key)
-    x = jax.lax.stop_gradient(x_checked)
-    if method == "admm":
-        if n > ADMM_MAX_N:
-            raise ValueError(f"`x` has n = {n} points, more than method='admm' handles "
-                             f"(n <= {ADMM_MAX_N}: dense n x n matrices and one eigh per "
-                             "iteration); use method='bm' (Burer-Monteiro, low rank).")
-        if bm_options:
-            raise ValueError(f"unexpected options for method='admm': {sorted(bm_options)}.")
-        if rho is not None:
-            rho = checks.check_positive_scalar(rho, "rho")
-        z, obj, rp, rd, gap, it, conv = _admm(x, k, rho, max_iter or 10000,
-                                              bool(adaptive_rho), tol)
-        labels = _round(z, k, key)
-        return KMeansSDPResult(z, None, labels, obj, rp, rd, gap, it, conv)
-    if method == "bm":
-        try:
-            from ._bm import bm_solve
-        except ImportError as err:
-            raise NotImplementedError("method='bm' needs jaxclust.sdp._bm (the Burer-Monteiro "
-                                      "solver), which is not available in this build; use "
-                                      "method='admm' for n <= "
-                                      f"{ADMM_MAX_N}.") from err
-        opts = dict(bm_options)
-        if max_iter is not None:
-            opts["max_iter"] = max_iter
-        st = bm_solve(x, k, tol=tol, key=key, **opts)
-        u = st.U
-        labels = _round(u, k, key)
-        nan = jnp.asarray(jnp.nan, u.dtype)
-        return KMeansSDPResult(None, u, labels, st.objective, st.primal_residual, nan, nan,
-                               st.n_iters, st.converged & jnp.isfinite(st.objective))
-    raise ValueError(f"`method` must be 'admm' or 'bm', got {method!r}.")
+    return _solve(x, k, solver, key)

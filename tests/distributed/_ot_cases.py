@@ -36,7 +36,7 @@ def _swav(s):
 
 def _kmeans_sdp(x):
     res = kmeans_sdp(jd.shard(x, _MESH), 3, key=jax.random.key(0), max_iter=60)
-    return res.factor, res.labels, res.objective
+    return res.stats.factor, res.labels, res.objective
 
 
 def ot_cases() -> list[Case]:

@@ -24,7 +24,7 @@ from jaxclust import distributed as jd  # noqa: E402
 from jaxclust.distributed import _ot, _sdp  # noqa: E402
 from jaxclust.distributed._hlo import collective_ops  # noqa: E402
 from jaxclust.ot import sinkhorn, swav_codes  # noqa: E402
-from jaxclust.sdp import kmeans_sdp  # noqa: E402
+from jaxclust.sdp import BurerMonteiro, kmeans_sdp  # noqa: E402
 
 
 def rel(u, v) -> float:
@@ -134,7 +134,7 @@ def main() -> dict:
     xs = (6.0 / np.sqrt(2.0) * np.eye(3, 5)[lab] + rng.standard_normal((n_sdp, 5)))
     xs = xs.astype(np.float32)
     key = jax.random.key(1)
-    ref = kmeans_sdp(xs, 3, method="bm", key=key, max_iter=200)
+    ref = kmeans_sdp(xs, 3, solver=BurerMonteiro(max_iter=200), key=key)
     res = _sdp.kmeans_sdp(jd.shard(xs, mesh), 3, key=key, max_iter=200)
     bad_pts = jax.tree_util.tree_map(lambda t: t.at[4].set(jnp.inf) if t.ndim == 2 else t,
                                      jd.shard(xs, mesh))
@@ -145,12 +145,12 @@ def main() -> dict:
     out["bm_huge_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, max_iter=200)
                                     .objective, huge_pts)
     out["bm"] = {"objective": abs(float(res.objective) / float(ref.objective) - 1.0),
-                 "factor": rel(jd.gather(res.factor, n_sdp), ref.factor),
+                 "factor": rel(jd.gather(res.stats.factor, n_sdp), ref.stats.factor),
                  "residual": abs(float(res.primal_residual) - float(ref.primal_residual)),
                  "n_iters": [int(res.n_iters), int(ref.n_iters)],
                  "labels_equal": bool(np.array_equal(jd.gather(res.labels, n_sdp),
                                                      np.asarray(ref.labels))),
-                 "padding_zero": bool(np.all(np.asarray(res.factor)[n_sdp:] == 0))}
+                 "padding_zero": bool(np.all(np.asarray(res.stats.factor)[n_sdp:] == 0))}
     return out
 
 

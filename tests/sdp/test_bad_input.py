@@ -17,7 +17,7 @@ X = jnp.asarray(np.random.default_rng(0).normal(size=(12, 3)), jnp.float32)
 
 POINT_FUNCTIONS = {
     "kmeans_sdp-admm": lambda x: sdp.kmeans_sdp(x, 2, key=KEY),
-    "kmeans_sdp-bm": lambda x: sdp.kmeans_sdp(x, 2, method="bm", key=KEY),
+    "kmeans_sdp-bm": lambda x: sdp.kmeans_sdp(x, 2, solver=sdp.BurerMonteiro(), key=KEY),
     "la_sdp": lambda x: sdp.la_sdp(x, 2, key=KEY),
     "bm_solve": lambda x: bm_solve(x, 2, key=KEY),
 }

@@ -12,11 +12,15 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from jaxclust.sdp import (
+    ADMM,
     ADMM_MAX_N,
+    ADMMStats,
+    BurerMonteiro,
     kmeans_sdp,
     membership_matrix,
     round_labels,
 )
+from jaxclust.sdp._solver import _as_value
 
 from ..utils import enable_x64
 
@@ -54,7 +58,7 @@ def _solve64(n, sep, seed, tol=1e-6):
     """ADMM solution in float64 (cached: several tests share one solve)."""
     x, labels = _mixture(n, sep, seed)
     with enable_x64():
-        res = kmeans_sdp(jnp.asarray(x), 3, tol=tol)
+        res = kmeans_sdp(jnp.asarray(x), 3, solver=ADMM(tol=tol))
         res = jax.tree_util.tree_map(np.asarray, res)
     return x, labels, res
 
@@ -97,8 +101,9 @@ def test_matches_scs_slow(n):
 def test_gap_and_residuals_small_at_convergence():
     _, _, res = _solve64(60, 3.0, 0)
     assert bool(res.converged) and 0 < int(res.n_iters) < 10000
-    assert 0 <= float(res.primal_residual) <= 1e-6 and 0 <= float(res.dual_residual) <= 1e-6
-    assert abs(float(res.gap)) <= 1e-4
+    assert isinstance(res.stats, ADMMStats)
+    assert 0 <= float(res.primal_residual) <= 1e-6 and 0 <= float(res.stats.dual_residual) <= 1e-6
+    assert abs(float(res.stats.gap)) <= 1e-4
     z = res.Z
     np.testing.assert_allclose(z, z.T, atol=1e-12)
     np.testing.assert_allclose(z.sum(1), 1.0, atol=1e-9)
@@ -112,9 +117,9 @@ def test_gap_and_residuals_small_at_convergence():
 def test_gap_is_large_before_convergence():
     x, _ = _mixture(60, 3.0, 0)
     with enable_x64():
-        res = kmeans_sdp(jnp.asarray(x), 3, max_iter=3)
+        res = kmeans_sdp(jnp.asarray(x), 3, solver=ADMM(max_iter=3))
     assert not bool(res.converged) and int(res.n_iters) == 3
-    assert float(res.gap) > 1e-4
+    assert float(res.stats.gap) > 1e-4
 
 
 # -- exact recovery ------------------------------------------------------------------------
@@ -261,21 +266,57 @@ def test_nan_or_inf_raises():
 
 
 def test_n_too_large_for_admm_points_to_bm():
-    with pytest.raises(ValueError, match="method='bm'"):
+    with pytest.raises(ValueError, match=r"solver=BurerMonteiro\(\)"):
         kmeans_sdp(jnp.zeros((ADMM_MAX_N + 1, 2)), 3)
 
 
-def test_unknown_method_raises():
-    with pytest.raises(ValueError, match="`method`"):
-        kmeans_sdp(_x(), 2, method="scs")
+@pytest.mark.parametrize("solver", ["bm", BurerMonteiro, None, {"rank": 4}])
+def test_solver_must_be_an_instance(solver):
+    with pytest.raises(ValueError, match="`solver` must be"):
+        kmeans_sdp(_x(), 2, solver=solver)
 
 
 def test_bad_options_raise():
-    with pytest.raises(ValueError, match="`tol`"):
-        kmeans_sdp(_x(), 2, tol=0.0)
-    with pytest.raises(ValueError, match="`max_iter`"):
-        kmeans_sdp(_x(), 2, max_iter=0)
-    with pytest.raises(ValueError, match="`rho`"):
-        kmeans_sdp(_x(), 2, rho=-1.0)
-    with pytest.raises(ValueError, match="unexpected options"):
-        kmeans_sdp(_x(), 2, rank=4)
+    for make, match in [(lambda: ADMM(tol=0.0), "`tol`"), (lambda: ADMM(max_iter=0), "`max_iter`"),
+                        (lambda: ADMM(rho=-1.0), "`rho`"),
+                        (lambda: ADMM(adaptive_rho=1), "`adaptive_rho`"),
+                        (lambda: BurerMonteiro(init="spectral"), "`init`"),
+                        (lambda: BurerMonteiro(beta=0.0), "`beta`"),
+                        (lambda: BurerMonteiro(check_every=0), "`check_every`"),
+                        (lambda: ADMM(1.0), "keyword options only")]:
+        with pytest.raises(ValueError, match=match):
+            make()
+    with pytest.raises(ValueError, match="`rank` must be an int with k <= rank <= n"):
+        kmeans_sdp(_x(), 3, solver=BurerMonteiro(rank=2))
+    # a traced value is checked inside the program (the helper kmeans_sdp applies to it)
+    with pytest.raises(Exception, match="`rho` must be a finite number > 0"):
+        jax.jit(lambda r: _as_value(ADMM(rho=r).rho, "rho", jnp.float32))(-1.0)
+
+
+# Every option belongs to one solver; one of the other solver raises (issue 17, 2), eagerly
+# and when the solver is built inside a jitted function (before anything compiles).
+INAPPLICABLE = [(ADMM, "rank", 4), (ADMM, "beta", 1.0), (ADMM, "step", 1.0),
+                (ADMM, "check_every", 10), (ADMM, "init", "kmeans"),
+                (BurerMonteiro, "rho", 1.0), (BurerMonteiro, "adaptive_rho", False)]
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("cls, option, value", INAPPLICABLE,
+                         ids=[f"{c.__name__}-{o}" for c, o, _ in INAPPLICABLE])
+def test_inapplicable_option_raises(cls, option, value, jit):
+    def run(x):
+        return kmeans_sdp(x, 2, solver=cls(**{option: value})).objective
+
+    with pytest.raises(ValueError, match=rf"`{option}` does not apply to {cls.__name__}"):
+        (jax.jit(run) if jit else run)(_x())
+
+
+def test_solvers_are_static_pytrees():
+    a, b = ADMM(rho=2.0), ADMM(rho=2.0)
+    assert a == b and hash(a) == hash(b) and a != ADMM(rho=3.0)
+    assert jax.tree_util.tree_leaves(a) == [2.0, 1e-5]  # numeric options are leaves
+    bm = BurerMonteiro(rank=8, init="kmeans")
+    assert jax.tree_util.tree_leaves(bm) == [1e-5, 1.0, 1.0]
+    # static options live in the tree structure: a new rank is a new program
+    assert (jax.tree_util.tree_structure(bm)
+            != jax.tree_util.tree_structure(BurerMonteiro(rank=6, init="kmeans")))

@@ -14,7 +14,7 @@ import pytest
 from jaxclust.cluster import gmm, kmeans
 from jaxclust.demo.sdp import heterogeneous_mixture
 from jaxclust.metrics import clustering_accuracy
-from jaxclust.sdp import kmeans_sdp, la_sdp
+from jaxclust.sdp import BurerMonteiro, kmeans_sdp, la_sdp
 from jaxclust.sdp.ila import _costs, _covariances, _factors_from_labels, _sdp_step
 
 from ..utils import enable_x64
@@ -135,7 +135,8 @@ def _compare(seeds, n, d):
         x, y = heterogeneous_mixture(seed, n=n, d=d)
         key = jax.random.key(seed)
         errs["kmeans"].append(_error(y, kmeans(x, 3, key=key).labels))
-        errs["kmeans_sdp"].append(_error(y, kmeans_sdp(x, 3, method="bm", key=key).labels))
+        sdp = kmeans_sdp(x, 3, solver=BurerMonteiro(), key=key)
+        errs["kmeans_sdp"].append(_error(y, sdp.labels))
         errs["gmm"].append(_error(y, gmm(x, 3, key=key).labels))
         errs["la_sdp"].append(_error(y, la_sdp(x, 3, key=key).labels))
     return {m: float(np.mean(v)) for m, v in errs.items()}
