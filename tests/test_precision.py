@@ -78,9 +78,10 @@ _KERNELS = {
     "knn-chunked": (lambda x: jood.knn(x, jood.fit_knn(_Y), k=2, chunk_size=4), (_X,)),
     "affinity-knn": (lambda x: jcl.affinity_matrix(x, kind="knn", n_neighbors=3), (_X,)),
     # SDP: distance matrix, ADMM projections, Burer-Monteiro gradients
-    "kmeans_sdp-admm": (lambda x: jsdp.kmeans_sdp(x, 3, method="admm", key=_KEY).objective,
+    "kmeans_sdp-admm": (lambda x: jsdp.kmeans_sdp(x, 3, solver=jsdp.ADMM(), key=_KEY).objective,
                         (_X,)),
-    "kmeans_sdp-bm": (lambda x: jsdp.kmeans_sdp(x, 3, method="bm", key=_KEY).objective, (_X,)),
+    "kmeans_sdp-bm": (lambda x: jsdp.kmeans_sdp(x, 3, solver=jsdp.BurerMonteiro(),
+                                                key=_KEY).objective, (_X,)),
 }
 
 

@@ -195,15 +195,16 @@ def main(pid: int, port: int) -> dict | None:
     key = jax.random.key(1)
     bpts = local_points(xb, None, mesh)
     bm, comp = run(lambda p: jd.kmeans_sdp(p, 3, key=key, max_iter=200), bpts)
-    bm_labels, bm_factor = jd.gather(bm.labels, 61), jd.gather(bm.factor, 61)  # on every process
+    # on every process
+    bm_labels, bm_factor = jd.gather(bm.labels, 61), jd.gather(bm.stats.factor, 61)
     out["bm"] = {"hlo": collectives(comp, bpts.n_pad // jax.device_count())}
     if ref:
-        one = sdp.kmeans_sdp(xb, 3, method="bm", key=key, max_iter=200)
+        one = sdp.kmeans_sdp(xb, 3, solver=sdp.BurerMonteiro(max_iter=200), key=key)
         one_labels = np.asarray(one.labels)
         # the same partition: each sharded label maps to exactly one single-device label
         pairs = {(int(a), int(b)) for a, b in zip(bm_labels, one_labels, strict=True)}
         out["bm"].update(objective=abs(float(bm.objective) / float(one.objective) - 1.0),
-                         factor=rel(bm_factor, one.factor),
+                         factor=rel(bm_factor, one.stats.factor),
                          labels_equal=bool(np.array_equal(bm_labels, one_labels)),
                          same_partition=len(pairs) == len({a for a, _ in pairs})
                          == len({b for _, b in pairs}),

@@ -286,7 +286,7 @@ def test_bad_options_raise():
                         (lambda: ADMM(1.0), "keyword options only")]:
         with pytest.raises(ValueError, match=match):
             make()
-    with pytest.raises(ValueError, match="`rank` must be an int with k <= rank <= n"):
+    with pytest.raises(ValueError, match="`rank` must be a Python int with k <= rank <= n"):
         kmeans_sdp(_x(), 3, solver=BurerMonteiro(rank=2))
     # a traced value is checked inside the program (the helper kmeans_sdp applies to it)
     with pytest.raises(Exception, match="`rho` must be a finite number > 0"):
