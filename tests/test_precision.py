@@ -77,6 +77,10 @@ _KERNELS = {
     "knn": (lambda x: jood.knn(x, jood.fit_knn(_Y), k=2), (_X,)),
     "knn-chunked": (lambda x: jood.knn(x, jood.fit_knn(_Y), k=2, chunk_size=4), (_X,)),
     "affinity-knn": (lambda x: jcl.affinity_matrix(x, kind="knn", n_neighbors=3), (_X,)),
+    # soft / Sinkhorn k-means and GMM: distances, centroid and covariance updates
+    "soft_kmeans": (lambda x: jcl.soft_kmeans(x, 3, temperature=0.5, key=_KEY).energy, (_X,)),
+    "sinkhorn_kmeans": (lambda x: jcl.sinkhorn_kmeans(x, 3, key=_KEY, epsilon=0.5).loss, (_X,)),
+    "gmm": (lambda x: jcl.gmm(x, 3, key=_KEY).log_likelihood, (_X,)),
     # SDP: distance matrix, ADMM projections, Burer-Monteiro gradients
     "kmeans_sdp-admm": (lambda x: jsdp.kmeans_sdp(x, 3, solver=jsdp.ADMM(), key=_KEY).objective,
                         (_X,)),

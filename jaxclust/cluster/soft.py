@@ -17,6 +17,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, gmres_solve, implicit_root, report_progress
+from .._core.precision import HIGHEST  # centroid fixed points run to tol ~1e-6: no TF32
 from .._core.results import with_summary_repr
 from ..ot.entropic import default_epsilon, sinkhorn
 from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
@@ -100,7 +101,7 @@ def _transport_update(p, x, c):
     (never NaN; the failed solve shows in ``converged``)."""
     mass = jnp.sum(p, axis=0)
     ok = (mass > 0) & jnp.all(jnp.isfinite(p), axis=0)
-    new = (p.T @ x) / jnp.where(ok, mass, 1.0)[:, None]
+    new = jnp.matmul(p.T, x, precision=HIGHEST) / jnp.where(ok, mass, 1.0)[:, None]
     return jnp.where(ok[:, None] & jnp.isfinite(new), new, c)
 
 
@@ -177,7 +178,8 @@ def _soft_update(c, params):
     x, w, t = params
     r = jax.nn.softmax(-_sq_dists(x, c) / t, axis=1) * w[:, None]
     mass = jnp.sum(r, axis=0)
-    return (r.T @ x) / jnp.maximum(mass, jnp.finfo(x.dtype).tiny)[:, None]
+    return (jnp.matmul(r.T, x, precision=HIGHEST)
+            / jnp.maximum(mass, jnp.finfo(x.dtype).tiny)[:, None])
 
 
 def soft_kmeans(
