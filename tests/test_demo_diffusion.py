@@ -27,6 +27,7 @@ from jaxclust.demo.diffusion import (
     ring_mixture,
     ring_modes,
     run_mixture,
+    sample_outliers,
 )
 from jaxclust.metrics import energy_distance
 
@@ -163,3 +164,11 @@ def test_mixture_demo_covers_the_modes(tmp_path):
     assert shares[0] > 90 and shares[1] > 98 and shares[2] > 98  # model, exact, data
     assert table["modes covered"] == "8/8 | 8/8 | 8/8"
     assert (tmp_path / "diffusion_mixture.png").stat().st_size > 20_000
+
+
+def test_sample_outliers_counts_far_samples(rng):
+    train, test = rng.normal(size=(300, 8)), rng.normal(size=(200, 8))
+    good = rng.normal(size=(100, 8))
+    bad = np.concatenate([good[:70], 10 + rng.normal(size=(30, 8))])  # 30 broken samples
+    assert sample_outliers(np.float32(good), np.float32(train), np.float32(test)) < 0.06
+    assert sample_outliers(np.float32(bad), np.float32(train), np.float32(test)) >= 0.3

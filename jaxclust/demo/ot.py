@@ -270,13 +270,15 @@ def plot_links(x, y, runs: list[OTRun], path: str | Path, *, n_links: int = 150)
             ax.scatter(*pts[full].T, s=16, color=color, label=label, zorder=3)
             ax.scatter(*pts[~full].T, s=16, facecolors="none", edgecolors=color, zorder=3,
                        label=f"{label} (mostly not moved)" if (~full).any() else None)
-        ax.set_title(f"{r.name}: top {n_links} links")
+        ax.set_title(f"{r.name}: top {n_links} links (mass {r.mass:.2f})")
         ax.set_xlabel("PC1")
     axes[0][0].set_ylabel("PC2")
-    axes[0][0].legend(loc="best", fontsize=7)
-    for ax in axes[0][1:]:
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", fontsize=7)
+    handles: dict = {}  # one legend for the figure, below the panels (none covers points)
+    for ax in axes[0]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles),
+               fontsize=8, frameon=False, bbox_to_anchor=(0.5, -0.04))
     fig.suptitle("Digits 3 -> 8 in the first two principal components")
     path = Path(path)
     fig.savefig(path, dpi=120, bbox_inches="tight")
