@@ -32,11 +32,13 @@ from rich.console import Console
 from jaxclust.demo.diffusion import (
     DEMO,
     EXAMPLE,
+    levels_to_pixels,
     plot_grid,
     print_table,
     run_digits,
     run_mixture,
     sample,
+    sample_outliers,
 )
 
 
@@ -57,19 +59,26 @@ def main() -> None:
     rows, _ = run_mixture(config, seed=args.seed, progress=True, out=out)
     console.print(f"digits: training ({config.digits_steps} steps), classifying held-out "
                   "digits, sampling ...")
-    digit_rows, _, res = run_digits(config, seed=args.seed, progress=True, out=out)
+    digit_rows, data, res = run_digits(config, seed=args.seed, progress=True, out=out)
     print_table(console, rows + digit_rows)
 
     # guided and unconditional grids of the same model
     labels = jnp.repeat(jnp.arange(10), 10)
     key = jax.random.key(args.seed + 2)
+    train_px, test_px = levels_to_pixels(data.train_levels), levels_to_pixels(data.test_levels)
     guided = sample(res.ema, key, shape=(100, 64), labels=labels, guidance=3.0,
                     n_steps=config.sample_steps)
+    far_g = sample_outliers(guided, train_px, test_px)
     plot_grid(guided, out / "diffusion_digits_guided.png", cols=10,
-              title="classifier-free guidance, scale 3")
+              title=f"classifier-free guidance, scale 3; {100 * far_g:.0f}% far from "
+                    "every training digit")
     uncond = sample(res.ema, key, shape=(100, 64), n_steps=config.sample_steps)
+    far_u = sample_outliers(uncond, train_px, test_px)
     plot_grid(uncond, out / "diffusion_digits_unconditional.png", cols=10,
-              title="unconditional (null class)")
+              title=f"unconditional (null class); {100 * far_u:.0f}% far from every "
+                    "training digit")
+    console.print(f"samples far from every training digit (farther than 99% of held-out "
+                  f"digits): guided {100 * far_g:.0f}%, unconditional {100 * far_u:.0f}%")
     for name in ("mixture", "digits_samples", "digits_guided", "digits_unconditional"):
         console.print(f"saved {out / f'diffusion_{name}.png'}")
 
