@@ -107,9 +107,9 @@ _FAST = {
     "swav_codes",  # 1 (fori_loop closure); also the root of swav_loss, the SwAV heads' loss
     "swav_loss",  # 2 (two swav_codes); ood palm_loss (4) and update_prototypes (1) too
     "sinkhorn-online",  # 6 (chunked lax.map of the result's marginals / costs / apply)
-    "minibatch_kmeans",  # 1 (while_loop closure)
-    "laplacian_kmeans",  # 1 (fori_loop inside iterate_blocks)
     "ood-knn",  # 1 (chunked scan of the bank)
+    # (minibatch_kmeans and laplacian_kmeans, 1 each, ~1-2 s of compilation each: in the
+    # slow sweep)
     # one per remaining subpackage (sdp, metrics, diffusion, distributed; ot, cluster, ood
     # and nn are above / below)
     "membership_matrix", "inertia", "score_to_eps", "distributed-swav_codes",
@@ -152,6 +152,7 @@ def _views():
     return z, z + 0.1
 
 
+@pytest.mark.slow  # the same swav_loss as the Equinox head below, plus flax's first use
 def test_flax_swav_head_loss_compiles_once():
     from flax import nnx
 
