@@ -342,7 +342,7 @@ def plot_embedding(models, x, y, cfg: Config, path: Path) -> Path:
         labels = predict(name, models[name], x, cfg)
         acc = clustering_accuracy(y, labels)
         ax.scatter(pc[:, 0], pc[:, 1], c=labels, cmap="tab10", s=3, linewidths=0)
-        ax.set(title=f"{name} (ACC {acc:.2f})", xticks=[], yticks=[])
+        ax.set(title=f"{name} (ACC {acc:.3f})", xticks=[], yticks=[])
     fig.suptitle("PCA of the learned features, coloured by cluster", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
