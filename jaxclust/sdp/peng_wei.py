@@ -26,7 +26,7 @@ from .._core import checks
 from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
 from .._core.results import with_summary_repr
-from . import _bm
+from . import burer_monteiro
 from ._solver import ADMM, BurerMonteiro, _as_value
 from .rounding import _embed, _kmeans_labels
 
@@ -331,7 +331,7 @@ def _solve(x, k, solver, key) -> KMeansSDPResult:
     """``kmeans_sdp`` on validated points (shared with ``la_sdp``'s initial partition)."""
     n, dt = x.shape[0], x.dtype
     if isinstance(solver, BurerMonteiro):
-        st = _bm._solve_validated(x, k, solver, key)
+        st = burer_monteiro._solve_validated(x, k, solver, key)
         return KMeansSDPResult(_round(st.U, k, key), st.objective, st.primal_residual,
                                st.n_iters, st.converged & jnp.isfinite(st.objective),
                                BMStats(st.U, st.multiplier))
@@ -413,9 +413,9 @@ def kmeans_sdp(
 
     **Burer–Monteiro** ([`BurerMonteiro`][jaxclust.sdp.BurerMonteiro]): $Z = U U^\top$,
     $U \ge 0$ of rank ``rank``, by a projected-gradient augmented Lagrangian method
-    (``jaxclust.sdp._bm``); no ``n x n`` matrix is formed, for large ``n``. ``stats`` is a
-    [`BMStats`][jaxclust.sdp.BMStats] (``factor`` $U$, ``multiplier``); the ``Z`` property
-    forms $UU^\top$ on demand.
+    (``jaxclust.sdp.burer_monteiro``); no ``n x n`` matrix is formed, for large ``n``.
+    ``stats`` is a [`BMStats`][jaxclust.sdp.BMStats] (``factor`` $U$, ``multiplier``); the
+    ``Z`` property forms $UU^\top$ on demand.
 
     Under ``jax.vmap`` the problems are solved one after another inside the compiled
     program (each to its own iteration count: a batched loop would run every problem to the

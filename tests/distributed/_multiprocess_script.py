@@ -194,7 +194,8 @@ def main(pid: int, port: int) -> dict | None:
     xb = xb.astype(np.float32)
     key = jax.random.key(1)
     bpts = local_points(xb, None, mesh)
-    bm, comp = run(lambda p: jd.kmeans_sdp(p, 3, key=key, max_iter=200), bpts)
+    solver = sdp.BurerMonteiro(max_iter=200)
+    bm, comp = run(lambda p: jd.kmeans_sdp(p, 3, solver=solver, key=key), bpts)
     # on every process
     bm_labels, bm_factor = jd.gather(bm.labels, 61), jd.gather(bm.stats.factor, 61)
     out["bm"] = {"hlo": collectives(comp, bpts.n_pad // jax.device_count())}

@@ -17,6 +17,7 @@ import numpy as np
 from jaxclust.distributed import _mesh as jd
 from jaxclust.distributed._ot import sinkhorn, swav_codes
 from jaxclust.distributed._sdp import kmeans_sdp
+from jaxclust.sdp import BurerMonteiro
 from tests.conformance import Case
 
 _MESH = jd.make_mesh(jax.devices()[:1])
@@ -35,7 +36,8 @@ def _swav(s):
 
 
 def _kmeans_sdp(x):
-    res = kmeans_sdp(jd.shard(x, _MESH), 3, key=jax.random.key(0), max_iter=60)
+    res = kmeans_sdp(jd.shard(x, _MESH), 3, key=jax.random.key(0),
+                     solver=BurerMonteiro(max_iter=60))
     return res.stats.factor, res.labels, res.objective
 
 

@@ -134,15 +134,16 @@ def main() -> dict:
     xs = (6.0 / np.sqrt(2.0) * np.eye(3, 5)[lab] + rng.standard_normal((n_sdp, 5)))
     xs = xs.astype(np.float32)
     key = jax.random.key(1)
-    ref = kmeans_sdp(xs, 3, solver=BurerMonteiro(max_iter=200), key=key)
-    res = _sdp.kmeans_sdp(jd.shard(xs, mesh), 3, key=key, max_iter=200)
+    bm200 = BurerMonteiro(max_iter=200)
+    ref = kmeans_sdp(xs, 3, solver=bm200, key=key)
+    res = _sdp.kmeans_sdp(jd.shard(xs, mesh), 3, key=key, solver=bm200)
     bad_pts = jax.tree_util.tree_map(lambda t: t.at[4].set(jnp.inf) if t.ndim == 2 else t,
                                      jd.shard(xs, mesh))
-    out["bm_inf_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, max_iter=200)
+    out["bm_inf_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, solver=bm200)
                                    .objective, bad_pts)
     huge_pts = jax.tree_util.tree_map(lambda t: t.at[4].set(1e20) if t.ndim == 2 else t,
                                       jd.shard(xs, mesh))
-    out["bm_huge_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, max_iter=200)
+    out["bm_huge_error"] = error_of(lambda p: _sdp.kmeans_sdp(p, 3, key=key, solver=bm200)
                                     .objective, huge_pts)
     out["bm"] = {"objective": abs(float(res.objective) / float(ref.objective) - 1.0),
                  "factor": rel(jd.gather(res.stats.factor, n_sdp), ref.stats.factor),
@@ -151,6 +152,16 @@ def main() -> dict:
                  "labels_equal": bool(np.array_equal(jd.gather(res.labels, n_sdp),
                                                      np.asarray(ref.labels))),
                  "padding_zero": bool(np.all(np.asarray(res.stats.factor)[n_sdp:] == 0))}
+    # the "kmeans" start: sharded k-means labels, the single-device noise
+    bm_km = BurerMonteiro(max_iter=100, init="kmeans")
+    ref = kmeans_sdp(xs, 3, solver=bm_km, key=key)
+    res = _sdp.kmeans_sdp(jd.shard(xs, mesh), 3, key=key, solver=bm_km)
+    out["bm_kmeans_init"] = {
+        "objective": abs(float(res.objective) / float(ref.objective) - 1.0),
+        "factor": rel(jd.gather(res.stats.factor, n_sdp), ref.stats.factor),
+        "n_iters": [int(res.n_iters), int(ref.n_iters)],
+        "labels_equal": bool(np.array_equal(jd.gather(res.labels, n_sdp),
+                                            np.asarray(ref.labels)))}
     return out
 
 

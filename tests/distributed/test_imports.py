@@ -8,8 +8,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PKG = Path(__file__).resolve().parents[2] / "jaxclust" / "distributed"
 
 
@@ -29,9 +27,6 @@ def _cross_package_private_imports() -> list[str]:
     return bad
 
 
-@pytest.mark.xfail(strict=True, reason="distributed/_sdp.py still imports sdp._bm: the sdp "
-                   "helper is reworking the BM solver and will give its kernels package-public "
-                   "names (findings.md); then switch the import and remove this marker")
 def test_no_private_name_of_another_package():
     # _core is the shared-internals package every layer imports by design (DESIGN.md)
     assert _cross_package_private_imports() == []

@@ -104,6 +104,15 @@ def test_bm_sdp_equals_single_device(report):
     assert b["padding_zero"]  # padding rows of U never move
 
 
+def test_bm_sdp_kmeans_start_equals_single_device(report):
+    """init="kmeans": the sharded k-means labels and the single-device noise give the same
+    start, hence the same iterations."""
+    b = report["bm_kmeans_init"]
+    assert b["n_iters"][0] == b["n_iters"][1]
+    assert b["objective"] < RTOL and b["factor"] < 1e-4
+    assert b["labels_equal"]
+
+
 def test_bad_input():
     """Trace-time checks on one device (no subprocess needed)."""
     import jax
@@ -111,6 +120,7 @@ def test_bad_input():
 
     from jaxclust import distributed as jd
     from jaxclust.distributed import _ot, _sdp
+    from jaxclust.sdp import ADMM, BurerMonteiro
 
     x = jnp.asarray(np.random.default_rng(0).normal(size=(10, 2)), jnp.float32)
     pts = jd.shard(x)
@@ -135,4 +145,8 @@ def test_bad_input():
     with pytest.raises(ValueError, match="`k`"):
         _sdp.kmeans_sdp(pts, 10)
     with pytest.raises(ValueError, match="`rank`"):
-        _sdp.kmeans_sdp(pts, 3, rank=2)
+        _sdp.kmeans_sdp(pts, 3, solver=BurerMonteiro(rank=2))
+    with pytest.raises(ValueError, match="`solver` ADMM works on the n x n matrix"):
+        _sdp.kmeans_sdp(pts, 3, solver=ADMM())
+    with pytest.raises(ValueError, match="`solver` must be a jaxclust.sdp.BurerMonteiro"):
+        _sdp.kmeans_sdp(pts, 3, solver="bm")

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxclust import cluster, distributed as jd, ood, ot
+from jaxclust import cluster, distributed as jd, ood, ot, sdp
 
 PAIRS = [
     (jd.kmeans, cluster.kmeans, set()),
@@ -20,6 +20,7 @@ PAIRS = [
     # `mesh`: where an unsharded batch of scores goes (a ShardedPoints carries its own)
     (jd.swav_codes, ot.swav_codes, {"mesh"}),
     (jd.knn, ood.knn, set()),
+    (jd.kmeans_sdp, sdp.kmeans_sdp, set()),
 ]
 
 
@@ -38,6 +39,12 @@ def test_same_signature_as_single_device(sharded, single, extra):
         got = [(n, k, None if n == "chunk_size" else d) for n, k, d in _params(sharded)]
         want = [(n, k, None if n == "chunk_size" else d) for n, k, d in _params(single)]
         assert got == want
+        return
+    if sharded is jd.kmeans_sdp:  # default solver: the one that applies (ADMM forms n x n)
+        assert [(n, k) for n, k, _ in _params(sharded)] == [(n, k) for n, k, _ in
+                                                           _params(single)]
+        assert isinstance(inspect.signature(sharded).parameters["solver"].default,
+                          sdp.BurerMonteiro)
         return
     assert _params(sharded, extra) == _params(single)
 

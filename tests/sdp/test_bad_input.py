@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxclust import sdp
-from jaxclust.sdp._bm import bm_solve
+from jaxclust.sdp.burer_monteiro import bm_solve
 
 KEY = jax.random.key(0)
 X = jnp.asarray(np.random.default_rng(0).normal(size=(12, 3)), jnp.float32)

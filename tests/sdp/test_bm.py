@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxclust.sdp._bm import bm_solve
+from jaxclust.sdp.burer_monteiro import bm_solve
 
 K, D = 3, 5
 

@@ -81,6 +81,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
+from .._core.collectives import psum
 from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
 from ..cluster import kmeans
@@ -90,7 +91,7 @@ __all__ = ["BMState", "bm_solve"]
 
 
 class BMState(NamedTuple):
-    """Result of [`bm_solve`][jaxclust.sdp._bm.bm_solve] (a pytree).
+    """Result of [`bm_solve`][jaxclust.sdp.burer_monteiro.bm_solve] (a pytree).
 
     Attributes:
       U: the nonnegative factor, shape ``(n, rank)``; the SDP solution is ``Z = U @ U.T``
@@ -113,27 +114,21 @@ class BMState(NamedTuple):
     multiplier: Float[Array, " n"]
 
 
-_INIT_NOISE = 1e-2
+INIT_NOISE = 1e-2
 
 
-def _allsum(t, axis_name):
-    """Sum of per-device partial results over ``axis_name`` (rows sharded inside
-    ``shard_map``); the identity on one device (``axis_name=None``)."""
-    return t if axis_name is None else jax.lax.psum(t, axis_name)
-
-
-def _project(v, k, axis_name=None):
+def project_factor(v, k, axis_name=None):
     """Euclidean projection onto ``{U >= 0, ||U||_F^2 = k}``: clip, then rescale."""
     p = jnp.maximum(v, 0.0)
-    nrm = jnp.sqrt(_allsum(jnp.sum(p * p), axis_name))
+    nrm = jnp.sqrt(psum(jnp.sum(p * p), axis_name))
     return p * (math.sqrt(k) / jnp.where(nrm > 0, nrm, 1.0))
 
 
 def _objective_d(xc, s, u, axis_name=None):
     """Exact ``<D, U U^T>`` = ``2 s^T U (U^T 1) - 2 ||X^T U||_F^2`` in O(ndr)."""
-    c = _allsum(jnp.sum(u, axis=0), axis_name)
-    xu = _allsum(xc.T @ u, axis_name)
-    return 2.0 * _allsum(jnp.dot(s, u @ c), axis_name) - 2.0 * jnp.sum(xu * xu)
+    c = psum(jnp.sum(u, axis=0), axis_name)
+    xu = psum(xc.T @ u, axis_name)
+    return 2.0 * psum(jnp.dot(s, u @ c), axis_name) - 2.0 * jnp.sum(xu * xu)
 
 
 def _lambda_max(xs, key, n_power=30, axis_name=None):
@@ -143,11 +138,11 @@ def _lambda_max(xs, key, n_power=30, axis_name=None):
     v = jax.random.normal(key, (d,), xs.dtype) + 1.0
 
     def body(_, v):
-        w = _allsum(xs.T @ (xs @ v), axis_name)
+        w = psum(xs.T @ (xs @ v), axis_name)
         return w / jnp.maximum(jnp.linalg.norm(w), jnp.finfo(xs.dtype).tiny)
 
     v = jax.lax.fori_loop(0, n_power, body, v / jnp.linalg.norm(v))
-    return _allsum(jnp.sum((xs @ v) ** 2), axis_name)
+    return psum(jnp.sum((xs @ v) ** 2), axis_name)
 
 
 def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
@@ -176,16 +171,27 @@ def _solve_one(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init)
 
     if init == "kmeans":
         lab = kmeans(x, k, key=k_init).labels
-        size = jnp.bincount(lab, length=k).astype(dt)
-        memb = jax.nn.one_hot(lab, rank, dtype=dt)
-        inv = jnp.pad(1.0 / jnp.sqrt(jnp.maximum(size, 1.0)), (0, rank - k))
-        u0 = memb * inv[None, :]
-        noise = jax.random.uniform(k_noise, (n, rank), dt) * (_INIT_NOISE / math.sqrt(n))
-        u0 = _project(u0 + noise, k)
+        u0 = membership_start(lab, jax.random.uniform(k_noise, (n, rank), dt), k, rank, n)
     else:  # "random"
-        u0 = _project(jax.random.uniform(k_noise, (n, rank), dt), k)
-    return _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, n=n, k=k, max_iter=max_iter,
+        u0 = project_factor(jax.random.uniform(k_noise, (n, rank), dt), k)
+    return bm_iterate(xc, sq, xs, u0, k_pow, tol, beta, step, n=n, k=k, max_iter=max_iter,
                     check_every=check_every)
+
+
+def membership_start(lab, noise, k: int, rank: int, n: int, axis_name=None, row_mask=None):
+    """The ``init="kmeans"`` start: the membership factor of the labels ``lab`` (column
+    ``j`` is ``1/sqrt(|C_j|)`` on cluster ``j``, columns ``k:`` zero) plus
+    ``noise * INIT_NOISE / sqrt(n)`` (``noise`` uniform on [0, 1), ``(n, rank)``), projected.
+    With ``axis_name`` the rows are this device's block (cluster sizes summed over the
+    devices) and rows outside ``row_mask`` (padding) are zero."""
+    dt = noise.dtype
+    memb = jax.nn.one_hot(lab, rank, dtype=dt)
+    if row_mask is not None:
+        memb = memb * row_mask.astype(dt)[:, None]
+    size = psum(jnp.sum(memb[:, :k], axis=0), axis_name)
+    inv = jnp.pad(1.0 / jnp.sqrt(jnp.maximum(size, 1.0)), (0, rank - k))
+    return project_factor(memb * inv[None, :] + noise * (INIT_NOISE / math.sqrt(n)), k,
+                          axis_name)
 
 
 class _Carry(NamedTuple):
@@ -199,7 +205,7 @@ class _Carry(NamedTuple):
 
 
 @highest_matmul_precision  # also traced alone by the sharded solver
-def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_every,
+def bm_iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_every,
              axis_name=None, row_mask=None):
     """The augmented-Lagrangian iterations from a feasible-norm start ``u0`` (private).
 
@@ -217,22 +223,22 @@ def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_ev
     ones = jnp.ones((xs.shape[0],), dt) if row_mask is None else row_mask.astype(dt)
 
     def norm(t):
-        return jnp.linalg.norm(t) if ax is None else jnp.sqrt(_allsum(jnp.sum(t * t), ax))
+        return jnp.linalg.norm(t) if ax is None else jnp.sqrt(psum(jnp.sum(t * t), ax))
 
     def it(u, y):
-        c = _allsum(jnp.sum(u, axis=0), ax)
+        c = psum(jnp.sum(u, axis=0), ax)
         w = y + beta * (u @ c - ones)
-        g = (-4.0 * (xs @ _allsum(xs.T @ u, ax)) + w[:, None] * c[None, :]
-             + _allsum(u.T @ w, ax)[None, :])
+        g = (-4.0 * (xs @ psum(xs.T @ u, ax)) + w[:, None] * c[None, :]
+             + psum(u.T @ w, ax)[None, :])
         if row_mask is not None:
             g = g * ones[:, None]  # padding rows of U stay at zero
         lip = 4.0 * lam + 3.0 * beta * n + 2.0 * norm(y) * sqrt_n
-        u = _project(u - (step / lip) * g, k, ax)
-        v = u @ _allsum(jnp.sum(u, axis=0), ax) - ones
+        u = project_factor(u - (step / lip) * g, k, ax)
+        v = u @ psum(jnp.sum(u, axis=0), ax) - ones
         return u, y + beta * v, v
 
     def obj_scaled(u):  # -2 <A, U U^T> in scaled units (the iterations' objective)
-        xu = _allsum(xs.T @ u, ax)
+        xu = psum(xs.T @ u, ax)
         return -2.0 * jnp.sum(xu * xu)
 
     def block(st, _):  # check_every iterations, then one convergence check
@@ -250,16 +256,16 @@ def _iterate(xc, sq, xs, u0, k_pow, tol, beta, step, *, n, k, max_iter, check_ev
     st, n_blocks = iterate_blocks(block, init, max_blocks=max_iter // check_every,
                                   done=lambda st, _: st.done, unrolled=False)
     u = st.u
-    res = norm(u @ _allsum(jnp.sum(u, axis=0), ax) - ones) / sqrt_n
+    res = norm(u @ psum(jnp.sum(u, axis=0), ax) - ones) / sqrt_n
     obj = _objective_d(xc, sq, u, ax)
     finite = jnp.all(jnp.isfinite(u))
     if ax is not None:
-        finite = _allsum((~finite).astype(jnp.int32), ax) == 0
+        finite = psum((~finite).astype(jnp.int32), ax) == 0
     return BMState(u, n_blocks * check_every, st.done & finite & jnp.isfinite(obj), obj, res,
                    st.y)
 
 
-def _check_options(k: int, n: int, rank, max_iter, check_every) -> int:
+def check_bm_options(k: int, n: int, rank, max_iter, check_every) -> int:
     """The static options of the BM solver (shared with the sharded one); returns the rank."""
     checks.check_num_clusters(k, n, sdp=True)
     if rank is None:
@@ -313,7 +319,7 @@ def bm_solve(
         noise) (static); see the module docstring.
 
     Returns:
-      A [`BMState`][jaxclust.sdp._bm.BMState].
+      A [`BMState`][jaxclust.sdp.burer_monteiro.BMState].
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -333,7 +339,7 @@ def bm_solve(
     checks.check_points(x, "x")
     x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     n = x.shape[0]
-    rank = _check_options(k, n, rank, max_iter, check_every)
+    rank = check_bm_options(k, n, rank, max_iter, check_every)
     checks.check_key(key)
     if init not in ("kmeans", "random"):
         raise ValueError(f"`init` must be 'kmeans' or 'random', got {init!r}.")
@@ -353,7 +359,7 @@ def _solve_validated(x, k: int, solver: BurerMonteiro, key) -> BMState:
     ``la_sdp``): the static options are checked against ``n`` and the traced ones made
     scalars of ``x.dtype``; ``x`` is not checked again."""
     n, dt = x.shape[0], x.dtype
-    rank = _check_options(k, n, solver.rank, solver.max_iter, solver.check_every)
+    rank = check_bm_options(k, n, solver.rank, solver.max_iter, solver.check_every)
     tol, beta, step = (_as_value(getattr(solver, f), f, dt) for f in ("tol", "beta", "step"))
     n_checks = -(-solver.max_iter // solver.check_every)
     return _solve(x, key, tol, beta, step, k=k, rank=rank,
