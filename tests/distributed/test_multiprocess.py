@@ -9,8 +9,8 @@ single-device function on the whole data set and reads the collectives of each c
 sharded program: none carries an n-sized buffer (no all-gather of the points, the labels or
 the potentials).
 
-Slow (``make test-all``): the two processes compile 14 programs each; 126 s wall on the 2
-shared cores of the development machine at load ~11 (33 s CPU per process).
+Slow (``make test-all``): the two processes compile 14 programs each; 126-180 s wall (four
+runs) on the 2 shared cores of the development machine at load 11-14, 33 s CPU per process.
 """
 
 from __future__ import annotations
