@@ -144,6 +144,18 @@ def test_imports_respect_the_layers():
     assert not upward, f"imports from a higher layer: {upward}"
 
 
+# where the page says the optional and heavy packages may be imported
+ALLOWED = {"flax": {"nn"}, "sklearn": {"sklearn", "data", "demo"},
+           "optax": {"train", "demo", "cli"}, "rich": {"train", "demo", "cli"},
+           "matplotlib": {"demo", "cli"}}
+
+
+def test_optional_packages_stay_where_the_page_says():
+    _, third = import_graph()
+    stray = {pkg: sorted(set(third.get(pkg, {})) - allowed) for pkg, allowed in ALLOWED.items()}
+    assert not any(stray.values()), f"imported outside their units: {stray}"
+
+
 def test_import_graph_sees_imports():
     """The parser finds what it must (the test can fail): a relative, an absolute and a
     function-level import, and skips TYPE_CHECKING blocks."""
