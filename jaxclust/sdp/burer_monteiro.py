@@ -154,7 +154,8 @@ def _solve(x, key, tol, beta, step, *, k, rank, max_iter, check_every, init):
 
 @functools.cache
 def _solve_batched(k, rank, max_iter, check_every, init):
-    return sequential_vmap(jax.jit(partial(_solve_one, k=k, rank=rank, max_iter=max_iter,
+    # the outer jit caches the trace of the custom_vmap for eager calls
+    return jax.jit(sequential_vmap(partial(_solve_one, k=k, rank=rank, max_iter=max_iter,
                                            check_every=check_every, init=init)))
 
 

@@ -284,7 +284,8 @@ def _admm(k, max_iter, adaptive, default_rho):
     """One compiled ADMM program per static configuration; under ``vmap`` the problems run
     one after another (each to its own iteration count, and the projection's data-dependent
     ``cond`` stays a branch instead of running both sides)."""
-    return sequential_vmap(jax.jit(partial(_admm_one, k=k, max_iter=max_iter,
+    # the outer jit caches the trace of the custom_vmap for eager calls
+    return jax.jit(sequential_vmap(partial(_admm_one, k=k, max_iter=max_iter,
                                            adaptive=adaptive, default_rho=default_rho)))
 
 
