@@ -49,15 +49,17 @@ def run_seed(seed: int, cfg: dcd.Config = CONFIG, *, progress: bool = False,
     return rows, models, x, y
 
 
-def plot_sizes(models, x, y, cfg: dcd.Config, path: Path) -> Path:
+def plot_sizes(models, x, y, cfg: dcd.Config, path: Path, seed: int | None = None) -> Path:
     plt = dcd._pyplot()
     fig, ax = plt.subplots(figsize=(4.5, 3))
     ax.plot(np.sort(np.bincount(y, minlength=10))[::-1], "k-o", label="true classes", ms=3)
     for name in models:
         labels = dcd.predict(name, models[name], x, cfg)
+        acc = float(dcd.clustering_accuracy(y, labels))
         ax.plot(np.sort(np.bincount(labels, minlength=cfg.k))[::-1], "-o", ms=3,
-                label=f"{name} clusters")
-    ax.set(xlabel="rank", ylabel="size", yscale="log", title="cluster sizes, ratio 10")
+                label=f"{name} clusters (ACC {acc:.3f})")
+    title = "cluster sizes, ratio 10" + ("" if seed is None else f", seed {seed}")
+    ax.set(xlabel="rank", ylabel="size", yscale="log", title=title)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -84,7 +86,7 @@ def main() -> None:
         print(f"seed {seed} (n = {len(y)}): " + "  ".join(
             f"{m} ACC {rows[m]['acc']:.3f} NMI {rows[m]['nmi']:.3f}" for m in HEADS))
         if seed == args.seeds[0]:
-            print(f"saved {plot_sizes(models, x, y, cfg, out / 'imbalanced.png')}")
+            print(f"saved {plot_sizes(models, x, y, cfg, out / 'imbalanced.png', seed)}")
     summary = dcd.summarise(all_rows)
     print(f"\nmean over {len(args.seeds)} seeds:")
     for method, s in summary.items():
