@@ -72,17 +72,37 @@ def inertia64(x, c, chunk=20000):
     return total
 
 
-def bench_lloyd(n, d, k, iters, budget, lines):
+def _cpu_timed(prepare, log):
+    """``prepare`` whose calls also append their process CPU time (all threads) to ``log``:
+    on a shared machine a multi-threaded peer's wall time also measures its waiting."""
+    def prep():
+        call = prepare()
+
+        def timed_call():
+            p0 = time.process_time()
+            out = call()
+            log.append(time.process_time() - p0)
+            return out
+        return timed_call
+    return prep
+
+
+def bench_lloyd(n, d, k, iters, budget, lines, spherical=False):
     x = make_data(n, d, k)
+    if spherical:  # cosine k-means of unit rows (scikit-learn has none)
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
     c0 = x[np.random.default_rng(1).choice(n, k, replace=False)]
     xj, cj = jnp.asarray(x), jnp.asarray(c0)
     proto = Protocol(budget, 7)
+    cpu = {}
+    add = lambda name, prep: proto.add(name, _cpu_timed(prep, cpu.setdefault(name, [])))  # noqa: E731
 
     def ours(x, c):
-        r = kmeans(x, k, key=jax.random.key(0), init=c, max_iter=iters, tol=0.0)
+        r = kmeans(x, k, key=jax.random.key(0), init=c, max_iter=iters, tol=0.0,
+                   spherical=spherical)
         return r.centroids, r.n_iters
 
-    proto.add("jaxclust", jax_prepare(ours, xj, cj))
+    add("jaxclust", jax_prepare(ours, xj, cj))
 
     from sklearn.cluster import KMeans
 
@@ -90,34 +110,40 @@ def bench_lloyd(n, d, k, iters, budget, lines):
         m = KMeans(k, init=c0, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd").fit(x)
         return m.cluster_centers_, m.n_iter_
 
-    proto.add("scikit-learn (lloyd)", lambda: sk)
+    if not spherical:
+        add("scikit-learn (lloyd)", lambda: sk)
     try:
         import faiss
 
         def fa():
             km = faiss.Kmeans(d, k, niter=iters, max_points_per_centroid=n, seed=0,
-                              verbose=False)
+                              verbose=False, spherical=spherical)
             km.train(x, init_centroids=c0)
             return km.centroids, iters
 
-        proto.add("faiss-cpu", lambda: fa)
+        add("faiss-cpu", lambda: fa)
     except ImportError:
         lines.append("- faiss-cpu not installed: skipped (pip install faiss-cpu)")
     load = os.getloadavg()[0]
     info = proto.run()
     base = median(info["jaxclust"]["times"])
+    cpu_base = median(cpu["jaxclust"])
     ref = inertia64(x, info["jaxclust"]["out"][0])
     rows = []
     for name, v in info.items():
         t = median(v["times"])
         c, it = v["out"]
         inr = inertia64(x, c)
+        t_cpu = median(cpu[name])
         rows.append([name, fmt_s(t), f"{t / iters * 1e3:.1f}", f"{base and t / base:.2f}",
-                     int(it), f"{inr:.6e}", f"{abs(inr - ref) / ref:.1e}", fmt_s(v["compile"])])
-    lines += ["", f"### Lloyd: n = {n:,}, d = {d}, k = {k}, {iters} iterations, float32", "",
+                     fmt_s(t_cpu), f"{cpu_base and t_cpu / cpu_base:.2f}", int(it),
+                     f"{inr:.6e}", f"{abs(inr - ref) / ref:.1e}", fmt_s(v["compile"])])
+    kind = "Spherical k-means (unit rows)" if spherical else "Lloyd"
+    lines += ["", f"### {kind}: n = {n:,}, d = {d}, k = {k}, {iters} iterations, float32", "",
               f"1-min load average before the run: {load:.1f} (2 cores).", "",
               md_table(["library", "time (median)", "ms / iter", "ratio (time / jaxclust)",
-                        "iters", "inertia (float64)", "rel. diff.", "compile"], rows)]
+                        "CPU time (median)", "ratio (CPU / jaxclust)", "iters",
+                        "inertia (float64)", "rel. diff.", "compile"], rows)]
     return x, info
 
 
@@ -178,8 +204,11 @@ def _large_worker(lib):
     import resource
 
     n, d, k, iters = _LARGE
-    x = make_data(n, d, k, seed=5)
+    rng = np.random.default_rng(5)  # generated in float32: no float64 copy in the peak
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x += (rng.standard_normal((k, d), dtype=np.float32) * 2.0)[rng.integers(0, k, n)]
     c0 = x[np.random.default_rng(1).choice(n, k, replace=False)]
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
     if lib == "jaxclust":
         xj, cj = jnp.asarray(x), jnp.asarray(c0)
         f = jax.jit(lambda x, c: kmeans(x, k, key=jax.random.key(0), init=c, max_iter=iters,
@@ -199,8 +228,8 @@ def _large_worker(lib):
         c = km.centroids
     wall, cpu = time.perf_counter() - t0, time.process_time() - p0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    print(f"RESULT {lib} {wall / iters:.4f} {cpu / iters:.4f} {peak:.3f} {t_compile:.3f} "
-          f"{inertia64(x, c):.9e}", flush=True)
+    print(f"RESULT {lib} {wall / iters:.4f} {cpu / iters:.4f} {base:.3f} {peak:.3f} "
+          f"{t_compile:.3f} {inertia64(x, c):.9e}", flush=True)
 
 
 def bench_large(lines):
@@ -213,15 +242,17 @@ def bench_large(lines):
                              capture_output=True, text=True, check=False)
         got = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
         if not got:
-            rows.append([lib, "failed", "", "", "", out.stderr.strip()[-200:]])
+            rows.append([lib, "failed", "", "", "", "", "", out.stderr.strip()[-200:]])
             continue
-        _, name, wall, cpu, peak, comp, inr = got[0].split()
-        rows.append([name, f"{float(wall):.2f} s", f"{float(cpu):.2f} s", f"{float(peak):.2f}",
+        _, name, wall, cpu, base, peak, comp, inr = got[0].split()
+        rows.append([name, f"{float(wall):.2f} s", f"{float(cpu):.2f} s", f"{float(base):.2f}",
+                     f"{float(peak):.2f}", f"{float(peak) - float(base):+.2f}",
                      f"{float(comp):.1f} s", inr])
     lines += ["", f"### Large: n = {n:,}, d = {d}, k = {k}, {iters} iterations (fresh process "
               "each)", "", f"1-min load average before: {load:.1f} (2 cores).", "",
-              md_table(["library", "wall / iter", "CPU / iter", "peak RSS (GiB)", "compile",
-                        "inertia (float64)"], rows)]
+              md_table(["library", "wall / iter", "CPU / iter", "RSS before (GiB)",
+                        "peak RSS (GiB)", "solver's extra", "compile", "inertia (float64)"],
+                       rows)]
 
 
 def bench_plusplus(x, k, budget, lines):
@@ -328,8 +359,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--large", action="store_true", help="also n = 1e6, d = 128, k = 1000")
-    p.add_argument("--only", choices=["lloyd", "all"], default="all",
-                   help="lloyd: the Lloyd and GEMM sections only")
+    p.add_argument("--only", choices=["lloyd", "spherical", "all"], default="all",
+                   help="lloyd: the Lloyd and GEMM sections only; spherical: that one only")
     p.add_argument("--large-worker", choices=["jaxclust", "faiss-cpu"], help=argparse.SUPPRESS)
     p.add_argument("--out", default=str(HERE / "results" / "cluster.md"))
     args = p.parse_args()
@@ -346,10 +377,15 @@ def main():
         f"- threads: XLA and BLAS use every usable core (os.cpu_count() = {os.cpu_count()})",
         "- protocol: compile excluded; one warm-up; interleaved rounds; median time"]
     x = None
+    if args.only == "spherical":
+        lloyd = []
     for n, d, k, iters in lloyd:
         xk, _ = bench_lloyd(n, d, k, iters, budget, lines)
         x = xk if x is None else x
         bench_gemm(n, d, k, lines)
+    if args.only in ("all", "spherical"):
+        size = (5000, 16, 10, 5) if args.quick else (100_000, 64, 100, 20)
+        bench_lloyd(*size, budget, lines, spherical=True)
     if args.large:
         bench_large(lines)
     if args.only == "all":
