@@ -84,12 +84,14 @@ from .._core import checks
 from .._core.collectives import psum
 from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
+from .._core.results import with_summary_repr
 from ..cluster import kmeans
 from ._solver import BurerMonteiro, _as_value
 
 __all__ = ["BMState", "bm_solve"]
 
 
+@with_summary_repr
 class BMState(NamedTuple):
     """Result of [`bm_solve`][jaxclust.sdp.burer_monteiro.bm_solve] (a pytree).
 
