@@ -28,6 +28,7 @@ from jaxclust.demo.diffusion import (
     ring_modes,
     run_mixture,
     sample_outliers,
+    sample_recognition,
 )
 from jaxclust.metrics import energy_distance
 
@@ -172,3 +173,12 @@ def test_sample_outliers_counts_far_samples(rng):
     bad = np.concatenate([good[:70], 10 + rng.normal(size=(30, 8))])  # 30 broken samples
     assert sample_outliers(np.float32(good), np.float32(train), np.float32(test)) < 0.06
     assert sample_outliers(np.float32(bad), np.float32(train), np.float32(test)) >= 0.3
+
+
+def test_sample_recognition_reads_the_intended_class():
+    data = load_digits_split()
+    px, y = levels_to_pixels(data.test_levels[:100]), data.test_labels[:100]
+    ok, ref = sample_recognition(px, y, data)
+    assert ok > 0.9 and ref > 0.9  # real digits are recognised
+    wrong, _ = sample_recognition(px, (y + 1) % 10, data)
+    assert wrong < 0.1  # the intended labels matter
