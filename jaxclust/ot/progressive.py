@@ -36,7 +36,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
-from .._core.fixed_point import iterate_blocks
+from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.results import with_summary_repr
 
 __all__ = ["PartialCodes", "mass_schedule", "p2ot_codes", "sp2ot_codes"]
@@ -170,7 +170,21 @@ def _safe_log(w):
 # the generalised Sinkhorn scaling
 
 
+#: from this many cost entries (n x k) on, a vmapped solve maps the problems one after another
+#: (``sequential_vmap``: each its own iteration count, single-problem kernels); below, one
+#: vectorised loop over the batch
+_SEQUENTIAL_MIN_ENTRIES = 4096
+
+
 def _solve(C, log_b, log_dummy, eps, expo, f0, g0, tol, max_iter):
+    """:func:`_scaling`, batched under ``vmap`` by problem size (see above)."""
+    run = partial(_scaling, tol=tol, max_iter=max_iter)
+    if C.shape[0] * C.shape[1] >= _SEQUENTIAL_MIN_ENTRIES:
+        run = sequential_vmap(run)
+    return run(C, log_b, log_dummy, eps, expo, f0, g0)
+
+
+def _scaling(C, log_b, log_dummy, eps, expo, f0, g0, *, tol, max_iter):
     """Log-domain scaling on the augmented cost ``[C, 0]``.
 
     Rows: equality ``1/n``. Real columns: ``g_j = expo * (eps log b_j - eps LSE_i(...))``
