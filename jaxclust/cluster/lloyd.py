@@ -56,17 +56,21 @@ def _sq_dists(x, c, x_sq=None):
     return jnp.maximum(d, 0.0)
 
 
-_AUTO_BLOCK = 1 << 20  # entries of the distance matrix per block in the automatic chunking
+_AUTO_BLOCK = 1 << 20  # the whole n x k matrix is used up to 4 * _AUTO_BLOCK entries
 
 
 def _auto_chunk(n: int, k: int, chunk_size: int | None) -> int | None:
-    """``chunk_size`` or, when ``None``, whole (``n * k <= 4 * _AUTO_BLOCK``) or blocks of
-    about ``_AUTO_BLOCK`` entries (4 MiB in float32: cache-sized, and the ``n x k`` matrix is
-    never formed whole for large problems)."""
+    """``chunk_size`` or, when ``None``, whole (``n * k <= 4 * _AUTO_BLOCK``) or equal
+    blocks of about ``max(512, 2**16 // k)`` rows, at most ``2**21`` entries (8 MiB in
+    float32; at least 64 rows). Measured on the 2-core Xeon (Lloyd, 20 iterations of
+    n = 100,000, d = 64, k = 100): 256-768-row blocks 0.40-0.42 s of CPU time against
+    0.51 s with the earlier ~10,000-row blocks (2**20 entries); k = 1000: 512 rows 1.82 s
+    vs 1.92 s for ~1048 rows."""
     if chunk_size is not None or n * k <= 4 * _AUTO_BLOCK:
         return chunk_size
-    n_blocks = -(-n * k // _AUTO_BLOCK)
-    return max(256, -(-n // n_blocks))  # equal blocks: little padding
+    rows = min(max(512, (1 << 16) // k), max(64, (1 << 21) // k))
+    n_blocks = -(-n // rows)
+    return -(-n // n_blocks)  # equal blocks: little padding
 
 
 def _blocks(x, chunk_size):
@@ -469,7 +473,7 @@ def kmeans(
       weights: non-negative sample weights ``(n,)``.
       chunk_size: rows per block in the assignment step; ``None`` (default) chooses: the
         whole ``n x k`` matrix when it has at most ``2**22`` entries, otherwise blocks of
-        about ``2**20`` entries.
+        about ``max(512, 2**16 / k)`` rows (cache-sized; at most ``2**21`` entries).
       callback: optional progress report ``callback(iteration, error)`` called on the host
         after every Lloyd iteration (``error``: the squared centre shift; once per restart),
         through ``jax.debug.callback``; static. ``None`` (default) leaves the compiled
