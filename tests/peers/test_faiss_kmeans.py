@@ -47,6 +47,8 @@ def _faiss(x, c0, spherical):
     return km.centroids, lab[:, 0]
 
 
+# (True, False): rows and initial centres not of unit norm; faiss normalises the initial
+# centres (not the points), and so does jaxclust
 @pytest.mark.parametrize("spherical, unit", [(False, False), (True, True), (True, False)])
 def test_same_centres_and_labels_as_faiss_from_the_same_init(spherical, unit):
     x, c0 = _data(unit)
