@@ -523,6 +523,18 @@ def kmeans(
     return with_envelope_gradients(x_in, w_in, res, spherical)
 
 
+def kmeans_unvalidated(x, k, *, key, n_init=1, init="k-means++", max_iter=300, tol=1e-4,
+                       chunk_size=None, spherical=False):
+    """Package-internal: :func:`kmeans` with k-means++ or random seeding for callers whose
+    points are finite floats by construction (e.g. ``sdp`` rounding an embedding): no value
+    checks and no envelope gradients (the points are treated as constants), so the compiled
+    program carries neither. Options are not checked either; pass what ``kmeans`` accepts."""
+    x = jax.lax.stop_gradient(x)
+    return _kmeans_seeded(x.size * k * n_init, x, None, key, tol, k=k, init=init,
+                          n_init=n_init, max_iter=max_iter, chunk_size=chunk_size,
+                          callback=None, spherical=spherical)
+
+
 def check_spherical(spherical):
     if not isinstance(spherical, bool):
         raise ValueError(f"`spherical` must be True or False, got {spherical!r}.")

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from jaxclust.cluster import kmeans, kmeans_predict, minibatch_kmeans
+from jaxclust.cluster.lloyd import kmeans_unvalidated
 
 RNG = np.random.default_rng(11)
 # three blobs in 3-D on different rays from the origin (also a clean cosine problem)
@@ -26,6 +27,10 @@ def test_predict_equals_fit_labels_and_a_numpy_oracle():
     res = kmeans(X, 3, key=jax.random.key(0))
     lab, dist = kmeans_predict(X, res.centroids)
     np.testing.assert_array_equal(lab, res.labels)
+    # the package-internal entry without checks (sdp rounding) runs the same program
+    raw = kmeans_unvalidated(X, 3, key=jax.random.key(0))
+    np.testing.assert_array_equal(raw.labels, res.labels)
+    assert float(raw.inertia) == float(res.inertia)
     # float32 distances of unit-scale points: 1e-4 absolute is ~100 ulps of |x|^2 ~ 16
     np.testing.assert_allclose(float(dist.sum()), float(res.inertia), rtol=1e-5)
     new = jnp.asarray(RNG.normal(size=(9, 3)) * 3.0, jnp.float32)
