@@ -20,6 +20,7 @@ from .progressive import (
     p2ot_codes as p2ot_codes,
     sp2ot_codes as sp2ot_codes,
 )
+from .sliced import sliced_wasserstein as sliced_wasserstein, wasserstein_1d as wasserstein_1d
 
 __all__ = [
     "PartialCodes",
@@ -31,6 +32,8 @@ __all__ = [
     "sinkhorn",
     "sinkhorn_divergence",
     "sinkhorn_from_cost",
+    "sliced_wasserstein",
     "sp2ot_codes",
     "swav_codes",
+    "wasserstein_1d",
 ]

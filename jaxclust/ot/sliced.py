@@ -1,0 +1,225 @@
+"""Exact one-dimensional optimal transport and the sliced Wasserstein distance.
+
+In one dimension the optimal plan between two weighted empirical measures is the monotone
+(quantile) coupling, so the cost is an integral of quantile functions, computed exactly by one
+sort of each sample and one merge of the cumulative weights: ``O((n + m) log(n + m))``, no
+iterations and no entropic blur. The sliced Wasserstein distance averages it over projections
+of ``d``-dimensional points on directions ``theta`` (Rabin et al. 2011; Bonneel et al. 2015).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Float
+
+from .._core.checks import (
+    as_float_array,
+    check_finite,
+    check_int,
+    check_key,
+    check_ndim,
+    check_points,
+    row_weights,
+)
+from .._core.precision import HIGHEST
+
+__all__ = ["sliced_wasserstein", "wasserstein_1d"]
+
+
+def _check_p(p) -> float:
+    if isinstance(p, bool) or not isinstance(p, (int, float)) or not p >= 1 or p == float("inf"):
+        raise ValueError(f"`p` must be a Python number >= 1 (the ground cost is |x - y|^p), "
+                         f"got {p!r}.")
+    return float(p)
+
+
+def _weights(w, n: int, name: str, rows_of: str, dtype) -> jax.Array:
+    if w is None:
+        return jnp.full((n,), 1.0 / n, dtype)
+    w = row_weights(w, n, rows_of, name=name, dtype=dtype, positive_sum=True)
+    return w / jnp.sum(w)
+
+
+@functools.partial(jax.jit, static_argnames="p")
+def _w1d(u, v, wu, wv, p: float):
+    """W_p^p between sum_i wu_i delta_{u_i} and sum_j wv_j delta_{v_j} (both normalised)."""
+    su = jnp.argsort(u)
+    sv = jnp.argsort(v)
+    u, wu = u[su], wu[su]
+    v, wv = v[sv], wv[sv]
+    cu = jnp.cumsum(wu)
+    cv = jnp.cumsum(wv)
+    # the merged quantile levels: between two consecutive levels both quantile functions are
+    # constant, so the integral int_0^1 |F_u^-1(t) - F_v^-1(t)|^p dt is a finite sum
+    qs = jnp.sort(jnp.concatenate([cu, cv]))
+    iu = jnp.clip(jnp.searchsorted(cu, qs), 0, u.shape[0] - 1)
+    iv = jnp.clip(jnp.searchsorted(cv, qs), 0, v.shape[0] - 1)
+    delta = jnp.diff(qs, prepend=jnp.zeros((1,), qs.dtype))
+    diff = jnp.abs(u[iu] - v[iv])
+    return jnp.sum(delta * (diff if p == 1.0 else diff ** p))
+
+
+def wasserstein_1d(
+    u: Float[Array, " n"],
+    v: Float[Array, " m"],
+    u_weights: Float[Array, " n"] | None = None,
+    v_weights: Float[Array, " m"] | None = None,
+    *,
+    p: float = 1.0,
+) -> Float[Array, ""]:
+    r"""Exact optimal transport cost between two weighted samples on the real line.
+
+    With :math:`\mu = \sum_i a_i \delta_{u_i}`, :math:`\nu = \sum_j b_j \delta_{v_j}` and
+    quantile functions :math:`F_\mu^{-1}, F_\nu^{-1}`, the monotone coupling is optimal for
+    every convex cost :math:`|x - y|^p` and
+
+    .. math::
+        W_p^p(\mu, \nu) = \int_0^1 |F_\mu^{-1}(t) - F_\nu^{-1}(t)|^p \, dt ,
+
+    a finite sum over the merged cumulative weights. Returned is :math:`W_p^p` (the cost, as
+    POT's ``ot.wasserstein_1d``); take ``** (1 / p)`` for the distance. No iterations: exact
+    up to rounding. Differentiable in the values (almost everywhere: the gradient of the
+    sorted coupling) and in the weights.
+
+    Args:
+        u: the first sample, shape ``(n,)``.
+        v: the second sample, shape ``(m,)``.
+        u_weights: non-negative weights of ``u`` with a positive sum (default uniform);
+            normalised to sum to one.
+        v_weights: the same for ``v``.
+        p: the exponent of the ground cost ``|x - y|^p``, a Python number ``>= 1``.
+
+    Returns:
+        The scalar :math:`W_p^p(\mu, \nu)`.
+
+    Raises:
+        ValueError: ``u``/``v`` not 1-D or empty, weights of the wrong shape, negative,
+            all zero or not finite, values not finite, ``p < 1``.
+
+    Example:
+        >>> import jax.numpy as jnp
+        >>> from jaxclust.ot import wasserstein_1d
+        >>> float(wasserstein_1d(jnp.array([0.0, 1.0]), jnp.array([2.0, 3.0])))
+        2.0
+
+    References:
+        Villani, *Topics in Optimal Transportation* (2003), Thm. 2.18; Peyré & Cuturi,
+        *Computational Optimal Transport* (2019), Remark 2.30.
+    """
+    p = _check_p(p)
+    u = as_float_array(u, "u")
+    v = as_float_array(v, "v")
+    check_ndim(u, "u", 1, "(n,)")
+    check_ndim(v, "v", 1, "(m,)")
+    for arr, name in ((u, "u"), (v, "v")):
+        if arr.shape[0] == 0:
+            raise ValueError(f"`{name}` is empty; pass at least one value.")
+    dtype = jnp.result_type(u.dtype, v.dtype)
+    u, v = check_finite(u.astype(dtype), "u"), check_finite(v.astype(dtype), "v")
+    wu = _weights(u_weights, u.shape[0], "u_weights", "u", dtype)
+    wv = _weights(v_weights, v.shape[0], "v_weights", "v", dtype)
+    return _w1d(u, v, wu, wv, p)
+
+
+def sliced_wasserstein(
+    x: Float[Array, "n d"],
+    y: Float[Array, "m d"],
+    a: Float[Array, " n"] | None = None,
+    b: Float[Array, " m"] | None = None,
+    *,
+    p: float = 2.0,
+    n_projections: int = 50,
+    key: jax.Array | None = None,
+    projections: Float[Array, "d L"] | None = None,
+) -> Float[Array, ""]:
+    r"""Sliced Wasserstein distance between two weighted point clouds.
+
+    .. math::
+        SW_p(\mu, \nu) = \Big(\frac{1}{L} \sum_{l=1}^{L}
+            W_p^p(\theta_l{}_\# \mu, \theta_l{}_\# \nu)\Big)^{1/p} ,
+
+    where :math:`\theta_l{}_\# \mu` is the law of :math:`\langle \theta_l, X \rangle`,
+    :math:`X \sim \mu`, and each one-dimensional cost is exact (:func:`wasserstein_1d`).
+    The directions are either drawn uniformly on the sphere from ``key`` (``n_projections``
+    of them) or given as the columns of ``projections`` (used as given, not normalised), the
+    convention of POT's ``ot.sliced_wasserstein_distance``, which this equals on the same
+    projections. Cost ``O(L (n + m) (d + log(n + m)))``; differentiable in ``x``, ``y``,
+    the weights and the projections.
+
+    Args:
+        x: source points, shape ``(n, d)``.
+        y: target points, shape ``(m, d)``.
+        a: source weights ``(n,)``, non-negative, normalised (default uniform).
+        b: target weights ``(m,)``, the same.
+        p: exponent of the ground cost, a Python number ``>= 1`` (default 2).
+        n_projections: number of random directions (static; ignored with ``projections``).
+        key: PRNG key for the random directions; required unless ``projections`` is given.
+        projections: directions as columns, shape ``(d, L)``.
+
+    Returns:
+        The scalar :math:`SW_p(\mu, \nu)`.
+
+    Raises:
+        ValueError: points not 2-D, feature mismatch, bad weights, no ``key`` and no
+            ``projections``, ``projections`` of the wrong shape, non-finite values, ``p < 1``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp
+        >>> from jaxclust.ot import sliced_wasserstein
+        >>> x = jnp.zeros((3, 2)); y = x + jnp.array([3.0, 4.0])
+        >>> theta = jnp.array([[0.6], [0.8]])  # the direction of the shift
+        >>> round(float(sliced_wasserstein(x, y, projections=theta)), 4)
+        5.0
+        >>> float(sliced_wasserstein(x, y, key=jax.random.key(0))) < 5.0
+        True
+
+    References:
+        Rabin, Peyré, Delon & Bernot, *Wasserstein barycenter and its application to texture
+        mixing*, SSVM 2011; Bonneel, Rabin, Peyré & Pfister, *Sliced and Radon Wasserstein
+        barycenters of measures*, JMIV 2015.
+    """
+    p = _check_p(p)
+    x = as_float_array(x, "x")
+    y = as_float_array(y, "y")
+    check_points(x, "x")
+    check_points(y, "y")
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"`x` and `y` must have the same number of features, got "
+                         f"{x.shape[1]} and {y.shape[1]}.")
+    d = x.shape[1]
+    dtype = jnp.result_type(x.dtype, y.dtype)
+    x, y = check_finite(x.astype(dtype), "x"), check_finite(y.astype(dtype), "y")
+    wa = _weights(a, x.shape[0], "a", "x", dtype)
+    wb = _weights(b, y.shape[0], "b", "y", dtype)
+    if projections is None:
+        if key is None:
+            raise ValueError("`key` is None and no `projections` were given; pass "
+                             "key=jax.random.key(0) to draw random directions, or "
+                             "projections=<array (d, L)>.")
+        check_key(key)
+        n_projections = check_int(n_projections, "n_projections", low=1)
+        theta = jax.random.normal(key, (d, n_projections), dtype)
+        theta = theta / jnp.linalg.norm(theta, axis=0, keepdims=True)
+    else:
+        theta = as_float_array(projections, "projections", dtype=dtype)
+        if theta.ndim != 2 or theta.shape[0] != d or theta.shape[1] == 0:
+            raise ValueError(f"`projections` must have shape (d, L) = ({d}, L) with L >= 1 "
+                             f"(one direction per column), got {tuple(theta.shape)}.")
+        theta = check_finite(theta, "projections")
+    return _sliced(x, y, wa, wb, theta, p)
+
+
+@functools.partial(jax.jit, static_argnames="p")
+def _sliced(x, y, wa, wb, theta, p: float):
+    xp = jnp.matmul(x, theta, precision=HIGHEST)  # (n, L)
+    yp = jnp.matmul(y, theta, precision=HIGHEST)
+    costs = jax.vmap(lambda s, t: _w1d(s, t, wa, wb, p), in_axes=(1, 1))(xp, yp)
+    mean = jnp.mean(costs)
+    if p == 1.0:
+        return mean
+    # the p-th root has an infinite derivative at 0: keep the gradient finite there
+    safe = jnp.where(mean > 0, mean, 1.0)
+    return jnp.where(mean > 0, safe ** (1.0 / p), 0.0)

@@ -1,0 +1,48 @@
+"""Conformance cases of the OT additions of issue 18 (sliced / 1-D OT, Gromov-Wasserstein,
+barycenters, assignment): jit, vmap (batch of 3) and float64 finite differences.
+
+Weights are normalised inside the wrapped functions (the multiplicative perturbations of the
+checks keep them positive)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import jaxclust.ot as jot
+from tests.conformance import Case
+
+MODULES = [jot]
+
+_rng = np.random.default_rng(18)
+
+
+def _f32(a):
+    return jnp.asarray(a, jnp.float32)
+
+
+def _w1d(u, v, wu, wv):
+    return jot.wasserstein_1d(u, v, wu, wv, p=2)
+
+
+def _sliced(x, y, a, theta):
+    return jot.sliced_wasserstein(x, y, a, p=2, projections=theta)
+
+
+def _sliced_and_1d(x, y, a, theta, u, v, wv):
+    # one compiled program for both functions (fast suite); each also has a slow case of its own
+    return _sliced(x, y, a, theta), _w1d(u, v, a, wv)
+
+
+def cases() -> list[Case]:
+    x, y = _f32(_rng.normal(size=(6, 2))), _f32(_rng.normal(size=(5, 2)))
+    u, v = _f32(_rng.normal(size=6)), _f32(_rng.normal(size=5))
+    wu, wv = _f32(_rng.uniform(0.2, 1, 6)), _f32(_rng.uniform(0.2, 1, 5))
+    theta = _f32(_rng.normal(size=(2, 4)))
+    return [
+        Case("sliced_and_1d", "sliced_wasserstein", _sliced_and_1d, (x, y, wu, theta, u, v, wv),
+             (0, 1, 2, 3, 4, 5, 6)),
+        Case("wasserstein_1d", "wasserstein_1d", _w1d, (u, v, wu, wv), (0, 1, 2, 3), slow=True),
+        Case("sliced_wasserstein", "sliced_wasserstein", _sliced, (x, y, wu, theta),
+             (0, 1, 2, 3), slow=True),
+    ]
