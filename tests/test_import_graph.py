@@ -26,7 +26,7 @@ BEGIN, END = "<!-- import-table:begin -->", "<!-- import-table:end -->"
 LAYERS = {
     "_core": 0,
     "ot": 1, "metrics": 1, "train": 1, "cluster": 1, "ood": 1, "sdp": 1, "diffusion": 1,
-    "data": 1,
+    "data": 1, "graph": 1,
     "nn": 2, "distributed": 2, "sklearn": 2,
     "demo": 3, "cli": 3, "__main__": 3, "jaxclust": 3,
 }

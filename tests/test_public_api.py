@@ -15,7 +15,8 @@ import jaxclust
 ROOT = Path(__file__).resolve().parents[1]
 PUBLIC_MODULES = ["jaxclust", "jaxclust.ot", "jaxclust.cluster", "jaxclust.metrics",
                   "jaxclust.sdp", "jaxclust.ood", "jaxclust.diffusion",
-                  "jaxclust.distributed", "jaxclust.train", "jaxclust.sklearn"]
+                  "jaxclust.distributed", "jaxclust.train", "jaxclust.sklearn",
+                  "jaxclust.graph"]
 
 
 @pytest.mark.parametrize("module_name", PUBLIC_MODULES)
