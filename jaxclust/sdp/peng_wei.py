@@ -26,7 +26,7 @@ from .._core import checks
 from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
 from .._core.results import with_summary_repr
-from ..cluster import kmeans
+from ..cluster.lloyd import kmeans_unvalidated
 from . import burer_monteiro
 from ._solver import ADMM, BurerMonteiro, _as_value
 from .rounding import _embed
@@ -322,8 +322,9 @@ def _round(sol, k, key):
     solver's, and a non-finite one (reported as ``converged=False``) must not be blamed on
     a ``sol`` the user never passed; its non-finite entries are zeroed for the rounding."""
     sol = jnp.where(jnp.isfinite(sol), sol, 0.0)
-    # eagerly, k-means compiles its own single program (quick for small problems)
-    return kmeans(_embed(sol, k), k, key=key, n_init=4).labels
+    # the embedding is finite by construction: k-means without a second validation (eagerly
+    # it compiles its own single program, quick for small problems)
+    return kmeans_unvalidated(_embed(sol, k), k, key=key, n_init=4).labels
 
 
 def _validate(x, k):
