@@ -267,12 +267,15 @@ class _Program:
 
     def __init__(self, fn, static_argnames):
         self.full = jax.jit(fn, static_argnames=static_argnames)
-        self.quick = jax.jit(fn, static_argnames=static_argnames,
-                             compiler_options=_QUICK_OPTIONS)
+        try:
+            self.quick = jax.jit(fn, static_argnames=static_argnames,
+                                 compiler_options=_QUICK_OPTIONS)
+        except TypeError:  # a jax whose jit takes no compiler_options
+            self.quick = None
 
     def __call__(self, work, *args, **kwargs):
-        if (work <= _QUICK_WORK and _quick_ok[0] and jax.default_backend() == "cpu"
-                and not checks.is_traced(args, kwargs)):
+        if (work <= _QUICK_WORK and self.quick is not None and _quick_ok[0]
+                and jax.default_backend() == "cpu" and not checks.is_traced(args, kwargs)):
             try:
                 return self.quick(*args, **kwargs)
             except Exception as err:  # an XLA without these options: use the default
