@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
@@ -174,6 +176,113 @@ class SinkhornResult(NamedTuple):
 
         return (side(self.tau_a, self.a, f) + side(self.tau_b, self.b, g)
                 + eps * (jnp.sum(self.a) * jnp.sum(self.b) - total))
+
+    def potentials(self, z: Float[Array, "k d"], *, forward: bool = True) -> Float[Array, " k"]:
+        r"""The dual potential extended to new points by the soft $c$-transform.
+
+        With the plan $P_{ij} = e^{(f_i + g_j - C_{ij})/\varepsilon}$ (so ``g`` carries
+        $\varepsilon \log b$), the source potential at a new point $z$ is
+
+        $$
+            f(z) = -\varepsilon \log \sum_j e^{(g_j - c(z, y_j))/\varepsilon} ,
+        $$
+
+        and with ``forward=False`` the target potential
+        $g(z) = -\varepsilon \log \sum_i e^{(f_i - c(x_i, z))/\varepsilon}$: the
+        potentials relative to the weights, so at a solved point $f(x_i) = f_i -
+        \varepsilon \log a_i$ (resp. $g(y_j) = g_j - \varepsilon \log b_j$) up to the
+        marginal error, and the balanced dual value is
+        $\langle a, f(x)\rangle + \langle b, g(y)\rangle$. ``forward=False`` equals
+        ott-jax's ``to_dual_potentials().g``; ott's ``.f`` weights the sum by $b_j$ although
+        its ``g`` vector already carries $\varepsilon \log b_j$, so it is this value minus
+        $\varepsilon \log m$ for uniform $b$ (and not a constant shift otherwise). For point
+        clouds solved by :func:`sinkhorn` (dense or online: ``chunk_size`` is kept, no
+        ``k x m`` matrix is formed online).
+
+        Args:
+          z: new points, shape ``(k, d)``.
+          forward: ``True``: source-side points (uses ``g`` and ``y``); ``False``:
+            target-side points (uses ``f`` and ``x``).
+
+        Returns:
+          The potential at each row of ``z``, shape ``(k,)``.
+
+        Raises:
+          ValueError: the result comes from :func:`sinkhorn_from_cost` (no points), ``z`` is
+            not 2-D, has another number of features, or is not finite.
+        """
+        return _entropic_map(self, _check_new_points(self, z), forward, False)
+
+    def transport(self, z: Float[Array, "k d"], *, forward: bool = True) -> Float[Array, "k d"]:
+        r"""The barycentric entropic map of new points (Pooladian & Niles-Weed, 2021).
+
+        $$
+            T_\varepsilon(z) = \sum_j w_j(z)\, y_j, \qquad
+            w_j(z) = \frac{e^{(g_j - c(z, y_j))/\varepsilon}}
+                          {\sum_l e^{(g_l - c(z, y_l))/\varepsilon}} ,
+        $$
+
+        the mean of the plan's conditional law extended to $z$ (at a solved source point it
+        is the barycentric projection $\sum_j P_{ij} y_j / \sum_j P_{ij}$). For the squared
+        Euclidean cost it is ott-jax's ``to_dual_potentials().transport`` ($z - \tfrac12
+        \nabla f(z)$) backwards always and forwards for uniform target weights (ott's
+        forward map weights $y_j$ by $b_j$ a second time, see :meth:`potentials`, so it
+        is not the plan's barycentric projection when $b$ is not uniform); for other costs
+        it is still the barycentric map (ott applies the cost's twist operator instead).
+        ``forward=False`` maps target-side points to the source with ``f`` and ``x``.
+        Differentiable in ``z`` and in the problem.
+
+        Args:
+          z: points to transport, shape ``(k, d)``.
+          forward: source to target (``True``) or back.
+
+        Returns:
+          The transported points, shape ``(k, d)``.
+
+        Raises:
+          ValueError: as :meth:`potentials`.
+
+        Example:
+          >>> import jax, jax.numpy as jnp
+          >>> from jaxclust.ot import sinkhorn
+          >>> x = jax.random.normal(jax.random.key(0), (30, 2))
+          >>> res = sinkhorn(x, x + 3.0, epsilon=0.05, tol=1e-5)
+          >>> z = jnp.array([[0.0, 0.0], [0.5, -0.5]])
+          >>> bool(jnp.allclose(res.transport(z), z + 3.0, atol=0.3))
+          True
+        """
+        return _entropic_map(self, _check_new_points(self, z), forward, True)
+
+
+def _check_new_points(res: SinkhornResult, z):
+    geom = res.geom
+    if not isinstance(geom, PointCloud):
+        raise ValueError("`z`: potentials/transport need the point clouds of the problem; this "
+                         "result has a cost matrix only (sinkhorn_from_cost). Solve with "
+                         "sinkhorn(x, y, ...) to extend the solution to new points.")
+    z = checks.as_float_array(z, "z", dtype=geom.y.dtype)
+    checks.check_points(z, "z")
+    if z.shape[1] != geom.y.shape[1]:
+        raise ValueError(f"`z` must have the problem's {geom.y.shape[1]} features, got shape "
+                         f"{tuple(z.shape)}.")
+    return checks.check_finite(z, "z")
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3))
+def _entropic_map(res: SinkhornResult, z, forward: bool, transport: bool):
+    geom, eps = res.geom, res.epsilon
+    if forward:  # new source points against the target cloud
+        new = PointCloud(z, geom.y, cost_fn=geom.cost_fn, chunk_size=geom.chunk_size)
+        pot = -eps * new.lse(res.g, eps, axis=1)
+        if not transport:
+            return pot
+        return new.plan_apply(pot, res.g, eps, geom.y, axis=1)
+    # new target points against the (possibly row-sharded) source cloud
+    new = eqx.tree_at(lambda t: t.y, geom, z)
+    pot = -eps * new.lse(res.f, eps, axis=0)
+    if not transport:
+        return pot
+    return new.plan_apply(res.f, pot, eps, geom.x, axis=0)
 
 
 # ------------------------------------------------------------------------------------------
