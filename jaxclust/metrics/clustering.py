@@ -378,7 +378,10 @@ def ari(
 def clustering_accuracy(
     labels_true: Int[ArrayLike, " n"],
     labels_pred: Int[ArrayLike, " n"],
-) -> float:
+    *,
+    n_true: int | None = None,
+    n_pred: int | None = None,
+) -> float | Float[Array, ""]:
     r"""Clustering accuracy under the best one-to-one matching of clusters to classes.
 
     $$
@@ -388,24 +391,33 @@ def clustering_accuracy(
 
     over injective maps $\sigma$ from predicted clusters to classes (with unequal numbers of
     clusters and classes, the surplus clusters match nothing and count as errors). The
-    maximum is a linear assignment problem on the contingency table, solved by the Hungarian
-    algorithm (`scipy.optimize.linear_sum_assignment`) **on the host**: this function
-    is not jittable and not vmappable; call it on concrete arrays, outside ``jit``.
+    maximum is a linear assignment problem on the contingency table. On concrete arrays it
+    is solved on the host by SciPy (`scipy.optimize.linear_sum_assignment`) and a Python
+    float is returned; under ``jit`` / ``vmap`` (traced labels) by the device Hungarian
+    solver :func:`jaxclust.ot.linear_sum_assignment` (exact too, the same accuracy), which
+    needs the static table size ``n_true`` / ``n_pred``, and a scalar array is returned.
 
     Args:
       labels_true: reference labels, non-negative integers, shape ``(n,)``.
       labels_pred: predicted cluster labels, non-negative integers, shape ``(n,)``.
+      n_true: number of classes (static); required under ``jit`` / ``vmap``, else
+        ``max(labels_true) + 1``.
+      n_pred: number of clusters (static), likewise.
 
     Returns:
-      The accuracy in ``[0, 1]``, a Python float.
+      The accuracy in ``[0, 1]``: a Python float eagerly, a float scalar array when traced.
 
     Raises:
-      ValueError: bad labels (see `contingency`), or traced inputs.
+      ValueError: bad labels (see `contingency`), or a missing size under tracing.
 
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.metrics import clustering_accuracy
       >>> clustering_accuracy(jnp.array([0, 0, 1, 1, 2]), jnp.array([2, 2, 0, 0, 0]))
+      0.8
+      >>> import jax
+      >>> acc = jax.jit(lambda t, p: clustering_accuracy(t, p, n_true=3, n_pred=3))
+      >>> round(float(acc(jnp.array([0, 0, 1, 1, 2]), jnp.array([2, 2, 0, 0, 0]))), 6)
       0.8
 
     References:
@@ -414,12 +426,15 @@ def clustering_accuracy(
       clustering analysis*, ICML 2016 (the metric as used in deep clustering).
     """
     if checks.is_traced(labels_true, labels_pred):
-        raise ValueError("`labels_true` / `labels_pred` are traced: clustering_accuracy "
-                         "solves the matching on the host (SciPy) and is not jittable; call "
-                         "it on concrete arrays outside jit/vmap.")
+        from ..ot.lap import linear_sum_assignment as device_assignment
+
+        table = contingency(labels_true, labels_pred, n_true=n_true, n_pred=n_pred)
+        matched = device_assignment(table.astype(jnp.float32), maximize=True)
+        hits = jnp.sum(table[matched.rows, matched.cols])
+        return hits / jnp.maximum(jnp.sum(table), 1)
     from scipy.optimize import linear_sum_assignment
 
-    table = np.asarray(contingency(labels_true, labels_pred))
+    table = np.asarray(contingency(labels_true, labels_pred, n_true=n_true, n_pred=n_pred))
     rows, cols = linear_sum_assignment(table, maximize=True)
     return float(table[rows, cols].sum() / table.sum())
 

@@ -14,6 +14,10 @@ from .entropic import (
     sinkhorn as sinkhorn,
     sinkhorn_from_cost as sinkhorn_from_cost,
 )
+from .lap import (
+    LinearAssignment as LinearAssignment,
+    linear_sum_assignment as linear_sum_assignment,
+)
 from .progressive import (
     PartialCodes as PartialCodes,
     mass_schedule as mass_schedule,
@@ -23,10 +27,12 @@ from .progressive import (
 from .sliced import sliced_wasserstein as sliced_wasserstein, wasserstein_1d as wasserstein_1d
 
 __all__ = [
+    "LinearAssignment",
     "PartialCodes",
     "SinkhornDivergenceResult",
     "SinkhornResult",
     "default_epsilon",
+    "linear_sum_assignment",
     "mass_schedule",
     "p2ot_codes",
     "sinkhorn",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+import jaxclust.metrics as jmet
 import jaxclust.ot as jot
 from tests.conformance import Case
 
@@ -34,6 +35,16 @@ def _sliced_and_1d(x, y, a, theta, u, v, wv):
     return _sliced(x, y, a, theta), _w1d(u, v, a, wv)
 
 
+def _lap(c):
+    res = jot.linear_sum_assignment(c)
+    return res.cols, res.cost
+
+
+def _accuracy(lt, lp):
+    # eagerly a Python float (SciPy), traced a float32 scalar (device Hungarian): same value
+    return jnp.asarray(jmet.clustering_accuracy(lt, lp, n_true=3, n_pred=4), jnp.float32)
+
+
 def cases() -> list[Case]:
     x, y = _f32(_rng.normal(size=(6, 2))), _f32(_rng.normal(size=(5, 2)))
     u, v = _f32(_rng.normal(size=6)), _f32(_rng.normal(size=5))
@@ -45,4 +56,10 @@ def cases() -> list[Case]:
         Case("wasserstein_1d", "wasserstein_1d", _w1d, (u, v, wu, wv), (0, 1, 2, 3), slow=True),
         Case("sliced_wasserstein", "sliced_wasserstein", _sliced, (x, y, wu, theta),
              (0, 1, 2, 3), slow=True),
+        # the total cost is differentiable in the matrix (the assignment is locally constant)
+        Case("linear_sum_assignment", "linear_sum_assignment", _lap,
+             (_f32(_rng.normal(size=(4, 5))),), (0,)),
+        Case("clustering_accuracy", "clustering_accuracy", _accuracy,
+             (jnp.asarray([0, 1, 2, 0, 1, 2, 0, 1], jnp.int32),
+              jnp.asarray([1, 1, 2, 3, 0, 2, 1, 0], jnp.int32))),
     ]
