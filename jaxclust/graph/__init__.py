@@ -1,5 +1,5 @@
 """Graphs and heat diffusion: dense graph construction with static shapes, Laplacians, the heat
-kernel (Chebyshev polynomials or exact ``expm``).
+kernel (Chebyshev polynomials or exact ``expm``), heat-geodesic embeddings, metric MDS.
 
 See the [guide](../guide/graph.md) for the formulas and the measured numbers.
 """
@@ -11,6 +11,12 @@ from ._construction import (
     laplacian as laplacian,
     pairwise_sq_dists as pairwise_sq_dists,
 )
+from ._embedding import (
+    HeatGeoResult as HeatGeoResult,
+    heat_geodesic_distances as heat_geodesic_distances,
+    heat_geodesic_embedding as heat_geodesic_embedding,
+    mds as mds,
+)
 from ._heat import (
     chebyshev_coefficients as chebyshev_coefficients,
     heat_diffusion as heat_diffusion,
@@ -19,13 +25,17 @@ from ._heat import (
 )
 
 __all__ = [
+    "HeatGeoResult",
     "alpha_decay_graph",
     "chebyshev_coefficients",
     "epsilon_graph",
     "heat_diffusion",
+    "heat_geodesic_distances",
+    "heat_geodesic_embedding",
     "heat_kernel",
     "heat_kernel_expm",
     "knn_graph",
     "laplacian",
+    "mds",
     "pairwise_sq_dists",
 ]

@@ -6,7 +6,9 @@ use points whose neighbour sets do not change under the small perturbations of t
 and their gradients are taken through the weights only (Gaussian / alpha-decay kernels).
 ``epsilon_graph`` is differentiated through its Gaussian weights as well. The gradients of
 ``heat_kernel`` (same code as ``heat_diffusion``, whose gradient is fast) and of
-``heat_kernel_expm`` are slow checks (fast-suite budget).
+``heat_kernel_expm`` are slow checks (fast-suite budget). ``heat_geodesic_embedding`` is
+not differentiated here (its parts are: ``alpha_decay_graph``, ``heat_geodesic_distances``,
+``mds``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,22 @@ def _coeffs(a):
     return jg.chebyshev_coefficients(a, 8)
 
 
+def _hgd(w, t):
+    return jg.heat_geodesic_distances(w, t, order=12, harnack=0.3)
+
+
+def _mds(d):
+    d = 0.5 * (d + d.T)
+    return jg.mds(d, dim=2, n_iter=5)
+
+
+def _hge(x):
+    return jg.heat_geodesic_embedding(x, k=3, decay=10.0, t=2.0, order=12, mds_iters=5)
+
+
+_D = jnp.sqrt(jg.pairwise_sq_dists(_X)) ** 0.9
+
+
 def cases() -> list[Case]:
     return [
         Case("pairwise_sq_dists", "pairwise_sq_dists", jg.pairwise_sq_dists, (_X,), (0,)),
@@ -80,4 +98,9 @@ def cases() -> list[Case]:
              slow_grad=True),
         Case("chebyshev_coefficients", "chebyshev_coefficients", _coeffs,
              (jnp.asarray(2.0, jnp.float32),), (0,)),
+        Case("heat_geodesic_distances", "heat_geodesic_distances", _hgd, (_W, _T), (0, 1),
+             rtol=1e-4),
+        # eigh + SMACOF: float32 rounding differs between the fused and vmapped programs
+        Case("mds", "mds", _mds, (_D,), (0,), rtol=1e-3),
+        Case("heat_geodesic_embedding", "heat_geodesic_embedding", _hge, (_X,), rtol=1e-3),
     ]
