@@ -1,4 +1,5 @@
-r"""Clustering metrics: contingency table, NMI, ARI, clustering accuracy, inertia, silhouette.
+r"""Clustering metrics: contingency table, NMI, AMI, ARI, clustering accuracy, inertia,
+silhouette (mean and per sample), Calinski-Harabasz and Davies-Bouldin.
 
 Labels are integer arrays of shape ``(n,)`` with values in ``[0, k)``. The number of labels
 ``k`` (``n_true`` / ``n_pred`` / ``k``) fixes array shapes, so it is static: pass it under
@@ -20,7 +21,9 @@ from jaxtyping import Array, ArrayLike, Float, Int
 from .._core import checks
 from .._core.costs import safe_sqrt
 
-__all__ = ["ari", "clustering_accuracy", "contingency", "inertia", "nmi", "silhouette"]
+__all__ = ["adjusted_mutual_info", "ari", "calinski_harabasz", "clustering_accuracy",
+           "contingency", "davies_bouldin", "inertia", "nmi", "silhouette",
+           "silhouette_samples"]
 
 AVERAGES = ("arithmetic", "geometric", "min", "max")
 _PREC = jax.lax.Precision.HIGHEST
@@ -576,6 +579,50 @@ def silhouette(
       Rousseeuw, *Silhouettes: a graphical aid to the interpretation and validation of
       cluster analysis*, J. Comput. Appl. Math. 20 (1987).
     """
+    return jnp.mean(_silhouette_samples(x, labels, k))
+
+
+def silhouette_samples(
+    x: Float[ArrayLike, "n d"],
+    labels: Int[ArrayLike, " n"],
+    *,
+    k: int,
+) -> Float[Array, " n"]:
+    r"""Silhouette coefficient of every point, with Euclidean distances.
+
+    The per-point $s_i = (b_i - a_i)/\max(a_i, b_i)$ of `silhouette` (whose mean it is),
+    with $s_i = 0$ for points alone in their cluster: `sklearn.metrics.silhouette_samples`
+    with ``metric="euclidean"``. Same blocked computation (no ``n x n`` matrix).
+
+    Args:
+      x: points, shape ``(n, d)``.
+      labels: cluster of each point in ``[0, k)``, shape ``(n,)``.
+      k: number of cluster labels (static); empty clusters are ignored.
+
+    Returns:
+      The coefficients in ``[-1, 1]``, shape ``(n,)``.
+
+    Raises:
+      ValueError: as `silhouette`.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import silhouette_samples
+      >>> x = jnp.array([[0.0], [1.0], [10.0], [11.0]])
+      >>> [round(float(v), 4) for v in silhouette_samples(x, jnp.array([0, 0, 0, 1]), k=2)]
+      [0.5, 0.5, -0.8947, 0.0]
+
+    References:
+      Rousseeuw, *Silhouettes: a graphical aid to the interpretation and validation of
+      cluster analysis*, J. Comput. Appl. Math. 20 (1987).
+    """
+    return _silhouette_samples(x, labels, k)
+
+
+def _labelled_points(x, labels, k):
+    """Validated ``(x, labels, onehot, counts)`` for the label-based geometric scores:
+    ``x`` in the float dtype of the computation, 2 to ``n - 1`` non-empty clusters (where
+    silhouette, Calinski-Harabasz and Davies-Bouldin are defined, as in scikit-learn)."""
     x = _points(x, "x")
     lab = _labels(labels, "labels")
     n = x.shape[0]
@@ -584,15 +631,20 @@ def silhouette(
                          f"{tuple(lab.shape)}.")
     lab, k = _num_labels(lab, k, "labels", "k")
     x = x.astype(_float_dtype(x))
-    # the silhouette is scale-invariant: distances in units of a power of two of the data's
-    # magnitude (exact) neither overflow nor underflow
-    x = x / pow2_scale(jnp.max(jnp.abs(x)))
     onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # (n, k)
     counts = jnp.sum(onehot, axis=0)
     n_clusters = jnp.sum(counts > 0)
     lab = checks.ensure(lab, (n_clusters < 2) | (n_clusters > n - 1),
                         f"`labels` must contain between 2 and n - 1 = {n - 1} non-empty "
-                        "clusters; the silhouette is undefined otherwise.")
+                        "clusters; the score is undefined otherwise.")
+    return x, lab, onehot, counts
+
+
+def _silhouette_samples(x, labels, k):
+    x, lab, onehot, counts = _labelled_points(x, labels, k)
+    # the silhouette is scale-invariant: distances in units of a power of two of the data's
+    # magnitude (exact) neither overflow nor underflow
+    x = x / pow2_scale(jnp.max(jnp.abs(x)))
 
     def row_sums(xi):
         diff = x - xi[None, :]
@@ -609,5 +661,236 @@ def silhouette(
     b = jnp.min(jnp.where(other, means, jnp.inf), axis=1)
     denom = jnp.maximum(a, b)
     s = jnp.where(denom > 0, (b - a) / jnp.where(denom > 0, denom, 1.0), 0.0)
-    s = jnp.where(own_count > 1, s, 0.0)
-    return jnp.mean(s)
+    return jnp.where(own_count > 1, s, 0.0)
+
+
+def _cluster_means(x, onehot, counts):
+    """Cluster means ``(k, d)`` (zero rows for empty clusters)."""
+    sums = jnp.matmul(onehot.T, x, precision=_PREC)
+    return sums / jnp.maximum(counts, 1.0)[:, None]
+
+
+def calinski_harabasz(
+    x: Float[ArrayLike, "n d"],
+    labels: Int[ArrayLike, " n"],
+    *,
+    k: int,
+) -> Float[Array, ""]:
+    r"""Calinski-Harabasz score (variance ratio criterion).
+
+    With $K$ non-empty clusters of sizes $n_c$, means $\mu_c$ and overall mean $\mu$,
+
+    $$
+        \mathrm{CH} = \frac{B / (K - 1)}{W / (n - K)}, \qquad
+        B = \sum_c n_c \lVert \mu_c - \mu \rVert^2, \quad
+        W = \sum_i \lVert x_i - \mu_{\ell_i} \rVert^2,
+    $$
+
+    and 1 when $W = 0$, as `sklearn.metrics.calinski_harabasz_score`. Higher is better.
+    Scale-invariant; computed in rescaled units (no overflow), differentiable in ``x``.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      labels: cluster of each point in ``[0, k)``, shape ``(n,)``.
+      k: number of cluster labels (static); empty clusters are ignored.
+
+    Returns:
+      The score, a non-negative float scalar.
+
+    Raises:
+      ValueError: as `silhouette` (2 to ``n - 1`` non-empty clusters).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import calinski_harabasz
+      >>> x = jnp.array([[0.0], [1.0], [10.0], [11.0]])
+      >>> float(calinski_harabasz(x, jnp.array([0, 0, 1, 1]), k=2))
+      200.0
+
+    References:
+      Calinski and Harabasz, *A dendrite method for cluster analysis*, Communications in
+      Statistics 3 (1974).
+    """
+    x, _, onehot, counts = _labelled_points(x, labels, k)
+    n = x.shape[0]
+    x = x / pow2_scale(jnp.max(jnp.abs(x)))
+    mu = jnp.mean(x, axis=0)
+    means = _cluster_means(x, onehot, counts)
+    within = jnp.sum(jnp.square(x - jnp.matmul(onehot, means, precision=_PREC)))
+    between = jnp.sum(counts * jnp.sum(jnp.square(means - mu[None, :]), axis=1))
+    n_clusters = jnp.sum(counts > 0).astype(x.dtype)
+    safe_w = jnp.where(within > 0, within, 1.0)
+    return jnp.where(within > 0, between * (n - n_clusters) / (safe_w * (n_clusters - 1.0)),
+                     jnp.ones_like(within))
+
+
+def davies_bouldin(
+    x: Float[ArrayLike, "n d"],
+    labels: Int[ArrayLike, " n"],
+    *,
+    k: int,
+) -> Float[Array, ""]:
+    r"""Davies-Bouldin index.
+
+    With $s_c$ the mean Euclidean distance of the points of cluster $c$ to its mean
+    $\mu_c$, over the $K$ non-empty clusters,
+
+    $$
+        \mathrm{DB} = \frac1K \sum_c \max_{c' \ne c}
+        \frac{s_c + s_{c'}}{\lVert \mu_c - \mu_{c'} \rVert},
+    $$
+
+    where pairs of coinciding means count 0, and the index is 0 when all $s_c$ or all
+    centre distances are (close to) 0 (``atol = 1e-8``), as
+    `sklearn.metrics.davies_bouldin_score`. Lower is better; differentiable in ``x``.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      labels: cluster of each point in ``[0, k)``, shape ``(n,)``.
+      k: number of cluster labels (static); empty clusters are ignored.
+
+    Returns:
+      The index, a non-negative float scalar.
+
+    Raises:
+      ValueError: as `silhouette` (2 to ``n - 1`` non-empty clusters).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import davies_bouldin
+      >>> x = jnp.array([[0.0], [1.0], [10.0], [11.0]])
+      >>> float(davies_bouldin(x, jnp.array([0, 0, 1, 1]), k=2))
+      0.1
+
+    References:
+      Davies and Bouldin, *A cluster separation measure*, IEEE Trans. Pattern Analysis and
+      Machine Intelligence 1 (1979).
+    """
+    x, lab, onehot, counts = _labelled_points(x, labels, k)
+    scale = pow2_scale(jnp.max(jnp.abs(x)))
+    x = x / scale
+    means = _cluster_means(x, onehot, counts)
+    dist = safe_sqrt(jnp.sum(jnp.square(x - means[lab]), axis=1))
+    intra = jnp.matmul(dist, onehot, precision=_PREC) / jnp.maximum(counts, 1.0)
+    cdist = safe_sqrt(_sq_dists(means, means))
+    present = counts > 0
+    pair = present[:, None] & present[None, :]
+    usable = pair & (cdist > 0)
+    ratio = jnp.where(usable, (intra[:, None] + intra[None, :])
+                      / jnp.where(usable, cdist, 1.0), 0.0)
+    value = jnp.sum(jnp.where(present, jnp.max(ratio, axis=1), 0.0)) / jnp.sum(present)
+    # scikit-learn's np.allclose(., 0) tests, in the user's units
+    flat = (jnp.all(jnp.where(present, intra * scale, 0.0) <= 1e-8)
+            | jnp.all(jnp.where(pair, cdist * scale, 0.0) <= 1e-8))
+    return jnp.where(flat, jnp.zeros_like(value), value)
+
+
+def _expected_mutual_information(a, b, n: int, dt) -> jax.Array:
+    r"""$E[I]$ under the permutation model (Vinh, Epps and Bailey 2010, eq. 24a):
+
+    $$
+        \sum_{ij} \sum_{m} \frac{m}{n} \log\frac{n m}{a_i b_j}\, P_{ij}(m),
+    $$
+
+    with $P_{ij}$ the hypergeometric law of the cell count given the margins. $\log P_{ij}$
+    is built from the ratio $P(m+1)/P(m) = (a-m)(b-m)/((m+1)(n-a-b+m+1))$ by a cumulative
+    sum and normalised by its log-sum-exp over the support: no log-factorials of ``n``
+    (whose differences lose ``eps * n log n`` in float32). ``O(k_true k_pred n)`` work, one
+    row of the table at a time."""
+    bf = b.astype(dt)
+    m = jnp.arange(n + 1, dtype=dt)  # offsets from the lower end of the support
+
+    def row(ai):
+        af = ai.astype(dt)
+        lo = jnp.maximum(0.0, af + bf - n)  # (kp,)
+        hi = jnp.minimum(af, bf)
+        mm = lo[:, None] + m[None, :]  # (kp, n + 1)
+        inside = mm <= hi[:, None]
+        # log ratio from mm to mm + 1, valid inside [lo, hi)
+        num = (af - mm) * (bf[:, None] - mm)
+        den = (mm + 1.0) * (n - af - bf[:, None] + mm + 1.0)
+        step = inside & (mm < hi[:, None])
+        lr = jnp.where(step, jnp.log(jnp.where(step, num, 1.0))
+                       - jnp.log(jnp.where(step, den, 1.0)), 0.0)
+        logp = jnp.concatenate([jnp.zeros_like(lr[:, :1]), jnp.cumsum(lr, axis=1)[:, :-1]],
+                               axis=1)
+        logp = jnp.where(inside, logp, -jnp.inf)
+        logp = logp - jax.scipy.special.logsumexp(logp, axis=1, keepdims=True)
+        pos = inside & (mm > 0)
+        ab = af * bf[:, None]
+        term = jnp.where(pos, mm / n * (jnp.log(jnp.where(pos, mm * n, 1.0))
+                                        - jnp.log(jnp.where(pos, ab, 1.0))), 0.0)
+        value = jnp.sum(jnp.where(pos, jnp.exp(logp) * term, 0.0), axis=1)
+        return jnp.sum(jnp.where((ai > 0) & (b > 0), value, 0.0))
+
+    return jnp.sum(jax.lax.map(row, a))
+
+
+def adjusted_mutual_info(
+    labels_true: Int[ArrayLike, " n"],
+    labels_pred: Int[ArrayLike, " n"],
+    *,
+    average: str = "arithmetic",
+    n_true: int | None = None,
+    n_pred: int | None = None,
+) -> Float[Array, ""]:
+    r"""Adjusted mutual information between two labellings.
+
+    $$
+        \mathrm{AMI} = \frac{I(U, V) - E[I]}{\mathrm{mean}(H(U), H(V)) - E[I]},
+    $$
+
+    with $I$ and $H$ as in `nmi`, the mean chosen by ``average`` and $E[I]$ the expected
+    mutual information of two random labellings with the same cluster sizes (the
+    hypergeometric permutation model). As `sklearn.metrics.adjusted_mutual_info_score`:
+    1 for two single-cluster labellings, a denominator of magnitude below the float64
+    ``eps`` is replaced by ``±eps``, and the value is 0 in expectation for independent
+    labellings and may be negative. ``O(n_true n_pred n)`` time.
+
+    Args:
+      labels_true: reference labels in ``[0, n_true)``, shape ``(n,)``.
+      labels_pred: predicted labels in ``[0, n_pred)``, shape ``(n,)``.
+      average: ``"arithmetic"``, ``"geometric"``, ``"min"`` or ``"max"`` (static).
+      n_true: number of true labels (static); required under ``jit`` / ``vmap``.
+      n_pred: number of predicted labels (static); required under ``jit`` / ``vmap``.
+
+    Returns:
+      The AMI, a float scalar (at most 1).
+
+    Raises:
+      ValueError: bad labels (see `contingency`) or an unknown ``average``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.metrics import adjusted_mutual_info
+      >>> float(adjusted_mutual_info(jnp.array([0, 0, 1, 1]), jnp.array([1, 1, 0, 0])))
+      1.0
+      >>> round(float(adjusted_mutual_info(jnp.array([0, 0, 1, 1, 2, 2]),
+      ...                                  jnp.array([0, 0, 1, 2, 2, 2]))), 4)
+      0.5024
+
+    References:
+      Vinh, Epps and Bailey, *Information theoretic measures for clusterings comparison*,
+      JMLR 11 (2010).
+    """
+    if average not in AVERAGES:
+        raise ValueError(f"`average` must be one of {AVERAGES}, got {average!r}.")
+    counts, a, b, n = _counts(labels_true, labels_pred, n_true, n_pred)
+    dt = _float_dtype()
+    h_true, h_pred = _entropy(a, n, dt), _entropy(b, n, dt)
+    mi = _mutual_information(counts, a, b, n, dt)
+    single_true, single_pred = jnp.sum(a > 0) == 1, jnp.sum(b > 0) == 1
+    emi = jnp.where(single_true | single_pred, 0.0, _expected_mutual_information(a, b, n, dt))
+    if average == "arithmetic":
+        norm = 0.5 * (h_true + h_pred)
+    elif average == "geometric":
+        norm = jnp.sqrt(h_true * h_pred)
+    elif average == "min":
+        norm = jnp.minimum(h_true, h_pred)
+    else:
+        norm = jnp.maximum(h_true, h_pred)
+    eps = float(np.finfo(np.float64).eps)
+    den = norm - emi
+    den = jnp.where(den < 0, jnp.minimum(den, -eps), jnp.maximum(den, eps))
+    value = (mi - emi) / den
+    return jnp.where(single_true & single_pred, jnp.ones_like(value), value)
