@@ -48,14 +48,26 @@ def safe_sqrt(s: Array) -> Array:
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
 
 
-def pairwise_cost(x: Float[Array, "n d"], y: Float[Array, "m d"], cost: str) -> Float[Array, "n m"]:
+def pairwise_cost(x: Float[Array, "n d"], y: Float[Array, "m d"],
+                  cost: str | Callable) -> Float[Array, "n m"]:
     """Dense pairwise cost between the rows of ``x`` and ``y``.
 
     * ``"sqeuclidean"``: ``|x_i - y_j|^2`` (computed as ``|x|^2 + |y|^2 - 2 x.y``, a matmul);
     * ``"euclidean"``: ``|x_i - y_j|`` (zero-safe square root);
     * ``"cosine"``: ``1 - <x_i, y_j> / (|x_i| |y_j|)``, in ``[0, 2]``;
-    * ``"dot"``: ``-<x_i, y_j>`` (larger similarity, smaller cost).
+    * ``"dot"``: ``-<x_i, y_j>`` (larger similarity, smaller cost);
+    * a callable ``c(x_i, y_j) -> scalar`` on two points ``(d,)``, evaluated by a double
+      ``vmap`` (no centring: a custom cost need not be translation invariant).
     """
+    if callable(cost):
+        c = jax.vmap(jax.vmap(cost, in_axes=(None, 0)), in_axes=(0, None))(x, y)
+        if c.shape != (x.shape[0], y.shape[0]):
+            raise ValueError(f"`cost` must map two points of shape ({x.shape[1]},) to a scalar; "
+                             f"on all pairs it returned shape {tuple(c.shape)} instead of "
+                             f"{(x.shape[0], y.shape[0])}.")
+        if not jnp.issubdtype(c.dtype, jnp.floating):
+            raise ValueError(f"`cost` must return floating values, got dtype {c.dtype}.")
+        return c.astype(jnp.result_type(x.dtype, y.dtype))
     prec = jax.lax.Precision.HIGHEST
     if cost in ("sqeuclidean", "euclidean"):
         sq = (
@@ -237,7 +249,7 @@ class PointCloud(Geometry):
 
     x: Float[Array, "n d"]
     y: Float[Array, "m d"]
-    cost_fn: str = eqx.field(static=True, default="sqeuclidean")
+    cost_fn: str | Callable = eqx.field(static=True, default="sqeuclidean")
     chunk_size: int | None = eqx.field(static=True, default=None)
     # row sharding (inside shard_map only; see the module docstring)
     row_mask: Array | None = None
@@ -310,6 +322,9 @@ class PointCloud(Geometry):
             return jnp.sqrt(nx) + jnp.sqrt(ny)
         if self.cost_fn == "dot":
             return jnp.sqrt(nx) * jnp.sqrt(ny)
+        if callable(self.cost_fn):  # no bound known: the largest |C_ij|, one (chunked) pass
+            big = self.reduce(lambda c, _, __: jnp.max(jnp.abs(c), axis=1), None, None, 1)
+            return self.row_max(big)
         return jnp.asarray(2.0, x.dtype)  # cosine, in [0, 2]
 
     def _centred(self):

@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from .._core import checks
-from .._core.costs import COSTS, CostMatrix, Geometry, PointCloud
+from .._core.costs import COSTS, CostMatrix, Geometry, PointCloud, pairwise_cost
 from .._core.fixed_point import check_callback
 from .._core.results import with_summary_repr
 from . import _solver
@@ -446,12 +446,18 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
                          f"{x.shape[1]} and {y.shape[1]}.")
     if x.shape[0] == 0 or y.shape[0] == 0:
         raise ValueError("`x` and `y` must each hold at least one point.")
-    if cost not in COSTS:
-        raise ValueError(f"`cost` must be one of {COSTS}, got {cost!r}.")
+    if not (callable(cost) or (isinstance(cost, str) and cost in COSTS)):
+        raise ValueError(f"`cost` must be one of {COSTS} or a callable c(x_i, y_j) -> scalar, "
+                         f"got {cost!r}.")
     checks.check_int(chunk_size, "chunk_size", none_ok=True, why="None: dense")
     dtype = _float_dtype(x, y)
     x = checks.check_finite(x.astype(dtype), "x")
     y = checks.check_finite(y.astype(dtype), "y")
+    if callable(cost):
+        # a custom cost: its shape is checked on one pair at trace time; its values are the
+        # user's (non-finite costs show as converged=False)
+        jax.eval_shape(lambda u, v: pairwise_cost(u, v, cost), x[:1], y[:1])
+        return PointCloud(x, y, cost, chunk_size)
     # the cost must be representable: squared norms of the (centred, for the Euclidean
     # costs) points below max / 4 bound every |C_ij| below the dtype's max
     xc, yc = PointCloud(x, y, cost, chunk_size)._centred()
@@ -564,7 +570,11 @@ def sinkhorn(
       a: source weights ``(n,)`` (default uniform ``1/n``); zero weights act as padding.
       b: target weights ``(m,)`` (default uniform ``1/m``).
       epsilon: entropic regularisation (absolute, > 0).
-      cost: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"`` or ``"dot"``.
+      cost: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"``, ``"dot"``, or a callable
+        ``c(x_i, y_j) -> scalar`` on two points of shape ``(d,)`` (any JAX-traceable
+        function, e.g. ``lambda u, v: jnp.sum(jnp.abs(u - v))``; evaluated by ``vmap`` in
+        the dense and the online mode alike, differentiable through it; define it once:
+        a new function object means a new compilation). Static.
       tau_a: relaxation of the source marginal in (0, 1]; 1 is exact.
       tau_b: relaxation of the target marginal in (0, 1]; 1 is exact.
       mass: total mass to transport (partial OT), at most ``min(sum(a), sum(b))``.
