@@ -1,5 +1,6 @@
 """Graphs and heat diffusion: dense graph construction with static shapes, Laplacians, the heat
-kernel (Chebyshev polynomials or exact ``expm``), heat-geodesic embeddings, metric MDS.
+kernel (Chebyshev polynomials or exact ``expm``), heat-geodesic embeddings, metric MDS,
+FastRP node embeddings.
 
 See the [guide](../guide/graph.md) for the formulas and the measured numbers.
 """
@@ -17,6 +18,7 @@ from ._embedding import (
     heat_geodesic_embedding as heat_geodesic_embedding,
     mds as mds,
 )
+from ._fastrp import fastrp as fastrp
 from ._heat import (
     chebyshev_coefficients as chebyshev_coefficients,
     heat_diffusion as heat_diffusion,
@@ -29,6 +31,7 @@ __all__ = [
     "alpha_decay_graph",
     "chebyshev_coefficients",
     "epsilon_graph",
+    "fastrp",
     "heat_diffusion",
     "heat_geodesic_distances",
     "heat_geodesic_embedding",

@@ -13,6 +13,7 @@ not differentiated here (its parts are: ``alpha_decay_graph``, ``heat_geodesic_d
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -80,6 +81,11 @@ def _hge(x):
     return jg.heat_geodesic_embedding(x, k=3, decay=10.0, t=2.0, order=12, mds_iters=5)
 
 
+def _fastrp(a):
+    return jg.fastrp(a, jax.random.key(0), weights=(1.0, 2.0), dim=4, alpha=-0.5,
+                     normalization=True)
+
+
 _D = jnp.sqrt(jg.pairwise_sq_dists(_X)) ** 0.9
 
 
@@ -103,4 +109,5 @@ def cases() -> list[Case]:
         # eigh + SMACOF: float32 rounding differs between the fused and vmapped programs
         Case("mds", "mds", _mds, (_D,), (0,), rtol=1e-3),
         Case("heat_geodesic_embedding", "heat_geodesic_embedding", _hge, (_X,), rtol=1e-3),
+        Case("fastrp", "fastrp", _fastrp, (_W,), (0,), rtol=1e-4),
     ]
