@@ -41,6 +41,8 @@ from .minibatch import (
 from .mixture import (
     GMMResult as GMMResult,
     gmm as gmm,
+    gmm_aic as gmm_aic,
+    gmm_bic as gmm_bic,
     gmm_log_prob as gmm_log_prob,
 )
 from .soft import (
@@ -67,6 +69,8 @@ __all__ = [
     "kmedoids",
     "pam_build",
     "gmm",
+    "gmm_aic",
+    "gmm_bic",
     "gmm_log_prob",
     "LaplacianKMeansResult",
     "SpectralResult",

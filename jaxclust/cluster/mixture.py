@@ -20,7 +20,7 @@ from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
 from .._core.results import with_summary_repr
 from .lloyd import kmeans
 
-__all__ = ["GMMResult", "gmm", "gmm_log_prob"]
+__all__ = ["GMMResult", "gmm", "gmm_aic", "gmm_bic", "gmm_log_prob", "gmm_n_parameters"]
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 _ADJOINT_MAX_ITER = 500  # BiCGSTAB steps of the implicit gradient (two EM VJPs each)
@@ -559,3 +559,108 @@ def gmm(
     return _fit(x, sw, reg, tol, key, init_value, k=k, cov_type=covariance_type,
                 init_kind=init_kind, n_init=n_init, max_iter=max_iter, implicit=implicit,
                 callback=callback)
+
+
+# --------------------------------------------------------------------------------------
+# model selection
+
+
+def gmm_n_parameters(k: int, d: int, covariance_type: str = "full") -> int:
+    """Free parameters of a ``k``-component mixture in ``d`` dimensions (scikit-learn's
+    ``GaussianMixture._n_parameters``): ``k d`` means, ``k - 1`` weights and ``k d (d+1)/2``
+    (full), ``d (d+1)/2`` (tied), ``k d`` (diag) or ``k`` (spherical) covariance entries."""
+    _check_cov_type(covariance_type)
+    cov = {"full": k * d * (d + 1) // 2, "tied": d * (d + 1) // 2, "diag": k * d,
+           "spherical": k}[covariance_type]
+    return int(cov + k * d + k - 1)
+
+
+def _criterion(x, means, covariances, weights, covariance_type, penalty):
+    log_prob, _ = gmm_log_prob(x, means, covariances, weights,
+                               covariance_type=covariance_type)
+    n, d = jnp.shape(x)
+    k = jnp.shape(means)[0]
+    p = gmm_n_parameters(k, d, covariance_type)
+    return -2.0 * jnp.sum(log_prob) + p * penalty(n)
+
+
+def gmm_bic(
+    x: Float[Array, "n d"],
+    means: Float[Array, "k d"],
+    covariances: Float[Array, "..."],
+    weights: Float[Array, " k"],
+    *,
+    covariance_type: str = "full",
+) -> Float[Array, ""]:
+    r"""Bayesian information criterion of a Gaussian mixture on ``x`` (lower is better).
+
+    $$\mathrm{BIC} = -2 \sum_{i=1}^n \log p(x_i) + p \log n,$$
+
+    with $p$ = [`gmm_n_parameters`][jaxclust.cluster.mixture.gmm_n_parameters]: equal to
+    scikit-learn's ``GaussianMixture.bic(x)`` for the same parameters. A function of the
+    fitted parameters (as [`gmm_log_prob`][jaxclust.cluster.gmm_log_prob]), so it scores
+    held-out data as well; differentiable in every array.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      means, covariances, weights: the mixture, as in
+        [`GMMResult`][jaxclust.cluster.GMMResult].
+      covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"`` (static).
+
+    Returns:
+      The BIC, a float scalar.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import gmm, gmm_bic
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (60, 2)) - 4.0,
+      ...                      jax.random.normal(jax.random.key(1), (40, 2)) + 4.0])
+      >>> bic = [float(gmm_bic(x, *r[:3])) for r in
+      ...        (gmm(x, k, key=jax.random.key(2)) for k in (1, 2, 3))]
+      >>> int(jnp.argmin(jnp.asarray(bic))) + 1
+      2
+
+    References:
+      Schwarz, *Estimating the dimension of a model*, Annals of Statistics 6 (1978).
+    """
+    return _criterion(x, means, covariances, weights, covariance_type, np.log)
+
+
+def gmm_aic(
+    x: Float[Array, "n d"],
+    means: Float[Array, "k d"],
+    covariances: Float[Array, "..."],
+    weights: Float[Array, " k"],
+    *,
+    covariance_type: str = "full",
+) -> Float[Array, ""]:
+    r"""Akaike information criterion of a Gaussian mixture on ``x`` (lower is better).
+
+    $$\mathrm{AIC} = -2 \sum_{i=1}^n \log p(x_i) + 2p,$$
+
+    with $p$ as in [`gmm_bic`][jaxclust.cluster.gmm_bic]: equal to scikit-learn's
+    ``GaussianMixture.aic(x)``.
+
+    Args:
+      x: points, shape ``(n, d)``.
+      means, covariances, weights: the mixture, as in
+        [`GMMResult`][jaxclust.cluster.GMMResult].
+      covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"`` (static).
+
+    Returns:
+      The AIC, a float scalar.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.cluster import gmm_aic
+      >>> x = jnp.asarray([[0.0], [2.0]])
+      >>> round(float(gmm_aic(x, jnp.zeros((1, 1)), jnp.ones(1), jnp.ones(1),
+      ...                     covariance_type="spherical")), 4)
+      11.6758
+
+    References:
+      Akaike, *A new look at the statistical model identification*, IEEE Trans. Automatic
+      Control 19 (1974).
+    """
+    return _criterion(x, means, covariances, weights, covariance_type,
+                      lambda n: 2.0)

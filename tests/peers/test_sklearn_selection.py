@@ -134,3 +134,24 @@ def test_degenerate_geometric_scores():
     _, ch, db = _scores(jnp.asarray(x, jnp.float32), jnp.asarray(lab), k=2)
     assert float(ch) == skm.calinski_harabasz_score(x, lab) == 1.0
     assert float(db) == skm.davies_bouldin_score(x, lab) == 0.0
+
+
+@pytest.mark.parametrize("cov_type", ["full", "tied", "diag", "spherical"])
+def test_gmm_bic_aic_match_sklearn(cov_type):
+    """GaussianMixture.bic/aic (sklearn/mixture/_gaussian_mixture.py) on sklearn's own fitted
+    parameters, scored on the training data and on held-out points; float64, 1e-10."""
+    from sklearn.mixture import GaussianMixture
+
+    from jaxclust.cluster import gmm_aic, gmm_bic
+
+    rng = np.random.default_rng(4)
+    x = np.r_[rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) * 0.5 + 3.0]
+    held = rng.normal(size=(7, 2)) * 2.0
+    gm = GaussianMixture(3, covariance_type=cov_type, random_state=0).fit(x)
+    with enable_x64():
+        params = tuple(jnp.asarray(a) for a in (gm.means_, gm.covariances_, gm.weights_))
+        for z in (x, held):
+            bic = float(gmm_bic(jnp.asarray(z), *params, covariance_type=cov_type))
+            aic = float(gmm_aic(jnp.asarray(z), *params, covariance_type=cov_type))
+            np.testing.assert_allclose(bic, gm.bic(z), rtol=1e-10)
+            np.testing.assert_allclose(aic, gm.aic(z), rtol=1e-10)
