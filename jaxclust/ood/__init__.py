@@ -19,6 +19,11 @@ from .fit import (
     fit_vim as fit_vim,
 )
 from .losses import (
+    CLIPNDecision as CLIPNDecision,
+    CLIPNLosses as CLIPNLosses,
+    clipn_atd as clipn_atd,
+    clipn_ctw as clipn_ctw,
+    clipn_losses as clipn_losses,
     cosine_logits as cosine_logits,
     cross_entropy as cross_entropy,
     energy_margin_loss as energy_margin_loss,
@@ -26,6 +31,8 @@ from .losses import (
     learned_temperature as learned_temperature,
     learned_temperature_loss as learned_temperature_loss,
     logitnorm_loss as logitnorm_loss,
+    mixoe_loss as mixoe_loss,
+    mixoe_mix as mixoe_mix,
     mixture_assignments as mixture_assignments,
     mixture_logits as mixture_logits,
     outlier_exposure_loss as outlier_exposure_loss,
@@ -50,6 +57,8 @@ from .scores import (
 )
 
 __all__ = [
+    "CLIPNDecision",
+    "CLIPNLosses",
     "KNNStats",
     "MahalanobisStats",
     "PrototypeStats",
@@ -57,6 +66,9 @@ __all__ = [
     "ViMStats",
     "ablated_energy",
     "ash",
+    "clipn_atd",
+    "clipn_ctw",
+    "clipn_losses",
     "cosine_logits",
     "cross_entropy",
     "energy",
@@ -74,6 +86,8 @@ __all__ = [
     "logitnorm_loss",
     "mahalanobis",
     "max_logit",
+    "mixoe_loss",
+    "mixoe_mix",
     "mixture_assignments",
     "mixture_logits",
     "msp",

@@ -14,16 +14,26 @@ higher = more in-distribution.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import jax
 import jax.numpy as jnp
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
+from .._core.results import with_summary_repr
 from ..ot.assign import swav_codes
 from . import _validate as v
 
 __all__ = [
+    "CLIPNDecision",
+    "CLIPNLosses",
+    "clipn_atd",
+    "clipn_ctw",
+    "clipn_losses",
+    "mixoe_loss",
+    "mixoe_mix",
     "cosine_logits",
     "cross_entropy",
     "energy_margin_loss",
@@ -913,3 +923,355 @@ def update_prototypes(
     w_own, _ = _class_weights(_palm_codes(jax.lax.stop_gradient(z), jax.lax.stop_gradient(p),
                                           epsilon, n_iter), y, _top_k(top_k))
     return _ema_update(p, z, y, w_own, momentum)
+
+
+# --------------------------------------------------------------------------------------------
+# MixOE (Zhang et al., WACV 2023): ID / outlier mixtures with linearly decaying targets
+# --------------------------------------------------------------------------------------------
+
+def _unit_interval(lam, name):
+    if isinstance(lam, (int, float)) and not isinstance(lam, bool):
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"`{name}` must lie in [0, 1], got {lam}.")
+        return lam
+    arr = checks.as_float_array(lam, name)
+    if arr.ndim != 0:
+        raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
+    return checks.ensure(arr, ~((arr >= 0) & (arr <= 1)), f"`{name}` must lie in [0, 1].")
+
+
+def mixoe_mix(
+    key: Array,
+    x_in: Float[ArrayLike, "n ..."],
+    x_out: Float[ArrayLike, "n ..."],
+    *,
+    alpha: float = 1.0,
+    mode: str = "mixup",
+    spatial_axes: tuple[int, int] = (-2, -1),
+) -> tuple[Array, Float[Array, ""]]:
+    r"""The mixed inputs of Mixture Outlier Exposure (MixOE) and their ID fraction $\lambda$.
+
+    One $\lambda_0 \sim \mathrm{Beta}(\alpha, \alpha)$ per batch (as in the reference code).
+
+    * ``mode="mixup"``: $\tilde x = \lambda x_\mathrm{in} + (1-\lambda) x_\mathrm{out}$ with
+      $\lambda = \lambda_0$.
+    * ``mode="cutmix"``: an outlier patch is pasted into every ID sample (the same box for
+      the batch): with $W, H$ the sizes of ``spatial_axes``, the box has sides
+      $\lfloor W\sqrt{1-\lambda_0}\rfloor$ and $\lfloor H\sqrt{1-\lambda_0}\rfloor$ centred
+      at a uniform pixel and clipped to the image, and
+      $\lambda = 1 - \text{box area} / (WH)$ is the exact fraction of ID pixels.
+
+    Train with [`mixoe_loss`][jaxclust.ood.mixoe_loss] on the logits of ``x_in`` and of
+    the mixed batch.
+
+    Args:
+      key: a PRNG key.
+      x_in: a batch of ID inputs ``(n, ...)``.
+      x_out: a batch of auxiliary outliers of the same shape.
+      alpha: the Beta parameter $\alpha > 0$ (reference default 1).
+      mode: ``"mixup"`` or ``"cutmix"`` (static).
+      spatial_axes: the two image axes of each input for ``"cutmix"``, counted on the
+        batched array (default the last two: ``(n, C, H, W)``; ``(1, 2)`` for NHWC).
+
+    Returns:
+      ``(mixed, lam)``: the mixed batch (shape of ``x_in``) and the scalar $\lambda$.
+
+    Raises:
+      ValueError: shapes differ, NaN/Inf, ``alpha <= 0``, unknown ``mode``, bad axes.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.ood import mixoe_mix
+      >>> mixed, lam = mixoe_mix(jax.random.key(0), jnp.ones((2, 3)), jnp.zeros((2, 3)))
+      >>> bool(jnp.allclose(mixed, lam))
+      True
+
+    References:
+      Zhang, Inkawhich, Linderman, Chen, Li, "Mixture Outlier Exposure: Towards
+      Out-of-Distribution Detection in Fine-grained Environments", WACV 2023.
+    """
+    key = checks.check_key(key)
+    xi = checks.as_float_array(x_in, "x_in")
+    xo = checks.as_float_array(x_out, "x_out")
+    if xi.ndim < 1 or xi.shape[0] < 1:
+        raise ValueError(f"`x_in` must be a batch (n, ...) with n >= 1, got shape {xi.shape}.")
+    if xi.shape != xo.shape:
+        raise ValueError(f"`x_in` and `x_out` must have the same shape (one outlier per ID "
+                         f"sample), got {tuple(xi.shape)} and {tuple(xo.shape)}.")
+    if mode not in ("mixup", "cutmix"):
+        raise ValueError(f"`mode` must be 'mixup' or 'cutmix', got {mode!r}.")
+    alpha = checks.check_positive_scalar(alpha, "alpha")
+    dt = jnp.promote_types(jnp.result_type(xi, xo), jnp.float32)
+    xi = checks.check_finite(xi, "x_in")
+    xo = checks.check_finite(xo, "x_out")
+    k_lam, k_x, k_y = jax.random.split(key, 3)
+    lam0 = jax.random.beta(k_lam, alpha, alpha, dtype=jnp.float32)
+    if mode == "mixup":
+        lam = lam0.astype(dt)
+        return (lam * xi + (1 - lam) * xo).astype(jnp.result_type(xi, xo)), lam
+    try:
+        ax = tuple(sorted({a % xi.ndim for a in spatial_axes}))
+    except (TypeError, ZeroDivisionError) as err:
+        raise ValueError(f"`spatial_axes` must be two axes of `x_in`, got {spatial_axes}."
+                         ) from err
+    if len(ax) != 2 or 0 in ax or any(not -xi.ndim <= a < xi.ndim for a in spatial_axes):
+        raise ValueError(f"`spatial_axes` must be two distinct non-batch axes of `x_in` "
+                         f"(ndim {xi.ndim}), got {spatial_axes}.")
+    w, h = xi.shape[ax[0]], xi.shape[ax[1]]
+    cut = jnp.sqrt(1.0 - lam0)
+    cut_w = jnp.floor(w * cut).astype(jnp.int32)
+    cut_h = jnp.floor(h * cut).astype(jnp.int32)
+    cx = jax.random.randint(k_x, (), 0, w)
+    cy = jax.random.randint(k_y, (), 0, h)
+    x1, x2 = jnp.clip(cx - cut_w // 2, 0, w), jnp.clip(cx + cut_w // 2, 0, w)
+    y1, y2 = jnp.clip(cy - cut_h // 2, 0, h), jnp.clip(cy + cut_h // 2, 0, h)
+    iw, ih = jnp.arange(w), jnp.arange(h)
+    box = (((iw >= x1) & (iw < x2))[:, None] & ((ih >= y1) & (ih < y2))[None, :])
+    shape = [1] * xi.ndim
+    shape[ax[0]], shape[ax[1]] = w, h
+    mixed = jnp.where(box.reshape(shape), xo, xi)
+    lam = (1.0 - ((x2 - x1) * (y2 - y1)).astype(dt) / (w * h)).astype(dt)
+    return mixed, lam
+
+
+def mixoe_loss(
+    logits_in: Float[ArrayLike, "n k"],
+    labels_in: Int[ArrayLike, " n"],
+    logits_mixed: Float[ArrayLike, "n k"],
+    lam: Float[ArrayLike, ""],
+    *,
+    weight: float = 1.0,
+) -> Float[Array, ""]:
+    r"""Mixture Outlier Exposure: cross-entropy on ID data plus a soft cross-entropy on the
+    ID / outlier mixtures towards targets that decay linearly from the label to uniform,
+
+    $$
+        \mathcal{L} = \mathrm{CE}(f(x_\mathrm{in}), y) + \beta\,\frac1n\sum_i
+        -\sum_j t_{ij}\log\operatorname{softmax}(f(\tilde x_i))_j,\qquad
+        t_i = \lambda\,e_{y_i} + (1-\lambda)\,\tfrac1k\mathbf 1,
+    $$
+
+    with $\tilde x_i$ and $\lambda$ from [`mixoe_mix`][jaxclust.ood.mixoe_mix] (the
+    mixture of ``x_in[i]`` with an outlier, so its target uses the label ``labels_in[i]``).
+
+    Args:
+      logits_in: logits of the ID batch ``(n, k)``.
+      labels_in: its labels ``(n,)``.
+      logits_mixed: logits of the mixed batch ``(n, k)``.
+      lam: the ID fraction $\lambda \in [0, 1]$ returned by ``mixoe_mix``.
+      weight: $\beta \ge 0$ (reference default 1).
+
+    Returns:
+      The scalar loss.
+
+    Raises:
+      ValueError: bad shapes or labels, NaN/Inf, ``lam`` outside [0, 1], ``weight < 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import mixoe_loss
+      >>> z = jnp.zeros((1, 4))   # uniform predictions: both terms are log 4
+      >>> round(float(mixoe_loss(z, jnp.array([0]), z, 0.3)), 4)
+      2.7726
+
+    References:
+      Zhang et al., "Mixture Outlier Exposure", WACV 2023; reference code
+      github.com/zjysteven/MixOE ``train/train_mixoe.py``.
+    """
+    zi, y = _labelled(logits_in, labels_in, "logits_in", "labels_in")
+    zm = _logits(logits_mixed, "logits_mixed")
+    if zm.shape != zi.shape:
+        raise ValueError(f"`logits_mixed` must have the shape of `logits_in` {zi.shape} (one "
+                         f"mixture per ID sample), got {zm.shape}.")
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
+        raise ValueError(f"`weight` must be >= 0, got {weight}.")
+    lam = _unit_interval(lam, "lam")
+    k = zi.shape[1]
+    target = lam * jax.nn.one_hot(y, k, dtype=zm.dtype) + (1 - lam) / k
+    soft_ce = -jnp.mean(jnp.sum(target * jax.nn.log_softmax(zm, axis=1), axis=1))
+    return _nll(zi, y) + weight * soft_ce
+
+
+# --------------------------------------------------------------------------------------------
+# CLIPN (Wang et al., ICCV 2023): "no" text embeddings, two losses, two inference rules
+# --------------------------------------------------------------------------------------------
+
+@with_summary_repr
+class CLIPNLosses(NamedTuple):
+    """The three CLIPN training terms (scalars); ``total`` is the reference's objective.
+
+    Attributes:
+      binary_yes: image-text binary-opposite loss on matched pairs,
+        $-\\frac1N\\sum_i \\log p^\\mathrm{yes}_{ii}$.
+      binary_no: the same on unmatched pairs,
+        $-\\frac1{N^2-N}\\sum_{i\\ne j} \\log p^\\mathrm{no}_{ij}$.
+      semantic_opposite: text semantic-opposite loss,
+        $\\frac1N\\sum_i 2 - \\sqrt{\\lVert t_i - t^\\mathrm{no}_i\\rVert^2 + 10^{-4}}$.
+    """
+
+    binary_yes: Array
+    binary_no: Array
+    semantic_opposite: Array
+
+    @property
+    def total(self) -> Array:
+        """$\\tfrac12$ (binary_yes + binary_no + semantic_opposite), as in the reference."""
+        return 0.5 * (self.binary_yes + self.binary_no + self.semantic_opposite)
+
+
+@with_summary_repr
+class CLIPNDecision(NamedTuple):
+    """A threshold-free CLIPN inference: an ID score (higher = more ID) and the decision.
+
+    Attributes:
+      score: ``(n,)`` the rule's ID score.
+      is_id: ``(n,)`` booleans, the rule's threshold-free decision.
+    """
+
+    score: Array
+    is_id: Array
+
+
+def _unit_rows(x):
+    return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def clipn_losses(
+    image_features: Float[ArrayLike, "n d"],
+    text_features: Float[ArrayLike, "n d"],
+    text_features_no: Float[ArrayLike, "n d"],
+    *,
+    logit_scale: float = 100.0,
+) -> CLIPNLosses:
+    r"""CLIPN's image-text binary-opposite and text semantic-opposite losses on a batch of
+    ``n`` matched (image, text) pairs, with a "no" text embedding per text.
+
+    Rows are normalised to unit length (as the CLIP encoders do). With
+    $s_{ij} = \sigma\langle v_i, t_j\rangle$ and $s^\mathrm{no}_{ij} =
+    \sigma\langle v_i, t^\mathrm{no}_j\rangle$ ($\sigma$ = ``logit_scale``), the
+    "yes" probability of pair $(i, j)$ is the softmax over {yes, no},
+    $p^\mathrm{yes}_{ij} = 1/(1 + e^{s^\mathrm{no}_{ij} - s_{ij}})$: matched pairs are pushed
+    to "yes", unmatched pairs to "no", and each "no" text away from its text
+    (see [`CLIPNLosses`][jaxclust.ood.CLIPNLosses]). Works with any embedding pair
+    (image/text, or two views).
+
+    Args:
+      image_features: ``(n, d)`` image embeddings.
+      text_features: ``(n, d)`` the matched text embeddings.
+      text_features_no: ``(n, d)`` their "no"-prompt embeddings.
+      logit_scale: $\sigma > 0$ (CLIP's learned scale, clamped at 100 in the reference).
+
+    Returns:
+      A [`CLIPNLosses`][jaxclust.ood.CLIPNLosses]; ``.total`` is the training loss.
+
+    Raises:
+      ValueError: shapes differ, ``n < 2``, NaN/Inf, ``logit_scale <= 0``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import clipn_losses
+      >>> e = jnp.eye(3)
+      >>> out = clipn_losses(e, e, -e, logit_scale=10.0)
+      >>> round(float(out.semantic_opposite), 4)   # "no" texts opposite: 2 - sqrt(4 + 1e-4)
+      -0.0
+      >>> round(float(out.binary_yes), 4)          # yes - no logits = 20: log(1 + e^-20)
+      0.0
+
+    References:
+      Wang, Li, Yao, Li, "CLIPN for Zero-Shot OOD Detection: Teaching CLIP to Say No",
+      ICCV 2023; reference code github.com/xmed-lab/CLIPN ``src/open_clip/loss.py``.
+    """
+    v_ = _logits(image_features, "image_features")
+    t = _logits(text_features, "text_features")
+    tn = _logits(text_features_no, "text_features_no")
+    for arr, name in ((t, "text_features"), (tn, "text_features_no")):
+        if arr.shape != v_.shape:
+            raise ValueError(f"`{name}` must have the shape of `image_features` {v_.shape} "
+                             f"(matched pairs), got {arr.shape}.")
+    n = v_.shape[0]
+    if n < 2:
+        raise ValueError(f"`image_features` needs at least 2 pairs (unmatched pairs give the "
+                         f"'no' term), got {n}.")
+    scale = checks.check_positive_scalar(logit_scale, "logit_scale")
+    v_, t, tn = _unit_rows(v_), _unit_rows(t), _unit_rows(tn)
+    yes = scale * jnp.matmul(v_, t.T, precision=_PREC)
+    no = scale * jnp.matmul(v_, tn.T, precision=_PREC)
+    eye = jnp.eye(n, dtype=bool)
+    # -log p_yes = softplus(no - yes), -log p_no = softplus(yes - no)
+    loss_yes = jnp.sum(jnp.where(eye, jax.nn.softplus(no - yes), 0.0)) / n
+    loss_no = jnp.sum(jnp.where(eye, 0.0, jax.nn.softplus(yes - no))) / (n * n - n)
+    dist = jnp.maximum(2.0 - 2.0 * jnp.sum(t * tn, axis=1), 0.0) + 1e-4
+    tso = jnp.mean(2.0 - jnp.sqrt(dist))
+    return CLIPNLosses(loss_yes, loss_no, tso)
+
+
+def _yes_no(logits, logits_no):
+    z = _logits(logits, "logits")
+    zn = _logits(logits_no, "logits_no")
+    if zn.shape != z.shape:
+        raise ValueError(f"`logits_no` must have the shape of `logits` {z.shape}, got "
+                         f"{zn.shape}.")
+    return z, jax.nn.sigmoid(z - zn)
+
+
+def clipn_ctw(logits: Float[ArrayLike, "n k"], logits_no: Float[ArrayLike, "n k"]
+              ) -> CLIPNDecision:
+    r"""CLIPN's "competing-to-win" (CTW) inference: the "yes" probability of the predicted
+    class, $p^\mathrm{yes}_{i\hat y_i}$ with $\hat y_i = \arg\max_j f_{ij}$ and
+    $p^\mathrm{yes}_{ij} = \operatorname{softmax}(f_{ij}, f^\mathrm{no}_{ij})_\mathrm{yes}$;
+    the sample is ID unless its "no" wins, i.e. ``is_id = score >= 1/2``.
+
+    Args:
+      logits: ``(n, k)`` image-to-class-prompt logits $f_{ij} = \sigma\langle v_i, t_j\rangle$.
+      logits_no: ``(n, k)`` image-to-"no"-prompt logits.
+
+    Returns:
+      A [`CLIPNDecision`][jaxclust.ood.CLIPNDecision] (score higher = more ID).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import clipn_ctw
+      >>> out = clipn_ctw(jnp.array([[5.0, 1.0], [5.0, 1.0]]), jnp.array([[3.0, 0.0], [7.0, 0.0]]))
+      >>> out.is_id.tolist()
+      [True, False]
+
+    References:
+      Wang et al., "CLIPN", ICCV 2023; reference code github.com/xmed-lab/CLIPN
+      ``src/zero_shot_infer.py``.
+    """
+    z, p_yes = _yes_no(logits, logits_no)
+    score = jnp.take_along_axis(p_yes, jnp.argmax(z, axis=1)[:, None], axis=1)[:, 0]
+    return CLIPNDecision(score, score >= 0.5)
+
+
+def clipn_atd(logits: Float[ArrayLike, "n k"], logits_no: Float[ArrayLike, "n k"]
+              ) -> CLIPNDecision:
+    r"""CLIPN's "agreeing-to-differ" (ATD) inference. With $p_{ij} =
+    \operatorname{softmax}_j(f_{ij})$ and $p^\mathrm{yes}_{ij}$ as in
+    [`clipn_ctw`][jaxclust.ood.clipn_ctw], the ID score is
+    $\sum_j p^\mathrm{yes}_{ij}\,p_{ij}$; OOD is an extra class of probability
+    $p_{i,k+1} = 1 - \sum_j p^\mathrm{yes}_{ij} p_{ij}$, and the sample is ID when some class
+    beats it: ``is_id = max_j p_yes_ij p_ij > p_{i,k+1}``.
+
+    Args:
+      logits: ``(n, k)`` image-to-class-prompt logits.
+      logits_no: ``(n, k)`` image-to-"no"-prompt logits.
+
+    Returns:
+      A [`CLIPNDecision`][jaxclust.ood.CLIPNDecision].
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ood import clipn_atd
+      >>> out = clipn_atd(jnp.array([[9.0, 0.0], [9.0, 0.0]]), jnp.array([[0.0, 0.0], [12.0, 0.0]]))
+      >>> out.is_id.tolist()
+      [True, False]
+
+    References:
+      Wang et al., "CLIPN", ICCV 2023; reference code github.com/xmed-lab/CLIPN
+      ``src/zero_shot_infer.py``.
+    """
+    z, p_yes = _yes_no(logits, logits_no)
+    joint = p_yes * jax.nn.softmax(z, axis=1)
+    score = jnp.sum(joint, axis=1)
+    return CLIPNDecision(score, jnp.max(joint, axis=1) > 1.0 - score)

@@ -233,6 +233,16 @@ def _group_palm_sinkhorn(f, p):
     return _assign(f, p), *_palm(f, p), _update(p, f)
 
 
+def _group_mixoe_clipn(xi, xo, img, txt, txt_no):
+    import jax
+    mixed, lam = ood.mixoe_mix(jax.random.key(3), xi, xo)
+    loss = ood.mixoe_loss(xi, _Y[: xi.shape[0]], mixed, lam, weight=0.5)
+    out = ood.clipn_losses(img, txt, txt_no, logit_scale=5.0)
+    z, zn = 5.0 * img @ txt.T, 5.0 * img @ txt_no.T
+    return (mixed, loss, *out, out.total, ood.clipn_ctw(z, zn).score,
+            ood.clipn_atd(z, zn).score)
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(5)
     f32 = lambda t: jnp.asarray(t, jnp.float32)  # noqa: E731
@@ -260,6 +270,10 @@ def cases() -> list[Case]:
         Case("ood-group-temperature-palm", "ablated_energy", _group_temperature_palm,
              (x4, w, f32(rng.normal(size=3) * 0.3), f32(0.2), h[:, :3], protos, pw),
              (0, 1, 2, 3, 4, 5, 6)),
+        # MixOE (logits stand in for inputs) and CLIPN; the decisions are piecewise constant
+        Case("ood-group-mixoe-clipn", "mixoe_loss", _group_mixoe_clipn,
+             (z[:, :3].reshape(6, 3), zo[:, :3].reshape(5, 3)[:1].repeat(6, 0) * 0.5
+              + z[:, 1:], h[:4, :3], x4[:4], f[:4]), (0, 1, 2, 3, 4)),
         # Sinkhorn codes are stop-gradient targets: jit and vmap only
         Case("ood-group-palm-sinkhorn", "palm_loss", _group_palm_sinkhorn, (h[:, :3], protos),
              slow=True),  # ~3 s of Sinkhorn compiles; tests/ood/test_losses.py runs them fast
@@ -313,6 +327,15 @@ def cases() -> list[Case]:
         Case("ood-palm_loss", "palm_loss", _palm, (h[:, :3], protos), slow=True),
         Case("ood-update_prototypes", "update_prototypes", _update, (protos, h[:, :3]),
              slow=True),
+        Case("ood-mixoe_mix", "mixoe_mix",
+             lambda a, b: ood.mixoe_mix(jnp.asarray([0, 1], jnp.uint32), a, b, mode="cutmix"),
+             (x.reshape(1, 6, 6), x[::-1].reshape(1, 6, 6)), (0, 1), slow=True),
+        Case("ood-clipn_losses", "clipn_losses", lambda a, b, c: tuple(ood.clipn_losses(a, b, c)),
+             (h[:4, :3], x4[:4], f[:4]), (0, 1, 2), slow=True),
+        Case("ood-clipn_ctw", "clipn_ctw", lambda a, b: ood.clipn_ctw(a, b).score, (z, zo[:1] + z),
+             (0, 1), slow=True),
+        Case("ood-clipn_atd", "clipn_atd", lambda a, b: ood.clipn_atd(a, b).score, (z, zo[:1] + z),
+             (0, 1), slow=True),
         Case("detection-all", "auroc", _metrics, (scores, _ID), slow=True),
         Case("detection-aupr_in", "aupr_in", lambda s, y: jdet.aupr_in(s, y), (scores, _ID),
              slow=True),
