@@ -14,6 +14,7 @@ from .entropic import (
     sinkhorn as sinkhorn,
     sinkhorn_from_cost as sinkhorn_from_cost,
 )
+from .gromov import GromovResult as GromovResult, gromov_wasserstein as gromov_wasserstein
 from .lap import (
     LinearAssignment as LinearAssignment,
     linear_sum_assignment as linear_sum_assignment,
@@ -27,11 +28,13 @@ from .progressive import (
 from .sliced import sliced_wasserstein as sliced_wasserstein, wasserstein_1d as wasserstein_1d
 
 __all__ = [
+    "GromovResult",
     "LinearAssignment",
     "PartialCodes",
     "SinkhornDivergenceResult",
     "SinkhornResult",
     "default_epsilon",
+    "gromov_wasserstein",
     "linear_sum_assignment",
     "mass_schedule",
     "p2ot_codes",

@@ -45,6 +45,15 @@ def _accuracy(lt, lp):
     return jnp.asarray(jmet.clustering_accuracy(lt, lp, n_true=3, n_pred=4), jnp.float32)
 
 
+def _gw(C1, C2, M, b):
+    # reg_cost's gradients are envelope gradients: exact at a tightly converged plan
+    tol = 1e-11 if C1.dtype == jnp.float64 else 1e-5
+    res = jot.gromov_wasserstein(C1, C2, None, b / b.sum(), M=M, alpha=0.4, epsilon=0.3,
+                                 tol=tol, inner_tol=tol * 0.1, max_iter=500)
+    # the plan carries no gradient (stop-gradient: envelope theorem), so it is not an output
+    return res.reg_cost, res.converged
+
+
 def cases() -> list[Case]:
     x, y = _f32(_rng.normal(size=(6, 2))), _f32(_rng.normal(size=(5, 2)))
     u, v = _f32(_rng.normal(size=6)), _f32(_rng.normal(size=5))
@@ -59,6 +68,11 @@ def cases() -> list[Case]:
         # the total cost is differentiable in the matrix (the assignment is locally constant)
         Case("linear_sum_assignment", "linear_sum_assignment", _lap,
              (_f32(_rng.normal(size=(4, 5))),), (0,)),
+        Case("gromov_wasserstein", "gromov_wasserstein", _gw,
+             (_f32(_rng.uniform(size=(5, 5))) + _f32(_rng.uniform(size=(5, 5))).T,
+              _f32(_rng.uniform(size=(4, 4))) + _f32(_rng.uniform(size=(4, 4))).T,
+              _f32(_rng.uniform(size=(5, 4))), _f32(_rng.uniform(0.2, 1, 4))), (0, 1, 2),
+             rtol=1e-4),
         Case("clustering_accuracy", "clustering_accuracy", _accuracy,
              (jnp.asarray([0, 1, 2, 0, 1, 2, 0, 1], jnp.int32),
               jnp.asarray([1, 1, 2, 3, 0, 2, 1, 0], jnp.int32))),
