@@ -4,6 +4,13 @@ losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clus
 Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPICT targets,
 P²OT pseudo-label cross-entropy, TELL's k-means layer, SimCLR's NT-Xent)."""
 
+from .coding_rate import (
+    MLCResult as MLCResult,
+    coding_rate as coding_rate,
+    mlc as mlc,
+    mlc_loss as mlc_loss,
+    mlc_membership as mlc_membership,
+)
 from .contrastive import nt_xent_loss as nt_xent_loss
 from .deep import (
     dec_loss as dec_loss,
@@ -58,6 +65,11 @@ from .spectral_clustering import (
 )
 
 __all__ = [
+    "MLCResult",
+    "coding_rate",
+    "mlc",
+    "mlc_loss",
+    "mlc_membership",
     "dec_loss",
     "dec_target",
     "pseudo_label_loss",

@@ -29,6 +29,23 @@ def _aic(x, means):
                    covariance_type="diag")
 
 
+def _mlc_terms(z, c):
+    # MLC: membership from the head, the loss through it, and the rate (one program)
+    from jaxclust.cluster import coding_rate, mlc_loss, mlc_membership
+
+    g = mlc_membership(c, eta=0.5, n_iter=5)
+    return mlc_loss(z, g), coding_rate(z), g
+
+
+def _mlc(x):
+    import jax
+
+    from jaxclust.cluster import mlc
+
+    res = mlc(x, 2, key=jax.random.key(0), steps=3)
+    return res.labels, res.objective
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.normal(size=(10, 2)), jnp.float32)
@@ -37,4 +54,13 @@ def cases() -> list[Case]:
     return [
         Case("gmm_bic+aic", "gmm_bic", _criteria, (x, m, w), (0, 1, 2)),
         Case("gmm_aic", "gmm_aic", _aic, (x, m), (0, 1), slow=True),
+        # MLC (misc19): loss, membership and rate differentiated together; the clustering
+        # (spectral eigh + k-means restarts, ~4 s of compiles) jit / vmap only, slow
+        Case("mlc_loss+membership+rate", "mlc_loss", _mlc_terms, (x[:6], m[:, :2].repeat(2, 0)),
+             (0, 1)),
+        Case("mlc_membership", "mlc_membership", _mlc_terms, (x[:6], m.repeat(2, 0)), (1,),
+             slow=True),
+        Case("coding_rate", "coding_rate", _mlc_terms, (x[:6], m.repeat(2, 0)), (0,),
+             slow=True),
+        Case("mlc", "mlc", _mlc, (x,), slow=True),
     ]
