@@ -1,6 +1,6 @@
 """Graphs and heat diffusion: dense graph construction with static shapes, Laplacians, the heat
 kernel (Chebyshev polynomials or exact ``expm``), heat-geodesic embeddings, metric MDS,
-FastRP node embeddings.
+FastRP node embeddings, local clustering with noisy labels.
 
 See the [guide](../guide/graph.md) for the formulas and the measured numbers.
 """
@@ -25,9 +25,17 @@ from ._heat import (
     heat_kernel as heat_kernel,
     heat_kernel_expm as heat_kernel_expm,
 )
+from ._local import (
+    LocalClusterResult as LocalClusterResult,
+    label_weighted_graph as label_weighted_graph,
+    local_cluster as local_cluster,
+    personalized_pagerank as personalized_pagerank,
+    sweep_cut as sweep_cut,
+)
 
 __all__ = [
     "HeatGeoResult",
+    "LocalClusterResult",
     "alpha_decay_graph",
     "chebyshev_coefficients",
     "epsilon_graph",
@@ -38,7 +46,11 @@ __all__ = [
     "heat_kernel",
     "heat_kernel_expm",
     "knn_graph",
+    "label_weighted_graph",
     "laplacian",
+    "local_cluster",
     "mds",
     "pairwise_sq_dists",
+    "personalized_pagerank",
+    "sweep_cut",
 ]

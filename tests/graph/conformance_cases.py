@@ -8,7 +8,8 @@ and their gradients are taken through the weights only (Gaussian / alpha-decay k
 ``heat_kernel`` (same code as ``heat_diffusion``, whose gradient is fast) and of
 ``heat_kernel_expm`` are slow checks (fast-suite budget). ``heat_geodesic_embedding`` is
 not differentiated here (its parts are: ``alpha_decay_graph``, ``heat_geodesic_distances``,
-``mds``).
+``mds``). ``sweep_cut`` and ``local_cluster`` select a prefix (piecewise constant
+mask): jit and vmap only.
 """
 
 from __future__ import annotations
@@ -86,6 +87,27 @@ def _fastrp(a):
                      normalization=True)
 
 
+_Y = jnp.asarray([1, 1, 1, 0, 1, 0, 0, 1, 0], jnp.int32)
+_SEED = jnp.asarray(0, jnp.int32)
+
+
+def _lwg(a, y):
+    return jg.label_weighted_graph(a, y, epsilon=0.2)
+
+
+def _ppr(a, s):
+    return jg.personalized_pagerank(a, s, alpha=0.3)
+
+
+def _sweep(a, p):
+    return jg.sweep_cut(a, p)
+
+
+def _local(a, s, y):
+    return jg.local_cluster(a, s, y)
+
+
+_P = jnp.asarray(jg.personalized_pagerank(_W, 0))
 _D = jnp.sqrt(jg.pairwise_sq_dists(_X)) ** 0.9
 
 
@@ -110,4 +132,9 @@ def cases() -> list[Case]:
         Case("mds", "mds", _mds, (_D,), (0,), rtol=1e-3),
         Case("heat_geodesic_embedding", "heat_geodesic_embedding", _hge, (_X,), rtol=1e-3),
         Case("fastrp", "fastrp", _fastrp, (_W,), (0,), rtol=1e-4),
+        Case("label_weighted_graph", "label_weighted_graph", _lwg, (_W, _Y), (0,)),
+        Case("personalized_pagerank", "personalized_pagerank", _ppr, (_W, _SEED), (0,),
+             rtol=1e-4),
+        Case("sweep_cut", "sweep_cut", _sweep, (_W, _P), rtol=1e-4),
+        Case("local_cluster", "local_cluster", _local, (_W, _SEED, _Y), rtol=1e-4),
     ]
