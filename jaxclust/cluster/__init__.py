@@ -22,6 +22,7 @@ from .deep import (
 from .laplacian import (
     LaplacianKMeansResult as LaplacianKMeansResult,
     laplacian_kmeans as laplacian_kmeans,
+    laplacian_kmeans_predict as laplacian_kmeans_predict,
 )
 from .lloyd import (
     KMeansResult as KMeansResult,
@@ -37,6 +38,7 @@ from .losses import (
 from .medoids import (
     KMedoidsResult as KMedoidsResult,
     kmedoids as kmedoids,
+    kmedoids_predict as kmedoids_predict,
     pam_build as pam_build,
 )
 from .minibatch import (
@@ -56,7 +58,9 @@ from .soft import (
     SinkhornKMeansResult as SinkhornKMeansResult,
     SoftKMeansResult as SoftKMeansResult,
     sinkhorn_kmeans as sinkhorn_kmeans,
+    sinkhorn_kmeans_predict as sinkhorn_kmeans_predict,
     soft_kmeans as soft_kmeans,
+    soft_kmeans_predict as soft_kmeans_predict,
 )
 from .spectral_clustering import (
     SpectralResult as SpectralResult,
@@ -79,6 +83,7 @@ __all__ = [
     "KMeansResult",
     "KMedoidsResult",
     "kmedoids",
+    "kmedoids_predict",
     "pam_build",
     "gmm",
     "gmm_aic",
@@ -88,6 +93,7 @@ __all__ = [
     "SpectralResult",
     "affinity_matrix",
     "laplacian_kmeans",
+    "laplacian_kmeans_predict",
     "spectral",
     "MiniBatchKMeansState",
     "SinkhornKMeansResult",
@@ -103,5 +109,7 @@ __all__ = [
     "minibatch_kmeans_init",
     "minibatch_kmeans_update",
     "sinkhorn_kmeans",
+    "sinkhorn_kmeans_predict",
     "soft_kmeans",
+    "soft_kmeans_predict",
 ]

@@ -27,7 +27,7 @@ from .._core.results import with_summary_repr
 from .lloyd import kmeans, kmeans_plusplus
 from .spectral_clustering import _check_affinity, _points, _sq_dists
 
-__all__ = ["LaplacianKMeansResult", "laplacian_kmeans"]
+__all__ = ["LaplacianKMeansResult", "laplacian_kmeans", "laplacian_kmeans_predict"]
 
 _PREC = jax.lax.Precision.HIGHEST
 
@@ -417,3 +417,85 @@ def _solve(xf, c0, lab, lam, temp, mu, w_arg, graph_kind, k, prototypes, max_ite
     converged = (n_iters > 0) & (jnp.abs(f_old - f) <= tol * jnp.abs(f_old)) & finite
     return LaplacianKMeansResult(z, jnp.argmax(z, axis=1).astype(jnp.int32), c, hist,
                                  n_iters, converged)
+
+
+def laplacian_kmeans_predict(
+    x: Float[Array, "m d"],
+    x_train: Float[Array, "n d"],
+    result: LaplacianKMeansResult,
+    *,
+    n_neighbors: int = 5,
+    normalize: str | None = "cl2n",
+    lam: float | Float[Array, ""] = 1.0,
+    temperature: float | Float[Array, ""] = 1.0,
+) -> tuple[Int[Array, " m"], Float[Array, "m k"]]:
+    r"""Assign new points with a fitted Laplacian k-means model (out-of-sample extension).
+
+    Each new point $p$ joins the directed kNN graph with edges to its ``n_neighbors``
+    nearest training points $N(p)$ (on the features normalised as in the fit: CL2N
+    centres on the **training** mean), the training assignments $Z$ held fixed. Minimising
+    the energy of [`laplacian_kmeans`][jaxclust.cluster.laplacian_kmeans] over $z_p$ alone
+    gives, in closed form (one bound update, no iteration: $z_p$ enters only linearly
+    besides its entropy),
+
+    $$ z_p = \operatorname{softmax}\Big(\big(-\lVert \hat x_p - m_c\rVert^2
+       + \lambda \textstyle\sum_{j \in N(p)} z_{j}\big)/T\Big), $$
+
+    the reference's assignment step for a point with no incoming edges (``shift`` 0).
+    With ``lam = 0`` it is the soft assignment to the prototypes. Pass the options used
+    for the fit; a fit with a custom ``affinity`` has no rule for new points' edges (use
+    ``lam = 0`` or build the kNN option).
+
+    Args:
+      x: new points ``(m, d)``.
+      x_train: the training points ``(n, d)`` the result was fitted on.
+      result: the fit's [`LaplacianKMeansResult`][jaxclust.cluster.LaplacianKMeansResult].
+      n_neighbors: neighbours of a new point among the training points (static).
+      normalize: ``"cl2n"``, ``"l2"`` or ``None``, as for the fit (static).
+      lam: Laplacian weight $\lambda \ge 0$, as for the fit.
+      temperature: $T > 0$, as for the fit.
+
+    Returns:
+      ``(labels, assignments)`` of shapes ``(m,)`` and ``(m, k)``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import laplacian_kmeans, laplacian_kmeans_predict
+      >>> x = jnp.asarray([[0.0, 0.0], [0.2, 0.1], [0.1, 0.3], [4.0, 4.0], [4.2, 4.1],
+      ...                  [4.1, 4.3]])
+      >>> res = laplacian_kmeans(x, 2, init=x[jnp.asarray([0, 3])], n_neighbors=2,
+      ...                        normalize=None)
+      >>> labels, _ = laplacian_kmeans_predict(jnp.asarray([[3.9, 4.2], [0.1, -0.1]]), x,
+      ...                                      res, n_neighbors=2, normalize=None)
+      >>> bool(labels[0] == res.labels[3]), bool(labels[1] == res.labels[0])
+      (True, True)
+    """
+    xt = _points(x_train, name="x_train")
+    xs = checks.as_float_array(x, "x")
+    checks.check_points(xs, "x")
+    dtype = jnp.promote_types(xs.dtype, xt.dtype)
+    xs, xt = checks.check_finite(xs.astype(dtype), "x"), xt.astype(dtype)
+    n, d = xt.shape
+    if xs.shape[1] != d:
+        raise ValueError(f"`x` must have {d} features like `x_train`, got {xs.shape[1]}.")
+    z, c = result.assignments, result.centroids
+    if z.shape[0] != n or c.shape[1] != d:
+        raise ValueError(f"`result` does not match `x_train` ({n} points, {d} features): "
+                         f"assignments {tuple(z.shape)}, centroids {tuple(c.shape)}.")
+    checks.check_int(n_neighbors, "n_neighbors", high=n, bounds=f"in [1, n] = [1, {n}]")
+    _static_choice(normalize, "normalize", _NORMALIZE)
+    lam = _nonneg_scalar(lam, "lam", "It weighs the Laplacian term; 0 gives soft k-means.")
+    temp = checks.check_positive_scalar(temperature, "temperature")
+    if normalize == "cl2n":
+        mean = jnp.mean(xt, axis=0, keepdims=True)
+        xs, xt = xs - mean, xt - mean
+    if normalize is not None:
+        xs, xt = _normalize_features(xs, "l2"), _normalize_features(xt, "l2")
+    # nearest training points of every new point (from differences: no self to exclude)
+    d2 = jnp.sum(jnp.square(xs[:, None, :] - xt[None, :, :]), axis=-1)
+    _, idx = jax.lax.top_k(-d2, n_neighbors)
+    pull = jnp.sum(z.astype(xs.dtype)[idx], axis=1)  # (m, k)
+    unary = pairwise_cost(xs, c.astype(xs.dtype), "sqeuclidean")
+    q = jax.nn.softmax((-unary + jnp.asarray(lam, xs.dtype) * pull)
+                       / jnp.asarray(temp, xs.dtype), axis=1)
+    return jnp.argmax(q, axis=1).astype(jnp.int32), q

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.costs import pairwise_cost
+from .._core.costs import pairwise_cost, safe_sqrt
 from .._core.fixed_point import sequential_vmap
 from .._core.results import with_summary_repr
 
-__all__ = ["KMedoidsResult", "kmedoids", "pam_build"]
+__all__ = ["KMedoidsResult", "kmedoids", "kmedoids_predict", "pam_build"]
 
 METRICS = ("euclidean", "sqeuclidean", "manhattan", "cosine", "precomputed")
 METHODS = ("fasterpam", "pam")
@@ -555,3 +555,75 @@ def kmedoids(
     elif kind == "random":
         m0 = jax.random.choice(key, n, (k,), replace=False).astype(jnp.int32)
     return _search(dfull, w, m0 + token, jnp.asarray(max_iter, jnp.int32), method=method)
+
+
+# ----------------------------------------------------------------------------- prediction
+def kmedoids_predict(
+    x: Float[Array, "m d"] | Float[Array, "m k"],
+    medoids: Float[Array, "k d"] | None = None,
+    *,
+    metric: str = "euclidean",
+) -> tuple[Int[Array, " m"], Float[Array, " m"]]:
+    r"""Assign new points to the nearest fitted medoid.
+
+    $l_i = \arg\min_j d(x_i, m_j)$ (the first index on ties) under the ``metric`` the
+    medoids were fitted with: the assignment of [`kmedoids`][jaxclust.cluster.kmedoids],
+    whose ``labels`` it reproduces on the training points. Like
+    [`kmeans_predict`][jaxclust.cluster.kmeans_predict], a function of the fitted
+    parameters: pass the medoid points ``x_train[res.medoids]``. With
+    ``metric="precomputed"``, ``x`` is the ``(m, k)`` matrix of dissimilarities from the new
+    points to the medoids and ``medoids`` is ``None``.
+
+    Args:
+      x: new points ``(m, d)``, or dissimilarities ``(m, k)`` with ``"precomputed"``.
+      medoids: medoid points ``(k, d)`` (``None`` with ``"precomputed"``).
+      metric: ``"euclidean"``, ``"sqeuclidean"``, ``"manhattan"``, ``"cosine"`` or
+        ``"precomputed"`` (static).
+
+    Returns:
+      ``(labels, dissimilarities)``: the nearest medoid of every point ``(m,)`` and the
+      dissimilarity to it ``(m,)`` (their sum is the k-medoids loss of ``x``).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import kmedoids, kmedoids_predict
+      >>> x = jnp.asarray([[0.0, 0.0], [0.1, 0.0], [5.0, 5.0], [5.1, 5.0]])
+      >>> res = kmedoids(x, 2)
+      >>> labels, _ = kmedoids_predict(jnp.asarray([[4.9, 5.0], [0.2, 0.1]]), x[res.medoids])
+      >>> bool(labels[0] == res.labels[2]), bool(labels[1] == res.labels[0])
+      (True, True)
+    """
+    if metric not in METRICS:
+        raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
+    xs = checks.as_float_array(x, "x")
+    checks.check_points(xs, "x")
+    xs = xs.astype(jnp.promote_types(xs.dtype, jnp.float32))
+    if metric == "precomputed":
+        if medoids is not None:
+            raise ValueError("`medoids` must be None when metric='precomputed' (`x` holds the "
+                             "(m, k) dissimilarities to the medoids).")
+        d = checks.check_finite(xs, "x")
+    else:
+        if medoids is None:
+            raise ValueError("`medoids` (the (k, d) medoid points, e.g. x_train[res.medoids]) "
+                             f"is required with metric={metric!r}.")
+        m = checks.as_float_array(medoids, "medoids", dtype=xs.dtype)
+        checks.check_points(m, "medoids")
+        if m.shape[1] != xs.shape[1]:
+            raise ValueError(f"`x` must have {m.shape[1]} features like `medoids`, got "
+                             f"{xs.shape[1]}.")
+        xs = checks.check_finite(xs, "x")
+        m = checks.check_finite(m, "medoids")
+        d = _predict_dissimilarity(xs, m, metric)
+    labels = jnp.argmin(d, axis=1).astype(jnp.int32)
+    return labels, jnp.take_along_axis(d, labels[:, None], axis=1)[:, 0]
+
+
+def _predict_dissimilarity(x, m, metric):
+    if metric == "manhattan":
+        return jnp.sum(jnp.abs(x[:, None, :] - m[None, :, :]), axis=-1)
+    if metric in ("euclidean", "sqeuclidean"):
+        # differences, not the expansion: exact 0 at a medoid, no cancellation
+        sq = jnp.sum(jnp.square(x[:, None, :] - m[None, :, :]), axis=-1)
+        return sq if metric == "sqeuclidean" else safe_sqrt(sq)
+    return jnp.maximum(pairwise_cost(x, m, metric), 0.0)

@@ -22,7 +22,8 @@ from .._core.results import with_summary_repr
 from ..ot.entropic import default_epsilon, sinkhorn
 from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
 
-__all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "soft_kmeans"]
+__all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "sinkhorn_kmeans_predict",
+           "soft_kmeans", "soft_kmeans_predict"]
 
 
 @with_summary_repr
@@ -442,3 +443,129 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit, call
     conv = conv & res.converged & all_finite(c, assign, loss)
     return SinkhornKMeansResult(c, assign, jnp.argmax(p, axis=1).astype(jnp.int32), loss,
                                 it, conv)
+
+
+# --------------------------------------------------------------------------------------
+# prediction for new points
+
+
+def _predict_inputs(x, centroids):
+    c = checks.as_float_array(centroids, "centroids")
+    checks.check_points(c, "centroids")
+    xs = checks.as_float_array(x, "x", dtype=jnp.promote_types(c.dtype, jnp.float32))
+    checks.check_points(xs, "x")
+    if xs.shape[1] != c.shape[1]:
+        raise ValueError(f"`x` must have {c.shape[1]} features like `centroids`, got "
+                         f"{xs.shape[1]}.")
+    return checks.check_finite(xs, "x"), checks.check_finite(c.astype(xs.dtype), "centroids")
+
+
+def soft_kmeans_predict(
+    x: Float[Array, "m d"],
+    centroids: Float[Array, "k d"],
+    *,
+    temperature: float | Float[Array, ""],
+) -> tuple[Int[Array, " m"], Float[Array, "m k"]]:
+    r"""Soft assignments of new points to fitted soft k-means centroids.
+
+    $q_{ij} = \operatorname{softmax}_j(-\lVert x_i - c_j\rVert^2 / T)$ at the temperature
+    $T$ the centroids were fitted with: the E-step of
+    [`soft_kmeans`][jaxclust.cluster.soft_kmeans], whose ``assignments`` it reproduces on the
+    training points. A function of the fitted centroids, as
+    [`kmeans_predict`][jaxclust.cluster.kmeans_predict]; differentiable in every input.
+
+    Args:
+      x: new points ``(m, d)``.
+      centroids: fitted centroids ``(k, d)``, e.g. ``soft_kmeans(...).centroids``.
+      temperature: $T > 0$, the value passed to ``soft_kmeans``.
+
+    Returns:
+      ``(labels, assignments)``: ``argmax`` ``(m,)`` and the soft assignments ``(m, k)``
+      (rows sum to one).
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import soft_kmeans, soft_kmeans_predict
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(0), (30, 2)) + 4.0,
+      ...                      jax.random.normal(jax.random.key(1), (30, 2)) - 4.0])
+      >>> res = soft_kmeans(x, 2, temperature=1.0, key=jax.random.key(2))
+      >>> labels, q = soft_kmeans_predict(x[:2], res.centroids, temperature=1.0)
+      >>> bool(jnp.allclose(q, res.assignments[:2], atol=1e-5))
+      True
+    """
+    xs, c = _predict_inputs(x, centroids)
+    t = checks.check_positive_scalar(temperature, "temperature")
+    q = jax.nn.softmax(-_sq_dists(xs, c) / jnp.asarray(t, xs.dtype), axis=1)
+    return jnp.argmax(q, axis=1).astype(jnp.int32), q
+
+
+def sinkhorn_kmeans_predict(
+    x: Float[Array, "m d"],
+    centroids: Float[Array, "k d"],
+    *,
+    epsilon: float | Float[Array, ""],
+    sizes: Float[Array, " k"] | None = None,
+    weights: Float[Array, " m"] | None = None,
+    tol: float = 1e-6,
+    max_iter: int = 2000,
+) -> tuple[Int[Array, " m"], Float[Array, "m k"], Bool[Array, ""]]:
+    r"""Size-constrained assignments of a batch of new points to fitted centroids.
+
+    The assignment step of [`sinkhorn_kmeans`][jaxclust.cluster.sinkhorn_kmeans] at fixed
+    centroids: the entropic transport plan $P$ from the batch (masses ``weights``) to the
+    centroids (masses ``sizes``) at the fitted ``epsilon``, returned as $P_{ij}/a_i$. The
+    size constraint holds **over the batch** (transductive, as SwAV's codes): a batch of
+    one point gets ``sizes`` as its assignment, so use
+    [`soft_kmeans_predict`][jaxclust.cluster.soft_kmeans_predict] or
+    [`kmeans_predict`][jaxclust.cluster.kmeans_predict] for single points. On the training
+    points with the fitted ``epsilon`` and ``sizes`` it reproduces the result's
+    ``assignments`` (to the Sinkhorn tolerance). ``epsilon`` is required: the fit's default
+    depends on its initial centroids, which the result does not keep.
+
+    Args:
+      x: new points ``(m, d)``.
+      centroids: fitted centroids ``(k, d)``.
+      epsilon: entropic regularisation used for the fit (> 0).
+      sizes: relative cluster sizes ``(k,)`` (default uniform), as for the fit.
+      weights: non-negative point masses ``(m,)`` (default uniform).
+      tol: L1 marginal tolerance of the Sinkhorn solve.
+      max_iter: its iteration budget.
+
+    Returns:
+      ``(labels, assignments, converged)``: ``argmax`` ``(m,)``, the assignments ``(m, k)``
+      (rows sum to one) and whether the Sinkhorn solve met ``tol`` with finite output.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import sinkhorn_kmeans, sinkhorn_kmeans_predict
+      >>> x = jax.random.normal(jax.random.key(0), (60, 2))
+      >>> res = sinkhorn_kmeans(x, 3, key=jax.random.key(1), epsilon=0.1)
+      >>> labels, q, ok = sinkhorn_kmeans_predict(x, res.centroids, epsilon=0.1)
+      >>> bool(ok), bool(jnp.allclose(q, res.assignments, atol=1e-3))
+      (True, True)
+    """
+    xs, c = _predict_inputs(x, centroids)
+    k = c.shape[0]
+    _check_iters(max_iter, tol)
+    eps = jnp.asarray(checks.check_positive_scalar(epsilon, "epsilon",
+                                                   "It is in units of squared distance."),
+                      xs.dtype)
+    if sizes is None:
+        b = jnp.full((k,), 1.0 / k, xs.dtype)
+    else:
+        b = checks.as_float_array(sizes, "sizes", dtype=xs.dtype)
+        if b.shape != (k,):
+            raise ValueError(f"`sizes` must have shape ({k},), one per cluster, got "
+                             f"{tuple(b.shape)}.")
+        b = checks.ensure(b, ~(jnp.isfinite(b) & (b > 0)),
+                          "`sizes` must be finite and > 0 (relative cluster sizes).")
+        b = b / jnp.sum(b)
+    if weights is None:
+        a = jnp.full((xs.shape[0],), 1.0 / xs.shape[0], xs.dtype)
+    else:
+        a = checks.row_weights(weights, xs.shape[0], "x", dtype=xs.dtype, positive_sum=True)
+        a = a / jnp.sum(a)
+    res = sinkhorn(xs, c, a, b, epsilon=eps, tol=float(tol), max_iter=int(max_iter))
+    q = res.plan / jnp.where(a > 0, a, 1.0)[:, None]
+    converged = res.converged & jnp.all(jnp.isfinite(q))
+    return jnp.argmax(q, axis=1).astype(jnp.int32), q, converged

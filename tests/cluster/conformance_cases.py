@@ -44,6 +44,46 @@ def _mlc(x):
 
     res = mlc(x, 2, key=jax.random.key(0), steps=3)
     return res.labels, res.objective
+_RNG = np.random.default_rng(6)
+_XT = jnp.asarray(np.r_[_RNG.normal(size=(6, 2)), _RNG.normal(size=(6, 2)) + 3.0], jnp.float32)
+_Z = jnp.asarray(_RNG.dirichlet(np.ones(2), size=12), jnp.float32)
+
+
+def _laplacian_result(c):
+    from jaxclust.cluster.laplacian import LaplacianKMeansResult
+
+    z = jnp.zeros((1,), jnp.float32)
+    return LaplacianKMeansResult(_Z, jnp.argmax(_Z, 1), c, z, jnp.int32(1), jnp.bool_(True))
+
+
+def _predicts(x, c):
+    # the closed-form predictors in one program (one compilation)
+    from jaxclust.cluster import kmedoids_predict, laplacian_kmeans_predict, soft_kmeans_predict
+
+    return (soft_kmeans_predict(x, c, temperature=0.7),
+            kmedoids_predict(x, c), kmedoids_predict(x, c, metric="manhattan"),
+            laplacian_kmeans_predict(x, _XT, _laplacian_result(c), n_neighbors=3, lam=0.5))
+
+
+def _kmedoids_predict(x, c):
+    from jaxclust.cluster import kmedoids_predict
+
+    return kmedoids_predict(x, c, metric="cosine")
+
+
+def _laplacian_predict(x, c):
+    from jaxclust.cluster import laplacian_kmeans_predict
+
+    return laplacian_kmeans_predict(x, _XT, _laplacian_result(c), n_neighbors=2,
+                                    normalize=None)
+
+
+def _sinkhorn_predict(x, c):
+    from jaxclust.cluster import sinkhorn_kmeans_predict
+
+    tol = 1e-10 if x.dtype == jnp.float64 else 1e-5
+    return sinkhorn_kmeans_predict(x, c, epsilon=1.0, sizes=jnp.asarray([1.0, 2.0], x.dtype),
+                                   tol=tol, max_iter=5000)
 
 
 def cases() -> list[Case]:
@@ -63,4 +103,12 @@ def cases() -> list[Case]:
         Case("coding_rate", "coding_rate", _mlc_terms, (x[:6], m.repeat(2, 0)), (0,),
              slow=True),
         Case("mlc", "mlc", _mlc, (x,), slow=True),
+        Case("soft+kmedoids+laplacian_predict", "soft_kmeans_predict", _predicts,
+             (x, m[:2]), (0, 1)),
+        Case("kmedoids_predict", "kmedoids_predict", _kmedoids_predict, (x, m), (0, 1),
+             slow=True),
+        Case("laplacian_kmeans_predict", "laplacian_kmeans_predict", _laplacian_predict,
+             (x, m[:2]), (0, 1), slow=True),
+        Case("sinkhorn_kmeans_predict", "sinkhorn_kmeans_predict", _sinkhorn_predict,
+             (x, m[:2]), (0, 1), slow_grad=True),
     ]
