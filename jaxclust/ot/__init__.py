@@ -4,6 +4,7 @@ SwAV-style balanced cluster codes and progressive partial OT pseudo-labels (P²O
 for imbalanced clustering."""
 
 from .assign import swav_codes as swav_codes
+from .barycenter import BarycenterResult as BarycenterResult, barycenter as barycenter
 from .divergence import (
     SinkhornDivergenceResult as SinkhornDivergenceResult,
     sinkhorn_divergence as sinkhorn_divergence,
@@ -28,11 +29,13 @@ from .progressive import (
 from .sliced import sliced_wasserstein as sliced_wasserstein, wasserstein_1d as wasserstein_1d
 
 __all__ = [
+    "BarycenterResult",
     "GromovResult",
     "LinearAssignment",
     "PartialCodes",
     "SinkhornDivergenceResult",
     "SinkhornResult",
+    "barycenter",
     "default_epsilon",
     "gromov_wasserstein",
     "linear_sum_assignment",

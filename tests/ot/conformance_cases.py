@@ -54,6 +54,11 @@ def _gw(C1, C2, M, b):
     return res.reg_cost, res.converged
 
 
+def _barycenter(locs, x0):
+    res = jot.barycenter(locs, x0, max_iter=20)  # exact mode (device Hungarian); no gradient
+    return res.x, res.converged
+
+
 def cases() -> list[Case]:
     x, y = _f32(_rng.normal(size=(6, 2))), _f32(_rng.normal(size=(5, 2)))
     u, v = _f32(_rng.normal(size=6)), _f32(_rng.normal(size=5))
@@ -73,6 +78,8 @@ def cases() -> list[Case]:
               _f32(_rng.uniform(size=(4, 4))) + _f32(_rng.uniform(size=(4, 4))).T,
               _f32(_rng.uniform(size=(5, 4))), _f32(_rng.uniform(0.2, 1, 4))), (0, 1, 2),
              rtol=1e-4),
+        Case("barycenter", "barycenter", _barycenter,
+             (_f32(_rng.normal(size=(2, 4, 2))), _f32(_rng.normal(size=(4, 2))))),
         Case("clustering_accuracy", "clustering_accuracy", _accuracy,
              (jnp.asarray([0, 1, 2, 0, 1, 2, 0, 1], jnp.int32),
               jnp.asarray([1, 1, 2, 3, 0, 2, 1, 0], jnp.int32))),
