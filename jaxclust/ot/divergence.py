@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
 from .._core.results import with_summary_repr
+from . import entropic
 from .entropic import SinkhornResult, _sinkhorn_symmetric, sinkhorn
 
 __all__ = ["SinkhornDivergenceResult", "sinkhorn_divergence"]
@@ -112,12 +114,36 @@ def sinkhorn_divergence(
     if "mass" in kwargs:
         raise ValueError("`mass` is not supported: the Sinkhorn divergence is defined for "
                          "balanced and unbalanced (tau_a/tau_b) OT, not for partial OT.")
+    sym = _equal(tau_a, tau_b)
+    if not entropic._trusting[0] and "init" not in kwargs:
+        # concrete inputs: checked on the host, then the three solves and the value as one
+        # compiled program (see entropic._points_program)
+        dtype = entropic._host_points_ok(x, y, cost)
+        if dtype is not None and entropic._host_problem_ok(
+                dtype, len(x), len(y), a, b, epsilon, tau_a, tau_b, None, None):
+            opts = entropic._static_options(**kwargs)
+            try:
+                hash(opts)
+            except TypeError:  # the general path reports the option
+                opts = None
+            if opts is not None:
+                return _program(x, y, a, b, epsilon, tau_a, tau_b, cost, sym, opts)
+    return _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, kwargs)
+
+
+@functools.partial(jax.jit, static_argnames=("cost", "sym", "opts"))
+def _program(x, y, a, b, epsilon, tau_a, tau_b, cost, sym, opts):
+    with entropic._trusted():
+        return _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, dict(opts))
+
+
+def _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, kwargs):
     kw = dict(epsilon=epsilon, cost=cost, tau_a=tau_a, tau_b=tau_b, **kwargs)
     xy = sinkhorn(x, y, a, b, **kw)
     # the weights as validated (defaults filled in) enter the symmetric problems, solved by
     # the averaged symmetric update (Feydy et al. 2019, eq. 25; no oscillation) when they
-    # are symmetric, i.e. when both marginals are relaxed alike
-    solve_sym = _sinkhorn_symmetric if _equal(tau_a, tau_b) else (
+    # are symmetric, i.e. when both marginals are relaxed alike (``sym``: concretely equal)
+    solve_sym = _sinkhorn_symmetric if sym else (
         lambda p, w, **k: sinkhorn(p, p, w, w, **k))
     xx = solve_sym(x, xy.a, **kw)
     yy = solve_sym(y, xy.b, **kw)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import NamedTuple
@@ -9,6 +10,7 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._core import checks
@@ -286,12 +288,153 @@ def _entropic_map(res: SinkhornResult, z, forward: bool, transport: bool):
 
 
 # ------------------------------------------------------------------------------------------
+# eager calls: value checks on the host, then one compiled program
+#
+# An eager call with concrete inputs is checked with NumPy on the host (no XLA program for a
+# check) and then runs as ONE jitted program (validation arithmetic, solve and result), with
+# the value checks left out of that program (they were done). Any doubt (a traced or odd
+# input, something to report) takes the general path, whose checks give the messages.
+
+_trusting = [False]  # True while tracing the program of a host-checked eager call
+
+
+@contextlib.contextmanager
+def _trusted():
+    prev = _trusting[0]
+    _trusting[0] = True
+    try:
+        yield
+    finally:
+        _trusting[0] = prev
+
+
+def _host_float_dtype(*arrays):
+    """The dtype :func:`_float_dtype` gives after :func:`checks.as_float_array`."""
+    dts = []
+    for v in arrays:
+        dt = jnp.result_type(v)  # canonical (float64 -> float32 without x64)
+        dts.append(dt if jnp.issubdtype(dt, jnp.floating) else jnp.result_type(float))
+    return np.dtype(jnp.promote_types(jnp.result_type(*dts), jnp.float32))
+
+
+def _host_array(v, dtype=None):
+    """A concrete numeric input as a NumPy array (``dtype``: converted), else ``None``."""
+    if v is None or isinstance(v, (str, bytes)) or checks.is_traced(v):
+        return None
+    try:
+        arr = np.asarray(v)
+    except Exception:  # ragged lists ...: the general path names the argument
+        return None
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_ or
+            arr.dtype.name == "bfloat16"):
+        return None
+    with np.errstate(all="ignore"):
+        return arr if dtype is None else arr.astype(dtype)
+
+
+def _host_scalar(v):
+    if isinstance(v, bool) or checks.is_traced(v):
+        return None
+    arr = _host_array(v)
+    if arr is None or arr.ndim != 0:
+        return None
+    return float(arr)
+
+
+def _host_points_ok(x, y, cost):
+    """Concrete point clouds that pass every check of :func:`_point_cloud`."""
+    xn, yn = _host_array(x), _host_array(y)
+    if xn is None or yn is None or xn.ndim != 2 or yn.ndim != 2:
+        return None
+    if xn.shape[1] != yn.shape[1] or xn.shape[0] == 0 or yn.shape[0] == 0:
+        return None
+    if not (callable(cost) or (isinstance(cost, str) and cost in COSTS)):
+        return None
+    dtype = _host_float_dtype(xn, yn)
+    xn, yn = xn.astype(dtype), yn.astype(dtype)
+    if not (np.all(np.isfinite(xn)) and np.all(np.isfinite(yn))):
+        return None
+    if not callable(cost):
+        with np.errstate(all="ignore"):
+            if cost in ("sqeuclidean", "euclidean"):
+                total = dtype.type(xn.shape[0] + yn.shape[0])
+                centre = np.sum(xn / total, 0) + np.sum(yn / total, 0)
+                xn, yn = xn - centre, yn - centre
+            for arr in (xn, yn):  # checks.sq_norm_overflow, with a margin of 2
+                s = np.sum(np.square(arr * dtype.type(0.25)), axis=-1)
+                if not (np.all(np.isfinite(arr)) and np.max(s) < np.finfo(dtype).max / 128):
+                    return None
+    return dtype
+
+
+def _host_problem_ok(dtype, n, m, a, b, epsilon, tau_a, tau_b, mass, init) -> bool:
+    """Concrete weights, epsilon, taus, mass and warm start that pass every check of
+    :func:`_solve` (with margins: a borderline case takes the general path)."""
+    sums = []
+    for w, size in ((a, n), (b, m)):
+        if w is None:
+            sums.append(float(np.sum(np.full((size,), 1.0 / size, dtype))))
+            continue
+        wn = _host_array(w, dtype)
+        if (wn is None or wn.shape != (size,) or not np.all(np.isfinite(wn))
+                or not np.all(wn >= 0) or not np.sum(wn) > 0):
+            return False
+        sums.append(float(np.sum(wn)))
+    eps = _host_scalar(epsilon)
+    ta, tb = _host_scalar(tau_a), _host_scalar(tau_b)
+    if eps is None or not (np.isfinite(eps) and eps > 0):
+        return False
+    if ta is None or tb is None or not (0 < ta <= 1 and 0 < tb <= 1):
+        return False
+    sa, sb = sums
+    if mass is not None:
+        mv = _host_scalar(mass)
+        if (mv is None or ta != 1.0 or tb != 1.0 or not (np.isfinite(mv) and mv > 0)
+                or mv > min(sa, sb) * (1 + 5e-7)):
+            return False
+    elif ta == 1.0 and tb == 1.0:
+        rtol = float(np.finfo(dtype).eps) ** 0.5 / 3
+        if abs(sa - sb) > 0.5 * rtol * max(sa, sb):
+            return False
+    if init is not None:
+        if not (isinstance(init, (tuple, list)) and len(init) == 2):
+            return False
+        f0, g0 = _host_array(init[0]), _host_array(init[1])
+        if f0 is None or g0 is None or f0.shape != (n,) or g0.shape != (m,):
+            return False
+    return True
+
+
+def _static_options(**opts):
+    """Hashable static options of a compiled eager program."""
+    if opts.get("epsilon_init") is not None:
+        opts["epsilon_init"] = float(opts["epsilon_init"])
+    return tuple(sorted(opts.items()))
+
+
+@functools.partial(jax.jit, static_argnames=("cost", "chunk_size", "opts"))
+def _points_program(x, y, a, b, epsilon, tau_a, tau_b, mass, init, cost, chunk_size, opts):
+    with _trusted():
+        return sinkhorn(x, y, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass,
+                        init=init, cost=cost, chunk_size=chunk_size, **dict(opts))
+
+
+@functools.partial(jax.jit, static_argnames=("opts",))
+def _cost_program(C, a, b, epsilon, tau_a, tau_b, mass, init, opts):
+    with _trusted():
+        return sinkhorn_from_cost(C, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b,
+                                  mass=mass, init=init, **dict(opts))
+
+
+# ------------------------------------------------------------------------------------------
 # validation
 
 
 def _weights(w, size: int, name: str, dtype, point_name: str):
     if w is None:
         return jnp.full((size,), 1.0 / size, dtype)
+    if _trusting[0]:  # checked on the host
+        return checks.as_float_array(w, name, dtype=dtype)
     return checks.row_weights(w, size, point_name, name=name, dtype=dtype, positive_sum=True)
 
 
@@ -302,6 +445,8 @@ def check_tau(tau, name: str, dtype):
                              f"looser KL relaxation), got {tau}.")
         return jnp.asarray(tau, dtype)
     t = jnp.asarray(tau, dtype)
+    if _trusting[0]:  # checked on the host
+        return t
     if t.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(t.shape)}.")
     return checks.ensure(t, ~((t > 0) & (t <= 1)), f"`{name}` must be in (0, 1].")
@@ -345,21 +490,26 @@ def _solve(
     dtype = geom.dtype
     a = _weights(a, n, "a", dtype, "x" if isinstance(geom, PointCloud) else "C rows")
     b = _weights(b, m, "b", dtype, "y" if isinstance(geom, PointCloud) else "C columns")
-    eps = jnp.asarray(checks.check_positive_scalar(
+    trusted = _trusting[0]  # the values were checked on the host
+    eps = jnp.asarray(epsilon if trusted else checks.check_positive_scalar(
         epsilon, "epsilon", "It is absolute, in the units of the cost; "
         "`default_epsilon` gives a scale-aware value."), dtype)
     ta, tb = check_tau(tau_a, "tau_a", dtype), check_tau(tau_b, "tau_b", dtype)
     partial = mass is not None
-    if partial and not (_is_one(tau_a) and _is_one(tau_b)):
+    if partial and not trusted and not (_is_one(tau_a) and _is_one(tau_b)):
         raise ValueError("`mass` (partial OT) cannot be combined with `tau_a`/`tau_b` < 1 "
                          "(or with traced taus); use one relaxation at a time.")
-    if partial:
+    if partial and trusted:
+        mass_arr = jnp.asarray(mass, dtype)
+    elif partial:
         mass_arr = jnp.asarray(checks.check_positive_scalar(mass, "mass"), dtype)
         avail = jnp.minimum(jnp.sum(a), jnp.sum(b))
         mass_arr = checks.ensure(
             mass_arr, mass_arr > avail * (1 + 1e-6),
             "`mass` exceeds the available mass min(sum(a), sum(b)); partial OT transports "
             "at most that much.")
+    elif trusted:
+        mass_arr = jnp.asarray(0.0, dtype)
     else:
         mass_arr = jnp.asarray(0.0, dtype)
         balanced = (ta == 1.0) & (tb == 1.0)
@@ -451,8 +601,11 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
                          f"got {cost!r}.")
     checks.check_int(chunk_size, "chunk_size", none_ok=True, why="None: dense")
     dtype = _float_dtype(x, y)
-    x = checks.check_finite(x.astype(dtype), "x")
-    y = checks.check_finite(y.astype(dtype), "y")
+    x, y = x.astype(dtype), y.astype(dtype)
+    if _trusting[0]:  # checked on the host
+        return PointCloud(x, y, cost, chunk_size)
+    x = checks.check_finite(x, "x")
+    y = checks.check_finite(y, "y")
     if callable(cost):
         # a custom cost: its shape is checked on one pair at trace time; its values are the
         # user's (non-finite costs show as converged=False)
@@ -485,7 +638,7 @@ def _cost_matrix(C) -> CostMatrix:
     C = checks.as_float_array(C, "C")
     checks.check_ndim(C, "C", 2, "(n, m)")
     C = C.astype(_float_dtype(C))
-    return CostMatrix(checks.check_finite(C, "C"))
+    return CostMatrix(C if _trusting[0] else checks.check_finite(C, "C"))
 
 
 # ------------------------------------------------------------------------------------------
@@ -620,6 +773,17 @@ def sinkhorn(
       Transportation Problems", SIAM J. Sci. Comput. 2015 (partial OT).
     """
     check_callback(callback)  # first: a static option, no computation
+    if not _trusting[0]:
+        check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
+        checks.check_int(chunk_size, "chunk_size", none_ok=True, why="None: dense")
+        dtype = _host_points_ok(x, y, cost)
+        if dtype is not None and _host_problem_ok(dtype, len(x), len(y), a, b, epsilon, tau_a,
+                                                  tau_b, mass, init):
+            return _points_program(x, y, a, b, epsilon, tau_a, tau_b, mass, init, cost,
+                                   chunk_size, _static_options(
+                                       tol=tol, max_iter=max_iter, check_every=check_every,
+                                       epsilon_init=epsilon_init, epsilon_decay=epsilon_decay,
+                                       implicit=implicit, mode=mode, callback=callback))
     geom = _point_cloud(x, y, cost, chunk_size)
     return _solve(
         geom, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
@@ -680,6 +844,15 @@ def sinkhorn_from_cost(
       Cuturi, "Sinkhorn Distances: Lightspeed Computation of Optimal Transport", NeurIPS 2013.
     """
     check_callback(callback)  # first: a static option, no computation
+    if not _trusting[0]:
+        check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
+        Cn = _host_array(C)
+        if Cn is not None and Cn.ndim == 2 and np.all(np.isfinite(
+                Cn.astype(dtype := _host_float_dtype(Cn)))) and _host_problem_ok(
+                dtype, Cn.shape[0], Cn.shape[1], a, b, epsilon, tau_a, tau_b, mass, init):
+            return _cost_program(C, a, b, epsilon, tau_a, tau_b, mass, init, _static_options(
+                tol=tol, max_iter=max_iter, check_every=check_every, epsilon_init=epsilon_init,
+                epsilon_decay=epsilon_decay, implicit=implicit, mode=mode, callback=callback))
     return _solve(
         _cost_matrix(C), a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
