@@ -66,6 +66,8 @@ SECTIONS: tuple[Section, ...] = (
             "jaxclust.demo.ood"),
     Section("diffusion", "Diffusion: score models on a 2-D mixture and digits",
             "jaxclust.demo.diffusion"),
+    Section("graph", "Graphs: a heat-geodesic embedding unrolls a Swiss roll",
+            "jaxclust.demo.graph"),
 )
 """The demo sections, in the order they run."""
 
