@@ -54,6 +54,7 @@ from .mixture import (
     gmm_bic as gmm_bic,
     gmm_log_prob as gmm_log_prob,
 )
+from .select import SelectKResult as SelectKResult, select_k as select_k
 from .soft import (
     SinkhornKMeansResult as SinkhornKMeansResult,
     SoftKMeansResult as SoftKMeansResult,
@@ -96,6 +97,7 @@ __all__ = [
     "laplacian_kmeans_predict",
     "spectral",
     "MiniBatchKMeansState",
+    "SelectKResult",
     "SinkhornKMeansResult",
     "SoftKMeansResult",
     "kmeans",
@@ -110,6 +112,7 @@ __all__ = [
     "minibatch_kmeans_update",
     "sinkhorn_kmeans",
     "sinkhorn_kmeans_predict",
+    "select_k",
     "soft_kmeans",
     "soft_kmeans_predict",
 ]

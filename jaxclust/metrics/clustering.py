@@ -619,7 +619,7 @@ def silhouette_samples(
     return _silhouette_samples(x, labels, k)
 
 
-def _labelled_points(x, labels, k):
+def _labelled_points(x, labels, k, validate=True):
     """Validated ``(x, labels, onehot, counts)`` for the label-based geometric scores:
     ``x`` in the float dtype of the computation, 2 to ``n - 1`` non-empty clusters (where
     silhouette, Calinski-Harabasz and Davies-Bouldin are defined, as in scikit-learn)."""
@@ -634,14 +634,15 @@ def _labelled_points(x, labels, k):
     onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # (n, k)
     counts = jnp.sum(onehot, axis=0)
     n_clusters = jnp.sum(counts > 0)
-    lab = checks.ensure(lab, (n_clusters < 2) | (n_clusters > n - 1),
-                        f"`labels` must contain between 2 and n - 1 = {n - 1} non-empty "
-                        "clusters; the score is undefined otherwise.")
+    if validate:  # select_k marks undefined lanes itself instead
+        lab = checks.ensure(lab, (n_clusters < 2) | (n_clusters > n - 1),
+                            f"`labels` must contain between 2 and n - 1 = {n - 1} non-empty "
+                            "clusters; the score is undefined otherwise.")
     return x, lab, onehot, counts
 
 
-def _silhouette_samples(x, labels, k):
-    x, lab, onehot, counts = _labelled_points(x, labels, k)
+def _silhouette_samples(x, labels, k, validate=True):
+    x, lab, onehot, counts = _labelled_points(x, labels, k, validate)
     # the silhouette is scale-invariant: distances in units of a power of two of the data's
     # magnitude (exact) neither overflow nor underflow
     x = x / pow2_scale(jnp.max(jnp.abs(x)))
@@ -711,7 +712,11 @@ def calinski_harabasz(
       Calinski and Harabasz, *A dendrite method for cluster analysis*, Communications in
       Statistics 3 (1974).
     """
-    x, _, onehot, counts = _labelled_points(x, labels, k)
+    return _calinski_harabasz(x, labels, k)
+
+
+def _calinski_harabasz(x, labels, k, validate=True):
+    x, _, onehot, counts = _labelled_points(x, labels, k, validate)
     n = x.shape[0]
     x = x / pow2_scale(jnp.max(jnp.abs(x)))
     mu = jnp.mean(x, axis=0)
@@ -766,7 +771,11 @@ def davies_bouldin(
       Davies and Bouldin, *A cluster separation measure*, IEEE Trans. Pattern Analysis and
       Machine Intelligence 1 (1979).
     """
-    x, lab, onehot, counts = _labelled_points(x, labels, k)
+    return _davies_bouldin(x, labels, k)
+
+
+def _davies_bouldin(x, labels, k, validate=True):
+    x, lab, onehot, counts = _labelled_points(x, labels, k, validate)
     scale = pow2_scale(jnp.max(jnp.abs(x)))
     x = x / scale
     means = _cluster_means(x, onehot, counts)
@@ -894,3 +903,14 @@ def adjusted_mutual_info(
     den = jnp.where(den < 0, jnp.minimum(den, -eps), jnp.maximum(den, eps))
     value = (mi - emi) / den
     return jnp.where(single_true & single_pred, jnp.ones_like(value), value)
+
+
+def label_scores_unvalidated(x, labels, k: int):
+    """Package-internal (used by ``jaxclust.cluster.select_k``): ``(mean silhouette,
+    Calinski-Harabasz, Davies-Bouldin, number of non-empty clusters)`` of finite points
+    ``x`` and labels in ``[0, k)``, without the value check on the number of clusters (the
+    caller marks the lanes with fewer than 2 or more than ``n - 1`` as undefined)."""
+    n_clusters = jnp.sum(jnp.bincount(labels, length=k) > 0)
+    return (jnp.mean(_silhouette_samples(x, labels, k, False)),
+            _calinski_harabasz(x, labels, k, False), _davies_bouldin(x, labels, k, False),
+            n_clusters)

@@ -86,6 +86,15 @@ def _sinkhorn_predict(x, c):
                                    tol=tol, max_iter=5000)
 
 
+def _select_k(x):
+    import jax
+
+    from jaxclust.cluster import select_k
+
+    res = select_k(x, (2, 3), key=jax.random.key(0), n_init=2)
+    return res.labels, res.inertia, res.silhouette, res.calinski_harabasz, res.davies_bouldin
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.normal(size=(10, 2)), jnp.float32)
@@ -103,6 +112,8 @@ def cases() -> list[Case]:
         Case("coding_rate", "coding_rate", _mlc_terms, (x[:6], m.repeat(2, 0)), (0,),
              slow=True),
         Case("mlc", "mlc", _mlc, (x,), slow=True),
+        # hard assignments (Lloyd in a while_loop): jit / vmap only
+        Case("select_k", "select_k", _select_k, (x,)),
         Case("soft+kmedoids+laplacian_predict", "soft_kmeans_predict", _predicts,
              (x, m[:2]), (0, 1)),
         Case("kmedoids_predict", "kmedoids_predict", _kmedoids_predict, (x, m), (0, 1),

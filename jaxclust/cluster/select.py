@@ -1,0 +1,192 @@
+r"""Choosing the number of clusters: k-means for a range of k in one batched program,
+scored by the inertia, the silhouette, Calinski-Harabasz and Davies-Bouldin."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
+
+from .._core import checks
+from .._core.precision import HIGHEST
+from .._core.results import with_summary_repr
+from ..metrics.clustering import label_scores_unvalidated
+from .lloyd import _validate, kmeans_plusplus
+
+__all__ = ["SelectKResult", "select_k"]
+
+CRITERIA = ("silhouette", "calinski_harabasz", "davies_bouldin")
+
+
+@with_summary_repr
+class SelectKResult(NamedTuple):
+    """Result of [`select_k`][jaxclust.cluster.select_k] (a pytree); one row per candidate k.
+
+    Attributes:
+      k_values: the candidate numbers of clusters, shape ``(K,)``.
+      inertia: k-means inertia of the best restart for every k, shape ``(K,)``.
+      silhouette: mean silhouette (higher is better), shape ``(K,)``.
+      calinski_harabasz: Calinski-Harabasz score (higher is better), shape ``(K,)``.
+      davies_bouldin: Davies-Bouldin index (lower is better), shape ``(K,)``.
+      labels: the clustering for every k, shape ``(K, n)``, labels in ``[0, k)``.
+      centroids: centres padded to ``k_max`` rows (rows ``>= k`` are zero), ``(K, k_max, d)``.
+      converged: Lloyd's iterations met ``tol`` before ``max_iter`` (best restart), ``(K,)``.
+
+    The three label-based scores are NaN for a k whose clustering has fewer than 2 or more
+    than ``n - 1`` non-empty clusters (where they are undefined).
+    """
+
+    k_values: Int[Array, " K"]
+    inertia: Float[Array, " K"]
+    silhouette: Float[Array, " K"]
+    calinski_harabasz: Float[Array, " K"]
+    davies_bouldin: Float[Array, " K"]
+    labels: Int[Array, "K n"]
+    centroids: Float[Array, "K k_max d"]
+    converged: Bool[Array, " K"]
+
+    def best(self, criterion: str = "silhouette") -> Int[Array, ""]:
+        """The k chosen by ``criterion``: the largest silhouette or Calinski-Harabasz
+        score, or the smallest Davies-Bouldin index (NaN entries never win)."""
+        if criterion not in CRITERIA:
+            raise ValueError(f"`criterion` must be one of {CRITERIA}, got {criterion!r}.")
+        v = getattr(self, criterion)
+        v = -v if criterion == "davies_bouldin" else v
+        return self.k_values[jnp.argmax(jnp.where(jnp.isnan(v), -jnp.inf, v))]
+
+
+def _masked_lloyd(x, c0, active, max_iter, tol_abs):
+    """Lloyd's iterations with the centres of ``~active`` switched off (never assigned);
+    an empty active cluster keeps its centre. Stops when the squared centre shift is at
+    most ``tol_abs`` (scikit-learn's rule)."""
+    k_max = c0.shape[0]
+
+    def assign(c):
+        d = jnp.sum(jnp.square(x[:, None, :] - c[None, :, :]), axis=-1)
+        d = jnp.where(active[None, :], d, jnp.inf)
+        return jnp.argmin(d, axis=1), jnp.min(d, axis=1)
+
+    def update(c):
+        lab, _ = assign(c)
+        onehot = jax.nn.one_hot(lab, k_max, dtype=x.dtype)
+        cnt = jnp.sum(onehot, axis=0)
+        new = jnp.matmul(onehot.T, x, precision=HIGHEST) / jnp.maximum(cnt, 1.0)[:, None]
+        return jnp.where(((cnt > 0) & active)[:, None], new, c)
+
+    def cond(s):
+        _, shift, it = s
+        return (it < max_iter) & (shift > tol_abs)
+
+    def body(s):
+        c, _, it = s
+        new = update(c)
+        return new, jnp.sum(jnp.square(new - c)), it + 1
+
+    c, shift, it = jax.lax.while_loop(cond, body, (c0, jnp.asarray(jnp.inf, x.dtype),
+                                                   jnp.int32(0)))
+    lab, d2 = assign(c)
+    converged = (shift <= tol_abs) & jnp.all(jnp.isfinite(c))
+    return jnp.where(active[:, None], c, 0.0), lab.astype(jnp.int32), jnp.sum(d2), converged
+
+
+@partial(jax.jit, static_argnames=("k_values", "n_init", "max_iter"))
+def _select(x, key, tol, *, k_values, n_init, max_iter):
+    n = x.shape[0]
+    k_max = max(k_values)
+    ks = jnp.asarray(k_values, jnp.int32)
+    trials = 2 + int(math.log(k_max))
+    keys = jax.random.split(key, n_init)
+    # one greedy k-means++ seeding of k_max centres per restart: its first k centres are the
+    # same procedure's seeding for k (sequential draws, same number of local trials)
+    seeds = jax.vmap(lambda kk: kmeans_plusplus(x, k_max, key=kk, n_local_trials=trials))(keys)
+    active = jnp.arange(k_max)[None, :] < ks[:, None]  # (K, k_max)
+    tol_abs = tol * jnp.mean(jnp.var(x, axis=0))
+    run = jax.vmap(jax.vmap(_masked_lloyd, in_axes=(None, None, 0, None, None)),
+                   in_axes=(None, 0, None, None, None))  # (n_init, K)
+    c, lab, inertia, conv = run(x, seeds, active, max_iter, tol_abs)
+    best = jnp.argmin(inertia, axis=0)  # (K,)
+    pick = jax.tree_util.tree_map(
+        lambda a: jnp.take_along_axis(
+            a, best.reshape((1, -1) + (1,) * (a.ndim - 2)), axis=0)[0], (c, lab, inertia, conv))
+    c, lab, inertia, conv = pick
+    sil, ch, db, n_clusters = jax.vmap(
+        lambda lb: label_scores_unvalidated(x, lb, k_max))(lab)
+    ok = (n_clusters >= 2) & (n_clusters <= n - 1)
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    return SelectKResult(ks, inertia, jnp.where(ok, sil, nan), jnp.where(ok, ch, nan),
+                         jnp.where(ok, db, nan), lab, c, conv)
+
+
+def select_k(
+    x: Float[Array, "n d"],
+    k_values,
+    *,
+    key: PRNGKeyArray,
+    n_init: int = 4,
+    max_iter: int = 300,
+    tol: float = 1e-4,
+) -> SelectKResult:
+    r"""Fit k-means for every candidate k at once and report model-selection criteria.
+
+    All candidates run in **one** batched program: the centres are padded to
+    $k_{\max} = \max(\text{k\_values})$ rows and a mask switches off the rows $\ge k$, so
+    ``vmap`` runs every k (and every restart) side by side. Each restart seeds $k_{\max}$
+    centres by greedy k-means++ (with $2 + \lfloor\ln k_{\max}\rfloor$ local trials); the
+    first $k$ of them are k-means++ for $k$ (the draws are sequential). Lloyd's iterations
+    then run to scikit-learn's tolerance (squared centre shift $\le$ ``tol`` times the mean
+    feature variance); an emptied cluster keeps its centre (scikit-learn would relocate
+    it). For every k the restart of least inertia is kept and scored by its inertia,
+    [`silhouette`][jaxclust.metrics.silhouette] ($O(n^2 d)$),
+    [`calinski_harabasz`][jaxclust.metrics.calinski_harabasz] and
+    [`davies_bouldin`][jaxclust.metrics.davies_bouldin]; ``result.best(criterion)`` picks a
+    k. For Gaussian mixtures, score fits with [`gmm_bic`][jaxclust.cluster.gmm_bic] /
+    [`gmm_aic`][jaxclust.cluster.gmm_aic].
+
+    Args:
+      x: points ``(n, d)``.
+      k_values: candidate numbers of clusters (static: a sequence of ints in
+        ``[2, n - 1]``, where the label-based scores are defined).
+      key: PRNG key of the seeding.
+      n_init: restarts per k (static).
+      max_iter: Lloyd iteration budget (static).
+      tol: relative tolerance (scikit-learn's ``tol``).
+
+    Returns:
+      A [`SelectKResult`][jaxclust.cluster.SelectKResult].
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> from jaxclust.cluster import select_k
+      >>> x = jnp.concatenate([jax.random.normal(jax.random.key(i), (20, 2)) + 6.0 * i
+      ...                      for i in range(3)])
+      >>> res = select_k(x, (2, 3, 4, 5), key=jax.random.key(0))
+      >>> [int(res.best(c)) for c in ("silhouette", "calinski_harabasz", "davies_bouldin")]
+      [3, 3, 3]
+
+    References:
+      Rousseeuw (1987); Calinski and Harabasz (1974); Davies and Bouldin (1979): see the
+      metrics. Arthur and Vassilvitskii, *k-means++*, SODA 2007.
+    """
+    try:
+        ks = tuple(int(k) for k in k_values)
+    except TypeError as err:
+        raise ValueError("`k_values` must be a sequence of ints (static), got "
+                         f"{type(k_values).__name__}.") from err
+    if not ks or any(ks[i] != k for i, k in enumerate(k_values)):
+        raise ValueError(f"`k_values` must be a non-empty sequence of ints, got {k_values!r}.")
+    x, _ = _validate(x, 1, None)
+    n = x.shape[0]
+    if min(ks) < 2 or max(ks) > n - 1:
+        raise ValueError(f"`k_values` must lie in [2, n - 1] = [2, {n - 1}] (the silhouette "
+                         f"and the other scores are undefined outside), got {ks}.")
+    checks.check_int(n_init, "n_init")
+    checks.check_int(max_iter, "max_iter")
+    checks.check_key(key)
+    if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
+        raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    return _select(x, key, jnp.asarray(tol, x.dtype), k_values=ks, n_init=n_init,
+                   max_iter=max_iter)
