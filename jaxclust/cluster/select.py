@@ -28,7 +28,8 @@ class SelectKResult(NamedTuple):
 
     Attributes:
       k_values: the candidate numbers of clusters, shape ``(K,)``.
-      inertia: k-means inertia of the best restart for every k, shape ``(K,)``.
+      objective: k-means inertia of the best restart for every k (minimised), shape
+        ``(K,)``; also readable as ``inertia``.
       silhouette: mean silhouette (higher is better), shape ``(K,)``.
       calinski_harabasz: Calinski-Harabasz score (higher is better), shape ``(K,)``.
       davies_bouldin: Davies-Bouldin index (lower is better), shape ``(K,)``.
@@ -41,13 +42,18 @@ class SelectKResult(NamedTuple):
     """
 
     k_values: Int[Array, " K"]
-    inertia: Float[Array, " K"]
+    objective: Float[Array, " K"]
     silhouette: Float[Array, " K"]
     calinski_harabasz: Float[Array, " K"]
     davies_bouldin: Float[Array, " K"]
     labels: Int[Array, "K n"]
     centroids: Float[Array, "K k_max d"]
     converged: Bool[Array, " K"]
+
+    @property
+    def inertia(self) -> Float[Array, " K"]:
+        """Read-only alias of ``objective`` (the k-means inertia of every k)."""
+        return self.objective
 
     def best(self, criterion: str = "silhouette") -> Int[Array, ""]:
         """The k chosen by ``criterion``: the largest silhouette or Calinski-Harabasz
