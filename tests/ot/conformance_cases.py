@@ -2,7 +2,10 @@
 barycenters, assignment): jit, vmap (batch of 3) and float64 finite differences.
 
 Weights are normalised inside the wrapped functions (the multiplicative perturbations of the
-checks keep them positive)."""
+checks keep them positive). Fast-suite budget: the float64 finite-difference checks and the
+gromov / barycenter / assignment / accuracy cases are slow-marked (each ~2-6 s of compilation
+on a loaded 2-core machine); their fast jit / vmap checks live in tests/ot/test_lap.py,
+tests/metrics/test_clustering.py and the peer tests."""
 
 from __future__ import annotations
 
@@ -66,21 +69,21 @@ def cases() -> list[Case]:
     theta = _f32(_rng.normal(size=(2, 4)))
     return [
         Case("sliced_and_1d", "sliced_wasserstein", _sliced_and_1d, (x, y, wu, theta, u, v, wv),
-             (0, 1, 2, 3, 4, 5, 6)),
+             (0, 1, 2, 3, 4, 5, 6), slow_grad=True),
         Case("wasserstein_1d", "wasserstein_1d", _w1d, (u, v, wu, wv), (0, 1, 2, 3), slow=True),
         Case("sliced_wasserstein", "sliced_wasserstein", _sliced, (x, y, wu, theta),
              (0, 1, 2, 3), slow=True),
         # the total cost is differentiable in the matrix (the assignment is locally constant)
         Case("linear_sum_assignment", "linear_sum_assignment", _lap,
-             (_f32(_rng.normal(size=(4, 5))),), (0,)),
+             (_f32(_rng.normal(size=(4, 5))),), (0,), slow=True),
         Case("gromov_wasserstein", "gromov_wasserstein", _gw,
              (_f32(_rng.uniform(size=(5, 5))) + _f32(_rng.uniform(size=(5, 5))).T,
               _f32(_rng.uniform(size=(4, 4))) + _f32(_rng.uniform(size=(4, 4))).T,
               _f32(_rng.uniform(size=(5, 4))), _f32(_rng.uniform(0.2, 1, 4))), (0, 1, 2),
-             rtol=1e-4),
+             rtol=1e-4, slow=True),
         Case("barycenter", "barycenter", _barycenter,
-             (_f32(_rng.normal(size=(2, 4, 2))), _f32(_rng.normal(size=(4, 2))))),
+             (_f32(_rng.normal(size=(2, 4, 2))), _f32(_rng.normal(size=(4, 2)))), slow=True),
         Case("clustering_accuracy", "clustering_accuracy", _accuracy,
              (jnp.asarray([0, 1, 2, 0, 1, 2, 0, 1], jnp.int32),
-              jnp.asarray([1, 1, 2, 3, 0, 2, 1, 0], jnp.int32))),
+              jnp.asarray([1, 1, 2, 3, 0, 2, 1, 0], jnp.int32)), slow=True),
     ]

@@ -19,6 +19,7 @@ Y = jnp.asarray(_rng.normal(size=(6, 2)) + 1.0, jnp.float32)
 Z = jnp.asarray(_rng.normal(size=(3, 2)), jnp.float32)
 
 
+@pytest.mark.slow  # ~5 s on a loaded 2-core machine
 def test_map_is_the_plans_barycentric_projection_dense_and_online():
     res = sinkhorn(X, Y, epsilon=0.5, tol=1e-6)
     online = sinkhorn(X, Y, epsilon=0.5, tol=1e-6, chunk_size=4)
@@ -35,6 +36,7 @@ def test_map_is_the_plans_barycentric_projection_dense_and_online():
     assert g.shape == Z.shape and bool(jnp.all(jnp.isfinite(g)))
 
 
+@pytest.mark.slow  # ~4.7 s: a solve and a jit compilation
 def test_bad_new_points():
     res = sinkhorn(X, Y, epsilon=0.5)
     with pytest.raises(ValueError, match=re.escape("`z` must have the problem's 2 features")):

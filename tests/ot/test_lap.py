@@ -13,7 +13,8 @@ from scipy.optimize import linear_sum_assignment as scipy_lsa
 from jaxclust.ot import linear_sum_assignment
 
 
-@pytest.mark.parametrize("shape", [(6, 6), (4, 7), (7, 4)])
+@pytest.mark.parametrize("shape", [(6, 6), pytest.param((4, 7), marks=pytest.mark.slow),
+                                   pytest.param((7, 4), marks=pytest.mark.slow)])
 def test_equals_scipy(shape):
     rng = np.random.default_rng(sum(shape))
     cont = rng.normal(size=(10, *shape)).astype(np.float32)

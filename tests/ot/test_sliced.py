@@ -16,6 +16,7 @@ X = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)), jnp.float32)
 Y = jnp.asarray(np.random.default_rng(1).normal(size=(4, 2)), jnp.float32)
 
 
+@pytest.mark.slow
 def test_closed_forms_and_random_directions():
     # a pure shift by s: every 1-D cost is |<theta, s>|^p; with unit random directions in 2-D
     # E <theta, s>^2 = |s|^2 / 2, so SW_2 -> |s| / sqrt(2) (Monte-Carlo, 2000 directions)
@@ -29,11 +30,12 @@ def test_closed_forms_and_random_directions():
                                rtol=1e-6)
 
 
-def _raises_both(fn, message):
+def _raises_both(fn, message, jit=True):
     with pytest.raises(ValueError, match=message):
         fn(X, Y)
-    with pytest.raises(Exception, match=message):
-        jax.block_until_ready(jax.jit(fn)(X, Y))
+    if jit:  # trace-time errors are cheap under jit; value errors compile (~1 s each)
+        with pytest.raises(Exception, match=message):
+            jax.block_until_ready(jax.jit(fn)(X, Y))
 
 
 @pytest.mark.parametrize("fn, message", [
@@ -62,4 +64,4 @@ def test_bad_shapes_and_options(fn, message):
     (lambda x, y: wasserstein_1d(x[:, 0], y[:, 0], jnp.zeros(5)), "`u_weights` sums to 0"),
 ])
 def test_bad_values(fn, message):
-    _raises_both(fn, message)
+    _raises_both(fn, message, jit="NaN" in message)
