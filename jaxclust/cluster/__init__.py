@@ -4,6 +4,7 @@ losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clus
 Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPICT targets,
 P²OT pseudo-label cross-entropy, TELL's k-means layer, SimCLR's NT-Xent)."""
 
+from .clara import fastclara as fastclara
 from .coding_rate import (
     MLCResult as MLCResult,
     coding_rate as coding_rate,
@@ -83,6 +84,7 @@ __all__ = [
     "GMMResult",
     "KMeansResult",
     "KMedoidsResult",
+    "fastclara",
     "kmedoids",
     "kmedoids_predict",
     "pam_build",

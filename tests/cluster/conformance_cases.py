@@ -95,6 +95,15 @@ def _select_k(x):
     return res.labels, res.inertia, res.silhouette, res.calinski_harabasz, res.davies_bouldin
 
 
+def _fastclara(x):
+    import jax
+
+    from jaxclust.cluster import fastclara
+
+    res = fastclara(x, 2, key=jax.random.key(0), n_samples=2, sample_size=6)
+    return res.medoids, res.labels, res.objective
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.normal(size=(10, 2)), jnp.float32)
@@ -114,6 +123,8 @@ def cases() -> list[Case]:
         Case("mlc", "mlc", _mlc, (x,), slow=True),
         # hard assignments (Lloyd in a while_loop): jit / vmap only
         Case("select_k", "select_k", _select_k, (x,)),
+        # medoid indices carry no gradient; the loss at fixed medoids is differentiable
+        Case("fastclara", "fastclara", _fastclara, (x,), (0,)),
         Case("soft+kmedoids+laplacian_predict", "soft_kmeans_predict", _predicts,
              (x, m[:2]), (0, 1)),
         Case("kmedoids_predict", "kmedoids_predict", _kmedoids_predict, (x, m), (0, 1),
