@@ -4,7 +4,7 @@ SwAV-style balanced cluster codes and progressive partial OT pseudo-labels (P²O
 for imbalanced clustering."""
 
 from .assign import swav_codes as swav_codes
-from .barycenter import BarycenterResult as BarycenterResult, barycenter as barycenter
+from .barycenters import BarycenterResult as BarycenterResult, barycenter as barycenter
 from .divergence import (
     SinkhornDivergenceResult as SinkhornDivergenceResult,
     sinkhorn_divergence as sinkhorn_divergence,
