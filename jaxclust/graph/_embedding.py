@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Float
 
 from .._core.checks import as_float_array, check_finite, check_int, ensure
+from .._core.results import with_summary_repr
 from ._construction import _check_adjacency, _laplacian, alpha_decay_graph
 from ._heat import _chebyshev, _check_t, _lmax
 
@@ -167,6 +168,7 @@ def mds(
     return _smacof(d, _classical(d, dim), n_iter)
 
 
+@with_summary_repr
 class HeatGeoResult(NamedTuple):
     """Result of [`heat_geodesic_embedding`][jaxclust.graph.heat_geodesic_embedding].
 

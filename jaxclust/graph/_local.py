@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
 from .._core.checks import ensure
+from .._core.results import with_summary_repr
 from ._construction import _check_adjacency
 
 __all__ = ["LocalClusterResult", "label_weighted_graph", "local_cluster",
@@ -172,6 +173,7 @@ def sweep_cut(
     return mask, phi[k]
 
 
+@with_summary_repr
 class LocalClusterResult(NamedTuple):
     """Result of [`local_cluster`][jaxclust.graph.local_cluster].
 
