@@ -244,7 +244,7 @@ def mlc(
     n_iter: int = 5,
     reg: float = 0.05,
     steps: int = 100,
-    learning_rate: float = 0.05,
+    learning_rate: float = 0.002,
     momentum: float = 0.9,
 ) -> MLCResult:
     r"""Cluster given features with MLC (module docstring): learn $Z = \mathrm{normalize}(XA)$
