@@ -68,7 +68,7 @@ def test_int_and_weight_checks_have_one_home():
                       for m in _INLINE_INT.finditer(src)]
         # distributed: checks inside shard_map (a global verdict); barycenter: (N, n) weights,
         # one row per input measure, not sample weights of one point set
-        if not rel.startswith("distributed/") and rel != "ot/barycenter.py":
+        if not rel.startswith("distributed/") and rel != "ot/barycenters.py":
             offenders += [f"{rel}: hand-written weight check"
                           for _ in _INLINE_WEIGHTS.finditer(src)]
     assert not offenders, "use checks.check_int / checks.row_weights:\n" + "\n".join(offenders)
