@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import jax
@@ -127,11 +126,13 @@ def sinkhorn_divergence(
             except TypeError:  # the general path reports the option
                 opts = None
             if opts is not None:
-                return _program(x, y, a, b, epsilon, tau_a, tau_b, cost, sym, opts)
+                n, m = len(x), len(y)
+                return _program(n * m + n * n + m * m, x, y, a, b, epsilon, tau_a, tau_b,
+                                cost, sym, opts)
     return _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, kwargs)
 
 
-@functools.partial(jax.jit, static_argnames=("cost", "sym", "opts"))
+@entropic._eager_program(("cost", "sym", "opts"))
 def _program(x, y, a, b, epsilon, tau_a, tau_b, cost, sym, opts):
     with entropic._trusted():
         return _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, dict(opts))

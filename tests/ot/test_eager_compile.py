@@ -53,7 +53,10 @@ def test_host_checked_call_equals_jitted_call_and_still_reports():
     kw = dict(epsilon=0.5, max_iter=20, check_every=5, mode="log")
     eager = sinkhorn(x, y, **kw)
     jitted = jax.jit(lambda x, y: sinkhorn(x, y, **kw))(x, y)  # the general (traced) path
-    assert jnp.array_equal(eager.f, jitted.f) and jnp.array_equal(eager.g, jitted.g)
+    # (small eager problems compile with other XLA options: equal up to float32 rounding)
+    for u, v in ((eager.f, jitted.f), (eager.g, jitted.g), (eager.errors, jitted.errors)):
+        assert jnp.allclose(u, v, rtol=1e-5, atol=1e-6)
+    assert int(eager.n_iters) == int(jitted.n_iters)
     with pytest.raises(ValueError, match="`x` contains NaN"):
         sinkhorn(x.at[0, 0].set(jnp.nan), y, **kw)
     # (every other value check: tests/ot/test_bad_input.py, now through the host checks)
