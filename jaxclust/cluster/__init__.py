@@ -5,7 +5,7 @@ Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPI
 P²OT pseudo-label cross-entropy, TELL's k-means layer, SimCLR's NT-Xent)."""
 
 from .clara import fastclara as fastclara
-from .coding_rate import (
+from .rate_reduction import (
     MLCResult as MLCResult,
     coding_rate as coding_rate,
     mlc as mlc,
