@@ -71,6 +71,7 @@ def test_mlc_matches_reference_oracle():
         assert abs(r + _oracle_loss(z, np.zeros((1, 9)), 0.1, 1.0, 0.0)) < 1e-10
 
 
+@pytest.mark.slow  # 4-10 s of compiles; mlc's doctest runs such a union in the fast suite
 def test_mlc_clusters_a_union_of_lines_where_kmeans_cannot():
     """Two lines through the origin (symmetric about it): k-means' centroids are ~0, so it
     splits by sign; MLC's |cos| membership separates the lines."""
