@@ -1,7 +1,7 @@
 """Prediction for new points (issue 18): soft / Sinkhorn k-means, k-medoids, Laplacian
 k-means, each against an independent float64 reference (NumPy softmax, POT's ``ot.sinkhorn``,
-SciPy ``cdist``, a NumPy transcription of the out-of-sample formula) and against the fit on
-its own training points.
+SciPy ``cdist``, a NumPy transcription of the out-of-sample formula) on given parameters
+(fast), and against the fit on its own training points (slow: the fits' compilations).
 
 Tolerances: float64 references 1e-10 (1e-7 for Sinkhorn: both solve to a marginal
 tolerance); reproducing a float32 fit's assignments: 1e-5 (soft), 1e-3 (Sinkhorn solves to
@@ -18,9 +18,9 @@ import pytest
 from scipy.spatial.distance import cdist
 
 from jaxclust.cluster import (
+    LaplacianKMeansResult,
     kmedoids,
     kmedoids_predict,
-    laplacian_kmeans,
     laplacian_kmeans_predict,
     sinkhorn_kmeans,
     sinkhorn_kmeans_predict,
@@ -41,12 +41,16 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def test_soft_kmeans_predict():
+@pytest.mark.slow
+def test_soft_kmeans_predict_reproduces_fit():
     res = soft_kmeans(jnp.asarray(_X, jnp.float32), 2, temperature=2.0, key=jax.random.key(0))
     lab, q = soft_kmeans_predict(jnp.asarray(_X, jnp.float32), res.centroids, temperature=2.0)
     np.testing.assert_allclose(q, res.assignments, atol=1e-5)
     np.testing.assert_array_equal(lab, res.labels)
-    c = np.asarray(res.centroids, float)
+
+
+def test_soft_kmeans_predict():
+    c = _X[[0, 20]]
     with enable_x64():
         lab, q = soft_kmeans_predict(jnp.asarray(_NEW), jnp.asarray(c), temperature=2.0)
     ref = _softmax(-cdist(_NEW, c, "sqeuclidean") / 2.0)
@@ -54,14 +58,18 @@ def test_soft_kmeans_predict():
     np.testing.assert_array_equal(lab, ref.argmax(1))
 
 
-def test_sinkhorn_kmeans_predict():
+@pytest.mark.slow
+def test_sinkhorn_kmeans_predict_reproduces_fit():
     x = jnp.asarray(_X, jnp.float32)
     # equal sizes: the two blobs (a 1:2 split of equal blobs converges too slowly to test)
     res = sinkhorn_kmeans(x, 2, key=jax.random.key(1), epsilon=0.5)
     lab, q, ok = sinkhorn_kmeans_predict(x, res.centroids, epsilon=0.5)
     assert bool(res.converged) and bool(ok)
     np.testing.assert_allclose(q, res.assignments, atol=1e-3)
-    c = np.asarray(res.centroids, float)
+
+
+def test_sinkhorn_kmeans_predict():
+    c = _X[[0, 20]]
     w = _RNG.uniform(0.5, 1.5, size=7)
     sizes = jnp.asarray([1.0, 2.0])
     with enable_x64():
@@ -75,13 +83,18 @@ def test_sinkhorn_kmeans_predict():
     np.testing.assert_allclose(q, plan / a[:, None], rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "manhattan", "cosine"])
-def test_kmedoids_predict(metric):
+def test_kmedoids_predict_reproduces_fit(metric):
     x = jnp.asarray(_X, jnp.float32)
     res = kmedoids(x, 3, metric=metric)
     lab, _ = kmedoids_predict(x, x[res.medoids], metric=metric)
     np.testing.assert_array_equal(lab, res.labels)
-    m = _X[np.asarray(res.medoids)]
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "sqeuclidean", "manhattan", "cosine"])
+def test_kmedoids_predict(metric):
+    m = _X[[0, 5, 20]]
     scipy_metric = {"manhattan": "cityblock"}.get(metric, metric)
     ref = cdist(_NEW, m, scipy_metric)
     with enable_x64():
@@ -103,9 +116,11 @@ def _laplacian_oracle(new, xt, z, c, n_neighbors, lam, temp):
 
 
 def test_laplacian_kmeans_predict():
-    x = jnp.asarray(_X, jnp.float32)
-    res = laplacian_kmeans(x, 2, init=x[jnp.asarray([0, 20])], n_neighbors=3, lam=0.5,
-                           temperature=0.5)
+    # a fitted model's arrays: soft assignments and prototypes on the CL2N features
+    z = _RNG.dirichlet(np.ones(2), size=30)
+    res = LaplacianKMeansResult(
+        jnp.asarray(z), jnp.asarray(z.argmax(1)), jnp.asarray(_RNG.normal(size=(2, 2)) * 0.5),
+        jnp.zeros(1), jnp.int32(1), jnp.bool_(True))
     with enable_x64():
         r64 = res._replace(assignments=jnp.asarray(np.asarray(res.assignments, float)),
                            centroids=jnp.asarray(np.asarray(res.centroids, float)))

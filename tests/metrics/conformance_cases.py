@@ -49,5 +49,6 @@ def cases() -> list[Case]:
         # covered by the fused case above; their own cases compile the same code again
         Case("calinski_harabasz", "calinski_harabasz", _ch, (x,), (0,), slow=True),
         Case("davies_bouldin", "davies_bouldin", _db, (x,), (0,), slow=True),
-        Case("adjusted_mutual_info", "adjusted_mutual_info", _ami, (_LAB, _LAB2)),
+        # slow: the fast tests/peers/test_sklearn_selection.py runs AMI under jit(vmap)
+        Case("adjusted_mutual_info", "adjusted_mutual_info", _ami, (_LAB, _LAB2), slow=True),
     ]
