@@ -52,6 +52,31 @@ def test_entropic_gw_and_fused_gw_equal_pot(fused):
 
 
 @pytest.mark.slow
+def test_ott_with_half_epsilon_gives_the_same_plan():
+    """ott-jax 0.6 ``solvers/quadratic/gromov_wasserstein.py`` linearises the square loss with
+    half of POT's gradient ``2 tens(T)``: its ``epsilon`` is half of ours / POT's for the same
+    problem (found while benchmarking). Both to convergence, float64: plans to 1e-6."""
+    from ott.geometry import geometry
+    from ott.problems.quadratic import quadratic_problem
+    from ott.solvers.linear import sinkhorn as ott_sinkhorn
+    from ott.solvers.quadratic import gromov_wasserstein as ott_gw
+
+    from tests.utils import allow_rank_promotion
+
+    C1, C2, _, _, _ = _problem()
+    with enable_x64(), allow_rank_promotion():
+        ours = gromov_wasserstein(jnp.asarray(C1), jnp.asarray(C2), epsilon=0.02)
+        solver = ott_gw.GromovWasserstein(
+            ott_sinkhorn.Sinkhorn(threshold=1e-9, max_iterations=5000), epsilon=0.01,
+            max_iterations=200, threshold=1e-9)
+        out = solver(quadratic_problem.QuadraticProblem(
+            geometry.Geometry(cost_matrix=jnp.asarray(C1)),
+            geometry.Geometry(cost_matrix=jnp.asarray(C2))))
+        assert bool(ours.converged) and bool(out.converged)
+        np.testing.assert_allclose(out.matrix, ours.plan, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_non_symmetric_costs_equal_pot():
     """Non-symmetric C1, C2: POT averages the gradients of the problem and its transpose, as
     we do (with uniform weights on this data the iteration cycles: both run 1000 steps to the
