@@ -185,7 +185,9 @@ def alpha_decay_graph(
     Example:
       >>> import jax.numpy as jnp
       >>> from jaxclust.graph import alpha_decay_graph
-      >>> w = alpha_decay_graph(jnp.array([[0.0], [1.0], [3.0]]), k=1, decay=2.0)
+      >>> import jax
+      >>> graph = jax.jit(lambda x: alpha_decay_graph(x, k=1, decay=2.0))
+      >>> w = graph(jnp.array([[0.0], [1.0], [3.0]]))
       >>> bool(jnp.allclose(w, w.T)), float(w[0, 1].round(4))
       (True, 0.3679)
     """

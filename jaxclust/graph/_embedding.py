@@ -68,7 +68,8 @@ def heat_geodesic_distances(
       >>> import jax.numpy as jnp
       >>> from jaxclust.graph import heat_geodesic_distances, knn_graph
       >>> x = jnp.linspace(0.0, 1.0, 8)[:, None]
-      >>> d = heat_geodesic_distances(knn_graph(x, k=2), 2.0)
+      >>> import jax
+      >>> d = jax.jit(lambda x: heat_geodesic_distances(knn_graph(x, k=2), 2.0))(x)
       >>> bool(d[0, 7] > d[0, 4] > d[0, 1] > 0), float(d[3, 3])
       (True, 0.0)
     """
@@ -152,7 +153,8 @@ def mds(
       >>> from jaxclust.graph import mds, pairwise_sq_dists
       >>> x = jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0], [3.0, 1.0]])
       >>> d = jnp.sqrt(pairwise_sq_dists(x))
-      >>> y = mds(d, dim=2, n_iter=10)
+      >>> import jax
+      >>> y = jax.jit(lambda d: mds(d, dim=2, n_iter=10))(d)
       >>> bool(jnp.allclose(jnp.sqrt(pairwise_sq_dists(y)), d, atol=1e-4))
       True
     """
@@ -224,7 +226,9 @@ def heat_geodesic_embedding(
       >>> from jaxclust.graph import heat_geodesic_embedding
       >>> s = jnp.linspace(0.0, 3.0, 30)
       >>> x = jnp.stack([jnp.cos(s), jnp.sin(s), 0.1 * s], axis=1)  # a helix arc
-      >>> res = heat_geodesic_embedding(x, k=4, t=5.0, dim=1, mds_iters=20)
+      >>> import jax
+      >>> embed = jax.jit(lambda x: heat_geodesic_embedding(x, k=4, t=5.0, dim=1, mds_iters=20))
+      >>> res = embed(x)
       >>> res.embedding.shape, bool(jnp.all(jnp.isfinite(res.embedding)))
       ((30, 1), True)
     """

@@ -73,7 +73,7 @@ def fastrp(
       >>> import jax, jax.numpy as jnp
       >>> from jaxclust.graph import fastrp
       >>> a = jnp.kron(jnp.eye(2), jnp.ones((4, 4))) - jnp.eye(8)  # two 4-cliques
-      >>> u = fastrp(a, jax.random.key(0), weights=(1.0, 1.0), dim=16)
+      >>> u = jax.jit(lambda a: fastrp(a, jax.random.key(0), weights=(1.0, 1.0), dim=16))(a)
       >>> same = float(jnp.linalg.norm(u[0] - u[1]))
       >>> other = float(jnp.linalg.norm(u[0] - u[4]))
       >>> u.shape, same < other

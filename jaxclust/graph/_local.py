@@ -140,7 +140,8 @@ def sweep_cut(
       >>> from jaxclust.graph import sweep_cut
       >>> a = jnp.kron(jnp.eye(2), jnp.ones((3, 3))) - jnp.eye(6)
       >>> a = a.at[2, 3].set(1.0).at[3, 2].set(1.0)  # two triangles joined by one edge
-      >>> mask, phi = sweep_cut(a, jnp.array([0.3, 0.3, 0.2, 0.1, 0.05, 0.05]))
+      >>> import jax
+      >>> mask, phi = jax.jit(sweep_cut)(a, jnp.array([0.3, 0.3, 0.2, 0.1, 0.05, 0.05]))
       >>> mask.tolist(), round(float(phi), 4)
       ([True, True, True, False, False, False], 0.1429)
     """
@@ -220,7 +221,8 @@ def local_cluster(
       >>> from jaxclust.graph import local_cluster
       >>> a = jnp.kron(jnp.eye(2), jnp.ones((4, 4))) - jnp.eye(8)
       >>> a = a.at[3, 4].set(1.0).at[4, 3].set(1.0)
-      >>> local_cluster(a, 0).mask.tolist()
+      >>> import jax
+      >>> jax.jit(lambda a: local_cluster(a, 0).mask)(a).tolist()
       [True, True, True, True, False, False, False, False]
     """
     a = _check_adjacency(adjacency)
