@@ -23,11 +23,12 @@ from ..cluster.lloyd import kmeans
 from ..ot.progressive import PartialCodes
 from . import _heads as H
 from ._common import partial_ot_config, prototype_scale, semantic_weight
+from ._mlc_flax import MLCHead as MLCHead
 from ._ood_flax import PrototypeHead as PrototypeHead, TemperatureHead as TemperatureHead
 from ._score_flax import ScoreMLP as ScoreMLP, ScoreUNet as ScoreUNet
 
-__all__ = ["DECHead", "KMeansLayer", "PartialOTClusteringHead", "PrototypeHead", "ScoreMLP",
-           "ScoreUNet", "SinkhornClusteringHead", "TELLLayer", "TemperatureHead"]
+__all__ = ["DECHead", "KMeansLayer", "MLCHead", "PartialOTClusteringHead", "PrototypeHead",
+           "ScoreMLP", "ScoreUNet", "SinkhornClusteringHead", "TELLLayer", "TemperatureHead"]
 
 
 def _rngs_key(rngs):
