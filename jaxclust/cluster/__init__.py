@@ -5,13 +5,6 @@ Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPI
 P²OT pseudo-label cross-entropy, TELL's k-means layer, SimCLR's NT-Xent)."""
 
 from .clara import fastclara as fastclara
-from .rate_reduction import (
-    MLCResult as MLCResult,
-    coding_rate as coding_rate,
-    mlc as mlc,
-    mlc_loss as mlc_loss,
-    mlc_membership as mlc_membership,
-)
 from .contrastive import nt_xent_loss as nt_xent_loss
 from .deep import (
     dec_loss as dec_loss,
@@ -54,6 +47,13 @@ from .mixture import (
     gmm_aic as gmm_aic,
     gmm_bic as gmm_bic,
     gmm_log_prob as gmm_log_prob,
+)
+from .rate_reduction import (
+    MLCResult as MLCResult,
+    coding_rate as coding_rate,
+    mlc as mlc,
+    mlc_loss as mlc_loss,
+    mlc_membership as mlc_membership,
 )
 from .select import SelectKResult as SelectKResult, select_k as select_k
 from .soft import (
