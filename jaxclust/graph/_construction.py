@@ -45,8 +45,11 @@ def pairwise_sq_dists(x: Float[Array, "n d"]) -> Float[Array, "n n"]:
 
 
 def _sq_dists(x):
+    # centred first: |x|^2 + |y|^2 - 2<x, y> cancels less when the cloud sits far from 0
+    x = x - jnp.mean(x, axis=0, keepdims=True)
     sq = jnp.sum(x * x, axis=1)
     d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    d2 = 0.5 * (d2 + d2.T)  # exactly symmetric
     n = x.shape[0]
     return jnp.where(jnp.eye(n, dtype=bool), 0.0, jnp.maximum(d2, 0.0))
 

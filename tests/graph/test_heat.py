@@ -164,3 +164,13 @@ def test_bad_value_under_jit_raises():
     f = jax.jit(lambda t: jg.heat_kernel(jnp.eye(2), t, order=2))
     with pytest.raises(Exception, match="ValueError: `t` must be"):
         f(-1.0).block_until_ready()
+
+
+def test_distances_of_a_cloud_far_from_the_origin():
+    """float32, points at 1e4 with unit spacing: centring keeps the graph exact (without it,
+    |x|^2 ~ 1e8 leaves ~8 units of rounding in every squared distance)."""
+    x = np.array([[0.0], [1.0], [3.0], [6.0]]) + 1e4
+    d2 = J(jg.pairwise_sq_dists, x.astype(np.float32))
+    np.testing.assert_allclose(d2, (x - x.T) ** 2, atol=1e-3)
+    np.testing.assert_array_equal(J(jg.knn_graph, x.astype(np.float32), k=1),
+                                  jg.knn_graph(x - 1e4, k=1))
