@@ -211,7 +211,8 @@ def heat_geodesic_embedding(
 
     Args:
       x: points, shape ``(n, d)``.
-      k, decay: the graph (static ``k``).
+      k: neighbour whose distance sets each bandwidth of the graph (static).
+      decay: exponent of the alpha-decay kernel.
       t: diffusion time.
       order: Chebyshev order (static).
       harnack: Harnack correction weight in $[0, 1]$.
