@@ -19,6 +19,7 @@ def test_swiss_roll_geodesics_are_exact_on_the_unrolled_sheet():
     assert np.all(d <= g + 1e-4)  # chords never exceed geodesics
 
 
+@pytest.mark.slow  # the method's acceptance checks are in test_embedding.py (fast budget)
 def test_unroll_beats_the_ambient_distances():
     _, _, emb, scores, _ = unroll(0, n=200)
     assert emb.shape == (200, 2)
