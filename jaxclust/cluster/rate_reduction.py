@@ -104,7 +104,7 @@ def coding_rate(z: Float[Array, "n d"], *, eps: float = 0.1) -> Float[Array, ""]
     """
     z = _features(z, "z")
     eps = checks.check_positive_scalar(eps, "eps")
-    return _rate(z, eps)
+    return _finite(_rate(z, eps), "z")
 
 
 def _sinkhorn_half_steps(scores, eta, n_iter):
@@ -204,7 +204,16 @@ def mlc_loss(
         if isinstance(val, (int, float)) and not isinstance(val, bool) and val < 0:
             raise ValueError(f"`{name}` must be >= 0, got {val}.")
     g = g.astype(z.dtype)
-    return -_rate(z, eps) + gamma * _rate_c(z, g, eps) + 0.5 * reg * jnp.sum(g * g)
+    out = -_rate(z, eps) + gamma * _rate_c(z, g, eps) + 0.5 * reg * jnp.sum(g * g)
+    return _finite(out, "z")
+
+
+def _finite(out, culprit):
+    """NaN never leaks: valid inputs whose Gram matrix overflows raise, naming the input."""
+    return checks.ensure(out, ~jnp.isfinite(out),
+                         f"The coding rate is not finite in {out.dtype}: `{culprit}` is too "
+                         f"large (its Gram matrix overflowed); rescale `{culprit}` (MLC uses "
+                         "unit rows) or compute in float64.")
 
 
 @with_summary_repr

@@ -14,6 +14,7 @@ higher = more in-distribution.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import jax
@@ -1083,8 +1084,13 @@ def mixoe_loss(
     if zm.shape != zi.shape:
         raise ValueError(f"`logits_mixed` must have the shape of `logits_in` {zi.shape} (one "
                          f"mixture per ID sample), got {zm.shape}.")
-    if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
-        raise ValueError(f"`weight` must be >= 0, got {weight}.")
+    if isinstance(weight, (int, float)) and not isinstance(weight, bool):
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"`weight` must be a finite number >= 0, got {weight}.")
+    else:
+        weight = checks.ensure(jnp.asarray(weight), ~(jnp.isfinite(jnp.asarray(weight))
+                                                      & (jnp.asarray(weight) >= 0)),
+                               "`weight` must be a finite number >= 0.")
     lam = _unit_interval(lam, "lam")
     k = zi.shape[1]
     target = lam * jax.nn.one_hot(y, k, dtype=zm.dtype) + (1 - lam) / k
