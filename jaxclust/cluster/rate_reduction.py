@@ -268,7 +268,11 @@ def mlc(
       k: number of clusters (static).
       key: PRNG key of the spectral clustering's k-means.
       d: representation dimension (static; default ``min(D, n)``).
-      eps, gamma, eta, n_iter, reg: as in ``mlc_loss`` / ``mlc_membership``.
+      eps: the precision $\epsilon$ of ``mlc_loss``.
+      gamma: the weight $\gamma$ of the compression term of ``mlc_loss``.
+      eta: the temperature $\eta$ of ``mlc_membership``.
+      n_iter: the Sinkhorn half-steps of ``mlc_membership`` (static).
+      reg: the Frobenius penalty $\lambda$ of ``mlc_loss``.
       steps: gradient steps (static; 0 clusters the PCA initialisation).
       learning_rate: step size on the normalised gradient.
       momentum: heavy-ball momentum in [0, 1).

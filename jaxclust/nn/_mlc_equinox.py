@@ -37,7 +37,11 @@ class MLCHead(eqx.Module):
     Args:
       d_in: input feature size.
       d: representation size.
-      eps, gamma, reg, eta, n_iter: as in ``mlc_loss`` / ``mlc_membership`` (static).
+      eps: the precision $\epsilon$ of ``mlc_loss`` (static).
+      gamma: the compression weight $\gamma$ of ``mlc_loss`` (static).
+      reg: the Frobenius penalty $\lambda$ of ``mlc_loss`` (static).
+      eta: the temperature $\eta$ of ``mlc_membership`` (static).
+      n_iter: the Sinkhorn half-steps of ``mlc_membership`` (static).
       weight: initial ``(d_in, d)`` weight of both heads; by default normal / sqrt(d_in).
       key: PRNG key, required without ``weight``.
 
