@@ -23,8 +23,7 @@ import kmedoids
 import numpy as np
 from scipy.spatial.distance import cdist
 
-from jaxclust.cluster import fastclara
-from jaxclust.cluster import kmedoids as jk
+from jaxclust.cluster import fastclara, kmedoids as jk
 
 
 def main():
@@ -38,9 +37,10 @@ def main():
     x = (centres[rng.integers(0, a.k, a.n)] + rng.normal(size=(a.n, a.d))).astype(np.float32)
     xj = jnp.asarray(x)
 
-    def run_clara(seed=[0]):
-        seed[0] += 1
-        r = fastclara(xj, a.k, key=jax.random.key(seed[0]))
+    seeds = iter(range(1, 1_000_000))
+
+    def run_clara():
+        r = fastclara(xj, a.k, key=jax.random.key(next(seeds)))
         return float(jax.block_until_ready(r.objective))
 
     def run_jk():

@@ -603,8 +603,11 @@ def gmm_bic(
 
     Args:
       x: points, shape ``(n, d)``.
-      means, covariances, weights: the mixture, as in
+      means: the component means, shape ``(k, d)``, as in
         [`GMMResult`][jaxclust.cluster.GMMResult].
+      covariances: the covariances in the layout of ``covariance_type``, as in
+        [`GMMResult`][jaxclust.cluster.GMMResult].
+      weights: the mixture weights, shape ``(k,)``.
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"`` (static).
 
     Returns:
@@ -643,8 +646,11 @@ def gmm_aic(
 
     Args:
       x: points, shape ``(n, d)``.
-      means, covariances, weights: the mixture, as in
+      means: the component means, shape ``(k, d)``, as in
         [`GMMResult`][jaxclust.cluster.GMMResult].
+      covariances: the covariances in the layout of ``covariance_type``, as in
+        [`GMMResult`][jaxclust.cluster.GMMResult].
+      weights: the mixture weights, shape ``(k,)``.
       covariance_type: ``"full"``, ``"tied"``, ``"diag"`` or ``"spherical"`` (static).
 
     Returns:
