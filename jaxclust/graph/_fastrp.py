@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._core.checks import check_int, check_key, ensure
+from .._core.checks import as_float_array, check_int, check_key, ensure
 from ._construction import _check_adjacency
 
 __all__ = ["fastrp"]
@@ -87,7 +87,7 @@ def fastrp(
         raise ValueError(f"`projection` must be one of {_PROJECTIONS}, got {projection!r}.")
     if input_matrix not in _INPUTS:
         raise ValueError(f"`input_matrix` must be one of {_INPUTS}, got {input_matrix!r}.")
-    w = jnp.asarray(weights, a.dtype)
+    w = as_float_array(weights, "weights", dtype=a.dtype)
     if w.ndim != 1 or w.shape[0] < 1:
         raise ValueError(f"`weights` must be a 1-D sequence of q >= 1 numbers (one per power "
                          f"of M), got shape {tuple(w.shape)}.")

@@ -75,9 +75,13 @@ def chebyshev_coefficients(a, order: int) -> Float[Array, " order_plus_1"]:
       [2.0, 0.0, 0.0, 0.0]
     """
     order = check_int(order, "order", low=1, why="the Chebyshev order K")
-    a = jnp.asarray(a)
-    if not jnp.issubdtype(a.dtype, jnp.floating):
-        a = a.astype(jnp.result_type(float))
+    a = as_float_array(a, "a")
+    if a.ndim != 0:
+        raise ValueError(f"`a` must be a scalar (t * lmax / 2), got shape {tuple(a.shape)}; "
+                         f"for several values use jax.vmap over a.")
+    a = ensure(a, ~(jnp.isfinite(a) & (a >= 0)), "`a` must be a finite number >= 0 "
+                                                  "(t * lmax / 2); got NaN, Inf or a negative "
+                                                  "value.")
     return _coeffs(a, order)
 
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._core.checks import ensure
+from .._core.checks import as_float_array, ensure
 from .._core.results import with_summary_repr
 from ._construction import _check_adjacency
 
@@ -33,7 +33,7 @@ def _check_seed(seed, n: int):
 
 
 def _check_labels(labels, n: int):
-    y = jnp.asarray(labels)
+    y = as_float_array(labels, "labels")
     if y.shape != (n,):
         raise ValueError(f"`labels` must have shape (n,) = ({n},), one 0/1 label per node, got "
                          f"shape {tuple(y.shape)}.")
@@ -147,7 +147,7 @@ def sweep_cut(
     """
     w = _check_adjacency(adjacency)
     n = w.shape[0]
-    p = jnp.asarray(scores, w.dtype)
+    p = as_float_array(scores, "scores", dtype=w.dtype)
     if p.shape != (n,):
         raise ValueError(f"`scores` must have shape (n,) = ({n},), got {tuple(p.shape)}.")
     p = ensure(p, ~jnp.isfinite(p), "`scores` contains NaN or Inf.")

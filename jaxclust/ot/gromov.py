@@ -117,6 +117,33 @@ def _square(C, name: str):
     return checks.check_finite(C, name)
 
 
+def _check_scale(C1, C2, M, eps):
+    """Values the square loss and its Sinkhorn steps can hold in the dtype: ``C1**2``,
+    ``C2**2`` and the linearised cost (at most ``2 (|C1| + |C2|)^2 + |M|``) must stay finite,
+    and ``epsilon`` must exceed the rounding of that cost (``s * finfo.eps``), else the plans
+    ``exp((f + g - cost) / epsilon)`` overflow into NaN."""
+    dtype = C1.dtype
+    big, ulp = jnp.finfo(dtype).max, jnp.finfo(dtype).eps
+    lim = float(big) ** 0.5 / 4
+    m1, m2, mm = (jnp.max(jnp.abs(x), initial=0.0) for x in (C1, C2, M))
+    for name, x, m in (("C1", C1, m1), ("C2", C2, m2)):
+        x = checks.ensure(x, m >= lim, (
+            f"`{name}` has values too large for {jnp.dtype(dtype).name}: the square loss uses "
+            f"{name}**2, which overflows (max |{name}| must stay below {lim:.2g}). Rescale it, "
+            f"e.g. {name} / {name}.max() (scale C1 and C2 by the same factor s, epsilon by s**2)."))
+        C1, C2 = (x, C2) if name == "C1" else (C1, x)
+    M = checks.ensure(M, mm >= big / 16, (
+        f"`M` has values too large for {jnp.dtype(dtype).name} (max |M| must stay below "
+        f"{float(big) / 16:.2g}); rescale it, e.g. M / M.max(), and epsilon by the same factor."))
+    scale = jnp.square(jnp.minimum(m1, lim) + jnp.minimum(m2, lim)) + jnp.minimum(mm, big / 16)
+    eps = checks.ensure(eps, eps < scale * ulp, (
+        f"`epsilon` is too small for the scale of the costs: with s = (max|C1| + max|C2|)**2 + "
+        f"max|M|, the Sinkhorn plans exp(-cost / epsilon) lose all precision (and turn NaN) "
+        f"once epsilon < s * {float(ulp):.2g} ({jnp.dtype(dtype).name}). Increase `epsilon`, "
+        f"or rescale `C1`, `C2` (and `M`) so that s is of order 1."))
+    return C1, C2, M, eps
+
+
 def gromov_wasserstein(
     C1: Float[Array, "n n"],
     C2: Float[Array, "m m"],
@@ -173,7 +200,11 @@ def gromov_wasserstein(
 
     Raises:
       ValueError: non-square or non-finite ``C1``/``C2``, ``M`` of the wrong shape, bad
-        weights, ``epsilon <= 0``, ``alpha`` outside ``[0, 1]``, bad static options.
+        weights, ``epsilon <= 0``, ``alpha`` outside ``[0, 1]``, bad static options;
+        ``C1``/``C2`` whose squares overflow the dtype (max entry above
+        $\sqrt{\text{finfo.max}}/4$), ``M`` above ``finfo.max / 16``, and ``epsilon`` below
+        $s \cdot$ ``finfo.eps`` with $s = (\max|C_1| + \max|C_2|)^2 + \max|M|$ (the plans
+        lose all precision there): rescale the costs.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -224,5 +255,6 @@ def gromov_wasserstein(
         if al.ndim != 0:
             raise ValueError(f"`alpha` must be a scalar, got shape {tuple(al.shape)}.")
         al = checks.ensure(al, ~((al >= 0) & (al <= 1)), "`alpha` must be in [0, 1].")
+    C1, C2, Mv, eps = _check_scale(C1, C2, Mv, eps)
     return _solve(C1, C2, Mv, wa, wb, eps, al, max_iter=int(max_iter), tol=float(tol),
                   inner_max_iter=int(inner_max_iter), inner_tol=float(inner_tol))
