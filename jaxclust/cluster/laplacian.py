@@ -475,13 +475,24 @@ def laplacian_kmeans_predict(
     checks.check_points(xs, "x")
     dtype = jnp.promote_types(xs.dtype, xt.dtype)
     xs, xt = checks.check_finite(xs.astype(dtype), "x"), xt.astype(dtype)
+    xs = checks.check_sq_norms(xs, "x")
     n, d = xt.shape
     if xs.shape[1] != d:
         raise ValueError(f"`x` must have {d} features like `x_train`, got {xs.shape[1]}.")
-    z, c = result.assignments, result.centroids
-    if z.shape[0] != n or c.shape[1] != d:
+    if not isinstance(result, LaplacianKMeansResult):
+        raise ValueError("`result` must be the LaplacianKMeansResult returned by "
+                         f"`laplacian_kmeans` on `x_train`, got {type(result).__name__}.")
+    z = checks.as_float_array(result.assignments, "result.assignments")
+    c = checks.as_float_array(result.centroids, "result.centroids")
+    checks.check_ndim(z, "result.assignments", 2, "(n, k)")
+    checks.check_ndim(c, "result.centroids", 2, "(k, d)")
+    if z.shape[0] != n or c.shape[1] != d or z.shape[1] != c.shape[0]:
         raise ValueError(f"`result` does not match `x_train` ({n} points, {d} features): "
-                         f"assignments {tuple(z.shape)}, centroids {tuple(c.shape)}.")
+                         f"assignments {tuple(z.shape)}, centroids {tuple(c.shape)}; pass the "
+                         "result of `laplacian_kmeans` fitted on `x_train`.")
+    z = checks.check_finite(z.astype(dtype), "result.assignments")
+    c = checks.check_sq_norms(checks.check_finite(c.astype(dtype), "result.centroids"),
+                              "result.centroids")
     checks.check_int(n_neighbors, "n_neighbors", high=n, bounds=f"in [1, n] = [1, {n}]")
     _static_choice(normalize, "normalize", _NORMALIZE)
     lam = _nonneg_scalar(lam, "lam", "It weighs the Laplacian term; 0 gives soft k-means.")
@@ -494,8 +505,8 @@ def laplacian_kmeans_predict(
     # nearest training points of every new point (from differences: no self to exclude)
     d2 = jnp.sum(jnp.square(xs[:, None, :] - xt[None, :, :]), axis=-1)
     _, idx = jax.lax.top_k(-d2, n_neighbors)
-    pull = jnp.sum(z.astype(xs.dtype)[idx], axis=1)  # (m, k)
-    unary = pairwise_cost(xs, c.astype(xs.dtype), "sqeuclidean")
+    pull = jnp.sum(z[idx], axis=1)  # (m, k)
+    unary = pairwise_cost(xs, c, "sqeuclidean")
     q = jax.nn.softmax((-unary + jnp.asarray(lam, xs.dtype) * pull)
                        / jnp.asarray(temp, xs.dtype), axis=1)
     return jnp.argmax(q, axis=1).astype(jnp.int32), q

@@ -9,6 +9,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
@@ -127,6 +128,31 @@ def _select(x, key, tol, *, k_values, n_init, max_iter):
                          jnp.where(ok, db, nan), lab, c, conv)
 
 
+def _k_values(k_values) -> tuple[int, ...]:
+    """``k_values`` as a tuple of Python ints: a non-empty sequence of Python / NumPy ints
+    or a concrete 1-D integer array (static: it fixes the shapes of the fits)."""
+    what = ("`k_values` must be a non-empty sequence of ints (Python / NumPy ints or a 1-D "
+            "integer array), e.g. (2, 3, 4, 5)")
+    if isinstance(k_values, (str, bytes)):
+        raise ValueError(f"{what}; got the string {k_values!r}.")
+    if hasattr(k_values, "dtype") and hasattr(k_values, "ndim"):
+        if checks.is_traced(k_values):
+            raise ValueError(f"{what}; got a traced array: the candidates fix the shapes of "
+                             "the fits, pass them as static values.")
+        arr = np.asarray(k_values)
+        if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"{what}; got an array of shape {arr.shape} and dtype "
+                             f"{arr.dtype}.")
+        return tuple(int(k) for k in arr.tolist())
+    try:
+        items = list(k_values)
+    except TypeError:
+        raise ValueError(f"{what}; got {type(k_values).__name__}.") from None
+    if not items or not all(checks.is_int(k) for k in items):
+        raise ValueError(f"{what}; got {k_values!r}.")
+    return tuple(int(k) for k in items)
+
+
 def select_k(
     x: Float[Array, "n d"],
     k_values,
@@ -177,13 +203,7 @@ def select_k(
       Rousseeuw (1987); Calinski and Harabasz (1974); Davies and Bouldin (1979): see the
       metrics. Arthur and Vassilvitskii, *k-means++*, SODA 2007.
     """
-    try:
-        ks = tuple(int(k) for k in k_values)
-    except TypeError as err:
-        raise ValueError("`k_values` must be a sequence of ints (static), got "
-                         f"{type(k_values).__name__}.") from err
-    if not ks or any(ks[i] != k for i, k in enumerate(k_values)):
-        raise ValueError(f"`k_values` must be a non-empty sequence of ints, got {k_values!r}.")
+    ks = _k_values(k_values)
     x, _ = _validate(x, 1, None)
     n = x.shape[0]
     if min(ks) < 2 or max(ks) > n - 1:

@@ -457,7 +457,9 @@ def _predict_inputs(x, centroids):
     if xs.shape[1] != c.shape[1]:
         raise ValueError(f"`x` must have {c.shape[1]} features like `centroids`, got "
                          f"{xs.shape[1]}.")
-    return checks.check_finite(xs, "x"), checks.check_finite(c.astype(xs.dtype), "centroids")
+    xs = checks.check_sq_norms(checks.check_finite(xs, "x"), "x")
+    c = checks.check_finite(c.astype(xs.dtype), "centroids")
+    return xs, checks.check_sq_norms(c, "centroids")
 
 
 def soft_kmeans_predict(
@@ -513,7 +515,9 @@ def sinkhorn_kmeans_predict(
 
     The assignment step of [`sinkhorn_kmeans`][jaxclust.cluster.sinkhorn_kmeans] at fixed
     centroids: the entropic transport plan $P$ from the batch (masses ``weights``) to the
-    centroids (masses ``sizes``) at the fitted ``epsilon``, returned as $P_{ij}/a_i$. The
+    centroids (masses ``sizes``) at the fitted ``epsilon``, returned with its rows normalised,
+    $P_{ij}/\sum_l P_{il} = \operatorname{softmax}_j((g_j - C_{ij})/\varepsilon)$ (which is
+    $P_{ij}/a_i$ once the row marginal holds; a tiny ``epsilon`` gives one-hot rows). The
     size constraint holds **over the batch** (transductive, as SwAV's codes): a batch of
     one point gets ``sizes`` as its assignment, so use
     [`soft_kmeans_predict`][jaxclust.cluster.soft_kmeans_predict] or
@@ -565,7 +569,21 @@ def sinkhorn_kmeans_predict(
     else:
         a = checks.row_weights(weights, xs.shape[0], "x", dtype=xs.dtype, positive_sum=True)
         a = a / jnp.sum(a)
+    # the log-domain solve divides costs (and potentials of their size) by eps: that must
+    # stay finite (eps = 1e-30 still gives the hard assignment; 1e-38 overflows float32)
+    big = jnp.finfo(xs.dtype).max
+    cmax = jnp.max(_sq_dists(xs, c))
+    eps = checks.ensure(eps, ~(cmax < eps * (big / 4)),
+                        f"`epsilon` is too small for {jnp.dtype(xs.dtype).name}: the costs "
+                        "divided by it overflow (it must exceed 4 max_ij |x_i - c_j|^2 / "
+                        f"{big:.2g}). It is in units of squared distance; pass the fit's "
+                        "epsilon or rescale the points.")
     res = sinkhorn(xs, c, a, b, epsilon=eps, tol=float(tol), max_iter=int(max_iter))
-    q = res.plan / jnp.where(a > 0, a, 1.0)[:, None]
+    # rows of the plan normalised, P_ij / sum_j P_ij = softmax_j((g_j - C_ij) / eps) (equal
+    # to P_ij / a_i once the row marginal holds): shifted by the row maximum before the
+    # division by eps, so that a tiny eps gives the hard assignment instead of inf / inf
+    z = res.g[None, :] - res.geom.cost_matrix()
+    z = z - jnp.max(z, axis=1, keepdims=True)
+    q = jax.nn.softmax(z / eps, axis=1)
     converged = res.converged & jnp.all(jnp.isfinite(q))
     return jnp.argmax(q, axis=1).astype(jnp.int32), q, converged

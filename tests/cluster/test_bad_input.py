@@ -242,3 +242,32 @@ def test_half_precision_inputs_are_computed_in_float32():
     ref, _ = jc.gmm_log_prob(h.astype(jnp.float32), *(a.astype(jnp.float32) for a in args))
     assert lp.dtype == lr.dtype == jnp.float32
     np.testing.assert_allclose(np.asarray(lp), np.asarray(ref), rtol=1e-6)
+
+
+def test_predict_functions_validate_their_fitted_state():
+    """Fuzzer findings (tests/fuzz): ``laplacian_kmeans_predict(result=None)`` raised an
+    AttributeError and NaN / Inf in the result (or ``x * 1e20``) gave NaN assignments
+    silently; ``select_k(k_values=['a'])`` raised int()'s message; ``sinkhorn_kmeans_predict``
+    returned inf / NaN assignments for a tiny epsilon and blamed `y` for huge centroids."""
+    with pytest.raises(ValueError, match="`result` must be the LaplacianKMeansResult"):
+        jc.laplacian_kmeans_predict(X[:2], X, None)
+    z = jnp.full((12, 2), 0.5)
+    fit = jc.LaplacianKMeansResult(z, jnp.zeros(12, jnp.int32), X[:2], jnp.zeros(3),
+                                   jnp.asarray(1), jnp.asarray(True))
+    with pytest.raises(ValueError, match="`result.centroids` contains NaN"):
+        jc.laplacian_kmeans_predict(X[:2], X, fit._replace(centroids=X[:2].at[0, 0].set(
+            jnp.nan)))
+    with pytest.raises(ValueError, match="`result.assignments` contains NaN"):
+        jc.laplacian_kmeans_predict(X[:2], X, fit._replace(assignments=z.at[0, 0].set(
+            jnp.inf)))
+    with pytest.raises(ValueError, match=TOO_LARGE):
+        jc.laplacian_kmeans_predict(X[:2] * 1e20, X, fit)
+    for bad in (["no-such-item"], [2, 2.5], [True, 3], "23", jnp.asarray([2.0, 3.0])):
+        with pytest.raises(ValueError, match="`k_values` must be a non-empty sequence"):
+            jc.select_k(X, bad, key=KEY)
+    with pytest.raises(ValueError, match="`centroids` has values too large"):
+        jc.sinkhorn_kmeans_predict(X, X[:2] * 1e20, epsilon=1.0)
+    with pytest.raises(ValueError, match="`epsilon` is too small for float32"):
+        jc.sinkhorn_kmeans_predict(X, X[:2], epsilon=1e-38)
+    _, q, _ = jc.sinkhorn_kmeans_predict(X, X[:2], epsilon=1e-30)  # the hard limit: finite
+    assert bool(jnp.all(jnp.isfinite(q))) and bool(jnp.all((q == 0) | (q == 1)))
