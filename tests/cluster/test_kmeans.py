@@ -31,6 +31,7 @@ def test_shared_init_matches_sklearn_lloyd(loader, k):
     assert int(res.n_iters) == ref.n_iter_ and bool(res.converged)
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_kmeanspp_best_of_10_within_one_percent_of_sklearn():
     x = _standardised(load_wine)
     ref = KMeans(3, n_init=10, algorithm="lloyd", random_state=0).fit(x)

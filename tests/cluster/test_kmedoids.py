@@ -252,6 +252,7 @@ def _assert_batch_matches(batched, single, ds):
         np.testing.assert_allclose(batched.loss[i], r.loss, rtol=1e-6)
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_jit_and_vmap_over_dissimilarity_matrices_without_retracing(rng):
     ds = _batch(rng)
     traces = []

@@ -417,6 +417,7 @@ def _huge_cases():
     ], (tell_assignment, tell_loss, nt_xent_loss)
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_huge_inputs_raise_naming_the_argument_or_stay_finite():
     x, c, cases, (tell_assignment, tell_loss, nt_xent_loss) = _huge_cases()
     for fn, name in cases:

@@ -72,6 +72,7 @@ def test_soft_kmeans_energy_decreases_along_iterations(rng, x64):
     assert all(b <= a + 1e-10 for a, b in zip(energies, energies[1:])), energies
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_soft_kmeans_implicit_equals_unrolled_equals_fd(rng, x64):
     x = _blobs(rng, sep=1.5)  # overlapping blobs: the soft assignments matter
     c0 = x[jnp.array([0, 15, 30])]
@@ -107,6 +108,7 @@ def _temp_bytes(implicit, max_iter):
     return compiled.memory_analysis().temp_size_in_bytes
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_implicit_memory_does_not_grow_with_iterations():
     implicit = [_temp_bytes(True, m) for m in (10, 1000)]
     unrolled = [_temp_bytes(False, m) for m in (10, 1000)]
@@ -164,6 +166,7 @@ def test_sinkhorn_kmeans_sizes_and_fixed_point_vs_pot(rng, x64):
     np.testing.assert_allclose(float(res.loss), float(np.sum(P * M)), rtol=1e-7)
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_sinkhorn_kmeans_balances_an_imbalanced_start(rng):
     # all three initial centres in one blob: plain k-means++ from here can starve a centre,
     # the size constraint cannot
@@ -185,6 +188,7 @@ def _sinkhorn_kmeans_problem(rng):
     return x, loss
 
 
+@pytest.mark.slow  # in make test-all: the fast suite stays under 8 min
 def test_sinkhorn_kmeans_implicit_gradient_matches_fd(rng, x64):
     x, loss = _sinkhorn_kmeans_problem(rng)
     gi = jax.grad(loss)(x, True)
