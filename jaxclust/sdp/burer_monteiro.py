@@ -326,7 +326,7 @@ def bm_solve(
 
     Example:
       >>> import jax, jax.numpy as jnp
-      >>> from jaxclust.sdp._bm import bm_solve
+      >>> from jaxclust.sdp.burer_monteiro import bm_solve
       >>> c = 6.0 / jnp.sqrt(2.0) * jnp.eye(3, 5)
       >>> lab = jnp.repeat(jnp.arange(3), 20)
       >>> x = c[lab] + jax.random.normal(jax.random.key(0), (60, 5))
