@@ -88,8 +88,9 @@ def barycenter(
     Minimises $\sum_i \lambda_i W_2^2(\nu, \mu_i)$ over $\nu = \sum_k b_k \delta_{X_k}$ with
     fixed weights $b$ by the fixed-point iteration (Cuturi & Doucet 2014, Alg. 2)
 
-    .. math::
-        X \leftarrow \sum_i \lambda_i \, \mathrm{diag}(1/b)\, T_i(X)\, Y_i ,
+    $$
+    X \leftarrow \sum_i \lambda_i \, \mathrm{diag}(1/b)\, T_i(X)\, Y_i ,
+    $$
 
     where $T_i(X)$ is the optimal plan from $\nu$ to $\mu_i$ (support $Y_i$) for the
     squared Euclidean cost, until the squared move $\sum \|X_{t+1} - X_t\|^2 \le$ ``tol``

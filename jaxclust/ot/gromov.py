@@ -160,15 +160,16 @@ def gromov_wasserstein(
 ) -> GromovResult:
     r"""Entropic Gromov-Wasserstein (and fused GW with a feature cost ``M``), square loss.
 
-    .. math::
-        \min_{T \in \Pi(a, b)} \ \alpha \sum_{ijkl} (C^1_{ik} - C^2_{jl})^2 T_{ij} T_{kl}
-        + (1 - \alpha) \langle M, T\rangle + \varepsilon\, \mathrm{KL}(T \,|\, a \otimes b)
+    $$
+    \min_{T \in \Pi(a, b)} \ \alpha \sum_{ijkl} (C^1_{ik} - C^2_{jl})^2 T_{ij} T_{kl}
+    + (1 - \alpha) \langle M, T\rangle + \varepsilon\, \mathrm{KL}(T \,|\, a \otimes b)
+    $$
 
     (``alpha = 1`` without ``M``: plain GW), by the projected mirror-gradient iterations
-    :math:`T_{t+1} = \mathrm{Sinkhorn}_\varepsilon(a, b, \nabla \mathcal{L}(T_t))` from
-    :math:`T_0 = a b^\top`, where :math:`\nabla\mathcal{L}(T) = \alpha(2\,\mathrm{tens}(T))
-    + (1 - \alpha) M` and :math:`\mathrm{tens}(T) = (C^1)^{\circ 2} a 1^\top + 1 b^\top
-    ((C^2)^{\circ 2})^\top - 2 C^1 T (C^2)^\top` (averaged with the transposed problem when
+    $T_{t+1} = \mathrm{Sinkhorn}_\varepsilon(a, b, \nabla \mathcal{L}(T_t))$ from
+    $T_0 = a b^\top$, where $\nabla\mathcal{L}(T) = \alpha(2\,\mathrm{tens}(T))
+    + (1 - \alpha) M$ and $\mathrm{tens}(T) = (C^1)^{\circ 2} a 1^\top + 1 b^\top
+    ((C^2)^{\circ 2})^\top - 2 C^1 T (C^2)^\top$ (averaged with the transposed problem when
     ``C1`` or ``C2`` is not symmetric). These are POT's conventions
     (``entropic_gromov_wasserstein`` / ``entropic_fused_gromov_wasserstein``, solver
     ``"PGD"``, ``epsilon`` the same number: POT's entropy term has the same minimiser), and
@@ -176,7 +177,7 @@ def gromov_wasserstein(
     ``GromovWasserstein`` linearises with half of this gradient: its ``epsilon / 2`` is the
     same problem (same plan, checked in float64). Each step warm-starts the
     Sinkhorn solve from the previous potentials. The problem is non-convex: the result is a
-    stationary point reached from :math:`a b^\top`. Cost per step: two ``n x n x m``-type
+    stationary point reached from $a b^\top$. Cost per step: two ``n x n x m``-type
     matrix products plus a Sinkhorn solve.
 
     Args:

@@ -127,8 +127,9 @@ def linear_sum_assignment(
 ) -> LinearAssignment:
     r"""Exact linear assignment, jittable and vmappable (SciPy's ``linear_sum_assignment``).
 
-    .. math::
-        \min_{\sigma} \sum_{i} C_{i \sigma(i)}
+    $$
+    \min_{\sigma} \sum_{i} C_{i \sigma(i)}
+    $$
 
     over injective maps from the rows to the columns (from the columns to the rows when
     ``n > m``; ``maximize=True`` maximises). Solved by the Hungarian method in its

@@ -72,14 +72,15 @@ def wasserstein_1d(
 ) -> Float[Array, ""]:
     r"""Exact optimal transport cost between two weighted samples on the real line.
 
-    With :math:`\mu = \sum_i a_i \delta_{u_i}`, :math:`\nu = \sum_j b_j \delta_{v_j}` and
-    quantile functions :math:`F_\mu^{-1}, F_\nu^{-1}`, the monotone coupling is optimal for
-    every convex cost :math:`|x - y|^p` and
+    With $\mu = \sum_i a_i \delta_{u_i}$, $\nu = \sum_j b_j \delta_{v_j}$ and
+    quantile functions $F_\mu^{-1}, F_\nu^{-1}$, the monotone coupling is optimal for
+    every convex cost $|x - y|^p$ and
 
-    .. math::
-        W_p^p(\mu, \nu) = \int_0^1 |F_\mu^{-1}(t) - F_\nu^{-1}(t)|^p \, dt ,
+    $$
+    W_p^p(\mu, \nu) = \int_0^1 |F_\mu^{-1}(t) - F_\nu^{-1}(t)|^p \, dt ,
+    $$
 
-    a finite sum over the merged cumulative weights. Returned is :math:`W_p^p` (the cost, as
+    a finite sum over the merged cumulative weights. Returned is $W_p^p$ (the cost, as
     POT's ``ot.wasserstein_1d``); take ``** (1 / p)`` for the distance. No iterations: exact
     up to rounding. Differentiable in the values (almost everywhere: the gradient of the
     sorted coupling) and in the weights.
@@ -93,7 +94,7 @@ def wasserstein_1d(
         p: the exponent of the ground cost ``|x - y|^p``, a Python number ``>= 1``.
 
     Returns:
-        The scalar :math:`W_p^p(\mu, \nu)`.
+        The scalar $W_p^p(\mu, \nu)$.
 
     Raises:
         ValueError: ``u``/``v`` not 1-D or empty, weights of the wrong shape, negative,
@@ -137,12 +138,13 @@ def sliced_wasserstein(
 ) -> Float[Array, ""]:
     r"""Sliced Wasserstein distance between two weighted point clouds.
 
-    .. math::
-        SW_p(\mu, \nu) = \Big(\frac{1}{L} \sum_{l=1}^{L}
-            W_p^p(\theta_l{}_\# \mu, \theta_l{}_\# \nu)\Big)^{1/p} ,
+    $$
+    SW_p(\mu, \nu) = \Big(\frac{1}{L} \sum_{l=1}^{L}
+    W_p^p(\theta_l{}_\# \mu, \theta_l{}_\# \nu)\Big)^{1/p} ,
+    $$
 
-    where :math:`\theta_l{}_\# \mu` is the law of :math:`\langle \theta_l, X \rangle`,
-    :math:`X \sim \mu`, and each one-dimensional cost is exact (:func:`wasserstein_1d`).
+    where $\theta_l{}_\# \mu$ is the law of $\langle \theta_l, X \rangle$,
+    $X \sim \mu$, and each one-dimensional cost is exact (:func:`wasserstein_1d`).
     The directions are either drawn uniformly on the sphere from ``key`` (``n_projections``
     of them) or given as the columns of ``projections`` (used as given, not normalised), the
     convention of POT's ``ot.sliced_wasserstein_distance``, which this equals on the same
@@ -160,7 +162,7 @@ def sliced_wasserstein(
         projections: directions as columns, shape ``(d, L)``.
 
     Returns:
-        The scalar :math:`SW_p(\mu, \nu)`.
+        The scalar $SW_p(\mu, \nu)$.
 
     Raises:
         ValueError: points not 2-D, feature mismatch, bad weights, no ``key`` and no
