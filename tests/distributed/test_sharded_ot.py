@@ -18,6 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# 8 simulated devices on 2 cores: XLA CPU collectives abort after a 40 s rendezvous when
+# threads starve (seen in 2 of 4 clean-clone runs); run in make test-all until that is fixed.
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).with_name("_sharded_ot_script.py")
 ROOT = Path(__file__).resolve().parents[2]
 
