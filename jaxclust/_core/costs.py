@@ -27,6 +27,8 @@ cotangents of the replicated leaves); on one device they are identities.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 
 import equinox as eqx
@@ -37,15 +39,151 @@ from jaxtyping import Array, Float
 
 from . import collectives
 
-__all__ = ["COSTS", "CostMatrix", "Geometry", "PointCloud", "pairwise_cost", "safe_sqrt"]
+__all__ = ["COSTS", "NAMED_COSTS", "CostMatrix", "Geometry", "Minkowski", "PCost", "PNormP",
+           "PointCloud", "SqPNorm", "pairwise_cost", "resolve_cost", "safe_sqrt"]
 
 COSTS = ("sqeuclidean", "euclidean", "cosine", "dot")
+#: every cost name ``resolve_cost`` accepts (``"manhattan"`` is ``Minkowski(1)``)
+NAMED_COSTS = COSTS + ("manhattan",)
 
 
 def safe_sqrt(s: Array) -> Array:
     # sqrt with a finite (zero) gradient at 0, so coincident points do not produce NaN.
     pos = s > 0
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
+
+
+def _abs_pow(t: Array, p: float) -> Array:
+    # |t|^p with derivative 0 at t = 0 (a subgradient for p = 1; a convention for p < 1, where
+    # |t|^p has no finite derivative at 0)
+    a = jnp.abs(t)
+    pos = a > 0
+    return jnp.where(pos, jnp.where(pos, a, 1.0) ** p, 0.0)
+
+
+def _safe_pow(s: Array, r: float) -> Array:
+    # s^r for s >= 0 with derivative 0 at s = 0 (coincident points: no NaN)
+    pos = s > 0
+    return jnp.where(pos, jnp.where(pos, s, 1.0) ** r, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class PCost:
+    """A cost ``phi(sum_k |x_k - y_k|^p)`` (translation invariant); hashable by ``p``, so
+    equal costs share a compiled program. Called on two points ``(d,)`` it is a custom cost
+    ``c(x_i, y_j)``; :func:`pairwise_cost` evaluates it on all pairs directly."""
+
+    p: float
+
+    def __post_init__(self):
+        name = type(self).__name__
+        p = self.p
+        try:
+            ok = (not isinstance(p, (bool, str)) and math.isfinite(float(p))
+                  and float(p) > 0)
+        except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
+            ok = False
+        if not ok:
+            raise ValueError(f"`cost`: {name}(p) needs a concrete, finite Python number p > 0 "
+                             f"(static: a new p compiles a new program), got p={p!r}.")
+        object.__setattr__(self, "p", float(p))
+
+    def _outer(self, s: Array) -> Array:  # sum_k |t_k|^p -> cost (zero-safe derivative)
+        raise NotImplementedError
+
+    def _plain(self, s):  # the same map with plain `**` (NumPy or JAX; no derivative needed)
+        raise NotImplementedError
+
+    def matrix(self, x: Float[Array, "n d"], y: Float[Array, "m d"]) -> Float[Array, "n m"]:
+        """All pairs: ``(n, m)`` (forms the ``(n, m, d)`` differences)."""
+        s = jnp.sum(_abs_pow(x[:, None, :] - y[None, :, :], self.p), axis=-1)
+        return self._outer(s)
+
+    def __call__(self, u: Float[Array, " d"], v: Float[Array, " d"]) -> Float[Array, ""]:
+        return self._outer(jnp.sum(_abs_pow(u - v, self.p), axis=-1))
+
+    def bound(self, rx: Array, ry: Array) -> Array:
+        """An upper bound of the cost from bounds ``rx``, ``ry`` of the points' p-norms
+        (triangle inequality; for p < 1, ``sum |t|^p`` is subadditive instead)."""
+        p = self.p
+        return self._plain((rx + ry) ** p if p >= 1 else rx ** p + ry ** p)
+
+
+class Minkowski(PCost):
+    r"""The Minkowski distance $c(x, y) = \lVert x - y\rVert_p = (\sum_k |x_k - y_k|^p)^{1/p}$
+    (SciPy's ``cdist(..., "minkowski", p=p)``; ``Minkowski(1)`` is ``cost="manhattan"``,
+    ``Minkowski(2)`` the Euclidean distance).
+
+    Gradient at coincident points: 0 (a subgradient of the norm at 0, as for ``"euclidean"``);
+    for ``p = 1`` the derivative of $|t|$ at $t = 0$ is taken as 0, a subgradient.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ot import Minkowski
+      >>> float(Minkowski(1)(jnp.array([0.0, 0.0]), jnp.array([3.0, -4.0])))
+      7.0
+    """
+
+    def _outer(self, s):
+        return s if self.p == 1.0 else _safe_pow(s, 1.0 / self.p)
+
+    def _plain(self, s):
+        return s ** (1.0 / self.p)
+
+
+class PNormP(PCost):
+    r"""$c(x, y) = \lVert x - y\rVert_p^p / p = \frac1p \sum_k |x_k - y_k|^p$, ott-jax's
+    ``costs.PNormP(p)`` (``PNormP(2)`` is half the squared Euclidean distance).
+
+    Gradient: $\partial c / \partial x_k = \mathrm{sign}(t_k) |t_k|^{p-1}$, $t = x - y$;
+    at $t_k = 0$ it is 0 (for ``p = 1``: the subgradient 0 of $|t|$).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ot import PNormP
+      >>> float(PNormP(3)(jnp.array([1.0, 0.0]), jnp.array([-1.0, 1.0])))
+      3.0
+    """
+
+    def _outer(self, s):
+        return s / self.p
+
+    def _plain(self, s):
+        return s / self.p
+
+
+class SqPNorm(PCost):
+    r"""$c(x, y) = \tfrac12 \lVert x - y\rVert_p^2$, ott-jax's ``costs.SqPNorm(p)``
+    (``SqPNorm(2)`` is half the squared Euclidean distance). Gradient 0 at coincident points.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from jaxclust.ot import SqPNorm
+      >>> float(SqPNorm(1)(jnp.array([0.0, 0.0]), jnp.array([1.0, -2.0])))
+      4.5
+    """
+
+    def _outer(self, s):
+        return 0.5 * _safe_pow(s, 2.0 / self.p)
+
+    def _plain(self, s):
+        return 0.5 * s ** (2.0 / self.p)
+
+
+def resolve_cost(cost):
+    """The cost a solver works with: a name of :data:`COSTS`, a callable (p-norm costs
+    included), with ``"manhattan"`` turned into ``Minkowski(1)``; anything else raises a
+    ``ValueError`` naming ``cost``."""
+    if isinstance(cost, str):
+        if cost == "manhattan":
+            return Minkowski(1.0)
+        if cost in COSTS:
+            return cost
+    elif callable(cost):
+        return cost
+    raise ValueError(f"`cost` must be one of {NAMED_COSTS}, a p-norm cost (Minkowski(p), "
+                     f"PNormP(p), SqPNorm(p) from jaxclust.ot) or a callable c(x_i, y_j) -> "
+                     f"scalar, got {cost!r}.")
 
 
 def pairwise_cost(x: Float[Array, "n d"], y: Float[Array, "m d"],
@@ -56,9 +194,16 @@ def pairwise_cost(x: Float[Array, "n d"], y: Float[Array, "m d"],
     * ``"euclidean"``: ``|x_i - y_j|`` (zero-safe square root);
     * ``"cosine"``: ``1 - <x_i, y_j> / (|x_i| |y_j|)``, in ``[0, 2]``;
     * ``"dot"``: ``-<x_i, y_j>`` (larger similarity, smaller cost);
+    * ``"manhattan"``: ``sum_k |x_ik - y_jk|`` (``Minkowski(1)``);
+    * a p-norm cost :class:`Minkowski`, :class:`PNormP`, :class:`SqPNorm`: on all pairs at
+      once (an ``(n, m, d)`` array of differences);
     * a callable ``c(x_i, y_j) -> scalar`` on two points ``(d,)``, evaluated by a double
       ``vmap`` (no centring: a custom cost need not be translation invariant).
     """
+    if isinstance(cost, str) and cost == "manhattan":
+        cost = Minkowski(1.0)
+    if isinstance(cost, PCost):
+        return cost.matrix(x, y)
     if callable(cost):
         c = jax.vmap(jax.vmap(cost, in_axes=(None, 0)), in_axes=(0, None))(x, y)
         if c.shape != (x.shape[0], y.shape[0]):
@@ -322,6 +467,11 @@ class PointCloud(Geometry):
             return jnp.sqrt(nx) + jnp.sqrt(ny)
         if self.cost_fn == "dot":
             return jnp.sqrt(nx) * jnp.sqrt(ny)
+        if isinstance(self.cost_fn, PCost):  # |x - y|_p <= |x|_p + |y|_p
+            p = self.cost_fn.p
+            rx = self.row_max(_safe_pow(jnp.sum(_abs_pow(x, p), 1), 1.0 / p))
+            ry = jnp.max(_safe_pow(jnp.sum(_abs_pow(y, p), 1), 1.0 / p))
+            return self.cost_fn.bound(rx, ry)
         if callable(self.cost_fn):  # no bound known: the largest |C_ij|, one (chunked) pass
             big = self.reduce(lambda c, _, __: jnp.max(jnp.abs(c), axis=1), None, None, 1)
             return self.row_max(big)

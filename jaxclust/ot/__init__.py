@@ -3,6 +3,7 @@ differentiation, an online mode for large point clouds, the debiased Sinkhorn di
 SwAV-style balanced cluster codes and progressive partial OT pseudo-labels (P²OT, SP²OT)
 for imbalanced clustering."""
 
+from .._core.costs import Minkowski as Minkowski, PNormP as PNormP, SqPNorm as SqPNorm
 from .assign import swav_codes as swav_codes
 from .barycenters import BarycenterResult as BarycenterResult, barycenter as barycenter
 from .divergence import (
@@ -32,9 +33,12 @@ __all__ = [
     "BarycenterResult",
     "GromovResult",
     "LinearAssignment",
+    "Minkowski",
+    "PNormP",
     "PartialCodes",
     "SinkhornDivergenceResult",
     "SinkhornResult",
+    "SqPNorm",
     "barycenter",
     "default_epsilon",
     "gromov_wasserstein",

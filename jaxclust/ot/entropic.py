@@ -14,7 +14,15 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._core import checks
-from .._core.costs import COSTS, CostMatrix, Geometry, PointCloud, pairwise_cost
+from .._core.costs import (
+    COSTS,
+    CostMatrix,
+    Geometry,
+    PCost,
+    PointCloud,
+    pairwise_cost,
+    resolve_cost,
+)
 from .._core.fixed_point import check_callback
 from .._core.results import with_summary_repr
 from . import _solver
@@ -354,6 +362,11 @@ def _host_points_ok(x, y, cost):
     xn, yn = xn.astype(dtype), yn.astype(dtype)
     if not (np.all(np.isfinite(xn)) and np.all(np.isfinite(yn))):
         return None
+    if isinstance(cost, PCost):  # the cost's bound must be finite, with a margin of 2
+        with np.errstate(all="ignore"):
+            big = np.asarray(cost.bound(*(np.max(np.sum(np.abs(t) ** cost.p, 1)) ** (1 / cost.p)
+                                          for t in (xn, yn))), dtype)
+        return dtype if np.isfinite(big) and big < np.finfo(dtype).max / 2 else None
     if not callable(cost):
         with np.errstate(all="ignore"):
             if cost in ("sqeuclidean", "euclidean"):
@@ -630,9 +643,7 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
                          f"{x.shape[1]} and {y.shape[1]}.")
     if x.shape[0] == 0 or y.shape[0] == 0:
         raise ValueError("`x` and `y` must each hold at least one point.")
-    if not (callable(cost) or (isinstance(cost, str) and cost in COSTS)):
-        raise ValueError(f"`cost` must be one of {COSTS} or a callable c(x_i, y_j) -> scalar, "
-                         f"got {cost!r}.")
+    cost = resolve_cost(cost)
     checks.check_int(chunk_size, "chunk_size", none_ok=True, why="None: dense")
     dtype = _float_dtype(x, y)
     x, y = x.astype(dtype), y.astype(dtype)
@@ -640,6 +651,22 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
         return PointCloud(x, y, cost, chunk_size)
     x = checks.check_finite(x, "x")
     y = checks.check_finite(y, "y")
+    if isinstance(cost, PCost):
+        # a p-norm cost: its bound |x|_p + |y|_p (to the cost's power) must be representable
+        geom = PointCloud(x, y, cost, chunk_size)
+        over = ~jnp.isfinite(geom.cost_scale())
+        y_larger = jnp.max(jnp.abs(y), initial=0.0) > jnp.max(jnp.abs(x), initial=0.0)
+        for name in ("x", "y"):
+            bad = over & (y_larger if name == "y" else ~y_larger)
+            msg = (f"`{name}` is too large for {jnp.dtype(dtype).name}: the {cost} cost between "
+                   f"`x` and `y` may overflow (its bound from the points' {cost.p:g}-norms is "
+                   f"not finite). Rescale both clouds by a common factor (and `epsilon` like "
+                   f"the cost).")
+            if name == "x":
+                x = checks.ensure(x, bad, msg)
+            else:
+                y = checks.ensure(y, bad, msg)
+        return PointCloud(x, y, cost, chunk_size)
     if callable(cost):
         # a custom cost: its shape is checked on one pair at trace time; its values are the
         # user's (non-finite costs show as converged=False)
@@ -686,7 +713,7 @@ def sinkhorn(
     b: Float[Array, " m"] | None = None,
     *,
     epsilon: float | Float[Array, ""],
-    cost: str = "sqeuclidean",
+    cost: str | Callable = "sqeuclidean",
     tau_a: float | Float[Array, ""] = 1.0,
     tau_b: float | Float[Array, ""] = 1.0,
     mass: float | Float[Array, ""] | None = None,
@@ -757,7 +784,11 @@ def sinkhorn(
       a: source weights ``(n,)`` (default uniform ``1/n``); zero weights act as padding.
       b: target weights ``(m,)`` (default uniform ``1/m``).
       epsilon: entropic regularisation (absolute, > 0).
-      cost: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"``, ``"dot"``, or a callable
+      cost: ``"sqeuclidean"``, ``"euclidean"``, ``"cosine"``, ``"dot"``, ``"manhattan"``
+        ($\sum_k |x_k - y_k|$), a p-norm cost ([`Minkowski`][jaxclust.ot.Minkowski]``(p)``
+        $\lVert x - y\rVert_p$, [`PNormP`][jaxclust.ot.PNormP]``(p)``
+        $\lVert x - y\rVert_p^p / p$, [`SqPNorm`][jaxclust.ot.SqPNorm]``(p)``
+        $\tfrac12\lVert x - y\rVert_p^2$; ott-jax's ``PNormP`` / ``SqPNorm``), or a callable
         ``c(x_i, y_j) -> scalar`` on two points of shape ``(d,)`` (any JAX-traceable
         function, e.g. ``lambda u, v: jnp.sum(jnp.abs(u - v))``; evaluated by ``vmap`` in
         the dense and the online mode alike, differentiable through it; define it once:
@@ -807,6 +838,7 @@ def sinkhorn(
       Transportation Problems", SIAM J. Sci. Comput. 2015 (partial OT).
     """
     check_callback(callback)  # first: a static option, no computation
+    cost = resolve_cost(cost)
     if not _trusting[0]:
         check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
         checks.check_int(chunk_size, "chunk_size", none_ok=True, why="None: dense")

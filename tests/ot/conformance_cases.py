@@ -57,6 +57,15 @@ def _gw(C1, C2, M, b):
     return res.reg_cost, res.converged
 
 
+def _pnorm_sinkhorn(x, y):
+    # named p-norm costs (dense + online in one program); tight tol for the float64 FD check
+    tol = 1e-11 if x.dtype == jnp.float64 else 1e-4
+    dense = jot.sinkhorn(x, y, epsilon=0.5, cost="manhattan", tol=tol, max_iter=3000)
+    online = jot.sinkhorn(x, y, epsilon=0.5, cost=jot.SqPNorm(1.5), chunk_size=2, tol=tol,
+                          max_iter=3000)
+    return dense.reg_cost, online.reg_cost
+
+
 def _barycenter(locs, x0):
     res = jot.barycenter(locs, x0, max_iter=20)  # exact mode (device Hungarian); no gradient
     return res.x, res.converged
@@ -70,6 +79,8 @@ def cases() -> list[Case]:
     return [
         Case("sliced_and_1d", "sliced_wasserstein", _sliced_and_1d, (x, y, wu, theta, u, v, wv),
              (0, 1, 2, 3, 4, 5, 6), slow_grad=True),
+        Case("sinkhorn_pnorm_costs", "sinkhorn", _pnorm_sinkhorn, (x, y), (0, 1),
+             slow_grad=True, rtol=1e-4),
         Case("wasserstein_1d", "wasserstein_1d", _w1d, (u, v, wu, wv), (0, 1, 2, 3), slow=True),
         Case("sliced_wasserstein", "sliced_wasserstein", _sliced, (x, y, wu, theta),
              (0, 1, 2, 3), slow=True),

@@ -61,7 +61,7 @@ SHAPE_RULES = [
     ("x-empty", sinkhorn, (X[:0], Y), {}, "at least one point"),
     ("C-1d", sinkhorn_from_cost, (C[0],), {}, "`C` must be 2-D"),
     ("C-a-length", sinkhorn_from_cost, (C, B), {}, re.escape("`a` must have shape (4,)")),
-    ("cost-name", sinkhorn, (X, Y), dict(cost="manhattan"), "`cost` must be one of"),
+    ("cost-name", sinkhorn, (X, Y), dict(cost="l1"), "`cost` must be one of"),
     ("chunk-zero", sinkhorn, (X, Y), dict(chunk_size=0), "`chunk_size` must be"),
     ("chunk-float", sinkhorn, (X, Y), dict(chunk_size=2.5), "`chunk_size` must be"),
     ("mode", sinkhorn, (X, Y), dict(mode="kernel"), "`mode` must be"),
