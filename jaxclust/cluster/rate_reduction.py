@@ -19,17 +19,23 @@ $$
     \mathcal L = -R(Z) + \gamma R_c(Z, \Gamma) + \tfrac{\lambda}{2}\lVert\Gamma\rVert_F^2 .
 $$
 
-The clusters are read from $\Gamma$ by spectral clustering. [`mlc`][jaxclust.cluster.mlc]
-clusters given features: a linear representation $Z = \mathrm{normalize}(XA)$ and head
-$C = \mathrm{normalize}(XB)$ (both initialised from the top principal directions, the
-paper's one-shot initialisation of the membership from the representation) trained by
-gradient descent with momentum on $\mathcal L$, then spectral clustering of $\Gamma$.
+The soft clusters of the loss are the *columns* of the membership (the reference passes
+$\Gamma^\top$ to its rate-reduction loss; after the odd number of half-steps the rows sum
+to one exactly, the columns approximately): MLC's loss is
+``mlc_loss(z, mlc_membership(c).T)``. The clusters are read from $\Gamma$ by spectral
+clustering. [`mlc`][jaxclust.cluster.mlc] clusters given features: a linear representation
+$Z = \mathrm{normalize}(XA)$ and head $C = \mathrm{normalize}(XB)$ (both initialised from
+the top principal directions, the paper's one-shot initialisation of the membership from
+the representation) trained by the reference's optimiser (SGD with momentum 0.9 and weight
+decay, learning rates 0.003 for the representation and 0.002 for the head) on
+$\mathcal L$, then spectral clustering of $\Gamma$.
 
 The formulas and defaults follow the public code of the paper's successor (Chu et al.,
 "Image Clustering via the Principle of Rate Reduction in the Age of Pretrained Models",
 ICLR 2024, github.com/LeslieTrue/CPP: ``loss/loss_fn.py``, ``model/sink_distance.py``,
 ``main.py``): $\epsilon = 0.1$, $\gamma = 1$, $\eta = 0.175$, 5 Sinkhorn half-steps
-(rows, columns, rows, columns, rows), $\lambda = 0.05$.
+(rows, columns, rows, columns, rows), $\lambda = 0.05$; SGD, momentum 0.9, learning rate
+0.003 / weight decay 1e-4 for the representation, 0.002 / 5e-3 for the cluster head.
 """
 
 from __future__ import annotations
@@ -253,15 +259,19 @@ def mlc(
     n_iter: int = 5,
     reg: float = 0.05,
     steps: int = 100,
-    learning_rate: float = 0.002,
+    learning_rate: float = 0.003,
+    learning_rate_head: float = 0.002,
+    weight_decay: float = 1e-4,
+    weight_decay_head: float = 5e-3,
     momentum: float = 0.9,
 ) -> MLCResult:
     r"""Cluster given features with MLC (module docstring): learn $Z = \mathrm{normalize}(XA)$
     and $C = \mathrm{normalize}(XB)$, $A = B$ = the top-$d$ principal directions at start,
-    by ``steps`` of gradient descent with momentum on
-    [`mlc_loss`][jaxclust.cluster.mlc_loss] with $\Gamma$ =
-    [`mlc_membership`][jaxclust.cluster.mlc_membership]$(C)$, then spectral clustering of
-    $\Gamma$ into ``k`` clusters.
+    by ``steps`` of the reference's SGD (PyTorch ``optim.SGD`` semantics: $g \leftarrow
+    \nabla + w\,\theta$, $v \leftarrow \mu v + g$, $\theta \leftarrow \theta - \alpha v$,
+    one $(\alpha, w)$ pair per head) on [`mlc_loss`][jaxclust.cluster.mlc_loss]$(Z,
+    \Gamma^\top)$ with $\Gamma$ = [`mlc_membership`][jaxclust.cluster.mlc_membership]$(C)$,
+    then spectral clustering of $\Gamma$ into ``k`` clusters.
 
     Args:
       x: ``(n, D)`` features (centred inside).
@@ -274,8 +284,11 @@ def mlc(
       n_iter: the Sinkhorn half-steps of ``mlc_membership`` (static).
       reg: the Frobenius penalty $\lambda$ of ``mlc_loss``.
       steps: gradient steps (static; 0 clusters the PCA initialisation).
-      learning_rate: step size on the normalised gradient.
-      momentum: heavy-ball momentum in [0, 1).
+      learning_rate: SGD step $\alpha$ of the representation $A$ (0.003 in the reference).
+      learning_rate_head: SGD step of the cluster head $B$ (0.002).
+      weight_decay: weight decay $w \ge 0$ of $A$ (1e-4).
+      weight_decay_head: weight decay of $B$ (5e-3).
+      momentum: momentum $\mu$ in [0, 1) (0.9).
 
     Returns:
       An [`MLCResult`][jaxclust.cluster.MLCResult].
@@ -301,8 +314,12 @@ def mlc(
     checks.check_int(steps, "steps", low=0)
     checks.check_int(n_iter, "n_iter")
     key = checks.check_key(key)
-    for val, name in ((eps, "eps"), (eta, "eta"), (learning_rate, "learning_rate")):
+    for val, name in ((eps, "eps"), (eta, "eta"), (learning_rate, "learning_rate"),
+                      (learning_rate_head, "learning_rate_head")):
         checks.check_positive_scalar(val, name)
+    for val, name in ((weight_decay, "weight_decay"), (weight_decay_head, "weight_decay_head")):
+        if isinstance(val, (int, float)) and not isinstance(val, bool) and not val >= 0:
+            raise ValueError(f"`{name}` must be >= 0, got {val}.")
     if isinstance(momentum, (int, float)) and not 0 <= momentum < 1:
         raise ValueError(f"`momentum` must lie in [0, 1), got {momentum}.")
     xc = x - jnp.mean(x, axis=0, keepdims=True)
@@ -311,18 +328,23 @@ def mlc(
     def loss_fn(params):
         a, b = params
         z = _unit(jnp.matmul(xc, a, precision=HIGHEST))
-        g = _sinkhorn_half_steps(
-            jnp.abs(jnp.matmul(_unit(xc @ b), _unit(xc @ b).T, precision=HIGHEST)), eta, n_iter)
-        return (-_rate(z, eps) + gamma * _rate_c(z, g, eps) + 0.5 * reg * jnp.sum(g * g)), (z, g)
+        cu = _unit(jnp.matmul(xc, b, precision=HIGHEST))
+        g = _sinkhorn_half_steps(jnp.abs(jnp.matmul(cu, cu.T, precision=HIGHEST)), eta, n_iter)
+        # the reference's clusters are the columns of Gamma (it passes Gamma^T to the loss)
+        out = -_rate(z, eps) + gamma * _rate_c(z, g.T, eps) + 0.5 * reg * jnp.sum(g * g)
+        return out, (z, g)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    rates = (learning_rate, learning_rate_head)
+    decays = (weight_decay, weight_decay_head)
 
     def step(carry, _):
         params, vel = carry
         (loss, _), grads = grad_fn(params)
-        gnorm = jnp.sqrt(sum(jnp.sum(gi * gi) for gi in grads)) + 1e-12
-        vel = tuple(momentum * v - learning_rate * gi / gnorm for v, gi in zip(vel, grads))
-        params = tuple(p + v for p, v in zip(params, vel))
+        grads = tuple(gi + w * p for gi, w, p in zip(grads, decays, params))
+        vel = tuple(momentum * v + gi for v, gi in zip(vel, grads))
+        params = tuple(p - lr * v for p, lr, v in zip(params, rates, vel))
         return (params, vel), loss
 
     params0 = (a0, a0)

@@ -31,7 +31,8 @@ class MLCHead(eqx.Module):
     of the membership from the representation).
 
     * ``__call__(x)``: ``(z, gamma)``, ``(n, d)`` and ``(n, n)``;
-    * ``loss(x)``: [`mlc_loss`][jaxclust.cluster.mlc_loss]$(Z, \Gamma)$ to minimise;
+    * ``loss(x)``: [`mlc_loss`][jaxclust.cluster.mlc_loss]$(Z, \Gamma^\top)$ to minimise
+      (the reference's soft clusters are the columns of $\Gamma$);
     * read clusters with ``jaxclust.cluster.spectral(gamma, k, affinity="precomputed")``.
 
     Args:
@@ -85,6 +86,7 @@ class MLCHead(eqx.Module):
 
     def loss(self, x: Float[ArrayLike, "n d_in"]) -> Array:
         z, g = self(x)
-        return mlc_loss(z, g, eps=self.eps, gamma=self.gamma, reg=self.reg)
+        # the reference's soft clusters are the columns of Gamma (it passes Gamma^T)
+        return mlc_loss(z, g.T, eps=self.eps, gamma=self.gamma, reg=self.reg)
 
 

@@ -61,6 +61,7 @@ class MLCHead(nnx.Module):
 
     def loss(self, x: Float[ArrayLike, "n d_in"]) -> Array:
         z, g = self(x)
-        return mlc_loss(z, g, eps=self.eps, gamma=self.gamma, reg=self.reg)
+        # the reference's soft clusters are the columns of Gamma (it passes Gamma^T)
+        return mlc_loss(z, g.T, eps=self.eps, gamma=self.gamma, reg=self.reg)
 
 

@@ -26,7 +26,7 @@ def test_mlc_head_twins_match_the_pure_functions():
     np.testing.assert_allclose(ge, mlc_membership(x @ w, eta=0.3), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(zf, ze, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(gf, ge, rtol=1e-6, atol=1e-7)
-    assert abs(float(eh.loss(x)) - float(mlc_loss(z_ref, ge))) < 1e-5
+    assert abs(float(eh.loss(x)) - float(mlc_loss(z_ref, ge.T))) < 1e-5
     assert abs(float(fh.loss(x)) - float(eh.loss(x))) < 1e-6
     # gradients reach both heads, and one step down the gradient lowers the loss
     g = eqx.filter_grad(lambda h: h.loss(x))(eh)
