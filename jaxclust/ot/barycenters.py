@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._core import checks
 from .._core.costs import pairwise_cost
+from .._core.fixed_point import gmres_solve, implicit_root
 from .._core.results import with_summary_repr
 from .entropic import sinkhorn_from_cost
 from .lap import _hungarian
@@ -43,32 +44,56 @@ class BarycenterResult(NamedTuple):
     converged: Bool[Array, ""]
 
 
+def _step(x, params, *, exact, inner_tol):
+    """One support update ``F(X) = sum_i lam_i diag(1/b) T_i(X) Y_i`` and, per measure,
+    whether its plan is trustworthy (its Sinkhorn solve converged; always True when exact)."""
+    locs, w, b, lam, eps = params
+
+    def one(loc, wi):
+        cost = pairwise_cost(x, loc, "sqeuclidean")
+        if exact:  # k == n, uniform weights: the plan is a permutation / k (locally constant)
+            perm = _hungarian(jax.lax.stop_gradient(cost))
+            return loc[perm], jnp.asarray(True)
+        res = sinkhorn_from_cost(cost, b, wi, epsilon=eps, tol=inner_tol, max_iter=5000)
+        return res.apply(loc) / b[:, None], res.converged
+
+    proj, ok = jax.vmap(one)(locs, w)
+    return jnp.einsum("i,ikd->kd", lam, proj), ok
+
+
 @functools.partial(jax.jit, static_argnames=("max_iter", "tol", "exact", "inner_tol"))
 def _solve(locs, weights, x0, b, lam, eps, *, max_iter, tol, exact, inner_tol):
-    def projections(x):
-        def one(loc, w):
-            cost = pairwise_cost(x, loc, "sqeuclidean")
-            if exact:  # k == n, uniform weights: the plan is a permutation / k
-                perm = _hungarian(cost)
-                return loc[perm], jnp.asarray(True)
-            res = sinkhorn_from_cost(cost, b, w, epsilon=eps, tol=inner_tol, max_iter=5000)
-            return res.apply(loc) / b[:, None], res.converged
+    step_fn = functools.partial(_step, exact=exact, inner_tol=inner_tol)
 
-        return jax.vmap(one)(locs, weights)
+    def solve(params, x0):
+        def step(state):
+            x, it, _, _ = state
+            new, ok = step_fn(x, params)
+            return new, it + 1, jnp.sum(jnp.square(new - x)), jnp.all(ok)
 
-    def step(state):
-        x, it, _, _ = state
-        proj, ok = projections(x)
-        new = jnp.einsum("i,ikd->kd", lam, proj)
-        return new, it + 1, jnp.sum(jnp.square(new - x)), jnp.all(ok)
+        def cond(state):
+            _, it, disp, _ = state
+            return (it < max_iter) & (disp > tol)
 
-    def cond(state):
-        _, it, disp, _ = state
-        return (it < max_iter) & (disp > tol)
+        init = (x0, jnp.asarray(0), jnp.asarray(tol + 1.0, x0.dtype), jnp.asarray(False))
+        x, it, disp, ok = jax.lax.while_loop(cond, step, init)
+        return x, (it, disp, ok)
 
-    init = (x0, jnp.asarray(0), jnp.asarray(tol + 1.0, x0.dtype), jnp.asarray(False))
-    x, it, disp, ok = jax.lax.while_loop(cond, step, init)
-    return BarycenterResult(x, it, disp, (disp <= tol) & ok & jnp.all(jnp.isfinite(x)))
+    def residual(x, params):  # zero at the fixed point X = F(X)
+        return step_fn(x, params)[0] - x
+
+    def adjoint_solve(x, params, x_bar):
+        # (dF/dX - I)^T w = x_bar; exact plans are locally constant in X (dF/dX = 0)
+        if exact:
+            return -x_bar
+        _, vjp = jax.vjp(lambda z: residual(z, params), x)
+        tol_gmres = 1e-11 if x.dtype == jnp.float64 else 1e-5
+        return gmres_solve(lambda v: vjp(v)[0], x_bar, tol=tol_gmres)
+
+    run = implicit_root(solve, residual, adjoint_solve)
+    x, (it, disp, ok) = run((locs, weights, b, lam, eps), x0)
+    conv = (disp <= tol) & ok & jnp.all(jnp.isfinite(x))
+    return BarycenterResult(x, it, disp, conv)
 
 
 def barycenter(
@@ -100,8 +125,21 @@ def barycenter(
     solves each plan by its network simplex) from the same ``x_init``. ``epsilon > 0``:
     entropic plans (Sinkhorn, ``inner_tol``), any weights and sizes; zero weights pad
     measures of different sizes. The problem is non-convex in $X$: the result depends on
-    ``x_init``. Not differentiable (the support is a fixed point of a piecewise map):
-    gradients are zero (stop-gradient).
+    ``x_init``.
+
+    Differentiation: ``x`` is differentiable in ``locations``, ``weights``, ``b``,
+    ``lambdas`` and ``epsilon`` by **implicit differentiation** of the fixed point
+    $X^\star = F(X^\star)$, $F(X) = \sum_i \lambda_i \mathrm{diag}(1/b) T_i(X) Y_i$:
+    $\bar\theta = -(\partial_\theta F)^\top w$ with
+    $(\partial_X F - I)^\top w = \bar X$ (restarted GMRES on VJPs of $F$, whose entropic
+    plans are themselves differentiated implicitly). Implicit rather than unrolled because
+    the number of updates is data-dependent (a ``while_loop``, which reverse mode cannot
+    unroll) and memory stays independent of it. With exact plans $T_i$ is locally constant
+    in $X$ and in the supports (a permutation), so $\partial_X F = 0$ and the gradient is
+    that of $\sum_i \lambda_i Y_i[\sigma_i]$ at the final assignments $\sigma_i$ (exact
+    almost everywhere; at ties of the assignment it is one of the one-sided derivatives).
+    The gradient is that of the returned fixed point: exact when ``converged``. ``x_init``
+    gets a zero gradient (a start only).
 
     Args:
       locations: supports of the measures, shape ``(N, n, d)``.
@@ -186,6 +224,8 @@ def barycenter(
            checks.row_weights(lambdas, N, "locations", name="lambdas", dtype=dtype,
                               positive_sum=True))
     lam = lam / jnp.sum(lam)
-    res = _solve(locs, w, x0, bw, lam, eps, max_iter=int(max_iter), tol=float(tol),
-                 exact=exact, inner_tol=float(inner_tol))
-    return jax.tree_util.tree_map(jax.lax.stop_gradient, res)
+    res = _solve(locs, w, jax.lax.stop_gradient(x0), bw, lam, eps, max_iter=int(max_iter),
+                 tol=float(tol), exact=exact, inner_tol=float(inner_tol))
+    return res._replace(n_iters=jax.lax.stop_gradient(res.n_iters),
+                        displacement=jax.lax.stop_gradient(res.displacement),
+                        converged=jax.lax.stop_gradient(res.converged))

@@ -67,8 +67,18 @@ def _pnorm_sinkhorn(x, y):
 
 
 def _barycenter(locs, x0):
-    res = jot.barycenter(locs, x0, max_iter=20)  # exact mode (device Hungarian); no gradient
+    # exact mode (device Hungarian); x is differentiable in locs (implicit, locally constant
+    # assignments), x0 is a start only (zero gradient)
+    res = jot.barycenter(locs, x0, max_iter=20)
     return res.x, res.converged
+
+
+def _barycenter_entropic(locs, w):
+    tol = 1e-24 if locs.dtype == jnp.float64 else 1e-10
+    res = jot.barycenter(locs, locs[0, :3] * 0.5, w / w.sum(1, keepdims=True), epsilon=0.5,
+                         tol=tol, inner_tol=1e-12 if locs.dtype == jnp.float64 else 1e-5,
+                         max_iter=300)
+    return res.x
 
 
 def cases() -> list[Case]:
@@ -93,7 +103,11 @@ def cases() -> list[Case]:
               _f32(_rng.uniform(size=(5, 4))), _f32(_rng.uniform(0.2, 1, 4))), (0, 1, 2),
              rtol=1e-4, slow=True),
         Case("barycenter", "barycenter", _barycenter,
-             (_f32(_rng.normal(size=(2, 4, 2))), _f32(_rng.normal(size=(4, 2)))), slow=True),
+             (_f32(_rng.normal(size=(2, 4, 2))), _f32(_rng.normal(size=(4, 2)))), (0,),
+             slow=True),
+        Case("barycenter_entropic", "barycenter", _barycenter_entropic,
+             (_f32(_rng.normal(size=(2, 4, 2))), _f32(_rng.uniform(0.2, 1, (2, 4)))), (0, 1),
+             slow=True, rtol=1e-4),
         Case("clustering_accuracy", "clustering_accuracy", _accuracy,
              (jnp.asarray([0, 1, 2, 0, 1, 2, 0, 1], jnp.int32),
               jnp.asarray([1, 1, 2, 3, 0, 2, 1, 0], jnp.int32)), slow=True),
