@@ -15,7 +15,12 @@ import numpy as np
 import pytest
 
 import jaxclust.ot as jot
-from jaxclust._core.fixed_point import cond_lazy, sequential_vmap
+from jaxclust._core.fixed_point import (
+    cond_lazy,
+    implicit_root,
+    iterate_blocks,
+    sequential_vmap,
+)
 
 B, N, M, D = 3, 10, 12, 2
 
@@ -155,3 +160,141 @@ def test_kmeans_vmap_equals_loop_with_empty_cluster_in_one_lane():
     vmap_out = jax.jit(jax.vmap(run))(x, c0, keys)
     _assert_lanes_equal(loop_out, vmap_out)
     assert np.all(np.abs(np.asarray(vmap_out[0])[0]) < 50.0)  # the empty centre moved
+
+
+# --------------------------------------------------------------------------------------
+# fixed_point.sequential_vmap: traced once per shapes; compacting_while: the batch shrinks
+
+
+def test_sequential_vmap_traces_once_per_shape():
+    """An eager call (and an eager vmap) of a sequential_vmap'd function traces its body once,
+    not at every call (a bare custom_vmap retraced it every time)."""
+    traces = []
+
+    def halvings(t, s):
+        traces.append(1)
+        return jax.lax.while_loop(lambda c: c[0] > 1.0, lambda c: (c[0] / 2, c[1] + 1),
+                                  (t * s, 0))[1]
+
+    f = sequential_vmap(halvings)
+    t = jnp.array([1.5, 5.0, 40.0])
+    for _ in range(3):
+        assert int(f(t[2], 2.0)) == 7
+    assert len(traces) == 1
+    for _ in range(3):
+        np.testing.assert_array_equal(jax.vmap(f, in_axes=(0, None))(t, 2.0), [2, 4, 7])
+    assert len(traces) <= 2  # one more trace for the batched body, then cached
+
+
+_MAX_BLOCKS = 30
+
+
+def _contract(x0, thr, rate, compact=True, callback=None):
+    """A toy solver on iterate_blocks: x <- rate * x + 0.05 sin(x) (elementwise, so a lane
+    computes bit for bit what the single solve computes) until max |x| < thr; a history
+    of max |x| per block."""
+
+    def block(st, k):
+        x, hist = st
+        x = rate * x + 0.05 * jnp.sin(x)
+        return x, hist.at[k].set(jnp.max(jnp.abs(x)))
+
+    state0 = (x0, jnp.full((_MAX_BLOCKS,), -1.0, x0.dtype))
+    (x, hist), n = iterate_blocks(
+        block, state0, max_blocks=_MAX_BLOCKS, done=lambda st, k: jnp.max(jnp.abs(st[0])) < thr,
+        unrolled=False, compact=compact, callback=callback,
+        progress=lambda st, k: (k + 1, st[1][k]))
+    return x, hist, n
+
+
+def _contract_inputs(B):
+    rng = np.random.default_rng(B)
+    x0 = jnp.asarray(rng.normal(size=(B, 3)) * 10.0 ** rng.integers(-1, 3, (B, 1)), jnp.float32)
+    thr = jnp.asarray(10.0 ** -rng.integers(1, 7, B), jnp.float32)
+    rate = jnp.asarray(rng.uniform(0.3, 0.9, B), jnp.float32)
+    if B > 2:
+        thr = thr.at[1].set(0.0)  # never stops: runs the whole budget
+    return x0, thr, rate
+
+
+@pytest.mark.parametrize("B", [1, 2, 7, 13])
+def test_compacting_while_equals_single_solves(B):
+    """Each lane: the single solve's state, history and block count, bit for bit (B = 1, not
+    a power of two, one lane at the budget); and the compacted loop really ran the lanes to
+    different counts."""
+    x0, thr, rate = _contract_inputs(B)
+    single = jax.jit(lambda a, b, c: _contract(a, b, c, compact=False))
+    loop_out = _loop(single, x0, thr, rate)
+    got = jax.jit(jax.vmap(_contract))(x0, thr, rate)
+    for a, b in zip(loop_out, got, strict=True):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    n = np.asarray(got[2])
+    if B > 2:
+        assert n[1] == _MAX_BLOCKS and n.min() < _MAX_BLOCKS // 2, n
+
+
+def test_compacting_while_nested_vmap_and_unbatched_data():
+    x0, thr, rate = _contract_inputs(6)
+    x0 = x0.reshape(2, 3, 3)
+    thr = thr.reshape(2, 3)
+    f = jax.jit(jax.vmap(jax.vmap(_contract, in_axes=(0, 0, None)), in_axes=(0, 0, None)))
+    got = f(x0, thr, 0.6)
+    single = jax.jit(lambda a, b: _contract(a, b, 0.6, compact=False))
+    for i in range(2):
+        want = _loop(single, x0[i], thr[i])
+        for a, b in zip(want, got, strict=True):
+            np.testing.assert_array_equal(a, np.asarray(b)[i])
+
+
+def test_compacting_while_callback_once_per_lane_block():
+    """Progress under vmap: each lane reports each block it runs, once (lanes riding along in
+    a stage after they stopped report nothing)."""
+    calls = []
+
+    def cb(it, err):
+        calls.append((it, round(err, 4)))
+
+    x0, thr, rate = _contract_inputs(5)
+    f = jax.jit(jax.vmap(lambda a, b, c: _contract(a, b, c, callback=cb)))
+    _, hist, n = jax.block_until_ready(f(x0, thr, rate))
+    jax.effects_barrier()
+    hist, n = np.asarray(hist), np.asarray(n)
+    want = sorted((k + 1, round(float(hist[i, k]), 4)) for i in range(5) for k in range(n[i]))
+    assert sorted(calls) == want
+
+
+def test_compacting_while_under_implicit_gradient():
+    """The forward loop compacts under vmap inside implicit_root's custom_vjp: jit(vmap(grad))
+    and grad of a vmapped sum equal the loop of single gradients and the closed form of the
+    fixed point z = cos(theta z) / 2, dz/dtheta = -z s / (2 + theta s), s = sin(theta z)."""
+
+    def solve(theta, z0):
+        def block(z, k):
+            return jax.lax.fori_loop(0, 2, lambda _, z: 0.5 * jnp.cos(theta * z), z)
+
+        def done(z, k):
+            return jnp.max(jnp.abs(z - 0.5 * jnp.cos(theta * z))) < 1e-6
+
+        z, n = iterate_blocks(block, z0, max_blocks=200, done=done, unrolled=False,
+                              compact=True)
+        return z, n
+
+    run = implicit_root(solve, lambda z, th: z - 0.5 * jnp.cos(th * z),
+                        sequential=(None, sequential_vmap))
+
+    def loss(theta):
+        z, _ = run(theta, jnp.zeros_like(theta))
+        return jnp.sum(z)
+
+    theta = jnp.asarray([[0.1, 0.2], [1.0, 1.5], [1.9, 1.95]], jnp.float32)
+    n = np.asarray(jax.jit(jax.vmap(lambda t: run(t, jnp.zeros_like(t))[1]))(theta))
+    assert len(set(n.tolist())) == 3, n  # lanes of different counts
+    want = _loop(jax.jit(jax.grad(loss)), theta)
+    got = jax.jit(jax.vmap(jax.grad(loss)))(theta)
+    got2 = jax.jit(jax.grad(lambda t: jnp.sum(jax.vmap(loss)(t))))(theta)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got2, want, rtol=1e-5, atol=1e-6)
+    z = np.asarray(jax.vmap(lambda t: run(t, jnp.zeros_like(t))[0])(theta), np.float64)
+    th = np.asarray(theta, np.float64)
+    s = np.sin(th * z)
+    np.testing.assert_allclose(got, -z * s / (2 + th * s), rtol=1e-4, atol=1e-5)
