@@ -68,6 +68,7 @@ from .spectral_clustering import (
     SpectralResult as SpectralResult,
     affinity_matrix as affinity_matrix,
     spectral as spectral,
+    spectral_predict as spectral_predict,
 )
 
 __all__ = [
@@ -98,6 +99,7 @@ __all__ = [
     "laplacian_kmeans",
     "laplacian_kmeans_predict",
     "spectral",
+    "spectral_predict",
     "MiniBatchKMeansState",
     "SelectKResult",
     "SinkhornKMeansResult",

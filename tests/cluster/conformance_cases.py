@@ -86,6 +86,30 @@ def _sinkhorn_predict(x, c):
                                    tol=tol, max_iter=5000)
 
 
+def _spectral_result():
+    # a SpectralResult of _XT built in NumPy: top-2 random-walk eigenvectors of the RBF
+    # graph (gamma 0.5) and the two training halves' means as centres
+    from jaxclust.cluster import SpectralResult
+
+    xt = np.asarray(_XT, np.float64)
+    w = np.exp(-0.5 * ((xt[:, None] - xt[None]) ** 2).sum(-1))
+    np.fill_diagonal(w, 0.0)
+    deg = w.sum(1)
+    ev, v = np.linalg.eigh(w / np.sqrt(np.outer(deg, deg)))
+    emb = v[:, ::-1][:, :2] / np.sqrt(deg)[:, None]
+    lab = np.repeat([0, 1], 6)
+    cent = np.stack([emb[:6].mean(0), emb[6:].mean(0)])
+    return SpectralResult(jnp.asarray(lab, jnp.int32), jnp.asarray(emb, jnp.float32),
+                          jnp.asarray(1.0 - ev[::-1][:2], jnp.float32), jnp.float32(0.0),
+                          jnp.asarray(cent, jnp.float32), jnp.int32(1), jnp.bool_(True))
+
+
+def _spectral_predict(x):
+    from jaxclust.cluster import spectral_predict
+
+    return spectral_predict(x, _XT, _spectral_result(), gamma=0.5)
+
+
 def _select_k(x):
     import jax
 
@@ -123,6 +147,8 @@ def cases() -> list[Case]:
         Case("mlc", "mlc", _mlc, (x,), slow=True),
         # hard assignments (Lloyd in a while_loop): jit / vmap only
         Case("select_k", "select_k", _select_k, (x,)),
+        # Nystrom embedding of new points: differentiable in them (RBF affinity)
+        Case("spectral_predict", "spectral_predict", _spectral_predict, (x,), (0,)),
         # medoid indices carry no gradient; the loss at fixed medoids is differentiable
         # slow: the fast tests/peers/test_kmedoids_clara.py runs fastclara under jit(vmap)
         Case("fastclara", "fastclara", _fastclara, (x,), (0,), slow=True),
