@@ -1,6 +1,7 @@
 """Clustering: k-means (greedy k-means++, Lloyd, restarts by vmap, envelope gradients),
 mini-batch k-means, differentiable relaxations (soft and Sinkhorn k-means) and clustering
-losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), spectral clustering and
+losses, k-medoids (FasterPAM, PAM, BUILD), Gaussian mixtures (EM), the semi-supervised
+mixture with split / merge of GPC (category discovery), spectral clustering and
 Laplacian-regularised k-means, and the losses of deep clustering heads (DEC/DEPICT targets,
 P²OT pseudo-label cross-entropy, TELL's k-means layer, SimCLR's NT-Xent)."""
 
@@ -56,6 +57,11 @@ from .rate_reduction import (
     mlc_membership as mlc_membership,
 )
 from .select import SelectKResult as SelectKResult, select_k as select_k
+from .semi_supervised import (
+    SSGMMResult as SSGMMResult,
+    semi_supervised_gmm as semi_supervised_gmm,
+    semi_supervised_gmm_predict as semi_supervised_gmm_predict,
+)
 from .soft import (
     SinkhornKMeansResult as SinkhornKMeansResult,
     SoftKMeansResult as SoftKMeansResult,
@@ -117,6 +123,9 @@ __all__ = [
     "sinkhorn_kmeans",
     "sinkhorn_kmeans_predict",
     "select_k",
+    "SSGMMResult",
+    "semi_supervised_gmm",
+    "semi_supervised_gmm_predict",
     "soft_kmeans",
     "soft_kmeans_predict",
 ]

@@ -128,6 +128,26 @@ def _fastclara(x):
     return res.medoids, res.labels, res.objective
 
 
+def _ssgmm(x):
+    import jax
+
+    from jaxclust.cluster import semi_supervised_gmm
+
+    labels = jnp.asarray([0, 1, 0, 1] + [-1] * 6)
+    res = semi_supervised_gmm(x, labels, 2, max_components=4, n_components=3,
+                              key=jax.random.key(0), covariance_type="diag", n_rounds=1,
+                              max_iter=5, prior_scale=1.0)
+    return res.labels, res.n_components, res.active
+
+
+def _ssgmm_predict(x, m, w):
+    from jaxclust.cluster import semi_supervised_gmm_predict
+
+    cov = jnp.ones((3, 2), x.dtype) * jnp.asarray([[0.5], [1.0], [2.0]], x.dtype)
+    w = w.at[2].set(0.0)  # an inactive component, as in SSGMMResult
+    return semi_supervised_gmm_predict(x, m, cov, w, covariance_type="diag")[1][:, :2]
+
+
 def cases() -> list[Case]:
     rng = np.random.default_rng(5)
     x = jnp.asarray(rng.normal(size=(10, 2)), jnp.float32)
@@ -158,6 +178,11 @@ def cases() -> list[Case]:
              slow=True),
         Case("laplacian_kmeans_predict", "laplacian_kmeans_predict", _laplacian_predict,
              (x, m[:2]), (0, 1), slow=True),
+        # GPC: hard assignments and random accept / reject, jit / vmap only (compile-heavy:
+        # slow; the fast tests/cluster/test_semi_supervised.py runs it under jit(vmap))
+        Case("semi_supervised_gmm", "semi_supervised_gmm", _ssgmm, (x,), slow=True),
+        Case("semi_supervised_gmm_predict", "semi_supervised_gmm_predict", _ssgmm_predict,
+             (x, m, w), (0, 1, 2)),
         Case("sinkhorn_kmeans_predict", "sinkhorn_kmeans_predict", _sinkhorn_predict,
              (x, m[:2]), (0, 1), slow_grad=True),
     ]
