@@ -13,6 +13,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._core.checks import (
@@ -36,30 +37,122 @@ def _check_p(p) -> float:
     return float(p)
 
 
-def _weights(w, n: int, name: str, rows_of: str, dtype) -> jax.Array:
+def _weights(w, n: int, name: str, rows_of: str, dtype) -> jax.Array | None:
     if w is None:
-        return jnp.full((n,), 1.0 / n, dtype)
+        return None  # uniform (a static fast path)
     w = row_weights(w, n, rows_of, name=name, dtype=dtype, positive_sum=True)
     return w / jnp.sum(w)
 
 
+# ---- sorting -------------------------------------------------------------------------------
+# XLA's CPU sort of floats calls a total-order comparator per comparison; a single-operand
+# sort of integers is ~10x faster (1.6 vs 18-24 ms for 50 rows of 1000 float32 at load 10). A
+# finite float maps to an integer key of the same order (sign-magnitude to two's complement:
+# flip the magnitude bits of the negatives); the map is its own inverse.
+
+
+def _int_key(v: jax.Array) -> jax.Array:
+    it = jnp.dtype(f"int{8 * v.dtype.itemsize}")
+    bits = jax.lax.bitcast_convert_type(v, it)
+    return jnp.where(bits < 0, bits ^ jnp.asarray(jnp.iinfo(it).max, it), bits)
+
+
+def _from_key(k: jax.Array, dtype) -> jax.Array:
+    flip = jnp.asarray(jnp.iinfo(k.dtype).max, k.dtype)
+    return jax.lax.bitcast_convert_type(jnp.where(k < 0, k ^ flip, k), dtype)
+
+
+def _argsort(v: jax.Array) -> jax.Array:
+    """Stable argsort along the last axis (integer keys)."""
+    iota = jax.lax.broadcasted_iota(jnp.int32, v.shape, v.ndim - 1)
+    return jax.lax.sort((_int_key(v), iota), dimension=v.ndim - 1, num_keys=1)[1]
+
+
+@jax.custom_jvp
+def _sort(v: jax.Array) -> jax.Array:
+    """``jnp.sort(v, axis=-1)`` for finite ``v`` by integer keys (the derivative is the
+    tangent gathered by the sorting permutation, as for ``jnp.sort``)."""
+    return _from_key(jnp.sort(_int_key(v), axis=-1), v.dtype)
+
+
+@_sort.defjvp
+def _sort_jvp(primals, tangents):
+    (v,), (t,) = primals, tangents
+    perm = _argsort(v)
+    return jnp.take_along_axis(v, perm, -1), jnp.take_along_axis(t, perm, -1)
+
+
+def _sort_with_weights(u, w):
+    """``u`` sorted and its weights in that order, without an argsort (a two-operand sort is
+    as slow as a float sort on XLA's CPU): each weight is added at the first sorted position
+    of its value (tied values pool their weights there; the quantile function is the same)."""
+    su = _sort(u)
+    rank = jnp.searchsorted(jax.lax.stop_gradient(su), jax.lax.stop_gradient(u))
+    return su, jnp.zeros_like(w).at[rank].add(w)
+
+
+def _power(diff, p: float):
+    return diff if p == 1.0 else diff ** p
+
+
+@functools.lru_cache(maxsize=64)
+def _uniform_levels(n: int, m: int):
+    """Merged quantile levels of two uniform measures (exact, in units of 1 / (n m)):
+    the index of each quantile function on every interval and the interval lengths."""
+    cu, cv = np.arange(1, n + 1) * m, np.arange(1, m + 1) * n
+    qs = np.union1d(cu, cv)
+    iu = np.minimum(np.searchsorted(cu, qs), n - 1)
+    iv = np.minimum(np.searchsorted(cv, qs), m - 1)
+    return iu.astype(np.int32), iv.astype(np.int32), np.diff(qs, prepend=0) / (n * m)
+
+
+def _w1d_uniform(u, v, p: float):
+    """W_p^p between uniform measures on the rows (last axis) of ``u`` and ``v``: one
+    sort of each, the merged levels are static."""
+    su, sv = _sort(u), _sort(v)
+    n, m = u.shape[-1], v.shape[-1]
+    if n == m:
+        return jnp.mean(_power(jnp.abs(su - sv), p), axis=-1)
+    iu, iv, delta = _uniform_levels(n, m)
+    # explicit int32 indices: the cached NumPy arrays serve x64 and x32 traces alike
+    diff = jnp.abs(jnp.take(su, jnp.asarray(iu, jnp.int32), axis=-1)
+                   - jnp.take(sv, jnp.asarray(iv, jnp.int32), axis=-1))
+    delta = jnp.asarray(delta, u.dtype).reshape((1,) * (diff.ndim - 1) + delta.shape)
+    return jnp.sum(delta * _power(diff, p), axis=-1)
+
+
 @functools.partial(jax.jit, static_argnames="p")
 def _w1d(u, v, wu, wv, p: float):
-    """W_p^p between sum_i wu_i delta_{u_i} and sum_j wv_j delta_{v_j} (both normalised)."""
-    su = jnp.argsort(u)
-    sv = jnp.argsort(v)
-    u, wu = u[su], wu[su]
-    v, wv = v[sv], wv[sv]
+    """W_p^p between sum_i wu_i delta_{u_i} and sum_j wv_j delta_{v_j} (both normalised);
+    ``wu = wv = None``: uniform."""
+    if wu is None and wv is None:
+        return _w1d_uniform(u, v, p)
+    if wu is None:
+        wu = jnp.full(u.shape, 1.0 / u.shape[0], u.dtype)
+    if wv is None:
+        wv = jnp.full(v.shape, 1.0 / v.shape[0], v.dtype)
+    u, wu = _sort_with_weights(u, wu)
+    v, wv = _sort_with_weights(v, wv)
     cu = jnp.cumsum(wu)
     cv = jnp.cumsum(wv)
     # the merged quantile levels: between two consecutive levels both quantile functions are
-    # constant, so the integral int_0^1 |F_u^-1(t) - F_v^-1(t)|^p dt is a finite sum
-    qs = jnp.sort(jnp.concatenate([cu, cv]))
-    iu = jnp.clip(jnp.searchsorted(cu, qs), 0, u.shape[0] - 1)
-    iv = jnp.clip(jnp.searchsorted(cv, qs), 0, v.shape[0] - 1)
+    # constant, so the integral int_0^1 |F_u^-1(t) - F_v^-1(t)|^p dt is a finite sum. On the
+    # level q the quantile indices are #{cu < q} and #{cv < q}. The merge needs no sort:
+    # cu_i goes to position i + #{cv < cu_i}, cv_j to j + #{cu <= cv_j} (ties: cu first). On
+    # the first of equal levels the indices are then i (resp. j) and that count; repeated
+    # levels have length 0 and do not count.
+    n, m = u.shape[0], v.shape[0]
+    scu, scv = jax.lax.stop_gradient(cu), jax.lax.stop_gradient(cv)
+    v_below = jnp.searchsorted(scv, scu, side="left").astype(jnp.int32)   # #{cv < cu_i}
+    u_upto = jnp.searchsorted(scu, scv, side="right").astype(jnp.int32)   # #{cu <= cv_j}
+    ar_n, ar_m = jnp.arange(n, dtype=jnp.int32), jnp.arange(m, dtype=jnp.int32)
+    pos = jnp.concatenate([ar_n + v_below, ar_m + u_upto])  # a permutation of 0..n+m-1
+    qs = jnp.zeros((n + m,), cu.dtype).at[pos].set(jnp.concatenate([cu, cv]))
+    iu = jnp.zeros((n + m,), jnp.int32).at[pos].set(jnp.concatenate([ar_n, u_upto]))
+    iv = jnp.zeros((n + m,), jnp.int32).at[pos].set(jnp.concatenate([v_below, ar_m]))
+    iu, iv = jnp.minimum(iu, n - 1), jnp.minimum(iv, m - 1)
     delta = jnp.diff(qs, prepend=jnp.zeros((1,), qs.dtype))
-    diff = jnp.abs(u[iu] - v[iv])
-    return jnp.sum(delta * (diff if p == 1.0 else diff ** p))
+    return jnp.sum(delta * _power(jnp.abs(u[iu] - v[iv]), p))
 
 
 def wasserstein_1d(
@@ -216,9 +309,12 @@ def sliced_wasserstein(
 
 @functools.partial(jax.jit, static_argnames="p")
 def _sliced(x, y, wa, wb, theta, p: float):
-    xp = jnp.matmul(x, theta, precision=HIGHEST)  # (n, L)
-    yp = jnp.matmul(y, theta, precision=HIGHEST)
-    costs = jax.vmap(lambda s, t: _w1d(s, t, wa, wb, p), in_axes=(1, 1))(xp, yp)
+    xp = jnp.matmul(theta.T, x.T, precision=HIGHEST)  # (L, n): each row one projection
+    yp = jnp.matmul(theta.T, y.T, precision=HIGHEST)
+    if wa is None and wb is None:
+        costs = _w1d_uniform(xp, yp, p)
+    else:
+        costs = jax.vmap(lambda s, t: _w1d(s, t, wa, wb, p))(xp, yp)
     mean = jnp.mean(costs)
     if p == 1.0:
         return mean

@@ -11,9 +11,82 @@ import numpy as np
 import pytest
 
 from jaxclust.ot import sliced_wasserstein, wasserstein_1d
+from jaxclust.ot.sliced import _sort
+from tests.conformance import check_grad_fd
+from tests.utils import enable_x64
 
 X = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)), jnp.float32)
 Y = jnp.asarray(np.random.default_rng(1).normal(size=(4, 2)), jnp.float32)
+
+
+def test_uniform_fast_path_equals_pot_and_the_weighted_path():
+    """Default (None) weights take the uniform path (integer-key sorts, static merged levels);
+    float64 against POT (same projections, 1e-10), n == m and n != m, p = 1, 2; gradients
+    equal to those of the general path (argsort + searchsorted) with explicit uniform
+    weights (1e-10) and to finite differences."""
+    import ot
+
+    rng = np.random.default_rng(7)
+    proj = ot.sliced.get_random_projections(3, 6, seed=0)
+
+    @jax.jit
+    def both(x, y, pj):  # one program per shape: values and gradients of both paths
+        ua = jnp.full((x.shape[0],), 1.0 / x.shape[0], x.dtype)
+        ub = jnp.full((y.shape[0],), 1.0 / y.shape[0], y.dtype)
+        out = []
+        for p in (1, 2):
+            fast = lambda x, y, p=p: sliced_wasserstein(x, y, p=p, projections=pj)  # noqa: E731
+            general = lambda x, y, p=p: sliced_wasserstein(  # noqa: E731
+                x, y, ua, ub, p=p, projections=pj)
+            out.append((jax.value_and_grad(fast, (0, 1))(x, y),
+                        jax.value_and_grad(general, (0, 1))(x, y)))
+        return out, wasserstein_1d(x[:, 0], y[:, 1], p=2)
+
+    with enable_x64():
+        for n, m in ((7, 7), (7, 4)):
+            x, y = rng.normal(size=(n, 3)), rng.normal(0.5, 1.5, size=(m, 3))
+            out, w1 = both(jnp.asarray(x), jnp.asarray(y), jnp.asarray(proj))
+            for p, ((v_fast, g_fast), (v_gen, g_gen)) in zip((1, 2), out):
+                expected = ot.sliced_wasserstein_distance(x, y, projections=proj, p=p)
+                np.testing.assert_allclose(float(v_fast), expected, rtol=1e-10)
+                np.testing.assert_allclose(float(v_gen), expected, rtol=1e-10)
+                for a, b in zip(g_fast, g_gen):
+                    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
+            np.testing.assert_allclose(float(w1), ot.wasserstein_1d(x[:, 0], y[:, 1], p=2),
+                                       rtol=1e-10)
+    theta = jnp.asarray(proj[:2])
+    check_grad_fd(lambda x, y: sliced_wasserstein(x, y, projections=theta.astype(x.dtype)),
+                  X, Y, argnums=(0, 1), rtol=1e-6)
+
+
+def test_weighted_ties_and_zero_weights_equal_the_lp():
+    """The weighted path pools tied values' weights and merges the cumulative levels without a
+    sort: ties inside and across the samples, zero weights, float64, against ``ot.emd2`` on
+    the materialised cost (an LP, independent code) and POT's ``wasserstein_1d``."""
+    import ot
+
+    u = np.array([0.5, -1.0, 0.5, 2.0, 0.5, 3.0, -1.0])
+    v = np.array([0.5, 2.0, -2.0, 2.0, 1.0])
+    wu = np.array([0.2, 0.1, 0.0, 0.3, 0.15, 0.0, 0.25])
+    wv = np.array([0.3, 0.2, 0.1, 0.25, 0.15])
+    with enable_x64():
+        got = jax.jit(lambda *a: [wasserstein_1d(*a, p=p) for p in (1, 2)])(
+            *(jnp.asarray(t) for t in (u, v, wu, wv)))
+    for p, g in zip((1, 2), got):
+        np.testing.assert_allclose(float(g), ot.emd2(wu, wv, np.abs(u[:, None] - v) ** p),
+                                   rtol=1e-10)
+        np.testing.assert_allclose(float(g), ot.wasserstein_1d(u, v, wu, wv, p=p), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64])
+def test_integer_key_sort_equals_numpy(dtype):
+    """Negative and positive values, ties, -0.0 and +0.0, extremes of the dtype."""
+    with enable_x64():
+        info = jnp.finfo(dtype)
+        v = np.array([[3.0, -1.0, 0.0, -0.0, 2.5, -1.0, float(info.max), float(info.min),
+                       float(info.tiny), -float(info.tiny)], [1, 1, 1, -2, -3, 4, 0, 5, 6, -7]])
+        got = np.asarray(_sort(jnp.asarray(v, dtype)), np.float64)
+        np.testing.assert_array_equal(got, np.sort(np.asarray(jnp.asarray(v, dtype), np.float64)))
 
 
 @pytest.mark.slow
