@@ -477,15 +477,63 @@ def _cost_program(C, a, b, epsilon, tau_a, tau_b, mass, init, opts):
 # validation
 
 
-def _weights(w, size: int, name: str, dtype, point_name: str):
+class _Checks:
+    """The value checks of one traced call gathered into ONE ``equinox`` error.
+
+    ``add(bad, message)`` raises ``ValueError(message)`` at once when ``bad`` is concrete (so
+    eager calls raise in the order of the checks, as :func:`checks.ensure` does) and keeps it
+    otherwise; ``attach(x)`` returns ``x`` carrying a single ``equinox.branched_error_if``
+    whose message is the first failing check's ("ValueError: <message>", as
+    :func:`checks.ensure`). One host callback and one combined predicate instead of one
+    callback per check: each check was a separate reduction kernel and callback in the
+    compiled program of a jitted Sinkhorn (issue 15, section 3: compile time).
+    """
+
+    def __init__(self):
+        self.items: list = []
+
+    def add(self, bad, message: str) -> None:
+        if not checks.is_traced(bad):
+            if bool(np.any(np.asarray(bad))):
+                raise ValueError(message)
+            return
+        self.items.append((jnp.any(bad), message))
+
+    def attach(self, x):
+        if not self.items:
+            return x
+        bads = jnp.stack([b for b, _ in self.items])
+        return eqx.branched_error_if(x, jnp.any(bads), jnp.argmax(bads),
+                                     ["ValueError: " + m for _, m in self.items])
+
+
+def _finite_message(name: str) -> str:
+    """:func:`checks.check_finite`'s message."""
+    return (f"`{name}` contains NaN or Inf; clean or mask the input (give masked points zero "
+            f"weight) before calling.")
+
+
+def _weights(w, size: int, name: str, dtype, point_name: str, gather: _Checks | None = None):
     if w is None:
         return jnp.full((size,), 1.0 / size, dtype)
     if _trusting[0]:  # checked on the host
         return checks.as_float_array(w, name, dtype=dtype)
-    return checks.row_weights(w, size, point_name, name=name, dtype=dtype, positive_sum=True)
+    if gather is None:
+        return checks.row_weights(w, size, point_name, name=name, dtype=dtype,
+                                  positive_sum=True)
+    # checks.row_weights' checks and messages, gathered
+    w = checks.as_float_array(w, name, dtype=dtype)
+    if w.shape != (size,):
+        raise ValueError(f"`{name}` must have shape ({size},) (one per row of `{point_name}`), "
+                         f"got {tuple(w.shape)}.")
+    gather.add(~jnp.isfinite(jnp.sum(w * 0.0)), _finite_message(name))  # NaN or Inf somewhere
+    gather.add(~(jnp.min(w, initial=0.0) >= 0), f"`{name}` has negative entries; weights "
+               "must be >= 0.")
+    gather.add(jnp.sum(w) <= 0, f"`{name}` sums to 0; give some point a positive weight.")
+    return w
 
 
-def check_tau(tau, name: str, dtype):
+def check_tau(tau, name: str, dtype, gather: _Checks | None = None):
     if isinstance(tau, (int, float)) and not isinstance(tau, bool):
         if not 0.0 < tau <= 1.0:
             raise ValueError(f"`{name}` must be in (0, 1] (1 = exact marginal, smaller = "
@@ -496,7 +544,11 @@ def check_tau(tau, name: str, dtype):
         return t
     if t.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(t.shape)}.")
-    return checks.ensure(t, ~((t > 0) & (t <= 1)), f"`{name}` must be in (0, 1].")
+    bad, msg = ~((t > 0) & (t <= 1)), f"`{name}` must be in (0, 1]."
+    if gather is None:
+        return checks.ensure(t, bad, msg)
+    gather.add(bad, msg)
+    return t
 
 
 def _is_one(tau) -> bool:
@@ -527,21 +579,38 @@ def check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon
         raise ValueError(f"`epsilon_decay` must be in (0, 1), got {epsilon_decay!r}.")
 
 
+_EPS_HINT = ("It is absolute, in the units of the cost; `default_epsilon` gives a scale-aware "
+             "value.")
+
+
 def _solve(
     geom: Geometry, a, b, *, epsilon, tau_a, tau_b, mass, tol, max_iter, check_every, init,
     epsilon_init, epsilon_decay, implicit, mode, symmetric=False, callback=None,
+    gather: _Checks | None = None,
 ) -> SinkhornResult:
+    """``gather``: the value checks of the geometry (from :func:`_point_cloud`), to which the
+    checks of the weights and parameters are added; all are attached to ``a`` as one error."""
     check_static_options(tol, max_iter, check_every, mode, epsilon_init, epsilon_decay)
     check_callback(callback)
     n, m = geom.shape
     dtype = geom.dtype
-    a = _weights(a, n, "a", dtype, "x" if isinstance(geom, PointCloud) else "C rows")
-    b = _weights(b, m, "b", dtype, "y" if isinstance(geom, PointCloud) else "C columns")
+    gather = _Checks() if gather is None else gather
+    uniform = a is None and b is None  # balanced by construction (no check)
+    a = _weights(a, n, "a", dtype, "x" if isinstance(geom, PointCloud) else "C rows", gather)
+    b = _weights(b, m, "b", dtype, "y" if isinstance(geom, PointCloud) else "C columns", gather)
     trusted = _trusting[0]  # the values were checked on the host
-    eps = jnp.asarray(epsilon if trusted else checks.check_positive_scalar(
-        epsilon, "epsilon", "It is absolute, in the units of the cost; "
-        "`default_epsilon` gives a scale-aware value."), dtype)
-    ta, tb = check_tau(tau_a, "tau_a", dtype), check_tau(tau_b, "tau_b", dtype)
+    if trusted or (isinstance(epsilon, (int, float)) and not isinstance(epsilon, bool)):
+        eps = jnp.asarray(epsilon if trusted else checks.check_positive_scalar(
+            epsilon, "epsilon", _EPS_HINT), dtype)
+    else:
+        eps = jnp.asarray(epsilon)
+        if eps.ndim != 0:
+            raise ValueError(f"`epsilon` must be a scalar, got shape {tuple(eps.shape)}.")
+        gather.add(~(jnp.isfinite(eps) & (eps > 0)),
+                   f"`epsilon` must be a finite number > 0. {_EPS_HINT}")
+        eps = eps.astype(dtype)
+    ta = check_tau(tau_a, "tau_a", dtype, gather)
+    tb = check_tau(tau_b, "tau_b", dtype, gather)
     partial = mass is not None
     if partial and not trusted and not (_is_one(tau_a) and _is_one(tau_b)):
         raise ValueError("`mass` (partial OT) cannot be combined with `tau_a`/`tau_b` < 1 "
@@ -549,23 +618,32 @@ def _solve(
     if partial and trusted:
         mass_arr = jnp.asarray(mass, dtype)
     elif partial:
-        mass_arr = jnp.asarray(checks.check_positive_scalar(mass, "mass"), dtype)
+        if isinstance(mass, (int, float)) and not isinstance(mass, bool):
+            mass_arr = jnp.asarray(checks.check_positive_scalar(mass, "mass"), dtype)
+        else:
+            mass_arr = jnp.asarray(mass)
+            if mass_arr.ndim != 0:
+                raise ValueError(f"`mass` must be a scalar, got shape {tuple(mass_arr.shape)}.")
+            gather.add(~(jnp.isfinite(mass_arr) & (mass_arr > 0)),
+                       "`mass` must be a finite number > 0.")
+            mass_arr = mass_arr.astype(dtype)
         avail = jnp.minimum(jnp.sum(a), jnp.sum(b))
-        mass_arr = checks.ensure(
-            mass_arr, mass_arr > avail * (1 + 1e-6),
-            "`mass` exceeds the available mass min(sum(a), sum(b)); partial OT transports "
-            "at most that much.")
+        gather.add(mass_arr > avail * (1 + 1e-6),
+                   "`mass` exceeds the available mass min(sum(a), sum(b)); partial OT "
+                   "transports at most that much.")
     elif trusted:
         mass_arr = jnp.asarray(0.0, dtype)
     else:
         mass_arr = jnp.asarray(0.0, dtype)
-        balanced = (ta == 1.0) & (tb == 1.0)
-        sa, sb = jnp.sum(a), jnp.sum(b)
-        rtol = float(jnp.finfo(dtype).eps) ** 0.5 / 3
-        a = checks.ensure(
-            a, balanced & (jnp.abs(sa - sb) > rtol * jnp.maximum(sa, sb)),
-            "`a` and `b` must sum to the same mass for balanced OT; normalise them, or relax "
-            "the marginals with tau_a/tau_b < 1, or pass `mass` for partial OT.")
+        if not uniform:
+            balanced = (ta == 1.0) & (tb == 1.0)
+            sa, sb = jnp.sum(a), jnp.sum(b)
+            rtol = float(jnp.finfo(dtype).eps) ** 0.5 / 3
+            gather.add(
+                balanced & (jnp.abs(sa - sb) > rtol * jnp.maximum(sa, sb)),
+                "`a` and `b` must sum to the same mass for balanced OT; normalise them, or "
+                "relax the marginals with tau_a/tau_b < 1, or pass `mass` for partial OT.")
+    a = gather.attach(a)
     if init is None:
         z0 = (jnp.zeros(n, dtype), jnp.zeros(m, dtype))
     else:
@@ -633,7 +711,11 @@ def _float_dtype(*arrays):
     return jnp.promote_types(dt, jnp.float32)
 
 
-def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
+def _point_cloud(x, y, cost, chunk_size, gather: _Checks | None = None) -> PointCloud:
+    """The point clouds as a geometry, checked. ``gather``: the value checks are added to it
+    (the caller attaches them) and the returned geometry holds the unchanged ``x``, ``y``, so
+    that the centring and squared norms of the check and of the cost are one computation
+    (XLA merges them); without it they are attached to ``x`` here."""
     x = checks.as_float_array(x, "x")
     y = checks.as_float_array(y, "y")
     checks.check_ndim(x, "x", 2, "(n, d)")
@@ -649,57 +731,63 @@ def _point_cloud(x, y, cost, chunk_size) -> PointCloud:
     x, y = x.astype(dtype), y.astype(dtype)
     if _trusting[0]:  # checked on the host
         return PointCloud(x, y, cost, chunk_size)
-    x = checks.check_finite(x, "x")
-    y = checks.check_finite(y, "y")
+    own = gather is None
+    gather = _Checks() if own else gather
+    # max |x| is NaN when x holds a NaN, inf when it holds an inf (max propagates NaN): one
+    # reduction per cloud tells finiteness and, below, which cloud is larger
+    mx, my = jnp.max(jnp.abs(x), initial=0.0), jnp.max(jnp.abs(y), initial=0.0)
+    gather.add(~jnp.isfinite(mx), _finite_message("x"))
+    gather.add(~jnp.isfinite(my), _finite_message("y"))
     if isinstance(cost, PCost):
         # a p-norm cost: its bound |x|_p + |y|_p (to the cost's power) must be representable
-        geom = PointCloud(x, y, cost, chunk_size)
-        over = ~jnp.isfinite(geom.cost_scale())
-        y_larger = jnp.max(jnp.abs(y), initial=0.0) > jnp.max(jnp.abs(x), initial=0.0)
+        over = ~jnp.isfinite(PointCloud(x, y, cost, chunk_size).cost_scale())
+        y_larger = my > mx
         for name in ("x", "y"):
-            bad = over & (y_larger if name == "y" else ~y_larger)
-            msg = (f"`{name}` is too large for {jnp.dtype(dtype).name}: the {cost} cost between "
-                   f"`x` and `y` may overflow (its bound from the points' {cost.p:g}-norms is "
-                   f"not finite). Rescale both clouds by a common factor (and `epsilon` like "
-                   f"the cost).")
-            if name == "x":
-                x = checks.ensure(x, bad, msg)
-            else:
-                y = checks.ensure(y, bad, msg)
-        return PointCloud(x, y, cost, chunk_size)
-    if callable(cost):
+            gather.add(
+                over & (y_larger if name == "y" else ~y_larger),
+                f"`{name}` is too large for {jnp.dtype(dtype).name}: the {cost} cost between "
+                f"`x` and `y` may overflow (its bound from the points' {cost.p:g}-norms is not "
+                f"finite). Rescale both clouds by a common factor (and `epsilon` like the "
+                f"cost).")
+    elif callable(cost):
         # a custom cost: its shape is checked on one pair at trace time; its values are the
         # user's (non-finite costs show as converged=False)
         jax.eval_shape(lambda u, v: pairwise_cost(u, v, cost), x[:1], y[:1])
-        return PointCloud(x, y, cost, chunk_size)
-    # the cost must be representable: squared norms of the (centred, for the Euclidean
-    # costs) points below max / 4 bound every |C_ij| below the dtype's max
-    xc, yc = PointCloud(x, y, cost, chunk_size)._centred()
-    over = jnp.asarray(False)
-    for arr in (xc, yc):
-        over = over | checks.sq_norm_overflow(arr) | ~jnp.all(jnp.isfinite(arr))
-    # blame the cloud with the larger entries (centring spreads one cloud's size to both)
-    y_larger = jnp.max(jnp.abs(y), initial=0.0) > jnp.max(jnp.abs(x), initial=0.0)
-    for name in ("x", "y"):
-        bad = over & (y_larger if name == "y" else ~y_larger)
-        msg = (f"`{name}` is too large for {jnp.dtype(dtype).name}: the '{cost}' cost between "
-               f"`x` and `y` overflows (squared norms of the points"
-               f"{' about their joint mean' if cost in ('sqeuclidean', 'euclidean') else ''} "
-               f"must stay below {float(jnp.finfo(dtype).max) / 4:.2g}). Rescale both clouds "
-               f"by a common factor s (and `epsilon` by s**2 for 'sqeuclidean', s for "
-               f"'euclidean' and 'dot').")
-        if name == "x":
-            x = checks.ensure(x, bad, msg)
-        else:
-            y = checks.ensure(y, bad, msg)
+    else:
+        # the cost must be representable: squared norms of the (centred, for the Euclidean
+        # costs) points below max / 4 bound every |C_ij| below the dtype's max. The norms
+        # are the cost's own (pairwise_cost: sum(x * x, -1)); an overflow to inf or a
+        # non-finite centre fails ``< bound`` as well
+        xc, yc = PointCloud(x, y, cost, chunk_size)._centred()
+        bound = float(jnp.finfo(dtype).max) / 4
+        over = ~((jnp.max(jnp.sum(xc * xc, axis=-1), initial=0.0) < bound)
+                 & (jnp.max(jnp.sum(yc * yc, axis=-1), initial=0.0) < bound))
+        # blame the cloud with the larger entries (centring spreads one cloud's size to both)
+        y_larger = my > mx
+        for name in ("x", "y"):
+            gather.add(
+                over & (y_larger if name == "y" else ~y_larger),
+                f"`{name}` is too large for {jnp.dtype(dtype).name}: the '{cost}' cost between "
+                f"`x` and `y` overflows (squared norms of the points"
+                f"{' about their joint mean' if cost in ('sqeuclidean', 'euclidean') else ''} "
+                f"must stay below {bound:.2g}). Rescale both clouds by a common factor s (and "
+                f"`epsilon` by s**2 for 'sqeuclidean', s for 'euclidean' and 'dot').")
+    if own:
+        x = gather.attach(x)
     return PointCloud(x, y, cost, chunk_size)
 
 
-def _cost_matrix(C) -> CostMatrix:
+def _cost_matrix(C, gather: _Checks | None = None) -> CostMatrix:
+    """The cost matrix as a geometry, checked (``gather``: as :func:`_point_cloud`)."""
     C = checks.as_float_array(C, "C")
     checks.check_ndim(C, "C", 2, "(n, m)")
     C = C.astype(_float_dtype(C))
-    return CostMatrix(C if _trusting[0] else checks.check_finite(C, "C"))
+    if _trusting[0]:
+        return CostMatrix(C)
+    if gather is None:
+        return CostMatrix(checks.check_finite(C, "C"))
+    gather.add(~jnp.isfinite(jnp.sum(C * 0.0)), _finite_message("C"))
+    return CostMatrix(C)
 
 
 # ------------------------------------------------------------------------------------------
@@ -850,11 +938,13 @@ def sinkhorn(
                                        tol=tol, max_iter=max_iter, check_every=check_every,
                                        epsilon_init=epsilon_init, epsilon_decay=epsilon_decay,
                                        implicit=implicit, mode=mode, callback=callback))
-    geom = _point_cloud(x, y, cost, chunk_size)
+    gather = _Checks()
+    geom = _point_cloud(x, y, cost, chunk_size, gather)
     return _solve(
         geom, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
         epsilon_decay=epsilon_decay, implicit=implicit, mode=mode, callback=callback,
+        gather=gather,
     )
 
 
@@ -866,11 +956,13 @@ def _sinkhorn_symmetric(x, a=None, *, epsilon, cost="sqeuclidean", tau_a=1.0, ta
     terms of the Sinkhorn divergence). Needs ``tau_a == tau_b`` (the problem is symmetric);
     ``mode`` is accepted for signature compatibility (the update is log-domain)."""
     del mode
-    geom = _point_cloud(x, x, cost, chunk_size)
+    gather = _Checks()
+    geom = _point_cloud(x, x, cost, chunk_size, gather)
     return _solve(
         geom, a, a, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=None, tol=tol,
         max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
         epsilon_decay=epsilon_decay, implicit=implicit, mode="log", symmetric=True,
+        gather=gather,
     )
 
 
@@ -921,10 +1013,12 @@ def sinkhorn_from_cost(
                                      tol=tol, max_iter=max_iter, check_every=check_every,
                                      epsilon_init=epsilon_init, epsilon_decay=epsilon_decay,
                                      implicit=implicit, mode=mode, callback=callback))
+    gather = _Checks()
     return _solve(
-        _cost_matrix(C), a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass, tol=tol,
-        max_iter=max_iter, check_every=check_every, init=init, epsilon_init=epsilon_init,
-        epsilon_decay=epsilon_decay, implicit=implicit, mode=mode, callback=callback,
+        _cost_matrix(C, gather), a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass,
+        tol=tol, max_iter=max_iter, check_every=check_every, init=init,
+        epsilon_init=epsilon_init, epsilon_decay=epsilon_decay, implicit=implicit, mode=mode,
+        callback=callback, gather=gather,
     )
 
 
