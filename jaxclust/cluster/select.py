@@ -1,5 +1,6 @@
-r"""Choosing the number of clusters: k-means for a range of k in one batched program,
-scored by the inertia, the silhouette, Calinski-Harabasz and Davies-Bouldin."""
+r"""Choosing the number of clusters: k-means for a range of k in one batched program, or a
+Gaussian mixture per k, scored by the inertia / log-likelihood, BIC and AIC (mixtures), the
+silhouette, Calinski-Harabasz and Davies-Bouldin."""
 
 from __future__ import annotations
 
@@ -17,26 +18,37 @@ from .._core.precision import HIGHEST
 from .._core.results import with_summary_repr
 from ..metrics.clustering import label_scores_unvalidated
 from .lloyd import _validate, kmeans_plusplus
+from .mixture import gmm, gmm_aic, gmm_bic
 
 __all__ = ["SelectKResult", "select_k"]
 
-CRITERIA = ("silhouette", "calinski_harabasz", "davies_bouldin")
+CRITERIA = ("silhouette", "calinski_harabasz", "davies_bouldin", "bic", "aic")
+MODELS = ("kmeans", "gmm")
+_LOWER_IS_BETTER = ("davies_bouldin", "bic", "aic")
 
 
 @with_summary_repr
 class SelectKResult(NamedTuple):
-    """Result of [`select_k`][jaxclust.cluster.select_k] (a pytree); one row per candidate k.
+    r"""Result of [`select_k`][jaxclust.cluster.select_k] (a pytree); one row per candidate k.
 
     Attributes:
       k_values: the candidate numbers of clusters, shape ``(K,)``.
-      objective: k-means inertia of the best restart for every k (minimised), shape
-        ``(K,)``; also readable as ``inertia``.
+      objective: for k-means the inertia of the best restart for every k (minimised); for a
+        mixture its negative log-likelihood $-\sum_i \log p(x_i)$ (minimised by EM);
+        shape ``(K,)``; also readable as ``inertia``.
       silhouette: mean silhouette (higher is better), shape ``(K,)``.
       calinski_harabasz: Calinski-Harabasz score (higher is better), shape ``(K,)``.
       davies_bouldin: Davies-Bouldin index (lower is better), shape ``(K,)``.
-      labels: the clustering for every k, shape ``(K, n)``, labels in ``[0, k)``.
-      centroids: centres padded to ``k_max`` rows (rows ``>= k`` are zero), ``(K, k_max, d)``.
-      converged: Lloyd's iterations met ``tol`` before ``max_iter`` (best restart), ``(K,)``.
+      labels: the clustering for every k, shape ``(K, n)``, labels in ``[0, k)`` (for a
+        mixture the most responsible component).
+      centroids: centres (mixture: component means) padded to ``k_max`` rows (rows
+        ``>= k`` are zero), ``(K, k_max, d)``.
+      converged: Lloyd's iterations (EM for a mixture) met ``tol`` before ``max_iter``
+        (best restart), ``(K,)``.
+      bic: the mixture's BIC ([`gmm_bic`][jaxclust.cluster.gmm_bic]; lower is better),
+        ``(K,)``; NaN for k-means.
+      aic: the mixture's AIC ([`gmm_aic`][jaxclust.cluster.gmm_aic]), ``(K,)``; NaN for
+        k-means.
 
     The three label-based scores are NaN for a k whose clustering has fewer than 2 or more
     than ``n - 1`` non-empty clusters (where they are undefined).
@@ -50,6 +62,8 @@ class SelectKResult(NamedTuple):
     labels: Int[Array, "K n"]
     centroids: Float[Array, "K k_max d"]
     converged: Bool[Array, " K"]
+    bic: Float[Array, " K"]
+    aic: Float[Array, " K"]
 
     @property
     def inertia(self) -> Float[Array, " K"]:
@@ -58,11 +72,12 @@ class SelectKResult(NamedTuple):
 
     def best(self, criterion: str = "silhouette") -> Int[Array, ""]:
         """The k chosen by ``criterion``: the largest silhouette or Calinski-Harabasz
-        score, or the smallest Davies-Bouldin index (NaN entries never win)."""
+        score, or the smallest Davies-Bouldin index, BIC or AIC (NaN entries never win;
+        BIC / AIC exist for ``model="gmm"`` only)."""
         if criterion not in CRITERIA:
             raise ValueError(f"`criterion` must be one of {CRITERIA}, got {criterion!r}.")
         v = getattr(self, criterion)
-        v = -v if criterion == "davies_bouldin" else v
+        v = -v if criterion in _LOWER_IS_BETTER else v
         return self.k_values[jnp.argmax(jnp.where(jnp.isnan(v), -jnp.inf, v))]
 
 
@@ -124,8 +139,34 @@ def _select(x, key, tol, *, k_values, n_init, max_iter):
         lambda lb: label_scores_unvalidated(x, lb, k_max))(lab)
     ok = (n_clusters >= 2) & (n_clusters <= n - 1)
     nan = jnp.asarray(jnp.nan, x.dtype)
+    no_ic = jnp.full(ks.shape, jnp.nan, x.dtype)
     return SelectKResult(ks, inertia, jnp.where(ok, sil, nan), jnp.where(ok, ch, nan),
-                         jnp.where(ok, db, nan), lab, c, conv)
+                         jnp.where(ok, db, nan), lab, c, conv, no_ic, no_ic)
+
+
+def _select_gmm(x, key, *, k_values, covariance_type, n_init, max_iter, tol, reg_covar):
+    """One EM fit per k (the number of components fixes the parameter shapes), each with the
+    same ``key``: ``gmm(x, k, key=key, ...)`` with these options refits any of them."""
+    n, d = x.shape
+    k_max = max(k_values)
+    rows = []
+    for k in k_values:
+        r = gmm(x, k, key=key, covariance_type=covariance_type, n_init=n_init,
+                max_iter=max_iter, tol=tol, reg_covar=reg_covar)
+        params = (r.means, r.covariances, r.weights)
+        rows.append((-n * r.log_likelihood,
+                     gmm_bic(x, *params, covariance_type=covariance_type),
+                     gmm_aic(x, *params, covariance_type=covariance_type),
+                     jnp.argmax(r.responsibilities, axis=1).astype(jnp.int32),
+                     jnp.zeros((k_max, d), x.dtype).at[:k].set(r.means), r.converged))
+    nll, bic, aic, lab, means, conv = (jnp.stack(t) for t in zip(*rows))
+    sil, ch, db, n_clusters = jax.vmap(
+        lambda lb: label_scores_unvalidated(x, lb, k_max))(lab)
+    ok = (n_clusters >= 2) & (n_clusters <= n - 1)
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    return SelectKResult(jnp.asarray(k_values, jnp.int32), nll, jnp.where(ok, sil, nan),
+                         jnp.where(ok, ch, nan), jnp.where(ok, db, nan), lab, means, conv,
+                         bic, aic)
 
 
 def _k_values(k_values) -> tuple[int, ...]:
@@ -158,34 +199,57 @@ def select_k(
     k_values,
     *,
     key: PRNGKeyArray,
+    model: str = "kmeans",
+    covariance_type: str | None = None,
     n_init: int = 4,
     max_iter: int = 300,
-    tol: float = 1e-4,
+    tol: float | None = None,
+    reg_covar: float | None = None,
 ) -> SelectKResult:
-    r"""Fit k-means for every candidate k at once and report model-selection criteria.
+    r"""Fit k-means or a Gaussian mixture for every candidate k and report model-selection
+    criteria.
 
-    All candidates run in **one** batched program: the centres are padded to
-    $k_{\max} = \max(\text{k\_values})$ rows and a mask switches off the rows $\ge k$, so
-    ``vmap`` runs every k (and every restart) side by side. Each restart seeds $k_{\max}$
-    centres by greedy k-means++ (with $2 + \lfloor\ln k_{\max}\rfloor$ local trials); the
-    first $k$ of them are k-means++ for $k$ (the draws are sequential). Lloyd's iterations
-    then run to scikit-learn's tolerance (squared centre shift $\le$ ``tol`` times the mean
-    feature variance); an emptied cluster keeps its centre (scikit-learn would relocate
-    it). For every k the restart of least inertia is kept and scored by its inertia,
-    [`silhouette`][jaxclust.metrics.silhouette] ($O(n^2 d)$),
+    **k-means** (``model="kmeans"``): all candidates run in **one** batched program: the
+    centres are padded to $k_{\max} = \max(\text{k\_values})$ rows and a mask switches off
+    the rows $\ge k$, so ``vmap`` runs every k (and every restart) side by side. Each restart
+    seeds $k_{\max}$ centres by greedy k-means++ (with $2 + \lfloor\ln k_{\max}\rfloor$
+    local trials); the first $k$ of them are k-means++ for $k$ (the draws are sequential).
+    Lloyd's iterations then run to scikit-learn's tolerance (squared centre shift $\le$
+    ``tol`` times the mean feature variance); an emptied cluster keeps its centre
+    (scikit-learn would relocate it). For every k the restart of least inertia is kept.
+
+    **Gaussian mixture** (``model="gmm"``): one [`gmm`][jaxclust.cluster.gmm] fit per k, each
+    with ``n_init`` k-means-initialised restarts (vmapped inside the fit) and the same
+    ``key``, so ``gmm(x, k, key=key, covariance_type=..., n_init=..., max_iter=...,
+    tol=..., reg_covar=...)`` refits the chosen k exactly (its covariances are not
+    returned). The k loop is not a ``vmap``: the number of components fixes the shapes of
+    the parameters, and a padded mixture with switched-off components is not the same EM
+    (the $10\varepsilon$ floor on the component mass keeps "empty" components alive); one
+    program per k is compiled. Scored by
+    $\mathrm{BIC} = -2\sum_i \log p(x_i) + p \log n$ and $\mathrm{AIC} = -2\sum_i \log
+    p(x_i) + 2p$ ([`gmm_bic`][jaxclust.cluster.gmm_bic], [`gmm_aic`][jaxclust.cluster.gmm_aic]:
+    scikit-learn's ``GaussianMixture.bic`` / ``aic`` on the same parameters) and by the
+    label scores of the most responsible component.
+
+    Both models report [`silhouette`][jaxclust.metrics.silhouette] ($O(n^2 d)$),
     [`calinski_harabasz`][jaxclust.metrics.calinski_harabasz] and
-    [`davies_bouldin`][jaxclust.metrics.davies_bouldin]; ``result.best(criterion)`` picks a
-    k. For Gaussian mixtures, score fits with [`gmm_bic`][jaxclust.cluster.gmm_bic] /
-    [`gmm_aic`][jaxclust.cluster.gmm_aic].
+    [`davies_bouldin`][jaxclust.metrics.davies_bouldin] of each k's labels;
+    ``result.best(criterion)`` picks a k.
 
     Args:
       x: points ``(n, d)``.
-      k_values: candidate numbers of clusters (static: a sequence of ints in
-        ``[2, n - 1]``, where the label-based scores are defined).
+      k_values: candidate numbers of clusters (static: a sequence of ints; k-means: in
+        ``[2, n - 1]``, where the label-based scores are defined; mixture: in ``[1, n]``,
+        the label scores being NaN for k = 1 and k = n).
       key: PRNG key of the seeding.
+      model: ``"kmeans"`` or ``"gmm"`` (static).
+      covariance_type: the mixture's ``"full"`` (default), ``"tied"``, ``"diag"`` or
+        ``"spherical"`` (static; ``model="gmm"`` only).
       n_init: restarts per k (static).
-      max_iter: Lloyd iteration budget (static).
-      tol: relative tolerance (scikit-learn's ``tol``).
+      max_iter: Lloyd / EM iteration budget (static).
+      tol: k-means: relative tolerance (scikit-learn's ``tol``, default ``1e-4``); mixture:
+        the change of the mean log-likelihood (default ``1e-3``, scikit-learn's).
+      reg_covar: the mixture's covariance ridge (default ``1e-6``; ``model="gmm"`` only).
 
     Returns:
       A [`SelectKResult`][jaxclust.cluster.SelectKResult].
@@ -198,21 +262,42 @@ def select_k(
       >>> res = select_k(x, (2, 3, 4, 5), key=jax.random.key(0))
       >>> [int(res.best(c)) for c in ("silhouette", "calinski_harabasz", "davies_bouldin")]
       [3, 3, 3]
+      >>> g = select_k(x, (1, 2, 3, 4), key=jax.random.key(0), model="gmm",
+      ...              covariance_type="spherical")
+      >>> int(g.best("bic")), int(g.best("aic"))
+      (3, 3)
 
     References:
       Rousseeuw (1987); Calinski and Harabasz (1974); Davies and Bouldin (1979): see the
-      metrics. Arthur and Vassilvitskii, *k-means++*, SODA 2007.
+      metrics. Arthur and Vassilvitskii, *k-means++*, SODA 2007. Schwarz (1978) and Akaike
+      (1974): see [`gmm_bic`][jaxclust.cluster.gmm_bic] and
+      [`gmm_aic`][jaxclust.cluster.gmm_aic].
     """
+    if model not in MODELS:
+        raise ValueError(f"`model` must be one of {MODELS}, got {model!r}.")
+    if model == "kmeans":
+        for name, value in (("covariance_type", covariance_type), ("reg_covar", reg_covar)):
+            if value is not None:
+                raise ValueError(f"`{name}` applies to model=\"gmm\" only; k-means has no "
+                                 "covariances (drop it, or pass model=\"gmm\").")
     ks = _k_values(k_values)
     x, _ = _validate(x, 1, None)
     n = x.shape[0]
-    if min(ks) < 2 or max(ks) > n - 1:
-        raise ValueError(f"`k_values` must lie in [2, n - 1] = [2, {n - 1}] (the silhouette "
-                         f"and the other scores are undefined outside), got {ks}.")
+    lo, hi, why = ((2, n - 1, "the silhouette and the other scores are undefined outside")
+                   if model == "kmeans" else (1, n, "a mixture needs 1 <= k <= n"))
+    if min(ks) < lo or max(ks) > hi:
+        raise ValueError(f"`k_values` must lie in [{lo}, {'n - 1' if hi == n - 1 else 'n'}] "
+                         f"= [{lo}, {hi}] ({why}), got {ks}.")
     checks.check_int(n_init, "n_init")
     checks.check_int(max_iter, "max_iter")
     checks.check_key(key)
+    if tol is None:
+        tol = 1e-4 if model == "kmeans" else 1e-3
     if not (isinstance(tol, (int, float)) and not isinstance(tol, bool) and tol >= 0):
         raise ValueError(f"`tol` must be a number >= 0, got {tol!r}.")
+    if model == "gmm":
+        return _select_gmm(x, key, k_values=ks, covariance_type=covariance_type or "full",
+                           n_init=n_init, max_iter=max_iter, tol=tol,
+                           reg_covar=1e-6 if reg_covar is None else reg_covar)
     return _select(x, key, jnp.asarray(tol, x.dtype), k_values=ks, n_init=n_init,
                    max_iter=max_iter)

@@ -119,6 +119,16 @@ def _select_k(x):
     return res.labels, res.inertia, res.silhouette, res.calinski_harabasz, res.davies_bouldin
 
 
+def _select_k_gmm(x):
+    import jax
+
+    from jaxclust.cluster import select_k
+
+    res = select_k(x, (1, 2), key=jax.random.key(0), n_init=1, model="gmm",
+                   covariance_type="spherical")
+    return res.labels, res.objective, res.bic, res.aic
+
+
 def _fastclara(x):
     import jax
 
@@ -167,6 +177,8 @@ def cases() -> list[Case]:
         Case("mlc", "mlc", _mlc, (x,), slow=True),
         # hard assignments (Lloyd in a while_loop): jit / vmap only
         Case("select_k", "select_k", _select_k, (x,)),
+        # the mixture path (one EM program per k, ~3 s of compiles each): slow
+        Case("select_k(model=gmm)", "select_k", _select_k_gmm, (x,), slow=True),
         # Nystrom embedding of new points: differentiable in them (RBF affinity)
         Case("spectral_predict", "spectral_predict", _spectral_predict, (x,), (0,)),
         # medoid indices carry no gradient; the loss at fixed medoids is differentiable
