@@ -208,34 +208,41 @@ def _kernel_block(geom: CostMatrix, p: Params, eps, z, n_rounds, n_active, fallb
     # a round uses ``u K`` from the round before (``K^T 1`` for the first) and ends with the
     # next one, so the marginals of the state a block returns come from its last round:
     # ``P 1 = u * K v``, ``P^T 1 = v * K^T u``; two matrix-vector products per round, none
-    # after the loop
+    # after the loop. A row/column with positive weight whose kernel sum underflowed cannot
+    # be scaled: the smallest sum each row/column met is carried elementwise and tested once
+    # after the loop (no reduction in the loop: each is a kernel of the compiled program)
     def body(i, carry):
-        lu, lv, ktu, kv, bad = carry
+        lu, lv, ktu, kv, lo_row, lo_col = carry
         lv_new = jnp.clip(log_b - p.tau_b * _safe_log_pos(ktu) - shift_b, -2 * safe, 2 * safe)
         kv_new = jnp.matmul(K, jnp.exp(lv_new), precision=hi)
         lu_new = jnp.clip(log_a - p.tau_a * _safe_log_pos(kv_new) - shift_a, -2 * safe,
                           2 * safe)
         ktu_new = jnp.matmul(jnp.exp(lu_new), K, precision=hi)
-        # a row/column with positive weight whose kernel sum underflowed cannot be scaled
-        bad = bad | jnp.any((ktu <= 0) & (p.b > 0)) | jnp.any((kv_new <= 0) & (p.a > 0))
-        return _keep_active(i, n_active, (lu_new, lv_new, ktu_new, kv_new, bad), carry)
+        new = (lu_new, lv_new, ktu_new, kv_new, jnp.minimum(lo_row, kv_new),
+               jnp.minimum(lo_col, ktu))
+        return _keep_active(i, n_active, new, carry)
 
-    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.sum(K, 0), jnp.sum(K, 1),
-            jnp.max(expo) >= safe)
-    lu, lv, ktu, kv, bad = jax.lax.fori_loop(0, n_rounds, body, init)
+    kv0 = jnp.sum(K, 1)
+    inf_n, inf_m = jnp.full_like(f0, jnp.inf), jnp.full_like(g0, jnp.inf)
+    init = (jnp.zeros_like(f0), jnp.zeros_like(g0), jnp.sum(K, 0), kv0, inf_n, inf_m)
+    lu, lv, ktu, kv, lo_row, lo_col = jax.lax.fori_loop(0, n_rounds, body, init)
     # the marginals of the absorbed plan exp((f0 + eps lu + g0 + eps lv - C) / eps)
     row = jnp.exp(lu) * kv
     col = jnp.exp(lv) * ktu
     z_new = (f0 + eps * lu, g0 + eps * lv)
-    err = state_error(geom, p, eps, z_new, row, col)
-    ok = (
-        ~bad
-        & jnp.isfinite(err)
-        # zero-weight (padding) rows and columns carry no mass: their scalings may leave the
-        # range without harm (their plan entries stay ~0), so they do not force the fallback
-        & jnp.all(jnp.where(p.a > 0, jnp.abs(lu), 0.0) < safe)
-        & jnp.all(jnp.where(p.b > 0, jnp.abs(lv), 0.0) < safe)
-    )
+    # the fallback conditions, per row / column, set that entry's marginal to inf, so that
+    # the error measured anyway is inf (one reduction each side, no extra ones):
+    # - a kernel sum of a weighted row/column underflowed to 0 in some round;
+    # - a scaling of a weighted row/column left the safe range (zero-weight padding rows and
+    #   columns carry no mass: their scalings may leave it without harm);
+    # - ``K`` was capped at ``exp(safe)`` somewhere (a row sum reaches the cap only then, or
+    #   when the kernel is within a factor 2 of it: a conservative test)
+    cap = 0.5 * jnp.exp(jnp.asarray(safe, dtype))
+    bad_row = ((p.a > 0) & ((lo_row <= 0) | ~(jnp.abs(lu) < safe))) | (kv0 >= cap)
+    bad_col = (p.b > 0) & ((lo_col <= 0) | ~(jnp.abs(lv) < safe))
+    err = state_error(geom, p, eps, z_new, jnp.where(bad_row, jnp.inf, row),
+                      jnp.where(bad_col, jnp.inf, col))
+    ok = jnp.isfinite(err)
     if lazy:
         return cond_lazy(~ok, fallback, (z_new, err))
     return jax.lax.cond(ok, lambda: (z_new, err), fallback)
