@@ -65,6 +65,7 @@ def test_entropic_gradients_match_finite_differences():
                   rtol=1e-5)
 
 
+@pytest.mark.slow  # ~3.7 s at load 7; conformance case `barycenter` checks it too (slow)
 def test_exact_gradient_matches_finite_differences():
     """Exact plans are locally constant permutations, so x = sum_i lam_i Y_i[s_i] near the
     solution and dx/dY_i is lam_i at the assigned points (no coordinate ties here)."""

@@ -4,7 +4,7 @@
 * the cost matrices equal SciPy's ``cdist`` (``cityblock`` / ``minkowski``) and ott-jax's
   ``costs.PNormP(p)`` / ``costs.SqPNorm(p)`` ``all_pairs`` (float64, independent code);
 * ``sinkhorn(x, y, cost=...)`` in the dense and the online (``chunk_size``) mode equals
-  ``sinkhorn_from_cost`` on the materialised matrix, and ott-jax's Sinkhorn on a
+  ``sinkhorn_from_cost`` on the materialised matrix, and (slow) ott-jax's Sinkhorn on a
   ``PointCloud`` with the same cost (float64);
 * gradients through the cost agree with finite differences; at coincident coordinates the
   derivative of ``|t|`` (p = 1) is the subgradient 0;
@@ -30,33 +30,43 @@ _X = _rng.normal(size=(7, 3))
 _Y = _rng.normal(size=(5, 3)) + 0.5
 
 
+def _l1_15(u, v):  # a custom cost c(x_i, y_j) (not a named one)
+    return jnp.sum(jnp.abs(u - v)) ** 1.5
+
+
+def _l1_15_matrix(x, y):
+    return jnp.sum(jnp.abs(x[:, None, :] - y[None, :, :]), -1) ** 1.5
+
+
 def test_matrices_equal_scipy_and_ott_float64():
     from ott.geometry import costs as ott_costs
 
+    minkowski = [Minkowski(p) for p in (0.5, 1.0, 1.5, 3.0)]
+    ott_pairs = [(cls(p), ott_cls(p)) for p in (1.0, 1.5, 3.0)
+                 for cls, ott_cls in ((PNormP, ott_costs.PNormP), (SqPNorm, ott_costs.SqPNorm))]
+
+    @jax.jit
+    def ours(x, y):  # one program for all the matrices and pair calls
+        return (pairwise_cost(x, y, "manhattan"), [pairwise_cost(x, y, c) for c in minkowski],
+                [(pairwise_cost(x, y, c), c(x[0], y[1])) for c, _ in ott_pairs])
+
     with enable_x64():
         x, y = jnp.asarray(_X), jnp.asarray(_Y)
-        np.testing.assert_allclose(pairwise_cost(x, y, "manhattan"), cdist(_X, _Y, "cityblock"),
-                                   rtol=1e-13)
-        for p in (0.5, 1.0, 1.5, 3.0):
-            np.testing.assert_allclose(pairwise_cost(x, y, Minkowski(p)),
-                                       cdist(_X, _Y, "minkowski", p=p), rtol=1e-13)
-        for p in (1.0, 1.5, 3.0):
-            for ours, theirs in ((PNormP(p), ott_costs.PNormP(p)),
-                                 (SqPNorm(p), ott_costs.SqPNorm(p))):
-                np.testing.assert_allclose(pairwise_cost(x, y, ours), theirs.all_pairs(x, y),
-                                           rtol=1e-12, err_msg=repr(ours))
-                # the pair call (a custom cost c(x_i, y_j)) is the same function
-                np.testing.assert_allclose(ours(x[0], y[1]), theirs(x[0], y[1]), rtol=1e-12)
+        l1, mink, pnorms = ours(x, y)
+        np.testing.assert_allclose(l1, cdist(_X, _Y, "cityblock"), rtol=1e-13)
+        for c, got in zip(minkowski, mink):
+            np.testing.assert_allclose(got, cdist(_X, _Y, "minkowski", p=c.p), rtol=1e-13)
+        for (c, theirs), (got, pair) in zip(ott_pairs, pnorms):
+            np.testing.assert_allclose(got, theirs.all_pairs(x, y), rtol=1e-12, err_msg=repr(c))
+            # the pair call (a custom cost c(x_i, y_j)) is the same function
+            np.testing.assert_allclose(pair, theirs(x[0], y[1]), rtol=1e-12)
 
 
-def test_sinkhorn_dense_online_equal_materialised_and_ott():
+def test_sinkhorn_dense_online_equal_materialised():
     """One float64 program: dense, online (blocks of 3 rows, a ragged last one) and
-    ``sinkhorn_from_cost`` on the materialised matrix, for PNormP(1.5) (ott's cost)."""
-    from ott.geometry import pointcloud
-    from ott.geometry.costs import PNormP as OttPNormP
-    from ott.problems.linear import linear_problem
-    from ott.solvers.linear import sinkhorn as ott_sinkhorn
-
+    ``sinkhorn_from_cost`` on the materialised matrix, for PNormP(1.5) (ott's cost), and a
+    plain callable cost online against its matrix (the fast-suite check of the callable
+    path; tests/ot/test_custom_cost.py adds its gradients, slow)."""
     cost = PNormP(1.5)
     kw = dict(epsilon=0.3, tol=1e-11, max_iter=5000)
     with enable_x64():
@@ -67,14 +77,32 @@ def test_sinkhorn_dense_online_equal_materialised_and_ott():
             dense = sinkhorn(x, y, cost=cost, **kw)
             online = sinkhorn(x, y, cost=cost, chunk_size=3, **kw)
             ref = sinkhorn_from_cost(pairwise_cost(x, y, cost), **kw)
+            # a plain callable (double vmap, online) against its materialised matrix
+            call = sinkhorn(x, y, cost=_l1_15, chunk_size=3, **kw)
+            call_ref = sinkhorn_from_cost(_l1_15_matrix(x, y), **kw)
             return ((dense.reg_cost, dense.converged), (online.reg_cost, online.converged),
-                    ref.reg_cost, dense.plan, ref.plan)
+                    ref.reg_cost, dense.plan, ref.plan, (call.reg_cost, call.converged),
+                    call_ref.reg_cost)
 
-        (v_d, ok_d), (v_o, ok_o), v_ref, plan_d, plan_ref = solve(x, y)
-        assert bool(ok_d) and bool(ok_o)
+        (v_d, ok_d), (v_o, ok_o), v_ref, plan_d, plan_ref, (v_c, ok_c), v_cref = solve(x, y)
+        assert bool(ok_d) and bool(ok_o) and bool(ok_c)
         np.testing.assert_allclose(v_d, v_ref, rtol=1e-10)
         np.testing.assert_allclose(v_o, v_ref, rtol=1e-10)
+        np.testing.assert_allclose(v_c, v_cref, rtol=1e-10)
         np.testing.assert_allclose(plan_d, plan_ref, rtol=1e-8, atol=1e-13)
+
+
+@pytest.mark.slow  # ~3-4 s of ott compilation; the fast suite compares the matrices with ott
+def test_sinkhorn_equals_ott_pointcloud_with_the_same_cost():
+    from ott.geometry import pointcloud
+    from ott.geometry.costs import PNormP as OttPNormP
+    from ott.problems.linear import linear_problem
+    from ott.solvers.linear import sinkhorn as ott_sinkhorn
+
+    kw = dict(epsilon=0.3, tol=1e-11, max_iter=5000)
+    with enable_x64():
+        x, y = jnp.asarray(_X), jnp.asarray(_Y)
+        v_d = sinkhorn(x, y, cost=PNormP(1.5), **kw).reg_cost
         geom = pointcloud.PointCloud(x, y, cost_fn=OttPNormP(1.5), epsilon=0.3)
         with jax.numpy_rank_promotion("allow"):  # ott broadcasts implicitly
             out = ott_sinkhorn.Sinkhorn(threshold=1e-11, max_iterations=5000)(
@@ -83,13 +111,15 @@ def test_sinkhorn_dense_online_equal_materialised_and_ott():
         np.testing.assert_allclose(v_d, out.reg_ot_cost, rtol=1e-9)
 
 
-@pytest.mark.parametrize("cost", ["manhattan", SqPNorm(3.0)])
-def test_gradient_through_cost_matches_finite_differences(cost):
-    """float64, implicit gradients at tol 1e-11, w.r.t. both clouds; no coordinate of x
-    equals one of y, so the costs are differentiable there (rtol 1e-5: FD step 1e-4)."""
+def test_gradient_through_cost_matches_finite_differences():
+    """float64, implicit gradients at tol 1e-11, w.r.t. both clouds, manhattan and SqPNorm(3)
+    in one program; no coordinate of x equals one of y, so the costs are differentiable there
+    (rtol 1e-5: FD step 1e-4)."""
 
     def fn(x, y):
-        return sinkhorn(x, y, epsilon=0.3, cost=cost, tol=1e-11, max_iter=5000).reg_cost
+        kw = dict(epsilon=0.3, tol=1e-11, max_iter=5000)
+        return (sinkhorn(x, y, cost="manhattan", **kw).reg_cost,
+                sinkhorn(x, y, cost=SqPNorm(3.0), **kw).reg_cost)
 
     check_grad_fd(fn, jnp.asarray(_X), jnp.asarray(_Y), argnums=(0, 1), rtol=1e-5)
 

@@ -12,7 +12,6 @@ import pytest
 
 from jaxclust.ot import sliced_wasserstein, wasserstein_1d
 from jaxclust.ot.sliced import _sort
-from tests.conformance import check_grad_fd
 from tests.utils import enable_x64
 
 X = jnp.asarray(np.random.default_rng(0).normal(size=(5, 2)), jnp.float32)
@@ -22,8 +21,8 @@ Y = jnp.asarray(np.random.default_rng(1).normal(size=(4, 2)), jnp.float32)
 def test_uniform_fast_path_equals_pot_and_the_weighted_path():
     """Default (None) weights take the uniform path (integer-key sorts, static merged levels);
     float64 against POT (same projections, 1e-10), n == m and n != m, p = 1, 2; gradients
-    equal to those of the general path (argsort + searchsorted) with explicit uniform
-    weights (1e-10) and to finite differences."""
+    equal to those of the general path (sort + searchsorted merge) with explicit uniform
+    weights (1e-10; FD of that path: conformance `sliced_and_1d`, slow)."""
     import ot
 
     rng = np.random.default_rng(7)
@@ -38,6 +37,9 @@ def test_uniform_fast_path_equals_pot_and_the_weighted_path():
             fast = lambda x, y, p=p: sliced_wasserstein(x, y, p=p, projections=pj)  # noqa: E731
             general = lambda x, y, p=p: sliced_wasserstein(  # noqa: E731
                 x, y, ua, ub, p=p, projections=pj)
+            if p == 1:  # values only (the p = 2 gradients exercise both sort JVPs)
+                out.append(((fast(x, y), ()), (general(x, y), ())))
+                continue
             out.append((jax.value_and_grad(fast, (0, 1))(x, y),
                         jax.value_and_grad(general, (0, 1))(x, y)))
         return out, wasserstein_1d(x[:, 0], y[:, 1], p=2)
@@ -54,9 +56,6 @@ def test_uniform_fast_path_equals_pot_and_the_weighted_path():
                     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-14)
             np.testing.assert_allclose(float(w1), ot.wasserstein_1d(x[:, 0], y[:, 1], p=2),
                                        rtol=1e-10)
-    theta = jnp.asarray(proj[:2])
-    check_grad_fd(lambda x, y: sliced_wasserstein(x, y, projections=theta.astype(x.dtype)),
-                  X, Y, argnums=(0, 1), rtol=1e-6)
 
 
 def test_weighted_ties_and_zero_weights_equal_the_lp():
