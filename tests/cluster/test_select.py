@@ -127,3 +127,28 @@ def test_select_k_gmm_bad_input():
         select_k(x, (2,), key=jax.random.key(0), model="gmm", covariance_type="round")
     with pytest.raises(ValueError, match="`criterion` must be one of"):
         SelectKResult(*[jnp.zeros(1)] * len(SelectKResult._fields)).best("bick")
+
+
+_GX = jnp.ones((5, 2))
+_GM, _GC, _GW = jnp.zeros((2, 2)), jnp.ones(2), jnp.asarray([0.5, 0.5])
+
+
+@pytest.mark.parametrize(
+    "args, cov_type, match",
+    [
+        ((_GX, _GM[:, :1], _GC, _GW), "spherical", r"`means` must have shape \(k, 2\)"),
+        ((_GX, _GM, _GC, _GW), "round", "`covariance_type` must be one of"),
+        ((_GX, _GM, -_GC, _GW), "spherical", r"`covariances` \(variances\) must be > 0"),
+        ((_GX, _GM, _GC, jnp.asarray([0.7, 0.7])), "spherical", "`weights` must sum to 1"),
+        ((_GX, _GM, _GC, jnp.asarray([-0.5, 1.5])), "spherical", "`weights` has negative"),
+        ((_GX.at[0, 0].set(jnp.nan), _GM, _GC, _GW), "spherical", "`x` contains NaN"),
+        ((_GX, _GM, _GC, _GW), "full", r"`covariances` must have shape \(2, 2, 2\)"),
+        ((_GX[0], _GM, _GC, _GW), "spherical", "`x` must be 2-D"),
+    ],
+)
+def test_gmm_bic_aic_bad_input(args, cov_type, match):
+    from jaxclust.cluster import gmm_aic, gmm_bic
+
+    for fn in (gmm_bic, gmm_aic):
+        with pytest.raises(ValueError, match=match):
+            fn(*args, covariance_type=cov_type)
