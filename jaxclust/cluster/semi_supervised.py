@@ -531,8 +531,8 @@ def semi_supervised_gmm(
       prior_kappa: NIW $\kappa$ (reference: 1e-4).
       prior_nu: NIW $\nu > d - 1$ (``None``: $d + 1$, the reference's "at least
         feat_dim + 1").
-      prior_scale: $\Psi = $ ``prior_scale`` $I$ (reference: 0.005, for L2-normalised
-        features; scale it with the per-dimension variance of your data).
+      prior_scale: $\Psi$ is ``prior_scale`` times the identity (reference: 0.005, for
+        L2-normalised features; scale it with the per-dimension variance of your data).
 
     Returns:
       An [`SSGMMResult`][jaxclust.cluster.SSGMMResult].
