@@ -146,6 +146,32 @@ def test_em_step_with_clamped_labels_matches_oracle(cov_type):
         assert np.all(np.asarray(r)[y >= 0].argmax(1) == y[y >= 0])
 
 
+def test_em_converged_is_measured_on_the_returned_parameters():
+    """``_em`` (the EM runs of the fit): stopped by ``tol`` only when the log-likelihood of
+    the returned parameters differs from the previous one by less than ``tol``."""
+    x, _, labels = _problem()
+    k, tol = 6, 1e-4
+    p0 = ss._Params(jnp.asarray(np.array(_CENTRES + [[3.0, 3.0], [9.0, 9.0]]) + 0.5, jnp.float32),
+                    jnp.ones((k, 2), jnp.float32), jnp.full((k,), 0.25, jnp.float32),
+                    jnp.arange(k) < 4)
+    em = jax.jit(lambda it: ss._em(jnp.asarray(x), jnp.asarray(labels), p0, 1e-6, tol, it,
+                                   "diag"))
+    e_step = jax.jit(ss._e_step, static_argnums=3)
+    _, ll1, _, n1, stop1 = em(1)
+    p, ll, resp, n, stop = em(200)
+    assert int(n1) == 1 and not bool(stop1)  # one step from a shifted start: not converged
+    assert bool(stop) and 1 < int(n) < 200
+    ll_again, resp_again = e_step(jnp.asarray(x), jnp.asarray(labels), p, "diag")
+    assert float(ll_again) == float(ll)  # the reported value is that of the returned fit
+    np.testing.assert_allclose(np.asarray(resp_again), np.asarray(resp))
+    # one more EM step changes the log-likelihood by less than tol (float32: the change is
+    # ~1e-5 of |ll| ~ 4, well above rounding)
+    q = ss._m_from_resp(jnp.asarray(x), resp, p, 1e-6, "diag")
+    ll_next, _ = e_step(jnp.asarray(x), jnp.asarray(labels), q, "diag")
+    assert abs(float(ll_next) - float(ll)) < tol
+    assert np.all(np.asarray(p.weights)[4:] == 0)  # inactive components keep zero weight
+
+
 # ----------------------------------------------------------------------------- split / merge
 
 
