@@ -173,3 +173,24 @@ def test_pillar_registry_is_reachable():
     # the pillar cases are part of the sweep (a registry refactor must not silently drop them)
     cases, _, _ = pillar_cases()
     assert {c.name for c in cases} <= {c.name for c in _all_cases()}
+
+
+# --- first eager call of sinkhorn: the executables it builds (issue 15 §3) -------------------
+
+def test_first_eager_sinkhorn_call_builds_one_program():
+    """The default eager ``sinkhorn`` (``mode="auto"``: kernel path, log-domain fallback,
+    opening log round) builds ONE executable on its first call, and a derived value
+    (``reg_cost``) one more; before the host checks (529cfdf) the first call ran ~40
+    op-by-op compilations of its validation and pre-processing (``jit(multiply)`` x 7,
+    ``jit(_where)`` x 6, ...). Measured now: 1 and 1. (``mode="log"``, ``sinkhorn_from_cost``
+    and ``sinkhorn_divergence``: tests/ot/test_eager_compile.py.)"""
+    from jaxclust.ot import sinkhorn
+
+    # shapes used by no other test: the first call starts from a cold cache
+    x = jax.block_until_ready(jax.random.normal(jax.random.key(0), (17, 3)))
+    y = jax.block_until_ready(jax.random.normal(jax.random.key(1), (9, 3)) + 1.0)
+    with count_compilations() as first:
+        res = jax.block_until_ready(sinkhorn(x, y, epsilon=0.5))
+    with count_compilations() as derived:
+        jax.block_until_ready(res.reg_cost)
+    assert (first.count, derived.count) == (1, 1)
