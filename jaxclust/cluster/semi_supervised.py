@@ -419,7 +419,8 @@ def _fit(x, y, key, reg, tol, alpha, split_prob, merge_prob, kappa, nu, prior_sc
 def _check_x(x, name="x"):
     x = checks.as_float_array(x, name)
     checks.check_points(x, name)
-    return x
+    # half precision is computed in float32 (Cholesky factors, log-determinants), as gmm
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 def _check_cov_type(covariance_type):
@@ -511,7 +512,7 @@ def semi_supervised_gmm(
     differentiable.
 
     Args:
-      x: points ``(n, d)``.
+      x: points ``(n, d)`` (float16 / bfloat16 are computed in float32).
       labels: ``(n,)`` integers, the class ``0 .. n_known - 1`` of the labelled points and
         ``-1`` for the unlabelled ones; every known class needs a labelled point.
       n_known: number of known classes (static).

@@ -348,3 +348,12 @@ def test_bad_input(kw, match):
 def test_predict_bad_input(args, kw, match):
     with pytest.raises(ValueError, match=match):
         semi_supervised_gmm_predict(*args, **kw)
+
+
+def test_predict_half_precision_computes_in_float32():
+    x = jnp.asarray([[0.1, 0.0], [2.9, 0.0], [8.0, 9.5]])
+    means = jnp.asarray([[0.0, 0.0], [3.0, 0.0], [9.0, 9.0]])
+    w = jnp.asarray([0.5, 0.5, 0.0])
+    lab, lr = semi_supervised_gmm_predict(x.astype(jnp.bfloat16), means, jnp.ones((3, 2)), w,
+                                          covariance_type="diag")
+    assert lr.dtype == jnp.float32 and lab.tolist() == [0, 1, 1]  # zero weight: never chosen
