@@ -209,6 +209,14 @@ class SinkhornResult(NamedTuple):
         clouds solved by :func:`sinkhorn` (dense or online: ``chunk_size`` is kept, no
         ``k x m`` matrix is formed online).
 
+        Gradients: in ``z`` always. In the problem (``x``, ``y``, weights, ``epsilon``) only
+        up to a constant for balanced OT: there $(f + c, g - c)$ solve the same problem for
+        any $c$, so the potentials are defined up to that shift and their derivative along
+        it is a convention of the solver (the implicit gradient and finite differences of
+        the iterations pick different ones). Differences $f(z_k) - f(z_l)$, the map
+        :meth:`transport` and the costs are shift-free and differentiate consistently
+        (FD-checked); with ``tau < 1`` the potentials themselves are unique.
+
         Args:
           z: new points, shape ``(k, d)``.
           forward: ``True``: source-side points (uses ``g`` and ``y``); ``False``:

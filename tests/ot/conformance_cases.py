@@ -57,12 +57,16 @@ def _gw(C1, C2, M, b):
     return res.reg_cost, res.converged
 
 
-def _pnorm_sinkhorn(x, y):
-    # a named p-norm cost, online (dense = online = materialised: tests/ot/test_costs.py);
-    # tight tol for the float64 FD check
+def _pnorm_sinkhorn(x, y, z):
+    # a named p-norm cost, online (dense = online = materialised: tests/ot/test_costs.py),
+    # and the entropic map / potentials at new points (ott-jax peer: tests/peers/
+    # test_ott_entropic_map.py); tight tol for the float64 FD check
     tol = 1e-11 if x.dtype == jnp.float64 else 1e-4
-    return jot.sinkhorn(x, y, epsilon=0.5, cost=jot.Minkowski(1.5), chunk_size=2, tol=tol,
-                        max_iter=3000).reg_cost
+    res = jot.sinkhorn(x, y, epsilon=0.5, cost=jot.Minkowski(1.5), chunk_size=2, tol=tol,
+                       max_iter=3000)
+    # balanced potentials are defined up to a constant: differentiate their differences
+    pot = res.potentials(z, forward=False)
+    return res.reg_cost, res.transport(z), pot - pot[0]
 
 
 def _barycenter(locs, x0):
@@ -88,7 +92,8 @@ def cases() -> list[Case]:
     return [
         Case("sliced_and_1d", "sliced_wasserstein", _sliced_and_1d, (x, y, wu, theta, u, v, wv),
              (0, 1, 2, 3, 4, 5, 6), slow_grad=True),
-        Case("sinkhorn_pnorm_costs", "sinkhorn", _pnorm_sinkhorn, (x, y), (0, 1),
+        Case("sinkhorn_pnorm_costs", "sinkhorn", _pnorm_sinkhorn,
+             (x, y, _f32(_rng.normal(size=(3, 2)))), (0, 1, 2),
              slow_grad=True, rtol=1e-4),
         Case("wasserstein_1d", "wasserstein_1d", _w1d, (u, v, wu, wv), (0, 1, 2, 3), slow=True),
         Case("sliced_wasserstein", "sliced_wasserstein", _sliced, (x, y, wu, theta),
