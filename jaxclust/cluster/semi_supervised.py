@@ -403,6 +403,8 @@ def _fit(x, y, key, reg, tol, alpha, split_prob, merge_prob, kappa, nu, prior_sc
             jnp.asarray(False))
     (p, resp, n_it, n_sp, n_me, ll, stopped), _ = jax.lax.scan(
         round_, init, (jnp.arange(n_rounds + 1), u))
+    # a free component whose weight EM drove to zero is out of the model
+    p = p._replace(active=p.active & ((jnp.arange(k) < n_known) | (p.weights > 0)))
     labels = jnp.where(lab, y, jnp.argmax(jnp.where(p.active[None, :], resp, -1.0), axis=1))
     finite = (jnp.all(jnp.isfinite(p.means)) & jnp.all(jnp.isfinite(p.cov))
               & jnp.all(jnp.isfinite(p.weights)) & jnp.all(jnp.isfinite(resp))
