@@ -317,9 +317,11 @@ def spectral(
     Differentiability: with the dense solver, ``eigenvalues`` and ``embedding`` are
     differentiable in ``x`` (RBF or a differentiable precomputed affinity) where the
     eigenvalues involved are simple and separated from the next one (the JVP of ``eigh``
-    divides by eigenvalue gaps); the LOBPCG path has no derivative (its gradient is zero:
-    pass ``eigen_solver="dense"`` to differentiate); the kNN graph and the labels are
-    piecewise constant.
+    divides by eigenvalue gaps); LOBPCG has no derivative rule, so on that path the
+    eigenvectors and eigenvalues are constants to ``grad`` (only the degree scaling of
+    ``row_norm="degree"`` carries a gradient, which is then incomplete): pass
+    ``eigen_solver="dense"`` to differentiate. The kNN graph and the labels are piecewise
+    constant.
 
     Args:
       x: points ``(n, d)``, or the affinity ``(n, n)`` when ``affinity="precomputed"``.
