@@ -130,6 +130,16 @@ def _kmeans_layer(centroids, z):
     return layer(z)
 
 
+def _mlc_head(w_z, w_c, x):
+    # MLC: both heads' weights and the input; the loss reaches the cluster head through Gamma
+    import equinox as eqx
+
+    head = jeqx.MLCHead(x.shape[1], w_z.shape[1], weight=w_z, eta=0.5)
+    head = eqx.tree_at(lambda h: h.cluster_weight, head, w_c)
+    z, g = head(x)
+    return z, g, head.loss(x)
+
+
 def _group_heads(protos, c, z, z_b, codes, w):
     return (_partial_ot_head(protos, z, z_b, codes, w) + _dec_head(c, z, codes)
             + _tell_layer(c, z) + _swav_head(protos, z, codes) + _kmeans_layer(c, z))
@@ -156,6 +166,8 @@ def cases() -> list[Case]:
         Case("nn-PartialOTClusteringHead", "pseudo_label_loss", _partial_ot_head,
              (c, x, x[::-1] + 0.1, p, w), (0, 1, 2, 3, 4), slow=True),
         Case("nn-DECHead", "dec_loss", _dec_head, (c, x, p), (0, 1, 2), slow=True),
+        Case("nn-MLCHead", "mlc_loss", _mlc_head, (c[:3, :2], c[1:, :2] * 0.8 + 0.1, x),
+             (0, 1, 2), slow=True),
         Case("nn-TELLLayer", "tell_loss", _tell_layer, (c, x), (0, 1), slow=True),
         Case("nn-SinkhornClusteringHead", "pseudo_label_loss", _swav_head, (c, x, p),
              (0, 1, 2), slow=True),
