@@ -15,7 +15,6 @@ from jaxtyping import Array, Bool, Float, Int
 
 from .._core import checks
 from .._core.costs import (
-    COSTS,
     CostMatrix,
     Geometry,
     PCost,
@@ -364,7 +363,9 @@ def _host_points_ok(x, y, cost):
         return None
     if xn.shape[1] != yn.shape[1] or xn.shape[0] == 0 or yn.shape[0] == 0:
         return None
-    if not (callable(cost) or (isinstance(cost, str) and cost in COSTS)):
+    try:
+        cost = resolve_cost(cost)  # "manhattan" (e.g. from sinkhorn_divergence) -> Minkowski(1)
+    except ValueError:
         return None
     dtype = _host_float_dtype(xn, yn)
     xn, yn = xn.astype(dtype), yn.astype(dtype)
