@@ -2,6 +2,7 @@
 
     python benchmarks/bench_ssgmm.py                 # 5 seeds -> benchmarks/results/ssgmm.md
     python benchmarks/bench_ssgmm.py --seeds 1 --out /tmp/ssgmm.md   # smoke test
+    python benchmarks/bench_ssgmm.py --prior-sweep   # appends the prior_scale sweep section
 
 Protocol (the GCD setting of Vaze et al. 2022, used by GPC, Zhao, Wen and Han, ICCV 2023):
 
@@ -28,6 +29,9 @@ Protocol (the GCD setting of Vaze et al. 2022, used by GPC, Zhao, Wen and Han, I
   prediction;
 * 5 seeds (labelled subset and PRNG key), mean +- std; wall time of one fit (compilation
   excluded: the first call of each configuration is a warm-up).
+
+``--prior-sweep`` appends a section to the results: the guess-15 / MH configuration for
+``prior_scale`` in {1, 3, 10, 30, 100} (a traced argument: one compilation), same seeds.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import machine_lines, md_table  # noqa: E402
+from _common import _git_commit, machine_lines, md_table  # noqa: E402
 
 from jaxclust.cluster import gmm, kmeans, semi_supervised_gmm  # noqa: E402
 from jaxclust.metrics import clustering_accuracy  # noqa: E402
@@ -76,10 +80,13 @@ def main():
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results",
                                                   "ssgmm.md"))
+    ap.add_argument("--prior-sweep", action="store_true")
     args = ap.parse_args()
     header = machine_lines(("jax", "numpy", "scikit-learn"))
     z, y = data()
     xj = jnp.asarray(z)
+    if args.prior_sweep:
+        return prior_sweep(xj, y, args)
 
     def ss(nc, prob, rounds=10):
         def fit(lab, key):
@@ -139,6 +146,37 @@ def main():
                        "time"], rows)]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def prior_sweep(xj, y, args):
+    load0 = " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    rows = []
+    for scale in (1.0, 3.0, 10.0, 30.0, 100.0):
+        acc, ks = [], []
+        for seed in range(args.seeds):
+            rng = np.random.default_rng(seed)
+            labelled = (y < 5) & (rng.random(len(y)) < 0.5)
+            lab = np.where(labelled, y, -1)
+            u = ~labelled
+            r = semi_supervised_gmm(xj, jnp.asarray(lab), 5, max_components=20,
+                                    n_components=15, key=jax.random.key(seed),
+                                    prior_scale=scale, split_prob=0.0, merge_prob=0.0)
+            acc.append(100 * np.asarray(gcd_acc(y[u], np.asarray(r.labels)[u], y[u] < 5)))
+            ks.append(int(r.n_components))
+            print(scale, seed, acc[-1], ks[-1], flush=True)
+        a = np.asarray(acc)
+        rows.append([f"{scale:g}"] + [f"{a[:, i].mean():.1f} ± {a[:, i].std():.1f}"
+                                      for i in range(3)]
+                    + [f"{np.mean(ks):.1f} ± {np.std(ks):.1f}"])
+    lines = ["", "## Sensitivity to `prior_scale` (guess 15, MH rule)", "",
+             f"jaxclust commit `{_git_commit()}`; load average at start / end (1/5/15 min): "
+             f"{load0} / "
+             + " / ".join(f"{v:.2f}" for v in os.getloadavg())
+             + f"; {args.seeds} seeds, same protocol.", "",
+             md_table(["prior_scale", "ACC all", "ACC old", "ACC new", "classes"], rows)]
+    with open(args.out, "a") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
