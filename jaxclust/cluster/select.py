@@ -144,28 +144,38 @@ def _select(x, key, tol, *, k_values, n_init, max_iter):
                          jnp.where(ok, db, nan), lab, c, conv, no_ic, no_ic)
 
 
+@partial(jax.jit, static_argnames=("covariance_type", "k_max"))
+def _gmm_row(x, r, *, covariance_type, k_max):
+    """One fitted k's row: negative log-likelihood, BIC, AIC, labels, padded means (one
+    compiled program per k instead of eager op-by-op dispatch)."""
+    n, d = x.shape
+    k = r.means.shape[0]
+    params = (r.means, r.covariances, r.weights)
+    return (-n * r.log_likelihood, gmm_bic(x, *params, covariance_type=covariance_type),
+            gmm_aic(x, *params, covariance_type=covariance_type),
+            jnp.argmax(r.responsibilities, axis=1).astype(jnp.int32),
+            jnp.zeros((k_max, d), x.dtype).at[:k].set(r.means), r.converged)
+
+
+@partial(jax.jit, static_argnames="k_max")
+def _label_scores(x, labels, *, k_max):
+    n = x.shape[0]
+    sil, ch, db, n_clusters = jax.vmap(lambda lb: label_scores_unvalidated(x, lb, k_max))(labels)
+    ok = (n_clusters >= 2) & (n_clusters <= n - 1)
+    nan = jnp.asarray(jnp.nan, x.dtype)
+    return jnp.where(ok, sil, nan), jnp.where(ok, ch, nan), jnp.where(ok, db, nan)
+
+
 def _select_gmm(x, key, *, k_values, covariance_type, n_init, max_iter, tol, reg_covar):
     """One EM fit per k (the number of components fixes the parameter shapes), each with the
     same ``key``: ``gmm(x, k, key=key, ...)`` with these options refits any of them."""
-    n, d = x.shape
     k_max = max(k_values)
-    rows = []
-    for k in k_values:
-        r = gmm(x, k, key=key, covariance_type=covariance_type, n_init=n_init,
-                max_iter=max_iter, tol=tol, reg_covar=reg_covar)
-        params = (r.means, r.covariances, r.weights)
-        rows.append((-n * r.log_likelihood,
-                     gmm_bic(x, *params, covariance_type=covariance_type),
-                     gmm_aic(x, *params, covariance_type=covariance_type),
-                     jnp.argmax(r.responsibilities, axis=1).astype(jnp.int32),
-                     jnp.zeros((k_max, d), x.dtype).at[:k].set(r.means), r.converged))
+    rows = [_gmm_row(x, gmm(x, k, key=key, covariance_type=covariance_type, n_init=n_init,
+                            max_iter=max_iter, tol=tol, reg_covar=reg_covar),
+                     covariance_type=covariance_type, k_max=k_max) for k in k_values]
     nll, bic, aic, lab, means, conv = (jnp.stack(t) for t in zip(*rows))
-    sil, ch, db, n_clusters = jax.vmap(
-        lambda lb: label_scores_unvalidated(x, lb, k_max))(lab)
-    ok = (n_clusters >= 2) & (n_clusters <= n - 1)
-    nan = jnp.asarray(jnp.nan, x.dtype)
-    return SelectKResult(jnp.asarray(k_values, jnp.int32), nll, jnp.where(ok, sil, nan),
-                         jnp.where(ok, ch, nan), jnp.where(ok, db, nan), lab, means, conv,
+    sil, ch, db = _label_scores(x, lab, k_max=k_max)
+    return SelectKResult(jnp.asarray(k_values, jnp.int32), nll, sil, ch, db, lab, means, conv,
                          bic, aic)
 
 

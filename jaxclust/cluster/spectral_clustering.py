@@ -567,6 +567,8 @@ def spectral_predict(
             raise ValueError(f"`x` must have {d} features like `x_train`, got {xs.shape[1]}.")
         if affinity == "knn":
             _check_n_neighbors(n_neighbors, n)
+        elif gamma is not None:
+            gamma = checks.check_positive_scalar(gamma, "gamma")
     emb, cent, vals = _result_arrays(result, n)
     if affinity != "precomputed":
         w_new, w_train = _new_affinities(xs, xt, affinity, gamma, n_neighbors)

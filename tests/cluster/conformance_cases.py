@@ -179,8 +179,10 @@ def cases() -> list[Case]:
         Case("select_k", "select_k", _select_k, (x,)),
         # the mixture path (one EM program per k, ~3 s of compiles each): slow
         Case("select_k(model=gmm)", "select_k", _select_k_gmm, (x,), slow=True),
-        # Nystrom embedding of new points: differentiable in them (RBF affinity)
-        Case("spectral_predict", "spectral_predict", _spectral_predict, (x,), (0,)),
+        # Nystrom embedding of new points: differentiable in them (RBF affinity); the FD
+        # check (a float64 compile) runs in make test-all
+        Case("spectral_predict", "spectral_predict", _spectral_predict, (x,), (0,),
+             slow_grad=True),
         # medoid indices carry no gradient; the loss at fixed medoids is differentiable
         # slow: the fast tests/peers/test_kmedoids_clara.py runs fastclara under jit(vmap)
         Case("fastclara", "fastclara", _fastclara, (x,), (0,), slow=True),
