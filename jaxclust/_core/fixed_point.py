@@ -126,12 +126,12 @@ def iterate_blocks(
         return state, count
 
     if compact:
-        def step(st, k, active):
+        def compact_step(st, k, active):
             new = block(st, k)
             report(new, k, active)
             return new, done(new, k)
 
-        return compacting_while(step, state, max_blocks=max_blocks)
+        return compacting_while(compact_step, state, max_blocks=max_blocks)
 
     def cond(carry):
         st, k, stopped = carry
