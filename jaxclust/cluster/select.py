@@ -77,6 +77,10 @@ class SelectKResult(NamedTuple):
         if criterion not in CRITERIA:
             raise ValueError(f"`criterion` must be one of {CRITERIA}, got {criterion!r}.")
         v = getattr(self, criterion)
+        if criterion in ("bic", "aic"):
+            v = checks.ensure(v, jnp.all(jnp.isnan(v)), f"`criterion={criterion!r}` needs a "
+                              "mixture: this result has no BIC / AIC (all NaN: it comes from "
+                              "model=\"kmeans\"); call select_k(..., model=\"gmm\").")
         v = -v if criterion in _LOWER_IS_BETTER else v
         return self.k_values[jnp.argmax(jnp.where(jnp.isnan(v), -jnp.inf, v))]
 

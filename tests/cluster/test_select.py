@@ -152,3 +152,15 @@ def test_gmm_bic_aic_bad_input(args, cov_type, match):
     for fn in (gmm_bic, gmm_aic):
         with pytest.raises(ValueError, match=match):
             fn(*args, covariance_type=cov_type)
+
+
+def test_best_bic_of_a_kmeans_result_raises():
+    """Regression (findings, fuzzuser 09:21): best("aic") on a k-means result (BIC / AIC
+    all NaN) silently returned the first k."""
+    nan = jnp.full((2,), jnp.nan)
+    res = SelectKResult(jnp.asarray([2, 3]), *[jnp.ones(2)] * 4, jnp.zeros((2, 4), int),
+                        jnp.zeros((2, 3, 2)), jnp.ones(2, bool), nan, nan)
+    for c in ("bic", "aic"):
+        with pytest.raises(ValueError, match=f"`criterion='{c}'` needs a mixture"):
+            res.best(c)
+    assert int(res.best("silhouette")) == 2
