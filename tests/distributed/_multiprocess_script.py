@@ -17,9 +17,12 @@ import os
 import sys
 import time
 
-# 4 simulated CPU devices per process; must be set before JAX starts
-os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
-                           + " --xla_force_host_platform_device_count=4").strip()
+# 4 simulated CPU devices per process and XLA's collective timeouts raised (see _xla_env.py);
+# must be set before JAX starts
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _xla_env import xla_flags  # noqa: E402
+
+os.environ["XLA_FLAGS"] = xla_flags(4, os.environ.get("XLA_FLAGS", ""))
 os.environ["JAX_PLATFORMS"] = "cpu"
 
 import jax  # noqa: E402

@@ -14,7 +14,6 @@ from the single-device sums by a few ulps, ~1e-7 relative here).
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,20 +25,16 @@ import pytest
 
 from jaxclust import distributed as jd
 
+from ._xla_env import SUBPROCESS_TIMEOUT, subprocess_env
+
 _ROOT = Path(__file__).resolve().parents[2]
 _SCRIPT = Path(__file__).with_name("_sharded_cluster_script.py")
 
 
 @pytest.fixture(scope="module")
 def report():
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-                        ).strip()
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join([str(_ROOT), env.get("PYTHONPATH", "")]).rstrip(
-        os.pathsep)
-    proc = subprocess.run([sys.executable, str(_SCRIPT)], env=env, capture_output=True,
-                          text=True, timeout=600, cwd=_ROOT)
+    proc = subprocess.run([sys.executable, str(_SCRIPT)], env=subprocess_env(_ROOT, 8),
+                          capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=_ROOT)
     assert proc.returncode == 0, proc.stderr[-4000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
