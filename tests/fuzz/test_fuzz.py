@@ -49,7 +49,8 @@ FAST_KINDS = {"nan", "inf", "none", "empty", "rank_up", "key_none", "key_zero", 
 FAST_TRACED = {"ot.swav_codes", "ot.default_epsilon", "cluster.soft_assignment",
                "cluster.kmeans_loss", "metrics.inertia", "metrics.auroc",
                "sdp.membership_matrix", "ood.energy", "ood.msp", "diffusion.eps_to_x0",
-               "diffusion.mixture_logp", "data.gaussian_mixture", "distributed.swav_codes"}
+               "diffusion.mixture_logp", "data.gaussian_mixture", "distributed.swav_codes",
+               "graph.laplacian"}
 
 OUTCOMES: list[harness.Outcome] = []  # every outcome of this session (summary table)
 
