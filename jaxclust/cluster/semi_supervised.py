@@ -474,9 +474,11 @@ def semi_supervised_gmm(
 
     **EM with clamped labels.** The responsibilities of a labelled point are one-hot on its
     class, those of an unlabelled point are the posterior over the active components:
+
     $$r_{ij} = [j = y_i] \text{ (labelled)}, \qquad
     r_{ij} = \frac{\pi_j \mathcal N(x_i\mid\mu_j,\Sigma_j)}
     {\sum_{l\,\mathrm{active}} \pi_l \mathcal N(x_i\mid\mu_l,\Sigma_l)} \text{ (unlabelled)},$$
+
     and the M-step is the usual weighted maximum likelihood over all points, which
     maximises $\sum_{\mathrm{lab}} \log \pi_{y_i}\mathcal N(x_i\mid\mu_{y_i},\Sigma_{y_i})
     + \sum_{\mathrm{unlab}} \log \sum_j \pi_j \mathcal N(x_i\mid\mu_j,\Sigma_j)$.
@@ -486,7 +488,9 @@ def semi_supervised_gmm(
     2-means; with the normal-inverse-Wishart prior $(m, \kappa, \nu, \Psi)$ ($m$ the data
     mean, $\Psi$ = ``prior_scale`` $I$) and its log marginal likelihood $L(\cdot)$ around
     the posterior means, the split's log Hastings ratio is
+
     $$H_s = \log\alpha + \log\Gamma(N_1) + L_1 + \log\Gamma(N_2) + L_2 - \log\Gamma(N_k) - L_k.$$
+
     A free cluster that is not split is tested for a merge with its nearest (by centroid)
     non-split free cluster,
     $H_m = \log\Gamma(N_1 + N_2) - \log\alpha - \log\Gamma(N_1) - \log\Gamma(N_2)
@@ -570,6 +574,9 @@ def semi_supervised_gmm(
         raise ValueError(f"`max_components` ({max_components}) must not exceed the number of "
                          f"points ({n}).")
     key = checks.check_key(key)
+    if labels is None:
+        raise ValueError("`labels` is None; pass an integer array with the class of each "
+                         "labelled row of `x` and -1 for the unlabelled ones.")
     y = jnp.asarray(labels)
     if y.shape != (n,) or not jnp.issubdtype(y.dtype, jnp.integer):
         raise ValueError(f"`labels` must be an integer array of shape ({n},) (class or -1 per "
