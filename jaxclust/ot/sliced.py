@@ -23,6 +23,7 @@ from .._core.checks import (
     check_key,
     check_ndim,
     check_points,
+    ensure,
     row_weights,
 )
 from .._core.precision import HIGHEST
@@ -35,6 +36,21 @@ def _check_p(p) -> float:
         raise ValueError(f"`p` must be a Python number >= 1 (the ground cost is |x - y|^p), "
                          f"got {p!r}.")
     return float(p)
+
+
+def _check_range(u, v, scale_u, scale_v, p: float, names: tuple[str, str]):
+    """Value check: every ground cost ``|s - t|^p`` between the (projected) values is finite
+    in the dtype, i.e. ``max|s| + max|t| < finfo.max ** (1 / p)`` (``scale_u`` / ``scale_v``:
+    the largest magnitude of each side); names the larger side. Returns ``(u, v)``."""
+    limit = jnp.finfo(u.dtype).max ** (1.0 / p)
+    over = 0.5 * scale_u + 0.5 * scale_v >= 0.5 * limit  # halves: the sum cannot overflow
+    msg = ("`{}` has values too large for {}: the ground cost |x - y|^p overflows (the largest "
+           "magnitudes of the two samples must add up to less than {:.2g} for p = {:g}). "
+           "Rescale both samples first: W_p(c u, c v) = c W_p(u, v).")
+    dt = jnp.dtype(u.dtype).name
+    u = ensure(u, over & (scale_u >= scale_v), msg.format(names[0], dt, float(limit), p))
+    v = ensure(v, over & (scale_u < scale_v), msg.format(names[1], dt, float(limit), p))
+    return u, v
 
 
 def _weights(w, n: int, name: str, rows_of: str, dtype) -> jax.Array | None:
@@ -213,6 +229,7 @@ def wasserstein_1d(
             raise ValueError(f"`{name}` is empty; pass at least one value.")
     dtype = jnp.result_type(u.dtype, v.dtype)
     u, v = check_finite(u.astype(dtype), "u"), check_finite(v.astype(dtype), "v")
+    u, v = _check_range(u, v, jnp.max(jnp.abs(u)), jnp.max(jnp.abs(v)), p, ("u", "v"))
     wu = _weights(u_weights, u.shape[0], "u_weights", "u", dtype)
     wv = _weights(v_weights, v.shape[0], "v_weights", "v", dtype)
     return _w1d(u, v, wu, wv, p)
@@ -304,7 +321,20 @@ def sliced_wasserstein(
             raise ValueError(f"`projections` must have shape (d, L) = ({d}, L) with L >= 1 "
                              f"(one direction per column), got {tuple(theta.shape)}.")
         theta = check_finite(theta, "projections")
+    # |<theta_l, x_i>| <= |theta_l| |x_i|: a bound on every projected value
+    tn = jnp.max(jnp.sqrt(jnp.sum(jnp.square(theta * 0.5), axis=0))) * 2.0
+    mx, my = _max_norm(x), _max_norm(y)
+    if projections is not None:  # directions longer than the points: name them
+        theta, _ = _check_range(theta, theta, tn * jnp.where(tn > jnp.maximum(mx, my), mx, 0.0),
+                                tn * jnp.where(tn > jnp.maximum(mx, my), my, 0.0), p,
+                                ("projections", "projections"))
+    x, y = _check_range(x, y, tn * mx, tn * my, p, ("x", "y"))
     return _sliced(x, y, wa, wb, theta, p)
+
+
+def _max_norm(x):
+    # the largest row norm, computed on halves so that it does not overflow first
+    return jnp.sqrt(jnp.max(jnp.sum(jnp.square(x * 0.5), axis=1))) * 2.0
 
 
 @functools.partial(jax.jit, static_argnames="p")

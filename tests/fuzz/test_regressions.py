@@ -128,3 +128,18 @@ def test_fastclara_converged_medoids_are_swap_optimal():
     # measured: objective 26.141649 vs oracle 26.141648; best swap worse by 0.069
     assert np.isclose(float(res.objective), loss(med), rtol=1e-5)
     assert best_swap >= loss(med) - 1e-4  # float32 distances: 1e-4 of a loss of 26
+
+
+def test_wasserstein_1d_overflow_is_an_error():
+    # fuzzer (session 22): u * 1e20 with p = 2 returned inf in float32, eagerly and under jit
+    from jaxclust.ot import sliced_wasserstein, wasserstein_1d
+
+    u, v = jnp.asarray([0.0, 1.0, 3.0]), jnp.asarray([2.0, 2.5])
+    with pytest.raises(ValueError, match="`v` has values too large"):
+        wasserstein_1d(u, v * 1e20, p=2)
+    text = _raises_value_error_text(lambda a: wasserstein_1d(a, v, p=2), u * 1e20)
+    assert "ValueError: " in text and "`u`" in text
+    assert np.isfinite(float(wasserstein_1d(u * 1e30, v, p=1)))  # 1e30 is fine for p = 1
+    x = jnp.ones((3, 2))
+    with pytest.raises(ValueError, match="`projections` has values too large"):
+        sliced_wasserstein(x, x + 1.0, projections=jnp.eye(2) * 1e20, p=2)
