@@ -11,7 +11,14 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._core.checks import as_float_array, check_finite, check_int, check_points, ensure
+from .._core.checks import (
+    as_float_array,
+    check_finite,
+    check_int,
+    check_points,
+    check_sq_norms,
+    ensure,
+)
 
 __all__ = ["alpha_decay_graph", "epsilon_graph", "knn_graph", "laplacian", "pairwise_sq_dists"]
 
@@ -22,7 +29,8 @@ _LAPLACIANS = ("combinatorial", "symmetric", "random_walk")
 def _points(x, name: str = "x") -> jax.Array:
     x = as_float_array(x, name)
     check_points(x, name)
-    return check_finite(x, name)
+    # squared distances must be representable (x * 1e20 gave Inf / NaN graphs in float32)
+    return check_sq_norms(check_finite(x, name), name)
 
 
 def pairwise_sq_dists(x: Float[Array, "n d"]) -> Float[Array, "n n"]:
