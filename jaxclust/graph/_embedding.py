@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._core.checks import as_float_array, check_finite, check_int, ensure
@@ -167,6 +168,12 @@ def mds(
     n_iter = check_int(n_iter, "n_iter", low=0, why="SMACOF steps")
     d = check_finite(d, "distances")
     d = ensure(d, d < 0, "`distances` has negative entries; pass nonnegative dissimilarities.")
+    # classical MDS double-centres the squared distances: n of them are summed per row
+    big = float(np.sqrt(np.finfo(np.dtype(d.dtype)).max / (4.0 * n)))
+    d = ensure(d, jnp.max(d) >= big,
+               f"`distances` has values too large for {np.dtype(d.dtype).name}: the double-"
+               f"centred squared distances overflow (the largest must stay below {big:.2g} "
+               f"for n = {n}). Rescale them first: MDS is equivariant to a scale factor.")
     return _smacof(d, _classical(d, dim), n_iter)
 
 
