@@ -139,7 +139,12 @@ def heat_diffusion(
     order = check_int(order, "order", low=1, why="the Chebyshev order K")
     t = _check_t(t, lap.dtype)
     phi = 0.5 * _lmax(lap, lmax)
-    return _chebyshev(lap, x, t, phi, order)
+    out = _chebyshev(lap, x, t, phi, order)
+    # inputs are finite, so a non-finite filter output means the expansion diverged
+    return ensure(out, ~jnp.all(jnp.isfinite(out)),
+                  "`laplacian`: the Chebyshev heat filter diverged (non-finite result): "
+                  "`lmax` must bound the spectrum of `laplacian` from above (lmax=None uses the "
+                  "Gershgorin bound) and t * lmax must stay moderate; rescale `laplacian` or t.")
 
 
 def _chebyshev(lap, x, t, phi, order: int):
@@ -217,4 +222,8 @@ def heat_kernel_expm(laplacian: Float[Array, "n n"], t) -> Float[Array, "n n"]:
     """
     lap = _check_lap(laplacian)
     t = _check_t(t, lap.dtype)
-    return jax.scipy.linalg.expm(-t * lap)
+    out = jax.scipy.linalg.expm(-t * lap)
+    return ensure(out, ~jnp.all(jnp.isfinite(out)),
+                  "`laplacian`: expm(-t L) overflowed in the Pade scaling and squaring "
+                  "(non-finite result) for this magnitude of t * laplacian; rescale "
+                  "`laplacian` or t, or use heat_kernel (Chebyshev).")
