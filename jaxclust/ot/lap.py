@@ -172,5 +172,7 @@ def linear_sum_assignment(
     if c.shape[0] == 0 or c.shape[1] == 0:
         raise ValueError(f"`cost` is empty (shape {tuple(c.shape)}); pass at least one row "
                          "and one column.")
-    c = checks.check_finite(c, "cost")
+    c = checks.ensure(c, ~jnp.isfinite(c), "`cost` contains NaN or Inf; the assignment is "
+                      "exact for finite costs only: forbid a pair with a large finite cost "
+                      "(e.g. 1e6 times the largest allowed one) instead of Inf.")
     return _solve(c, maximize)
