@@ -867,7 +867,8 @@ def adjusted_mutual_info(
       n_pred: number of predicted labels (static); required under ``jit`` / ``vmap``.
 
     Returns:
-      The AMI, a float scalar (at most 1).
+      The AMI, a float scalar: 1 for identical partitions (up to rounding: float32
+      under ``jit`` can give 1.0000001), about 0 for independent ones.
 
     Raises:
       ValueError: bad labels (see `contingency`) or an unknown ``average``.
