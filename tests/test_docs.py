@@ -218,6 +218,18 @@ def test_no_raw_tex_in_rendered_text():
 
 
 @needs_site
+def test_no_stray_dollar_beside_rendered_math():
+    """A ``$$ ... $$`` block inside a paragraph of a docstring renders as inline math with a
+    lone ``$`` on each side (seen on the semi_supervised_gmm API page)."""
+    stray = []
+    for page in _html_pages():
+        html = page.read_text(encoding="utf-8")
+        for m in re.finditer(r'\$<span class="arithmatex">', html):
+            stray.append(f"{page.relative_to(SITE)}: {html[m.start():m.start() + 80]!r}")
+    assert not stray, "a '$' left beside rendered math:\n" + "\n".join(stray[:20])
+
+
+@needs_site
 def test_math_renderer_is_served_locally():
     index = (SITE / "index.html").read_text(encoding="utf-8")
     scripts = re.findall(r'<script[^>]+src="([^"]+)"', index)
