@@ -25,7 +25,7 @@ from .._core.costs import pairwise_cost
 from .._core.fixed_point import iterate_blocks
 from .._core.results import with_summary_repr
 from .lloyd import kmeans, kmeans_plusplus
-from .spectral_clustering import _check_affinity, _points, _sq_dists
+from .spectral_clustering import _check_affinity, _new_points, _points, _sq_dists
 
 __all__ = ["LaplacianKMeansResult", "laplacian_kmeans", "laplacian_kmeans_predict"]
 
@@ -470,15 +470,9 @@ def laplacian_kmeans_predict(
       >>> bool(labels[0] == res.labels[3]), bool(labels[1] == res.labels[0])
       (True, True)
     """
-    xt = _points(x_train, name="x_train")
-    xs = checks.as_float_array(x, "x")
-    checks.check_points(xs, "x")
-    dtype = jnp.promote_types(xs.dtype, xt.dtype)
-    xs, xt = checks.check_finite(xs.astype(dtype), "x"), xt.astype(dtype)
-    xs = checks.check_sq_norms(xs, "x")
+    xs, xt = _new_points(x, x_train)
     n, d = xt.shape
-    if xs.shape[1] != d:
-        raise ValueError(f"`x` must have {d} features like `x_train`, got {xs.shape[1]}.")
+    dtype = xs.dtype
     if not isinstance(result, LaplacianKMeansResult):
         raise ValueError("`result` must be the LaplacianKMeansResult returned by "
                          f"`laplacian_kmeans` on `x_train`, got {type(result).__name__}.")

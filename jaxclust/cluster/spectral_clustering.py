@@ -400,6 +400,22 @@ def spectral(
 # out-of-sample extension
 
 
+
+def _new_points(x, x_train) -> tuple[jax.Array, jax.Array]:
+    """Validated new points ``x`` and training points ``x_train`` of a ``*_predict``, in
+    their common floating dtype (same number of features, finite, squared norms
+    representable)."""
+    xt = _points(x_train, name="x_train")
+    xs = checks.as_float_array(x, "x")
+    checks.check_points(xs, "x")
+    dtype = jnp.promote_types(xs.dtype, xt.dtype)
+    xs, xt = checks.check_finite(xs.astype(dtype), "x"), xt.astype(dtype)
+    xs = checks.check_sq_norms(xs, "x")
+    if xs.shape[1] != xt.shape[1]:
+        raise ValueError(f"`x` must have {xt.shape[1]} features like `x_train`, got "
+                         f"{xs.shape[1]}.")
+    return xs, xt
+
 def _same_points(xs, xt):
     """``eq[p, j]``: new point ``p`` equals training point ``j`` exactly (in batches of rows,
     never an ``(m, n, d)`` array)."""
@@ -556,15 +572,8 @@ def spectral_predict(
         w_new = checks.ensure(w_new, w_new < 0, "`x` has negative entries; affinities must "
                               "be >= 0.")
     else:
-        xt = _points(x_train, name="x_train")
-        xs = checks.as_float_array(x, "x")
-        checks.check_points(xs, "x")
-        dtype = jnp.promote_types(xs.dtype, xt.dtype)
-        xs, xt = checks.check_finite(xs.astype(dtype), "x"), xt.astype(dtype)
-        xs = checks.check_sq_norms(xs, "x")
+        xs, xt = _new_points(x, x_train)
         n, d = xt.shape
-        if xs.shape[1] != d:
-            raise ValueError(f"`x` must have {d} features like `x_train`, got {xs.shape[1]}.")
         if affinity == "knn":
             _check_n_neighbors(n_neighbors, n)
         elif gamma is not None:
