@@ -56,17 +56,20 @@ def _sq_dists(x, c, x_sq=None):
     return jnp.maximum(d, 0.0)
 
 
-_AUTO_BLOCK = 1 << 20  # the whole n x k matrix is used up to 4 * _AUTO_BLOCK entries
+_WHOLE = 1 << 24  # the whole n x k matrix (64 MiB in float32) is used up to this many entries
 
 
 def _auto_chunk(n: int, k: int, chunk_size: int | None) -> int | None:
-    """``chunk_size`` or, when ``None``, whole (``n * k <= 4 * _AUTO_BLOCK``) or equal
-    blocks of about ``max(512, 2**16 // k)`` rows, at most ``2**21`` entries (8 MiB in
-    float32; at least 64 rows). Measured on the 2-core Xeon (Lloyd, 20 iterations of
-    n = 100,000, d = 64, k = 100): 256-768-row blocks 0.40-0.42 s of CPU time against
-    0.51 s with the earlier ~10,000-row blocks (2**20 entries); k = 1000: 512 rows 1.82 s
-    vs 1.92 s for ~1048 rows."""
-    if chunk_size is not None or n * k <= 4 * _AUTO_BLOCK:
+    """``chunk_size`` or, when ``None``, whole (``n * k <= 2**24``: no loop over row blocks)
+    or equal blocks of about ``max(512, 2**16 // k)`` rows, at most ``2**21`` entries (8 MiB
+    in float32; at least 64 rows). Measured on the 2-core Xeon, idle machine (Lloyd, 20
+    iterations of n = 100,000, d = 64, k = 100, jitted, best of 5): whole matrix 0.229 s,
+    2 blocks 0.269 s, 16384-row blocks 0.307 s, the ~655-row blocks 0.327 s (XLA's dot uses
+    both cores on a large product; a loop of small blocks runs on one); under load the small
+    blocks had measured best in CPU time (0.40-0.42 s vs 0.51 s for ~10,000 rows). k = 1000,
+    n = 200,000 (blocked): 512 rows 1.82 s vs 1.92 s for ~1048 rows under load; idle, 2048-8192
+    rows 1.01-1.03 s vs 1.10 s for the automatic blocks, 32768 rows 1.33 s."""
+    if chunk_size is not None or n * k <= _WHOLE:
         return chunk_size
     rows = min(max(512, (1 << 16) // k), max(64, (1 << 21) // k))
     n_blocks = -(-n // rows)
