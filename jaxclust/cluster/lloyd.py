@@ -478,8 +478,9 @@ def kmeans(
       tol: relative tolerance on the centre shift.
       weights: non-negative sample weights ``(n,)``.
       chunk_size: rows per block in the assignment step; ``None`` (default) chooses: the
-        whole ``n x k`` matrix when it has at most ``2**22`` entries, otherwise blocks of
-        about ``max(512, 2**16 / k)`` rows (cache-sized; at most ``2**21`` entries).
+        whole ``n x k`` matrix when it has at most ``2**24`` entries (64 MiB in float32),
+        otherwise blocks of about ``max(512, 2**16 / k)`` rows (cache-sized; at most
+        ``2**21`` entries).
       callback: optional progress report ``callback(iteration, error)`` called on the host
         after every Lloyd iteration (``error``: the squared centre shift; once per restart),
         through ``jax.debug.callback``; static. ``None`` (default) leaves the compiled
