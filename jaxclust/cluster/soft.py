@@ -88,6 +88,20 @@ class SinkhornKMeansResult(NamedTuple):
         return self.objective
 
 
+def _cluster_sizes(sizes, k: int, dtype) -> jax.Array:
+    """The target cluster proportions ``b``: uniform for ``None``, else ``sizes`` (finite,
+    > 0, one per cluster) normalised to sum to one."""
+    if sizes is None:
+        return jnp.full((k,), 1.0 / k, dtype)
+    b = checks.as_float_array(sizes, "sizes", dtype=dtype)
+    if b.shape != (k,):
+        raise ValueError(f"`sizes` must have shape ({k},), one per cluster, got "
+                         f"{tuple(b.shape)}.")
+    b = checks.ensure(b, ~(jnp.isfinite(b) & (b > 0)),
+                      "`sizes` must be finite and > 0 (relative cluster sizes).")
+    return b / jnp.sum(b)
+
+
 def _check_iters(max_iter, tol, prefix=""):
     """``max_iter`` an int >= 1 and ``tol`` a number >= 0 (``prefix`` names the inner
     solver's options, e.g. ``sinkhorn_``)."""
@@ -367,16 +381,7 @@ def sinkhorn_kmeans(
     k, c0 = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
-    if sizes is None:
-        b = jnp.full((k,), 1.0 / k, x.dtype)
-    else:
-        b = checks.as_float_array(sizes, "sizes", dtype=x.dtype)
-        if b.shape != (k,):
-            raise ValueError(f"`sizes` must have shape ({k},), one per cluster, got "
-                             f"{tuple(b.shape)}.")
-        b = checks.ensure(b, ~(jnp.isfinite(b) & (b > 0)),
-                          "`sizes` must be finite and > 0 (relative cluster sizes).")
-        b = b / jnp.sum(b)
+    b = _cluster_sizes(sizes, k, x.dtype)
     a = w / jnp.sum(w)
     if epsilon is None:
         # 0.05 std of the costs; all costs equal (e.g. constant data) make it 0, and then
@@ -554,16 +559,7 @@ def sinkhorn_kmeans_predict(
     eps = jnp.asarray(checks.check_positive_scalar(epsilon, "epsilon",
                                                    "It is in units of squared distance."),
                       xs.dtype)
-    if sizes is None:
-        b = jnp.full((k,), 1.0 / k, xs.dtype)
-    else:
-        b = checks.as_float_array(sizes, "sizes", dtype=xs.dtype)
-        if b.shape != (k,):
-            raise ValueError(f"`sizes` must have shape ({k},), one per cluster, got "
-                             f"{tuple(b.shape)}.")
-        b = checks.ensure(b, ~(jnp.isfinite(b) & (b > 0)),
-                          "`sizes` must be finite and > 0 (relative cluster sizes).")
-        b = b / jnp.sum(b)
+    b = _cluster_sizes(sizes, k, xs.dtype)
     if weights is None:
         a = jnp.full((xs.shape[0],), 1.0 / xs.shape[0], xs.dtype)
     else:
