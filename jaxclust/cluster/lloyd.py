@@ -90,19 +90,31 @@ _LANES = 16  # one AVX-512 float32 vector
 def _nearest_block(xb, c, c_sq):
     """Nearest centre of each row (the first index on exact ties) and its score
     ``|c|^2 - 2 <x, c>`` (``|x|^2`` omitted: it does not change the argmin; scikit-learn's
-    Lloyd omits it too).
+    Lloyd omits it too)."""
+    lab, best, _ = _nearest(xb, c, c_sq, second=False)
+    return lab, best
 
-    XLA's CPU code for ``argmin`` over a short row (a variadic value/index reduction) is
+
+def nearest_two(xb, c, c_sq):
+    """Nearest centre of each row (first index on exact ties), its score and the second
+    smallest score (``inf`` when ``k == 1``); scores are ``|c|^2 - 2 <x, c>``."""
+    return _nearest(xb, c, c_sq, second=True)
+
+
+def _nearest(xb, c, c_sq, second):
+    """XLA's CPU code for ``argmin`` over a short row (a variadic value/index reduction) is
     several times slower than elementwise work, so for ``k > 16`` the scores are padded to
     a multiple of 16 columns and reduced by a running elementwise minimum over 16-column
     slices (vectorised along the lanes; a strict ``<`` keeps the earliest column of each
     lane), then over the 16 lanes. Exact: ``s`` is computed bit-identically wherever it is
-    fused (the factor 2 is exact)."""
+    fused (the factor 2 is exact). ``second``: also the second smallest score, by a running
+    second minimum per lane (the lanes' minima and second minima, then over the lanes)."""
     k = c.shape[0]
     lanes = _LANES
     if k <= lanes:
         s = c_sq[None, :] - 2.0 * jnp.matmul(xb, c.T, precision=HIGHEST)
         m, idx = s, jax.lax.broadcasted_iota(s.dtype, s.shape, 1)
+        m2 = jnp.full_like(s, jnp.inf)
     else:
         kp = -(-k // lanes) * lanes
         cp = jnp.pad(c, ((0, kp - k), (0, 0)))
@@ -110,13 +122,22 @@ def _nearest_block(xb, c, c_sq):
         s = cq[None, :] - 2.0 * jnp.matmul(xb, cp.T, precision=HIGHEST)
         lane = jnp.arange(lanes, dtype=s.dtype)[None, :]
         m, idx = s[:, :lanes], jnp.broadcast_to(lane, (s.shape[0], lanes))
+        m2 = jnp.full_like(m, jnp.inf)
         for t in range(1, kp // lanes):
             b = s[:, t * lanes:(t + 1) * lanes]
             take = b < m
+            if second:
+                m2 = jnp.minimum(m2, jnp.maximum(b, m))
             m, idx = jnp.where(take, b, m), jnp.where(take, lane + t * lanes, idx)
     best = jnp.min(m, axis=1, keepdims=True)
     lab = jnp.min(jnp.where(m == best, idx, jnp.inf), axis=1)
-    return lab.astype(jnp.int32), best[:, 0]
+    sec = None
+    if second:
+        # the second smallest of the row: the smallest over lanes of (the lane's second
+        # minimum, and the lane minima other than the winning lane's)
+        win = idx == lab[:, None]
+        sec = jnp.minimum(jnp.min(m2, axis=1), jnp.min(jnp.where(win, jnp.inf, m), axis=1))
+    return lab.astype(jnp.int32), best[:, 0], sec
 
 
 def _assign(x, c, x_sq, chunk_size, spherical=False):
@@ -375,10 +396,18 @@ def _finite_and_representable(x, name):
     under tracing, the shared checks of :mod:`jaxclust._core.checks` give their message."""
     if not checks.is_traced(x):
         xn = np.asarray(x)
+        if xn.size == 0:
+            return x
+        # two reductions, no temporaries (a NaN propagates, so it and an Inf fail the test):
+        # sum_j x_ij^2 <= d max|x|^2, which passes for any data whose squared norms are far
+        # from overflow; only data near the limit get the exact row-wise test below
+        big = max(float(np.max(xn)), -float(np.min(xn)))
+        if big * big * xn.shape[-1] < float(np.finfo(xn.dtype).max) / 64:
+            return x
         if np.all(np.isfinite(xn)):
             with np.errstate(over="ignore"):  # inf: the overflow this detects
                 s = np.sum(np.square(xn * xn.dtype.type(0.25)), axis=-1)
-            if xn.size == 0 or np.max(s) < np.finfo(xn.dtype).max / 64:
+            if np.max(s) < np.finfo(xn.dtype).max / 64:
                 return x
     return checks.check_sq_norms(checks.check_finite(x, name), name)
 
@@ -437,6 +466,7 @@ def kmeans(
     chunk_size: int | None = None,
     callback: Callable[[int, float], None] | None = None,
     spherical: bool = False,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     r"""k-means by Lloyd's algorithm with (greedy) k-means++ seeding.
 
@@ -459,6 +489,22 @@ def kmeans(
     k-means (faiss does not normalise the points either). ``inertia`` stays
     $\sum_i w_i \lVert x_i - c_{l_i}\rVert^2$ ($= \sum_i w_i (2 - 2\cos)$ for unit rows).
     New points: [`kmeans_predict`][jaxclust.cluster.kmeans_predict].
+
+    **Bound-pruned iterations** (``algorithm="hamerly"``): the same Lloyd iterates, with
+    fewer distances. Each point carries an upper bound $u_i \ge \lVert x_i - c_{l_i}\rVert$
+    and a lower bound $\ell_i \le \min_{j \ne l_i} \lVert x_i - c_j\rVert$; when
+    $u_i \le \max(\ell_i, s_{l_i})$, with $s_j = \tfrac12 \min_{j' \ne j} \lVert c_j -
+    c_{j'}\rVert$, the triangle inequality proves the label unchanged and no distance is
+    computed. The other points get their two nearest centres from a matrix product over
+    compacted blocks of rows. After a centre update with displacements $\delta_j$,
+    $u_i \mathrel{+}= \delta_{l_i}$ and $\ell_i \mathrel{-}= \max_{j \ne l_i} \delta_j$
+    (Hamerly 2010). The bounds are widened by a bound on the float rounding of
+    $\lVert x\rVert^2 - 2 x c^\top + \lVert c\rVert^2$, so labels equal Lloyd's (up to
+    exact ties of rounded distances, where Lloyd's own choice depends on the rounding).
+    It pays once the labels settle (most points pruned after a few iterations; see
+    benchmarks/results/cluster.md). ``"auto"`` (default) uses it for ``n k >= 2**22``
+    without ``spherical``; under ``vmap`` every lane waits for the lane with the most
+    recomputed rows.
 
     **Gradient mode (envelope).** Labels are piecewise constant in ``x``, so almost
     everywhere the exact derivatives hold the labels fixed: ``centroids`` differentiate as
@@ -486,6 +532,10 @@ def kmeans(
         through ``jax.debug.callback``; static. ``None`` (default) leaves the compiled
         program unchanged.
       spherical: centres on the unit sphere, assignment by inner product (see above).
+      algorithm: ``"lloyd"`` (every distance, every iteration), ``"hamerly"`` (the same
+        iterates with distance bounds; not with ``spherical``; ``chunk_size`` is then the
+        rows per block of recomputed points) or ``"auto"`` (default: ``"hamerly"`` for
+        ``n * k >= 2**22`` without ``spherical``, else ``"lloyd"``); static.
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult].
@@ -501,7 +551,8 @@ def kmeans(
 
     References:
       Lloyd, "Least squares quantization in PCM", IEEE Trans. Inf. Theory 1982. Arthur &
-      Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007.
+      Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007. Hamerly,
+      "Making k-means even faster", SDM 2010.
     """
     check_callback(callback)  # first: a static option, no computation
     x_in, w_in = _validate_optional(x, k, weights)
@@ -511,6 +562,7 @@ def kmeans(
     d = x.shape[1]
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
     check_spherical(spherical)
+    algorithm = resolve_algorithm(algorithm, x.shape[0], k, spherical)
     if not isinstance(init, str):
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
@@ -518,7 +570,8 @@ def kmeans(
                              f"{tuple(c0.shape)}.")
         c0 = jax.lax.stop_gradient(_finite_and_representable(c0, "init"))
         res = _kmeans_given(x.size * k, x, w, c0, tol, max_iter=max_iter,
-                            chunk_size=chunk_size, callback=callback, spherical=spherical)
+                            chunk_size=chunk_size, callback=callback, spherical=spherical,
+                            algorithm=algorithm)
         return with_envelope_gradients(x_in, w_in, res, spherical)
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
@@ -526,7 +579,7 @@ def kmeans(
     checks.check_key(key)
     res = _kmeans_seeded(x.size * k * n_init, x, w, key, tol, k=k, init=init, n_init=n_init,
                          max_iter=max_iter, chunk_size=chunk_size, callback=callback,
-                         spherical=spherical)
+                         spherical=spherical, algorithm=algorithm)
     return with_envelope_gradients(x_in, w_in, res, spherical)
 
 
@@ -539,7 +592,35 @@ def kmeans_unvalidated(x, k, *, key, n_init=1, init="k-means++", max_iter=300, t
     x = jax.lax.stop_gradient(x)
     return _kmeans_seeded(x.size * k * n_init, x, None, key, tol, k=k, init=init,
                           n_init=n_init, max_iter=max_iter, chunk_size=chunk_size,
-                          callback=None, spherical=spherical)
+                          callback=None, spherical=spherical,
+                          algorithm=resolve_algorithm("auto", x.shape[0], k, spherical))
+
+
+#: ``n * k`` from which ``algorithm="auto"`` prunes distances with Hamerly's bounds
+_HAMERLY_MIN_WORK = 1 << 22
+
+
+def resolve_algorithm(algorithm, n: int, k: int, spherical: bool) -> str:
+    """``"lloyd"`` or ``"hamerly"`` for the ``algorithm`` option (ValueError if invalid)."""
+    if not isinstance(algorithm, str) or algorithm not in ("auto", "lloyd", "hamerly"):
+        raise ValueError(f"`algorithm` must be 'auto', 'lloyd' or 'hamerly', got {algorithm!r}.")
+    if algorithm == "hamerly" and spherical:
+        raise ValueError("`algorithm`='hamerly' prunes Euclidean distances; it does not apply "
+                         "to spherical=True: use algorithm='lloyd' (or 'auto').")
+    if algorithm == "auto":
+        return "hamerly" if (n * k >= _HAMERLY_MIN_WORK and not spherical) else "lloyd"
+    return algorithm
+
+
+def _iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, callback, spherical,
+                algorithm):
+    if algorithm == "hamerly":
+        from .hamerly import hamerly_iterations, hamerly_rows
+        rows = hamerly_rows(c0.shape[0]) if chunk_size is None else chunk_size
+        return hamerly_iterations(x, w, c0, max_iter, tol_abs, min(rows, x.shape[0]),
+                                  weighted, callback)
+    return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, None, callback,
+                            spherical)
 
 
 def check_spherical(spherical):
@@ -612,16 +693,16 @@ def _tol_abs(x, tol):
 # The whole solve of an eager call is one compiled program (seeding, restarts, Lloyd, the
 # choice of the best restart): a first call compiles once instead of dispatching (and
 # compiling) a dozen small eager operations around separately compiled pieces.
-def _kmeans_given_fn(x, w, c0, tol, *, max_iter, chunk_size, callback, spherical):
+def _kmeans_given_fn(x, w, c0, tol, *, max_iter, chunk_size, callback, spherical, algorithm):
     weighted = w is not None
     w = _unit_weights(x, w)
-    lloyd = _batching(x.shape[0], lambda x, w, c0, t: lloyd_iterations(
-        x, w, c0, max_iter, t, chunk_size, weighted, None, callback, spherical))
+    lloyd = _batching(x.shape[0], lambda x, w, c0, t: _iterations(
+        x, w, c0, max_iter, t, chunk_size, weighted, callback, spherical, algorithm))
     return lloyd(x, w, c0, _tol_abs(x, tol))
 
 
 def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, callback,
-                      spherical):
+                      spherical, algorithm):
     n = x.shape[0]
     weighted = w is not None
     w = _unit_weights(x, w)
@@ -633,8 +714,8 @@ def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, 
         else:
             idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
             c0 = x[idx]
-        return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, None,
-                                callback, spherical)
+        return _iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, callback,
+                           spherical, algorithm)
 
     keys = jax.random.split(key, n_init)
     tol_abs = _tol_abs(x, tol)
@@ -646,9 +727,10 @@ def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, 
 
 
 _kmeans_given = _Program(_kmeans_given_fn, ("max_iter", "chunk_size", "callback",
-                                            "spherical"))
+                                            "spherical", "algorithm"))
 _kmeans_seeded = _Program(_kmeans_seeded_fn, ("k", "init", "n_init", "max_iter",
-                                              "chunk_size", "callback", "spherical"))
+                                              "chunk_size", "callback", "spherical",
+                                              "algorithm"))
 _predict = _Program(_predict_fn, ("spherical", "chunk_size"))
 
 

@@ -1,0 +1,156 @@
+"""Lloyd's iterations with Hamerly's distance bounds: the same iterates, fewer distances.
+
+Package-internal; used by :func:`jaxclust.cluster.kmeans` with ``algorithm="hamerly"`` (and by
+``"auto"`` on large problems).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from .._core.fixed_point import cond_lazy, report_progress
+from .._core.precision import HIGHEST
+from .lloyd import KMeansResult, all_finite, nearest_two
+
+__all__ = ["hamerly_iterations", "hamerly_rows"]
+
+
+def hamerly_rows(k: int) -> int:
+    """Rows per block of the pruned assignment: about ``2**20`` score entries (4 MiB in
+    float32), between 256 and 8192 rows."""
+    return int(min(8192, max(256, (1 << 20) // k)))
+
+
+def _pair_half_gaps(c, margin):
+    """``s_j = min_{l != j} |c_j - c_l| / 2``, rounded down by ``margin`` (a squared length)."""
+    k = c.shape[0]
+    c_sq = jnp.sum(c * c, axis=1)
+    g = c_sq[:, None] + c_sq[None, :] - 2.0 * jnp.matmul(c, c.T, precision=HIGHEST)
+    g = jnp.where(jnp.eye(k, dtype=bool), jnp.inf, g)
+    return 0.5 * jnp.sqrt(jnp.maximum(jnp.min(g, axis=1) - margin, 0.0))
+
+
+def _compact(mask):
+    """Indices of the True entries of ``mask`` first (in order), then ``n``: the stable
+    compaction of :func:`jnp.nonzero` with ``size=n``, by an associative scan and a scatter
+    (half the time of ``nonzero``'s on XLA's CPU backend)."""
+    n = mask.shape[0]
+    pos = jax.lax.associative_scan(jnp.add, mask.astype(jnp.int32)) - 1
+    return jnp.full((n,), n, jnp.int32).at[jnp.where(mask, pos, n)].set(
+        jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
+
+
+def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
+    """Exact nearest centre of every point, recomputed only where the bounds allow a change.
+
+    ``upper[i] >= |x_i - c_{lab_i}|`` and ``lower[i] <= min_{j != lab_i} |x_i - c_j|`` on
+    entry (the bounds of Hamerly 2010). A point keeps its label when ``upper <= max(lower,
+    s_{lab})``, ``s`` half the gap of its centre to the nearest other centre (triangle
+    inequality); every other point gets its two smallest distances from a matrix product in
+    compacted blocks of ``rows``. Returns the labels and the refreshed bounds. ``slack[i]``
+    bounds the rounding of a squared distance of point ``i`` computed as
+    ``|x|^2 - 2 <x, c> + |c|^2``: bounds are widened by it, so a point whose two nearest
+    centres are within rounding of each other is always recomputed (as Lloyd would)."""
+    n, k = x.shape[0], c.shape[0]
+    c_sq = jnp.sum(c * c, axis=1)
+    half_gap = _pair_half_gaps(c, 4.0 * jnp.max(slack))
+    bound = jnp.maximum(lower, half_gap[jnp.clip(lab, 0, k - 1)])
+    need = ~(upper <= bound) | (lab < 0)
+    count = jnp.sum(need.astype(jnp.int32))
+    order = _compact(need)
+    n_blocks = (count + rows - 1) // rows
+    order = jnp.concatenate([order, jnp.full((rows,), n, order.dtype)])  # slices stay in range
+
+    def body(carry):
+        b, lab, upper, lower = carry
+        idx = jax.lax.dynamic_slice(order, (b * rows,), (rows,))
+        safe = jnp.minimum(idx, n - 1)
+        a1, m1, m2 = nearest_two(x[safe], c, c_sq)
+        xs, sl = x_sq[safe], slack[safe]
+        up = jnp.sqrt(jnp.maximum(xs + m1, 0.0) + sl)
+        lo = jnp.sqrt(jnp.maximum(xs + m2 - sl, 0.0))
+        # rows past `count` carry index n: dropped by the scatter
+        lab = lab.at[idx].set(a1, mode="drop", unique_indices=True)
+        upper = upper.at[idx].set(up, mode="drop", unique_indices=True)
+        lower = lower.at[idx].set(lo, mode="drop", unique_indices=True)
+        return b + 1, lab, upper, lower
+
+    _, lab, upper, lower = jax.lax.while_loop(
+        lambda s: s[0] < n_blocks, body, (jnp.asarray(0, n_blocks.dtype), lab, upper, lower))
+    return lab, upper, lower, count
+
+
+def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, callback=None):
+    """:func:`jaxclust.cluster.lloyd.lloyd_iterations` (one device, not spherical) with
+    Hamerly's bounds: each iteration assigns every point to its nearest centre exactly as
+    Lloyd does, computing distances only for the points whose bounds do not rule out a
+    change. Same stopping rules, same empty-cluster relocation, same result fields.
+
+    The bounds move with the centres: after an update with displacements
+    ``delta_j = |c'_j - c_j|``, ``upper += delta_{lab}`` and ``lower -= max_{j != lab}
+    delta_j`` (Hamerly 2010), each rounded outwards."""
+    n, d = x.shape
+    k = centers.shape[0]
+    dtype = x.dtype
+    x_sq = jnp.sum(x * x, axis=1)
+    eps = jnp.finfo(dtype).eps
+    # rounding of |x|^2 - 2 <x, c> + |c|^2 in float: a few ulps of |x|^2 + |c|^2 (d terms
+    # of the dot product each round; the bound is generous, it costs only a few more rows)
+    grow = 1.0 + 8.0 * eps
+
+    def slack_for(c):
+        c_sq_max = jnp.maximum(jnp.max(jnp.sum(c * c, axis=1)), 0.0)
+        return (4.0 * d + 16.0) * eps * (x_sq + c_sq_max)
+
+    def update(c, lab, upper, lower):
+        slack = slack_for(c)
+        lab, upper, lower, count = _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack)
+        xw = w[:, None] * x if weighted else x
+        sums = jax.ops.segment_sum(xw, lab, num_segments=k)
+        mass = jax.ops.segment_sum(w, lab, num_segments=k)
+        new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
+        empty = mass <= 0
+
+        def relocate():
+            # as Lloyd: empty clusters move to the points farthest from their centre
+            cl = c[lab]
+            dist = w * jnp.maximum(x_sq - 2.0 * jnp.sum(x * cl, axis=1) + jnp.sum(cl * cl, 1),
+                                   0.0)
+            slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
+            order = jnp.argsort(-dist)
+            return jnp.where(empty[:, None], x[order[slot]], new)
+
+        new = cond_lazy(jnp.any(empty), relocate, new)
+        # move the bounds with the centres (rounded outwards)
+        delta = jnp.sqrt(jnp.sum((new - c) ** 2, axis=1)) * grow
+        top2 = jax.lax.top_k(delta, 2)[0] if k > 1 else jnp.stack([delta[0], delta[0]])
+        other = jnp.where(delta[lab] >= top2[0], top2[1], top2[0])
+        upper = (upper + delta[lab]) * grow
+        lower = (lower - other) / grow
+        return new, lab, upper, lower, count
+
+    def cond(s):
+        it, shift, same = s[4], s[5], s[6]
+        return (it < max_iter) & (shift > tol_abs) & ~same
+
+    def body(s):
+        c, lab_old, upper, lower, it, _, _, n_dist = s
+        new, lab, upper, lower, count = update(c, lab_old, upper, lower)
+        shift = jnp.sum((new - c) ** 2)
+        changed = jnp.sum(lab != lab_old)
+        report_progress(callback, it + 1, shift, cond(s))
+        return (new, lab, upper, lower, it + 1, shift, (changed == 0) & (it > 0),
+                n_dist + count)
+
+    init = (centers, jnp.full((n,), -1, jnp.int32), jnp.full((n,), jnp.inf, dtype),
+            jnp.zeros((n,), dtype), jnp.asarray(0), jnp.asarray(jnp.inf, dtype),
+            jnp.asarray(False), jnp.asarray(0))
+    c, lab, upper, lower, it, shift, same, n_dist = jax.lax.while_loop(cond, body, init)
+    # the final assignment to the returned centres, pruned by the same bounds
+    lab, upper, lower, _ = _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack_for(c))
+    cl = c[lab]
+    dist = jnp.maximum(x_sq - 2.0 * jnp.sum(x * cl, axis=1) + jnp.sum(cl * cl, axis=1), 0.0)
+    inertia = jnp.sum(w * dist)
+    return KMeansResult(c, lab, inertia, it,
+                        ((shift <= tol_abs) | same) & all_finite(c, inertia))
