@@ -97,12 +97,15 @@ def bench_lloyd(n, d, k, iters, budget, lines, spherical=False):
     cpu = {}
     add = lambda name, prep: proto.add(name, _cpu_timed(prep, cpu.setdefault(name, [])))  # noqa: E731
 
-    def ours(x, c):
+    def ours(x, c, algorithm="auto"):
         r = kmeans(x, k, key=jax.random.key(0), init=c, max_iter=iters, tol=0.0,
-                   spherical=spherical)
+                   spherical=spherical, algorithm=algorithm)
         return r.centroids, r.n_iters
 
     add("jaxclust", jax_prepare(ours, xj, cj))
+    if not spherical:  # the default ("auto") is Hamerly's bounds here; plain Lloyd beside
+        add("jaxclust (algorithm='lloyd')",
+            jax_prepare(lambda x, c: ours(x, c, "lloyd"), xj, cj))
 
     from sklearn.cluster import KMeans
 
@@ -110,8 +113,13 @@ def bench_lloyd(n, d, k, iters, budget, lines, spherical=False):
         m = KMeans(k, init=c0, n_init=1, max_iter=iters, tol=0.0, algorithm="lloyd").fit(x)
         return m.cluster_centers_, m.n_iter_
 
+    def sk_elkan():
+        m = KMeans(k, init=c0, n_init=1, max_iter=iters, tol=0.0, algorithm="elkan").fit(x)
+        return m.cluster_centers_, m.n_iter_
+
     if not spherical:
         add("scikit-learn (lloyd)", lambda: sk)
+        add("scikit-learn (elkan)", lambda: sk_elkan)
     try:
         import faiss
 

@@ -237,6 +237,11 @@ class KMeans(_KMeansScore, _Centroids):
       random_state: ``None``, an int seed or a ``numpy.random.RandomState`` (module
         docstring).
       chunk_size: rows per block of the assignment step (``None``: automatic).
+      algorithm: ``"lloyd"``, ``"elkan"`` (scikit-learn's names), ``"hamerly"`` or
+        ``"auto"`` (default). Every choice computes Lloyd's iterates; ``"elkan"`` runs
+        jaxclust's bound-pruned ``"hamerly"`` (one lower bound per point instead of Elkan's
+        ``k``: the same labels, less memory), ``"auto"`` prunes on large problems (see
+        [`kmeans`][jaxclust.cluster.kmeans]).
 
     Attributes:
       cluster_centers_: ``(n_clusters, n_features)``.
@@ -259,7 +264,7 @@ class KMeans(_KMeansScore, _Centroids):
     """
 
     def __init__(self, n_clusters=8, *, init="k-means++", n_init="auto", max_iter=300,
-                 tol=1e-4, random_state=None, chunk_size=None):
+                 tol=1e-4, random_state=None, chunk_size=None, algorithm="auto"):
         self.n_clusters = n_clusters
         self.init = init
         self.n_init = n_init
@@ -267,6 +272,7 @@ class KMeans(_KMeansScore, _Centroids):
         self.tol = tol
         self.random_state = random_state
         self.chunk_size = chunk_size
+        self.algorithm = algorithm
 
     def _n_init(self):
         if self.n_init == "auto":
@@ -279,9 +285,15 @@ class KMeans(_KMeansScore, _Centroids):
         w = self._validate_weights(sample_weight, X)
         k = _check_k(self.n_clusters, X.shape[0])
         init = self.init if isinstance(self.init, str) else np.asarray(self.init, X.dtype)
+        algorithm = self.algorithm
+        if not isinstance(algorithm, str) or algorithm not in ("auto", "lloyd", "elkan",
+                                                               "hamerly"):
+            raise ValueError(f"`algorithm` must be 'lloyd', 'elkan', 'hamerly' or 'auto', got "
+                             f"{algorithm!r}.")
         res = kmeans(X, k, key=_key(self.random_state), init=init, n_init=self._n_init(),
                      max_iter=self.max_iter, tol=self.tol, weights=w,
-                     chunk_size=self.chunk_size)
+                     chunk_size=self.chunk_size,
+                     algorithm="hamerly" if algorithm == "elkan" else algorithm)
         self.cluster_centers_ = _np(res.centroids)
         self.labels_ = _np(res.labels, np.int32)
         self.inertia_ = float(res.inertia)

@@ -153,8 +153,23 @@ def test_algorithm_option():
     assert resolve_algorithm("auto", 1 << 16, 64, False) == "hamerly"
     assert resolve_algorithm("auto", 1 << 16, 63, False) == "lloyd"
     assert resolve_algorithm("auto", 1 << 16, 64, True) == "lloyd"
+    assert resolve_algorithm("auto", 1 << 16, 64, False, max_iter=9) == "lloyd"
     x = jnp.ones((10, 2))
     with pytest.raises(ValueError, match="`algorithm` must be 'auto', 'lloyd' or 'hamerly'"):
         kmeans(x, 2, key=jax.random.key(0), algorithm="elkan")
     with pytest.raises(ValueError, match="`algorithm`='hamerly' .* spherical"):
         kmeans(x, 2, key=jax.random.key(0), algorithm="hamerly", spherical=True)
+
+
+def test_sklearn_estimator_algorithm_names():
+    """scikit-learn's names: 'elkan' runs the bound-pruned iterations (the same labels as
+    'lloyd'); an unknown name is a ValueError naming `algorithm`."""
+    from jaxclust.sklearn import KMeans
+
+    x, k = _data("blobs", np.random.default_rng(5))
+    x = x[:300].astype(np.float32)
+    fits = {a: KMeans(6, random_state=0, algorithm=a).fit(x) for a in ("lloyd", "elkan")}
+    np.testing.assert_array_equal(fits["elkan"].labels_, fits["lloyd"].labels_)
+    assert fits["elkan"].n_iter_ == fits["lloyd"].n_iter_
+    with pytest.raises(ValueError, match="`algorithm` must be 'lloyd', 'elkan'"):
+        KMeans(3, algorithm="full").fit(x)
