@@ -13,7 +13,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
-from .._core.collectives import count_le, cumsum, global_top, psum, take_rows
+from .._core.collectives import cumsum, global_top, pmax, psum, row_offset, take_rows
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
 from .._core.precision import HIGHEST  # distances by |x|^2 - 2 x.c + |c|^2: no TF32
 from .._core.results import with_summary_repr
@@ -203,6 +203,12 @@ def kmeans_plusplus(
     $\propto w_i D(x_i)^2$, $D$ the distance to the nearest chosen centre, and keeps the
     candidate that lowers the potential $\sum_i w_i D(x_i)^2$ most.
 
+    Each draw is an inverse-CDF draw: for a uniform $u \in [0, 1)$ the first point $i$ with
+    $\sum_{l \le i} p_l > u \sum_l p_l$. All the uniforms come from one call,
+    ``jax.random.uniform(key, (k, n_local_trials))`` (row 0, first entry: the first centre;
+    row $j$: the candidates of centre $j$), so the seeding compiles one random-number
+    kernel, outside its loop over the centres.
+
     Example:
       >>> import jax
       >>> from jaxclust.cluster import kmeans_plusplus
@@ -218,43 +224,62 @@ def kmeans_plusplus(
     return greedy_plusplus(x, k, key, w, n_local_trials)
 
 
-@partial(jax.jit, static_argnums=(1, 4, 5, 6))
-def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, n=None, noise=None):
-    """Greedy k-means++ on one device, or with the rows sharded over ``axis_name``; then
-    ``n`` is the global number of real points and ``noise`` this device's slice of the
-    Gumbel noise ``jax.random.gumbel(key0, (n_pad,))`` of the first draw (generated outside
-    ``shard_map`` so the draw does not depend on the number of devices)."""
-    n = x.shape[0] if n is None else n
-    d = x.shape[1]
+def _draw(p, u, last, axis_name):
+    """Indices drawn with probability ``~ p`` (``p >= 0``, positive sum) by inverse-CDF
+    sampling: for each uniform ``u`` in [0, 1), the first point whose cumulative weight
+    exceeds ``u * sum(p)``, at most ``last`` (the last point of positive weight: sharded,
+    the total and the devices' offsets are rounded apart, and ``u * sum(p)`` may pass the
+    last CDF entry; padding rows are never drawn).
+
+    The count of CDF entries ``<= t`` is a comparison of every entry with every target
+    (``O(n * len(u))``, the order of the distances to the candidates computed next), not a
+    binary search: XLA:CPU compiles a search into one more loop. Sharded, the devices'
+    counts add up (one ``psum`` of ``len(u)`` integers)."""
+    cdf, total = cumsum(p, axis_name)
+    below = cdf[None, :] <= (u * total)[:, None]
+    return jnp.minimum(psum(jnp.sum(below, axis=1, dtype=jnp.int32), axis_name), last)
+
+
+@partial(jax.jit, static_argnums=(1, 4, 5))
+def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None):
+    """Greedy k-means++ on one device, or with the rows sharded over ``axis_name`` (padding
+    rows of zero weight are never drawn).
+
+    Every random number is drawn at once, before the loop over the ``k`` centres:
+    ``u = jax.random.uniform(key, (k, trials))``; the first centre is the inverse-CDF draw of
+    ``u[0, 0]`` under the weights, centre ``j >= 1`` draws its candidates from ``u[j]`` (one
+    loop over ``j = 0 .. k - 1``). Draws never depend on the number of devices (the CDF is
+    global), and the compiled program holds one random-number kernel rather than one per
+    draw (first-call compile time). The loop carries the chosen row indices; the centres
+    are gathered once at the end."""
     trials = n_local_trials or 2 + int(math.log(k))
     x_sq = jnp.sum(x * x, axis=1)
-    key0, key = jax.random.split(key)
-    if axis_name is None:
-        first = jax.random.categorical(key0, jnp.log(w))
-    else:  # the same Gumbel-max draw, reduced over the devices
-        first = global_top(noise + jnp.log(w), 1, axis_name)[0]
-    c0 = take_rows(x, first, axis_name)
-    centers = jnp.zeros((k, d), x.dtype).at[0].set(c0)
-    dist = _sq_dists(x, c0[None, :], x_sq)[:, 0]
+    u = jax.random.uniform(key, (k, trials), x.dtype)
+    dyn = jax.lax.dynamic_index_in_dim  # indices known to be in range: no wrap-around ops
+    inf, zero = jnp.asarray(jnp.inf, x.dtype), jnp.asarray(0.0, x.dtype)
+    rows = jnp.arange(x.shape[0], dtype=jnp.int32) + row_offset(x.shape[0], axis_name)
+    last = pmax(jnp.max(jnp.where(w > 0, rows, 0)), axis_name)
 
     def step(j, carry):
-        centers, dist = carry
-        kj = jax.random.fold_in(key, j)
-        # inverse-CDF sampling of `trials` candidates with probability ~ w D^2 (O(n) work,
-        # no per-point random numbers); uniform over positive weights if all D^2 vanish
+        idx, dist = carry
+        # `trials` candidates with probability ~ w D^2 (O(n) work per candidate, no
+        # per-point random numbers); ~ w if all D^2 vanish. Step 0 (dist = 1: p = w) keeps
+        # its first candidate as the first centre, whose distances become D^2 (dist + inf)
         p = w * dist
         p = jnp.where(psum(jnp.sum(p), axis_name) > 0, p, w)
-        cdf, total = cumsum(p, axis_name)
-        u = jax.random.uniform(kj, (trials,), cdf.dtype) * total
-        cand = jnp.clip(count_le(cdf, u, axis_name), 0, n - 1)
+        cand = _draw(p, dyn(u, j, keepdims=False), last, axis_name)
         xc = take_rows(x, cand, axis_name)
         dc = _sq_dists(x, xc, x_sq)  # (n, trials)
-        new = jnp.minimum(dist[:, None], dc)
-        best = jnp.argmin(psum(jnp.sum(w[:, None] * new, axis=0), axis_name))
-        return centers.at[j].set(xc[best]), new[:, best]
+        before = dist + jax.lax.select(j == 0, inf, zero)
+        new = jnp.minimum(before[:, None], dc)
+        potential = psum(jnp.sum(w[:, None] * new, axis=0), axis_name)
+        best = jnp.argmin(potential).astype(jnp.int32) * (j > 0)
+        idx = jax.lax.dynamic_update_index_in_dim(idx, dyn(cand, best), j, 0)
+        return idx, dyn(new, best, axis=1, keepdims=False)
 
-    centers, _ = jax.lax.fori_loop(1, k, step, (centers, dist))
-    return centers
+    init = (jnp.zeros((k,), jnp.int32), jnp.ones(x.shape[:1], x.dtype))
+    idx, _ = jax.lax.fori_loop(0, k, step, init)
+    return take_rows(x, idx, axis_name)
 
 
 #: from this many points on, batched k-means (``vmap``, ``n_init`` restarts) runs the problems
@@ -274,7 +299,8 @@ def _batching(n: int, fn):
 #: 1.3 s -> 0.3 s of compile CPU time on the 2-core Xeon, each run 0.2 -> 0.5 ms); the same
 #: HLO, so the same results. Large problems keep the default (fusion emitters: -30% time
 #: per Lloyd pass at n = 200,000, k = 1000).
-_QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
+_QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0,
+                  "xla_cpu_parallel_codegen_split_count": 1}
 _QUICK_WORK = 1 << 18  # n * d * k * restarts up to which a problem counts as small
 _quick_ok = [True]  # False once this XLA rejected the options (then the default is used)
 

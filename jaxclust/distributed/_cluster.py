@@ -107,15 +107,14 @@ def kmeans(
     (weights come from ``points.weights``), run data-parallel: each of the $P$ devices
     assigns its $n/P$ rows and forms partial centre sums; per Lloyd iteration the devices
     all-reduce only the $k \times d$ sums, the $k$ masses and a label-change count. The
-    k-means++ draws use the same random numbers as the single-device call (the Gumbel
-    noise of the first draw is generated sharded, the inverse-CDF draws from a global CDF
-    built from per-device totals), so from the same key the result equals the single-device
-    result up to float32 rounding of the reductions. That rounding can flip a discrete
-    choice of the seeding when two options tie to about $10^{-6}$ relative (two
-    candidates lowering the $n$-term potential equally, or a draw within rounding of a CDF
-    boundary), which becomes likely for $n \gtrsim 10^6$: the seeds, and the local optimum
-    reached, then differ. Lloyd's iterations from given centres (``init=`` an array) agree
-    at any scale.
+    k-means++ draws use the same random numbers as the single-device call (inverse-CDF
+    draws from a global CDF built from per-device totals), so from the same key the result
+    equals the single-device result up to float32 rounding of the reductions. That
+    rounding can flip a discrete choice of the seeding when two options tie to about
+    $10^{-6}$ relative (two candidates lowering the $n$-term potential equally, or a draw
+    within rounding of a CDF boundary), which becomes likely for $n \gtrsim 10^6$: the
+    seeds, and the local optimum reached, then differ. Lloyd's iterations from given
+    centres (``init=`` an array) agree at any scale.
 
     Args:
       points: from [`shard`][jaxclust.distributed.shard].
@@ -191,12 +190,14 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
     n_pad = x.shape[0]
     if c0 is None:
         keys = jax.random.split(key, n_init)
-        # Gumbel noise of the first k-means++ draw (or of the weighted choice of "random"),
-        # generated with the points' sharding: each device computes its own rows, and
-        # row i is the number the single-device call draws for point i
-        noise_key = (lambda kk: jax.random.split(kk)[0]) if init == "k-means++" else (
-            lambda kk: kk)
-        noise = jax.vmap(lambda kk: jax.random.gumbel(noise_key(kk), (n_pad,), x.dtype))(keys)
+        # Gumbel noise of the weighted choice of "random", generated with the points'
+        # sharding: each device computes its own rows, and row i is the number the
+        # single-device call draws for point i (k-means++ needs none: its draws are
+        # inverse-CDF draws from a global CDF)
+        if init == "random":
+            noise = jax.vmap(lambda kk: jax.random.gumbel(kk, (n_pad,), x.dtype))(keys)
+        else:
+            noise = jnp.zeros((n_init, n_pad), x.dtype)
         noise = jax.lax.with_sharding_constraint(
             noise, NamedSharding(mesh, PartitionSpec(None, AXIS)))
     else:
@@ -211,7 +212,7 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
 
         def one(kk, g):
             if init == "k-means++":
-                start = greedy_plusplus(x, k, kk, w, None, AXIS, n, g)
+                start = greedy_plusplus(x, k, kk, w, None, AXIS)
             else:  # jax.random.choice(kk, n, (k,), replace=False, p=w / sum(w))
                 idx = global_top(g + jnp.log(w / psum(jnp.sum(w), AXIS)), k, AXIS)
                 start = take_rows(x, idx, AXIS)

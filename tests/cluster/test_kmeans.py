@@ -44,8 +44,12 @@ def test_same_key_same_result_and_restarts_help():
     r1 = kmeans(x, 6, key=jax.random.key(5), n_init=4)
     r2 = kmeans(x, 6, key=jax.random.key(5), n_init=4)
     np.testing.assert_array_equal(r1.centroids, r2.centroids)
-    one = [float(kmeans(x, 6, key=k).inertia) for k in jax.random.split(jax.random.key(5), 4)]
-    assert float(r1.inertia) <= min(one) * (1 + 1e-6)
+    # the restarts that n_init=4 runs: k-means++ from each key of split(key, 4), then Lloyd
+    # (kmeans(x, 6, key=k) would seed from split(k, 1)[0]: other restarts, whose best may be
+    # lower by chance, as it is after the seeding's random stream changed)
+    runs = [float(kmeans(x, 6, key=k, init=kmeans_plusplus(x, 6, key=k)).inertia)
+            for k in jax.random.split(jax.random.key(5), 4)]
+    assert float(r1.inertia) <= min(runs) * (1 + 1e-6)
 
 
 def test_empty_cluster_is_relocated_not_nan():
