@@ -62,22 +62,33 @@ def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
     n_blocks = (count + rows - 1) // rows
     order = jnp.concatenate([order, jnp.full((rows,), n, order.dtype)])  # slices stay in range
 
+    # results go to compact buffers (in order of `order`) by in-place slice updates, and
+    # to their points by one scatter after the loop
+    buf_lab = jnp.zeros((n + rows,), jnp.int32)
+    buf_up = jnp.zeros((n + rows,), x.dtype)
+    buf_lo = jnp.zeros((n + rows,), x.dtype)
+
     def body(carry):
-        b, lab, upper, lower = carry
+        b, buf_lab, buf_up, buf_lo = carry
         idx = jax.lax.dynamic_slice(order, (b * rows,), (rows,))
         safe = jnp.minimum(idx, n - 1)
         a1, m1, m2 = nearest_two(x[safe], c, c_sq)
         xs, sl = x_sq[safe], slack[safe]
         up = jnp.sqrt(jnp.maximum(xs + m1, 0.0) + sl)
         lo = jnp.sqrt(jnp.maximum(xs + m2 - sl, 0.0))
-        # rows past `count` carry index n: dropped by the scatter
-        lab = lab.at[idx].set(a1, mode="drop", unique_indices=True)
-        upper = upper.at[idx].set(up, mode="drop", unique_indices=True)
-        lower = lower.at[idx].set(lo, mode="drop", unique_indices=True)
-        return b + 1, lab, upper, lower
+        at = (b * rows,)
+        return (b + 1, jax.lax.dynamic_update_slice(buf_lab, a1, at),
+                jax.lax.dynamic_update_slice(buf_up, up, at),
+                jax.lax.dynamic_update_slice(buf_lo, lo, at))
 
-    _, lab, upper, lower = jax.lax.while_loop(
-        lambda s: s[0] < n_blocks, body, (jnp.asarray(0, n_blocks.dtype), lab, upper, lower))
+    _, buf_lab, buf_up, buf_lo = jax.lax.while_loop(
+        lambda s: s[0] < n_blocks, body,
+        (jnp.asarray(0, n_blocks.dtype), buf_lab, buf_up, buf_lo))
+    # entries past `count` (index n, or never written) are dropped by the scatter
+    tgt = jnp.where(jnp.arange(n + rows) < count, order, n)
+    lab = lab.at[tgt].set(buf_lab, mode="drop", unique_indices=True)
+    upper = upper.at[tgt].set(buf_up, mode="drop", unique_indices=True)
+    lower = lower.at[tgt].set(buf_lo, mode="drop", unique_indices=True)
     return lab, upper, lower, count
 
 
