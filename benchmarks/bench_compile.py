@@ -194,16 +194,35 @@ def run_one(name: str) -> dict:
         x1, y1, x2, y2 = (jnp.asarray(a) for a in (x1, y1, x2, y2))
         _block((x1, y1, x2, y2))
     on_host = lib in ("scikit-learn", "kmedoids")
-    times = []
-    for x, y in ((x1, y1), (x2, y2)):
-        t = time.perf_counter()
+    # JAX's own monitoring events: the time the first call spends tracing, lowering and in
+    # XLA's compiler, summed over the programs it builds (nothing else is changed)
+    phases = {"trace": 0.0, "lower": 0.0, "compile": 0.0, "programs": 0}
+    events = {"/jax/core/compile/jaxpr_trace_duration": "trace",
+              "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
+              "/jax/core/compile/backend_compile_duration": "compile"}
+
+    def listen(event, duration, **kwargs):
+        if event in events:
+            phases[events[event]] += duration
+            phases["programs"] += event.endswith("backend_compile_duration")
+
+    from jax import monitoring
+    times, cpu = [], []
+    for i, (x, y) in enumerate(((x1, y1), (x2, y2))):
+        if i == 0:
+            monitoring.register_event_duration_secs_listener(listen)
+        c, t = time.process_time(), time.perf_counter()
         if on_host:
             call(np.asarray(x), np.asarray(y))
         else:
             _block(call(x, y))
         times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        if i == 0:
+            monitoring.unregister_event_duration_listener(listen)
     first, second = times
-    return dict(name=name, lib=lib, imports=t_import, first=first, second=second)
+    return dict(name=name, lib=lib, imports=t_import, first=first, second=second,
+                first_cpu=cpu[0], **{f"first_{k}": v for k, v in phases.items()})
 
 
 def _subprocess(name: str, env_extra: dict | None = None) -> dict:

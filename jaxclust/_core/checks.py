@@ -8,7 +8,8 @@
 
 Every message names the argument, says what was wrong and how to fix it.
 
-Caveat: equinox reads the environment variable ``EQX_ON_ERROR`` once, when it is imported.
+Caveat: equinox reads the environment variable ``EQX_ON_ERROR`` once, when it is imported
+(this module imports it at the first traced check; other modules of jaxclust at import).
 With ``EQX_ON_ERROR=nan`` every traced check of this module (under ``jit``, ``vmap`` or
 ``grad``) stops raising and fills its output with NaN instead; with ``EQX_ON_ERROR=breakpoint``
 it opens a debugger. Eager checks (concrete arrays) always raise. Leave it unset (the default,
@@ -17,7 +18,6 @@ it opens a debugger. Eager checks (concrete arrays) always raise. Leave it unset
 
 from __future__ import annotations
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,6 +57,8 @@ def ensure(x, bad, message: str):
         if bool(np.any(np.asarray(bad))):
             raise ValueError(message)
         return x
+    import equinox as eqx  # here: a program without traced checks never loads equinox
+
     return eqx.error_if(x, jnp.any(bad), "ValueError: " + message)
 
 
