@@ -154,6 +154,8 @@ def test_algorithm_option():
     assert resolve_algorithm("auto", 1 << 16, 63, False) == "lloyd"
     assert resolve_algorithm("auto", 1 << 16, 64, True) == "lloyd"
     assert resolve_algorithm("auto", 1 << 16, 64, False, max_iter=9) == "lloyd"
+    assert resolve_algorithm("auto", 1 << 16, 64, False, d=32) == "hamerly"
+    assert resolve_algorithm("auto", 1 << 16, 64, False, d=16) == "lloyd"
     x = jnp.ones((10, 2))
     with pytest.raises(ValueError, match="`algorithm` must be 'auto', 'lloyd' or 'hamerly'"):
         kmeans(x, 2, key=jax.random.key(0), algorithm="elkan")
