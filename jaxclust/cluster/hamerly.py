@@ -32,14 +32,16 @@ def _pair_half_gaps(c, margin):
 
 
 def _compact(mask):
-    """Indices of the True entries of ``mask`` first (in order), then ``n``: the stable
-    compaction of :func:`jnp.nonzero` with ``size=n``, by a cumulative sum and a scatter
-    (measured on the 2-core CPU at n = 100,000: half of ``nonzero``'s time; an
-    ``associative_scan`` was faster still but added ~0.5 s of compile time)."""
+    """``(order, pos)``: the indices of the True entries of ``mask`` first (in order), then
+    ``n`` (the stable compaction of :func:`jnp.nonzero` with ``size=n``), and each entry's
+    position in that list (``pos[i]``, meaningful where ``mask[i]``), by a cumulative sum
+    and one scatter (measured on the 2-core CPU at n = 100,000: half of ``nonzero``'s time;
+    an ``associative_scan`` was faster still but added ~0.5 s of compile time)."""
     n = mask.shape[0]
     pos = jnp.cumsum(mask.astype(jnp.int32)) - 1
-    return jnp.full((n,), n, jnp.int32).at[jnp.where(mask, pos, n)].set(
+    order = jnp.full((n,), n, jnp.int32).at[jnp.where(mask, pos, n)].set(
         jnp.arange(n, dtype=jnp.int32), mode="drop", unique_indices=True)
+    return order, pos
 
 
 def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
@@ -59,12 +61,12 @@ def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
     bound = jnp.maximum(lower, half_gap[jnp.clip(lab, 0, k - 1)])
     need = ~(upper <= bound) | (lab < 0)
     count = jnp.sum(need.astype(jnp.int32))
-    order = _compact(need)
+    order, pos = _compact(need)
     n_blocks = (count + rows - 1) // rows
     order = jnp.concatenate([order, jnp.full((rows,), n, order.dtype)])  # slices stay in range
 
     # results go to compact buffers (in order of `order`) by in-place slice updates, and
-    # to their points by one scatter after the loop
+    # to their points by one gather after the loop (point i's row is pos[i])
     buf_lab = jnp.zeros((n + rows,), jnp.int32)
     buf_up = jnp.zeros((n + rows,), x.dtype)
     buf_lo = jnp.zeros((n + rows,), x.dtype)
@@ -85,11 +87,10 @@ def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
     _, buf_lab, buf_up, buf_lo = jax.lax.while_loop(
         lambda s: s[0] < n_blocks, body,
         (jnp.asarray(0, n_blocks.dtype), buf_lab, buf_up, buf_lo))
-    # entries past `count` (index n, or never written) are dropped by the scatter
-    tgt = jnp.where(jnp.arange(n + rows) < count, order, n)
-    lab = lab.at[tgt].set(buf_lab, mode="drop", unique_indices=True)
-    upper = upper.at[tgt].set(buf_up, mode="drop", unique_indices=True)
-    lower = lower.at[tgt].set(buf_lo, mode="drop", unique_indices=True)
+    at = jnp.clip(pos, 0, n - 1)
+    lab = jnp.where(need, buf_lab[at], lab)
+    upper = jnp.where(need, buf_up[at], upper)
+    lower = jnp.where(need, buf_lo[at], lower)
     return lab, upper, lower, count
 
 
