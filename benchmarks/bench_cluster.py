@@ -207,11 +207,12 @@ def bench_gemm(n, d, k, lines, reps=5):
 _LARGE = (1_000_000, 128, 1000, 3)
 
 
-def _large_worker(lib):
+def _large_worker(lib, iters=None):
     """One library on the large problem in this (fresh) process: prints a result line."""
     import resource
 
-    n, d, k, iters = _LARGE
+    n, d, k, default_iters = _LARGE
+    iters = iters or default_iters
     rng = np.random.default_rng(5)  # generated in float32: no float64 copy in the peak
     x = rng.standard_normal((n, d), dtype=np.float32)
     x += (rng.standard_normal((k, d), dtype=np.float32) * 2.0)[rng.integers(0, k, n)]
@@ -240,13 +241,15 @@ def _large_worker(lib):
           f"{t_compile:.3f} {inertia64(x, c):.9e}", flush=True)
 
 
-def bench_large(lines):
+def bench_large(lines, iters=None):
     import subprocess
 
-    n, d, k, iters = _LARGE
+    n, d, k, default_iters = _LARGE
+    iters = iters or default_iters
     rows, load = [], os.getloadavg()[0]
     for lib in ("jaxclust", "faiss-cpu"):
-        out = subprocess.run([sys.executable, __file__, "--large-worker", lib],
+        out = subprocess.run([sys.executable, __file__, "--large-worker", lib,
+                              "--large-iters", str(iters)],
                              capture_output=True, text=True, check=False)
         got = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
         if not got:
@@ -367,13 +370,16 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     p.add_argument("--large", action="store_true", help="also n = 1e6, d = 128, k = 1000")
-    p.add_argument("--only", choices=["lloyd", "spherical", "all"], default="all",
-                   help="lloyd: the Lloyd and GEMM sections only; spherical: that one only")
+    p.add_argument("--only", choices=["lloyd", "spherical", "large", "all"], default="all",
+                   help="lloyd: the Lloyd and GEMM sections only; spherical, large: that one only")
     p.add_argument("--large-worker", choices=["jaxclust", "faiss-cpu"], help=argparse.SUPPRESS)
+    p.add_argument("--large-iters", type=int, default=None,
+                   help="iterations of the large run (default 3; from 10 on jaxclust's "
+                        "default algorithm='auto' prunes with Hamerly's bounds)")
     p.add_argument("--out", default=str(HERE / "results" / "cluster.md"))
     args = p.parse_args()
     if args.large_worker:
-        return _large_worker(args.large_worker)
+        return _large_worker(args.large_worker, args.large_iters)
     if args.quick:
         lloyd = [(5000, 16, 10, 5), (8000, 16, 100, 3)]
         pam_n, pam_k, budget = 500, 10, 1.0
@@ -385,8 +391,10 @@ def main():
         f"- threads: XLA and BLAS use every usable core (os.cpu_count() = {os.cpu_count()})",
         "- protocol: compile excluded; one warm-up; interleaved rounds; median time"]
     x = None
-    if args.only == "spherical":
+    if args.only in ("spherical", "large"):
         lloyd = []
+    if args.only == "large":
+        args.large = True
     for n, d, k, iters in lloyd:
         xk, _ = bench_lloyd(n, d, k, iters, budget, lines)
         x = xk if x is None else x
@@ -395,7 +403,7 @@ def main():
         size = (5000, 16, 10, 5) if args.quick else (100_000, 64, 100, 20)
         bench_lloyd(*size, budget, lines, spherical=True)
     if args.large:
-        bench_large(lines)
+        bench_large(lines, args.large_iters)
     if args.only == "all":
         k = lloyd[0][2]
         bench_plusplus(x, k, budget, lines)
