@@ -270,16 +270,19 @@ def make_solve(cfg: Config):
             eps_k = _eps_at(cfg, p.eps, k)
             n_active = jnp.minimum(cfg.check_every, cfg.max_iter - k * cfg.check_every)
 
-            def log_block():
+            def log_block(rounds=n_active):
                 if cfg.symmetric:
-                    return _sym_block(geom, p, eps_k, z, cfg.check_every, n_active)
-                return _log_block(geom, p, eps_k, z, cfg.check_every, n_active)
+                    return _sym_block(geom, p, eps_k, z, cfg.check_every, rounds)
+                return _log_block(geom, p, eps_k, z, cfg.check_every, rounds)
 
             if use_kernel:
-                # block 0's opening log round was done before the loop (see below)
+                # block 0's opening log round was done before the loop (see below); its
+                # log-domain redo runs the block's remaining rounds too (at least one: the
+                # redo measures the error of its last round), so `n_iters` counts them all
                 n_kernel = n_active - (k == 0).astype(n_active.dtype)
                 z_new, err = _kernel_block(geom, p, eps_k, z, cfg.check_every, n_kernel,
-                                           log_block, lazy=cfg.implicit)
+                                           lambda: log_block(jnp.maximum(n_kernel, 1)),
+                                           lazy=cfg.implicit)
             else:
                 z_new, err = log_block()
             return z_new, err, errors.at[k].set(err)
