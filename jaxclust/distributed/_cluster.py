@@ -24,6 +24,7 @@ from ..cluster.lloyd import (
     check_spherical,
     greedy_plusplus,
     lloyd_iterations,
+    resolve_algorithm,
     with_envelope_gradients,
 )
 from ..cluster.minibatch import (
@@ -100,6 +101,7 @@ def kmeans(
     chunk_size: int | None = None,
     callback: None = None,
     spherical: bool = False,
+    algorithm: str = "auto",
 ) -> KMeansResult:
     r"""k-means (k-means++ seeding, Lloyd) on points sharded over a device mesh.
 
@@ -131,6 +133,9 @@ def kmeans(
       callback: must be ``None`` (no progress callback from the devices of a mesh).
       spherical: spherical (cosine) k-means, as in
         [`jaxclust.cluster.kmeans`][jaxclust.cluster.kmeans] (static).
+      algorithm: ``"auto"`` or ``"lloyd"``: both run Lloyd's iterations on the mesh
+        (``"hamerly"``, the single-device bound-pruned iterations, is not available for
+        sharded points and raises a ValueError).
 
     Returns:
       A [`KMeansResult`][jaxclust.cluster.KMeansResult]; ``labels`` is ``(n_pad,)``, sharded
@@ -160,6 +165,10 @@ def kmeans(
     checks.check_num_clusters(k, points.n, rows_of="points")
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
     check_spherical(spherical)
+    resolve_algorithm(algorithm, 1, 1, spherical)  # a valid name
+    if algorithm == "hamerly":
+        raise ValueError("`algorithm`='hamerly' does not apply to the sharded function: use "
+                         "'lloyd' or 'auto' (Lloyd's iterations on the mesh).")
     x_in = points.x.astype(jnp.promote_types(points.x.dtype, jnp.float32))
     w_in = points.weights.astype(x_in.dtype)
     check_values_now(points)  # concrete points: a ValueError now

@@ -56,6 +56,7 @@ _KEY = jax.random.key(0)
 NOT_APPLICABLE = [
     ("kmeans", lambda: jd.kmeans(_PTS, 2, key=_KEY, weights=jnp.ones(4)), "weights"),
     ("kmeans", lambda: jd.kmeans(_PTS, 2, key=_KEY, callback=print), "callback"),
+    ("kmeans", lambda: jd.kmeans(_PTS, 2, key=_KEY, algorithm="hamerly"), "algorithm"),
     ("minibatch_kmeans", lambda: jd.minibatch_kmeans(_PTS, 2, key=_KEY, weights=jnp.ones(4)),
      "weights"),
     ("sinkhorn", lambda: jd.sinkhorn(_PTS, jnp.ones((3, 2)), jnp.ones(4) / 4, epsilon=1.0),
