@@ -11,8 +11,9 @@ loop's ``optax``/``rich`` and the sharded code are loaded only by the programs t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._core.lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
@@ -53,19 +54,7 @@ if TYPE_CHECKING:  # what a type checker (and a reader) sees; nothing runs here
     )
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module_name, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'jaxclust' has no attribute {name!r}") from None
-    module = importlib.import_module(module_name)
-    value = module if attr is None else getattr(module, attr)
-    globals()[name] = value  # later accesses skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, globals(), _LAZY)
 
 
 __all__ = [

@@ -13,8 +13,9 @@ OT package and the metrics (0.19 s -> 0.03-0.04 s in a fresh process on a 2-core
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._core.lazy import lazy_attributes
 
 #: public name -> the module of this package that defines it
 _LAZY: dict[str, str] = {
@@ -144,18 +145,8 @@ if TYPE_CHECKING:  # what a type checker and the API docs (griffe) see; nothing 
     )
 
 
-def __getattr__(name: str) -> Any:
-    try:
-        module = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later accesses skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(
+    __name__, globals(), {name: (f".{module}", name) for name, module in _LAZY.items()})
 
 
 __all__ = [
