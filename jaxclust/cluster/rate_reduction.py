@@ -40,6 +40,7 @@ ICLR 2024, github.com/LeslieTrue/CPP: ``loss/loss_fn.py``, ``model/sink_distance
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -113,7 +114,8 @@ def coding_rate(z: Float[Array, "n d"], *, eps: float = 0.1) -> Float[Array, ""]
     return _finite(_rate(z, eps), "z")
 
 
-def _sinkhorn_half_steps(scores, eta, n_iter):
+@partial(jax.jit, static_argnums=(2,))  # an eager fori_loop would recompile at every call
+def _sinkhorn_half_steps(scores, eta, n_iter: int):
     n = scores.shape[0]
     logp = scores / eta
 
@@ -247,6 +249,44 @@ def _pca_basis(x, d):
     return vt[:d].T
 
 
+# jitted at module level (static loop lengths): an eager `lax.scan` over a fresh closure
+# would compile anew at every call (tests/test_compile.py)
+@partial(jax.jit, static_argnums=(3, 4))
+def _mlc_train(xc, a0, hyper, n_iter: int, steps: int):
+    """The reference's SGD with momentum on ``(A, B)`` from ``(a0, a0)``: the objective,
+    features, membership and the loss at every step."""
+    (eps, eta, gamma, reg, learning_rate, learning_rate_head, weight_decay,
+     weight_decay_head, momentum) = hyper
+
+    def loss_fn(params):
+        a, b = params
+        z = _unit(jnp.matmul(xc, a, precision=HIGHEST))
+        cu = _unit(jnp.matmul(xc, b, precision=HIGHEST))
+        g = _sinkhorn_half_steps(jnp.abs(jnp.matmul(cu, cu.T, precision=HIGHEST)), eta, n_iter)
+        # the reference's clusters are the columns of Gamma (it passes Gamma^T to the loss)
+        out = -_rate(z, eps) + gamma * _rate_c(z, g.T, eps) + 0.5 * reg * jnp.sum(g * g)
+        return out, (z, g)
+
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+    rates = (learning_rate, learning_rate_head)
+    decays = (weight_decay, weight_decay_head)
+
+    def step(carry, _):
+        params, vel = carry
+        (loss, _), grads = grad_fn(params)
+        grads = tuple(gi + w * p for gi, w, p in zip(grads, decays, params))
+        vel = tuple(momentum * v + gi for v, gi in zip(vel, grads))
+        params = tuple(p - lr * v for p, lr, v in zip(params, rates, vel))
+        return (params, vel), loss
+
+    params0 = (a0, a0)
+    vel0 = (jnp.zeros_like(a0), jnp.zeros_like(a0))
+    (params, _), losses = jax.lax.scan(step, (params0, vel0), None, length=steps)
+    objective, (z, g) = loss_fn(params)
+    return objective, z, g, losses
+
+
 def mlc(
     x: Float[Array, "n D"],
     k: int,
@@ -324,33 +364,10 @@ def mlc(
         raise ValueError(f"`momentum` must lie in [0, 1), got {momentum}.")
     xc = x - jnp.mean(x, axis=0, keepdims=True)
     a0 = _pca_basis(x, d)
-
-    def loss_fn(params):
-        a, b = params
-        z = _unit(jnp.matmul(xc, a, precision=HIGHEST))
-        cu = _unit(jnp.matmul(xc, b, precision=HIGHEST))
-        g = _sinkhorn_half_steps(jnp.abs(jnp.matmul(cu, cu.T, precision=HIGHEST)), eta, n_iter)
-        # the reference's clusters are the columns of Gamma (it passes Gamma^T to the loss)
-        out = -_rate(z, eps) + gamma * _rate_c(z, g.T, eps) + 0.5 * reg * jnp.sum(g * g)
-        return out, (z, g)
-
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-
-    rates = (learning_rate, learning_rate_head)
-    decays = (weight_decay, weight_decay_head)
-
-    def step(carry, _):
-        params, vel = carry
-        (loss, _), grads = grad_fn(params)
-        grads = tuple(gi + w * p for gi, w, p in zip(grads, decays, params))
-        vel = tuple(momentum * v + gi for v, gi in zip(vel, grads))
-        params = tuple(p - lr * v for p, lr, v in zip(params, rates, vel))
-        return (params, vel), loss
-
-    params0 = (a0, a0)
-    vel0 = (jnp.zeros_like(a0), jnp.zeros_like(a0))
-    (params, _), losses = jax.lax.scan(step, (params0, vel0), None, length=steps)
-    objective, (z, g) = loss_fn(params)
+    hyper = tuple(jnp.asarray(v, x.dtype) for v in (
+        eps, eta, gamma, reg, learning_rate, learning_rate_head, weight_decay,
+        weight_decay_head, momentum))
+    objective, z, g, losses = _mlc_train(xc, a0, hyper, n_iter, steps)
     sym = 0.5 * (g + g.T)
     labels = spectral(jax.lax.stop_gradient(sym), k, key=key, affinity="precomputed").labels
     return MLCResult(labels, g, z, objective, losses)

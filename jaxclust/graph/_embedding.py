@@ -12,6 +12,7 @@ is plain Varadhan, the reference code's default). Metric MDS then embeds the dis
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -112,6 +113,7 @@ def _classical(d, dim: int):
     return vecs * scale[None, :]
 
 
+@partial(jax.jit, static_argnums=(2,))  # an eager scan would recompile at every call
 def _smacof(d, y0, n_iter: int):
     n = d.shape[0]
     off = ~jnp.eye(n, dtype=bool)

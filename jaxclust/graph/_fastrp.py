@@ -13,6 +13,8 @@ per column — the computation of the authors' code (GTmac/FastRP, ``fastrp.py``
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -36,6 +38,22 @@ def _projection(key, n: int, dim: int, kind: str, dtype):
     u = jax.random.uniform(key, (n, dim), dtype)
     val = jnp.asarray((s / dim) ** 0.5, dtype)
     return jnp.where(u < 0.5 / s, val, jnp.where(u < 1.0 / s, -val, jnp.zeros((), dtype)))
+
+
+@partial(jax.jit, static_argnums=(3,))  # an eager scan would recompile at every call
+def _weighted_powers(m, r, w, normalization: bool):
+    """``sum_i w_i N(M^i R)``, ``N`` the row normalisation (or the identity)."""
+
+    def power(u, wi):
+        u = m @ u
+        v = u
+        if normalization:
+            nrm = jnp.linalg.norm(u, axis=1, keepdims=True)
+            v = u / jnp.where(nrm > 0, nrm, 1.0)
+        return u, wi * v
+
+    _, parts = jax.lax.scan(power, r, w)
+    return jnp.sum(parts, axis=0)
 
 
 def fastrp(
@@ -104,16 +122,7 @@ def fastrp(
         beta = ensure(beta, ~jnp.isfinite(beta), "`alpha` must be finite.")
         r = jnp.where(pos, safe**beta, 0.0)[:, None] * r
 
-    def power(u, wi):
-        u = m @ u
-        v = u
-        if normalization:
-            nrm = jnp.linalg.norm(u, axis=1, keepdims=True)
-            v = u / jnp.where(nrm > 0, nrm, 1.0)
-        return u, wi * v
-
-    _, parts = jax.lax.scan(power, r, w)
-    u = jnp.sum(parts, axis=0)
+    u = _weighted_powers(m, r, w, bool(normalization))
     mean = jnp.mean(u, axis=0, keepdims=True)
     std = jnp.std(u, axis=0, keepdims=True)
     return (u - mean) / jnp.where(std > 0, std, 1.0)

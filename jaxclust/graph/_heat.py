@@ -16,6 +16,8 @@ rounding, is differentiable in $t$ and needs no special function.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -147,6 +149,9 @@ def heat_diffusion(
                   "Gershgorin bound) and t * lmax must stay moderate; rescale `laplacian` or t.")
 
 
+# jitted at module level: an eager `lax.scan` over a fresh closure would compile anew at
+# every call (tests/test_compile.py)
+@partial(jax.jit, static_argnums=(4,))
 def _chebyshev(lap, x, t, phi, order: int):
     c = _coeffs(t * phi, order)
 

@@ -13,6 +13,8 @@ one-to-one matching (the Hungarian algorithm) runs on the host with SciPy.
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -797,6 +799,9 @@ def _davies_bouldin(x, labels, k, validate=True):
     return jnp.where(flat, jnp.zeros_like(value), value)
 
 
+# jitted at module level: an eager `lax.map` over a fresh closure would compile anew at
+# every call (tests/test_compile.py)
+@partial(jax.jit, static_argnums=(2, 3))
 def _expected_mutual_information(a, b, n: int, dt) -> jax.Array:
     r"""$E[I]$ under the permutation model (Vinh, Epps and Bailey 2010, eq. 24a):
 
