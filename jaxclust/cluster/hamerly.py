@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .._core.fixed_point import cond_lazy, report_progress
 from .._core.precision import HIGHEST
-from .lloyd import KMeansResult, all_finite, nearest_two
+from .lloyd import KMeansResult, all_finite, nearest_two, relocate_farthest
 
 __all__ = ["hamerly_iterations", "hamerly_rows"]
 
@@ -124,14 +124,11 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
         new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
         empty = mass <= 0
 
-        def relocate():
-            # as Lloyd: empty clusters move to the points farthest from their centre
+        def relocate():  # as Lloyd: to the points farthest from their centre
             cl = c[lab]
             dist = w * jnp.maximum(x_sq - 2.0 * jnp.sum(x * cl, axis=1) + jnp.sum(cl * cl, 1),
                                    0.0)
-            slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
-            order = jnp.argsort(-dist)
-            return jnp.where(empty[:, None], x[order[slot]], new)
+            return relocate_farthest(x, dist, empty, new)
 
         new = cond_lazy(jnp.any(empty), relocate, new)
         # move the bounds with the centres (rounded outwards)
@@ -140,16 +137,13 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
         other = jnp.where(delta[lab] >= top2[0], top2[1], top2[0])
         return new, (upper + delta[lab]) * grow, (lower - other) / grow
 
-    def going(it, shift, same):
-        return (it < max_iter) & (shift > tol_abs) & ~same
-
     # One loop for the iterations and the final assignment, so that the compiled program
     # holds one copy of the pruned assignment: every trip assigns the points to the current
     # centres; while the stopping rules allow, the centres are then updated (an iteration),
     # otherwise the trip was the final assignment and the loop ends.
     def body(s):
         c, lab_old, upper, lower, it, shift, same, _ = s
-        go = going(it, shift, same)
+        go = (it < max_iter) & (shift > tol_abs) & ~same  # Lloyd's stopping rules
         lab, upper, lower, _ = _assign_pruned(x, x_sq, c, lab_old, upper, lower, rows,
                                               slack_for(c))
         new, up_new, lo_new = update(c, lab, upper, lower)

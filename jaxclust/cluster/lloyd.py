@@ -331,6 +331,15 @@ class _Program:
         return self.full(*args, **kwargs)
 
 
+def relocate_farthest(x, dist, empty, new):
+    """``new`` with its empty clusters (``empty[j]``) moved, deterministically, to the
+    points of largest ``dist`` (the first empty cluster to the farthest point, the second
+    to the next, ...); one device. Used by Lloyd's and Hamerly's iterations."""
+    slot = jnp.clip(jnp.cumsum(empty) - 1, 0, x.shape[0] - 1)
+    order = jnp.argsort(-dist)
+    return jnp.where(empty[:, None], x[order[slot]], new)
+
+
 @partial(jax.jit, static_argnums=(3, 5, 6, 7, 8, 9))
 def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None,
                      callback=None, spherical=False):
@@ -362,10 +371,9 @@ def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True
         def relocate(new):
             # empty clusters move, deterministically, to the points farthest from their centre
             dist = w * jnp.maximum(x_sq + s, 0.0)
-            slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
             if axis_name is None:
-                order = jnp.argsort(-dist)
-                return jnp.where(empty[:, None], x[order[slot]], new)
+                return relocate_farthest(x, dist, empty, new)
+            slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
             order = global_top(dist, centers.shape[0], axis_name)  # the first k suffice
             return jnp.where(empty[:, None], take_rows(x, order[slot], axis_name), new)
 
@@ -587,7 +595,7 @@ def kmeans(
     d = x.shape[1]
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
     check_spherical(spherical)
-    algorithm = resolve_algorithm(algorithm, x.shape[0], k, spherical, max_iter, d)
+    algorithm = resolve_algorithm(algorithm, x.shape[0], k, d, spherical, max_iter)
     if not isinstance(init, str):
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
@@ -618,8 +626,8 @@ def kmeans_unvalidated(x, k, *, key, n_init=1, init="k-means++", max_iter=300, t
     return _kmeans_seeded(x.size * k * n_init, x, None, key, tol, k=k, init=init,
                           n_init=n_init, max_iter=max_iter, chunk_size=chunk_size,
                           callback=None, spherical=spherical,
-                          algorithm=resolve_algorithm("auto", x.shape[0], k, spherical,
-                                                      max_iter, x.shape[1]))
+                          algorithm=resolve_algorithm("auto", x.shape[0], k, x.shape[1],
+                                                      spherical, max_iter))
 
 
 #: ``n * k`` from which ``algorithm="auto"`` prunes distances with Hamerly's bounds
@@ -640,14 +648,21 @@ _HAMERLY_MIN_ITER = 10
 _HAMERLY_MIN_KD = 1 << 11
 
 
-def resolve_algorithm(algorithm, n: int, k: int, spherical: bool, max_iter: int = 300,
-                      d: int = 1 << 11) -> str:
-    """``"lloyd"`` or ``"hamerly"`` for the ``algorithm`` option (ValueError if invalid)."""
+def check_algorithm(algorithm, spherical: bool) -> None:
+    """ValueError unless ``algorithm`` is a valid ``algorithm`` option for ``spherical``."""
     if not isinstance(algorithm, str) or algorithm not in ("auto", "lloyd", "hamerly"):
         raise ValueError(f"`algorithm` must be 'auto', 'lloyd' or 'hamerly', got {algorithm!r}.")
     if algorithm == "hamerly" and spherical:
         raise ValueError("`algorithm`='hamerly' prunes Euclidean distances; it does not apply "
                          "to spherical=True: use algorithm='lloyd' (or 'auto').")
+
+
+def resolve_algorithm(algorithm, n: int, k: int, d: int, spherical: bool,
+                      max_iter: int) -> str:
+    """``"lloyd"`` or ``"hamerly"`` for the ``algorithm`` option (ValueError if invalid):
+    ``"auto"`` prunes when ``n * k``, ``k * d`` and ``max_iter`` reach the measured
+    thresholds (``_HAMERLY_MIN_*``) and the assignment is Euclidean."""
+    check_algorithm(algorithm, spherical)
     if algorithm == "auto":
         big = (n * k >= _HAMERLY_MIN_WORK and k * d >= _HAMERLY_MIN_KD
                and max_iter >= _HAMERLY_MIN_ITER)

@@ -20,11 +20,11 @@ from .._core.collectives import global_top, psum, row_mask, take_rows
 from ..cluster.lloyd import (
     KMeansResult,
     all_finite,
+    check_algorithm,
     check_kmeans_options,
     check_spherical,
     greedy_plusplus,
     lloyd_iterations,
-    resolve_algorithm,
     with_envelope_gradients,
 )
 from ..cluster.minibatch import (
@@ -165,7 +165,7 @@ def kmeans(
     checks.check_num_clusters(k, points.n, rows_of="points")
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
     check_spherical(spherical)
-    resolve_algorithm(algorithm, 1, 1, spherical)  # a valid name
+    check_algorithm(algorithm, spherical)
     if algorithm == "hamerly":
         raise ValueError("`algorithm`='hamerly' does not apply to the sharded function: use "
                          "'lloyd' or 'auto' (Lloyd's iterations on the mesh).")

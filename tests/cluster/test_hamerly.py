@@ -150,12 +150,14 @@ def test_unmoved_centres_recompute_nothing():
 
 
 def test_algorithm_option():
-    assert resolve_algorithm("auto", 1 << 16, 64, False) == "hamerly"
-    assert resolve_algorithm("auto", 1 << 16, 63, False) == "lloyd"
-    assert resolve_algorithm("auto", 1 << 16, 64, True) == "lloyd"
-    assert resolve_algorithm("auto", 1 << 16, 64, False, max_iter=9) == "lloyd"
-    assert resolve_algorithm("auto", 1 << 16, 64, False, d=32) == "hamerly"
-    assert resolve_algorithm("auto", 1 << 16, 64, False, d=16) == "lloyd"
+    # n * k >= 2**22, k * d >= 2**11, max_iter >= 10, Euclidean
+    assert resolve_algorithm("auto", 1 << 16, 64, 32, False, 300) == "hamerly"
+    assert resolve_algorithm("auto", 1 << 16, 63, 2048, False, 300) == "lloyd"
+    assert resolve_algorithm("auto", 1 << 16, 64, 2048, True, 300) == "lloyd"
+    assert resolve_algorithm("auto", 1 << 16, 64, 2048, False, 9) == "lloyd"
+    assert resolve_algorithm("auto", 1 << 16, 64, 16, False, 300) == "lloyd"
+    assert resolve_algorithm("lloyd", 1 << 16, 64, 2048, False, 300) == "lloyd"
+    assert resolve_algorithm("hamerly", 10, 2, 2, False, 300) == "hamerly"
     x = jnp.ones((10, 2))
     with pytest.raises(ValueError, match="`algorithm` must be 'auto', 'lloyd' or 'hamerly'"):
         kmeans(x, 2, key=jax.random.key(0), algorithm="elkan")
