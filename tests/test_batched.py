@@ -162,6 +162,34 @@ def test_kmeans_vmap_equals_loop_with_empty_cluster_in_one_lane():
     assert np.all(np.abs(np.asarray(vmap_out[0])[0]) < 50.0)  # the empty centre moved
 
 
+@pytest.mark.parametrize("n", [37, 130], ids=["vectorised", "sequential"])
+def test_kmedoids_vmap_equals_loop(n):
+    """k-medoids under vmap, below the size where the swap search runs one problem after
+    another (one vectorised loop: every lane runs to the slowest one's step count, a swap
+    branch becomes a select) and above it. Lanes of different spread make different numbers
+    of swaps and passes; ``n = 37`` is no multiple of the candidate block (the last block
+    is clamped to the end)."""
+    import jaxclust.cluster as jc
+    from jaxclust.cluster import medoids
+
+    assert (n >= medoids._SEQUENTIAL_MIN_N) == (n == 130)
+    kc, kx = jax.random.split(jax.random.key(5))
+    centres = 4.0 * jax.random.normal(kc, (B, 4, D))
+    lab = jnp.arange(n) % 4
+    spread = jnp.array([0.3, 1.0, 3.0])[:, None, None]
+    x = centres[:, lab] + spread * jax.random.normal(kx, (B, n, D))
+
+    def run(x):
+        return jc.kmedoids(x, 3, init=jnp.arange(3))  # a poor start: several swaps
+
+    loop_out = _loop(jax.jit(run), x)
+    vmap_out = jax.jit(jax.vmap(run))(x)
+    # float32: each loss sums n distances in the same order, batched or not
+    _assert_lanes_equal(loop_out, vmap_out, rtol=1e-6)
+    swaps = np.asarray(vmap_out.n_swaps)
+    assert swaps.min() >= 1 and len(set(swaps.tolist())) > 1, swaps  # lanes differ
+
+
 # --------------------------------------------------------------------------------------
 # fixed_point.sequential_vmap: traced once per shapes; compacting_while: the batch shrinks
 
