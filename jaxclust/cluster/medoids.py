@@ -389,7 +389,11 @@ def _dissimilarity_jit(x, metric):
 
 @partial(jax.jit, static_argnames=("k",))
 def _build_jit(d, w, k):
-    return _build(d, w, k)
+    # under vmap one problem after another too: each BUILD step streams its problem's n x n
+    # matrix (cache-sized) instead of the whole batch's. Measured (k = 4, whole kmedoids
+    # call under vmap, medians of 9, load 3.6): 12-15% faster at n = 64 and 256, B = 8 and
+    # 64 (e.g. n = 256, B = 64: 76.5 vs 90.3 ms); indices only, so forward-only is enough
+    return sequential_vmap(partial(_build, k=k))(d, w)
 
 
 @partial(jax.jit, static_argnames=("method",))
