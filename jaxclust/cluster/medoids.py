@@ -21,9 +21,10 @@ METHODS = ("fasterpam", "pam")
 # candidates evaluated together per loop step. FasterPAM restarts after every swap (the
 # candidates after the swapped one in a block are evaluated again), so large blocks waste
 # work there, while small ones pay the loop's per-step overhead: measured on CPU (64
-# problems, k = 4, one after another), blocks of 8 run the search 1.6-2x faster than
+# problems, k = 4, one after another), blocks of 8 run the search 1.5-2x faster than
 # blocks of 2 for n = 64 ... 1024 (e.g. n = 256: 13.8 vs 28.6 ms) and alike at n = 5000,
-# k = 50 (111 vs 109 ms); 16 is no faster than 8. The swaps made do not depend on it.
+# k = 50 (111 vs 109 ms; n = 500, k = 50: 2.1 vs 3.3 ms); 16 is within 5% of 8 at n = 64
+# and 17% slower at n = 256. The swaps made do not depend on it (test_kmedoids_blocks.py).
 # PAM scans all candidates before it swaps, so larger blocks amortise the loop overhead.
 _EAGER_BLOCK = 8
 _PAM_BLOCK = 32
