@@ -162,6 +162,31 @@ def test_kmeans_vmap_equals_loop_with_empty_cluster_in_one_lane():
     assert np.all(np.abs(np.asarray(vmap_out[0])[0]) < 50.0)  # the empty centre moved
 
 
+def test_kmedoids_vmap_equals_loop():
+    """k-medoids under vmap (the swap search maps the problems one after another): every
+    lane equals the single solve. Lanes of different spread make different numbers of swaps
+    and passes; ``n = 37`` is no multiple of the candidate block (the last block is clamped
+    to the end)."""
+    import jaxclust.cluster as jc
+
+    n = 37
+    kc, kx = jax.random.split(jax.random.key(5))
+    centres = 4.0 * jax.random.normal(kc, (B, 4, D))
+    lab = jnp.arange(n) % 4
+    spread = jnp.array([0.3, 1.0, 3.0])[:, None, None]
+    x = centres[:, lab] + spread * jax.random.normal(kx, (B, n, D))
+
+    def run(x):
+        return jc.kmedoids(x, 3, init=jnp.arange(3))  # a poor start: several swaps
+
+    loop_out = _loop(jax.jit(run), x)
+    vmap_out = jax.jit(jax.vmap(run))(x)
+    # float32: each loss sums n distances in the same order, batched or not
+    _assert_lanes_equal(loop_out, vmap_out, rtol=1e-6)
+    swaps = np.asarray(vmap_out.n_swaps)
+    assert swaps.min() >= 1 and len(set(swaps.tolist())) > 1, swaps  # lanes differ
+
+
 # --------------------------------------------------------------------------------------
 # fixed_point.sequential_vmap: traced once per shapes; compacting_while: the batch shrinks
 
