@@ -381,8 +381,6 @@ def _check_init(init, n, k, key):
                                                           "points.")
 
 
-
-
 # Three separately jitted stages, so that an eager call compiles each once per shape and a
 # change of metric or initialisation does not recompile the (larger) swap search.
 @partial(jax.jit, static_argnames=("metric",))
@@ -510,7 +508,7 @@ def kmedoids(
     from the chosen medoids, so it is differentiable with respect to ``x`` and ``weights``
     at fixed medoids (medoids and labels are indices and carry no gradient). Under ``vmap``
     the swap searches of the problems run one after another inside one compiled program
-    (each with its own swaps; the dissimilarities and BUILD are batched), which saves the
+    (each with its own swaps; BUILD too, the dissimilarities are batched), which saves the
     per-call overhead of a Python loop and returns, lane by lane, the unbatched results.
 
     Args:
