@@ -1,20 +1,16 @@
 """pytest configuration for the whole repository (tests/ and the doctests of jaxclust/).
 
 The suite is dominated by XLA compilation (hundreds of small programs, each run on a tiny
-problem), not by execution. Three XLA options cut the CPU compile time, and only it:
+problem), not by execution. Two XLA options cut the CPU compile time, and only it:
 
 * ``--xla_backend_optimization_level=0``: LLVM's optimisation passes are most of the
   codegen time (about 40% less compile time);
 * ``--xla_cpu_use_fusion_emitters=false``: fused computations are emitted by XLA's
   classic elemental emitter instead of the newer MLIR fusion emitters, which are slower to
   compile (about a third less time on top of the first flag, measured on
-  tests/ot/test_sinkhorn.py + tests/metrics/test_clustering.py: 53 s -> 35 s);
-* ``--xla_cpu_parallel_codegen_split_count=1``: each program's LLVM module is compiled as
-  one piece instead of being split for parallel code generation (the split costs more than
-  it saves on the suite's small programs: the same two files, 2 alternating runs each,
-  69.3 / 69.0 s -> 63.1 / 63.2 s of CPU time, 2026-12-03).
+  tests/ot/test_sinkhorn.py + tests/metrics/test_clustering.py: 53 s -> 35 s).
 
-All three change how the machine code is generated, not what it computes (no fast-math, the
+Both change how the machine code is generated, not what it computes (no fast-math, the
 same HLO); benchmarks, examples and users keep XLA's defaults. The flags are added before
 JAX creates its CPU client (lazily, at the first computation) and appended to any
 ``XLA_FLAGS`` already set (e.g. ``--xla_force_host_platform_device_count``; the 8-device
@@ -26,8 +22,7 @@ from __future__ import annotations
 
 import os
 
-_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false",
-          "--xla_cpu_parallel_codegen_split_count=1")
+_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
 if os.environ.get("JAXCLUST_TEST_XLA_OPT") != "1":
     _current = os.environ.get("XLA_FLAGS", "")
     _missing = [f for f in _FLAGS if f.split("=")[0] not in _current]
