@@ -162,7 +162,9 @@ def _swap_gains(d, w, s: _State, start, size):
                   + sum_{o: near(o) = m} w_o min(max(t_o, 0), g_o)``   (removal of ``m``)
 
     Rows ``start .. start + size`` of ``d`` are read (contiguous memory); the removal parts
-    of all medoids are one segment sum over the nearest-medoid labels.
+    of all medoids are one segment sum over the nearest-medoid labels. Requires
+    ``start + size <= n`` (the callers clamp ``start``): the diagonal mask assumes the
+    slice was not shifted by ``dynamic_slice``'s own clamping.
     """
     n, k = d.shape[0], s.dm.shape[0]
     start = start.astype(jnp.int32)
