@@ -224,3 +224,51 @@ def test_kmeans_first_call_loads_only_what_it_needs():
                          env=env, cwd=root, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+
+
+# --- first eager call of the metrics: one executable each --------------------------------
+
+def test_first_eager_metric_calls_build_one_program():
+    """The metrics validate their labels and points on the host (NumPy, for concrete arrays
+    on the CPU) and run their arithmetic as one jitted program: a first eager call on new
+    shapes builds ONE executable (measured before: nmi 84, silhouette 30, davies_bouldin
+    29, inertia 25, ari 15, contingency 13 op-by-op compilations), a second call none; and
+    the host checks still raise the documented ValueError."""
+    from jaxclust import metrics as M
+
+    n = 23  # a size no other test uses: cold caches
+    rng = np.random.default_rng(3)
+    t = jax.block_until_ready(jnp.asarray(rng.integers(0, 3, n), jnp.int32))
+    p = jax.block_until_ready(jnp.asarray(rng.integers(0, 4, n), jnp.int32))
+    x = jax.block_until_ready(jnp.asarray(rng.normal(size=(n, 2)), jnp.float32))
+    c, w = x[:3], jax.block_until_ready(jnp.ones((n,), jnp.float32))
+    calls = {
+        "contingency": lambda: M.contingency(t, p),
+        "nmi": lambda: M.nmi(t, p, average="geometric"),
+        "ari": lambda: M.ari(t, p),
+        "adjusted_mutual_info": lambda: M.adjusted_mutual_info(t, p, average="min"),
+        "inertia": lambda: M.inertia(x, c),
+        "inertia(labels, weights)": lambda: M.inertia(x, c, t, weights=w),
+        "silhouette": lambda: M.silhouette(x, t, k=3),
+        "silhouette_samples": lambda: M.silhouette_samples(x, t, k=3),
+        "calinski_harabasz": lambda: M.calinski_harabasz(x, t, k=3),
+        "davies_bouldin": lambda: M.davies_bouldin(x, t, k=3),
+    }
+    built = {}
+    for name, call in calls.items():
+        with count_compilations() as first:
+            jax.block_until_ready(call())
+        with count_compilations() as second:
+            jax.block_until_ready(call())
+        built[name] = (first.count, second.count)
+    assert built == {name: (1, 0) for name in calls}, built
+    with pytest.raises(ValueError, match="`labels_pred` has negative entries"):
+        M.nmi(t, p - 1)
+    with pytest.raises(ValueError, match="`labels` has entries >= `k` = 2"):
+        M.silhouette(x, t, k=2)
+    with pytest.raises(ValueError, match="between 2 and n - 1"):
+        M.calinski_harabasz(x, jnp.zeros((n,), jnp.int32), k=3)
+    with pytest.raises(ValueError, match="`x` contains NaN or Inf"):
+        M.davies_bouldin(x.at[0, 0].set(jnp.nan), t, k=3)
+    with pytest.raises(ValueError, match="`weights` has negative entries"):
+        M.inertia(x, c, t, weights=-w)

@@ -8,6 +8,10 @@
 
 Every message names the argument, says what was wrong and how to fix it.
 
+:func:`ensure_value` evaluates a value check with NumPy when the array is concrete and on
+the host, so that an eager call compiles no XLA program for its checks (a ``jnp`` predicate
+is one compilation per new shape); the metrics, the weight and finiteness checks use it.
+
 Caveat: equinox reads the environment variable ``EQX_ON_ERROR`` once, when it is imported
 (this module imports it at the first traced check; other modules of jaxclust at import).
 With ``EQX_ON_ERROR=nan`` every traced check of this module (under ``jit``, ``vmap`` or
@@ -33,6 +37,8 @@ __all__ = [
     "check_positive_scalar",
     "check_sq_norms",
     "ensure",
+    "ensure_value",
+    "host_view",
     "is_int",
     "is_traced",
     "overflow_message",
@@ -60,6 +66,53 @@ def ensure(x, bad, message: str):
     import equinox as eqx  # here: a program without traced checks never loads equinox
 
     return eqx.error_if(x, jnp.any(bad), "ValueError: " + message)
+
+
+#: dtypes whose value checks NumPy evaluates exactly as jax.numpy does (bfloat16 and the
+#: other ml_dtypes go through jax.numpy)
+_HOST_DTYPES = frozenset(np.dtype(t) for t in (np.float32, np.float64, np.int8, np.int16,
+                                                np.int32, np.int64, np.uint8, np.uint16,
+                                                np.uint32, np.uint64, np.bool_))
+
+
+def host_view(x) -> np.ndarray | None:
+    """A NumPy view of ``x`` when its value is at hand on the host without a transfer: a
+    NumPy array, or a concrete ``jax.Array`` on CPU of a plain numeric dtype; ``None``
+    otherwise (a tracer, an array on an accelerator, a committed sharded array on several
+    devices, bfloat16)."""
+    if isinstance(x, np.ndarray):
+        return x if x.dtype in _HOST_DTYPES else None
+    if not isinstance(x, jax.Array) or isinstance(x, jax.core.Tracer):
+        return None
+    try:
+        devices = x.devices()
+    except Exception:  # a deleted or otherwise unreadable array: let jax.numpy say so
+        return None
+    if len(devices) != 1 or next(iter(devices)).platform != "cpu":
+        return None
+    if x.dtype not in _HOST_DTYPES:
+        return None
+    return np.asarray(x)
+
+
+def ensure_value(x, bad, message: str):
+    """:func:`ensure` with the predicate as a function ``bad(v, xp)`` of the array and of the
+    array module (``numpy`` or ``jax.numpy``; any True element fails).
+
+    On a concrete array held on the host (:func:`host_view`) NumPy evaluates it, so an eager
+    call compiles no XLA program for its checks (each new shape of a ``jnp`` predicate is a
+    compilation, ~20-40 ms on CPU); otherwise jax.numpy does, as in :func:`ensure` (traced:
+    via :func:`equinox.error_if`; on an accelerator: on the device, no copy to the host).
+    Raises the same ``ValueError`` eagerly either way."""
+    if not is_traced(x):
+        host = host_view(x)
+        if host is not None:
+            with np.errstate(all="ignore"):  # overflow in a predicate is its answer
+                failed = bool(np.any(bad(host, np)))
+            if failed:
+                raise ValueError(message)
+            return x
+    return ensure(x, bad(x, jnp), message)
 
 
 def as_float_array(x, name: str, *, dtype=None) -> jax.Array:
@@ -132,8 +185,9 @@ def check_points(x, name: str = "x") -> None:
 
 def check_finite(x: jax.Array, name: str) -> jax.Array:
     """Value check: no NaN or Inf."""
-    return ensure(x, ~jnp.isfinite(x), f"`{name}` contains NaN or Inf; clean or mask the input "
-                                       "(give masked points zero weight) before calling.")
+    return ensure_value(x, lambda v, xp: ~xp.isfinite(v),
+                        f"`{name}` contains NaN or Inf; clean or mask the input (give masked "
+                        "points zero weight) before calling.")
 
 
 def sq_norm_overflow(x: jax.Array) -> jax.Array:
@@ -171,10 +225,11 @@ def row_weights(weights, n: int, rows_of: str, *, name: str = "weights", dtype=N
         raise ValueError(f"`{name}` must have shape ({n},) (one per row of `{rows_of}`), got "
                          f"{tuple(w.shape)}.")
     w = check_finite(w, name)
-    w = ensure(w, w < 0, f"`{name}` has negative entries; weights must be >= 0.")
+    w = ensure_value(w, lambda v, xp: v < 0,
+                     f"`{name}` has negative entries; weights must be >= 0.")
     if positive_sum:
-        w = ensure(w, jnp.sum(w) <= 0, f"`{name}` sums to 0; give some point a positive "
-                                       "weight.")
+        w = ensure_value(w, lambda v, xp: xp.sum(v) <= 0,
+                         f"`{name}` sums to 0; give some point a positive weight.")
     return w
 
 

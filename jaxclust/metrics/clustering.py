@@ -53,9 +53,9 @@ def _labels(labels, name: str) -> jax.Array:
                          "cast with .astype(int).")
     if arr.shape[0] == 0:
         raise ValueError(f"`{name}` must hold at least one label, got shape (0,).")
-    return checks.ensure(arr, arr < 0, f"`{name}` has negative entries; labels must lie in "
-                                       "[0, k) (relabel, e.g. with np.unique(..., "
-                                       "return_inverse=True)).")
+    return checks.ensure_value(arr, lambda v, xp: v < 0,
+                               f"`{name}` has negative entries; labels must lie in [0, k) "
+                               "(relabel, e.g. with np.unique(..., return_inverse=True)).")
 
 
 def _same_length(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
@@ -71,11 +71,12 @@ def _num_labels(labels: jax.Array, size, name: str, size_name: str) -> tuple[jax
         if checks.is_traced(labels):
             raise ValueError(f"`{size_name}` must be given (a static int) when `{name}` is "
                              "traced (under jit, vmap or grad): it fixes the output shape.")
-        return labels, int(jnp.max(labels)) + 1
+        host = checks.host_view(labels)
+        return labels, int(np.max(host) if host is not None else jnp.max(labels)) + 1
     size = checks.check_int(size, size_name)
-    labels = checks.ensure(labels, labels >= size,
-                           f"`{name}` has entries >= `{size_name}` = {size}; labels must lie "
-                           f"in [0, {size_name}).")
+    labels = checks.ensure_value(labels, lambda v, xp: v >= size,
+                                 f"`{name}` has entries >= `{size_name}` = {size}; labels must "
+                                 f"lie in [0, {size_name}).")
     return labels, size
 
 
@@ -146,6 +147,20 @@ def contingency(
     References:
       Hubert and Arabie, *Comparing partitions*, Journal of Classification 2 (1985).
     """
+    return _contingency(*_pair(labels_true, labels_pred, n_true, n_pred))
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _contingency(lt, lp, n_true: int, n_pred: int) -> jax.Array:
+    idx = lt.astype(jnp.int32) * n_pred + lp.astype(jnp.int32)
+    counts = jax.ops.segment_sum(jnp.ones_like(idx), idx, num_segments=n_true * n_pred)
+    return counts.reshape(n_true, n_pred)
+
+
+def _pair(labels_true, labels_pred, n_true, n_pred):
+    """``(labels_true, labels_pred, n_true, n_pred)`` validated as by `contingency`, with
+    the static table sizes (the inputs of the jitted scores below: an eager call compiles
+    one program per shape, not one per operation)."""
     lt = _labels(labels_true, "labels_true")
     lp = _labels(labels_pred, "labels_pred")
     _same_length(lt, lp, "labels_true", "labels_pred")
@@ -155,21 +170,14 @@ def contingency(
         raise ValueError(f"the contingency table of `n_true` * `n_pred` = {n_true} * {n_pred} "
                          "cells exceeds 2^31 - 1 entries; relabel to contiguous values (e.g. "
                          "np.unique(..., return_inverse=True)) or use fewer labels.")
-    return _contingency(lt, lp, n_true, n_pred)
+    return lt, lp, n_true, n_pred
 
 
-def _contingency(lt, lp, n_true: int, n_pred: int) -> jax.Array:
-    idx = lt.astype(jnp.int32) * n_pred + lp.astype(jnp.int32)
-    counts = jax.ops.segment_sum(jnp.ones_like(idx), idx, num_segments=n_true * n_pred)
-    return counts.reshape(n_true, n_pred)
-
-
-def _counts(labels_true, labels_pred, n_true, n_pred):
-    """``(table, a, b, n)``: the validated integer contingency table, its integer row and
-    column sums and the static number of samples (the inputs of NMI and ARI)."""
-    table = contingency(labels_true, labels_pred, n_true=n_true, n_pred=n_pred)
-    n = int(jnp.shape(labels_true)[0])
-    return table, jnp.sum(table, axis=1), jnp.sum(table, axis=0), n
+def _counts(lt, lp, n_true: int, n_pred: int):
+    """``(table, a, b, n)``: the integer contingency table of validated labels, its integer
+    row and column sums and the static number of samples (the inputs of NMI and ARI)."""
+    table = _contingency(lt, lp, n_true, n_pred)
+    return table, jnp.sum(table, axis=1), jnp.sum(table, axis=0), lt.shape[0]
 
 
 def _xlogx(p):
@@ -287,7 +295,12 @@ def nmi(
     """
     if average not in AVERAGES:
         raise ValueError(f"`average` must be one of {AVERAGES}, got {average!r}.")
-    counts, a, b, n = _counts(labels_true, labels_pred, n_true, n_pred)
+    return _nmi(*_pair(labels_true, labels_pred, n_true, n_pred), average)
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4))
+def _nmi(lt, lp, n_true: int, n_pred: int, average: str) -> jax.Array:
+    counts, a, b, n = _counts(lt, lp, n_true, n_pred)
     dt = _float_dtype()
     # frequencies from exact integer counts: a single cluster has frequency exactly 1 and
     # entropy exactly 0 (a float sum of the p_ij would give 1 - delta and rounding noise)
@@ -356,7 +369,12 @@ def ari(
     References:
       Hubert and Arabie, *Comparing partitions*, Journal of Classification 2 (1985).
     """
-    counts, a_int, b_int, n = _counts(labels_true, labels_pred, n_true, n_pred)
+    return _ari(*_pair(labels_true, labels_pred, n_true, n_pred))
+
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _ari(lt, lp, n_true: int, n_pred: int) -> jax.Array:
+    counts, a_int, b_int, n = _counts(lt, lp, n_true, n_pred)
     dt = _float_dtype()
     # ordered pair counts over n^2, each a sum of non-negative products of the counts with
     # exact integer differences (a float a_i - p_ij would lose the digits of a dominant
@@ -507,31 +525,35 @@ def inertia(
         raise ValueError(f"`x` and `centroids` must have the same number of features, got "
                          f"{x.shape[1]} and {c.shape[1]}.")
     dtype = _float_dtype(x, c)
-    # distances in units of a power of two of the data's magnitude (exact), so that the
-    # squares neither overflow nor underflow; the sum is scaled back at the end
-    scale = pow2_scale(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(c))).astype(dtype))
-    x, c = x.astype(dtype) / scale, c.astype(dtype) / scale
     n, k = x.shape[0], c.shape[0]
-    if labels is None:
-        d2 = jnp.min(_sq_dists(x, c), axis=1)
-    else:
+    lab = None
+    if labels is not None:
         lab = _labels(labels, "labels")
         if lab.shape[0] != n:
             raise ValueError(f"`labels` must have shape ({n},) (one per row of `x`), got "
                              f"{tuple(lab.shape)}.")
         lab, _ = _num_labels(lab, k, "labels", "k")  # k = number of centroids
+    w = None if weights is None else checks.row_weights(weights, n, "x")
+    total = _inertia(x, c, lab, w, dtype)
+    return checks.ensure_value(total, lambda v, xp: ~xp.isfinite(v),
+                               f"the inertia of `x` overflows {jnp.dtype(dtype).name} (squared "
+                               "distances beyond its range); rescale `x` and `centroids` (the "
+                               "inertia scales with the square) or use float64.")
+
+
+@partial(jax.jit, static_argnums=(4,))
+def _inertia(x, c, lab, w, dtype) -> jax.Array:
+    # distances in units of a power of two of the data's magnitude (exact), so that the
+    # squares neither overflow nor underflow; the sum is scaled back at the end
+    scale = pow2_scale(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(c))).astype(dtype))
+    x, c = x.astype(dtype) / scale, c.astype(dtype) / scale
+    if lab is None:
+        d2 = jnp.min(_sq_dists(x, c), axis=1)
+    else:
         diff = x - c[lab]
         d2 = jnp.sum(diff * diff, axis=1)
-    if weights is None:
-        total = jnp.sum(d2)
-    else:
-        w = checks.row_weights(weights, n, "x")
-        total = jnp.sum(w.astype(dtype) * d2)
-    total = total * scale * scale
-    return checks.ensure(total, ~jnp.isfinite(total),
-                         f"the inertia of `x` overflows {jnp.dtype(dtype).name} (squared "
-                         "distances beyond its range); rescale `x` and `centroids` (the "
-                         "inertia scales with the square) or use float64.")
+    total = jnp.sum(d2) if w is None else jnp.sum(w.astype(dtype) * d2)
+    return total * scale * scale
 
 
 def silhouette(
@@ -581,7 +603,7 @@ def silhouette(
       Rousseeuw, *Silhouettes: a graphical aid to the interpretation and validation of
       cluster analysis*, J. Comput. Appl. Math. 20 (1987).
     """
-    return jnp.mean(_silhouette_samples(x, labels, k))
+    return _silhouette_mean(*_labelled_points(x, labels, k))
 
 
 def silhouette_samples(
@@ -632,19 +654,36 @@ def _labelled_points(x, labels, k, validate=True):
         raise ValueError(f"`labels` must have shape ({n},) (one per row of `x`), got "
                          f"{tuple(lab.shape)}.")
     lab, k = _num_labels(lab, k, "labels", "k")
-    x = x.astype(_float_dtype(x))
-    onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # (n, k)
-    counts = jnp.sum(onehot, axis=0)
-    n_clusters = jnp.sum(counts > 0)
     if validate:  # select_k marks undefined lanes itself instead
-        lab = checks.ensure(lab, (n_clusters < 2) | (n_clusters > n - 1),
-                            f"`labels` must contain between 2 and n - 1 = {n - 1} non-empty "
-                            "clusters; the score is undefined otherwise.")
-    return x, lab, onehot, counts
+
+        def bad(v, xp):
+            counts = np.bincount(v, minlength=k) if xp is np else jnp.bincount(v, length=k)
+            n_clusters = xp.sum(counts > 0)
+            return (n_clusters < 2) | (n_clusters > n - 1)
+
+        lab = checks.ensure_value(lab, bad,
+                                  f"`labels` must contain between 2 and n - 1 = {n - 1} "
+                                  "non-empty clusters; the score is undefined otherwise.")
+    return x.astype(_float_dtype(x)), lab, k
+
+
+def _onehot(lab, k: int, dtype):
+    onehot = jax.nn.one_hot(lab, k, dtype=dtype)  # (n, k)
+    return onehot, jnp.sum(onehot, axis=0)
 
 
 def _silhouette_samples(x, labels, k, validate=True):
-    x, lab, onehot, counts = _labelled_points(x, labels, k, validate)
+    return _silhouette_values(*_labelled_points(x, labels, k, validate))
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _silhouette_mean(x, lab, k: int) -> jax.Array:
+    return jnp.mean(_silhouette_values(x, lab, k))
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _silhouette_values(x, lab, k: int) -> jax.Array:
+    onehot, counts = _onehot(lab, k, x.dtype)
     # the silhouette is scale-invariant: distances in units of a power of two of the data's
     # magnitude (exact) neither overflow nor underflow
     x = x / pow2_scale(jnp.max(jnp.abs(x)))
@@ -718,7 +757,12 @@ def calinski_harabasz(
 
 
 def _calinski_harabasz(x, labels, k, validate=True):
-    x, _, onehot, counts = _labelled_points(x, labels, k, validate)
+    return _calinski_harabasz_value(*_labelled_points(x, labels, k, validate))
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _calinski_harabasz_value(x, lab, k: int) -> jax.Array:
+    onehot, counts = _onehot(lab, k, x.dtype)
     n = x.shape[0]
     x = x / pow2_scale(jnp.max(jnp.abs(x)))
     mu = jnp.mean(x, axis=0)
@@ -777,7 +821,12 @@ def davies_bouldin(
 
 
 def _davies_bouldin(x, labels, k, validate=True):
-    x, lab, onehot, counts = _labelled_points(x, labels, k, validate)
+    return _davies_bouldin_value(*_labelled_points(x, labels, k, validate))
+
+
+@partial(jax.jit, static_argnums=(2,))
+def _davies_bouldin_value(x, lab, k: int) -> jax.Array:
+    onehot, counts = _onehot(lab, k, x.dtype)
     scale = pow2_scale(jnp.max(jnp.abs(x)))
     x = x / scale
     means = _cluster_means(x, onehot, counts)
@@ -893,7 +942,12 @@ def adjusted_mutual_info(
     """
     if average not in AVERAGES:
         raise ValueError(f"`average` must be one of {AVERAGES}, got {average!r}.")
-    counts, a, b, n = _counts(labels_true, labels_pred, n_true, n_pred)
+    return _ami(*_pair(labels_true, labels_pred, n_true, n_pred), average)
+
+
+@partial(jax.jit, static_argnums=(2, 3, 4))
+def _ami(lt, lp, n_true: int, n_pred: int, average: str) -> jax.Array:
+    counts, a, b, n = _counts(lt, lp, n_true, n_pred)
     dt = _float_dtype()
     h_true, h_pred = _entropy(a, n, dt), _entropy(b, n, dt)
     mi = _mutual_information(counts, a, b, n, dt)
