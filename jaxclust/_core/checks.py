@@ -190,14 +190,14 @@ def check_finite(x: jax.Array, name: str) -> jax.Array:
                         "points zero weight) before calling.")
 
 
-def sq_norm_overflow(x: jax.Array) -> jax.Array:
+def sq_norm_overflow(x: jax.Array, xp=jnp) -> jax.Array:
     """True when some row's squared norm is not below ``finfo.max / 4`` (computed without
     overflow): then the squared distances between points and centres in their convex hull,
     ``|x|^2 - 2 <x, c> + |c|^2``, can overflow the dtype. False for non-finite ``x`` (that is
     :func:`check_finite`'s message)."""
     big = jnp.finfo(x.dtype).max
-    s = jnp.sum(jnp.square(x * 0.25), axis=-1)  # |x|^2 / 16, finite while |x|^2 < 16 max
-    return jnp.all(jnp.isfinite(x)) & ~(jnp.max(s, initial=0.0) < big / 64)
+    s = xp.sum(xp.square(x * 0.25), axis=-1)  # |x|^2 / 16, finite while |x|^2 < 16 max
+    return xp.all(xp.isfinite(x)) & ~(xp.max(s, initial=0.0) < big / 64)
 
 
 def overflow_message(name: str, dtype) -> str:
@@ -209,7 +209,7 @@ def overflow_message(name: str, dtype) -> str:
 def check_sq_norms(x: jax.Array, name: str) -> jax.Array:
     """Value check: squared norms (hence squared distances) representable in ``x.dtype``
     (see :func:`sq_norm_overflow`). Call after :func:`check_finite`."""
-    return ensure(x, sq_norm_overflow(x), overflow_message(name, x.dtype))
+    return ensure_value(x, sq_norm_overflow, overflow_message(name, x.dtype))
 
 
 def row_weights(weights, n: int, rows_of: str, *, name: str = "weights", dtype=None,
