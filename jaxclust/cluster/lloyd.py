@@ -16,6 +16,7 @@ from .._core import checks
 from .._core.collectives import cumsum, global_top, pmax, psum, row_offset, take_rows
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
 from .._core.precision import HIGHEST  # distances by |x|^2 - 2 x.c + |c|^2: no TF32
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus", "kmeans_predict"]
@@ -294,43 +295,6 @@ def _batching(n: int, fn):
     return sequential_vmap(fn) if n >= _SEQUENTIAL_MIN_N else fn
 
 
-#: XLA options of the programs of small problems (CPU): the classic loop emitters and no
-#: LLVM optimisation compile a k-means solve ~4x faster (measured at n = 300, d = 8, k = 3:
-#: 1.3 s -> 0.3 s of compile CPU time on the 2-core Xeon, each run 0.2 -> 0.5 ms); the same
-#: HLO, so the same results. Large problems keep the default (fusion emitters: -30% time
-#: per Lloyd pass at n = 200,000, k = 1000).
-_QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0,
-                  "xla_cpu_parallel_codegen_split_count": 1}
-_QUICK_WORK = 1 << 18  # n * d * k * restarts up to which a problem counts as small
-_quick_ok = [True]  # False once this XLA rejected the options (then the default is used)
-
-
-class _Program:
-    """A solver compiled once per static configuration, in two flavours: the default, and,
-    for small problems on CPU, with :data:`_QUICK_OPTIONS` (first-call latency of an eager
-    call is its compile time). Under a transformation (an outer ``jit``, ``vmap``, ``grad``)
-    the default one is used and inlined (the outer program's options apply)."""
-
-    def __init__(self, fn, static_argnames):
-        self.full = jax.jit(fn, static_argnames=static_argnames)
-        try:
-            self.quick = jax.jit(fn, static_argnames=static_argnames,
-                                 compiler_options=_QUICK_OPTIONS)
-        except TypeError:  # a jax whose jit takes no compiler_options
-            self.quick = None
-
-    def __call__(self, work, *args, **kwargs):
-        if (work <= _QUICK_WORK and self.quick is not None and _quick_ok[0]
-                and jax.default_backend() == "cpu" and not checks.is_traced(args, kwargs)):
-            try:
-                return self.quick(*args, **kwargs)
-            except Exception as err:  # an XLA without these options: use the default
-                if "compile option" not in str(err):
-                    raise
-                _quick_ok[0] = False
-        return self.full(*args, **kwargs)
-
-
 def relocate_farthest(x, dist, empty, new):
     """``new`` with its empty clusters (``empty[j]``) moved, deterministically, to the
     points of largest ``dist`` (the first empty cluster to the farthest point, the second
@@ -474,7 +438,11 @@ def _validate_optional(x, k, weights, name="x") -> tuple[jax.Array, jax.Array | 
 
 
 def _unit_weights(x, w):
-    return jnp.ones(x.shape[:1], x.dtype) if w is None else w
+    if w is not None:
+        return w
+    if checks.is_traced(x):
+        return jnp.ones(x.shape[:1], x.dtype)
+    return jax.device_put(np.ones(x.shape[:1], x.dtype))  # eager: no XLA program
 
 
 def all_finite(*arrays):
@@ -784,12 +752,16 @@ def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, 
     return jax.tree_util.tree_map(lambda t: t[best], runs)
 
 
-_kmeans_given = _Program(_kmeans_given_fn, ("max_iter", "chunk_size", "callback",
-                                            "spherical", "algorithm"))
-_kmeans_seeded = _Program(_kmeans_seeded_fn, ("k", "init", "n_init", "max_iter",
-                                              "chunk_size", "callback", "spherical",
-                                              "algorithm"))
-_predict = _Program(_predict_fn, ("spherical", "chunk_size"))
+# one program per eager call, quick to compile for small problems on CPU (work = n d k
+# restarts; 300 x 8, k = 3: 1.3 -> 0.3 s of compile CPU time, each run 0.2 -> 0.5 ms); large
+# problems keep the default options (fusion emitters: -30% per Lloyd pass at n = 200,000,
+# k = 1000)
+_kmeans_given = EagerProgram(_kmeans_given_fn, ("max_iter", "chunk_size", "callback",
+                                                "spherical", "algorithm"))
+_kmeans_seeded = EagerProgram(_kmeans_seeded_fn, ("k", "init", "n_init", "max_iter",
+                                                  "chunk_size", "callback", "spherical",
+                                                  "algorithm"))
+_predict = EagerProgram(_predict_fn, ("spherical", "chunk_size"))
 
 
 def with_envelope_gradients(x, w, res, spherical=False):

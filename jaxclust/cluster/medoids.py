@@ -12,6 +12,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.costs import pairwise_cost, safe_sqrt
 from .._core.fixed_point import sequential_vmap
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 
 __all__ = ["KMedoidsResult", "kmedoids", "kmedoids_predict", "pam_build"]
@@ -384,14 +385,15 @@ def _check_init(init, n, k, key):
 
 
 # Three separately jitted stages, so that an eager call compiles each once per shape and a
-# change of metric or initialisation does not recompile the (larger) swap search.
+# change of metric or initialisation does not recompile the (larger) swap search. BUILD and
+# the search are EagerPrograms: quick to compile for small problems on CPU (work = n^2 k,
+# up to 2^18), inlined under jit / vmap.
 @partial(jax.jit, static_argnames=("metric",))
 def _dissimilarity_jit(x, metric):
     return _dissimilarity(x, metric)
 
 
-@partial(jax.jit, static_argnames=("k",))
-def _build_jit(d, w, k):
+def _build_fn(d, w, k):
     # under vmap one problem after another too: each BUILD step streams its problem's n x n
     # matrix (cache-sized) instead of the whole batch's. Measured (k = 4, whole kmedoids
     # call under vmap, medians of 9, load 3.6): 12-15% faster at n = 64 and 256, B = 8 and
@@ -399,8 +401,10 @@ def _build_jit(d, w, k):
     return sequential_vmap(partial(_build, k=k))(d, w)
 
 
-@partial(jax.jit, static_argnames=("method",))
-def _search(dfull, w, m0, max_iter, *, method):
+_build_jit = EagerProgram(_build_fn, ("k",))
+
+
+def _search_fn(dfull, w, m0, max_iter, *, method):
     """The swap search from medoids ``m0``; ``loss`` is recomputed from ``dfull`` (not its
     ``stop_gradient``), so its gradient at fixed medoids flows to ``x`` and ``weights``."""
     d = jax.lax.stop_gradient(dfull)
@@ -418,6 +422,9 @@ def _search(dfull, w, m0, max_iter, *, method):
     loss = _wsum(w, jnp.where(s.slot >= 0, jnp.zeros((), d.dtype), own))
     # a sum of huge dissimilarities can overflow: never report such a loss as converged
     return KMedoidsResult(s.medoids, s.near, loss, it, n_swaps, conv & jnp.isfinite(loss))
+
+
+_search = EagerProgram(_search_fn, ("method",))
 
 
 def _dissimilarity_of(x, metric):
@@ -463,7 +470,7 @@ def pam_build(
     """
     x, w, token = _validate(x, k, metric, weights)
     d, w = jax.lax.stop_gradient((_dissimilarity_of(x, metric), w))
-    return _build_jit(d, w, k) + token
+    return _build_jit(d.shape[0] ** 2 * k, d, w, k) + token
 
 
 def kmedoids(
@@ -559,10 +566,11 @@ def kmedoids(
     dfull = _dissimilarity_of(x, metric)
     if kind == "build":
         d, ws = jax.lax.stop_gradient((dfull, w))
-        m0 = _build_jit(d, ws, k)
+        m0 = _build_jit(n * n * k, d, ws, k)
     elif kind == "random":
         m0 = jax.random.choice(key, n, (k,), replace=False).astype(jnp.int32)
-    return _search(dfull, w, m0 + token, jnp.asarray(max_iter, jnp.int32), method=method)
+    return _search(n * n * k, dfull, w, m0 + token, jnp.asarray(max_iter, jnp.int32),
+                   method=method)
 
 
 # ----------------------------------------------------------------------------- prediction

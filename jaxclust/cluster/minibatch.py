@@ -10,13 +10,13 @@ from jaxtyping import Array, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.collectives import psum, row_offset, take_rows
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from .lloyd import (
     KMeansResult,
     _assign,
     _finite_and_representable,
     _normalize_rows,
-    _Program,
     _unit_weights,
     _validate_optional,
     all_finite,
@@ -218,8 +218,8 @@ def _update_fn(state, xb, wb, key, *, ratio, spherical):
     return _update(state, xb, _unit_weights(xb, wb), key, ratio, None, spherical)
 
 
-# one compiled program per eager call (see jaxclust.cluster.lloyd._Program)
-_update_program = _Program(_update_fn, ("ratio", "spherical"))
+# one compiled program per eager call (see jaxclust._core.programs.EagerProgram)
+_update_program = EagerProgram(_update_fn, ("ratio", "spherical"))
 
 
 def minibatch_kmeans(
@@ -315,8 +315,8 @@ def _fit_fn(xs, ws, key, c0, *, k, b, ratio, max_steps, patience, chunk_size, sp
     return KMeansResult(c, lab.astype(jnp.int32), inertia, it, converged)
 
 
-_fit_program = _Program(_fit_fn, ("k", "b", "ratio", "max_steps", "patience", "chunk_size",
-                                  "spherical"))
+_fit_program = EagerProgram(_fit_fn, ("k", "b", "ratio", "max_steps", "patience",
+                                      "chunk_size", "spherical"))
 
 
 def seeding_subset(key, n, m):

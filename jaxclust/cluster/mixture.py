@@ -17,6 +17,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from .lloyd import kmeans
 
@@ -203,9 +204,7 @@ def _make_solver(cov_type, max_iter, implicit, callback=None):
     return implicit_root(solve, residual, adjoint)
 
 
-@functools.partial(jax.jit, static_argnames=("k", "cov_type", "init_kind", "n_init",
-                                             "max_iter", "implicit", "callback"))
-def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, max_iter,
+def _fit_fn(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, max_iter,
          implicit, callback=None):
     n = x.shape[0]
     sw = sw * (n / jnp.sum(sw))  # mean one
@@ -252,6 +251,12 @@ def _fit(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init, ma
     score = jnp.where(jnp.isnan(runs.log_likelihood), -jnp.inf, runs.log_likelihood)
     best = jnp.argmax(score)
     return jax.tree_util.tree_map(lambda t: t[best], runs)
+
+
+# one program per eager call, quick to compile for small problems on CPU (work = n k d
+# restarts, times d for full covariances); under jit / vmap the caller's program applies
+_fit = EagerProgram(_fit_fn, ("k", "cov_type", "init_kind", "n_init", "max_iter", "implicit",
+                              "callback"))
 
 
 # --------------------------------------------------------------------------------------
@@ -337,7 +342,7 @@ def _check_reg(reg_covar, dtype):
     if isinstance(reg_covar, (int, float)) and not isinstance(reg_covar, bool):
         if not (math.isfinite(reg_covar) and reg_covar >= 0):
             raise ValueError(f"`reg_covar` must be a finite number >= 0, got {reg_covar}.")
-        return jnp.asarray(reg_covar, dtype)
+        return jax.device_put(np.asarray(reg_covar, dtype))  # NumPy: no XLA program
     reg = checks.as_float_array(reg_covar, "reg_covar", dtype=dtype)
     if reg.ndim != 0:
         raise ValueError(f"`reg_covar` must be a scalar, got shape {tuple(reg.shape)}.")
@@ -398,7 +403,7 @@ def gmm_log_prob(
         raise ValueError(f"`means` must have shape (k, {d}) to match `x`, got "
                          f"{tuple(means_arr.shape)}.")
     k = means_arr.shape[0]
-    x = checks.ensure(x, _array_flags(x)[0], _nonfinite_msg("x"))
+    x = checks.ensure_value(x, lambda v, xp: ~xp.isfinite(v), _nonfinite_msg("x"))
     x = checks.check_sq_norms(x, "x")
     params = _check_params(means, covariances, weights, k, d, covariance_type, x.dtype, "")
     return _log_prob(x, params, cov_type=covariance_type)
@@ -518,13 +523,13 @@ def gmm(
         raise ValueError(f"`tol` must be a Python number >= 0, got {tol!r}.")
     if not isinstance(implicit, bool):
         raise ValueError(f"`implicit` must be True or False, got {implicit!r}.")
-    x = checks.ensure(x, _array_flags(x)[0], _nonfinite_msg("x"))
+    x = checks.ensure_value(x, lambda v, xp: ~xp.isfinite(v), _nonfinite_msg("x"))
     x = checks.check_sq_norms(x, "x")
     reg = _check_reg(reg_covar, x.dtype)
-    tol = jnp.asarray(tol, x.dtype)
+    tol = jax.device_put(np.asarray(tol, x.dtype))  # NumPy: no XLA program
 
     if weights is None:
-        sw = jnp.asarray(np.ones((n,), x.dtype))
+        sw = jax.device_put(np.ones((n,), x.dtype))
     else:
         sw = checks.row_weights(weights, n, "x", dtype=x.dtype, positive_sum=True)
 
@@ -556,7 +561,8 @@ def gmm(
         init_value = checks.ensure(r, zero, "`init` responsibilities must have a positive "
                                             "sum in every row.")
 
-    return _fit(x, sw, reg, tol, key, init_value, k=k, cov_type=covariance_type,
+    work = n * k * d * n_init * (d if covariance_type == "full" else 1)
+    return _fit(work, x, sw, reg, tol, key, init_value, k=k, cov_type=covariance_type,
                 init_kind=init_kind, n_init=n_init, max_iter=max_iter, implicit=implicit,
                 callback=callback)
 

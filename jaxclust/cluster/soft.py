@@ -8,16 +8,17 @@ number of iterations) or from unrolling the iterations (``implicit=False``).
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.fixed_point import check_callback, gmres_solve, implicit_root, report_progress
 from .._core.precision import HIGHEST  # centroid fixed points run to tol ~1e-6: no TF32
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from ..ot.entropic import default_epsilon, sinkhorn
 from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
@@ -92,7 +93,7 @@ def _cluster_sizes(sizes, k: int, dtype) -> jax.Array:
     """The target cluster proportions ``b``: uniform for ``None``, else ``sizes`` (finite,
     > 0, one per cluster) normalised to sum to one."""
     if sizes is None:
-        return jnp.full((k,), 1.0 / k, dtype)
+        return jax.device_put(np.full((k,), 1.0 / k, dtype))  # NumPy: no XLA program
     b = checks.as_float_array(sizes, "sizes", dtype=dtype)
     if b.shape != (k,):
         raise ValueError(f"`sizes` must have shape ({k},), one per cluster, got "
@@ -121,7 +122,9 @@ def _transport_update(p, x, c):
 
 
 def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
-    """``k`` (k-means++ from ``key``) or given centroids ``(k, d)``; returns (k, c0)."""
+    """``k`` (k-means++ from ``key``) or given centroids ``(k, d)``; returns ``(k, c0,
+    key)``: ``c0`` is None when the solver's program seeds with :func:`_seeded` (one compiled
+    program per eager call), else the checked centroids (and ``key`` None)."""
     if checks.is_int(k_or_centroids):
         k = k_or_centroids
         if key is None:
@@ -129,12 +132,20 @@ def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
                              "(k-means++ seeding); pass key=jax.random.key(0) or initial "
                              "centroids.")
         checks.check_key(key)
-        return k, jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
+        return k, None, key
     c0 = checks.as_float_array(k_or_centroids, name, dtype=x.dtype)
     if c0.ndim != 2 or c0.shape[1] != x.shape[1]:
         raise ValueError(f"`{name}` must be an int k or centroids of shape (k, {x.shape[1]}), "
                          f"got shape {tuple(c0.shape)}.")
-    return c0.shape[0], checks.check_sq_norms(checks.check_finite(c0, name), name)
+    return c0.shape[0], checks.check_sq_norms(checks.check_finite(c0, name), name), None
+
+
+def _seeded(x, w, c0, key, k):
+    """``c0``, or when it is None greedy k-means++ centres drawn with ``key`` (constants:
+    no gradient flows into the seeding)."""
+    if c0 is not None:
+        return c0
+    return jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
 
 
 def _adjoint(residual, tol):
@@ -278,14 +289,14 @@ def soft_kmeans(
     t = checks.check_positive_scalar(temperature, "temperature",
                                      "It is in units of squared distance; try the data variance.")
     t = jnp.asarray(t, x.dtype)
-    k, c0 = _initial_centroids(x, k_or_centroids, key, w)
+    k, c0, key = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
-    return _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback)
+    return _soft_kmeans(x.size * k, x, w, t, c0, key, tol, k, max_iter, implicit, callback)
 
 
-@partial(jax.jit, static_argnums=(5, 6, 7))
-def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback=None):
+def _soft_kmeans_fn(x, w, t, c0, key, tol, k, max_iter, implicit, callback=None):
+    c0 = _seeded(x, w, c0, key, k)
     tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
     c, (it, conv) = _fixed_point(_soft_update, c0, (x, w, t), max_iter=max_iter,
                                  tol_abs=tol_abs, implicit=implicit, callback=callback)
@@ -294,6 +305,10 @@ def _soft_kmeans(x, w, t, c0, tol, max_iter, implicit, callback=None):
     energy = -t * jnp.sum(w * jax.nn.logsumexp(logits, axis=1))
     conv = conv & all_finite(c, r, energy)  # e.g. a temperature so small that r is NaN
     return SoftKMeansResult(c, r, jnp.argmax(r, axis=1).astype(jnp.int32), energy, it, conv)
+
+
+# one program per eager call (quick to compile for small problems on CPU: work = n d k)
+_soft_kmeans = EagerProgram(_soft_kmeans_fn, ("k", "max_iter", "implicit", "callback"))
 
 
 def sinkhorn_kmeans(
@@ -378,26 +393,26 @@ def sinkhorn_kmeans(
     x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
     _check_iters(max_iter, tol)
     _check_iters(sinkhorn_max_iter, sinkhorn_tol, "sinkhorn_")
-    k, c0 = _initial_centroids(x, k_or_centroids, key, w)
+    k, c0, key = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
     b = _cluster_sizes(sizes, k, x.dtype)
+    if epsilon is not None:
+        epsilon = jnp.asarray(checks.check_positive_scalar(
+            epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
+    return _sinkhorn_kmeans(x.shape[0] * k, x, w, b, epsilon, c0, key, tol, k, max_iter,
+                            float(sinkhorn_tol), int(sinkhorn_max_iter), implicit, callback)
+
+
+def _sinkhorn_kmeans_fn(x, w, b, eps, c0, key, tol, k, max_iter, stol, smax, implicit,
+                        callback=None):
+    c0 = _seeded(x, w, c0, key, k)
     a = w / jnp.sum(w)
-    if epsilon is None:
+    if eps is None:
         # 0.05 std of the costs; all costs equal (e.g. constant data) make it 0, and then
         # every epsilon gives the same plan a b^T: use 1
         eps = jax.lax.stop_gradient(default_epsilon(x, c0))
         eps = jnp.where(jnp.isfinite(eps) & (eps > 0), eps, jnp.ones((), eps.dtype))
-    else:
-        eps = jnp.asarray(checks.check_positive_scalar(
-            epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
-    return _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, float(sinkhorn_tol),
-                            int(sinkhorn_max_iter), implicit, callback)
-
-
-@partial(jax.jit, static_argnums=(6, 7, 8, 9, 10))
-def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit, callback=None):
-    k = c0.shape[0]
     tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
 
     def solve_ot(x, c, a, b, eps, init=None):
@@ -448,6 +463,12 @@ def _sinkhorn_kmeans(x, a, b, eps, c0, tol, max_iter, stol, smax, implicit, call
     conv = conv & res.converged & all_finite(c, assign, loss)
     return SinkhornKMeansResult(c, assign, jnp.argmax(p, axis=1).astype(jnp.int32), loss,
                                 it, conv)
+
+
+# one program per eager call (quick to compile for small problems on CPU: work = n k, the
+# size of each inner Sinkhorn problem, as for jaxclust.ot.sinkhorn)
+_sinkhorn_kmeans = EagerProgram(_sinkhorn_kmeans_fn, ("k", "max_iter", "stol", "smax",
+                                                      "implicit", "callback"))
 
 
 # --------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
-from .lloyd import kmeans
+from .lloyd import check_kmeans_options, kmeans
 
 __all__ = ["AFFINITIES", "EIGEN_SOLVERS", "ROW_NORMS", "SpectralResult", "affinity_matrix",
            "spectral", "spectral_predict"]
@@ -375,13 +376,26 @@ def spectral(
         if affinity == "knn":
             _check_n_neighbors(n_neighbors, n)
         checks.check_key(key)
-        w = _affinity(pts, affinity, gamma, n_neighbors)
+        if affinity == "rbf" and gamma is not None:
+            gamma = checks.check_positive_scalar(gamma, "gamma")
+        w = pts
     m = k if n_components is None else n_components
     checks.check_int(n_components, "n_components", high=n, bounds=f"in [1, n] = [1, {n}]",
                      none_ok=True)
-    checks.check_int(n_init, "n_init")
+    check_kmeans_options(max_iter, n_init, tol, None)  # static options of the program
     solver = _eigen_solver(eigen_solver, n, m)
+    return _spectral(n * n, w, key, None if affinity != "rbf" else gamma, affinity=affinity,
+                     n_neighbors=n_neighbors if affinity == "knn" else None, k=k, m=m,
+                     row_norm=row_norm, solver=solver, n_init=n_init, max_iter=max_iter,
+                     tol=tol)
 
+
+def _spectral_fn(w, key, gamma, *, affinity, n_neighbors, k, m, row_norm, solver, n_init,
+                 max_iter, tol):
+    """``spectral`` after validation: ``w`` the affinity (``affinity="precomputed"``) or the
+    points."""
+    if affinity != "precomputed":
+        w = _affinity(w, affinity, gamma, n_neighbors)
     emb, vals, eig_ok = _embed(w, m, row_norm, solver, jax.random.fold_in(key, 1))
     # labels are piecewise constant: run Lloyd (a while loop) on a constant copy, then
     # recompute the centres as cluster means so that the inertia stays differentiable
@@ -394,6 +408,12 @@ def spectral(
     finite = (jnp.all(jnp.isfinite(emb)) & jnp.all(jnp.isfinite(vals)) & jnp.isfinite(inertia))
     return SpectralResult(km.labels, emb, vals, inertia, cent, km.n_iters,
                           km.converged & finite & eig_ok)
+
+
+# one program per eager call (the affinity graph, the embedding, k-means and the centres),
+# quick to compile for small problems on CPU (work = n^2); inlined under jit / vmap
+_spectral = EagerProgram(_spectral_fn, ("affinity", "n_neighbors", "k", "m", "row_norm",
+                                        "solver", "n_init", "max_iter", "tol"))
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float
 
+from .._core.programs import eager_program
 from .._core.results import with_summary_repr
 from . import entropic
 from .entropic import SinkhornResult, _sinkhorn_symmetric, sinkhorn
@@ -132,7 +133,7 @@ def sinkhorn_divergence(
     return _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, kwargs)
 
 
-@entropic._eager_program(("cost", "sym", "opts"))
+@eager_program(("cost", "sym", "opts"))
 def _program(x, y, a, b, epsilon, tau_a, tau_b, cost, sym, opts):
     with entropic._trusted():
         return _divergence(x, y, a, b, epsilon, cost, tau_a, tau_b, sym, dict(opts))

@@ -23,6 +23,7 @@ from .._core.costs import (
     resolve_cost,
 )
 from .._core.fixed_point import check_callback
+from .._core.programs import eager_program
 from .._core.results import with_summary_repr
 from . import _solver
 
@@ -434,48 +435,17 @@ def _static_options(**opts):
     return tuple(sorted(opts.items()))
 
 
-#: XLA options of the eager programs of small problems (CPU): the classic loop emitters and
-#: no LLVM optimisation (as k-means' ``_QUICK_OPTIONS``, cluster/lloyd.py) compile a Sinkhorn
-#: solve ~3.5x faster (300 x 8 points: 1.4 -> 0.4 s of compile CPU time on the 2-core Xeon)
-#: while each solve runs ~3x slower (1.9 -> 5.5 ms for 50 iterations): a first eager call is
-#: its compile time. Same HLO; float32 results equal to rounding. Larger problems (and every
-#: traced call: the outer program's options apply) keep the default.
-_QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
-_QUICK_WORK = 1 << 18  # n * m (summed over the solves) up to which a problem counts as small
-_quick_ok = [True]  # False once this XLA rejected the options (then the default is used)
-
-
-def _eager_program(static_argnames):
-    """Decorator: ``fn`` jitted twice (default, and :data:`_QUICK_OPTIONS` for small problems
-    on CPU); the result is called as ``program(work, *args, **kwargs)`` with concrete args."""
-
-    def wrap(fn):
-        full = jax.jit(fn, static_argnames=static_argnames)
-        quick = jax.jit(fn, static_argnames=static_argnames, compiler_options=_QUICK_OPTIONS)
-
-        def call(work, *args, **kwargs):
-            if work <= _QUICK_WORK and _quick_ok[0] and jax.default_backend() == "cpu":
-                try:
-                    return quick(*args, **kwargs)
-                except Exception as err:  # an XLA without these options: use the default
-                    if "compile option" not in str(err):
-                        raise
-                    _quick_ok[0] = False
-            return full(*args, **kwargs)
-
-        return call
-
-    return wrap
-
-
-@_eager_program(("cost", "chunk_size", "opts"))
+# the eager programs: quick to compile for small problems on CPU (n * m, summed over the
+# solves, up to programs.QUICK_WORK; Sinkhorn 300 x 300: 1.4 -> 0.4 s of compile CPU time,
+# each solve ~3x slower to run); traced calls are inlined in the caller's program
+@eager_program(("cost", "chunk_size", "opts"))
 def _points_program(x, y, a, b, epsilon, tau_a, tau_b, mass, init, cost, chunk_size, opts):
     with _trusted():
         return sinkhorn(x, y, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b, mass=mass,
                         init=init, cost=cost, chunk_size=chunk_size, **dict(opts))
 
 
-@_eager_program(("opts",))
+@eager_program(("opts",))
 def _cost_program(C, a, b, epsilon, tau_a, tau_b, mass, init, opts):
     with _trusted():
         return sinkhorn_from_cost(C, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b,

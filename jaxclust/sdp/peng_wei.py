@@ -25,6 +25,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.fixed_point import iterate_blocks, sequential_vmap
 from .._core.precision import highest_matmul_precision
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from ..cluster.lloyd import kmeans_unvalidated
 from . import burer_monteiro
@@ -281,40 +282,28 @@ def _admm_one(x, rho, tol, *, k, max_iter, adaptive, default_rho):
 
 
 @functools.cache
-def _admm(k, max_iter, adaptive, default_rho, quick=False):
+def _admm(k, max_iter, adaptive, default_rho):
     """One compiled ADMM program per static configuration; under ``vmap`` the problems run
     one after another (each to its own iteration count, and the projection's data-dependent
-    ``cond`` stays a branch instead of running both sides). ``quick``: compiled with
-    :data:`_QUICK_OPTIONS`."""
+    ``cond`` stays a branch instead of running both sides). Called as ``program(n, x, rho,
+    tol)``: an eager solve of a small problem on CPU (n <= :data:`_QUICK_MAX_N`) compiles
+    with the quick XLA options of :mod:`jaxclust._core.programs`. Measured at n = 300,
+    d = 8, k = 4 (2-core Xeon, load ~5): compile 2.34 -> 0.56 s of CPU time, run 0.55 ->
+    0.62 s (the eigendecompositions are LAPACK calls either way); the same iterations,
+    objective within 5e-6 relative and Z within 1e-7 of the default program (float32
+    rounding of the fused elementwise code). Under jit / vmap the caller's program and
+    options apply."""
     # the outer jit caches the trace of the custom_vmap for eager calls
     fn = sequential_vmap(partial(_admm_one, k=k, max_iter=max_iter, adaptive=adaptive,
                                  default_rho=default_rho))
-    return jax.jit(fn, compiler_options=_QUICK_OPTIONS) if quick else jax.jit(fn)
+    return EagerProgram(fn, quick_work=_QUICK_MAX_N)
 
 
-#: XLA options of an eager ADMM solve of a small problem on CPU: the classic loop emitters
-#: and no LLVM optimisation (the options cluster.kmeans uses for small problems). Measured at
-#: n = 300, d = 8, k = 4 (2-core Xeon, load ~5): compile 2.34 -> 0.56 s of CPU time, run
-#: 0.55 -> 0.62 s (the eigendecompositions are LAPACK calls either way); the same
-#: iterations, objective within 5e-6 relative and Z within 1e-7 of the default program
-#: (float32 rounding of the fused elementwise code). Under jit / vmap the caller's program
-#: and options apply.
-_QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0}
 _QUICK_MAX_N = 500
-_quick_ok = [True]  # False once this XLA rejected the options (then the default is used)
 
 
 def _run_admm(x, rho, tol, k, solver, default_rho):
-    static = (k, solver.max_iter, solver.adaptive_rho, default_rho)
-    if (x.shape[0] <= _QUICK_MAX_N and _quick_ok[0] and jax.default_backend() == "cpu"
-            and not checks.is_traced(x, rho, tol)):
-        try:
-            return _admm(*static, quick=True)(x, rho, tol)
-        except Exception as err:  # an XLA without these options: use the default
-            if "compile option" not in str(err):
-                raise
-            _quick_ok[0] = False
-    return _admm(*static)(x, rho, tol)
+    return _admm(k, solver.max_iter, solver.adaptive_rho, default_rho)(x.shape[0], x, rho, tol)
 
 
 def _round(sol, k, key):
