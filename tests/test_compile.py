@@ -277,20 +277,22 @@ def test_first_eager_metric_calls_build_one_program():
 # --- first eager call of the iterative solvers: one quick program (issue 15 §3) -----------
 
 def test_first_eager_solver_calls_build_one_quick_program():
-    """``gmm``, ``soft_kmeans``, ``sinkhorn_kmeans`` and ``spectral`` run their seeding,
-    default epsilon / affinity graph and solve as ONE jitted program
+    """``gmm``, ``soft_kmeans``, ``sinkhorn_kmeans``, ``spectral`` and ``laplacian_kmeans``
+    run their seeding, default epsilon / affinity graph and solve as ONE jitted program
     (``jaxclust._core.programs.EagerProgram``), compiled with the quick XLA options for a
     small problem on CPU. Before, a first call built 4 (gmm), 4 (soft_kmeans), 67
     (sinkhorn_kmeans: the default epsilon and marginals op by op, the seeding as its own
-    program) and 76 (spectral: the affinity and embedding op by op) executables, the solvers
-    with the default options; first calls on 300 x 8 went 3.5 -> 0.7 s, 1.0 -> 0.4 s,
-    4.9 -> 1.2 s (2-core CPU).
+    program), 76 (spectral: the affinity and embedding op by op) and 41 (laplacian_kmeans)
+    executables, the solvers with the default options; first calls on 300 x 8 went
+    3.5 -> 0.7 s, 1.0 -> 0.4 s, 4.9 -> 1.2 s, 4.0 -> 1.1 s, 3.3 -> 1.2 s (2-core CPU).
     Checked: the executables of a first call on cold shapes, none on the second, the quick
     flavour used eagerly and not under ``jit``, and its results equal to the default
     program's to float32 rounding."""
     from jaxclust._core.programs import EagerProgram
     from jaxclust.cluster import (
         gmm,
+        laplacian,
+        laplacian_kmeans,
         mixture,
         sinkhorn_kmeans,
         soft,
@@ -312,6 +314,8 @@ def test_first_eager_solver_calls_build_one_quick_program():
                             soft._sinkhorn_kmeans),
         "spectral": (lambda z: spectral(z, 3, key=key).eigenvalues,
                      spectral_clustering._spectral),
+        "laplacian_kmeans": (lambda z: laplacian_kmeans(z, 3, key=key).objective,
+                             laplacian._laplacian),
     }
     built = {}
     for name, (call, program) in cases.items():

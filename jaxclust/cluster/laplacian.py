@@ -18,11 +18,13 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.costs import pairwise_cost
 from .._core.fixed_point import iterate_blocks
+from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from .lloyd import kmeans, kmeans_plusplus
 from .spectral_clustering import _check_affinity, _new_points, _points, _sq_dists
@@ -307,34 +309,55 @@ def laplacian_kmeans(
         if key is None:
             raise ValueError(f"`key` is required with init={init!r} (k-means seeding); pass "
                              "key=jax.random.key(0) or init=<(k, d) prototypes>.")
-    xf = _normalize_features(x, normalize)
-
     if affinity is None:
         checks.check_int(n_neighbors, "n_neighbors", high=n - 1,
                          bounds=f"in [1, n - 1] = [1, {n - 1}]",
                          why="the point itself is not counted")
-        idx = _knn_indices(xf, n_neighbors)
-        w_dense = (lambda: _dense_graph(idx, n, x.dtype, graph))  # noqa: E731
+        w = None
     else:
         w = _check_affinity(affinity, "affinity", dtype=x.dtype)
         if w.shape != (n, n):
             raise ValueError(f"`affinity` must have shape ({n}, {n}) to match `x`, got "
                              f"{tuple(w.shape)}.")
-        w_dense = (lambda: w)  # noqa: E731
 
     if labels is None:
-        lab = jnp.full((n,), -1, jnp.int32)
+        lab = jax.device_put(np.full((n,), -1, np.int32))  # NumPy: no XLA program
     else:
         lab = _check_labels(labels, n, k)
-    onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # rows of -1 are all zeros
 
     if not isinstance(init, str):
         c0 = checks.as_float_array(init, "init", dtype=x.dtype)
         if c0.shape != (k, d):
             raise ValueError(f"`init` prototypes must have shape ({k}, {d}), got "
                              f"{tuple(c0.shape)}.")
-        c0 = checks.check_finite(c0, "init")
+        c0, key, init = checks.check_finite(c0, "init"), None, None
     else:
+        c0 = None
+    return _laplacian(n * n, x, lab, c0, key, w, lam, temp, shift, normalize=normalize,
+                      n_neighbors=n_neighbors if affinity is None else None, graph=graph,
+                      init=init, k=k, prototypes=prototypes, max_iter=max_iter,
+                      inner_iter=inner_iter, tol=tol, update_centroids=update_centroids,
+                      warm_start=warm_start, unrolled=unrolled)
+
+
+def _laplacian_fn(x, lab, c0, key, w, lam, temp, shift, *, normalize, n_neighbors, graph, init,
+                  k, prototypes, max_iter, inner_iter, tol, update_centroids, warm_start,
+                  unrolled):
+    """:func:`laplacian_kmeans` after validation: features, graph, seeding, shift and the
+    iterations (``w`` None: the kNN graph of the normalised features; ``c0`` None: seeded
+    from ``key`` by ``init``)."""
+    n = x.shape[0]
+    xf = _normalize_features(x, normalize)
+    if w is None:
+        idx = _knn_indices(xf, n_neighbors)
+        w_dense = (lambda: _dense_graph(idx, n, x.dtype, graph))  # noqa: E731
+        w_arg, graph_kind = idx, graph
+    else:
+        w_dense = (lambda: w)  # noqa: E731
+        w_arg, graph_kind = w, "dense"
+
+    if c0 is None:
+        onehot = jax.nn.one_hot(lab, k, dtype=x.dtype)  # rows of -1 are all zeros
         if init == "kmeans":
             c0 = kmeans(jax.lax.stop_gradient(xf), k, key=key, n_init=10).centroids
         else:
@@ -351,10 +374,15 @@ def laplacian_kmeans(
     lam = jnp.asarray(lam, x.dtype)
     temp = jnp.asarray(temp, x.dtype)
     mu = jnp.asarray(mu, x.dtype)
-
-    w_arg, graph_kind = (idx, graph) if affinity is None else (w, "dense")
     return _solve(xf, c0, lab, lam, temp, mu, w_arg, graph_kind, k, prototypes, max_iter,
                   inner_iter, tol, update_centroids, warm_start, unrolled)
+
+
+# one program per eager call (features, kNN graph, seeding, shift and iterations), quick to
+# compile for small problems on CPU (work = n^2); inlined under jit / vmap
+_laplacian = EagerProgram(_laplacian_fn, ("normalize", "n_neighbors", "graph", "init", "k",
+                                          "prototypes", "max_iter", "inner_iter", "tol",
+                                          "update_centroids", "warm_start", "unrolled"))
 
 
 @partial(jax.jit, static_argnums=(7, 8, 9, 10, 11, 12, 13, 14, 15))
