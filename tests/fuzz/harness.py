@@ -325,7 +325,14 @@ def _set_first(v, val, pos=0):
     arr = np.array(v)
     flat = arr.reshape(-1)
     flat[pos % max(flat.size, 1)] = val
-    return jnp.asarray(flat.reshape(arr.shape), dtype=v.dtype)
+    return _device(flat.reshape(arr.shape).astype(v.dtype))
+
+
+def _device(a):
+    """A NumPy-built mutation as a JAX array: ``jax.device_put`` compiles nothing (a
+    ``jnp`` expression per argument shape is an XLA compilation, ~20-40 ms each: the
+    fuzzer builds hundreds of such variants)."""
+    return jax.device_put(np.asarray(a))
 
 
 def _nan_fn(fn):
@@ -364,18 +371,22 @@ def mutations(spec: Spec, pos: int = 0, huge: float = 1e20, tiny: float = 1e-30
         elif _is_float_array(v) and np.ndim(v) >= 1 and np.size(v) > 0:
             if name in WEIGHT_NAMES:
                 out.append(Mutation(name, "negative", _set_first(v, -1.0, pos), True))
-                out.append(Mutation(name, "zeros", jnp.zeros_like(v), True))
+                out.append(Mutation(name, "zeros", _device(np.zeros(np.shape(v), v.dtype)),
+                                    True))
             out.append(Mutation(name, "nan", _set_first(v, np.nan, pos), True))
             out.append(Mutation(name, "inf", _set_first(v, np.inf, pos), True))
-            out.append(Mutation(name, "huge", (v * huge).astype(v.dtype), True))
-            out.append(Mutation(name, "empty", jnp.asarray(v)[:0]))
-            out.append(Mutation(name, "rank_up", jnp.asarray(v)[None]))
-            out.append(Mutation(name, "rank_down", jnp.asarray(v)[0]))
+            with np.errstate(over="ignore"):
+                big = (np.asarray(v) * huge).astype(v.dtype)
+            out.append(Mutation(name, "huge", _device(big), True))
+            out.append(Mutation(name, "empty", _device(np.asarray(v)[:0])))
+            out.append(Mutation(name, "rank_up", _device(np.asarray(v)[None])))
+            out.append(Mutation(name, "rank_down", _device(np.asarray(v)[0])))
             if name not in optional:
                 out.append(Mutation(name, "none", None))
             if np.ndim(v) >= 2 and len(others2d) >= 2:
+                a = np.asarray(v)
                 out.append(Mutation(name, "mismatch",
-                                    jnp.concatenate([v, v[..., :1]], axis=-1)))
+                                    _device(np.concatenate([a, a[..., :1]], axis=-1))))
         elif _is_float_array(v) and np.ndim(v) == 0:
             out.append(Mutation(name, "nan_scalar", jnp.asarray(np.nan, v.dtype), True))
             out.append(Mutation(name, "neg_scalar", -jnp.abs(v) - 1, True))
@@ -383,8 +394,8 @@ def mutations(spec: Spec, pos: int = 0, huge: float = 1e20, tiny: float = 1e-30
                 out.append(Mutation(name, "tiny", jnp.asarray(tiny, v.dtype), True))
         elif _is_int_array(v) and np.ndim(v) >= 1 and np.size(v) > 0:
             out.append(Mutation(name, "oob", _set_first(v, 10**6, pos), True))
-            out.append(Mutation(name, "empty", jnp.asarray(v)[:0]))
-            out.append(Mutation(name, "rank_up", jnp.asarray(v)[None]))
+            out.append(Mutation(name, "empty", _device(np.asarray(v)[:0])))
+            out.append(Mutation(name, "rank_up", _device(np.asarray(v)[None])))
             if name not in optional:
                 out.append(Mutation(name, "none", None))
         elif isinstance(v, bool):
