@@ -285,8 +285,8 @@ def check_positive_scalar(value, name: str, hint: str = ""):
     arr = jnp.asarray(value)
     if arr.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
-    return ensure(arr, ~(jnp.isfinite(arr) & (arr > 0)),
-                  f"`{name}` must be a finite number > 0. {hint}".strip())
+    return ensure_value(arr, lambda v, xp: ~(xp.isfinite(v) & (v > 0)),
+                        f"`{name}` must be a finite number > 0. {hint}".strip())
 
 
 def check_num_clusters(k, n: int, *, sdp: bool = False, rows_of: str = "x") -> None:

@@ -1,5 +1,5 @@
 """Shared input validation of ``jaxclust.ood`` (shapes at trace time, values through
-``checks.ensure``)."""
+``checks.ensure_value``: NumPy on concrete host arrays, ``equinox.error_if`` when traced)."""
 
 from __future__ import annotations
 
@@ -42,10 +42,10 @@ def finite_result(out: jax.Array, culprit: str, what: str) -> jax.Array:
     """``out``, raising ``ValueError`` when valid (finite) inputs overflowed the float type
     on the way (e.g. features of order 1e20 squared in float32): NaN never leaks silently."""
     dtype = jnp.result_type(out)
-    return checks.ensure(out, ~jnp.isfinite(out),
-                         f"{what} is not finite in {dtype}: `{culprit}` is too large (an "
-                         f"intermediate overflowed). Rescale `{culprit}` (e.g. standardise "
-                         "the features) or compute in float64.")
+    return checks.ensure_value(out, lambda v, xp: ~xp.isfinite(v),
+                               f"{what} is not finite in {dtype}: `{culprit}` is too large (an "
+                               f"intermediate overflowed). Rescale `{culprit}` (e.g. "
+                               "standardise the features) or compute in float64.")
 
 
 def same_rows(a: jax.Array, b: jax.Array, name_a: str, name_b: str) -> None:
@@ -92,10 +92,11 @@ def labels(y, name: str, n: int, num_classes: int | None, classes_name: str = "n
         if checks.is_traced(arr):
             raise ValueError(f"`{classes_name}` must be given (a static int) when `{name}` is "
                              "traced (under jit, vmap or grad): it fixes the output shape.")
-        num_classes = int(jnp.max(arr)) + 1
+        host = checks.host_view(arr)
+        num_classes = int(np.max(host) if host is not None else jnp.max(arr)) + 1
     num_classes = checks.check_int(num_classes, classes_name)
-    arr = checks.ensure(arr, (arr < 0) | (arr >= num_classes),
-                        f"`{name}` must lie in [0, {classes_name}) = [0, {num_classes}).")
+    arr = checks.ensure_value(arr, lambda v, xp: (v < 0) | (v >= num_classes),
+                              f"`{name}` must lie in [0, {classes_name}) = [0, {num_classes}).")
     return arr.astype(jnp.int32), num_classes
 
 
