@@ -21,7 +21,8 @@ from . import checks
 #: XLA options of the eager programs of small problems (CPU only). Measured on the 2-core
 #: Xeon (compile CPU time, default -> quick): k-means 300 x 8, k = 3: 1.3 -> 0.3 s;
 #: Sinkhorn 300 x 300: 1.4 -> 0.4 s; ADMM k-means SDP n = 300: 2.3 -> 0.6 s; GMM
-#: 300 x 8, k = 4, full covariances: first call 3.5 -> 1.6 s.
+#: 300 x 8, k = 4, full covariances: first call (wall) 3.5 -> 1.6 s with these options
+#: alone, 0.7-1.1 s with its checks on the host too (benchmarks/results/compile.md).
 QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization_level": 0,
                  "xla_cpu_parallel_codegen_split_count": 1}
 #: default size (the caller's ``work`` measure) up to which a problem counts as small

@@ -401,7 +401,7 @@ def _build_fn(d, w, k):
     return sequential_vmap(partial(_build, k=k))(d, w)
 
 
-_build_jit = EagerProgram(_build_fn, ("k",))
+_build_program = EagerProgram(_build_fn, ("k",))
 
 
 def _search_fn(dfull, w, m0, max_iter, *, method):
@@ -470,7 +470,7 @@ def pam_build(
     """
     x, w, token = _validate(x, k, metric, weights)
     d, w = jax.lax.stop_gradient((_dissimilarity_of(x, metric), w))
-    return _build_jit(d.shape[0] ** 2 * k, d, w, k) + token
+    return _build_program(d.shape[0] ** 2 * k, d, w, k) + token
 
 
 def kmedoids(
@@ -566,7 +566,7 @@ def kmedoids(
     dfull = _dissimilarity_of(x, metric)
     if kind == "build":
         d, ws = jax.lax.stop_gradient((dfull, w))
-        m0 = _build_jit(n * n * k, d, ws, k)
+        m0 = _build_program(n * n * k, d, ws, k)
     elif kind == "random":
         m0 = jax.random.choice(key, n, (k,), replace=False).astype(jnp.int32)
     return _search(n * n * k, dfull, w, m0 + token, jnp.asarray(max_iter, jnp.int32),
