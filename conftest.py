@@ -14,7 +14,9 @@ Both change how the machine code is generated, not what it computes (no fast-mat
 same HLO); benchmarks, examples and users keep XLA's defaults. The flags are added before
 JAX creates its CPU client (lazily, at the first computation) and appended to any
 ``XLA_FLAGS`` already set (e.g. ``--xla_force_host_platform_device_count``; the 8-device
-subprocesses of tests/distributed inherit them). Set ``JAXCLUST_TEST_XLA_OPT=1`` to test with
+subprocesses of tests/distributed inherit them). Only the flags the installed XLA knows are
+added (an unknown ``XLA_FLAGS`` entry aborts the process; jaxlib 0.11 dropped the second
+one): ``tests/_xla_flags.py``. Set ``JAXCLUST_TEST_XLA_OPT=1`` to test with
 XLA's default compilation.
 """
 
@@ -22,8 +24,7 @@ from __future__ import annotations
 
 import os
 
-_FLAGS = ("--xla_backend_optimization_level=0", "--xla_cpu_use_fusion_emitters=false")
+from tests._xla_flags import extend_environment
+
 if os.environ.get("JAXCLUST_TEST_XLA_OPT") != "1":
-    _current = os.environ.get("XLA_FLAGS", "")
-    _missing = [f for f in _FLAGS if f.split("=")[0] not in _current]
-    os.environ["XLA_FLAGS"] = " ".join([_current, *_missing]).strip()
+    extend_environment()

@@ -49,6 +49,8 @@ def _mem_gib() -> str:
 
 
 def _git_commit() -> str:
+    if os.environ.get("JAXCLUST_COMMIT"):  # a copy of the tree without .git (device runs)
+        return os.environ["JAXCLUST_COMMIT"]
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
                              capture_output=True, text=True, check=True)

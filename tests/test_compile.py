@@ -334,3 +334,27 @@ def test_first_eager_solver_calls_build_one_quick_program():
                                    atol=1e-5, err_msg=name)
     assert all(second == 0 for _, second in built.values()), built
     assert all(first <= 2 for first, _ in built.values()), built
+
+
+def test_eager_program_drops_a_compile_option_this_xla_lacks(monkeypatch):
+    """An option the installed XLA rejects ("No such compile option"; jaxlib 0.11 dropped
+    ``xla_cpu_use_fusion_emitters``) is removed for the session and the call retried with
+    the remaining ones: the quick flavour still runs, with the other options."""
+    from jaxclust._core import programs
+
+    if jax.default_backend() != "cpu":
+        pytest.skip("the quick flavour is for the CPU backend")
+    known = dict(programs._options)
+    assert known, "this XLA accepts none of the quick options"
+    monkeypatch.setattr(programs, "_options", {**known, "xla_no_such_option_here": True})
+    program = programs.EagerProgram(lambda a: jnp.sin(a) * 2.0)
+    x = jnp.arange(5.0)
+    np.testing.assert_allclose(np.asarray(program(1, x)), 2 * np.sin(np.arange(5.0)),
+                               rtol=1e-6)
+    assert programs._options == known
+    assert program.quick is not None and program.quick._cache_size() == 1
+    assert program.full._cache_size() == 0
+    # an error that is not about options propagates
+    bad = programs.EagerProgram(lambda a: a.reshape(7))
+    with pytest.raises(TypeError, match="reshape"):
+        bad(1, x)

@@ -12,6 +12,7 @@ inlined, and the outer program's options apply.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 import jax
@@ -27,7 +28,10 @@ QUICK_OPTIONS = {"xla_cpu_use_fusion_emitters": False, "xla_backend_optimization
                  "xla_cpu_parallel_codegen_split_count": 1}
 #: default size (the caller's ``work`` measure) up to which a problem counts as small
 QUICK_WORK = 1 << 18
-_quick_ok = [True]  # False once this XLA rejected the options (then the default is used)
+#: the options this XLA accepts: an option it rejects ("No such compile option: 'name'";
+#: jaxlib 0.11 dropped ``xla_cpu_use_fusion_emitters``) is removed for the session
+_options = dict(QUICK_OPTIONS)
+_REJECTED = re.compile(r"No such compile option: '([\w.]+)'")
 
 
 class EagerProgram:
@@ -35,29 +39,44 @@ class EagerProgram:
 
     Call it as ``program(work, *args, **kwargs)``: the quick flavour runs when ``work <=
     quick_work``, the backend is the CPU and no argument is traced; otherwise the default.
-    An XLA that rejects the options turns the quick flavour off for the session.
+    An option this XLA rejects is dropped for the session and the call retried with the
+    others; with none left the default flavour is used.
     """
 
     def __init__(self, fn: Callable, static_argnames: Sequence[str] | str = (), *,
                  quick_work: int = QUICK_WORK):
+        self._fn, self._static = fn, static_argnames
         self.full = jax.jit(fn, static_argnames=static_argnames)
-        self.quick: Callable | None
-        try:
-            self.quick = jax.jit(fn, static_argnames=static_argnames,
-                                 compiler_options=QUICK_OPTIONS)
-        except TypeError:  # a jax whose jit takes no compiler_options
-            self.quick = None
+        self._quick: Callable | None = None
+        self._quick_options: dict | None = None
         self.quick_work = quick_work
 
-    def __call__(self, work: int, *args, **kwargs):
-        if (work <= self.quick_work and self.quick is not None and _quick_ok[0]
-                and jax.default_backend() == "cpu" and not checks.is_traced(args, kwargs)):
+    @property
+    def quick(self) -> Callable | None:
+        """The quick flavour, jitted with the options this XLA accepts (None: none left)."""
+        if not _options:
+            return None
+        if self._quick is None or self._quick_options != _options:
             try:
-                return self.quick(*args, **kwargs)
-            except Exception as err:  # an XLA without these options: use the default
-                if "compile option" not in str(err):
-                    raise
-                _quick_ok[0] = False
+                self._quick = jax.jit(self._fn, static_argnames=self._static,
+                                      compiler_options=dict(_options))
+            except TypeError:  # a jax whose jit takes no compiler_options
+                _options.clear()
+                return None
+            self._quick_options = dict(_options)
+        return self._quick
+
+    def __call__(self, work: int, *args, **kwargs):
+        if (work <= self.quick_work and jax.default_backend() == "cpu"
+                and not checks.is_traced(args, kwargs)):
+            while (quick := self.quick) is not None:
+                try:
+                    return quick(*args, **kwargs)
+                except Exception as err:  # an option this XLA lacks: drop it and retry
+                    rejected = _REJECTED.search(str(err))
+                    if rejected is None or rejected.group(1) not in _options:
+                        raise
+                    del _options[rejected.group(1)]
         return self.full(*args, **kwargs)
 
 

@@ -15,8 +15,10 @@ import os
 import sys
 import time
 
-os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 "
-                      "--xla_cpu_use_fusion_emitters=false")
+if "XLA_FLAGS" not in os.environ:  # the test suite's compile-time flags (tests/_xla_flags.py)
+    from tests._xla_flags import extend_environment
+
+    extend_environment()
 
 
 def main(argv=None) -> int:
