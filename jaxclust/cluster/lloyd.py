@@ -17,6 +17,7 @@ from .._core.collectives import cumsum, global_top, pmax, psum, row_offset, take
 from .._core.fixed_point import check_callback, cond_lazy, report_progress, sequential_vmap
 from .._core.precision import HIGHEST  # distances by |x|^2 - 2 x.c + |c|^2: no TF32
 from .._core.programs import EagerProgram
+from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
 
 __all__ = ["KMeansResult", "kmeans", "kmeans_plusplus", "kmeans_predict"]
@@ -476,7 +477,9 @@ def kmeans(
     from its centre (deterministic; never NaN). Stops when the squared centre shift is at most
     ``tol * mean(var(x, axis=0))`` (scikit-learn's rule) or the labels stop changing.
 
-    ``n_init`` restarts run in parallel (``vmap`` over split keys); the lowest inertia wins.
+    ``n_init`` restarts run in parallel (``vmap`` over split keys); the lowest inertia wins,
+    and of restarts within a relative 1e-5 of it (the same partition, up to rounding) the
+    first, so that a batched solve, a single one and every backend report the same labels.
 
     **Spherical (cosine) k-means** (``spherical=True``, faiss's ``spherical=True``): the
     centres live on the unit sphere — normalised at the start (also given ``init`` centres)
@@ -748,7 +751,7 @@ def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, 
     if n_init == 1:  # no batch of one restart (a batched loop carries selects)
         return one(x, w, keys[0], tol_abs)
     runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, keys, tol_abs)
-    best = jnp.argmin(runs.inertia)
+    best = best_restart(runs.inertia)
     return jax.tree_util.tree_map(lambda t: t[best], runs)
 
 

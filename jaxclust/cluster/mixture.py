@@ -18,6 +18,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 from .._core import checks
 from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
 from .._core.programs import EagerProgram
+from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
 from .lloyd import kmeans
 
@@ -248,8 +249,7 @@ def _fit_fn(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init,
     if n_init == 1:
         return one(keys[0])
     runs = jax.vmap(one)(keys)
-    score = jnp.where(jnp.isnan(runs.log_likelihood), -jnp.inf, runs.log_likelihood)
-    best = jnp.argmax(score)
+    best = best_restart(runs.log_likelihood, maximize=True)  # NaN never wins
     return jax.tree_util.tree_map(lambda t: t[best], runs)
 
 
@@ -484,7 +484,8 @@ def gmm(
         (non-negative, normalised per point here), or initial parameters
         ``(means, covariances, weights)`` (or a previous ``GMMResult``, to warm start).
       n_init: restarts for the string initialisations, run in parallel (``vmap`` over split
-        keys); the highest final log-likelihood wins.
+        keys); the highest final log-likelihood wins (the first of those within a relative
+        1e-5 of it: restarts that reach the same fit agree on every backend).
       weights: non-negative sample weights ``(n,)`` (an integer weight acts as repeating the
         point); not to be confused with the mixture weights of the result.
       implicit: gradient mode, see above (static).

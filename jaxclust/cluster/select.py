@@ -15,6 +15,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.precision import HIGHEST
+from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
 from ..metrics.clustering import label_scores_unvalidated
 from .lloyd import _validate, kmeans_plusplus
@@ -134,7 +135,7 @@ def _select(x, key, tol, *, k_values, n_init, max_iter):
     run = jax.vmap(jax.vmap(_masked_lloyd, in_axes=(None, None, 0, None, None)),
                    in_axes=(None, 0, None, None, None))  # (n_init, K)
     c, lab, inertia, conv = run(x, seeds, active, max_iter, tol_abs)
-    best = jnp.argmin(inertia, axis=0)  # (K,)
+    best = best_restart(inertia, axis=0)  # (K,)
     pick = jax.tree_util.tree_map(
         lambda a: jnp.take_along_axis(
             a, best.reshape((1, -1) + (1,) * (a.ndim - 2)), axis=0)[0], (c, lab, inertia, conv))

@@ -17,6 +17,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 
 from .._core import checks
 from .._core.collectives import global_top, psum, row_mask, take_rows
+from .._core.restarts import best_restart
 from ..cluster.lloyd import (
     KMeansResult,
     all_finite,
@@ -123,7 +124,8 @@ def kmeans(
       k: number of clusters (static), ``1 <= k <= points.n``.
       key: PRNG key; the same key as the single-device call gives the same centres.
       init: ``"k-means++"``, ``"random"`` or initial centres ``(k, d)``.
-      n_init: restarts (``vmap`` over keys); the lowest inertia wins.
+      n_init: restarts (``vmap`` over keys); the lowest inertia wins (the first of those
+        within a relative 1e-5 of it, as in :func:`jaxclust.cluster.kmeans`).
       max_iter: Lloyd iteration budget.
       tol: relative tolerance on the centre shift.
       weights: must be ``None``: the weights travel with the points
@@ -229,7 +231,7 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
                                     None, spherical)
 
         runs = jax.vmap(one)(keys, noise)
-        best = jnp.argmin(runs.inertia)
+        best = best_restart(runs.inertia)
         return jax.tree_util.tree_map(lambda t: t[best], runs)
 
     specs = (PartitionSpec(AXIS), PartitionSpec(AXIS), PartitionSpec(),
