@@ -55,13 +55,13 @@ $(STAMP_LINT): pyproject.toml | $(BIN)/python
 
 # --- targets ---------------------------------------------------------------------------
 
+# one session for the tests and the doctests: the doctests reuse the workers (and their
+# imports) instead of a second start-up (conftest.py keeps tests/ helpers out of doctest)
 test: $(STAMP_TEST)
-	$(PYTEST) -n 2 -m "not slow" tests
-	$(PYTEST) -n 2 --doctest-modules jaxclust
+	$(PYTEST) -n 2 -m "not slow" --doctest-modules tests jaxclust
 
 test-all: $(STAMP_TEST)
-	$(PYTEST) -n 2 tests
-	$(PYTEST) -n 2 --doctest-modules jaxclust
+	$(PYTEST) -n 2 --doctest-modules tests jaxclust
 
 doctest: $(STAMP_TEST)
 	$(PYTEST) -n 2 --doctest-modules jaxclust

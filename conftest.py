@@ -23,8 +23,42 @@ XLA's default compilation.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 from tests._xla_flags import extend_environment
 
 if os.environ.get("JAXCLUST_TEST_XLA_OPT") != "1":
     extend_environment()
+
+
+_TESTS = Path(__file__).resolve().parent / "tests"
+
+
+def pytest_ignore_collect(collection_path, config):
+    """Only ``test_*.py`` (and conftest / package files) are collected under ``tests/``.
+
+    ``make test`` runs the tests and the doctests of ``jaxclust/`` in one session
+    (``--doctest-modules``, which would import every module under the given paths): the
+    helpers and subprocess scripts of ``tests/`` are not doctest modules, and the distributed
+    scripts configure JAX for other processes at import. Plain test runs never collect them.
+    """
+    p = Path(collection_path)
+    if (p.suffix == ".py" and _TESTS in p.parents
+            and not (p.name.startswith("test_") or p.name in ("conftest.py", "__init__.py"))):
+        return True
+    return None
+
+
+@pytest.fixture(autouse=True)
+def _doctests_as_users_run_them(request):
+    """The doctests of ``jaxclust/`` run with JAX's default rank promotion, as a user's code
+    does; ``tests/conftest.py`` makes implicit rank promotion an error for the tests."""
+    if type(request.node).__name__ != "DoctestItem":
+        yield
+        return
+    import jax
+
+    with jax.numpy_rank_promotion("allow"):
+        yield

@@ -90,9 +90,19 @@ def _perturb(rng: np.random.Generator, arg, scale: float):
     """``arg * (1 + scale * u)``, ``u ~ U(-1, 1)`` for floating arrays; others unchanged."""
     if not _is_float(arg):
         return arg
-    arr = jnp.asarray(arg)
+    # NumPy and one transfer: a jnp expression here compiled a few small programs per new
+    # shape, hundreds over the conformance cases
+    arr = np.asarray(arg)
     u = rng.uniform(-1.0, 1.0, size=arr.shape)
-    return (arr * (1.0 + scale * jnp.asarray(u, arr.dtype))).astype(arr.dtype)
+    return jax.device_put((arr * (1.0 + scale * u.astype(arr.dtype))).astype(arr.dtype))
+
+
+def _stack(values):
+    """``jnp.stack(values)`` without compiling: NumPy for plain arrays (PRNG keys: jnp)."""
+    first = jnp.asarray(values[0])
+    if jax.dtypes.issubdtype(first.dtype, jax.dtypes.prng_key):
+        return jnp.stack([jnp.asarray(v) for v in values])
+    return jax.device_put(np.stack([np.asarray(v) for v in values]))
 
 
 def check_jit(fn: Callable, *args, rtol: float = 1e-5, atol: float = 1e-6, jitted_fn=None):
@@ -108,7 +118,7 @@ def check_vmap(fn: Callable, *args, batch: int = 3, rtol: float = 1e-5, atol: fl
     """(b) ``jax.vmap(fn)`` over ``batch`` perturbed copies equals the per-item results."""
     rng = np.random.default_rng(seed)
     items = [args] + [tuple(_perturb(rng, t, perturb) for t in args) for _ in range(batch - 1)]
-    stacked = [jnp.stack([jnp.asarray(it[i]) for it in items]) for i in range(len(args))]
+    stacked = [_stack([it[i] for it in items]) for i in range(len(args))]
     batched = jax.jit(jax.vmap(fn))(*stacked)
     single = jitted_fn or jax.jit(fn)
     for k, it in enumerate(items):
