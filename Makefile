@@ -56,12 +56,15 @@ $(STAMP_LINT): pyproject.toml | $(BIN)/python
 # --- targets ---------------------------------------------------------------------------
 
 # one session for the tests and the doctests: the doctests reuse the workers (and their
-# imports) instead of a second start-up (conftest.py keeps tests/ helpers out of doctest)
+# imports) instead of a second start-up (conftest.py keeps tests/ helpers out of doctest).
+# --dist loadscope: each test module runs on one worker, so the programs its tests share
+# (same functions, same shapes) compile once, not once per worker (2 cores, 2026-12-04:
+# 708 s with the default distribution, 610 s with this one)
 test: $(STAMP_TEST)
-	$(PYTEST) -n 2 -m "not slow" --doctest-modules tests jaxclust
+	$(PYTEST) -n 2 --dist loadscope -m "not slow" --doctest-modules tests jaxclust
 
 test-all: $(STAMP_TEST)
-	$(PYTEST) -n 2 --doctest-modules tests jaxclust
+	$(PYTEST) -n 2 --dist loadscope --doctest-modules tests jaxclust
 
 doctest: $(STAMP_TEST)
 	$(PYTEST) -n 2 --doctest-modules jaxclust
