@@ -34,6 +34,17 @@ _options = dict(QUICK_OPTIONS)
 _REJECTED = re.compile(r"No such compile option: '([\w.]+)'")
 
 
+def _jaxlib_minor() -> tuple[int, int]:
+    import jaxlib
+
+    parts = re.findall(r"\d+", getattr(jaxlib, "__version__", "0.0"))[:2]
+    return (int(parts[0]), int(parts[1])) if len(parts) == 2 else (0, 0)
+
+
+if _jaxlib_minor() >= (0, 11):  # known removed there: no failed first compile to find it out
+    _options.pop("xla_cpu_use_fusion_emitters", None)
+
+
 class EagerProgram:
     """``fn`` jitted twice: by default and with :data:`QUICK_OPTIONS`.
 
