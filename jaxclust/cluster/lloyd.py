@@ -108,11 +108,10 @@ def _nearest(xb, c, c_sq, second):
     several times slower than elementwise work, so for ``k > 16`` the scores are padded to
     a multiple of 16 columns and reduced by a running elementwise minimum over 16-column
     slices (vectorised along the lanes; a strict ``<`` keeps the earliest column of each
-    lane), then over the 16 lanes. Exact: ``s`` is computed bit-identically wherever it is
-    fused (the factor 2 is exact). ``second``: also the second smallest score, as the plain
-    row minimum of the scores with the winner's column masked (measured 1.1-1.3x the cost of
-    the argmin alone at k = 100 and 1000; tracking a second minimum per lane in the running
-    loop cost 2.3x)."""
+    lane), then over the 16 lanes (:func:`_first_min`). ``second``: also the second
+    smallest score, as the plain row minimum of the scores with the winner's column masked
+    (measured 1.1-1.3x the cost of the argmin alone at k = 100 and 1000; tracking a second
+    minimum per lane in the running loop cost 2.3x)."""
     k = c.shape[0]
     lanes = _LANES
     if k <= lanes:
@@ -129,13 +128,41 @@ def _nearest(xb, c, c_sq, second):
             b = s[:, t * lanes:(t + 1) * lanes]
             take = b < m
             m, idx = jnp.where(take, b, m), jnp.where(take, lane + t * lanes, idx)
-    best = jnp.min(m, axis=1, keepdims=True)
-    lab = jnp.min(jnp.where(m == best, idx, jnp.inf), axis=1)
+    best, lab = _first_min(m, idx)
     sec = None
     if second:
         col = jax.lax.broadcasted_iota(s.dtype, s.shape, 1)
         sec = jnp.min(jnp.where(col == lab[:, None], jnp.inf, s), axis=1)
-    return lab.astype(jnp.int32), best[:, 0], sec
+    return lab.astype(jnp.int32), best, sec
+
+
+def _lexicographic_min(a, b):
+    (am, ai), (bm, bi) = a, b
+    take = (bm < am) | ((bm == am) & (bi < ai))
+    return jnp.where(take, bm, am), jnp.where(take, bi, ai)
+
+
+@jax.custom_jvp
+def _first_min(m, idx):
+    """Row minimum of ``m`` and the smallest ``idx`` attaining it, in one reduction of the
+    (value, index) pairs. Not ``min(m)`` followed by ``min(where(m == best, idx, inf))``: XLA
+    makes those two fusions that each recompute ``m`` from the product, and may round the
+    two recomputations differently (a multiply-add contracted in one only: seen with
+    d = 1 under the quick compile options on an AMD EPYC), leaving a row with no index
+    equal to its minimum (label ``2**31 - 1``). As fast (n = 1e5 .. 2e5, k = 8 .. 1000).
+    ``idx[:, j]`` must be congruent to ``j`` modulo ``m.shape[1]`` (the derivative of the
+    minimum is read from the winner's column ``lab % m.shape[1]``)."""
+    inf = jnp.asarray(jnp.inf, m.dtype)
+    return jax.lax.reduce((m, idx), (inf, inf), _lexicographic_min, (1,))
+
+
+@_first_min.defjvp
+def _first_min_jvp(primals, tangents):
+    m, idx = primals
+    best, lab = _first_min(m, idx)
+    col = jnp.clip(lab, 0, None).astype(jnp.int32) % m.shape[1]  # inf (NaN rows): column 0
+    dbest = jnp.take_along_axis(tangents[0], col[:, None], axis=1)[:, 0]
+    return (best, lab), (dbest, jnp.zeros_like(lab))
 
 
 def _assign(x, c, x_sq, chunk_size, spherical=False):

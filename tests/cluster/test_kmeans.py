@@ -59,6 +59,32 @@ def test_empty_cluster_is_relocated_not_nan():
     assert np.all(np.isfinite(res.centroids))
     assert sorted(np.bincount(np.asarray(res.labels), minlength=3).tolist())[0] >= 1
     assert float(res.inertia) < 0.05
+    # eager on CPU this ran the quick-compile program, whose labels were once 2**31 - 1 for
+    # the point 0.2 (the row minimum and the index equal to it were recomputed with
+    # different roundings); the empty cluster goes to the farthest point, 10.1
+    np.testing.assert_array_equal(res.labels, [0, 0, 0, 1, 2])
+    assert int(res.n_iters) < 10 and bool(res.converged)
+
+
+@pytest.mark.parametrize("d, k", [(1, 3), (1, 40), (3, 5), (8, 40)])
+def test_nearest_centre_is_the_first_minimum_in_both_compile_flavours(d, k):
+    """The assignment's labels equal NumPy's first-index argmin of the squared distances,
+    in the default program and in the quick-compile one (classic emitters, LLVM -O0) used
+    for eager calls of small problems. Two centres are repeated, so exact ties occur and
+    must go to the lower index. (Before the fix, d = 1 gave labels 2**31 - 1 in the quick
+    flavour on an AMD EPYC.)"""
+    from jaxclust._core import programs
+    from jaxclust.cluster.lloyd import _nearest
+
+    rng = np.random.default_rng(d * 100 + k)
+    x = rng.normal(size=(300, d)).astype(np.float32)
+    c = np.concatenate([x[:k - 2] + 0.01, x[:1] + 0.01, x[1:2] + 0.01])  # repeated: ties
+    d2 = ((x[:, None, :].astype(np.float64) - c[None]) ** 2).sum(-1)
+    expected = np.argmin(d2, axis=1)  # the first index on ties
+    fn = lambda x, c: _nearest(x, c, jnp.sum(c * c, axis=1), False)[0]  # noqa: E731
+    for flavour in (jax.jit(fn), jax.jit(fn, compiler_options=dict(programs._options))):
+        lab = np.asarray(flavour(jax.device_put(x), jax.device_put(c)))
+        np.testing.assert_array_equal(lab, expected)
 
 
 def test_weights_equal_repeated_points():
