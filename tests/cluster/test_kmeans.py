@@ -66,7 +66,7 @@ def test_empty_cluster_is_relocated_not_nan():
     assert int(res.n_iters) < 10 and bool(res.converged)
 
 
-@pytest.mark.parametrize("d, k", [(1, 3), (1, 40), (3, 5), (8, 40)])
+@pytest.mark.parametrize("d, k", [(1, 3), (1, 8), (1, 17), (1, 100), (2, 40), (3, 5), (8, 40)])
 def test_nearest_centre_is_the_first_minimum_in_both_compile_flavours(d, k):
     """The assignment's labels equal NumPy's first-index argmin of the squared distances,
     in the default program and in the quick-compile one (classic emitters, LLVM -O0) used
