@@ -4,7 +4,10 @@ A first eager call of a solver costs its compile time, which for a small problem
 the latency a user sees (seconds, against milliseconds of run time). XLA's CPU backend
 compiles several times faster with the classic loop emitters, no LLVM optimisation and one
 LLVM module (:data:`QUICK_OPTIONS`); the generated code is the same HLO, so results agree to
-float32 rounding, and it runs slower (about 1-3x on small problems). :class:`EagerProgram`
+float32 rounding, and it runs slower (about 1-3x on small problems). A program run this way
+must not rely on two fusions recomputing a value bit-identically: on an AMD EPYC the quick
+flavour rounded ``c - 2 x y`` differently in two fusions of k-means' assignment (a
+multiply-add contracted in one only), see ``cluster/lloyd._first_min``. :class:`EagerProgram`
 keeps both flavours of one jitted function and picks the quick one for small problems on
 CPU; under a transformation (an outer ``jit``, ``vmap``, ``grad``) the default is used and
 inlined, and the outer program's options apply.
