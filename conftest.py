@@ -62,3 +62,37 @@ def _doctests_as_users_run_them(request):
 
     with jax.numpy_rank_promotion("allow"):
         yield
+
+
+# XLA:CPU maps about 14 memory regions per compiled program (code and data of its object
+# files), and Linux refuses a process more than vm.max_map_count (65,530 by default) regions:
+# a worker of `make test` compiles thousands of programs, and on a 2-core AMD EPYC one
+# reached 59,000 regions and the next compilation segfaulted inside LLVM (a crashed worker
+# fails the run). Every _MAPS_EVERY items the worker counts its regions and, above
+# _MAPS_LIMIT, drops JAX's compilation caches (the programs are unmapped; later tests
+# recompile what they need).
+_MAPS_EVERY = 10
+_MAPS_LIMIT = 30_000
+_items_run = 0
+
+
+def _mapped_regions() -> int:
+    try:
+        with open("/proc/self/maps", "rb") as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux
+        return 0
+
+
+def pytest_runtest_teardown(item, nextitem):
+    global _items_run
+    _items_run += 1
+    if _items_run % _MAPS_EVERY and (nextitem is None or nextitem.path == item.path):
+        return
+    if _mapped_regions() > _MAPS_LIMIT:
+        import gc
+
+        import jax
+
+        jax.clear_caches()
+        gc.collect()
