@@ -116,7 +116,7 @@ def _nearest(xb, c, c_sq, second):
     lanes = _LANES
     if k <= lanes:
         s = c_sq[None, :] - 2.0 * jnp.matmul(xb, c.T, precision=HIGHEST)
-        m, idx = s, jax.lax.broadcasted_iota(s.dtype, s.shape, 1)
+        best, lab = _first_min(s)
     else:
         kp = -(-k // lanes) * lanes
         cp = jnp.pad(c, ((0, kp - k), (0, 0)))
@@ -128,9 +128,6 @@ def _nearest(xb, c, c_sq, second):
             b = s[:, t * lanes:(t + 1) * lanes]
             take = b < m
             m, idx = jnp.where(take, b, m), jnp.where(take, lane + t * lanes, idx)
-    if k <= lanes:
-        best, lab = _first_min(m, idx)
-    else:
         # two reductions (the row minimum, then the first index equal to it): 15-20% faster
         # than _first_min at k = 1000 in Lloyd's loop (n = 2e5, d = 64), and its rows never
         # lacked an index equal to the minimum in either compile flavour (k = 17 .. 100,
@@ -151,24 +148,23 @@ def _lexicographic_min(a, b):
 
 
 @jax.custom_jvp
-def _first_min(m, idx):
-    """Row minimum of ``m`` and the smallest ``idx`` attaining it, in one reduction of the
-    (value, index) pairs. Not ``min(m)`` followed by ``min(where(m == best, idx, inf))``: XLA
-    makes those two fusions that each recompute ``m`` from the product, and may round the
-    two recomputations differently (a multiply-add contracted in one only: seen with
-    d = 1 under the quick compile options on an AMD EPYC), leaving a row with no index
-    equal to its minimum (label ``2**31 - 1``). Faster than those two at k <= 16.
-    ``idx[:, j]`` must be congruent to ``j`` modulo ``m.shape[1]`` (the derivative of the
-    minimum is read from the winner's column ``lab % m.shape[1]``)."""
-    inf = jnp.asarray(jnp.inf, m.dtype)
-    return jax.lax.reduce((m, idx), (inf, inf), _lexicographic_min, (1,))
+def _first_min(s):
+    """Row minimum of ``s`` and the first column attaining it (float; ``inf`` for a row of
+    NaN), in one reduction of the (value, column) pairs. Not ``min(s)`` followed by
+    ``min(where(s == best, column, inf))``: XLA makes those two fusions that each recompute
+    ``s`` from the product, and may round the two recomputations differently (a multiply-add
+    contracted in one only: seen with d = 1 under the quick compile options on an AMD
+    EPYC), leaving a row with no column equal to its minimum (label ``2**31 - 1``). Faster
+    than those two at k <= 16."""
+    inf = jnp.asarray(jnp.inf, s.dtype)
+    col = jax.lax.broadcasted_iota(s.dtype, s.shape, 1)
+    return jax.lax.reduce((s, col), (inf, inf), _lexicographic_min, (1,))
 
 
 @_first_min.defjvp
 def _first_min_jvp(primals, tangents):
-    m, idx = primals
-    best, lab = _first_min(m, idx)
-    col = jnp.clip(lab, 0, None).astype(jnp.int32) % m.shape[1]  # inf (NaN rows): column 0
+    best, lab = _first_min(*primals)
+    col = jnp.where(jnp.isfinite(lab), lab, 0.0).astype(jnp.int32)
     dbest = jnp.take_along_axis(tangents[0], col[:, None], axis=1)[:, 0]
     return (best, lab), (dbest, jnp.zeros_like(lab))
 
