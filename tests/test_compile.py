@@ -358,3 +358,72 @@ def test_eager_program_drops_a_compile_option_this_xla_lacks(monkeypatch):
     bad = programs.EagerProgram(lambda a: a.reshape(7))
     with pytest.raises(TypeError, match="reshape"):
         bad(1, x)
+
+
+# --- first eager call of the OOD scores and fits: one program (or a few) each ---------------
+
+def test_first_eager_ood_calls_build_one_program_each():
+    """The OOD scores and fits check their inputs on the host and run their arithmetic as
+    module-level jitted programs: a first eager call on new shapes builds one executable
+    (two or three where a value check on an intermediate result must run between steps, or
+    where Sinkhorn runs in the middle), a second call none. Measured before, on the
+    conformance problems (first eager call, fresh process): msp 18 op-by-op compilations,
+    gen 19, mahalanobis 41 (with its fit), vim 51 (with its fit), sinkhorn_score 59, fit_vim
+    29, fit_prototypes 27; the host checks still raise the documented ValueError."""
+    from jaxclust import ood
+
+    n, d, k = 19, 7, 5  # sizes no other test uses: cold caches
+    rng = np.random.default_rng(4)
+
+    def put(a):
+        return jax.block_until_ready(jax.device_put(np.asarray(a, np.float32)))
+
+    z, x = put(rng.normal(size=(n, k)) * 2.0), put(rng.normal(size=(n, d)))
+    h, t = put(rng.uniform(-1, 1, size=(n, k))), put(rng.uniform(0.2, 0.9, size=n))
+    w, b = put(rng.normal(size=(d, k))), put(rng.normal(size=k))
+    relu = put(np.abs(rng.normal(size=(n, d))))
+    y = jax.block_until_ready(jax.device_put(np.arange(n, dtype=np.int32) % 3))
+    fits = {
+        "fit_mahalanobis": (lambda: ood.fit_mahalanobis(x, y), 2),
+        "fit_knn": (lambda: ood.fit_knn(x), 1),
+        "fit_react": (lambda: ood.fit_react(relu, percentile=80.0), 1),
+        "fit_vim": (lambda: ood.fit_vim(x, w, b, dim=3), 3),
+        "fit_prototypes": (lambda: ood.fit_prototypes(x, y), 1),
+    }
+    built, expected, stats = {}, {}, {}
+    for name, (call, count) in fits.items():
+        with count_compilations() as first:
+            stats[name] = jax.block_until_ready(call())
+        with count_compilations() as second:
+            jax.block_until_ready(call())
+        built[name], expected[name] = (first.count, second.count), (count, 0)
+    scores = {
+        "msp": (lambda: ood.msp(z, temperature=1.5), 1),
+        "max_logit": (lambda: ood.max_logit(z), 1),
+        "energy": (lambda: ood.energy(z), 1),
+        "gen": (lambda: ood.gen(z, m=3), 1),
+        "mahalanobis": (lambda: ood.mahalanobis(x, stats["fit_mahalanobis"]), 1),
+        "relative_mahalanobis": (
+            lambda: ood.relative_mahalanobis(x, stats["fit_mahalanobis"]), 1),
+        "knn": (lambda: ood.knn(x, stats["fit_knn"], k=2, chunk_size=4), 1),
+        "react": (lambda: ood.react(relu, w, b, stats["fit_react"]), 1),
+        "ash": (lambda: ood.ash(relu, w, b, percentile=60.0), 1),
+        "vim": (lambda: ood.vim(x, w, b, stats["fit_vim"]), 1),
+        # the ratio and its log-sum-exp apart (see the function)
+        "ablated_energy": (lambda: ood.ablated_energy(h, t), 2),
+        # inputs, the quick Sinkhorn program, the cost per unit mass
+        "sinkhorn_score": (lambda: ood.sinkhorn_score(x, stats["fit_prototypes"]), 3),
+    }
+    for name, (call, count) in scores.items():
+        with count_compilations() as first:
+            jax.block_until_ready(call())
+        with count_compilations() as second:
+            jax.block_until_ready(call())
+        built[name], expected[name] = (first.count, second.count), (count, 0)
+    assert built == expected, built
+    with pytest.raises(ValueError, match="`labels` leave a class without samples"):
+        ood.fit_prototypes(x, y, num_classes=4)
+    with pytest.raises(ValueError, match="`features` contains NaN or Inf"):
+        ood.mahalanobis(x.at[0, 0].set(jnp.nan), stats["fit_mahalanobis"])
+    with pytest.raises(ValueError, match="`temperature` must be > 0 everywhere"):
+        ood.ablated_energy(h, -t)

@@ -14,6 +14,7 @@ Statistics are fitted on ID data by the ``fit_*`` functions of [`jaxclust.ood`][
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +60,38 @@ def _features(features, name="features"):
 def _energy(z, t, culprit="logits"):
     # under jit XLA may fuse z / t into the log-sum-exp with a multiply-add that rounds it
     # differently from the max (logits ~1e20 give +-inf): an error naming the input instead
-    return v.finite_result(t * logsumexp(z / t, axis=1), culprit, "The energy")
+    return v.finite_result(_energy_of(z, t), culprit, "The energy")
+
+
+# Each score's arithmetic is one module-level jitted program (its inputs checked before, on
+# the host where they are concrete, and its output after): a first eager call compiles one
+# XLA program instead of one per jax.numpy operation (15-50 of them, 0.6-2.5 s, before),
+# and later calls with the same shapes none. Under an outer jit / vmap / grad these
+# programs are inlined into the caller's.
+
+@jax.jit
+def _energy_of(z, t):
+    return t * logsumexp(z / t, axis=1)
+
+
+_logsumexp_rows = jax.jit(partial(logsumexp, axis=1))
+_row_ratio = jax.jit(lambda h, t: h / t[:, None])
+
+
+@jax.jit
+def _msp(z, t):
+    return jnp.exp(-logsumexp((z - jnp.max(z, axis=1, keepdims=True)) / t, axis=1))
+
+
+@partial(jax.jit, static_argnames=("m",))
+def _gen(z, gamma, m):
+    logp = jax.nn.log_softmax(z, axis=1)
+    if m < z.shape[1]:
+        logp = jax.lax.top_k(logp, m)[0]
+    # p^g (1 - p)^g in logs, log(1 - p) = log(-expm1(log p)): accurate for p near 1; the
+    # clip keeps it finite (and its gradient) when p rounds to 1
+    log1mp = jnp.log(-jnp.expm1(jnp.minimum(logp, -1e-12)))
+    return -jnp.sum(jnp.exp(gamma * (logp + log1mp)), axis=1)
 
 
 # ------------------------------------------------------------------------------------------
@@ -94,7 +126,7 @@ def msp(logits: Float[ArrayLike, "n k"], *, temperature: float | Float[Array, ""
     """
     z = _logits(logits)
     t = v.temperature(temperature)
-    return jnp.exp(-logsumexp((z - jnp.max(z, axis=1, keepdims=True)) / t, axis=1))
+    return _msp(z, t)
 
 
 def max_logit(logits: Float[ArrayLike, "n k"]) -> Float[Array, " n"]:
@@ -119,7 +151,10 @@ def max_logit(logits: Float[ArrayLike, "n k"]) -> Float[Array, " n"]:
       Hendrycks et al., "Scaling Out-of-Distribution Detection for Real-World Settings",
       ICML 2022.
     """
-    return jnp.max(_logits(logits), axis=1)
+    return _max_logit(_logits(logits))
+
+
+_max_logit = jax.jit(lambda z: jnp.max(z, axis=1))
 
 
 def energy(logits: Float[ArrayLike, "n k"], *, temperature: float | Float[Array, ""] = 1.0
@@ -194,13 +229,7 @@ def gen(logits: Float[ArrayLike, "n k"], *, gamma: float = 0.1, m: int | None = 
         raise ValueError(f"`gamma` must be a number in (0, 1), got {gamma!r}.")
     k = z.shape[1]
     m = k if m is None else v.static_int(m, "m", 1, k, "M counts the top probabilities.")
-    logp = jax.nn.log_softmax(z, axis=1)
-    if m < k:
-        logp = jax.lax.top_k(logp, m)[0]
-    # p^g (1 - p)^g in logs, log(1 - p) = log(-expm1(log p)): accurate for p near 1; the
-    # clip keeps it finite (and its gradient) when p rounds to 1
-    log1mp = jnp.log(-jnp.expm1(jnp.minimum(logp, -1e-12)))
-    return -jnp.sum(jnp.exp(gamma * (logp + log1mp)), axis=1)
+    return _gen(z, gamma, m)
 
 
 def odin(
@@ -305,6 +334,20 @@ def _sq_mahalanobis(x, means, precision):
     return jnp.einsum("nkd,de,nke->nk", diff, precision, diff, precision=_PREC)
 
 
+@jax.jit
+def _mahalanobis(x, means, precision):
+    return -jnp.min(_sq_mahalanobis(x, means.astype(x.dtype), precision.astype(x.dtype)),
+                    axis=1)
+
+
+@jax.jit
+def _relative_mahalanobis(x, stats):
+    d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
+    d0 = _sq_mahalanobis(x, stats.mean[None, :].astype(x.dtype),
+                         stats.background_precision.astype(x.dtype))
+    return -jnp.min(d2 - d0, axis=1)
+
+
 def _check_stats(x, stats, kind):
     """``stats`` with its floating fields checked finite (named ``stats.<field>``)."""
     if not isinstance(stats, kind):
@@ -353,8 +396,8 @@ def mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
     stats = _check_stats(features, stats, MahalanobisStats)
     x = _features(features)
     v.features_match(x, stats.means.shape[1], "features", "the fitted statistics")
-    d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
-    return v.finite_result(-jnp.min(d2, axis=1), "features", "The Mahalanobis score")
+    return v.finite_result(_mahalanobis(x, stats.means, stats.precision), "features",
+                           "The Mahalanobis score")
 
 
 def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisStats
@@ -394,10 +437,7 @@ def relative_mahalanobis(features: Float[ArrayLike, "n d"], stats: MahalanobisSt
     stats = _check_stats(features, stats, MahalanobisStats)
     x = _features(features)
     v.features_match(x, stats.means.shape[1], "features", "the fitted statistics")
-    d2 = _sq_mahalanobis(x, stats.means.astype(x.dtype), stats.precision.astype(x.dtype))
-    d0 = _sq_mahalanobis(x, stats.mean[None, :].astype(x.dtype),
-                         stats.background_precision.astype(x.dtype))
-    return v.finite_result(-jnp.min(d2 - d0, axis=1), "features",
+    return v.finite_result(_relative_mahalanobis(x, stats), "features",
                            "The relative Mahalanobis score")
 
 
@@ -407,12 +447,17 @@ def knn_queries(x, m: int, d: int, k, chunk_size):
 
     ``x`` is a float ``(n, d')`` array, ``(m, d)`` the bank's shape; returns
     ``(x / |x|, k, chunk_size)`` with ``k`` and ``chunk_size`` checked Python ints."""
+    k, chunk_size = _knn_options(x, m, d, k, chunk_size)
+    return v.normalize(x), k, chunk_size
+
+
+def _knn_options(x, m: int, d: int, k, chunk_size):
     v.features_match(x, d, "features", "the bank")
     k = v.static_int(k, "k", 1, m, f"k may not exceed the bank size m = {m}; use a larger "
                      "bank or a smaller k.")
     if chunk_size is not None:
         chunk_size = v.static_int(chunk_size, "chunk_size", 1)
-    return v.normalize(x), k, chunk_size
+    return k, chunk_size
 
 
 def top_similarities(z, bank, k, chunk_size, valid=None):
@@ -446,8 +491,12 @@ def top_similarities(z, bank, k, chunk_size, valid=None):
     return best
 
 
-# eager calls compile the chunked scan once per shapes and (k, chunk_size), not every call
-_top_similarities_jit = jax.jit(top_similarities, static_argnums=(2, 3))
+@partial(jax.jit, static_argnames=("k", "chunk_size"))
+def _knn(x, bank, k, chunk_size):
+    # one program per shapes and (k, chunk_size): the chunked scan is not rebuilt per call
+    z = v.normalize(x)
+    kth = top_similarities(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
+    return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
 
 
 def knn(
@@ -496,9 +545,8 @@ def knn(
     x = _features(features)
     bank = stats.bank
     checks.check_ndim(bank, "stats.bank", 2, "(m, d)")
-    z, k, chunk_size = knn_queries(x, bank.shape[0], bank.shape[1], k, chunk_size)
-    kth = _top_similarities_jit(z, bank.astype(z.dtype), k, chunk_size)[:, -1]
-    return -safe_sqrt(jnp.maximum(2.0 - 2.0 * kth, 0.0))
+    k, chunk_size = _knn_options(x, bank.shape[0], bank.shape[1], k, chunk_size)
+    return _knn(x, bank, k, chunk_size)
 
 
 def react(
@@ -544,9 +592,14 @@ def react(
     x = _features(features)
     w, b = _head(weight, bias, x.shape[1])
     t = v.temperature(temperature)
-    c = jnp.asarray(stats.threshold, x.dtype)
+    return v.finite_result(_react(x, w, b, stats.threshold, t), "features", "The energy")
+
+
+@jax.jit
+def _react(x, w, b, threshold, t):
+    c = jnp.asarray(threshold, x.dtype)
     logits = jnp.matmul(jnp.minimum(x, c), w.astype(x.dtype), precision=_PREC) + b[None, :]
-    return _energy(logits.astype(x.dtype), t, "features")
+    return _energy_of(logits.astype(x.dtype), t)
 
 
 def ash(
@@ -606,6 +659,11 @@ def ash(
     t = v.temperature(temperature)
     d = x.shape[1]
     keep = max(d - int(round(d * p / 100.0)), 1)
+    return v.finite_result(_ash(x, w, b, t, keep, variant), "features", "The energy")
+
+
+@partial(jax.jit, static_argnames=("keep", "variant"))
+def _ash(x, w, b, t, keep, variant):
     kth = jax.lax.top_k(x, keep)[0][:, -1:]
     mask = x >= kth
     kept = jnp.where(mask, x, 0.0)
@@ -619,7 +677,7 @@ def ash(
     else:
         shaped = kept
     logits = jnp.matmul(shaped, w.astype(x.dtype), precision=_PREC) + b[None, :]
-    return _energy(logits.astype(x.dtype), t, "features")
+    return _energy_of(logits.astype(x.dtype), t)
 
 
 def vim(
@@ -670,12 +728,16 @@ def vim(
     stats = _check_stats(features, stats, ViMStats)
     x = _features(features)
     w, b = _head(weight, bias, x.shape[1])
+    return v.finite_result(_vim(x, w, b, stats), "features", "The ViM score")
+
+
+@jax.jit
+def _vim(x, w, b, stats):
     logits = jnp.matmul(x, w.astype(x.dtype), precision=_PREC) + b[None, :]
     residual = jnp.matmul(x - stats.origin[None, :].astype(x.dtype),
                           stats.residual_basis.astype(x.dtype), precision=_PREC)
     norm = safe_sqrt(jnp.sum(residual * residual, axis=1))
-    return v.finite_result(logsumexp(logits, axis=1) - stats.alpha.astype(x.dtype) * norm,
-                           "features", "The ViM score")
+    return logsumexp(logits, axis=1) - stats.alpha.astype(x.dtype) * norm
 
 
 def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
@@ -716,9 +778,12 @@ def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
     """
     h = _logits(cos_logits, "cos_logits")
     t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
-    t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere (a learned "
-                                 "temperature is sigmoid(.) in (0, 1)).")
-    return v.finite_result(logsumexp(h / t[:, None], axis=1), "temperature",
+    t = checks.ensure_value(t, lambda u, xp: u <= 0, "`temperature` must be > 0 everywhere "
+                            "(a learned temperature is sigmoid(.) in (0, 1)).")
+    # the ratio and its log-sum-exp as two programs: fused into one, XLA:CPU rounds the
+    # ratio differently where it takes the max and where it exponentiates, and ratios
+    # ~1e20 overflow there (test_nan_contract.py); apart they are exact
+    return v.finite_result(_logsumexp_rows(_row_ratio(h, t)), "temperature",
                            "The log-sum-exp of `cos_logits` / `temperature` (logits too large: "
                            "under jit XLA's fused multiply-add rounds them inconsistently)")
 
@@ -784,11 +849,21 @@ def sinkhorn_score(
     eps = v.temperature(epsilon, "epsilon")
     if isinstance(tau, bool) or not isinstance(tau, (int, float)) or not 0 < tau <= 1:
         raise ValueError(f"`tau` must be a number in (0, 1], got {tau!r}.")
-    z = v.normalize(x)
-    protos = stats.prototypes.astype(z.dtype)
-    w = stats.weights.astype(z.dtype)
-    res = sinkhorn(z, protos, None, w / jnp.sum(w), epsilon=eps, tau_b=tau, tol=tol,
+    z, protos, w = _sinkhorn_score_inputs(x, stats)
+    res = sinkhorn(z, protos, None, w, epsilon=eps, tau_b=tau, tol=tol,
                    max_iter=max_iter, mode="log")
-    plan = res.plan
+    return _cost_per_mass(res.geom, res.f, res.g, res.epsilon, z, protos)
+
+
+@jax.jit
+def _sinkhorn_score_inputs(x, stats):
+    z = v.normalize(x)
+    w = stats.weights.astype(z.dtype)
+    return z, stats.prototypes.astype(z.dtype), w / jnp.sum(w)
+
+
+@jax.jit
+def _cost_per_mass(geom, f, g, epsilon, z, protos):
+    plan = geom.plan(f, g, epsilon)
     cost = jnp.maximum(2.0 - 2.0 * jnp.matmul(z, protos.T, precision=_PREC), 0.0)
     return -jnp.sum(plan * cost, axis=1) / jnp.sum(plan, axis=1)
