@@ -363,13 +363,15 @@ def test_eager_program_drops_a_compile_option_this_xla_lacks(monkeypatch):
 # --- first eager call of the OOD scores and fits: one program (or a few) each ---------------
 
 def test_first_eager_ood_calls_build_one_program_each():
-    """The OOD scores and fits check their inputs on the host and run their arithmetic as
-    module-level jitted programs: a first eager call on new shapes builds one executable
-    (two or three where a value check on an intermediate result must run between steps, or
-    where Sinkhorn runs in the middle), a second call none. Measured before, on the
-    conformance problems (first eager call, fresh process): msp 18 op-by-op compilations,
-    gen 19, mahalanobis 41 (with its fit), vim 51 (with its fit), sinkhorn_score 59, fit_vim
-    29, fit_prototypes 27; the host checks still raise the documented ValueError."""
+    """The OOD scores, fits and losses check their inputs on the host and run their
+    arithmetic as module-level jitted programs: a first eager call on new shapes builds one
+    executable (two or three where a value check on an intermediate result must run between
+    steps, or where Sinkhorn runs in the middle), a second call none. Measured before, on
+    the conformance problems (first eager call, fresh process): msp 18 op-by-op
+    compilations, gen 19, mahalanobis 41 (with its fit), vim 51 (with its fit),
+    sinkhorn_score 59, fit_vim 29, fit_prototypes 27, energy_regularized_loss 46,
+    prototype_contrastive_loss 44, update_prototypes 54, palm_loss 91 (two calls and
+    mixture_assignments); the host checks still raise the documented ValueError."""
     from jaxclust import ood
 
     n, d, k = 19, 7, 5  # sizes no other test uses: cold caches
@@ -414,7 +416,27 @@ def test_first_eager_ood_calls_build_one_program_each():
         # inputs, the quick Sinkhorn program, the cost per unit mass
         "sinkhorn_score": (lambda: ood.sinkhorn_score(x, stats["fit_prototypes"]), 3),
     }
-    for name, (call, count) in scores.items():
+    protos = put(rng.normal(size=(3, 2, d)))
+    z_out, x_txt, x_no = (put(rng.normal(size=a.shape)) for a in (z, x, x))
+    losses = {
+        "cross_entropy": (lambda: ood.cross_entropy(z, y), 1),
+        "energy_margin_loss": (lambda: ood.energy_margin_loss(z, z_out), 1),
+        "energy_regularized_loss": (lambda: ood.energy_regularized_loss(z, y, z_out), 1),
+        "outlier_exposure_loss": (lambda: ood.outlier_exposure_loss(z, y, z_out), 1),
+        "logitnorm_loss": (lambda: ood.logitnorm_loss(z, y), 1),
+        "cosine_logits": (lambda: ood.cosine_logits(x, w), 1),
+        # the ratio and the cross-entropy apart (as ablated_energy)
+        "learned_temperature_loss": (lambda: ood.learned_temperature_loss(h, t, y), 2),
+        "mixture_assignments": (lambda: ood.mixture_assignments(x, protos, y), 1),
+        "mixture_logits": (lambda: ood.mixture_logits(x, protos), 1),
+        "prototype_contrastive_loss": (lambda: ood.prototype_contrastive_loss(protos), 1),
+        "palm_loss": (lambda: ood.palm_loss(x, y, protos, top_k=1), 1),
+        "update_prototypes": (lambda: ood.update_prototypes(protos, x, y, top_k=1), 1),
+        "clipn_losses": (lambda: ood.clipn_losses(x, x_txt, x_no), 1),
+        "clipn_ctw": (lambda: ood.clipn_ctw(z, z_out), 1),
+        "clipn_atd": (lambda: ood.clipn_atd(z, z_out), 1),
+    }
+    for name, (call, count) in {**scores, **losses}.items():
         with count_compilations() as first:
             jax.block_until_ready(call())
         with count_compilations() as second:

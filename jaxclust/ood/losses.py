@@ -14,6 +14,7 @@ higher = more in-distribution.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -24,7 +25,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
 from .._core.results import with_summary_repr
-from ..ot.assign import swav_codes
+from ..ot.assign import _codes as _swav_kernel
 from . import _validate as v
 
 __all__ = [
@@ -58,8 +59,22 @@ _RATIO = ("The cross-entropy of `cos_logits` / `temperature` (logits too large: 
 
 
 def _logits(z, name):
-    z = v.matrix(z, name, "(n, k)")
-    return z.astype(v.compute_dtype(z))
+    """The validated ``(n, k)`` matrix, not yet cast (the jitted cores cast with ``_cast``)."""
+    return v.matrix(z, name, "(n, k)")
+
+
+def _cast(*arrays):
+    """The arrays in their common compute dtype (inside the jitted cores)."""
+    dtype = v.compute_dtype(*arrays)
+    out = tuple(a.astype(dtype) for a in arrays)
+    return out if len(out) > 1 else out[0]
+
+
+def _jit(*static):
+    """A module-level ``jax.jit`` with the named static arguments: an eager call compiles one
+    program per shape (validation stays outside, on the host); under an outer transformation
+    it is inlined."""
+    return functools.partial(jax.jit, static_argnames=static)
 
 
 def _labelled(logits, labels, name="logits", label_name="labels"):
@@ -71,6 +86,19 @@ def _labelled(logits, labels, name="logits", label_name="labels"):
 def _nll(z, y):
     logp = jax.nn.log_softmax(z, axis=1)
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+def _num(x):
+    """A Python number as a float (traced by the jitted cores: a new value compiles nothing,
+    and an int too large for int32 still converts); arrays pass through."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    return x
+
+
+@_jit()
+def _cross_entropy_core(z, y):
+    return _nll(_cast(z), y)
 
 
 def _number(x, name, *, positive=False):
@@ -105,7 +133,7 @@ def cross_entropy(logits: Float[ArrayLike, "n k"], labels: Int[ArrayLike, " n"]
       1.3863
     """
     z, y = _labelled(logits, labels)
-    return _nll(z, y)
+    return _cross_entropy_core(z, y)
 
 
 def energy_margin_loss(
@@ -154,6 +182,15 @@ def energy_margin_loss(
       Liu, Wang, Owens, Li, "Energy-based Out-of-distribution Detection", NeurIPS 2020.
     """
     zi = _logits(logits_in, "logits_in")
+    zo, t = _margin_args(zi, logits_out, m_in, m_out, temperature)
+    h_in, h_out, total = _energy_margin_core(zi, zo, t, float(m_in), float(m_out))
+    h_in, h_out = _checked_hinges(h_in, h_out)
+    # traced: the checks travel with the hinges (equinox.error_if), so add the checked ones
+    return h_in + h_out if checks.is_traced(h_in, h_out) else total
+
+
+def _margin_args(zi, logits_out, m_in, m_out, temperature):
+    """The validated ``(logits_out, temperature)`` of the energy hinges."""
     zo = _logits(logits_out, "logits_out")
     if zi.shape[1] != zo.shape[1]:
         raise ValueError(f"`logits_in` and `logits_out` must have the same number of classes, "
@@ -165,13 +202,33 @@ def energy_margin_loss(
     if not m_out > m_in:
         raise ValueError(f"`m_out` must be larger than `m_in` (outliers get the higher "
                          f"energy), got m_in = {m_in}, m_out = {m_out}.")
+    return zo, _num(t)
+
+
+def _hinges(zi, zo, t, m_in, m_out):
+    zi, zo = _cast(zi), _cast(zo)
     e_in = -t * logsumexp(zi / t, axis=1)
     e_out = -t * logsumexp(zo / t, axis=1)
-    hinge_in = v.finite_result(jnp.mean(jnp.square(jax.nn.relu(e_in - m_in))), "logits_in",
-                               "The ID energy hinge")
-    hinge_out = v.finite_result(jnp.mean(jnp.square(jax.nn.relu(m_out - e_out))),
-                                "logits_out", "The outlier energy hinge")
-    return hinge_in + hinge_out
+    return (jnp.mean(jnp.square(jax.nn.relu(e_in - m_in))),
+            jnp.mean(jnp.square(jax.nn.relu(m_out - e_out))))
+
+
+def _checked_hinges(h_in, h_out):
+    return (v.finite_result(h_in, "logits_in", "The ID energy hinge"),
+            v.finite_result(h_out, "logits_out", "The outlier energy hinge"))
+
+
+@_jit()
+def _energy_margin_core(zi, zo, t, m_in, m_out):
+    h_in, h_out = _hinges(zi, zo, t, m_in, m_out)
+    return h_in, h_out, h_in + h_out
+
+
+@_jit()
+def _energy_regularized_core(zi, y, zo, t, m_in, m_out, weight):
+    h_in, h_out = _hinges(zi, zo, t, m_in, m_out)
+    nll = _nll(_cast(zi), y)
+    return nll, h_in, h_out, nll + weight * (h_in + h_out)
 
 
 def energy_regularized_loss(
@@ -217,8 +274,13 @@ def energy_regularized_loss(
     zi, y = _labelled(logits_in, labels_in, "logits_in", "labels_in")
     if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
         raise ValueError(f"`weight` must be >= 0, got {weight}.")
-    reg = energy_margin_loss(zi, logits_out, m_in=m_in, m_out=m_out, temperature=temperature)
-    return _nll(zi, y) + weight * reg
+    zo, t = _margin_args(zi, logits_out, m_in, m_out, temperature)
+    nll, h_in, h_out, total = _energy_regularized_core(zi, y, zo, t, float(m_in), float(m_out),
+                                                       _num(weight))
+    h_in, h_out = _checked_hinges(h_in, h_out)
+    if checks.is_traced(h_in, h_out):  # the checks travel with the hinges
+        return nll + weight * (h_in + h_out)
+    return total
 
 
 def outlier_exposure_loss(
@@ -266,8 +328,13 @@ def outlier_exposure_loss(
                          f"got {zi.shape[1]} and {zo.shape[1]}.")
     if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
         raise ValueError(f"`weight` must be >= 0, got {weight}.")
-    uniform_ce = -jnp.mean(jax.nn.log_softmax(zo, axis=1))
-    return _nll(zi, y) + weight * uniform_ce
+    return _outlier_exposure_core(zi, y, zo, _num(weight))
+
+
+@_jit()
+def _outlier_exposure_core(zi, y, zo, weight):
+    uniform_ce = -jnp.mean(jax.nn.log_softmax(_cast(zo), axis=1))
+    return _nll(_cast(zi), y) + weight * uniform_ce
 
 
 def logitnorm_loss(
@@ -307,13 +374,19 @@ def logitnorm_loss(
     """
     z, y = _labelled(logits, labels)
     t = v.temperature(temperature)
+    loss = _logitnorm_core(z, y, _num(t))
+    return checks.ensure_value(loss, lambda a, xp: ~xp.isfinite(a),
+                               "The LogitNorm loss is not finite: `temperature` is too small "
+                               "(the normalised logits / temperature overflow); use a "
+                               "temperature of order 1e-3 or more.")
+
+
+@_jit()
+def _logitnorm_core(z, y, t):
+    z = _cast(z)
     norm = jnp.sqrt(jnp.sum(z * z, axis=1, keepdims=True) + 1e-30) + 1e-7
     # a tiny temperature gives logits ~1e30 / T: under jit the fused log-softmax may give NaN
-    loss = _nll(z / (norm * t), y)
-    return checks.ensure(loss, ~jnp.isfinite(loss),
-                         "The LogitNorm loss is not finite: `temperature` is too small (the "
-                         "normalised logits / temperature overflow); use a temperature of "
-                         "order 1e-3 or more.")
+    return _nll(z / (norm * t), y)
 
 
 # ------------------------------------------------------------------------------------------
@@ -361,9 +434,13 @@ def cosine_logits(features: Float[ArrayLike, "n d"], weight: Float[ArrayLike, "d
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0 or (
             eps == float("inf")):
         raise ValueError(f"`eps` must be a finite Python number >= 0, got {eps!r}.")
-    dtype = v.compute_dtype(x, w)
-    return jnp.matmul(_guarded_unit(x.astype(dtype), 1, eps),
-                      _guarded_unit(w.astype(dtype), 0, eps), precision=_PREC)
+    return _cosine_logits_core(x, w, float(eps))
+
+
+@_jit()
+def _cosine_logits_core(x, w, eps):
+    x, w = _cast(x, w)
+    return jnp.matmul(_guarded_unit(x, 1, eps), _guarded_unit(w, 0, eps), precision=_PREC)
 
 
 def _guarded_unit(x, axis, eps):
@@ -444,9 +521,6 @@ def learned_temperature(
         if arr.ndim != 0:
             raise ValueError(f"`{name}` must be a scalar, got shape {tuple(arr.shape)}.")
         scalars[name] = checks.check_finite(arr, name)
-    dtype = v.compute_dtype(x, w, *(a for a in scalars.values() if a is not None))
-    a = jnp.matmul(x.astype(dtype), w.astype(dtype), precision=_PREC)
-    a = a + scalars["bias"].astype(dtype)
     if not batch_norm and (scalars["mean"] is not None or scalars["var"] is not None):
         raise ValueError("`mean` and `var` are the running statistics of the batch norm: "
                          "pass them with batch_norm=True.")
@@ -463,10 +537,25 @@ def learned_temperature(
                 raise ValueError("`features` has one row: batch statistics need at least 2 "
                                  "samples (as torch's BatchNorm in training mode); pass the "
                                  "running `mean` and `var` for single samples.")
+        else:
+            scalars["var"] = checks.ensure_value(var_, lambda a, xp: a < 0,
+                                                 "`var` must be >= 0.")
+        eps = float(eps)
+    else:
+        eps = None  # unused
+    return _learned_temperature_core(x, w, scalars, eps, batch_norm=bool(batch_norm))
+
+
+@_jit("batch_norm")
+def _learned_temperature_core(x, w, scalars, eps, *, batch_norm):
+    dtype = v.compute_dtype(x, w, *(a for a in scalars.values() if a is not None))
+    a = jnp.matmul(x.astype(dtype), w.astype(dtype), precision=_PREC)
+    a = a + scalars["bias"].astype(dtype)
+    if batch_norm:
+        mu, var_ = scalars["mean"], scalars["var"]
+        if mu is None:
             mu = jnp.mean(a)
             var_ = jnp.mean(jnp.square(a - mu))
-        else:
-            var_ = checks.ensure(var_, var_ < 0, "`var` must be >= 0.")
         g = ((a - mu.astype(dtype)) * jax.lax.rsqrt(var_.astype(dtype) + eps)
              * scalars["scale"].astype(dtype) + scalars["offset"].astype(dtype))
     else:
@@ -508,9 +597,24 @@ def learned_temperature_loss(
       Detection & Applications With Ablated Learned Temperature Energy", 2024.
     """
     h, y = _labelled(cos_logits, labels, "cos_logits")
-    t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
-    t = checks.ensure(t, t <= 0, "`temperature` must be > 0 everywhere.")
-    return v.finite_result(_nll(h / t[:, None], y), "temperature", _RATIO)
+    t = v.vector(temperature, "temperature", h.shape[0], "n")
+    dtype = v.compute_dtype(h)
+    t = checks.ensure_value(t, lambda a, xp: a.astype(dtype) <= 0,
+                            "`temperature` must be > 0 everywhere.")
+    # two programs: fused into one, XLA's multiply-add rounds a ratio h / T of order 1e20
+    # differently from its max (+-inf, even across an optimization barrier); apart, an eager
+    # call stays exact (under an outer jit both are inlined: then _RATIO's error)
+    loss = _nll_core(_ratio_core(h, t), y)
+    return v.finite_result(loss, "temperature", _RATIO)
+
+
+@_jit()
+def _ratio_core(h, t):
+    h = _cast(h)
+    return h / t.astype(h.dtype)[:, None]
+
+
+_nll_core = jax.jit(_nll)
 
 
 # ------------------------------------------------------------------------------------------
@@ -525,12 +629,26 @@ def _prototypes(prototypes, d=None):
                          f"size), got {tuple(p.shape)}.")
     if 0 in p.shape:
         raise ValueError(f"`prototypes` must be non-empty, got shape {tuple(p.shape)}.")
-    return v.normalize(checks.check_finite(p, "prototypes"))
+    return checks.check_finite(p, "prototypes")  # normalised in the cores (_unit_protos)
 
 
 def _unit_features(features):
-    x = v.matrix(features, "features", "(n, d)")
-    return v.normalize(x.astype(v.compute_dtype(x)))
+    """The validated features, not yet normalised (the cores do it with ``_unit``)."""
+    return v.matrix(features, "features", "(n, d)")
+
+
+def _unit(x):
+    return v.normalize(_cast(x))
+
+
+def _unit_protos(p, dtype):
+    return v.normalize(p).astype(dtype)
+
+
+def _codes_args(epsilon, n_iter):
+    """``(epsilon, n_iter)`` checked as :func:`jaxclust.ot.swav_codes` checks them."""
+    n_iter = checks.check_int(n_iter, "n_iter")
+    return _num(checks.check_positive_scalar(epsilon, "epsilon")), n_iter
 
 
 def _top_k(top_k) -> int:
@@ -550,10 +668,13 @@ def _momentum(momentum, allow_none=False):
 
 
 def _palm_codes(z, p, epsilon, n_iter):
-    """SwAV/Sinkhorn codes of the batch over *all* ``k * m`` prototypes, ``(n, k, m)``."""
+    """SwAV/Sinkhorn codes of the batch over *all* ``k * m`` prototypes, ``(n, k, m)`` (the
+    kernel of :func:`jaxclust.ot.swav_codes`, its arguments checked by ``_codes_args``)."""
     k, m, d = p.shape
-    s = jnp.matmul(z, p.reshape(k * m, d).T, precision=_PREC)
-    return swav_codes(s, epsilon=epsilon, n_iter=n_iter).reshape(z.shape[0], k, m)
+    s = jax.lax.stop_gradient(jnp.matmul(z, p.reshape(k * m, d).T, precision=_PREC))
+    dtype = jnp.promote_types(s.dtype, jnp.float32)
+    codes = _swav_kernel(s, jnp.asarray(epsilon, dtype), n_iter).astype(s.dtype)
+    return codes.reshape(z.shape[0], k, m)
 
 
 def _l1_rows(w):
@@ -639,15 +760,25 @@ def mixture_assignments(
       with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
       ``util/loss_functions.py``).
     """
-    z = _unit_features(features)
-    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
+    x = _unit_features(features)
+    p = _prototypes(prototypes, x.shape[1])
     top_k = _top_k(top_k)
-    codes = _palm_codes(z, p, epsilon, n_iter)
-    if labels is None:
+    eps, n_iter = _codes_args(epsilon, n_iter)
+    y = None
+    if labels is not None:
+        y, _ = v.labels(labels, "labels", x.shape[0], p.shape[0], "prototypes.shape[0]")
+    return _mixture_assignments_core(x, p, y, eps, n_iter=n_iter, top_k=top_k)
+
+
+@_jit("n_iter", "top_k")
+def _mixture_assignments_core(x, p, y, eps, *, n_iter, top_k):
+    z = _unit(x)
+    p = _unit_protos(p, z.dtype)
+    codes = _palm_codes(z, p, eps, n_iter)
+    if y is None:
         return codes
-    y, k = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
     w_own, _ = _class_weights(codes, y, top_k)
-    return jax.nn.one_hot(y, k, dtype=z.dtype)[:, :, None] * w_own[:, None, :]
+    return jax.nn.one_hot(y, p.shape[0], dtype=z.dtype)[:, :, None] * w_own[:, None, :]
 
 
 def mixture_logits(
@@ -690,19 +821,35 @@ def mixture_logits(
       with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
       ``util/loss_functions.py``).
     """
-    z = _unit_features(features)
-    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
-    t = v.temperature(temperature)
+    x = _unit_features(features)
+    p = _prototypes(prototypes, x.shape[1])
+    t = _num(v.temperature(temperature))
+    w = None
+    if assignments is not None:
+        w = checks.as_float_array(assignments, "assignments")
+        shape = (x.shape[0], p.shape[0], p.shape[1])
+        if w.shape != shape:
+            raise ValueError(f"`assignments` must have shape (n, k, m) = {shape}, got "
+                             f"{tuple(w.shape)}.")
+        dtype = jnp.result_type(v.compute_dtype(x), t)  # that of the scores
+
+        def bad(a, xp):
+            a = a.astype(dtype)
+            return ~(xp.isfinite(a) & (a >= 0))
+
+        w = checks.ensure_value(w, bad, "`assignments` must be finite and >= 0.")
+    return _mixture_logits_core(x, p, w, t)
+
+
+@_jit()
+def _mixture_logits_core(x, p, w, t):
+    z = _unit(x)
+    p = _unit_protos(p, z.dtype)
     s = jnp.einsum("nd,kmd->nkm", z, p, precision=_PREC) / t
-    if assignments is None:
+    if w is None:
         logw = jnp.full(s.shape, -jnp.log(p.shape[1]), s.dtype)
     else:
-        w = checks.as_float_array(assignments, "assignments").astype(s.dtype)
-        if w.shape != s.shape:
-            raise ValueError(f"`assignments` must have shape (n, k, m) = {s.shape}, got "
-                             f"{tuple(w.shape)}.")
-        w = checks.ensure(w, ~(jnp.isfinite(w) & (w >= 0)),
-                          "`assignments` must be finite and >= 0.")
+        w = w.astype(s.dtype)
         logw = jnp.where(w > 0, jnp.log(jnp.where(w > 0, w, 1.0)), -jnp.inf)
     return logsumexp(s + logw, axis=2)
 
@@ -750,6 +897,18 @@ def prototype_contrastive_loss(
         raise ValueError(f"`prototypes` must have m >= 2 prototypes per class for the "
                          f"contrastive loss (the positives), got shape {tuple(p.shape)}.")
     t = v.temperature(temperature)
+    return _finite_loss(_prototype_contrastive_core(p, _num(t)), "The prototype contrastive "
+                        "loss", "`temperature`")
+
+
+@_jit()
+def _prototype_contrastive_core(p, t):
+    return _contrastive(v.normalize(p), t)
+
+
+def _contrastive(p, t):
+    """The contrastive loss of unit prototypes ``p`` (cast to the compute dtype here)."""
+    k, m, d = p.shape
     p = p.astype(v.compute_dtype(p))
     flat = p.reshape(k * m, d)
     s = jnp.matmul(flat, flat.T, precision=_PREC) / t
@@ -836,18 +995,38 @@ def palm_loss(
       with Mixture of Prototypes" (PALM), ICLR 2024 (code: github.com/jeff024/PALM,
       ``util/loss_functions.py``).
     """
-    z = _unit_features(features)
-    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
-    y, _ = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
+    x = _unit_features(features)
+    p = _prototypes(prototypes, x.shape[1])
+    y, _ = v.labels(labels, "labels", x.shape[0], p.shape[0], "prototypes.shape[0]")
     if isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight < 0:
         raise ValueError(f"`weight` must be >= 0, got {weight}.")
     if p.shape[1] < 2:
         raise ValueError(f"`prototypes` must have m >= 2 prototypes per class for the "
                          f"contrastive loss (the positives), got shape {tuple(p.shape)}.")
     t = v.temperature(temperature)
-    v.temperature(proto_temperature, "proto_temperature")
+    proto_t = v.temperature(proto_temperature, "proto_temperature")
     momentum = _momentum(momentum, allow_none=True)
     top_k = _top_k(top_k)
+    eps, n_iter = _codes_args(epsilon, n_iter)
+    loss = _palm_core(x, y, p, _num(t), _num(weight), _num(proto_t), momentum, eps,
+                      n_iter=n_iter, top_k=top_k)
+    return _finite_loss(loss, "The PALM loss", "`temperature` or `proto_temperature`")
+
+
+def _finite_loss(loss, what: str, culprits: str):
+    # similarities in [-1, 1] over a temperature of 1e-25 .. 1e-38 overflow to inf - inf in
+    # the log-sum-exps (NaN under jit, and eagerly from about 1e-38): an error naming the
+    # temperatures instead of a NaN
+    return checks.ensure_value(loss, lambda a, xp: ~xp.isfinite(a),
+                               f"{what} is not finite: {culprits} is too small (the "
+                               "similarities / temperature overflow); use temperatures of "
+                               "order 1e-3 or more.")
+
+
+@_jit("n_iter", "top_k")
+def _palm_core(x, y, p, t, weight, proto_t, momentum, epsilon, *, n_iter, top_k):
+    z = _unit(x)
+    p = _unit_protos(p, z.dtype)
     zc = jax.lax.stop_gradient(z)
     keep = None
     if momentum is not None:
@@ -859,7 +1038,8 @@ def palm_loss(
     logits = jnp.matmul(z, p_const.reshape(k * m, d).T, precision=_PREC) / t  # (n, k m)
     own = logits.reshape(-1, k, m)[jnp.arange(z.shape[0]), y]  # (n, m)
     mle = -jnp.mean(jnp.sum(w_own * own, axis=1) - logsumexp(logits, axis=1))
-    return mle + weight * prototype_contrastive_loss(p, temperature=proto_temperature)
+    # the contrastive term of prototype_contrastive_loss at p' (its checks cannot fail there)
+    return mle + weight * _contrastive(v.normalize(p), proto_t)
 
 
 def update_prototypes(
@@ -917,12 +1097,20 @@ def update_prototypes(
       ``util/loss_functions.py``).
     """
     momentum = _momentum(momentum)
-    z = _unit_features(features)
-    p = _prototypes(prototypes, z.shape[1]).astype(z.dtype)
-    y, _ = v.labels(labels, "labels", z.shape[0], p.shape[0], "prototypes.shape[0]")
+    x = _unit_features(features)
+    p = _prototypes(prototypes, x.shape[1])
+    y, _ = v.labels(labels, "labels", x.shape[0], p.shape[0], "prototypes.shape[0]")
     top_k = _top_k(top_k)
+    eps, n_iter = _codes_args(epsilon, n_iter)
+    return _update_prototypes_core(p, x, y, momentum, eps, n_iter=n_iter, top_k=top_k)
+
+
+@_jit("n_iter", "top_k")
+def _update_prototypes_core(p, x, y, momentum, epsilon, *, n_iter, top_k):
+    z = _unit(x)
+    p = _unit_protos(p, z.dtype)
     w_own, _ = _class_weights(_palm_codes(jax.lax.stop_gradient(z), jax.lax.stop_gradient(p),
-                                          epsilon, n_iter), y, _top_k(top_k))
+                                          epsilon, n_iter), y, top_k)
     return _ema_update(p, z, y, w_own, momentum)
 
 
@@ -1002,22 +1190,30 @@ def mixoe_mix(
     if mode not in ("mixup", "cutmix"):
         raise ValueError(f"`mode` must be 'mixup' or 'cutmix', got {mode!r}.")
     alpha = checks.check_positive_scalar(alpha, "alpha")
-    dt = jnp.promote_types(jnp.result_type(xi, xo), jnp.float32)
     xi = checks.check_finite(xi, "x_in")
     xo = checks.check_finite(xo, "x_out")
+    ax = None
+    if mode == "cutmix":
+        try:
+            ax = tuple(sorted({a % xi.ndim for a in spatial_axes}))
+        except (TypeError, ZeroDivisionError) as err:
+            raise ValueError(f"`spatial_axes` must be two axes of `x_in`, got "
+                             f"{spatial_axes}.") from err
+        if len(ax) != 2 or 0 in ax or any(not -xi.ndim <= a < xi.ndim for a in spatial_axes):
+            raise ValueError(f"`spatial_axes` must be two distinct non-batch axes of `x_in` "
+                             f"(ndim {xi.ndim}), got {spatial_axes}.")
+    return _mixoe_mix_core(key, xi, xo, _num(alpha), ax=ax)
+
+
+@_jit("ax")
+def _mixoe_mix_core(key, xi, xo, alpha, *, ax):
+    """``ax``: the two sorted spatial axes of ``"cutmix"``, ``None`` for ``"mixup"``."""
+    dt = jnp.promote_types(jnp.result_type(xi, xo), jnp.float32)
     k_lam, k_x, k_y = jax.random.split(key, 3)
     lam0 = jax.random.beta(k_lam, alpha, alpha, dtype=jnp.float32)
-    if mode == "mixup":
+    if ax is None:
         lam = lam0.astype(dt)
         return (lam * xi + (1 - lam) * xo).astype(jnp.result_type(xi, xo)), lam
-    try:
-        ax = tuple(sorted({a % xi.ndim for a in spatial_axes}))
-    except (TypeError, ZeroDivisionError) as err:
-        raise ValueError(f"`spatial_axes` must be two axes of `x_in`, got {spatial_axes}."
-                         ) from err
-    if len(ax) != 2 or 0 in ax or any(not -xi.ndim <= a < xi.ndim for a in spatial_axes):
-        raise ValueError(f"`spatial_axes` must be two distinct non-batch axes of `x_in` "
-                         f"(ndim {xi.ndim}), got {spatial_axes}.")
     w, h = xi.shape[ax[0]], xi.shape[ax[1]]
     cut = jnp.sqrt(1.0 - lam0)
     cut_w = jnp.floor(w * cut).astype(jnp.int32)
@@ -1092,6 +1288,12 @@ def mixoe_loss(
                                                       & (jnp.asarray(weight) >= 0)),
                                "`weight` must be a finite number >= 0.")
     lam = _unit_interval(lam, "lam")
+    return _mixoe_loss_core(zi, y, zm, _num(lam), _num(weight))
+
+
+@_jit()
+def _mixoe_loss_core(zi, y, zm, lam, weight):
+    zi, zm = _cast(zi), _cast(zm)
     k = zi.shape[1]
     target = lam * jax.nn.one_hot(y, k, dtype=zm.dtype) + (1 - lam) / k
     soft_ce = -jnp.mean(jnp.sum(target * jax.nn.log_softmax(zm, axis=1), axis=1))
@@ -1199,7 +1401,13 @@ def clipn_losses(
         raise ValueError(f"`image_features` needs at least 2 pairs (unmatched pairs give the "
                          f"'no' term), got {n}.")
     scale = checks.check_positive_scalar(logit_scale, "logit_scale")
-    v_, t, tn = _unit_rows(v_), _unit_rows(t), _unit_rows(tn)
+    return CLIPNLosses(*_clipn_losses_core(v_, t, tn, _num(scale)))
+
+
+@_jit()
+def _clipn_losses_core(v_, t, tn, scale):
+    n = v_.shape[0]
+    v_, t, tn = _unit_rows(_cast(v_)), _unit_rows(_cast(t)), _unit_rows(_cast(tn))
     yes = scale * jnp.matmul(v_, t.T, precision=_PREC)
     no = scale * jnp.matmul(v_, tn.T, precision=_PREC)
     eye = jnp.eye(n, dtype=bool)
@@ -1208,16 +1416,37 @@ def clipn_losses(
     loss_no = jnp.sum(jnp.where(eye, 0.0, jax.nn.softplus(yes - no))) / (n * n - n)
     dist = jnp.maximum(2.0 - 2.0 * jnp.sum(t * tn, axis=1), 0.0) + 1e-4
     tso = jnp.mean(2.0 - jnp.sqrt(dist))
-    return CLIPNLosses(loss_yes, loss_no, tso)
+    return loss_yes, loss_no, tso
 
 
 def _yes_no(logits, logits_no):
+    """The validated ``(logits, logits_no)``."""
     z = _logits(logits, "logits")
     zn = _logits(logits_no, "logits_no")
     if zn.shape != z.shape:
         raise ValueError(f"`logits_no` must have the shape of `logits` {z.shape}, got "
                          f"{zn.shape}.")
+    return z, zn
+
+
+def _p_yes(z, zn):
+    z, zn = _cast(z), _cast(zn)
     return z, jax.nn.sigmoid(z - zn)
+
+
+@_jit()
+def _clipn_ctw_core(z, zn):
+    z, p_yes = _p_yes(z, zn)
+    score = jnp.take_along_axis(p_yes, jnp.argmax(z, axis=1)[:, None], axis=1)[:, 0]
+    return score, score >= 0.5
+
+
+@_jit()
+def _clipn_atd_core(z, zn):
+    z, p_yes = _p_yes(z, zn)
+    joint = p_yes * jax.nn.softmax(z, axis=1)
+    score = jnp.sum(joint, axis=1)
+    return score, jnp.max(joint, axis=1) > 1.0 - score
 
 
 def clipn_ctw(logits: Float[ArrayLike, "n k"], logits_no: Float[ArrayLike, "n k"]
@@ -1245,9 +1474,7 @@ def clipn_ctw(logits: Float[ArrayLike, "n k"], logits_no: Float[ArrayLike, "n k"
       Wang et al., "CLIPN", ICCV 2023; reference code github.com/xmed-lab/CLIPN
       ``src/zero_shot_infer.py``.
     """
-    z, p_yes = _yes_no(logits, logits_no)
-    score = jnp.take_along_axis(p_yes, jnp.argmax(z, axis=1)[:, None], axis=1)[:, 0]
-    return CLIPNDecision(score, score >= 0.5)
+    return CLIPNDecision(*_clipn_ctw_core(*_yes_no(logits, logits_no)))
 
 
 def clipn_atd(logits: Float[ArrayLike, "n k"], logits_no: Float[ArrayLike, "n k"]
@@ -1277,7 +1504,4 @@ def clipn_atd(logits: Float[ArrayLike, "n k"], logits_no: Float[ArrayLike, "n k"
       Wang et al., "CLIPN", ICCV 2023; reference code github.com/xmed-lab/CLIPN
       ``src/zero_shot_infer.py``.
     """
-    z, p_yes = _yes_no(logits, logits_no)
-    joint = p_yes * jax.nn.softmax(z, axis=1)
-    score = jnp.sum(joint, axis=1)
-    return CLIPNDecision(score, jnp.max(joint, axis=1) > 1.0 - score)
+    return CLIPNDecision(*_clipn_atd_core(*_yes_no(logits, logits_no)))

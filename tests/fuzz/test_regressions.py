@@ -48,6 +48,22 @@ def test_logitnorm_tiny_temperature_is_an_error_under_jit():
     assert "ValueError: " in text and "`temperature`" in text  # was NaN under jit
 
 
+@pytest.mark.parametrize("t", [1e-25, 1e-30])
+def test_palm_tiny_temperature_is_an_error_eagerly_and_under_jit(t):
+    # similarities / 1e-25 overflow in the log-sum-exps: before, NaN under jit (and eagerly
+    # at 1e-38), a finite value eagerly at 1e-25; now the same ValueError both ways
+    from jaxclust.ood import palm_loss
+
+    f = jnp.asarray(_RNG.normal(size=(6, 3)), jnp.float32)
+    p = jnp.asarray(_RNG.normal(size=(3, 2, 3)), jnp.float32)
+    y = jnp.asarray(np.arange(6) % 3)
+    with pytest.raises(ValueError, match="The PALM loss is not finite: `temperature`"):
+        palm_loss(f, y, p, temperature=t)
+    text = _raises_value_error_text(lambda t: palm_loss(f, y, p, temperature=t),
+                                    jnp.float32(t))
+    assert "ValueError: " in text and "PALM loss is not finite" in text, text
+
+
 # --- `converged` never lies, checked by other hands (fuzzuser, session 22) -----------------
 # converged=True must mean finite outputs and an error below `tol` measured on what the user
 # receives: here, one more step of the method computed by an independent oracle (SciPy's
