@@ -449,3 +449,39 @@ def test_first_eager_ood_calls_build_one_program_each():
         ood.mahalanobis(x.at[0, 0].set(jnp.nan), stats["fit_mahalanobis"])
     with pytest.raises(ValueError, match="`temperature` must be > 0 everywhere"):
         ood.ablated_energy(h, -t)
+
+
+def test_first_eager_graph_calls_build_one_program_each():
+    """The graph constructions, the Laplacian, the heat-geodesic distances and metric MDS
+    check their inputs on the host and run as one jitted program each: a first eager call on
+    new shapes builds one executable, a second none (measured before, on the conformance
+    problems: mds 30 op-by-op compilations, heat_geodesic_distances 10, alpha_decay_graph
+    10, heat_geodesic_embedding 49 in all)."""
+    from jaxclust import graph as G
+
+    n = 21  # a size no other test uses
+    rng = np.random.default_rng(5)
+    x = jax.block_until_ready(jax.device_put(rng.normal(size=(n, 3)).astype(np.float32)))
+    w = G.knn_graph(x + 1.0, k=4)  # built outside the counted calls (another input)
+    d = G.heat_geodesic_distances(w, 2.0, order=8) + 0.0
+    calls = {
+        "pairwise_sq_dists": lambda: G.pairwise_sq_dists(x),
+        "knn_graph": lambda: G.knn_graph(x, k=3, sigma=1.0),
+        "epsilon_graph": lambda: G.epsilon_graph(x, epsilon=1.0),
+        "alpha_decay_graph": lambda: G.alpha_decay_graph(x, k=3),
+        "laplacian": lambda: G.laplacian(w, kind="random_walk"),
+        "heat_geodesic_distances": lambda: G.heat_geodesic_distances(w, 3.0, order=6),
+        "mds": lambda: G.mds(d, dim=2, n_iter=7),
+    }
+    built = {}
+    for name, call in calls.items():
+        with count_compilations() as first:
+            jax.block_until_ready(call())
+        with count_compilations() as second:
+            jax.block_until_ready(call())
+        built[name] = (first.count, second.count)
+    assert built == {name: (1, 0) for name in calls}, built
+    with pytest.raises(ValueError, match="`adjacency` has negative weights"):
+        G.laplacian(-w)
+    with pytest.raises(ValueError, match="`distances` has negative entries"):
+        G.mds(-d)

@@ -7,6 +7,8 @@ self-loops), so its shape never depends on the data and every function here runs
 
 from __future__ import annotations
 
+from functools import partial
+
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
@@ -17,7 +19,7 @@ from .._core.checks import (
     check_int,
     check_points,
     check_sq_norms,
-    ensure,
+    ensure_value,
 )
 
 __all__ = ["alpha_decay_graph", "epsilon_graph", "knn_graph", "laplacian", "pairwise_sq_dists"]
@@ -48,10 +50,11 @@ def pairwise_sq_dists(x: Float[Array, "n d"]) -> Float[Array, "n n"]:
       >>> pairwise_sq_dists(jnp.array([[0.0, 0.0], [3.0, 4.0]])).tolist()
       [[0.0, 25.0], [25.0, 0.0]]
     """
-    x = _points(x)
-    return _sq_dists(x)
+    return _sq_dists_jit(_points(x))
 
 
+# The graphs' arithmetic runs as module-level jitted programs after the host checks (one
+# program per first eager call instead of 3-10 small ones); inlined under an outer jit.
 def _sq_dists(x):
     # centred first: |x|^2 + |y|^2 - 2<x, y> cancels less when the cloud sits far from 0
     x = x - jnp.mean(x, axis=0, keepdims=True)
@@ -87,9 +90,9 @@ def _check_sigma(sigma, name: str = "sigma"):
     sigma = jnp.asarray(sigma)
     if sigma.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(sigma.shape)}.")
-    return ensure(sigma, ~(jnp.isfinite(sigma) & (sigma > 0)),
-                  f"`{name}` must be a finite number > 0 (the Gaussian bandwidth); pass "
-                  f"None for 0/1 weights.")
+    return ensure_value(sigma, lambda v, xp: ~(xp.isfinite(v) & (v > 0)),
+                        f"`{name}` must be a finite number > 0 (the Gaussian bandwidth); pass "
+                        f"None for 0/1 weights.")
 
 
 def knn_graph(
@@ -126,6 +129,13 @@ def knn_graph(
     x = _points(x)
     k = _check_k(k, x.shape[0])
     sigma = _check_sigma(sigma)
+    if symmetrize not in _SYMMETRIZE:
+        raise ValueError(f"`symmetrize` must be one of {_SYMMETRIZE}, got {symmetrize!r}.")
+    return _knn_graph(x, k, sigma, symmetrize)
+
+
+@partial(jax.jit, static_argnums=(1, 3))
+def _knn_graph(x, k: int, sigma, symmetrize: str):
     d2 = _sq_dists(x)
     mask, _, _ = _knn_mask(d2, k)
     vals = jnp.ones_like(d2) if sigma is None else jnp.exp(-d2 / (2.0 * sigma**2))
@@ -160,6 +170,11 @@ def epsilon_graph(
     x = _points(x)
     epsilon = _check_sigma(epsilon, "epsilon")
     sigma = _check_sigma(sigma)
+    return _epsilon_graph(x, epsilon, sigma)
+
+
+@jax.jit
+def _epsilon_graph(x, epsilon, sigma):
     d2 = _sq_dists(x)
     n = x.shape[0]
     mask = (d2 <= epsilon**2) & ~jnp.eye(n, dtype=bool)
@@ -206,8 +221,13 @@ def alpha_decay_graph(
     k = _check_k(k, x.shape[0])
     decay = _check_sigma(decay, "decay")
     thr = jnp.asarray(threshold)
-    thr = ensure(thr, ~(jnp.isfinite(thr) & (thr >= 0)), "`threshold` must be a finite number "
-                                                         ">= 0.")
+    thr = ensure_value(thr, lambda v, xp: ~(xp.isfinite(v) & (v >= 0)),
+                       "`threshold` must be a finite number >= 0.")
+    return _alpha_decay_graph(x, k, decay, thr)
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _alpha_decay_graph(x, k: int, decay, thr):
     d2 = _sq_dists(x)
     _, far, _ = _knn_mask(d2, k)
     eps = jnp.sqrt(-jax.lax.top_k(-far, k)[0][:, -1])  # k-th nearest other point
@@ -226,7 +246,8 @@ def _check_adjacency(w, name: str = "adjacency") -> jax.Array:
         raise ValueError(f"`{name}` must be a square (n, n) weight matrix, got shape "
                          f"{tuple(w.shape)}. For a batch of graphs, use jax.vmap.")
     w = check_finite(w, name)
-    return ensure(w, w < 0, f"`{name}` has negative weights; graph weights must be >= 0.")
+    return ensure_value(w, lambda v, xp: v < 0,
+                        f"`{name}` has negative weights; graph weights must be >= 0.")
 
 
 def laplacian(
@@ -261,7 +282,7 @@ def laplacian(
     if kind not in _LAPLACIANS:
         raise ValueError(f"`kind` must be one of {_LAPLACIANS}, got {kind!r}.")
     w = _check_adjacency(adjacency)
-    return _laplacian(w, kind)
+    return _laplacian_jit(w, kind)
 
 
 def _laplacian(w, kind: str):
@@ -275,3 +296,7 @@ def _laplacian(w, kind: str):
         s = jnp.where(pos, jax.lax.rsqrt(safe), 0.0)
         return eye - s[:, None] * w * s[None, :]
     return eye - jnp.where(pos, 1.0 / safe, 0.0)[:, None] * w
+
+
+_sq_dists_jit = jax.jit(_sq_dists)
+_laplacian_jit = jax.jit(_laplacian, static_argnums=(1,))

@@ -20,10 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._core.checks import as_float_array, check_finite, check_int, ensure
+from .._core.checks import as_float_array, check_finite, check_int, ensure_value
 from .._core.results import with_summary_repr
 from ._construction import _check_adjacency, _laplacian, alpha_decay_graph
-from ._heat import _chebyshev, _check_t, _lmax
+from ._heat import _chebyshev, _check_lmax, _check_t, _lmax
 
 __all__ = ["HeatGeoResult", "heat_geodesic_distances", "heat_geodesic_embedding", "mds"]
 
@@ -81,10 +81,19 @@ def heat_geodesic_distances(
     rho = jnp.asarray(harnack, w.dtype)
     if rho.ndim != 0:
         raise ValueError(f"`harnack` must be a scalar, got shape {tuple(rho.shape)}.")
-    rho = ensure(rho, ~((rho >= 0) & (rho <= 1)), "`harnack` must be in [0, 1] (0: plain "
-                                                  "Varadhan formula).")
+    rho = ensure_value(rho, lambda v, xp: ~((v >= 0) & (v <= 1)),
+                       "`harnack` must be in [0, 1] (0: plain Varadhan formula).")
+    lm = None if lmax is None else _check_lmax(lmax, w.dtype)
+    return _heat_geodesic_distances(w, t, rho, lm, order)
+
+
+# The distances and the MDS are module-level jitted programs after the host checks: a first
+# eager call compiles one program each instead of one per jax.numpy operation (hgd 10, mds
+# 30, the embedding with its graph 49 small programs before); inlined under an outer jit.
+@partial(jax.jit, static_argnums=(4,))
+def _heat_geodesic_distances(w, t, rho, lm, order: int):
     lap = _laplacian(w, "symmetric")
-    phi = 0.5 * _lmax(lap, lmax)
+    phi = 0.5 * (_lmax(lap, None) if lm is None else lm)  # lm checked on the host
     h = _chebyshev(lap, jnp.eye(w.shape[0], dtype=w.dtype), t, phi, order)
     return _distances(h, t, rho)
 
@@ -169,13 +178,19 @@ def mds(
     dim = check_int(dim, "dim", low=1, high=n, bounds=f"in [1, n] = [1, {n}]")
     n_iter = check_int(n_iter, "n_iter", low=0, why="SMACOF steps")
     d = check_finite(d, "distances")
-    d = ensure(d, d < 0, "`distances` has negative entries; pass nonnegative dissimilarities.")
+    d = ensure_value(d, lambda v, xp: v < 0,
+                     "`distances` has negative entries; pass nonnegative dissimilarities.")
     # classical MDS double-centres the squared distances: n of them are summed per row
     big = float(np.sqrt(np.finfo(np.dtype(d.dtype)).max / (4.0 * n)))
-    d = ensure(d, jnp.max(d) >= big,
+    d = ensure_value(d, lambda v, xp: xp.max(v) >= big,
                f"`distances` has values too large for {np.dtype(d.dtype).name}: the double-"
                f"centred squared distances overflow (the largest must stay below {big:.2g} "
                f"for n = {n}). Rescale them first: MDS is equivariant to a scale factor.")
+    return _mds(d, dim, n_iter)
+
+
+@partial(jax.jit, static_argnums=(1, 2))
+def _mds(d, dim: int, n_iter: int):
     return _smacof(d, _classical(d, dim), n_iter)
 
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._core.checks import as_float_array, check_finite, check_int, ensure
+from .._core.checks import as_float_array, check_finite, check_int, ensure, ensure_value
 
 __all__ = ["chebyshev_coefficients", "heat_diffusion", "heat_kernel", "heat_kernel_expm"]
 
@@ -40,19 +40,27 @@ def _check_t(t, dtype) -> jax.Array:
     if t.ndim != 0:
         raise ValueError(f"`t` must be a scalar diffusion time, got shape {tuple(t.shape)}; "
                          f"for several times use jax.vmap over t.")
-    return ensure(t, ~(jnp.isfinite(t) & (t >= 0)), "`t` must be a finite diffusion time >= 0.")
+    # on the host when concrete (no program compiled for the check)
+    return ensure_value(t, lambda v, xp: ~(xp.isfinite(v) & (v >= 0)),
+                        "`t` must be a finite diffusion time >= 0.")
 
 
 def _lmax(lap, lmax):
     """``lmax`` if given, else the Gershgorin bound ``max_i sum_j |L_ij|`` (bounds the spectrum)."""
     if lmax is None:
         return jnp.max(jnp.sum(jnp.abs(lap), axis=1))
-    lm = jnp.asarray(lmax, lap.dtype)
+    return _check_lmax(lmax, lap.dtype)
+
+
+def _check_lmax(lmax, dtype):
+    """The given ``lmax`` (not None) as a checked scalar of ``dtype``."""
+    lm = jnp.asarray(lmax, dtype)
     if lm.ndim != 0:
         raise ValueError(f"`lmax` must be a scalar, got shape {tuple(lm.shape)}.")
-    return ensure(lm, ~(jnp.isfinite(lm) & (lm > 0)),
-                  "`lmax` must be a finite number > 0, an upper bound of the largest "
-                  "eigenvalue of the Laplacian (2 for the normalised ones); None bounds it.")
+    return ensure_value(lm, lambda v, xp: ~(xp.isfinite(v) & (v > 0)),
+                        "`lmax` must be a finite number > 0, an upper bound of the largest "
+                        "eigenvalue of the Laplacian (2 for the normalised ones); None bounds "
+                        "it.")
 
 
 def chebyshev_coefficients(a, order: int) -> Float[Array, " order_plus_1"]:
