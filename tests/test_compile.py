@@ -452,11 +452,12 @@ def test_first_eager_ood_calls_build_one_program_each():
 
 
 def test_first_eager_graph_calls_build_one_program_each():
-    """The graph constructions, the Laplacian, the heat-geodesic distances and metric MDS
-    check their inputs on the host and run as one jitted program each: a first eager call on
-    new shapes builds one executable, a second none (measured before, on the conformance
-    problems: mds 30 op-by-op compilations, heat_geodesic_distances 10, alpha_decay_graph
-    10, heat_geodesic_embedding 49 in all)."""
+    """The graph constructions, the Laplacian, the heat-geodesic distances, metric MDS and
+    the local clustering steps check their inputs on the host and run as one jitted program
+    each: a first eager call on new shapes builds one executable, a second none (measured
+    before, on the conformance problems: mds 30 op-by-op compilations,
+    heat_geodesic_distances 10, alpha_decay_graph 10, heat_geodesic_embedding 49 in all,
+    local_cluster 55 in all, sweep_cut 38)."""
     from jaxclust import graph as G
 
     n = 21  # a size no other test uses
@@ -464,6 +465,8 @@ def test_first_eager_graph_calls_build_one_program_each():
     x = jax.block_until_ready(jax.device_put(rng.normal(size=(n, 3)).astype(np.float32)))
     w = G.knn_graph(x + 1.0, k=4)  # built outside the counted calls (another input)
     d = G.heat_geodesic_distances(w, 2.0, order=8) + 0.0
+    labels = jax.device_put((np.arange(n) % 2).astype(np.float32))
+    scores = jax.device_put(rng.uniform(size=n).astype(np.float32))
     calls = {
         "pairwise_sq_dists": lambda: G.pairwise_sq_dists(x),
         "knn_graph": lambda: G.knn_graph(x, k=3, sigma=1.0),
@@ -472,6 +475,9 @@ def test_first_eager_graph_calls_build_one_program_each():
         "laplacian": lambda: G.laplacian(w, kind="random_walk"),
         "heat_geodesic_distances": lambda: G.heat_geodesic_distances(w, 3.0, order=6),
         "mds": lambda: G.mds(d, dim=2, n_iter=7),
+        "label_weighted_graph": lambda: G.label_weighted_graph(w, labels, epsilon=0.1),
+        "personalized_pagerank": lambda: G.personalized_pagerank(w, 2, alpha=0.2),
+        "sweep_cut": lambda: G.sweep_cut(w, scores),
     }
     built = {}
     for name, call in calls.items():

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._core.checks import as_float_array, ensure
+from .._core.checks import as_float_array, ensure_value
 from .._core.results import with_summary_repr
 from ._construction import _check_adjacency
 
@@ -28,8 +28,8 @@ def _check_seed(seed, n: int):
     if s.ndim != 0 or not jnp.issubdtype(s.dtype, jnp.integer):
         raise ValueError(f"`seed` must be a scalar integer node index, got {s.dtype} of shape "
                          f"{tuple(s.shape)}.")
-    return ensure(s, (s < 0) | (s >= n), f"`seed` must be a node index in [0, n - 1] = "
-                                         f"[0, {n - 1}].")
+    return ensure_value(s, lambda v, xp: (v < 0) | (v >= n),
+                        f"`seed` must be a node index in [0, n - 1] = [0, {n - 1}].")
 
 
 def _check_labels(labels, n: int):
@@ -37,8 +37,8 @@ def _check_labels(labels, n: int):
     if y.shape != (n,):
         raise ValueError(f"`labels` must have shape (n,) = ({n},), one 0/1 label per node, got "
                          f"shape {tuple(y.shape)}.")
-    return ensure(y, ~((y == 0) | (y == 1)), "`labels` must be 0 or 1 (1: labelled as in the "
-                                             "target cluster).")
+    return ensure_value(y, lambda v, xp: ~((v == 0) | (v == 1)),
+                        "`labels` must be 0 or 1 (1: labelled as in the target cluster).")
 
 
 def label_weighted_graph(
@@ -66,11 +66,19 @@ def label_weighted_graph(
       [[0.0, 1.0, 0.5], [1.0, 0.0, 0.5], [0.5, 0.5, 0.0]]
     """
     a = _check_adjacency(adjacency)
-    y = _check_labels(labels, a.shape[0]).astype(bool)
+    y = _check_labels(labels, a.shape[0])
     eps = jnp.asarray(epsilon, a.dtype)
     if eps.ndim != 0:
         raise ValueError(f"`epsilon` must be a scalar, got shape {tuple(eps.shape)}.")
-    eps = ensure(eps, ~((eps >= 0) & (eps <= 1)), "`epsilon` must be in [0, 1].")
+    eps = ensure_value(eps, lambda v, xp: ~((v >= 0) & (v <= 1)), "`epsilon` must be in [0, 1].")
+    return _label_weighted_graph(a, y, eps)
+
+
+# Each function's arithmetic is a module-level jitted program after the host checks (a
+# first eager local_cluster: 3 programs instead of ~55 small ones); inlined under jit.
+@jax.jit
+def _label_weighted_graph(a, y, eps):
+    y = y.astype(bool)
     both = y[:, None] & y[None, :]
     return jnp.where(both, a, eps * a)
 
@@ -109,8 +117,14 @@ def personalized_pagerank(
     al = jnp.asarray(alpha, w.dtype)
     if al.ndim != 0:
         raise ValueError(f"`alpha` must be a scalar, got shape {tuple(al.shape)}.")
-    al = ensure(al, ~((al > 0) & (al <= 1)), "`alpha` must be in (0, 1] (teleportation "
-                                             "probability).")
+    al = ensure_value(al, lambda v, xp: ~((v > 0) & (v <= 1)),
+                      "`alpha` must be in (0, 1] (teleportation probability).")
+    return _personalized_pagerank(w, s, al)
+
+
+@jax.jit
+def _personalized_pagerank(w, s, al):
+    n = w.shape[0]
     deg = jnp.sum(w, axis=0)
     walk = w * jnp.where(deg > 0, 1.0 / jnp.where(deg > 0, deg, 1.0), 0.0)[None, :]
     e = jax.nn.one_hot(s, n, dtype=w.dtype)
@@ -150,7 +164,13 @@ def sweep_cut(
     p = as_float_array(scores, "scores", dtype=w.dtype)
     if p.shape != (n,):
         raise ValueError(f"`scores` must have shape (n,) = ({n},), got {tuple(p.shape)}.")
-    p = ensure(p, ~jnp.isfinite(p), "`scores` contains NaN or Inf.")
+    p = ensure_value(p, lambda v, xp: ~xp.isfinite(v), "`scores` contains NaN or Inf.")
+    return _sweep_cut(w, p)
+
+
+@jax.jit
+def _sweep_cut(w, p):
+    n = w.shape[0]
     deg = jnp.sum(w, axis=1)
     active = (p > 0) & (deg > 0)
     key = jnp.where(active, p / jnp.where(deg > 0, deg, 1.0), -jnp.inf)
@@ -230,9 +250,12 @@ def local_cluster(
         w = a
     else:
         n = a.shape[0]
-        y = _check_labels(labels, n).astype(a.dtype)
+        y = _check_labels(labels, n)
         s = _check_seed(seed, n)
-        w = label_weighted_graph(a, y.at[s].set(1.0), epsilon=epsilon)
+        w = label_weighted_graph(a, _seed_labelled(y, s), epsilon=epsilon)
     p = personalized_pagerank(w, seed, alpha=alpha)
     mask, phi = sweep_cut(w, p)
     return LocalClusterResult(mask, phi, p)
+
+
+_seed_labelled = jax.jit(lambda y, s: y.at[s].set(1.0))  # the seed is a member
