@@ -466,6 +466,7 @@ def test_first_eager_graph_calls_build_one_program_each():
     w = G.knn_graph(x + 1.0, k=4)  # built outside the counted calls (another input)
     d = G.heat_geodesic_distances(w, 2.0, order=8) + 0.0
     labels = jax.device_put((np.arange(n) % 2).astype(np.float32))
+    lap = jax.block_until_ready(G.laplacian(w))
     scores = jax.device_put(rng.uniform(size=n).astype(np.float32))
     calls = {
         "pairwise_sq_dists": lambda: G.pairwise_sq_dists(x),
@@ -478,6 +479,9 @@ def test_first_eager_graph_calls_build_one_program_each():
         "label_weighted_graph": lambda: G.label_weighted_graph(w, labels, epsilon=0.1),
         "personalized_pagerank": lambda: G.personalized_pagerank(w, 2, alpha=0.2),
         "sweep_cut": lambda: G.sweep_cut(w, scores),
+        "heat_kernel": lambda: G.heat_kernel(lap, 1.5, order=5, lmax=2.2),
+        "heat_kernel_expm": lambda: G.heat_kernel_expm(lap, 0.7),
+        "chebyshev_coefficients": lambda: G.chebyshev_coefficients(1.3, 9),
     }
     built = {}
     for name, call in calls.items():

@@ -20,9 +20,10 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
-from .._core.checks import as_float_array, check_finite, check_int, ensure, ensure_value
+from .._core.checks import as_float_array, check_finite, check_int, ensure_value
 
 __all__ = ["chebyshev_coefficients", "heat_diffusion", "heat_kernel", "heat_kernel_expm"]
 
@@ -35,8 +36,15 @@ def _check_lap(lap, name: str = "laplacian") -> jax.Array:
     return check_finite(lap, name)
 
 
+def _scalar(v, dtype) -> jax.Array:
+    """``jnp.asarray(v, dtype)``; a Python number is placed with NumPy (no compilation)."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return jax.device_put(np.asarray(v, dtype=np.dtype(dtype)))
+    return jnp.asarray(v, dtype)
+
+
 def _check_t(t, dtype) -> jax.Array:
-    t = jnp.asarray(t, dtype)
+    t = _scalar(t, dtype)
     if t.ndim != 0:
         raise ValueError(f"`t` must be a scalar diffusion time, got shape {tuple(t.shape)}; "
                          f"for several times use jax.vmap over t.")
@@ -54,7 +62,7 @@ def _lmax(lap, lmax):
 
 def _check_lmax(lmax, dtype):
     """The given ``lmax`` (not None) as a checked scalar of ``dtype``."""
-    lm = jnp.asarray(lmax, dtype)
+    lm = _scalar(lmax, dtype)
     if lm.ndim != 0:
         raise ValueError(f"`lmax` must be a scalar, got shape {tuple(lm.shape)}.")
     return ensure_value(lm, lambda v, xp: ~(xp.isfinite(v) & (v > 0)),
@@ -89,10 +97,10 @@ def chebyshev_coefficients(a, order: int) -> Float[Array, " order_plus_1"]:
     if a.ndim != 0:
         raise ValueError(f"`a` must be a scalar (t * lmax / 2), got shape {tuple(a.shape)}; "
                          f"for several values use jax.vmap over a.")
-    a = ensure(a, ~(jnp.isfinite(a) & (a >= 0)), "`a` must be a finite number >= 0 "
-                                                  "(t * lmax / 2); got NaN, Inf or a negative "
-                                                  "value.")
-    return _coeffs(a, order)
+    a = ensure_value(a, lambda v, xp: ~(xp.isfinite(v) & (v >= 0)),
+                     "`a` must be a finite number >= 0 (t * lmax / 2); got NaN, Inf or a "
+                     "negative value.")
+    return _coeffs_jit(a, order)
 
 
 def _coeffs(a, order: int):
@@ -148,13 +156,14 @@ def heat_diffusion(
     x = check_finite(x, "signals")
     order = check_int(order, "order", low=1, why="the Chebyshev order K")
     t = _check_t(t, lap.dtype)
-    phi = 0.5 * _lmax(lap, lmax)
-    out = _chebyshev(lap, x, t, phi, order)
+    lm = None if lmax is None else _check_lmax(lmax, lap.dtype)
+    out = _heat_diffusion(lap, x, t, lm, order)
     # inputs are finite, so a non-finite filter output means the expansion diverged
-    return ensure(out, ~jnp.all(jnp.isfinite(out)),
-                  "`laplacian`: the Chebyshev heat filter diverged (non-finite result): "
-                  "`lmax` must bound the spectrum of `laplacian` from above (lmax=None uses the "
-                  "Gershgorin bound) and t * lmax must stay moderate; rescale `laplacian` or t.")
+    return ensure_value(out, lambda v, xp: ~xp.all(xp.isfinite(v)),
+                        "`laplacian`: the Chebyshev heat filter diverged (non-finite result): "
+                        "`lmax` must bound the spectrum of `laplacian` from above (lmax=None "
+                        "uses the Gershgorin bound) and t * lmax must stay moderate; rescale "
+                        "`laplacian` or t.")
 
 
 # jitted at module level: an eager `lax.scan` over a fresh closure would compile anew at
@@ -210,7 +219,8 @@ def heat_kernel(
       [0.5677, 0.4323]
     """
     lap = _check_lap(laplacian)
-    return heat_diffusion(lap, jnp.eye(lap.shape[0], dtype=lap.dtype), t, order=order,
+    eye = jax.device_put(np.eye(lap.shape[0], dtype=np.dtype(lap.dtype)))  # no compilation
+    return heat_diffusion(lap, eye, t, order=order,
                           lmax=lmax)
 
 
@@ -235,8 +245,20 @@ def heat_kernel_expm(laplacian: Float[Array, "n n"], t) -> Float[Array, "n n"]:
     """
     lap = _check_lap(laplacian)
     t = _check_t(t, lap.dtype)
-    out = jax.scipy.linalg.expm(-t * lap)
-    return ensure(out, ~jnp.all(jnp.isfinite(out)),
-                  "`laplacian`: expm(-t L) overflowed in the Pade scaling and squaring "
-                  "(non-finite result) for this magnitude of t * laplacian; rescale "
-                  "`laplacian` or t, or use heat_kernel (Chebyshev).")
+    out = _expm(lap, t)
+    return ensure_value(out, lambda v, xp: ~xp.all(xp.isfinite(v)),
+                        "`laplacian`: expm(-t L) overflowed in the Pade scaling and squaring "
+                        "(non-finite result) for this magnitude of t * laplacian; rescale "
+                        "`laplacian` or t, or use heat_kernel (Chebyshev).")
+
+
+# the filters' arithmetic as module-level jitted programs after the host checks: one program
+# per first eager call instead of several small ones; inlined under an outer jit
+@partial(jax.jit, static_argnums=(4,))
+def _heat_diffusion(lap, x, t, lm, order: int):
+    phi = 0.5 * (_lmax(lap, None) if lm is None else lm)  # lm checked on the host
+    return _chebyshev(lap, x, t, phi, order)
+
+
+_coeffs_jit = jax.jit(_coeffs, static_argnums=(1,))
+_expm = jax.jit(lambda lap, t: jax.scipy.linalg.expm(-t * lap))
