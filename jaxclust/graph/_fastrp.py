@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from .._core.checks import as_float_array, check_int, check_key, ensure
+from .._core.checks import as_float_array, check_int, check_key, ensure_value
 from ._construction import _check_adjacency
 
 __all__ = ["fastrp"]
@@ -99,7 +99,6 @@ def fastrp(
     """
     a = _check_adjacency(adjacency)
     key = check_key(key)
-    n = a.shape[0]
     dim = check_int(dim, "dim", low=1, why="the embedding dimension")
     if projection not in _PROJECTIONS:
         raise ValueError(f"`projection` must be one of {_PROJECTIONS}, got {projection!r}.")
@@ -109,20 +108,30 @@ def fastrp(
     if w.ndim != 1 or w.shape[0] < 1:
         raise ValueError(f"`weights` must be a 1-D sequence of q >= 1 numbers (one per power "
                          f"of M), got shape {tuple(w.shape)}.")
-    w = ensure(w, ~jnp.isfinite(w), "`weights` contains NaN or Inf.")
+    w = ensure_value(w, lambda v, xp: ~xp.isfinite(v), "`weights` contains NaN or Inf.")
+    beta = None
+    if alpha is not None:
+        beta = jnp.asarray(alpha, a.dtype)
+        if beta.ndim != 0:
+            raise ValueError(f"`alpha` must be a scalar, got shape {tuple(beta.shape)}.")
+        beta = ensure_value(beta, lambda v, xp: ~xp.isfinite(v), "`alpha` must be finite.")
+    return _fastrp(a, key, w, beta, dim, bool(normalization), projection, input_matrix)
+
+
+# one module-level program after the host checks (a first eager call compiled ~20 small
+# programs before); inlined under an outer jit
+@partial(jax.jit, static_argnums=(4, 5, 6, 7))
+def _fastrp(a, key, w, beta, dim: int, normalization: bool, projection: str,
+            input_matrix: str):
+    n = a.shape[0]
     deg = jnp.sum(a, axis=1)
     pos = deg > 0
     safe = jnp.where(pos, deg, 1.0)
     m = a if input_matrix == "adjacency" else jnp.where(pos, 1.0 / safe, 0.0)[:, None] * a
     r = _projection(key, n, dim, projection, a.dtype)
-    if alpha is not None:
-        beta = jnp.asarray(alpha, a.dtype)
-        if beta.ndim != 0:
-            raise ValueError(f"`alpha` must be a scalar, got shape {tuple(beta.shape)}.")
-        beta = ensure(beta, ~jnp.isfinite(beta), "`alpha` must be finite.")
+    if beta is not None:
         r = jnp.where(pos, safe**beta, 0.0)[:, None] * r
-
-    u = _weighted_powers(m, r, w, bool(normalization))
+    u = _weighted_powers(m, r, w, normalization)
     mean = jnp.mean(u, axis=0, keepdims=True)
     std = jnp.std(u, axis=0, keepdims=True)
     return (u - mean) / jnp.where(std > 0, std, 1.0)
