@@ -75,6 +75,19 @@ def assert_second_call_compiles_nothing(fn, *args):
     assert c.count == 0, f"the second eager call compiled {c.count} executable(s)"
 
 
+def compile_counts(calls):
+    """``({name: (executables the first call built, those the second built)}, {name: the
+    first call's result})`` for a dict of zero-argument calls, run in order."""
+    built, results = {}, {}
+    for name, call in calls.items():
+        with count_compilations() as first:
+            results[name] = jax.block_until_ready(call())
+        with count_compilations() as second:
+            jax.block_until_ready(call())
+        built[name] = (first.count, second.count)
+    return built, results
+
+
 def test_counter_sees_compilations():
     # the counter must be able to fail: a fresh closure under jit compiles every time
     x = jnp.arange(3.0)
@@ -254,13 +267,7 @@ def test_first_eager_metric_calls_build_one_program():
         "calinski_harabasz": lambda: M.calinski_harabasz(x, t, k=3),
         "davies_bouldin": lambda: M.davies_bouldin(x, t, k=3),
     }
-    built = {}
-    for name, call in calls.items():
-        with count_compilations() as first:
-            jax.block_until_ready(call())
-        with count_compilations() as second:
-            jax.block_until_ready(call())
-        built[name] = (first.count, second.count)
+    built, _ = compile_counts(calls)
     assert built == {name: (1, 0) for name in calls}, built
     with pytest.raises(ValueError, match="`labels_pred` has negative entries"):
         M.nmi(t, p - 1)
@@ -392,13 +399,7 @@ def test_first_eager_ood_calls_build_one_program_each():
         "fit_vim": (lambda: ood.fit_vim(x, w, b, dim=3), 3),
         "fit_prototypes": (lambda: ood.fit_prototypes(x, y), 1),
     }
-    built, expected, stats = {}, {}, {}
-    for name, (call, count) in fits.items():
-        with count_compilations() as first:
-            stats[name] = jax.block_until_ready(call())
-        with count_compilations() as second:
-            jax.block_until_ready(call())
-        built[name], expected[name] = (first.count, second.count), (count, 0)
+    built, stats = compile_counts({name: call for name, (call, _) in fits.items()})
     scores = {
         "msp": (lambda: ood.msp(z, temperature=1.5), 1),
         "max_logit": (lambda: ood.max_logit(z), 1),
@@ -436,13 +437,10 @@ def test_first_eager_ood_calls_build_one_program_each():
         "clipn_ctw": (lambda: ood.clipn_ctw(z, z_out), 1),
         "clipn_atd": (lambda: ood.clipn_atd(z, z_out), 1),
     }
-    for name, (call, count) in {**scores, **losses}.items():
-        with count_compilations() as first:
-            jax.block_until_ready(call())
-        with count_compilations() as second:
-            jax.block_until_ready(call())
-        built[name], expected[name] = (first.count, second.count), (count, 0)
-    assert built == expected, built
+    calls = {**fits, **scores, **losses}
+    built.update(compile_counts({name: call for name, (call, _) in calls.items()
+                                 if name not in fits})[0])
+    assert built == {name: (count, 0) for name, (_, count) in calls.items()}, built
     with pytest.raises(ValueError, match="`labels` leave a class without samples"):
         ood.fit_prototypes(x, y, num_classes=4)
     with pytest.raises(ValueError, match="`features` contains NaN or Inf"):
@@ -483,13 +481,7 @@ def test_first_eager_graph_calls_build_one_program_each():
         "heat_kernel_expm": lambda: G.heat_kernel_expm(lap, 0.7),
         "chebyshev_coefficients": lambda: G.chebyshev_coefficients(1.3, 9),
     }
-    built = {}
-    for name, call in calls.items():
-        with count_compilations() as first:
-            jax.block_until_ready(call())
-        with count_compilations() as second:
-            jax.block_until_ready(call())
-        built[name] = (first.count, second.count)
+    built, _ = compile_counts(calls)
     assert built == {name: (1, 0) for name in calls}, built
     with pytest.raises(ValueError, match="`adjacency` has negative weights"):
         G.laplacian(-w)

@@ -101,17 +101,6 @@ def _cross_entropy_core(z, y):
     return _nll(_cast(z), y)
 
 
-def _number(x, name, *, positive=False):
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        return checks.ensure(jnp.asarray(x), ~jnp.isfinite(jnp.asarray(x)),
-                             f"`{name}` must be finite.")
-    if positive and not x > 0:
-        raise ValueError(f"`{name}` must be > 0, got {x}.")
-    if not jnp.isfinite(x):
-        raise ValueError(f"`{name}` must be finite, got {x}.")
-    return x
-
-
 def cross_entropy(logits: Float[ArrayLike, "n k"], labels: Int[ArrayLike, " n"]
                   ) -> Float[Array, ""]:
     r"""Mean softmax cross-entropy, $-\frac1n\sum_i \log\operatorname{softmax}(f_i)_{y_i}$.
