@@ -11,6 +11,7 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
 from .._core.checks import (
@@ -87,6 +88,13 @@ def _knn_mask(d2, k: int):
 def _check_sigma(sigma, name: str = "sigma"):
     if sigma is None:
         return None
+    if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
+        # a Python number stays one (weakly typed in the program; jnp.asarray would compile
+        # a small program of its own)
+        if not (np.isfinite(sigma) and sigma > 0):
+            raise ValueError(f"`{name}` must be a finite number > 0 (the Gaussian bandwidth); "
+                             f"pass None for 0/1 weights.")
+        return float(sigma)
     sigma = jnp.asarray(sigma)
     if sigma.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(sigma.shape)}.")
@@ -220,9 +228,15 @@ def alpha_decay_graph(
     x = _points(x)
     k = _check_k(k, x.shape[0])
     decay = _check_sigma(decay, "decay")
-    thr = jnp.asarray(threshold)
-    thr = ensure_value(thr, lambda v, xp: ~(xp.isfinite(v) & (v >= 0)),
-                       "`threshold` must be a finite number >= 0.")
+    message = "`threshold` must be a finite number >= 0."
+    if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
+        # a Python number stays one (jnp.asarray would compile a small program of its own)
+        if not (np.isfinite(threshold) and threshold >= 0):
+            raise ValueError(message)
+        thr = float(threshold)
+    else:
+        thr = ensure_value(jnp.asarray(threshold),
+                           lambda v, xp: ~(xp.isfinite(v) & (v >= 0)), message)
     return _alpha_decay_graph(x, k, decay, thr)
 
 

@@ -23,7 +23,7 @@ from jaxtyping import Array, Float
 from .._core.checks import as_float_array, check_finite, check_int, ensure_value
 from .._core.results import with_summary_repr
 from ._construction import _check_adjacency, _laplacian, alpha_decay_graph
-from ._heat import _chebyshev, _check_lmax, _check_t, _lmax
+from ._heat import _chebyshev, _check_lmax, _check_t, _lmax, _scalar
 
 __all__ = ["HeatGeoResult", "heat_geodesic_distances", "heat_geodesic_embedding", "mds"]
 
@@ -78,7 +78,7 @@ def heat_geodesic_distances(
     w = _check_adjacency(adjacency)
     order = check_int(order, "order", low=1, why="the Chebyshev order K")
     t = _check_t(t, w.dtype)
-    rho = jnp.asarray(harnack, w.dtype)
+    rho = _scalar(harnack, w.dtype)
     if rho.ndim != 0:
         raise ValueError(f"`harnack` must be a scalar, got shape {tuple(rho.shape)}.")
     rho = ensure_value(rho, lambda v, xp: ~((v >= 0) & (v <= 1)),

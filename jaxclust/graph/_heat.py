@@ -93,6 +93,8 @@ def chebyshev_coefficients(a, order: int) -> Float[Array, " order_plus_1"]:
       [2.0, 0.0, 0.0, 0.0]
     """
     order = check_int(order, "order", low=1, why="the Chebyshev order K")
+    if isinstance(a, (int, float)) and not isinstance(a, bool):
+        a = _scalar(a, jnp.result_type(float))  # placed with NumPy: no compilation
     a = as_float_array(a, "a")
     if a.ndim != 0:
         raise ValueError(f"`a` must be a scalar (t * lmax / 2), got shape {tuple(a.shape)}; "

@@ -13,18 +13,23 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._core.checks import as_float_array, ensure_value
 from .._core.results import with_summary_repr
 from ._construction import _check_adjacency
+from ._heat import _scalar
 
 __all__ = ["LocalClusterResult", "label_weighted_graph", "local_cluster",
            "personalized_pagerank", "sweep_cut"]
 
 
 def _check_seed(seed, n: int):
-    s = jnp.asarray(seed)
+    if isinstance(seed, int) and not isinstance(seed, bool) and -2**31 <= seed < 2**31:
+        s = jax.device_put(np.int32(seed))  # placed with NumPy: no compilation
+    else:
+        s = jnp.asarray(seed)
     if s.ndim != 0 or not jnp.issubdtype(s.dtype, jnp.integer):
         raise ValueError(f"`seed` must be a scalar integer node index, got {s.dtype} of shape "
                          f"{tuple(s.shape)}.")
@@ -67,7 +72,7 @@ def label_weighted_graph(
     """
     a = _check_adjacency(adjacency)
     y = _check_labels(labels, a.shape[0])
-    eps = jnp.asarray(epsilon, a.dtype)
+    eps = _scalar(epsilon, a.dtype)
     if eps.ndim != 0:
         raise ValueError(f"`epsilon` must be a scalar, got shape {tuple(eps.shape)}.")
     eps = ensure_value(eps, lambda v, xp: ~((v >= 0) & (v <= 1)), "`epsilon` must be in [0, 1].")
@@ -114,7 +119,7 @@ def personalized_pagerank(
     w = _check_adjacency(adjacency)
     n = w.shape[0]
     s = _check_seed(seed, n)
-    al = jnp.asarray(alpha, w.dtype)
+    al = _scalar(alpha, w.dtype)
     if al.ndim != 0:
         raise ValueError(f"`alpha` must be a scalar, got shape {tuple(al.shape)}.")
     al = ensure_value(al, lambda v, xp: ~((v > 0) & (v <= 1)),
