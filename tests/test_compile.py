@@ -430,8 +430,9 @@ def test_first_eager_ood_calls_build_one_program_each():
         "outlier_exposure_loss": (lambda: ood.outlier_exposure_loss(z, y, z_out), 1),
         "logitnorm_loss": (lambda: ood.logitnorm_loss(z, y), 1),
         "cosine_logits": (lambda: ood.cosine_logits(x, w), 1),
-        # the ratio and the cross-entropy apart (as ablated_energy)
-        "learned_temperature_loss": (lambda: ood.learned_temperature_loss(h, t, y), 2),
+        # the ratio and the cross-entropy apart; the ratio program (same shapes) is the one
+        # ablated_energy built above
+        "learned_temperature_loss": (lambda: ood.learned_temperature_loss(h, t, y), 1),
         "mixture_assignments": (lambda: ood.mixture_assignments(x, protos, y), 1),
         "mixture_logits": (lambda: ood.mixture_logits(x, protos), 1),
         "prototype_contrastive_loss": (lambda: ood.prototype_contrastive_loss(protos), 1),

@@ -108,6 +108,18 @@ def static_int(v, name: str, low: int, high: int | None = None, why: str = "") -
     return int(v)
 
 
+@jax.jit
+def row_ratio(h: jax.Array, t: jax.Array) -> jax.Array:
+    """``h / t[:, None]`` in the compute dtype of ``h``, as a program of its own (for the
+    learned-temperature score and loss). Fused into the log-sum-exp that follows, XLA:CPU
+    rounds a ratio of order 1e20 differently where it takes the max and where it
+    exponentiates (+-inf, even across an optimization barrier; test_nan_contract.py); apart,
+    an eager call stays exact. Under an outer jit it is inlined (then the callers' finiteness
+    checks report it)."""
+    h = h.astype(compute_dtype(h))
+    return h / t.astype(h.dtype)[:, None]
+
+
 def normalize(x: jax.Array, axis: int = -1) -> jax.Array:
     """Unit rows; zero rows stay zero (finite gradient)."""
     sq = jnp.sum(x * x, axis=axis, keepdims=True)

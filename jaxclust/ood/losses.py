@@ -590,17 +590,8 @@ def learned_temperature_loss(
     dtype = v.compute_dtype(h)
     t = checks.ensure_value(t, lambda a, xp: a.astype(dtype) <= 0,
                             "`temperature` must be > 0 everywhere.")
-    # two programs: fused into one, XLA's multiply-add rounds a ratio h / T of order 1e20
-    # differently from its max (+-inf, even across an optimization barrier); apart, an eager
-    # call stays exact (under an outer jit both are inlined: then _RATIO's error)
-    loss = _nll_core(_ratio_core(h, t), y)
+    loss = _nll_core(v.row_ratio(h, t), y)  # two programs: see row_ratio
     return v.finite_result(loss, "temperature", _RATIO)
-
-
-@_jit()
-def _ratio_core(h, t):
-    h = _cast(h)
-    return h / t.astype(h.dtype)[:, None]
 
 
 _nll_core = jax.jit(_nll)

@@ -75,7 +75,6 @@ def _energy_of(z, t):
 
 
 _logsumexp_rows = jax.jit(partial(logsumexp, axis=1))
-_row_ratio = jax.jit(lambda h, t: h / t[:, None])
 
 
 @jax.jit
@@ -777,13 +776,12 @@ def ablated_energy(cos_logits: Float[ArrayLike, "n k"],
       "Generalized ODIN", CVPR 2020.
     """
     h = _logits(cos_logits, "cos_logits")
-    t = v.vector(temperature, "temperature", h.shape[0], "n").astype(h.dtype)
-    t = checks.ensure_value(t, lambda u, xp: u <= 0, "`temperature` must be > 0 everywhere "
-                            "(a learned temperature is sigmoid(.) in (0, 1)).")
-    # the ratio and its log-sum-exp as two programs: fused into one, XLA:CPU rounds the
-    # ratio differently where it takes the max and where it exponentiates, and ratios
-    # ~1e20 overflow there (test_nan_contract.py); apart they are exact
-    return v.finite_result(_logsumexp_rows(_row_ratio(h, t)), "temperature",
+    t = v.vector(temperature, "temperature", h.shape[0], "n")
+    t = checks.ensure_value(t, lambda u, xp: u.astype(h.dtype) <= 0,
+                            "`temperature` must be > 0 everywhere (a learned temperature is "
+                            "sigmoid(.) in (0, 1)).")
+    # the ratio and its log-sum-exp as two programs (see row_ratio)
+    return v.finite_result(_logsumexp_rows(v.row_ratio(h, t)), "temperature",
                            "The log-sum-exp of `cos_logits` / `temperature` (logits too large: "
                            "under jit XLA's fused multiply-add rounds them inconsistently)")
 
