@@ -85,22 +85,28 @@ def _knn_mask(d2, k: int):
     return jnp.zeros((n, n), bool).at[jnp.arange(n)[:, None], idx].set(True), far, idx
 
 
+def _in_default_float(v: float) -> float:
+    """A Python number as the program will see it, in JAX's default float dtype (float32
+    unless x64 is on): 1e39 is inf there, and must fail a finiteness check."""
+    with np.errstate(over="ignore"):
+        return float(np.asarray(v, dtype=jnp.result_type(float)))
+
+
 def _check_sigma(sigma, name: str = "sigma"):
     if sigma is None:
         return None
+    message = (f"`{name}` must be a finite number > 0 (the Gaussian bandwidth); pass None for "
+               "0/1 weights.")
     if isinstance(sigma, (int, float)) and not isinstance(sigma, bool):
         # a Python number stays one (weakly typed in the program; jnp.asarray would compile
         # a small program of its own)
-        if not (np.isfinite(sigma) and sigma > 0):
-            raise ValueError(f"`{name}` must be a finite number > 0 (the Gaussian bandwidth); "
-                             f"pass None for 0/1 weights.")
+        if not (np.isfinite(_in_default_float(sigma)) and sigma > 0):
+            raise ValueError(message)
         return float(sigma)
     sigma = jnp.asarray(sigma)
     if sigma.ndim != 0:
         raise ValueError(f"`{name}` must be a scalar, got shape {tuple(sigma.shape)}.")
-    return ensure_value(sigma, lambda v, xp: ~(xp.isfinite(v) & (v > 0)),
-                        f"`{name}` must be a finite number > 0 (the Gaussian bandwidth); pass "
-                        f"None for 0/1 weights.")
+    return ensure_value(sigma, lambda v, xp: ~(xp.isfinite(v) & (v > 0)), message)
 
 
 def knn_graph(
@@ -231,7 +237,7 @@ def alpha_decay_graph(
     message = "`threshold` must be a finite number >= 0."
     if isinstance(threshold, (int, float)) and not isinstance(threshold, bool):
         # a Python number stays one (jnp.asarray would compile a small program of its own)
-        if not (np.isfinite(threshold) and threshold >= 0):
+        if not (np.isfinite(_in_default_float(threshold)) and threshold >= 0):
             raise ValueError(message)
         thr = float(threshold)
     else:

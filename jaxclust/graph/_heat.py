@@ -39,7 +39,8 @@ def _check_lap(lap, name: str = "laplacian") -> jax.Array:
 def _scalar(v, dtype) -> jax.Array:
     """``jnp.asarray(v, dtype)``; a Python number is placed with NumPy (no compilation)."""
     if isinstance(v, (int, float)) and not isinstance(v, bool):
-        return jax.device_put(np.asarray(v, dtype=np.dtype(dtype)))
+        with np.errstate(over="ignore"):  # out of range: inf, which the callers' checks reject
+            return jax.device_put(np.asarray(v, dtype=np.dtype(dtype)))
     return jnp.asarray(v, dtype)
 
 

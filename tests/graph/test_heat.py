@@ -154,6 +154,13 @@ def test_order_too_small_is_visible_not_silent():
     (lambda: jg.heat_kernel(jnp.ones(3), 1.0), "`laplacian` must be a square"),
     (lambda: jg.heat_diffusion(jnp.eye(2), jnp.ones((3, 1)), 1.0), "`signals` must have"),
     (lambda: jg.heat_kernel_expm(jnp.array([[jnp.inf]]), 1.0), "`laplacian` contains NaN"),
+    # Python numbers beyond float32 (inf in the program): rejected on the host, as when
+    # they were converted with jnp.asarray (a6286c3 checked them in float64 and let 1e39 by)
+    (lambda: jg.knn_graph(jnp.eye(4), k=2, sigma=1e39), "`sigma` must be a finite number"),
+    (lambda: jg.epsilon_graph(jnp.eye(4), epsilon=1e300), "`epsilon` must be a finite"),
+    (lambda: jg.alpha_decay_graph(jnp.eye(4), k=2, threshold=1e39), "`threshold` must be"),
+    (lambda: jg.heat_kernel(jnp.eye(2), 1e39), "`t` must be a finite"),
+    (lambda: jg.chebyshev_coefficients(1e39, 4), "`a` must be a finite"),
 ])
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
