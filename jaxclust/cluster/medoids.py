@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -384,51 +383,66 @@ def _check_init(init, n, k, key):
                                                           "points.")
 
 
-# Three separately jitted stages, so that an eager call compiles each once per shape and a
-# change of metric or initialisation does not recompile the (larger) swap search. BUILD and
-# the search are EagerPrograms: quick to compile for small problems on CPU (work = n^2 k,
-# up to 2^18), inlined under jit / vmap.
-@partial(jax.jit, static_argnames=("metric",))
-def _dissimilarity_jit(x, metric):
-    return _dissimilarity(x, metric)
-
-
-def _build_fn(d, w, k):
+# Two jitted stages (BUILD alone for `pam_build`; the swap search, with BUILD inside it for
+# init="build"), EagerPrograms: quick to compile for small problems on CPU (work = n^2 k, up
+# to 2^18), inlined under jit / vmap. Each takes the points (or the precomputed matrix) and
+# forms its problem's n x n dissimilarities inside the per-problem body: under vmap the
+# problems run one after another (sequential_vmap), and a batched dissimilarity computed
+# outside the map was a (B, n, n) temporary (B = 64, n = 256: 16 MiB, three such buffers),
+# fresh pages at every call that made jit(vmap(kmedoids)) slower than a loop (59 vs 43 ms on
+# the 2-core EPYC, 2026-12-04).
+def _build_fn(x, w, k, metric):
     # under vmap one problem after another too: each BUILD step streams its problem's n x n
-    # matrix (cache-sized) instead of the whole batch's. Measured (k = 4, whole kmedoids
-    # call under vmap, medians of 9, load 3.6): 12-15% faster at n = 64 and 256, B = 8 and
-    # 64 (e.g. n = 256, B = 64: 76.5 vs 90.3 ms); indices only, so forward-only is enough
-    return sequential_vmap(partial(_build, k=k))(d, w)
+    # matrix (cache-sized) instead of the whole batch's; indices only, so forward-only
+    return sequential_vmap(lambda x, w: _build(_dissimilarity(x, metric), w, k))(x, w)
 
 
-_build_program = EagerProgram(_build_fn, ("k",))
+_build_program = EagerProgram(_build_fn, ("k", "metric"))
 
 
-def _search_fn(dfull, w, m0, max_iter, *, method):
-    """The swap search from medoids ``m0``; ``loss`` is recomputed from ``dfull`` (not its
-    ``stop_gradient``), so its gradient at fixed medoids flows to ``x`` and ``weights``."""
-    d = jax.lax.stop_gradient(dfull)
+def _own_dissimilarity(x, med, metric):
+    """``d(x[med[i]], x[i])`` for every point ``i`` (the loss terms), by the formula of
+    :func:`_dissimilarity` (the same centring) on those ``n`` pairs only: differentiable in
+    ``x``, with no ``n x n`` matrix."""
+    n = x.shape[0]
+    if metric == "precomputed":
+        return x[med, jnp.arange(n)]
+    if metric == "manhattan":
+        return jnp.sum(jnp.abs(x[med] - x), axis=-1)
+    if metric in ("euclidean", "sqeuclidean"):
+        x = x - jnp.mean(x, axis=0, keepdims=True)
+    pair = jax.vmap(lambda a, b: pairwise_cost(a[None], b[None], metric)[0, 0])
+    return jnp.maximum(pair(x[med], x), 0.0)
+
+
+def _search_fn(x, w, m0, max_iter, *, method, metric, k, build):
+    """The swap search from medoids ``m0`` (``build``: from BUILD's medoids plus ``m0``, a
+    zero token); ``loss`` is recomputed from ``x`` (not its ``stop_gradient``), so its
+    gradient at fixed medoids flows to ``x`` and ``weights``."""
+    xs = jax.lax.stop_gradient(x)
     ws = None if w is None else jax.lax.stop_gradient(w)
+    search = _fasterpam if method == "fasterpam" else _pam
+
+    def one(xs, ws, m0, max_iter):
+        d = _dissimilarity(xs, metric)
+        if build:
+            m0 = _build(d, ws, k) + m0
+        return search(d, ws, m0, max_iter)
+
     # under vmap, problems one after another (each its own number of swaps), not one
     # batched loop that runs every lane to the slowest one with every swap selected.
     # Measured (FasterPAM, k = 4, 8 candidates per step, whole kmedoids call, medians of 11-15
     # interleaved rounds, load ~4): against the batched loop it is 1.3-2x faster at B = 8
     # (n = 32: 0.52 vs 0.76 ms; n = 64: 1.25 vs 2.56 ms) and within noise at B = 64
     # (n = 32: 2.51 vs 2.36 ms; n = 64: 6.85 vs 6.55 ms); from n = 128 on much faster.
-    run = sequential_vmap(_fasterpam if method == "fasterpam" else _pam)
-    n = d.shape[0]
-    s, it, n_swaps, conv = run(d, ws, m0, max_iter)
-    own = dfull[s.medoids[s.near], jnp.arange(n)]
-    loss = _wsum(w, jnp.where(s.slot >= 0, jnp.zeros((), d.dtype), own))
+    s, it, n_swaps, conv = sequential_vmap(one)(xs, ws, m0, max_iter)
+    own = _own_dissimilarity(x, s.medoids[s.near], metric)
+    loss = _wsum(w, jnp.where(s.slot >= 0, jnp.zeros((), own.dtype), own))
     # a sum of huge dissimilarities can overflow: never report such a loss as converged
     return KMedoidsResult(s.medoids, s.near, loss, it, n_swaps, conv & jnp.isfinite(loss))
 
 
-_search = EagerProgram(_search_fn, ("method",))
-
-
-def _dissimilarity_of(x, metric):
-    return x if metric == "precomputed" else _dissimilarity_jit(x, metric)
+_search = EagerProgram(_search_fn, ("method", "metric", "k", "build"))
 
 
 def pam_build(
@@ -469,8 +483,8 @@ def pam_build(
       An Introduction to Cluster Analysis", Wiley 1990.
     """
     x, w, token = _validate(x, k, metric, weights)
-    d, w = jax.lax.stop_gradient((_dissimilarity_of(x, metric), w))
-    return _build_program(d.shape[0] ** 2 * k, d, w, k) + token
+    x, w = jax.lax.stop_gradient((x, w))
+    return _build_program(x.shape[0] ** 2 * k, x, w, k, metric) + token
 
 
 def kmedoids(
@@ -563,14 +577,12 @@ def kmedoids(
     x, w, token = _validate(x, k, metric, weights)
     n = x.shape[0]
     kind, m0 = _check_init(init, n, k, key)
-    dfull = _dissimilarity_of(x, metric)
     if kind == "build":
-        d, ws = jax.lax.stop_gradient((dfull, w))
-        m0 = _build_program(n * n * k, d, ws, k)
+        m0 = jnp.zeros((k,), jnp.int32)
     elif kind == "random":
         m0 = jax.random.choice(key, n, (k,), replace=False).astype(jnp.int32)
-    return _search(n * n * k, dfull, w, m0 + token, jnp.asarray(max_iter, jnp.int32),
-                   method=method)
+    return _search(n * n * k, x, w, m0 + token, jnp.asarray(max_iter, jnp.int32),
+                   method=method, metric=metric, k=k, build=kind == "build")
 
 
 # ----------------------------------------------------------------------------- prediction
