@@ -30,7 +30,8 @@ import jax.numpy as jnp
 from jax.scipy.sparse.linalg import gmres
 
 __all__ = ["cond_lazy", "implicit_root", "iterate_blocks", "gmres_adjoint_solve",
-           "report_progress", "sequential_vmap", "check_callback", "compacting_while"]
+           "report_progress", "sequential_vmap", "bounded_vmap", "bounded_vmap_scalar",
+           "check_callback", "compacting_while"]
 
 PyTree = Any
 
@@ -346,7 +347,7 @@ BOUNDED_VMAP_ENTRIES = 1 << 20
 
 
 def bounded_vmap(fn: Callable, entries: Callable[..., int]) -> Callable:
-    """``fn`` (array arguments, array outputs) whose ``vmap`` never vectorises more than
+    """``fn`` (pytrees of arrays in and out) whose ``vmap`` never vectorises more than
     ``BOUNDED_VMAP_ENTRIES // entries(*args)`` problems at once (at least one): above that
     it runs ``lax.map`` over groups of problems of that size, so that the temporaries of a
     batched call stay those of a few problems instead of growing with the batch.
@@ -355,28 +356,34 @@ def bounded_vmap(fn: Callable, entries: Callable[..., int]) -> Callable:
     reduced to a few numbers): ``jit(vmap)`` of the plain function materialises the whole
     ``(B, n, m)`` batch, so it is slower than a loop over the problems (memory traffic and,
     past a few tens of MiB, fresh pages at every call) and its memory grows with ``B``.
-    ``entries(*args)`` is the size of one problem's temporaries (from the unbatched
-    shapes). Derivatives of any order are those of ``fn`` (a ``custom_jvp`` whose rule is
-    ``jax.jvp(fn)``; differentiated batched calls vectorise the whole batch, as plain
-    ``fn``). The result is jitted (eager calls trace once per shapes).
+    ``entries(*args)`` is the size of one problem's temporaries (called with the shapes of
+    one problem: ``jax.ShapeDtypeStruct`` leaves where batched). Derivatives of any order
+    are those of ``fn`` (a ``custom_jvp`` whose rule is ``jax.jvp(fn)``; differentiated
+    batched calls vectorise the whole batch, as plain ``fn``). The result is jitted (eager
+    calls trace once per shapes).
     """
     mapped = jax.custom_batching.custom_vmap(fn)
 
     @mapped.def_vmap
     def rule(axis_size, in_batched, *args):
-        flags = list(in_batched)
-        size = max(1, BOUNDED_VMAP_ENTRIES // max(1, entries(*[
-            a[0] if b else a for a, b in zip(args, flags, strict=True)])))
-        axes = [0 if b else None for b in flags]
+        flat, tree = jax.tree_util.tree_flatten(args)
+        flags = jax.tree_util.tree_leaves(in_batched)
+
+        def rebuild(leaves):
+            return jax.tree_util.tree_unflatten(tree, leaves)
+
+        one_problem = rebuild([jax.ShapeDtypeStruct(x.shape[1:], x.dtype) if b else x
+                               for x, b in zip(flat, flags, strict=True)])
+        size = max(1, BOUNDED_VMAP_ENTRIES // max(1, entries(*one_problem)))
+        batched = [x for x, b in zip(flat, flags, strict=True) if b]
+
+        def one(xs):
+            it = iter(xs)
+            return fn(*rebuild([next(it) if b else x for x, b in zip(flat, flags, strict=True)]))
+
         if size >= axis_size:
-            out = jax.vmap(fn, in_axes=axes)(*args)
+            out = jax.vmap(one)(batched)
         else:
-            batched = [a for a, b in zip(args, flags, strict=True) if b]
-
-            def one(xs):
-                it = iter(xs)
-                return fn(*[next(it) if b else a for a, b in zip(args, flags, strict=True)])
-
             out = jax.lax.map(one, batched, batch_size=size)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
@@ -387,6 +394,30 @@ def bounded_vmap(fn: Callable, entries: Callable[..., int]) -> Callable:
     @wrapped.defjvp
     def _jvp(primals, tangents):
         return jax.jvp(fn, primals, tangents)
+
+    return jax.jit(wrapped)
+
+
+def bounded_vmap_scalar(fn: Callable, entries: Callable[..., int]) -> Callable:
+    """:func:`bounded_vmap` for a scalar ``fn`` of float arrays, whose batched *gradients*
+    are bounded too: the derivative rule evaluates ``fn`` and its gradient together, as one
+    :func:`bounded_vmap` function, and the tangent is their inner product with the input
+    tangents (linear in them, so reverse mode transposes it without entering the map).
+    Second derivatives differentiate that gradient function (plain batching)."""
+    plain = bounded_vmap(fn, entries)
+
+    @jax.custom_jvp
+    def wrapped(*args):
+        return plain(*args)
+
+    @wrapped.defjvp
+    def _jvp(primals, tangents):
+        both = jax.value_and_grad(fn, argnums=tuple(range(len(primals))))
+        value, grads = bounded_vmap(both, entries)(*primals)
+        dot = sum(jnp.vdot(g, t) for g, t in zip(jax.tree_util.tree_leaves(grads),
+                                                   jax.tree_util.tree_leaves(tangents),
+                                                   strict=True))
+        return value, dot
 
     return jax.jit(wrapped)
 

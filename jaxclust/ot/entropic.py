@@ -22,7 +22,7 @@ from .._core.costs import (
     pairwise_cost,
     resolve_cost,
 )
-from .._core.fixed_point import bounded_vmap, check_callback
+from .._core.fixed_point import bounded_vmap, bounded_vmap_scalar, check_callback
 from .._core.programs import eager_program
 from .._core.results import with_summary_repr
 from . import _solver
@@ -165,8 +165,7 @@ class SinkhornResult(NamedTuple):
             flag = jnp.all(self.implicit)
             f = jnp.where(flag, jax.lax.stop_gradient(f), f)
             g = jnp.where(flag, jax.lax.stop_gradient(g), g)
-        row, _ = _solver._marginals(self.geom, f, g, eps)
-        total = jnp.sum(row)
+        total = _plan_total(self.geom, f, g, eps)
         if self.mass is not None:
             lam = jnp.max(jnp.where(self.a > 0, f, -jnp.inf))
             lam = jnp.where(jnp.isfinite(lam), lam, 0.0)
@@ -450,6 +449,28 @@ def _cost_program(C, a, b, epsilon, tau_a, tau_b, mass, init, opts):
     with _trusted():
         return sinkhorn_from_cost(C, a, b, epsilon=epsilon, tau_a=tau_a, tau_b=tau_b,
                                   mass=mass, init=init, **dict(opts))
+
+
+def _plan_total_of(geom: Geometry, f, g, eps):
+    ones = jnp.ones(geom.shape[1], f.dtype)
+    return jnp.sum(geom.plan_apply(f, g, eps, ones, 1))
+
+
+def _plan_entries(geom: Geometry, f, g, eps) -> int:
+    n, m = geom.shape
+    return m * min(n, geom.chunk_size) if geom.is_online else n * m
+
+
+_bounded_plan_total = bounded_vmap_scalar(_plan_total_of, _plan_entries)
+
+
+def _plan_total(geom: Geometry, f, g, eps):
+    """``sum_ij P_ij``, differentiable; under ``vmap`` a few problems' plans at a time, in
+    the value and in its gradient (``bounded_vmap_scalar``): ``reg_cost`` of a batch (three
+    per ``sinkhorn_divergence``) formed every problem's ``n x m`` plan at once."""
+    if geom.is_sharded:  # collectives inside: plain batching
+        return _plan_total_of(geom, f, g, eps)
+    return _bounded_plan_total(geom, f, g, jnp.asarray(eps, f.dtype))
 
 
 # ------------------------------------------------------------------------------------------
