@@ -187,6 +187,36 @@ def test_kmedoids_vmap_equals_loop():
     assert swaps.min() >= 1 and len(set(swaps.tolist())) > 1, swaps  # lanes differ
 
 
+@pytest.mark.parametrize("n", [64, 24])
+def test_p2ot_codes_vmap_in_groups_equals_loop(n):
+    """P²OT under vmap: groups of up to ``_VECTORISED_ENTRIES`` cost entries (n = 64, k = 4:
+    8 problems per group, 19 = 2 groups + 3; n = 24: the whole batch in one group) run one
+    vectorised loop each; every lane equals the single solve (its flag exactly, its values
+    to float32 rounding; its iteration count up to one check)."""
+    from jaxclust.ot import progressive
+
+    k = 4
+    assert progressive._VECTORISED_ENTRIES // (n * k) in (8, 21)
+    scores = jax.random.normal(jax.random.key(13), (19, n, k))
+    scores = scores * jnp.linspace(0.5, 4.0, 19)[:, None, None]  # lanes of other iterations
+    lp = jax.nn.log_softmax(scores, -1)
+
+    def run(lp):
+        return jot.p2ot_codes(lp, mass=0.5)
+
+    loop_out = _loop(jax.jit(run), lp)
+    vmap_out = jax.jit(jax.vmap(run))(lp)
+    # float32: a vectorised log-sum-exp may round otherwise than the single one (it does
+    # under the suite's quick compile flags), so a lane whose error sits at `tol` may stop
+    # one check (10 iterations) apart; the values agree to that accuracy
+    for name in ("plan", "codes", "weights", "f", "g", "error"):
+        np.testing.assert_allclose(getattr(vmap_out, name), getattr(loop_out, name),
+                                   rtol=1e-4, atol=5e-5, err_msg=name)
+    np.testing.assert_array_equal(vmap_out.converged, loop_out.converged)
+    assert np.max(np.abs(np.asarray(vmap_out.n_iters) - loop_out.n_iters)) <= 10
+    assert len(set(np.asarray(vmap_out.n_iters).tolist())) > 1  # lanes differ
+
+
 def _temp_bytes(fn, *args):
     return jax.jit(fn).lower(*args).compile().memory_analysis().temp_size_in_bytes
 

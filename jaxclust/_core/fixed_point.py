@@ -346,10 +346,12 @@ def sequential_vmap(fn: Callable, batch_size: int | None = None) -> Callable:
 BOUNDED_VMAP_ENTRIES = 1 << 20
 
 
-def bounded_vmap(fn: Callable, entries: Callable[..., int]) -> Callable:
+def bounded_vmap(fn: Callable, entries: Callable[..., int],
+                 budget: int = BOUNDED_VMAP_ENTRIES) -> Callable:
     """``fn`` (pytrees of arrays in and out) whose ``vmap`` never vectorises more than
-    ``BOUNDED_VMAP_ENTRIES // entries(*args)`` problems at once (at least one): above that
-    it runs ``lax.map`` over groups of problems of that size, so that the temporaries of a
+    ``budget // entries(*args)`` problems at once (at least one; ``budget`` defaults to
+    ``BOUNDED_VMAP_ENTRIES``): above that it runs ``lax.map`` over groups of problems of
+    that size (one problem after another when that is one), so that the temporaries of a
     batched call stay those of a few problems instead of growing with the batch.
 
     For work whose temporaries are large per problem (a dense ``n x m`` cost matrix
@@ -374,7 +376,7 @@ def bounded_vmap(fn: Callable, entries: Callable[..., int]) -> Callable:
 
         one_problem = rebuild([jax.ShapeDtypeStruct(x.shape[1:], x.dtype) if b else x
                                for x, b in zip(flat, flags, strict=True)])
-        size = max(1, BOUNDED_VMAP_ENTRIES // max(1, entries(*one_problem)))
+        size = max(1, budget // max(1, entries(*one_problem)))
         batched = [x for x, b in zip(flat, flags, strict=True) if b]
 
         def one(xs):
@@ -384,7 +386,7 @@ def bounded_vmap(fn: Callable, entries: Callable[..., int]) -> Callable:
         if size >= axis_size:
             out = jax.vmap(one)(batched)
         else:
-            out = jax.lax.map(one, batched, batch_size=size)
+            out = jax.lax.map(one, batched, batch_size=size if size > 1 else None)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     @jax.custom_jvp
