@@ -15,6 +15,13 @@ Usage::
     PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --quick    # small n, a subset
     PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --only sinkhorn kmeans --out /tmp/b.md
     PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --sinkhorn-compile  # vs ott-jax
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_batched.py --faults   # memory, medium n
+
+``--faults``: for each solver at ``B = 64`` and its medium ``n``, the temporaries of the
+compiled ``jit(vmap)`` program (XLA's buffer assignment) and the minor page faults of one call
+of it and of one single solve (Linux ``getrusage``): a batched program whose temporaries grow
+with ``B`` past glibc's mmap threshold (32 MiB) gets them as fresh pages at every call, which
+made some batched solves slower than the loop on a 2-core EPYC VM (``batched.md``, session 31).
 """
 
 from __future__ import annotations
@@ -317,6 +324,35 @@ def sinkhorn_compile_times(n: int = 300, d: int = D, rounds: int = 3) -> dict[st
     return {k: statistics.median(v) for k, v in times.items()}
 
 
+def faults(names, B=64):
+    """Print, per solver (medium ``n``), the temporaries of ``jit(vmap)`` and the minor page
+    faults of one batched call and of one single solve (see the module docstring)."""
+    import resource
+
+    def flt():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+    for name in names:
+        inputs, make, sizes = CASES[name]
+        n = sizes[1]
+        args = inputs(jax.random.key(0), B, n)
+        fn = make(n)
+        vj, sj = jax.jit(jax.vmap(fn)), jax.jit(fn)
+        temp = vj.lower(*args).compile().memory_analysis().temp_size_in_bytes
+        one = tuple(a[0] for a in args)
+        jax.block_until_ready(vj(*args))
+        jax.block_until_ready(sj(*one))
+        f0 = flt()
+        jax.block_until_ready(vj(*args))
+        fv = flt() - f0
+        f0 = flt()
+        jax.block_until_ready(sj(*one))
+        fs = flt() - f0
+        print(f"{name:26s} B={B} n={n:5d}  jit(vmap) temporaries {temp / 2**20:7.1f} MiB, "
+              f"page faults per call {fv:6d} ({fv * 4 / 1024:6.1f} MiB); single {fs:5d}",
+              flush=True)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small n only, a subset of solvers")
@@ -327,7 +363,12 @@ def main(argv=None):
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "batched.md")
     ap.add_argument("--sinkhorn-compile", action="store_true",
                     help="only: compile time of jitted sinkhorn vs ott-jax (issue 15, 3)")
+    ap.add_argument("--faults", action="store_true",
+                    help="only: temporaries and page faults of jit(vmap) at B = 64, medium n")
     args = ap.parse_args(argv)
+    if args.faults:
+        faults([c for c in CASES if not args.only or any(s in c for s in args.only)])
+        return
     if args.sinkhorn_compile:
         load = os.getloadavg()[0]
         t = sinkhorn_compile_times()
