@@ -321,22 +321,34 @@ def sequential_vmap(fn: Callable, batch_size: int | None = None) -> Callable:
 
     @wrapped.def_vmap
     def rule(axis_size, in_batched, *args):
-        flat, tree = jax.tree_util.tree_flatten(args)
-        flags = jax.tree_util.tree_leaves(in_batched)
-        batched = [x for x, b in zip(flat, flags, strict=True) if b]
-
-        def one(xs):
-            it = iter(xs)
-            leaves = [next(it) if b else x for x, b in zip(flat, flags, strict=True)]
-            # mapped one by one, a nested vmap maps again; chunks of batch_size are
-            # vectorised by lax.map itself, so they run the plain batching of fn
-            return (wrapped if batch_size is None else fn)(
-                *jax.tree_util.tree_unflatten(tree, leaves))
-
-        out = jax.lax.map(one, batched, batch_size=batch_size)
+        # mapped one by one, a nested vmap maps again; chunks of batch_size are vectorised
+        # by lax.map itself, so they run the plain batching of fn
+        batched, call, _ = _split_batched(wrapped if batch_size is None else fn, args,
+                                          in_batched)
+        out = jax.lax.map(call, batched, batch_size=batch_size)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     return jax.jit(wrapped)
+
+
+def _split_batched(fn: Callable, args, in_batched):
+    """For a ``custom_vmap`` rule: ``(batched leaves, call, one problem)``; ``call(xs)``
+    applies ``fn`` to the arguments with the batched leaves replaced by ``xs``, and ``one
+    problem`` is the arguments with ``jax.ShapeDtypeStruct`` leaves of one problem where
+    batched."""
+    flat, tree = jax.tree_util.tree_flatten(args)
+    flags = jax.tree_util.tree_leaves(in_batched)
+    batched = [x for x, b in zip(flat, flags, strict=True) if b]
+
+    def call(xs):
+        it = iter(xs)
+        return fn(*jax.tree_util.tree_unflatten(
+            tree, [next(it) if b else x for x, b in zip(flat, flags, strict=True)]))
+
+    one = jax.tree_util.tree_unflatten(tree, [
+        jax.ShapeDtypeStruct(x.shape[1:], x.dtype) if b else x
+        for x, b in zip(flat, flags, strict=True)])
+    return batched, call, one
 
 
 #: entries of the temporaries of one step of :func:`bounded_vmap` (4 MiB in float32): a
@@ -368,25 +380,12 @@ def bounded_vmap(fn: Callable, entries: Callable[..., int],
 
     @mapped.def_vmap
     def rule(axis_size, in_batched, *args):
-        flat, tree = jax.tree_util.tree_flatten(args)
-        flags = jax.tree_util.tree_leaves(in_batched)
-
-        def rebuild(leaves):
-            return jax.tree_util.tree_unflatten(tree, leaves)
-
-        one_problem = rebuild([jax.ShapeDtypeStruct(x.shape[1:], x.dtype) if b else x
-                               for x, b in zip(flat, flags, strict=True)])
+        batched, call, one_problem = _split_batched(fn, args, in_batched)
         size = max(1, budget // max(1, entries(*one_problem)))
-        batched = [x for x, b in zip(flat, flags, strict=True) if b]
-
-        def one(xs):
-            it = iter(xs)
-            return fn(*rebuild([next(it) if b else x for x, b in zip(flat, flags, strict=True)]))
-
         if size >= axis_size:
-            out = jax.vmap(one)(batched)
+            out = jax.vmap(call)(batched)
         else:
-            out = jax.lax.map(one, batched, batch_size=size if size > 1 else None)
+            out = jax.lax.map(call, batched, batch_size=size if size > 1 else None)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
     @jax.custom_jvp
