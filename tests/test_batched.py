@@ -288,9 +288,23 @@ def test_default_epsilon_vmap_in_groups_equals_loop_and_differentiates():
     g_single = jax.grad(jot.default_epsilon)(x[2], y[2])
     g_batch = jax.grad(lambda x: jnp.sum(jax.vmap(jot.default_epsilon)(x, y)))(x)
     np.testing.assert_allclose(g_batch[2], g_single, rtol=1e-4, atol=1e-9)
-    hvp = jax.jvp(jax.grad(lambda a: jot.default_epsilon(a, y[0, :40])), (x[0, :30],),
-                  (jnp.ones_like(x[0, :30]),))[1]
-    assert hvp.shape == (30, 3) and bool(jnp.all(jnp.isfinite(hvp)))
+    # second derivatives: Hessian-vector products, single and batched (vmap of the jvp of
+    # the gradient), equal those of an independent formula, 0.05 * std of the broadcast
+    # squared distances (no PointCloud, no moments)
+    def plain(a, b):
+        return 0.05 * jnp.std(jnp.sum((a[:, None, :] - b[None, :, :]) ** 2, axis=-1))
+
+    def hvp(f, a, b, v):
+        return jax.jvp(jax.grad(lambda a: f(a, b)), (a,), (v,))[1]
+
+    a, b = x[:3, :30], y[:3, :40]
+    v = jax.random.normal(jax.random.key(5), a.shape)
+    want = np.stack([np.asarray(hvp(plain, a[i], b[i], v[i])) for i in range(3)])
+    assert np.abs(want).max() > 1e-3  # a non-trivial curvature
+    np.testing.assert_allclose(hvp(jot.default_epsilon, a[1], b[1], v[1]), want[1],
+                               rtol=2e-3, atol=1e-5 * np.abs(want).max())
+    batched = jax.vmap(lambda a, b, v: hvp(jot.default_epsilon, a, b, v))(a, b, v)
+    np.testing.assert_allclose(batched, want, rtol=2e-3, atol=1e-5 * np.abs(want).max())
 
 
 # --------------------------------------------------------------------------------------
@@ -374,7 +388,15 @@ def test_compacting_while_nested_vmap_and_unbatched_data():
     for i in range(2):
         want = _loop(single, x0[i], thr[i])
         for a, b in zip(want, got, strict=True):
-            np.testing.assert_array_equal(a, np.asarray(b)[i])
+            b = np.asarray(b)[i]
+            if a.dtype.kind == "f":
+                # to the last ulp or two, not bit for bit: XLA does not promise the same
+                # rounding for one elementwise formula in programs of different shapes; under
+                # the suite's --xla_cpu_parallel_codegen_split_count=1 one entry of the
+                # (2, 3, 3) batch differed from its single solve by 1.4 ulp (2026-12-05)
+                np.testing.assert_array_max_ulp(a, b, maxulp=2)
+            else:
+                np.testing.assert_array_equal(a, b)
 
 
 def test_compacting_while_callback_once_per_lane_block():
