@@ -191,17 +191,22 @@ def check_points(x, name: str = "x") -> None:
                          "at least one coordinate.")
 
 
-def _not_all_finite(v, xp):
+def not_all_finite(v, xp=jnp):
+    """True when ``v`` holds a NaN or an Inf (the predicate of :func:`check_finite`)."""
     # one reduction: inf * 0 and NaN * 0 are NaN, every finite entry gives 0 (no overflow);
     # ``~isfinite(v)`` reduced by ``any`` made XLA:CPU write an n x d boolean array first
     return ~xp.isfinite(xp.sum(v * 0))
 
 
+def finite_message(name: str) -> str:
+    """:func:`check_finite`'s message."""
+    return (f"`{name}` contains NaN or Inf; clean or mask the input (give masked points zero "
+            "weight) before calling.")
+
+
 def check_finite(x: jax.Array, name: str) -> jax.Array:
     """Value check: no NaN or Inf."""
-    return ensure_value(x, _not_all_finite,
-                        f"`{name}` contains NaN or Inf; clean or mask the input (give masked "
-                        "points zero weight) before calling.")
+    return ensure_value(x, not_all_finite, finite_message(name))
 
 
 def sq_norm_overflow(x: jax.Array, xp=jnp) -> jax.Array:
