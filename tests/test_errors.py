@@ -97,6 +97,10 @@ def test_eqx_on_error_nan_disables_the_traced_checks():
             print("eager: ValueError")
         print("jit:", bool(jnp.isnan(jax.jit(f)(bad))))
         print("vmap:", np.isnan(np.asarray(jax.vmap(f)(jnp.stack([x, bad])))).tolist())
+        # k-means' checks ride on a token, not on x: its outputs are NaN all the same
+        from jaxclust.cluster import kmeans
+        km = lambda x: kmeans(x, 2, key=jax.random.key(0)).inertia
+        print("kmeans vmap:", np.isnan(np.asarray(jax.vmap(km)(jnp.stack([x, bad])))).tolist())
     """)
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, EQX_ON_ERROR="nan",
@@ -106,6 +110,7 @@ def test_eqx_on_error_nan_disables_the_traced_checks():
     assert "eager: ValueError" in out  # eager checks still raise
     assert "jit: True" in out  # the traced check returns NaN instead of raising
     assert "vmap: [True, True]" in out  # and the valid batch element is lost too
+    assert "kmeans vmap: [True, True]" in out
 
 
 def test_distributed_checks_concrete_points_eagerly():

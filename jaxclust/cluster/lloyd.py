@@ -644,7 +644,7 @@ def kmeans(
         res = _kmeans_given(x.size * k, x, w, c0, tol_in, max_iter=max_iter,
                             chunk_size=chunk_size, callback=callback, spherical=spherical,
                             algorithm=algorithm)
-        return with_envelope_gradients(x_in, w_in, res, spherical)
+        return _with_token(with_envelope_gradients(x_in, w_in, res, spherical), token)
     if init not in ("k-means++", "random"):
         raise ValueError(f"`init` must be 'k-means++', 'random' or an array of centres, got "
                          f"{init!r}.")
@@ -652,7 +652,18 @@ def kmeans(
     res = _kmeans_seeded(x.size * k * n_init, x, w, key, tol_in, k=k, init=init, n_init=n_init,
                          max_iter=max_iter, chunk_size=chunk_size, callback=callback,
                          spherical=spherical, algorithm=algorithm)
-    return with_envelope_gradients(x_in, w_in, res, spherical)
+    return _with_token(with_envelope_gradients(x_in, w_in, res, spherical), token)
+
+
+def _with_token(res: KMeansResult, token) -> KMeansResult:
+    """``res`` with the checks token (zero) added to its centroids and inertia: under
+    ``EQX_ON_ERROR=nan`` a failed check's token is NaN and the outputs are NaN, as when the
+    checks rode on ``x`` (the token on ``tol`` alone would stop the iterations at once and
+    return finite, unconverged values)."""
+    if token is None:
+        return res
+    t = jax.lax.stop_gradient(token)
+    return res._replace(centroids=res.centroids + t, objective=res.objective + t)
 
 
 def kmeans_unvalidated(x, k, *, key, n_init=1, init="k-means++", max_iter=300, tol=1e-4,
@@ -774,9 +785,15 @@ def kmeans_predict(
     checks.check_int(chunk_size, "chunk_size", none_ok=True)
     token = _checks_token(xs, "x")
     c = _finite_and_representable(c.astype(xs.dtype), "centroids")
-    if token is not None:  # traced: `x`'s value checks ride on the centres (+ 0), not on `x`
-        c = c + jax.lax.stop_gradient(token)
-    return _predict(xs.size * c.shape[0], xs, c, spherical=spherical, chunk_size=chunk_size)
+    if token is None:
+        return _predict(xs.size * c.shape[0], xs, c, spherical=spherical,
+                        chunk_size=chunk_size)
+    # traced: `x`'s value checks ride on the centres (+ 0), not on `x`; on the distances too,
+    # so that under EQX_ON_ERROR=nan a failed check gives NaN distances (as on `x` before)
+    t = jax.lax.stop_gradient(token)
+    labels, sq = _predict(xs.size * c.shape[0], xs, c + t, spherical=spherical,
+                          chunk_size=chunk_size)
+    return labels, sq + t
 
 
 def _predict_fn(x, c, *, spherical, chunk_size):
