@@ -53,10 +53,14 @@ if (os.environ.get("JAXCLUST_TEST_COMPILE_CACHE", "1") != "0"
         and not os.environ.get("JAX_COMPILATION_CACHE_DIR")):
     import tempfile
 
-    _SESSION_CACHE = tempfile.mkdtemp(prefix="jaxclust-test-xla-cache-")
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
-    # every program, however quick to compile (the suite's are mostly small)
-    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    try:
+        _SESSION_CACHE = tempfile.mkdtemp(prefix="jaxclust-test-xla-cache-")
+    except OSError:  # no writable temporary directory: the suite runs without the cache
+        _SESSION_CACHE = None
+    if _SESSION_CACHE is not None:
+        os.environ["JAX_COMPILATION_CACHE_DIR"] = _SESSION_CACHE
+        # every program, however quick to compile (the suite's are mostly small)
+        os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 
 def pytest_configure(config):
