@@ -459,8 +459,9 @@ def _checks_token(x, name) -> jax.Array | None:
         return None
     token = jnp.zeros((), x.dtype)
     token = checks.ensure(token, checks.not_all_finite(x, jnp), checks.finite_message(name))
-    return checks.ensure(token, checks.sq_norm_overflow(x), checks.overflow_message(name,
-                                                                                 x.dtype))
+    token = checks.ensure(token, checks.sq_norm_overflow(x), checks.overflow_message(name,
+                                                                                  x.dtype))
+    return jax.lax.stop_gradient(token)  # a constant zero: adding it changes no derivative
 
 
 def _validate(x, k, weights, name="x") -> tuple[jax.Array, jax.Array]:
@@ -632,7 +633,7 @@ def kmeans(
     d = x.shape[1]
     check_kmeans_options(max_iter, n_init, tol, chunk_size)
     # traced: `x`'s value checks ride on `tol` (+ 0), not on `x`
-    tol_in = tol if token is None else tol + jax.lax.stop_gradient(token)
+    tol_in = tol if token is None else tol + token
     check_spherical(spherical)
     algorithm = resolve_algorithm(algorithm, x.shape[0], k, d, spherical, max_iter)
     if not isinstance(init, str):
@@ -662,8 +663,7 @@ def _with_token(res: KMeansResult, token) -> KMeansResult:
     return finite, unconverged values)."""
     if token is None:
         return res
-    t = jax.lax.stop_gradient(token)
-    return res._replace(centroids=res.centroids + t, objective=res.objective + t)
+    return res._replace(centroids=res.centroids + token, objective=res.objective + token)
 
 
 def kmeans_unvalidated(x, k, *, key, n_init=1, init="k-means++", max_iter=300, tol=1e-4,
@@ -790,10 +790,9 @@ def kmeans_predict(
                         chunk_size=chunk_size)
     # traced: `x`'s value checks ride on the centres (+ 0), not on `x`; on the distances too,
     # so that under EQX_ON_ERROR=nan a failed check gives NaN distances (as on `x` before)
-    t = jax.lax.stop_gradient(token)
-    labels, sq = _predict(xs.size * c.shape[0], xs, c + t, spherical=spherical,
+    labels, sq = _predict(xs.size * c.shape[0], xs, c + token, spherical=spherical,
                           chunk_size=chunk_size)
-    return labels, sq + t
+    return labels, sq + token
 
 
 def _predict_fn(x, c, *, spherical, chunk_size):
