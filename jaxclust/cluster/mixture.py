@@ -93,28 +93,76 @@ def _safe_cholesky(cov):
     return jnp.linalg.cholesky(cov + jitter[..., None, None] * eye)
 
 
+#: entries (points x components x features) of the centred differences that one step of the
+#: E- or M-step forms at most: 4 Mi (16 MiB in float32). A larger problem maps groups of
+#: components one after another, so that its temporaries are O(n k + n d g), not O(n k d)
+#: (n = 40,000, d = k = 32: the jitted fit held 338 MB, its gradient 2.8 GB, at once).
+_DIFF_ENTRIES = 1 << 22
+#: ``n d`` from which the steps run per component (a matrix product of ``n x d`` centred
+#: points each, vectorised over the components or mapped in groups); below it they form the
+#: ``(n, k, d)`` differences in one broadcast, which batches better. Measured (2-core AMD
+#: EPYC, float32, E-step): n = 1000, d = 8, k = 4: broadcast 29 us, per component 72 us,
+#: 64 problems vmapped 1.2 vs 2.2 ms; n = 1000, d = 32, k = 16: 682 vs 362 us; n = 20,000,
+#: d = 64, k = 8: 59 vs 26 ms.
+_PER_COMPONENT_POINTS = 1 << 14
+
+
+def _broadcast(n: int, d: int, k: int) -> bool:
+    """Whether a step forms all ``(n, k, d)`` differences at once (small problems)."""
+    return n * d < _PER_COMPONENT_POINTS and n * k * d <= _DIFF_ENTRIES
+
+
+def _over_components(fn: Callable, *args, points: int):
+    """``jax.vmap(fn)(*args)`` over the leading (component) axis of ``args``, in groups of
+    at most ``_DIFF_ENTRIES // points`` components (``points`` = n d, the entries ``fn``
+    forms per component) run one after another by ``lax.map``. Each group's body is
+    rematerialised (``jax.checkpoint``), so reverse mode keeps no per-group differences
+    either. Same arithmetic per component in both schedules."""
+    k = jax.tree_util.tree_leaves(args)[0].shape[0]
+    group = max(1, _DIFF_ENTRIES // max(1, points))
+    if group >= k:
+        return jax.vmap(fn)(*args)
+    return jax.lax.map(jax.checkpoint(lambda a: fn(*a)), args, batch_size=group)
+
+
 def _log_gaussian(x, means, cov, cov_type):
-    """``log N(x_i | mu_j, Sigma_j)``, shape ``(n, k)``."""
+    """``log N(x_i | mu_j, Sigma_j)``, shape ``(n, k)``, from exactly centred differences
+    ``x_i - mu_j``: all at once for small problems, else per component, in groups
+    (:func:`_over_components`)."""
     n, d = x.shape
     k = means.shape[0]
-    diff = x[:, None, :] - means[None, :, :]  # (n, k, d)
-    if cov_type == "full":
-        chol = _safe_cholesky(cov)  # (k, d, d)
-        y = jax.vmap(lambda c, t: solve_triangular(c, t.T, lower=True), in_axes=(0, 1))(
-            chol, diff)  # (k, d, n)
-        maha = jnp.sum(y * y, axis=1).T
-        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=1, axis2=2)), axis=1)
-    elif cov_type == "tied":
-        chol = _safe_cholesky(cov)  # (d, d)
-        y = solve_triangular(chol, diff.reshape(n * k, d).T, lower=True)  # (d, n k)
-        maha = jnp.sum(y * y, axis=0).reshape(n, k)
-        logdet = jnp.broadcast_to(2.0 * jnp.sum(jnp.log(jnp.diagonal(chol))), (k,))
+    at_once = _broadcast(n, d, k)
+    diff = x[:, None, :] - means[None, :, :] if at_once else None  # (n, k, d)
+    if cov_type in ("full", "tied"):
+        chol = _safe_cholesky(cov)  # (k, d, d) or (d, d)
+        # inverse Cholesky factors (scikit-learn's precision Cholesky, transposed): matrix
+        # products, several times faster than triangular solves of n right-hand sides
+        eye = jnp.eye(d, dtype=x.dtype)
+        inv = solve_triangular(chol, jnp.broadcast_to(eye, chol.shape), lower=True)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(chol, axis1=-2, axis2=-1)), axis=-1)
+        logdet = jnp.broadcast_to(logdet, (k,))
+        if at_once:
+            y = jnp.einsum("nkd,ked->nke" if cov_type == "full" else "nkd,ed->nke", diff, inv,
+                           precision=_HI)
+            maha = jnp.sum(y * y, axis=2)
+        else:
+            def maha_of(mean, a):
+                y = jnp.matmul(x - mean[None, :], a.T, precision=_HI)  # (n, d)
+                return jnp.sum(y * y, axis=1)
+
+            maha = (_over_components(maha_of, means, inv, points=n * d) if cov_type == "full"
+                    else _over_components(lambda mean: maha_of(mean, inv), means,
+                                          points=n * d)).T
     elif cov_type == "diag":
-        maha = jnp.sum(diff * diff / cov[None, :, :], axis=2)
         logdet = jnp.sum(jnp.log(cov), axis=1)
+        maha = (jnp.sum(diff * diff / cov[None, :, :], axis=2) if at_once else _over_components(
+            lambda mean, var: jnp.sum((x - mean[None, :]) ** 2 / var[None, :], axis=1),
+            means, cov, points=n * d).T)
     else:  # spherical
-        maha = jnp.sum(diff * diff, axis=2) / cov[None, :]
         logdet = d * jnp.log(cov)
+        maha = (jnp.sum(diff * diff, axis=2) / cov[None, :] if at_once else _over_components(
+            lambda mean, var: jnp.sum((x - mean[None, :]) ** 2, axis=1) / var,
+            means, cov, points=n * d).T)
     return -0.5 * (d * math.log(2.0 * math.pi) + maha + logdet[None, :])
 
 
@@ -136,16 +184,27 @@ def _m_step(x, sw, resp, reg, cov_type):
     rw = resp * sw[:, None]
     nk = jnp.sum(rw, axis=0) + 10.0 * jnp.finfo(x.dtype).eps
     means = jnp.matmul(rw.T, x, precision=_HI) / nk[:, None]
-    diff = x[:, None, :] - means[None, :, :]  # (n, k, d)
+    n, k = resp.shape
     eye = jnp.eye(d, dtype=x.dtype)
-    if cov_type == "full":
-        s = jnp.einsum("nk,nkd,nke->kde", rw, diff, diff, precision=_HI)
-        cov = s / nk[:, None, None] + reg * eye[None, :, :]
-    elif cov_type == "tied":
-        s = jnp.einsum("nk,nkd,nke->de", rw, diff, diff, precision=_HI)
-        cov = s / jnp.sum(nk) + reg * eye
-    else:
-        var = jnp.einsum("nk,nkd->kd", rw, diff * diff, precision=_HI) / nk[:, None] + reg
+    at_once = _broadcast(n, d, k)
+    diff = x[:, None, :] - means[None, :, :] if at_once else None  # (n, k, d)
+    if cov_type in ("full", "tied"):
+        # sum_i r_ij (x_i - mu_j)(x_i - mu_j)^T per component, centred exactly
+        s = (jnp.einsum("nk,nkd,nke->kde", rw, diff, diff, precision=_HI) if at_once
+             else _over_components(
+                 lambda r, mean: jnp.einsum("n,nd,ne->de", r, x - mean[None, :],
+                                            x - mean[None, :], precision=_HI),
+                 rw.T, means, points=n * d))  # (k, d, d)
+        if cov_type == "full":
+            cov = s / nk[:, None, None] + reg * eye[None, :, :]
+        else:
+            cov = jnp.sum(s, axis=0) / jnp.sum(nk) + reg * eye
+    else:  # sum_i r_ij (x_i - mu_j)^2 per feature
+        sq = (jnp.einsum("nk,nkd->kd", rw, diff * diff, precision=_HI) if at_once
+              else _over_components(
+                  lambda r, mean: jnp.matmul(r, (x - mean[None, :]) ** 2, precision=_HI),
+                  rw.T, means, points=n * d))  # (k, d)
+        var = sq / nk[:, None] + reg
         cov = var if cov_type == "diag" else jnp.mean(var, axis=1)
     return means, cov, nk / jnp.sum(nk)
 
@@ -451,6 +510,14 @@ def gmm(
     the default ``1e-6`` for standardised float32 data), and a covariance that is still not
     positive definite to working precision (only with ``reg_covar=0``) is factorised with a
     $\sqrt{\varepsilon}\,\mathrm{tr}(\Sigma)/d$ ridge. No NaN comes out of a finite input.
+
+    Memory: every step forms the exactly centred differences $x_i - \mu_j$ (never the
+    expanded $\|x\|^2 - 2x^\top\mu + \|\mu\|^2$), for all $k$ components at once while
+    $n k d \le 2^{22}$ and otherwise for groups of components in turn, so the temporaries of a
+    fit and of its gradient are $O(nk + nd\,g)$, not $O(nkd)$ (at $n$ = 40,000, $d = k = 32$:
+    56 MB for the jitted fit and 226 MB for its implicit gradient, instead of 338 MB and
+    2.8 GB). Full and tied covariances multiply the differences by the inverse Cholesky
+    factor (scikit-learn's precision Cholesky), one matrix product per component.
 
     Differentiation (reverse mode, w.r.t. ``x``, ``weights`` and ``reg_covar``):
 

@@ -303,3 +303,52 @@ def test_sinkhorn_bad_epsilon(problem):
     stats = ood.PrototypeStats(jnp.eye(5)[:3], jnp.ones(3) / 3)
     with pytest.raises(ValueError, match="`epsilon`"):
         ood.sinkhorn_score(problem["testj"], stats, epsilon=0.0)
+
+
+def test_mahalanobis_classes_in_groups_equal_numpy_and_all_at_once(rng, monkeypatch):
+    """Past ``_DIFF_ENTRIES`` entries of ``n x k x d`` centred differences the Mahalanobis
+    scores scan the classes in groups with a running minimum (the last group padded with
+    copies of the first mean). Forced here with a small budget (groups of 2 of 5 classes:
+    2 + 2 + 1 padded) on this test's own shapes (so the jitted scorers trace afresh): the
+    scores equal a NumPy re-computation of Lee et al.'s per-class formula and the
+    all-at-once schedule, and so do their gradients in the features; the jitted scorer holds
+    holds less than half of one ``(n, k, d)`` tensor (3x with all classes at once). The
+    schedule is checked to be a scan."""
+    from jaxclust.ood import scores
+
+    n, d, k = 31, 8, 5
+    y = np.arange(150) % k
+    x = rng.normal(size=(150, d)) + 3.0 * np.eye(k, d)[y]
+    test = jnp.asarray(rng.normal(size=(n, d)) * 2.0, jnp.float32)
+    st = ood.fit_mahalanobis(jnp.asarray(x, jnp.float32), jnp.asarray(y), num_classes=k)
+    prec, prec0 = np.asarray(st.precision, np.float64), np.asarray(st.background_precision,
+                                                                   np.float64)
+    means, t = np.asarray(st.means, np.float64), np.asarray(test, np.float64)
+    d2 = np.stack([np.einsum("nd,de,ne->n", t - means[c], prec, t - means[c])
+                   for c in range(k)], 1)
+    d0 = np.einsum("nd,de,ne->n", t - np.asarray(st.mean), prec0, t - np.asarray(st.mean))
+
+    def both(t):
+        return ood.mahalanobis(t, st), ood.relative_mahalanobis(t, st)
+
+    def grads(t):
+        return jax.grad(lambda t: jnp.sum(jnp.sin(sum(both(t)))))(t)
+
+    at_once = both(test), grads(test)
+    monkeypatch.setattr(scores, "_DIFF_ENTRIES", 2 * n * d)
+    test2 = test[: n - 1]  # other shapes: traced afresh with the small budget
+    assert "scan" in str(jax.make_jaxpr(lambda t: scores._mahalanobis(t, st.means,
+                                                                      st.precision))(test2))
+    grouped = both(test2), grads(test2)
+    np.testing.assert_allclose(grouped[0][0], -d2.min(1)[: n - 1], rtol=1e-4)
+    np.testing.assert_allclose(grouped[0][1], -(d2 - d0[:, None]).min(1)[: n - 1], rtol=1e-4,
+                               atol=1e-4)
+    for got, want in zip(jax.tree_util.tree_leaves(grouped), jax.tree_util.tree_leaves(
+            (tuple(s[: n - 1] for s in at_once[0]), at_once[1][: n - 1]))):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    big = jnp.asarray(rng.normal(size=(200, d)), jnp.float32)
+    monkeypatch.setattr(scores, "_DIFF_ENTRIES", 200 * d)  # one class per step
+    for fn, bound in ((lambda t: scores._mahalanobis(t, st.means, st.precision), 0.5),
+                      (lambda t: scores._relative_mahalanobis(t, st), 1.0)):
+        temps = jax.jit(fn).lower(big).compile().memory_analysis().temp_size_in_bytes
+        assert temps < bound * 200 * k * d * 4, temps
