@@ -116,7 +116,7 @@ def main():
                      f"{temps / 2**20:.1f} MiB", fmt_s(info["jaxclust"]["compile"])])
         print(rows[-1], flush=True)
     lines += [md_table(["problem", "jaxclust", "scikit-learn", "ratio", "iterations",
-                        "log-likelihood (jaxclust / sklearn)", "max |means diff|",
+                        "log-likelihood (jaxclust / sklearn)", "max abs. diff. of means",
                         "jaxclust temporaries", "jaxclust compile"], rows), ""]
     text = "\n".join(lines) + "\n"
     print(text)
