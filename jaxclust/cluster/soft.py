@@ -20,8 +20,8 @@ from .._core.fixed_point import check_callback, gmres_solve, implicit_root, repo
 from .._core.precision import HIGHEST  # centroid fixed points run to tol ~1e-6: no TF32
 from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
-from ..ot.entropic import default_epsilon, sinkhorn
-from .lloyd import _sq_dists, _validate, all_finite, greedy_plusplus
+from ..ot.entropic import _trusted, default_epsilon, sinkhorn
+from .lloyd import _sq_dists, _unit_weights, _validate_token, all_finite, greedy_plusplus
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "sinkhorn_kmeans_predict",
            "soft_kmeans", "soft_kmeans_predict"]
@@ -284,7 +284,9 @@ def soft_kmeans(
       Equilibrium Models", NeurIPS 2019 (implicit differentiation of fixed points).
     """
     check_callback(callback)  # first: a static option, no computation
-    x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
+    x, w, token = _validate_token(x, k_or_centroids if isinstance(k_or_centroids, int) else 1,
+                                  weights)
+    w = _unit_weights(x, w)
     _check_iters(max_iter, tol)
     t = checks.check_positive_scalar(temperature, "temperature",
                                      "It is in units of squared distance; try the data variance.")
@@ -292,7 +294,19 @@ def soft_kmeans(
     k, c0, key = _initial_centroids(x, k_or_centroids, key, w)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
-    return _soft_kmeans(x.size * k, x, w, t, c0, key, tol, k, max_iter, implicit, callback)
+    res = _soft_kmeans(x.size * k, x, w, t, c0, key, _plus(tol, token), k, max_iter,
+                       implicit, callback)
+    return res if token is None else res._replace(centroids=res.centroids + token,
+                                                  objective=res.objective + token)
+
+
+def _plus(tol, token):
+    """``tol`` with the checks token of ``x`` added under ``jit`` (``lloyd._checks_token``:
+    a zero scalar carrying ``x``'s NaN / Inf and overflow checks, so that they stop the
+    solve before it starts without being attached to ``x``, which XLA would copy). The
+    token is also added to the returned centroids and objective: under ``EQX_ON_ERROR=nan``
+    a failed check gives NaN outputs."""
+    return tol if token is None else tol + token
 
 
 def _soft_kmeans_fn(x, w, t, c0, key, tol, k, max_iter, implicit, callback=None):
@@ -390,7 +404,9 @@ def sinkhorn_kmeans(
       simultaneous clustering and representation learning", ICLR 2020.
     """
     check_callback(callback)  # first: a static option, no computation
-    x, w = _validate(x, k_or_centroids if isinstance(k_or_centroids, int) else 1, weights)
+    x, w, token = _validate_token(x, k_or_centroids if isinstance(k_or_centroids, int) else 1,
+                                  weights)
+    w = _unit_weights(x, w)
     _check_iters(max_iter, tol)
     _check_iters(sinkhorn_max_iter, sinkhorn_tol, "sinkhorn_")
     k, c0, key = _initial_centroids(x, k_or_centroids, key, w)
@@ -400,8 +416,11 @@ def sinkhorn_kmeans(
     if epsilon is not None:
         epsilon = jnp.asarray(checks.check_positive_scalar(
             epsilon, "epsilon", "It is in units of squared distance."), x.dtype)
-    return _sinkhorn_kmeans(x.shape[0] * k, x, w, b, epsilon, c0, key, tol, k, max_iter,
-                            float(sinkhorn_tol), int(sinkhorn_max_iter), implicit, callback)
+    res = _sinkhorn_kmeans(x.shape[0] * k, x, w, b, epsilon, c0, key, _plus(tol, token), k,
+                           max_iter, float(sinkhorn_tol), int(sinkhorn_max_iter), implicit,
+                           callback)
+    return res if token is None else res._replace(centroids=res.centroids + token,
+                                                  objective=res.objective + token)
 
 
 def _sinkhorn_kmeans_fn(x, w, b, eps, c0, key, tol, k, max_iter, stol, smax, implicit,
@@ -416,7 +435,12 @@ def _sinkhorn_kmeans_fn(x, w, b, eps, c0, key, tol, k, max_iter, stol, smax, imp
     tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
 
     def solve_ot(x, c, a, b, eps, init=None):
-        return sinkhorn(x, c, a, b, epsilon=eps, tol=stol, max_iter=smax, init=init)
+        # inputs checked once, before the program (x, weights, sizes, epsilon; centroids
+        # are weighted means of x): the inner solves skip their value checks, which would
+        # otherwise run at every outer iteration and copy x (equinox returns it through a
+        # conditional)
+        with _trusted():
+            return sinkhorn(x, c, a, b, epsilon=eps, tol=stol, max_iter=smax, init=init)
 
     def update(c, params):
         x, a, b, eps = params
