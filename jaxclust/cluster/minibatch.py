@@ -19,6 +19,8 @@ from .lloyd import (
     _normalize_rows,
     _unit_weights,
     _validate_optional,
+    _validate_token,
+    _with_token,
     all_finite,
     check_spherical,
     greedy_plusplus,
@@ -283,7 +285,7 @@ def minibatch_kmeans(
     References:
       Sculley, "Web-Scale K-Means Clustering", WWW 2010.
     """
-    x_in, w_in = _validate_optional(x, k, weights)
+    x_in, w_in, token = _validate_token(x, k, weights)  # traced: checks on a token, not on x
     checks.check_key(key)
     xs = jax.lax.stop_gradient(x_in)
     ws = None if w_in is None else jax.lax.stop_gradient(w_in)
@@ -297,8 +299,8 @@ def minibatch_kmeans(
                        ratio=reassignment_ratio, max_steps=max_steps, patience=patience,
                        chunk_size=chunk_size, spherical=spherical)
     # the inertia's partial derivative at the final centres (which carry no gradient)
-    return with_envelope_gradients(x_in, w_in, res, spherical)._replace(
-        centroids=res.centroids)
+    return _with_token(with_envelope_gradients(x_in, w_in, res, spherical)._replace(
+        centroids=res.centroids), token)
 
 
 def _fit_fn(xs, ws, key, c0, *, k, b, ratio, max_steps, patience, chunk_size, spherical):

@@ -76,9 +76,10 @@ def test_jitted_kmeans_checks_ride_on_a_token_not_on_x():
     x = jnp.asarray(np.random.default_rng(1).normal(size=(40_000, 32)), jnp.float32)
     fit = jax.jit(lambda x: jc.kmeans(x, 4, key=KEY, max_iter=3).inertia)
     pred = jax.jit(lambda x: jc.kmeans_predict(x, x[:4])[1])
-    # soft k-means too (before: 10.6 MB of temporaries here, a copy of x)
+    # soft and mini-batch k-means too (before: 10.6 and 10.4 MB of temporaries, a copy of x)
     soft = jax.jit(lambda x: jc.soft_kmeans(x, 4, temperature=1.0, key=KEY, max_iter=3).energy)
-    for f in (fit, pred, soft):
+    mini = jax.jit(lambda x: jc.minibatch_kmeans(x, 4, key=KEY, max_steps=3).inertia)
+    for f in (fit, pred, soft, mini):
         temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
         assert temp < x.nbytes // 2, (temp, x.nbytes)  # no copy of x (5.1 MB)
         assert np.isfinite(float(jnp.sum(f(x))))
