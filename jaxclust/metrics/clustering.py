@@ -22,6 +22,7 @@ from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._core import checks
 from .._core.costs import safe_sqrt
+from .._core.groups import grouped_row_min
 
 __all__ = ["adjusted_mutual_info", "ari", "calinski_harabasz", "clustering_accuracy",
            "contingency", "davies_bouldin", "inertia", "nmi", "silhouette",
@@ -488,7 +489,9 @@ def inertia(
 
     with $w_i = 1$ by default, i.e. scikit-learn's ``KMeans.inertia_``. Jittable and
     differentiable in ``x``, ``centroids`` and ``weights`` (with ``labels=None`` the nearest
-    centroid is used, a min; its gradient flows through the chosen centroid).
+    centroid is used, a min; its gradient flows through the chosen centroid). The nearest
+    centroid is found from exactly centred differences, for groups of centroids in turn
+    once ``n k d`` passes 2^22, so memory stays ``O(n d)`` per group, never ``O(n k d)``.
 
     Args:
       x: points, shape ``(n, d)``.
@@ -548,7 +551,7 @@ def _inertia(x, c, lab, w, dtype) -> jax.Array:
     scale = pow2_scale(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(c))).astype(dtype))
     x, c = x.astype(dtype) / scale, c.astype(dtype) / scale
     if lab is None:
-        d2 = jnp.min(_sq_dists(x, c), axis=1)
+        d2 = grouped_row_min(_sq_dists, x, c)  # centres in groups past n k d = 2^22
     else:
         diff = x - c[lab]
         d2 = jnp.sum(diff * diff, axis=1)

@@ -182,6 +182,38 @@ def test_inertia_gradient(x64, rng):
     np.testing.assert_allclose(gc, ref_c, rtol=1e-12, atol=1e-14)
 
 
+def test_inertia_with_centroids_in_groups(x64, rng, monkeypatch):
+    """Past ``_core.groups.DIFF_ENTRIES`` entries of ``n x k x d`` differences the nearest
+    centroid is found for groups of centroids in turn (a scan; the last group completed
+    with copies of the first centroid). Forced with a small budget (groups of 2 of 5), on
+    this test's own shapes so that the jitted kernel traces afresh: the inertia and its
+    gradients equal the NumPy value and the closed form of ``test_inertia_gradient``, and
+    the gradient program holds less than half of one ``(n, k, d)`` tensor (with all
+    centroids in one step: more than one)."""
+    from jaxclust._core import groups
+
+    n, d, k = 23, 3, 5
+    x, c = jnp.asarray(rng.normal(size=(n, d))), jnp.asarray(rng.normal(size=(k, d)))
+    w = jnp.asarray(rng.uniform(size=n))
+    monkeypatch.setattr(groups, "DIFF_ENTRIES", 2 * n * d)
+    f = lambda x, c: inertia(x, c, weights=w)
+    assert "scan" in str(jax.make_jaxpr(f)(x, c))
+    lab = np.argmin(((np.asarray(x)[:, None] - np.asarray(c)[None]) ** 2).sum(-1), 1)
+    assert float(f(x, c)) == pytest.approx(
+        _inertia_np(np.asarray(x), np.asarray(c), None, np.asarray(w)), rel=1e-12)
+    gx, gc = jax.grad(f, argnums=(0, 1))(x, c)
+    diff = np.asarray(x) - np.asarray(c)[lab]
+    np.testing.assert_allclose(gx, 2 * np.asarray(w)[:, None] * diff, rtol=1e-12)
+    ref_c = np.zeros((k, d))
+    np.add.at(ref_c, lab, -2 * np.asarray(w)[:, None] * diff)
+    np.testing.assert_allclose(gc, ref_c, rtol=1e-12, atol=1e-14)
+    big, c10 = jnp.asarray(rng.normal(size=(400, 8))), jnp.asarray(rng.normal(size=(10, 8)))
+    monkeypatch.setattr(groups, "DIFF_ENTRIES", 400 * 8)  # one centroid per step
+    grad = jax.jit(jax.grad(lambda x: inertia(x, c10)))
+    temps = grad.lower(big).compile().memory_analysis().temp_size_in_bytes
+    assert temps < 400 * 10 * 8 * 8 / 2, temps  # all at once: 1.1 tensors (float32, measured)
+
+
 # ------------------------------------------------------------------------------------------
 # silhouette
 

@@ -306,14 +306,15 @@ def test_sinkhorn_bad_epsilon(problem):
 
 
 def test_mahalanobis_classes_in_groups_equal_numpy_and_all_at_once(rng, monkeypatch):
-    """Past ``_DIFF_ENTRIES`` entries of ``n x k x d`` centred differences the Mahalanobis
-    scores scan the classes in groups with a running minimum (the last group padded with
+    """Past ``_core.groups.DIFF_ENTRIES`` entries of ``n x k x d`` centred differences the
+    Mahalanobis scores scan the classes in groups with a running minimum (the last group padded with
     copies of the first mean). Forced here with a small budget (groups of 2 of 5 classes:
     2 + 2 + 1 padded) on this test's own shapes (so the jitted scorers trace afresh): the
     scores equal a NumPy re-computation of Lee et al.'s per-class formula and the
     all-at-once schedule, and so do their gradients in the features; the jitted scorer holds
     holds less than half of one ``(n, k, d)`` tensor (3x with all classes at once). The
     schedule is checked to be a scan."""
+    from jaxclust._core import groups
     from jaxclust.ood import scores
 
     n, d, k = 31, 8, 5
@@ -335,7 +336,7 @@ def test_mahalanobis_classes_in_groups_equal_numpy_and_all_at_once(rng, monkeypa
         return jax.grad(lambda t: jnp.sum(jnp.sin(sum(both(t)))))(t)
 
     at_once = both(test), grads(test)
-    monkeypatch.setattr(scores, "_DIFF_ENTRIES", 2 * n * d)
+    monkeypatch.setattr(groups, "DIFF_ENTRIES", 2 * n * d)
     test2 = test[: n - 1]  # other shapes: traced afresh with the small budget
     assert "scan" in str(jax.make_jaxpr(lambda t: scores._mahalanobis(t, st.means,
                                                                       st.precision))(test2))
@@ -347,7 +348,7 @@ def test_mahalanobis_classes_in_groups_equal_numpy_and_all_at_once(rng, monkeypa
             (tuple(s[: n - 1] for s in at_once[0]), at_once[1][: n - 1]))):
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
     big = jnp.asarray(rng.normal(size=(200, d)), jnp.float32)
-    monkeypatch.setattr(scores, "_DIFF_ENTRIES", 200 * d)  # one class per step
+    monkeypatch.setattr(groups, "DIFF_ENTRIES", 200 * d)  # one class per step
     for fn, bound in ((lambda t: scores._mahalanobis(t, st.means, st.precision), 0.5),
                       (lambda t: scores._relative_mahalanobis(t, st), 1.0)):
         temps = jax.jit(fn).lower(big).compile().memory_analysis().temp_size_in_bytes
