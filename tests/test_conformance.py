@@ -443,15 +443,20 @@ def test_every_public_function_is_registered():
     assert registered <= public, f"registry names unknown functions: {registered - public}"
 
 
-@pytest.mark.parametrize("case", _params(CASES))
-def test_jit_and_vmap(case):
-    jitted = jax.jit(case.fn)  # shared by both checks: one compilation
-    # float32: jit and eager run the same iterations; differences are fusion/rounding only
-    check_jit(case.fn, *case.args, rtol=case.rtol, atol=1e-6, jitted_fn=jitted)
-    # float32: batched matmuls and reductions may sum in another order (rounding only)
-    check_vmap(case.fn, *case.args, batch=3, rtol=case.rtol, atol=1e-6, jitted_fn=jitted)
+# The two checks are classes so that ``make test`` (pytest-xdist ``--dist loadscope``, which
+# sends whole modules, or classes, to one worker) can run them on different workers: as one
+# module they were a single ~145 s unit of work, the largest of the suite.
+class TestJitAndVmap:
+    @pytest.mark.parametrize("case", _params(CASES))
+    def test_jit_and_vmap(self, case):
+        jitted = jax.jit(case.fn)  # shared by both checks: one compilation
+        # float32: jit and eager run the same iterations; differences are fusion/rounding
+        check_jit(case.fn, *case.args, rtol=case.rtol, atol=1e-6, jitted_fn=jitted)
+        # float32: batched matmuls and reductions may sum in another order (rounding only)
+        check_vmap(case.fn, *case.args, batch=3, rtol=case.rtol, atol=1e-6, jitted_fn=jitted)
 
 
-@pytest.mark.parametrize("case", _params(CASES, with_grad=True))
-def test_grad_fd(case):
-    check_grad_fd(case.fn, *case.args, argnums=case.diff_argnums, rtol=1e-4, atol=1e-8)
+class TestGradFd:
+    @pytest.mark.parametrize("case", _params(CASES, with_grad=True))
+    def test_grad_fd(self, case):
+        check_grad_fd(case.fn, *case.args, argnums=case.diff_argnums, rtol=1e-4, atol=1e-8)

@@ -5,7 +5,6 @@ silhouette, Calinski-Harabasz and Davies-Bouldin."""
 from __future__ import annotations
 
 import math
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -15,6 +14,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
 from .._core import checks
 from .._core.precision import HIGHEST
+from .._core.programs import EagerProgram
 from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
 from ..metrics.clustering import label_scores_unvalidated
@@ -120,8 +120,7 @@ def _masked_lloyd(x, c0, active, max_iter, tol_abs):
     return jnp.where(active[:, None], c, 0.0), lab.astype(jnp.int32), jnp.sum(d2), converged
 
 
-@partial(jax.jit, static_argnames=("k_values", "n_init", "max_iter"))
-def _select(x, key, tol, *, k_values, n_init, max_iter):
+def _select_fn(x, key, tol, *, k_values, n_init, max_iter):
     n = x.shape[0]
     k_max = max(k_values)
     ks = jnp.asarray(k_values, jnp.int32)
@@ -149,8 +148,7 @@ def _select(x, key, tol, *, k_values, n_init, max_iter):
                          jnp.where(ok, db, nan), lab, c, conv, no_ic, no_ic)
 
 
-@partial(jax.jit, static_argnames=("covariance_type", "k_max"))
-def _gmm_row(x, r, *, covariance_type, k_max):
+def _gmm_row_fn(x, r, *, covariance_type, k_max):
     """One fitted k's row: negative log-likelihood, BIC, AIC, labels, padded means (one
     compiled program per k instead of eager op-by-op dispatch)."""
     n, d = x.shape
@@ -162,8 +160,7 @@ def _gmm_row(x, r, *, covariance_type, k_max):
             jnp.zeros((k_max, d), x.dtype).at[:k].set(r.means), r.converged)
 
 
-@partial(jax.jit, static_argnames="k_max")
-def _label_scores(x, labels, *, k_max):
+def _label_scores_fn(x, labels, *, k_max):
     n = x.shape[0]
     sil, ch, db, n_clusters = jax.vmap(lambda lb: label_scores_unvalidated(x, lb, k_max))(labels)
     ok = (n_clusters >= 2) & (n_clusters <= n - 1)
@@ -171,15 +168,25 @@ def _label_scores(x, labels, *, k_max):
     return jnp.where(ok, sil, nan), jnp.where(ok, ch, nan), jnp.where(ok, db, nan)
 
 
+# one program each per eager call, compiled with the quick XLA options for small problems on
+# CPU (_core.programs; work = the entries of the problem's largest arrays); under jit the
+# caller's program. The doctest of select_k (60 points, 4 + 4 candidates) took 7-9 s of a
+# test run before, most of it compiling these with the default options.
+_select = EagerProgram(_select_fn, ("k_values", "n_init", "max_iter"))
+_gmm_row = EagerProgram(_gmm_row_fn, ("covariance_type", "k_max"))
+_label_scores = EagerProgram(_label_scores_fn, "k_max")
+
+
 def _select_gmm(x, key, *, k_values, covariance_type, n_init, max_iter, tol, reg_covar):
     """One EM fit per k (the number of components fixes the parameter shapes), each with the
     same ``key``: ``gmm(x, k, key=key, ...)`` with these options refits any of them."""
     k_max = max(k_values)
-    rows = [_gmm_row(x, gmm(x, k, key=key, covariance_type=covariance_type, n_init=n_init,
-                            max_iter=max_iter, tol=tol, reg_covar=reg_covar),
+    rows = [_gmm_row(x.size * k, x, gmm(x, k, key=key, covariance_type=covariance_type,
+                                         n_init=n_init, max_iter=max_iter, tol=tol,
+                                         reg_covar=reg_covar),
                      covariance_type=covariance_type, k_max=k_max) for k in k_values]
     nll, bic, aic, lab, means, conv = (jnp.stack(t) for t in zip(*rows))
-    sil, ch, db = _label_scores(x, lab, k_max=k_max)
+    sil, ch, db = _label_scores(x.shape[0] * k_max * len(k_values), x, lab, k_max=k_max)
     return SelectKResult(jnp.asarray(k_values, jnp.int32), nll, sil, ch, db, lab, means, conv,
                          bic, aic)
 
@@ -314,5 +321,5 @@ def select_k(
         return _select_gmm(x, key, k_values=ks, covariance_type=covariance_type or "full",
                            n_init=n_init, max_iter=max_iter, tol=tol,
                            reg_covar=1e-6 if reg_covar is None else reg_covar)
-    return _select(x, key, jnp.asarray(tol, x.dtype), k_values=ks, n_init=n_init,
-                   max_iter=max_iter)
+    return _select(x.size * max(ks) * len(ks) * n_init, x, key, jnp.asarray(tol, x.dtype),
+                   k_values=ks, n_init=n_init, max_iter=max_iter)
