@@ -101,11 +101,11 @@ def test_eqx_on_error_nan_disables_the_traced_checks():
         from jaxclust.cluster import kmeans
         km = lambda x: kmeans(x, 2, key=jax.random.key(0)).inertia
         print("kmeans vmap:", np.isnan(np.asarray(jax.vmap(km)(jnp.stack([x, bad])))).tolist())
-        from jaxclust.cluster import sinkhorn_kmeans, soft_kmeans
+        # soft k-means' checks ride on a token as well (Sinkhorn k-means and mini-batch
+        # k-means add theirs in the same way; one fit here: this process compiles each)
+        from jaxclust.cluster import soft_kmeans
         for name, fit in (("soft", lambda x: soft_kmeans(x, 2, temperature=1.0,
-                                                         key=jax.random.key(0))),
-                          ("sinkhorn", lambda x: sinkhorn_kmeans(x, 2, key=jax.random.key(0),
-                                                                 max_iter=5))):
+                                                         key=jax.random.key(0))),):
             for how, bad_x in (("nan", bad), ("overflow", x.at[0, 0].set(1e30))):
                 r = jax.vmap(fit)(jnp.stack([x, bad_x]))
                 print(name, how, np.isnan(np.asarray(r.objective)).tolist(),
@@ -120,7 +120,7 @@ def test_eqx_on_error_nan_disables_the_traced_checks():
     assert "jit: True" in out  # the traced check returns NaN instead of raising
     assert "vmap: [True, True]" in out  # and the valid batch element is lost too
     assert "kmeans vmap: [True, True]" in out
-    for name in ("soft", "sinkhorn"):  # their checks ride on a token too
+    for name in ("soft",):
         for how in ("nan", "overflow"):
             assert f"{name} {how} [True, True] True" in out, out
 
