@@ -6,7 +6,8 @@ Mahalanobis OOD score). Forming all ``n x k x d`` differences at once is the sim
 program and the fastest for small problems, but its memory grows as ``n k d``: 2 GB for
 10,000 points of width 512 against 100 centres. :func:`grouped_row_min` evaluates the pairs
 for groups of centres in turn (``lax.scan`` with a rematerialised body, so that reverse mode
-keeps no per-group differences either) and keeps the running minimum.
+keeps no per-group differences either) and keeps the running minimum; :func:`map_groups`
+maps any per-centre function in such groups.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-__all__ = ["DIFF_ENTRIES", "grouped_row_min"]
+__all__ = ["DIFF_ENTRIES", "grouped_row_min", "map_groups"]
 
 #: entries (points x centres x features) of the centred differences formed at once: 4 Mi
 #: (16 MiB in float32); past it the centres are taken in groups
@@ -52,3 +53,15 @@ def grouped_row_min(pair_values: Callable[[jax.Array, jax.Array], jax.Array], x:
                            jnp.full((n,), jnp.inf, jnp.result_type(x.dtype, centres.dtype)),
                            padded.reshape(n_groups, group, d))
     return best
+
+
+def map_groups(fn: Callable, *args, entries: int):
+    """``jax.vmap(fn)(*args)`` over the leading (centre) axis of ``args``, in groups of at
+    most ``DIFF_ENTRIES // entries`` centres (``entries``: what ``fn`` forms per centre, e.g.
+    ``n d``) run one after another by ``lax.map``, each group's body rematerialised
+    (``jax.checkpoint``). Same arithmetic per centre in both schedules."""
+    k = jax.tree_util.tree_leaves(args)[0].shape[0]
+    group = max(1, DIFF_ENTRIES // max(1, entries))
+    if group >= k:
+        return jax.vmap(fn)(*args)
+    return jax.lax.map(jax.checkpoint(lambda a: fn(*a)), args, batch_size=group)

@@ -656,9 +656,10 @@ def kmeans(
     return _with_token(with_envelope_gradients(x_in, w_in, res, spherical), token)
 
 
-def _with_token(res: KMeansResult, token) -> KMeansResult:
-    """``res`` with the checks token (zero) added to its centroids and inertia: under
-    ``EQX_ON_ERROR=nan`` a failed check's token is NaN and the outputs are NaN, as when the
+def _with_token(res, token):
+    """``res`` (a k-means, soft or Sinkhorn k-means result) with the checks token (zero)
+    added to its centroids and objective: under ``EQX_ON_ERROR=nan`` a failed check's token
+    is NaN and the outputs are NaN, as when the
     checks rode on ``x`` (the token on ``tol`` alone would stop the iterations at once and
     return finite, unconverged values)."""
     if token is None:

@@ -15,8 +15,9 @@ from jax.scipy.sparse.linalg import bicgstab
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray
 
-from .._core import checks
+from .._core import checks, groups
 from .._core.fixed_point import check_callback, implicit_root, iterate_blocks
+from .._core.groups import map_groups
 from .._core.programs import EagerProgram
 from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
@@ -93,11 +94,6 @@ def _safe_cholesky(cov):
     return jnp.linalg.cholesky(cov + jitter[..., None, None] * eye)
 
 
-#: entries (points x components x features) of the centred differences that one step of the
-#: E- or M-step forms at most: 4 Mi (16 MiB in float32). A larger problem maps groups of
-#: components one after another, so that its temporaries are O(n k + n d g), not O(n k d)
-#: (n = 40,000, d = k = 32: the jitted fit held 338 MB, its gradient 2.8 GB, at once).
-_DIFF_ENTRIES = 1 << 22
 #: ``n d`` from which the steps run per component (a matrix product of ``n x d`` centred
 #: points each, vectorised over the components or mapped in groups); below it they form the
 #: ``(n, k, d)`` differences in one broadcast, which batches better. Measured (2-core AMD
@@ -109,26 +105,14 @@ _PER_COMPONENT_POINTS = 1 << 14
 
 def _broadcast(n: int, d: int, k: int) -> bool:
     """Whether a step forms all ``(n, k, d)`` differences at once (small problems)."""
-    return n * d < _PER_COMPONENT_POINTS and n * k * d <= _DIFF_ENTRIES
-
-
-def _over_components(fn: Callable, *args, points: int):
-    """``jax.vmap(fn)(*args)`` over the leading (component) axis of ``args``, in groups of
-    at most ``_DIFF_ENTRIES // points`` components (``points`` = n d, the entries ``fn``
-    forms per component) run one after another by ``lax.map``. Each group's body is
-    rematerialised (``jax.checkpoint``), so reverse mode keeps no per-group differences
-    either. Same arithmetic per component in both schedules."""
-    k = jax.tree_util.tree_leaves(args)[0].shape[0]
-    group = max(1, _DIFF_ENTRIES // max(1, points))
-    if group >= k:
-        return jax.vmap(fn)(*args)
-    return jax.lax.map(jax.checkpoint(lambda a: fn(*a)), args, batch_size=group)
+    return n * d < _PER_COMPONENT_POINTS and n * k * d <= groups.DIFF_ENTRIES
 
 
 def _log_gaussian(x, means, cov, cov_type):
     """``log N(x_i | mu_j, Sigma_j)``, shape ``(n, k)``, from exactly centred differences
     ``x_i - mu_j``: all at once for small problems, else per component, in groups
-    (:func:`_over_components`)."""
+    (``_core.groups.map_groups``: past 2^22 entries of ``n k d``, so that the
+    temporaries are O(n k + n d g), not O(n k d))."""
     n, d = x.shape
     k = means.shape[0]
     at_once = _broadcast(n, d, k)
@@ -150,19 +134,19 @@ def _log_gaussian(x, means, cov, cov_type):
                 y = jnp.matmul(x - mean[None, :], a.T, precision=_HI)  # (n, d)
                 return jnp.sum(y * y, axis=1)
 
-            maha = (_over_components(maha_of, means, inv, points=n * d) if cov_type == "full"
-                    else _over_components(lambda mean: maha_of(mean, inv), means,
-                                          points=n * d)).T
+            maha = (map_groups(maha_of, means, inv, entries=n * d) if cov_type == "full"
+                    else map_groups(lambda mean: maha_of(mean, inv), means,
+                                          entries=n * d)).T
     elif cov_type == "diag":
         logdet = jnp.sum(jnp.log(cov), axis=1)
-        maha = (jnp.sum(diff * diff / cov[None, :, :], axis=2) if at_once else _over_components(
+        maha = (jnp.sum(diff * diff / cov[None, :, :], axis=2) if at_once else map_groups(
             lambda mean, var: jnp.sum((x - mean[None, :]) ** 2 / var[None, :], axis=1),
-            means, cov, points=n * d).T)
+            means, cov, entries=n * d).T)
     else:  # spherical
         logdet = d * jnp.log(cov)
-        maha = (jnp.sum(diff * diff, axis=2) / cov[None, :] if at_once else _over_components(
+        maha = (jnp.sum(diff * diff, axis=2) / cov[None, :] if at_once else map_groups(
             lambda mean, var: jnp.sum((x - mean[None, :]) ** 2, axis=1) / var,
-            means, cov, points=n * d).T)
+            means, cov, entries=n * d).T)
     return -0.5 * (d * math.log(2.0 * math.pi) + maha + logdet[None, :])
 
 
@@ -191,19 +175,19 @@ def _m_step(x, sw, resp, reg, cov_type):
     if cov_type in ("full", "tied"):
         # sum_i r_ij (x_i - mu_j)(x_i - mu_j)^T per component, centred exactly
         s = (jnp.einsum("nk,nkd,nke->kde", rw, diff, diff, precision=_HI) if at_once
-             else _over_components(
+             else map_groups(
                  lambda r, mean: jnp.einsum("n,nd,ne->de", r, x - mean[None, :],
                                             x - mean[None, :], precision=_HI),
-                 rw.T, means, points=n * d))  # (k, d, d)
+                 rw.T, means, entries=n * d))  # (k, d, d)
         if cov_type == "full":
             cov = s / nk[:, None, None] + reg * eye[None, :, :]
         else:
             cov = jnp.sum(s, axis=0) / jnp.sum(nk) + reg * eye
     else:  # sum_i r_ij (x_i - mu_j)^2 per feature
         sq = (jnp.einsum("nk,nkd->kd", rw, diff * diff, precision=_HI) if at_once
-              else _over_components(
+              else map_groups(
                   lambda r, mean: jnp.matmul(r, (x - mean[None, :]) ** 2, precision=_HI),
-                  rw.T, means, points=n * d))  # (k, d)
+                  rw.T, means, entries=n * d))  # (k, d)
         var = sq / nk[:, None] + reg
         cov = var if cov_type == "diag" else jnp.mean(var, axis=1)
     return means, cov, nk / jnp.sum(nk)

@@ -21,7 +21,14 @@ from .._core.precision import HIGHEST  # centroid fixed points run to tol ~1e-6:
 from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from ..ot.entropic import _trusted, default_epsilon, sinkhorn
-from .lloyd import _sq_dists, _unit_weights, _validate_token, all_finite, greedy_plusplus
+from .lloyd import (
+    _sq_dists,
+    _unit_weights,
+    _validate_token,
+    _with_token,
+    all_finite,
+    greedy_plusplus,
+)
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "sinkhorn_kmeans_predict",
            "soft_kmeans", "soft_kmeans_predict"]
@@ -296,16 +303,14 @@ def soft_kmeans(
         raise ValueError(f"`k_or_centroids` must give 1 <= k <= n = {x.shape[0]}, got k = {k}.")
     res = _soft_kmeans(x.size * k, x, w, t, c0, key, _plus(tol, token), k, max_iter,
                        implicit, callback)
-    return res if token is None else res._replace(centroids=res.centroids + token,
-                                                  objective=res.objective + token)
+    return _with_token(res, token)
 
 
 def _plus(tol, token):
     """``tol`` with the checks token of ``x`` added under ``jit`` (``lloyd._checks_token``:
     a zero scalar carrying ``x``'s NaN / Inf and overflow checks, so that they stop the
-    solve before it starts without being attached to ``x``, which XLA would copy). The
-    token is also added to the returned centroids and objective: under ``EQX_ON_ERROR=nan``
-    a failed check gives NaN outputs."""
+    solve before it starts without being attached to ``x``, which XLA would copy); the
+    result gets it too (``lloyd._with_token``)."""
     return tol if token is None else tol + token
 
 
@@ -419,8 +424,7 @@ def sinkhorn_kmeans(
     res = _sinkhorn_kmeans(x.shape[0] * k, x, w, b, epsilon, c0, key, _plus(tol, token), k,
                            max_iter, float(sinkhorn_tol), int(sinkhorn_max_iter), implicit,
                            callback)
-    return res if token is None else res._replace(centroids=res.centroids + token,
-                                                  objective=res.objective + token)
+    return _with_token(res, token)
 
 
 def _sinkhorn_kmeans_fn(x, w, b, eps, c0, key, tol, k, max_iter, stol, smax, implicit,

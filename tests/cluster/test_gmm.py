@@ -351,11 +351,13 @@ def _params_of(ctype, covs):
 def test_step_schedules_agree_and_match_scipy(x64, monkeypatch, ctype):
     """The E- and M-steps form the ``(n, k, d)`` differences in one broadcast (small
     problems) or per component, vectorised over all k or, once ``n k d`` passes
-    ``_DIFF_ENTRIES``, in groups mapped one after another (``lax.map``; the vectorised form
-    is the same per-component function under ``vmap``). The broadcast and the grouped
-    schedule (3 + 3 + 1 components: a short last group) give the same log densities, M-step
-    parameters and gradients, and the log densities equal SciPy's (an independent
-    implementation). The jaxprs are checked to hold the schedule compared (a map or not)."""
+    ``_core.groups.DIFF_ENTRIES``, in groups mapped one after another (``lax.map``; the
+    vectorised form is the same per-component function under ``vmap``). The broadcast and
+    the grouped schedule (3 + 3 + 1 components: a short last group) give the same log
+    densities, M-step parameters and gradients, and the log densities equal SciPy's (an
+    independent implementation). The jaxprs are checked to hold the schedule compared (a
+    map or not)."""
+    from jaxclust._core import groups
     from jaxclust.cluster import mixture
 
     rng = np.random.default_rng(3)
@@ -375,7 +377,7 @@ def test_step_schedules_agree_and_match_scipy(x64, monkeypatch, ctype):
 
     def run(per_component_points, entries):
         monkeypatch.setattr(mixture, "_PER_COMPONENT_POINTS", per_component_points)
-        monkeypatch.setattr(mixture, "_DIFF_ENTRIES", entries)
+        monkeypatch.setattr(groups, "DIFF_ENTRIES", entries)
         log_g = lambda x: mixture._log_gaussian(x, means, cov, ctype)  # fresh: re-traced
         m_step = lambda x: mixture._m_step(x, sw, resp, 1e-6, ctype)
         jaxprs = str(jax.make_jaxpr(log_g)(x)) + str(jax.make_jaxpr(m_step)(x))
@@ -406,9 +408,9 @@ def test_jitted_fit_never_forms_all_differences_at_once(monkeypatch, key):
     programs are traced afresh: the fit's temporaries stay below half of one ``(n, k, d)``
     float32 tensor, its gradient's (full covariances) below two (before: 2.1x and 17x at
     these sizes)."""
-    from jaxclust.cluster import mixture
+    from jaxclust._core import groups
 
-    monkeypatch.setattr(mixture, "_DIFF_ENTRIES", 1 << 14)
+    monkeypatch.setattr(groups, "DIFF_ENTRIES", 1 << 14)
     n, d, k = 2053, 32, 24
     x = jax.random.normal(key, (n, d))
     one_tensor = n * k * d * 4
