@@ -668,13 +668,16 @@ def _with_token(res, token):
 
 
 def kmeans_unvalidated(x, k, *, key, n_init=1, init="k-means++", max_iter=300, tol=1e-4,
-                       chunk_size=None, spherical=False):
+                       chunk_size=None, spherical=False, weights=None):
     """Package-internal: :func:`kmeans` with k-means++ or random seeding for callers whose
-    points are finite floats by construction (e.g. ``sdp`` rounding an embedding): no value
-    checks and no envelope gradients (the points are treated as constants), so the compiled
-    program carries neither. Options are not checked either; pass what ``kmeans`` accepts."""
+    points (and sample ``weights``) are valid by construction or already checked (e.g.
+    ``sdp`` rounding an embedding, the GMM's k-means start): no value checks and no envelope
+    gradients (the points and weights are treated as constants), so the compiled program
+    carries neither; the same iterates as :func:`kmeans`. Options are not checked either;
+    pass what ``kmeans`` accepts."""
     x = jax.lax.stop_gradient(x)
-    return _kmeans_seeded(x.size * k * n_init, x, None, key, tol, k=k, init=init,
+    w = None if weights is None else jax.lax.stop_gradient(weights)
+    return _kmeans_seeded(x.size * k * n_init, x, w, key, tol, k=k, init=init,
                           n_init=n_init, max_iter=max_iter, chunk_size=chunk_size,
                           callback=None, spherical=spherical,
                           algorithm=resolve_algorithm("auto", x.shape[0], k, x.shape[1],

@@ -21,7 +21,7 @@ from .._core.groups import map_groups
 from .._core.programs import EagerProgram
 from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
-from .lloyd import kmeans
+from .lloyd import kmeans_unvalidated
 
 __all__ = ["GMMResult", "gmm", "gmm_aic", "gmm_bic", "gmm_log_prob", "gmm_n_parameters"]
 
@@ -281,7 +281,10 @@ def _fit_fn(x, sw, reg, tol, key, init_value, *, k, cov_type, init_kind, n_init,
 
     def one(kk):
         if init_kind == "kmeans":
-            labels = kmeans(xs, k, key=kk, weights=jax.lax.stop_gradient(sw)).labels
+            # x and the weights are checked already: k-means without its checks (the same
+            # iterates; the GMM's programs no longer trace and compile them once more)
+            labels = kmeans_unvalidated(xs, k, key=kk, weights=jax.lax.stop_gradient(sw)
+                                        ).labels
             resp = jax.nn.one_hot(labels, k, dtype=x.dtype)
         else:  # random
             u = jax.random.uniform(kk, (n, k), x.dtype, minval=1e-3, maxval=1.0)

@@ -19,7 +19,7 @@ from .._core.restarts import best_restart
 from .._core.results import with_summary_repr
 from ..metrics.clustering import label_scores_unvalidated
 from .lloyd import _validate, kmeans_plusplus
-from .mixture import gmm, gmm_aic, gmm_bic
+from .mixture import gmm, gmm_n_parameters
 
 __all__ = ["SelectKResult", "select_k"]
 
@@ -150,12 +150,18 @@ def _select_fn(x, key, tol, *, k_values, n_init, max_iter):
 
 def _gmm_row_fn(x, r, *, covariance_type, k_max):
     """One fitted k's row: negative log-likelihood, BIC, AIC, labels, padded means (one
-    compiled program per k instead of eager op-by-op dispatch)."""
+    compiled program per k instead of eager op-by-op dispatch).
+
+    The fit's ``objective`` is already the mean log-likelihood of ``x`` under the returned
+    parameters (unweighted here), so BIC and AIC are :func:`gmm_bic` / :func:`gmm_aic`
+    without their second pass over the data (and without tracing their input checks: the
+    parameters are the fit's own). Equal to them to float32 rounding (tests/cluster/
+    test_select.py)."""
     n, d = x.shape
     k = r.means.shape[0]
-    params = (r.means, r.covariances, r.weights)
-    return (-n * r.log_likelihood, gmm_bic(x, *params, covariance_type=covariance_type),
-            gmm_aic(x, *params, covariance_type=covariance_type),
+    nll = -n * r.objective
+    p = gmm_n_parameters(k, d, covariance_type)
+    return (nll, 2.0 * nll + float(p * np.log(n)), 2.0 * nll + 2.0 * p,
             jnp.argmax(r.responsibilities, axis=1).astype(jnp.int32),
             jnp.zeros((k_max, d), x.dtype).at[:k].set(r.means), r.converged)
 
