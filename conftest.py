@@ -63,6 +63,42 @@ if (os.environ.get("JAXCLUST_TEST_COMPILE_CACHE", "1") != "0"
         os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 
 
+def _memoize_jax_frame_filter():
+    """Remember JAX's answer to "is this source file one of JAX's own?" per file name.
+
+    ``equinox.error_if``, traced (every value check of jaxclust under ``jit``, ``vmap`` or
+    ``grad``), records the Python stack, and asks ``jax._src.traceback_util.include_frame``
+    about each frame; so does JAX when it filters an exception's traceback. The answer
+    compares the file with each of ~40 registered JAX and equinox paths by ``os.path``
+    arithmetic and ``os.path.samefile`` (two ``stat`` calls each): 0.5 ms per frame, and a
+    test's stack is ~60 frames deep (pytest, pluggy). Profiled 2026-12-05 on
+    ``tests/test_conformance.py::TestJitAndVmap``: 10% of its time. The answer only changes
+    when a path is registered (the list only grows), so it is kept per (file, number of
+    registered paths): the same answers, each computed once. Skipped when this JAX lacks the
+    function or the list (the suite then runs unchanged, only slower).
+    """
+    try:
+        from jax._src import traceback_util
+    except ImportError:
+        return
+    original = getattr(traceback_util, "include_filename", None)
+    paths = getattr(traceback_util, "_exclude_paths", None)
+    if (not callable(original) or not isinstance(paths, list)
+            or getattr(original, "memoized_by_jaxclust_tests", False)):
+        return
+    answers: dict[tuple[str, int], bool] = {}
+
+    def include_filename(filename):
+        key = (filename, len(paths))
+        answer = answers.get(key)
+        if answer is None:
+            answer = answers[key] = original(filename)
+        return answer
+
+    include_filename.memoized_by_jaxclust_tests = True
+    traceback_util.include_filename = include_filename
+
+
 def pytest_configure(config):
     import sys
 
@@ -71,6 +107,7 @@ def pytest_configure(config):
 
         jax.config.update("jax_compilation_cache_dir", _SESSION_CACHE)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _memoize_jax_frame_filter()
 
 
 def _exit_without_teardown():  # pragma: no cover - runs after the session
