@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 
+from jaxclust.cluster import kmeans
 from jaxclust.cluster.mixture import GMMResult, gmm, gmm_log_prob
 
 
@@ -195,6 +196,35 @@ def test_empty_and_degenerate_components_stay_finite():
                reg_covar=0.0)
     assert all(bool(jnp.all(jnp.isfinite(t))) for t in res0[:5])
     np.testing.assert_array_equal(res0.labels, [0, 0, 0, 1, 1, 1, 2, 2])
+
+
+def test_kmeans_start_is_the_public_kmeans():
+    """init="kmeans" (the default) starts EM from the one-hot labels of the public
+    ``kmeans(x, k, key=k_r, weights=w)``, with ``k_r = split(key, n_init)[r]`` and ``w`` the
+    sample weights scaled to mean one (as the fit scales them): the same fit as passing those
+    responsibilities. The start runs k-means without checking ``x`` and the weights again
+    (``gmm`` has checked them); this pins that it is still the same k-means."""
+    # one Gaussian blob: k-means' partition and the mixture EM reaches from it depend on the
+    # seeding (checked below), so a start from another key or other weights would show
+    x = jnp.asarray(np.random.default_rng(6).normal(size=(50, 2)), jnp.float32)
+    n = x.shape[0]
+    w = jnp.asarray(np.random.default_rng(5).uniform(0.5, 2.0, n), jnp.float32)
+    w_fit = w * (n / jnp.sum(w))
+    key = jax.random.key(7)
+    res = gmm(x, 3, key=key, weights=w, covariance_type="diag")
+
+    def from_kmeans(kk):
+        labels = kmeans(x, 3, key=kk, weights=w_fit).labels
+        return gmm(x, 3, key=key, weights=w, covariance_type="diag",
+                   init=jax.nn.one_hot(labels, 3, dtype=x.dtype))
+
+    ref = from_kmeans(jax.random.split(key, 1)[0])
+    np.testing.assert_array_equal(res.labels, ref.labels)
+    for a, b in zip(res[:5], ref[:5]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert int(res.n_iters) == int(ref.n_iters)
+    other = from_kmeans(jax.random.split(key, 2)[1])
+    assert np.max(np.abs(np.sort(other.weights) - np.sort(res.weights))) > 1e-2
 
 
 def test_warm_start_from_a_result_is_a_fixed_point():
