@@ -71,8 +71,9 @@ def _memoize_jax_frame_filter():
     about each frame; so does JAX when it filters an exception's traceback. The answer
     compares the file with each of ~40 registered JAX and equinox paths by ``os.path``
     arithmetic and ``os.path.samefile`` (two ``stat`` calls each): 0.5 ms per frame, and a
-    test's stack is ~60 frames deep (pytest, pluggy). Profiled 2026-12-05 on
-    ``tests/test_conformance.py::TestJitAndVmap``: 10% of its time. The answer only changes
+    test's stack is ~60 frames deep (pytest, pluggy). Measured 2026-12-05 on the sinkhorn
+    and k-means cases of ``tests/test_conformance.py::TestJitAndVmap``: 4,781 calls, 2.67 s
+    of 65.8 s (4%); 0.04 s memoised. The answer only changes
     when a path is registered (the list only grows), so it is kept per (file, number of
     registered paths): the same answers, each computed once. Skipped when this JAX lacks the
     function or the list (the suite then runs unchanged, only slower).

@@ -136,7 +136,7 @@ def _log_gaussian(x, means, cov, cov_type):
 
             maha = (map_groups(maha_of, means, inv, entries=n * d) if cov_type == "full"
                     else map_groups(lambda mean: maha_of(mean, inv), means,
-                                          entries=n * d)).T
+                                    entries=n * d)).T
     elif cov_type == "diag":
         logdet = jnp.sum(jnp.log(cov), axis=1)
         maha = (jnp.sum(diff * diff / cov[None, :, :], axis=2) if at_once else map_groups(

@@ -307,11 +307,11 @@ def test_sinkhorn_bad_epsilon(problem):
 
 def test_mahalanobis_classes_in_groups_equal_numpy_and_all_at_once(rng, monkeypatch):
     """Past ``_core.groups.DIFF_ENTRIES`` entries of ``n x k x d`` centred differences the
-    Mahalanobis scores scan the classes in groups with a running minimum (the last group padded with
-    copies of the first mean). Forced here with a small budget (groups of 2 of 5 classes:
-    2 + 2 + 1 padded) on this test's own shapes (so the jitted scorers trace afresh): the
+    Mahalanobis scores scan the classes in groups with a running minimum (the last group
+    padded with copies of the first mean). Forced here with a small budget (groups of 2 of 5
+    classes: 2 + 2 + 1 padded) on this test's own shapes (so the jitted scorers trace afresh): the
     scores equal a NumPy re-computation of Lee et al.'s per-class formula and the
-    all-at-once schedule, and so do their gradients in the features; the jitted scorer holds
+    all-at-once schedule, and so do their gradients in the features; the jitted scorer
     holds less than half of one ``(n, k, d)`` tensor (3x with all classes at once). The
     schedule is checked to be a scan."""
     from jaxclust._core import groups
