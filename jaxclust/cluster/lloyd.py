@@ -51,8 +51,13 @@ class KMeansResult(NamedTuple):
 
 
 def _sq_dists(x, c, x_sq=None):
-    """Squared distances ``|x_i - c_j|^2`` as one matrix multiply, clipped at 0."""
-    x_sq = jnp.sum(x * x, axis=1) if x_sq is None else x_sq
+    """Squared distances ``|x_i - c_j|^2`` as one matrix multiply, clipped at 0. Without
+    ``x_sq`` both sets are shifted by the mean of ``c`` first (see :func:`origin`); a caller
+    that passes ``x_sq = |x|^2`` has shifted them already."""
+    if x_sq is None:
+        mu = origin(c)
+        x, c = x - mu, c - mu
+        x_sq = jnp.sum(x * x, axis=1)
     xc = jnp.matmul(x, c.T, precision=HIGHEST)
     d = x_sq[:, None] - 2.0 * xc + jnp.sum(c * c, axis=1)[None, :]
     return jnp.maximum(d, 0.0)
@@ -282,8 +287,8 @@ def _draw(p, u, last, axis_name):
     return jnp.minimum(psum(jnp.sum(below, axis=1, dtype=jnp.int32), axis_name), last)
 
 
-@partial(jax.jit, static_argnums=(1, 4, 5))
-def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None):
+@partial(jax.jit, static_argnums=(1, 4, 5), static_argnames=("centred",))
+def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, *, centred=False):
     """Greedy k-means++ on one device, or with the rows sharded over ``axis_name`` (padding
     rows of zero weight are never drawn).
 
@@ -295,7 +300,14 @@ def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None):
     draw (first-call compile time). The loop carries the chosen row indices; the centres
     are gathered once at the end."""
     trials = n_local_trials or 2 + int(math.log(k))
-    x_sq = jnp.sum(x * x, axis=1)
+    # the distances around the points' mean (every device the same shift; see `origin`):
+    # the same potentials, without the cancellation of |x|^2 - 2 <x, c> + |c|^2 far from 0;
+    # `centred`: the caller has shifted x already (no second copy)
+    xs = x
+    if not centred:
+        rows = psum(jnp.asarray(x.shape[0], x.dtype), axis_name)
+        xs = x - psum(jnp.sum(x, axis=0, keepdims=True), axis_name) / rows
+    x_sq = jnp.sum(xs * xs, axis=1)
     u = jax.random.uniform(key, (k, trials), x.dtype)
     dyn = jax.lax.dynamic_index_in_dim  # indices known to be in range: no wrap-around ops
     inf, zero = jnp.asarray(jnp.inf, x.dtype), jnp.asarray(0.0, x.dtype)
@@ -310,8 +322,8 @@ def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None):
         p = w * dist
         p = jnp.where(psum(jnp.sum(p), axis_name) > 0, p, w)
         cand = _draw(p, dyn(u, j, keepdims=False), last, axis_name)
-        xc = take_rows(x, cand, axis_name)
-        dc = _sq_dists(x, xc, x_sq)  # (n, trials)
+        xc = take_rows(xs, cand, axis_name)
+        dc = _sq_dists(xs, xc, x_sq)  # (n, trials)
         before = dist + jax.lax.select(j == 0, inf, zero)
         new = jnp.minimum(before[:, None], dc)
         potential = psum(jnp.sum(w[:, None] * new, axis=0), axis_name)
@@ -800,8 +812,32 @@ def kmeans_predict(
 
 
 def _predict_fn(x, c, *, spherical, chunk_size):
-    chunk = _auto_chunk(x.shape[0], c.shape[0], chunk_size)
-    return _assign(x, c, jnp.sum(x * x, axis=1), chunk, spherical)
+    return assign_near_centres(x, c, _auto_chunk(x.shape[0], c.shape[0], chunk_size),
+                               spherical)
+
+
+def assign_near_centres(x, c, chunk_size=None, spherical=False):
+    """:func:`_assign` of ``x`` to ``c`` with both shifted by the centres' mean (Euclidean;
+    see :func:`origin`): for callers that hold centres but not the whole data (prediction,
+    mini-batch steps). Labels and squared distances."""
+    if not spherical:
+        mu = origin(c)
+        x, c = x - mu, c - mu
+    return _assign(x, c, jnp.sum(x * x, axis=1), chunk_size, spherical)
+
+
+def origin(x):
+    """The point Euclidean k-means works around: the column mean of ``x``, shape ``(1, d)``.
+
+    Distances are computed as ``|x|^2 - 2 <x, c> + |c|^2`` (one matrix product), which in
+    float32 cancels catastrophically when the points sit far from 0: with coordinates near
+    1e4 (d = 8) the terms are ~1e9 and their rounding (~1e2) exceeds the distances between
+    nearby clusters, so labels, iterates and the reported inertia go wrong. The iterations
+    therefore run on ``x - origin(x)`` (and centres shifted alike), and the centres are
+    shifted back at the end, as scikit-learn's ``KMeans`` does; k-means is
+    translation-equivariant, so only the rounding changes. Spherical k-means (inner products
+    with unit centres) is not translation-invariant and is never shifted."""
+    return jnp.mean(x, axis=0, keepdims=True)
 
 
 def _tol_abs(x, tol):
@@ -815,9 +851,17 @@ def _tol_abs(x, tol):
 def _kmeans_given_fn(x, w, c0, tol, *, max_iter, chunk_size, callback, spherical, algorithm):
     weighted = w is not None
     w = _unit_weights(x, w)
-    lloyd = _batching(x.shape[0], lambda x, w, c0, t: _iterations(
-        x, w, c0, max_iter, t, chunk_size, weighted, callback, spherical, algorithm))
-    return lloyd(x, w, c0, _tol_abs(x, tol))
+    def solve(x, w, c0, t):
+        return _iterations(x, w, c0, max_iter, t, chunk_size, weighted, callback, spherical,
+                           algorithm)
+
+    lloyd = _batching(x.shape[0], solve)
+    if spherical:
+        return lloyd(x, w, c0, _tol_abs(x, tol))
+    mu = origin(x)
+    x = x - mu  # the one shifted copy (the tolerance's variance read from it too)
+    res = lloyd(x, w, c0 - mu, _tol_abs(x, tol))
+    return res._replace(centroids=res.centroids + mu)
 
 
 def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, callback,
@@ -828,21 +872,26 @@ def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, 
 
     @partial(_batching, n)
     def one(x, w, kk, tol_abs):
-        if init == "k-means++":
-            c0 = greedy_plusplus(x, k, kk, w, None)
+        if init == "k-means++":  # Euclidean k-means: x is centred already (see below)
+            c0 = greedy_plusplus(x, k, kk, w, None, centred=not spherical)
         else:
             idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
             c0 = x[idx]
         return _iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, callback,
                            spherical, algorithm)
 
+    # Euclidean: the seeding and the iterations run on the one shifted copy of x (`origin`)
+    mu = None if spherical else origin(x)
+    x = x if mu is None else x - mu
     keys = jax.random.split(key, n_init)
     tol_abs = _tol_abs(x, tol)
     if n_init == 1:  # no batch of one restart (a batched loop carries selects)
-        return one(x, w, keys[0], tol_abs)
-    runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, keys, tol_abs)
-    best = best_restart(runs.inertia)
-    return jax.tree_util.tree_map(lambda t: t[best], runs)
+        res = one(x, w, keys[0], tol_abs)
+    else:
+        runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, keys, tol_abs)
+        best = best_restart(runs.inertia)
+        res = jax.tree_util.tree_map(lambda t: t[best], runs)
+    return res if mu is None else res._replace(centroids=res.centroids + mu)
 
 
 # one program per eager call, quick to compile for small problems on CPU (work = n d k

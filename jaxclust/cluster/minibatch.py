@@ -14,7 +14,6 @@ from .._core.programs import EagerProgram
 from .._core.results import with_summary_repr
 from .lloyd import (
     KMeansResult,
-    _assign,
     _finite_and_representable,
     _normalize_rows,
     _unit_weights,
@@ -22,6 +21,7 @@ from .lloyd import (
     _validate_token,
     _with_token,
     all_finite,
+    assign_near_centres,
     check_spherical,
     greedy_plusplus,
     with_envelope_gradients,
@@ -110,7 +110,7 @@ def _update(state, xb, wb, key, ratio, axis_name=None, spherical=False):
     sphere."""
     c, counts, n_since, step = state
     k = c.shape[0]
-    lab, dist = _assign(xb, c, jnp.sum(xb * xb, axis=1), None, spherical)
+    lab, dist = assign_near_centres(xb, c, None, spherical)
     inertia = jnp.sum(wb * dist)
     sums = jax.ops.segment_sum(wb[:, None] * xb, lab, num_segments=k)
     wsum = jax.ops.segment_sum(wb, lab, num_segments=k)
@@ -370,5 +370,5 @@ def fit_stream(xs, ws, k, n, b, k_init, k_loop, c0, ratio, max_steps, patience, 
     inf = jnp.asarray(jnp.inf, xs.dtype)
     state, it, _, _, stall = jax.lax.while_loop(
         cond, body, (minibatch_kmeans_init(c0), jnp.asarray(0), inf, inf, jnp.asarray(0)))
-    lab, dist = _assign(xs, state.centroids, jnp.sum(xs * xs, axis=1), chunk_size, spherical)
+    lab, dist = assign_near_centres(xs, state.centroids, chunk_size, spherical)
     return state.centroids, lab, dist, it, stall

@@ -28,6 +28,7 @@ from .lloyd import (
     _with_token,
     all_finite,
     greedy_plusplus,
+    origin,
 )
 
 __all__ = ["SinkhornKMeansResult", "SoftKMeansResult", "sinkhorn_kmeans", "sinkhorn_kmeans_predict",
@@ -147,12 +148,13 @@ def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
     return c0.shape[0], checks.check_sq_norms(checks.check_finite(c0, name), name), None
 
 
-def _seeded(x, w, c0, key, k):
+def _seeded(x, w, c0, key, k, centred=False):
     """``c0``, or when it is None greedy k-means++ centres drawn with ``key`` (constants:
-    no gradient flows into the seeding)."""
+    no gradient flows into the seeding); ``centred``: ``x`` is shifted to its mean already."""
     if c0 is not None:
         return c0
-    return jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
+    return jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None,
+                                                 centred=centred))
 
 
 def _adjoint(residual, tol):
@@ -208,8 +210,8 @@ def _fixed_point(update, c0, params, *, max_iter, tol_abs, implicit, callback=No
 
 
 def _soft_update(c, params):
-    x, w, t = params
-    r = jax.nn.softmax(-_sq_dists(x, c) / t, axis=1) * w[:, None]
+    x, w, t = params  # x centred (see _soft_kmeans_fn): no shifted copy per iteration
+    r = jax.nn.softmax(-_sq_dists(x, c, jnp.sum(x * x, axis=1)) / t, axis=1) * w[:, None]
     mass = jnp.sum(r, axis=0)
     return (jnp.matmul(r.T, x, precision=HIGHEST)
             / jnp.maximum(mass, jnp.finfo(x.dtype).tiny)[:, None])
@@ -315,13 +317,19 @@ def _plus(tol, token):
 
 
 def _soft_kmeans_fn(x, w, t, c0, key, tol, k, max_iter, implicit, callback=None):
-    c0 = _seeded(x, w, c0, key, k)
+    # the fixed point of the centred points (one shifted copy of x; see lloyd.origin): the
+    # update is translation-equivariant, so only the rounding of |x|^2 - 2 <x, c> + |c|^2
+    # changes (no cancellation far from 0); the gradients flow through the shift
+    mu = origin(x)
+    x = x - mu
+    c0 = _seeded(x, w, None if c0 is None else c0 - mu, key, k, centred=True)
     tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
     c, (it, conv) = _fixed_point(_soft_update, c0, (x, w, t), max_iter=max_iter,
                                  tol_abs=tol_abs, implicit=implicit, callback=callback)
-    logits = -_sq_dists(x, c) / t
+    logits = -_sq_dists(x, c, jnp.sum(x * x, axis=1)) / t
     r = jax.nn.softmax(logits, axis=1)
     energy = -t * jnp.sum(w * jax.nn.logsumexp(logits, axis=1))
+    c = c + mu
     conv = conv & all_finite(c, r, energy)  # e.g. a temperature so small that r is NaN
     return SoftKMeansResult(c, r, jnp.argmax(r, axis=1).astype(jnp.int32), energy, it, conv)
 

@@ -81,7 +81,10 @@ def test_jitted_kmeans_checks_ride_on_a_token_not_on_x():
     mini = jax.jit(lambda x: jc.minibatch_kmeans(x, 4, key=KEY, max_steps=3).inertia)
     for f in (fit, pred, soft, mini):
         temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
-        assert temp < x.nbytes // 2, (temp, x.nbytes)  # no copy of x (5.1 MB)
+        # one copy of x, shifted to its mean (or the centres' mean) so that the distances
+        # do not cancel far from 0 (test_kmeans.py::test_points_far_from_the_origin...);
+        # not a second one for the checks (then 2.1-2.3 copies)
+        assert temp < 1.5 * x.nbytes, (temp, x.nbytes)
         assert np.isfinite(float(jnp.sum(f(x))))
         for bad, msg in ((jnp.nan, "`x` contains NaN or Inf"), (jnp.inf, "`x` contains NaN"),
                          (1e30, TOO_LARGE)):

@@ -53,15 +53,17 @@ def test_same_key_same_result_and_restarts_help():
 
 
 def test_empty_cluster_is_relocated_not_nan():
-    x = jnp.asarray([[0.0], [0.1], [0.2], [10.0], [10.1]])
-    init = jnp.asarray([[0.1], [10.0], [100.0]])  # the third centre attracts no point
+    # the third centre attracts no point; 10.3 is the point farthest from its centre (0.09;
+    # the others 0.01 or 0: no tie for the rounding to break)
+    x = jnp.asarray([[0.0], [0.1], [0.2], [10.0], [10.3]])
+    init = jnp.asarray([[0.1], [10.0], [100.0]])
     res = kmeans(x, 3, key=jax.random.key(0), init=init)
     assert np.all(np.isfinite(res.centroids))
     assert sorted(np.bincount(np.asarray(res.labels), minlength=3).tolist())[0] >= 1
     assert float(res.inertia) < 0.05
     # eager on CPU this ran the quick-compile program, whose labels were once 2**31 - 1 for
     # the point 0.2 (the row minimum and the index equal to it were recomputed with
-    # different roundings); the empty cluster goes to the farthest point, 10.1
+    # different roundings); the empty cluster goes to the farthest point, 10.3
     np.testing.assert_array_equal(res.labels, [0, 0, 0, 1, 2])
     assert int(res.n_iters) < 10 and bool(res.converged)
 
@@ -160,3 +162,67 @@ def test_best_of_10_within_one_percent_on_four_datasets(name, k):
     ref = KMeans(k, n_init=10, algorithm="lloyd", random_state=0).fit(x)
     res = kmeans(jnp.asarray(x), k, key=jax.random.key(0), n_init=10)
     assert float(res.inertia) <= 1.01 * ref.inertia_
+
+
+def _far_blobs(offset):
+    """20 blobs of 5,000 points in 8-d (scikit-learn's make_blobs), moved by ``offset``."""
+    from sklearn.datasets import make_blobs
+
+    x, _ = make_blobs(5000, n_features=8, centers=20, cluster_std=1.0, random_state=0)
+    return (x + offset).astype(np.float32)
+
+
+@pytest.mark.parametrize("algorithm", ["lloyd", "hamerly"])
+def test_points_far_from_the_origin_equal_sklearn(algorithm):
+    """Distances are ``|x|^2 - 2 <x, c> + |c|^2`` (one matrix product): in float32 with
+    coordinates near 1e4 the terms are ~1e9 and round by ~1e2, more than the gaps between
+    nearby blobs. Before the iterations ran around the points' mean, the same init gave
+    40 (offset 1e3) and 1,025 (offset 1e4) of 5,000 labels other than the float64 argmin for
+    the returned centres, and an inertia 2x the true one at 1e4. scikit-learn centres the
+    data (its ``KMeans`` subtracts the mean before Lloyd): same labels and inertia here."""
+    for offset in (1e3, 1e4):
+        x = _far_blobs(offset)
+        c0 = x[np.random.default_rng(1).choice(len(x), 20, replace=False)]
+        res = kmeans(jnp.asarray(x), 20, key=jax.random.key(0), init=jnp.asarray(c0),
+                     max_iter=50, tol=0.0, algorithm=algorithm)
+        sk = KMeans(20, init=c0, n_init=1, max_iter=50, tol=0.0, algorithm="lloyd").fit(x)
+        np.testing.assert_array_equal(res.labels, sk.labels_)
+        c = np.asarray(res.centroids, np.float64)
+        d2 = ((x.astype(np.float64)[:, None] - c[None]) ** 2).sum(-1)
+        np.testing.assert_array_equal(res.labels, d2.argmin(1))  # the exact nearest centre
+        np.testing.assert_allclose(float(res.inertia), d2.min(1).sum(), rtol=1e-5)
+        np.testing.assert_allclose(float(res.inertia), sk.inertia_, rtol=1e-5)
+        np.testing.assert_allclose(res.centroids, sk.cluster_centers_, rtol=1e-6, atol=1e-3)
+
+
+def test_seeding_prediction_and_soft_kmeans_far_from_the_origin():
+    """The k-means family away from 0: k-means++ and soft k-means are translation
+    equivariant, so moving the points by 1e4 moves their results by 1e4 (same draws, same
+    labels, same energy); ``kmeans_predict`` and ``minibatch_kmeans``' labels are the float64
+    nearest centres. Before the shift to the points' (or centres') mean, soft k-means' energy
+    at offset 1e4 was 4.4x the one at 0 and its labels agreed with ARI 0.94."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from jaxclust.cluster import kmeans_predict, minibatch_kmeans, soft_kmeans
+
+    key = jax.random.key(3)
+    x0, x1 = jnp.asarray(_far_blobs(0.0)), jnp.asarray(_far_blobs(1e4))
+    s0 = kmeans_plusplus(x0, 20, key=key)
+    s1 = kmeans_plusplus(x1, 20, key=key)
+    np.testing.assert_allclose(s1 - 1e4, s0, atol=2e-3)  # the same rows drawn
+    r0 = soft_kmeans(x0, 20, temperature=1.0, key=key)
+    r1 = soft_kmeans(x1, 20, temperature=1.0, key=key)
+    np.testing.assert_array_equal(r1.labels, r0.labels)
+    np.testing.assert_allclose(float(r1.energy), float(r0.energy), rtol=1e-4)
+    np.testing.assert_allclose(r1.centroids - 1e4, r0.centroids, atol=5e-3)
+    lab, dist = kmeans_predict(x1, s1)
+    c = np.asarray(s1, np.float64)
+    d2 = ((np.asarray(x1, np.float64)[:, None] - c[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(lab, d2.argmin(1))
+    np.testing.assert_allclose(dist, d2.min(1), rtol=1e-3, atol=1e-2)
+    mb = minibatch_kmeans(x1, 20, key=key)
+    c = np.asarray(mb.centroids, np.float64)
+    d2 = ((np.asarray(x1, np.float64)[:, None] - c[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(mb.labels, d2.argmin(1))
+    ref = minibatch_kmeans(x0, 20, key=key)
+    assert adjusted_rand_score(np.asarray(ref.labels), np.asarray(mb.labels)) > 0.99
