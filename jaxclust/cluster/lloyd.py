@@ -550,7 +550,11 @@ def kmeans(
 
     Minimises the weighted inertia $\sum_i w_i \min_j \lVert x_i - c_j\rVert^2$ by alternating
     assignment to the nearest centre and centre update to the weighted mean of its points.
-    Distances are one matrix multiply, $\lVert x\rVert^2 - 2 x c^\top + \lVert c\rVert^2$;
+    Distances are one matrix multiply, $\lVert x\rVert^2 - 2 x c^\top + \lVert c\rVert^2$,
+    taken around the points' mean: as scikit-learn's ``KMeans``, the seeding and the
+    iterations run on ``x - mean(x, axis=0)`` (one shifted copy of ``x``) and the centres
+    are shifted back, so that points far from 0 do not lose the distances to float32
+    cancellation (not with ``spherical``, which is not translation-invariant);
     with ``chunk_size`` the assignment runs over blocks of rows, so the ``n x k`` matrix is
     never formed whole. A cluster that loses all its points is moved to the point farthest
     from its centre (deterministic; never NaN). Stops when the squared centre shift is at most
