@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from .._core.fixed_point import cond_lazy, report_progress
 from .._core.precision import HIGHEST
-from .lloyd import KMeansResult, all_finite, nearest_two, relocate_farthest
+from .lloyd import KMeansResult, _moved, all_finite, nearest_two, relocate_farthest
 
 __all__ = ["hamerly_iterations", "hamerly_rows"]
 
@@ -44,7 +44,7 @@ def _compact(mask):
     return order, pos
 
 
-def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
+def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack, around=None):
     """Exact nearest centre of every point, recomputed only where the bounds allow a change.
 
     ``upper[i] >= |x_i - c_{lab_i}|`` and ``lower[i] <= min_{j != lab_i} |x_i - c_j|`` on
@@ -54,7 +54,9 @@ def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
     compacted blocks of ``rows``. Returns the labels and the refreshed bounds. ``slack[i]``
     bounds the rounding of a squared distance of point ``i`` computed as
     ``|x|^2 - 2 <x, c> + |c|^2``: bounds are widened by it, so a point whose two nearest
-    centres are within rounding of each other is always recomputed (as Lloyd would)."""
+    centres are within rounding of each other is always recomputed (as Lloyd would).
+    ``around``: ``c`` and ``x_sq`` are given around that point, and each gathered block of
+    rows is moved alike (``lloyd.origin``)."""
     n, k = x.shape[0], c.shape[0]
     c_sq = jnp.sum(c * c, axis=1)
     half_gap = _pair_half_gaps(c, 4.0 * jnp.max(slack))
@@ -75,7 +77,7 @@ def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
         b, buf_lab, buf_up, buf_lo = carry
         idx = jax.lax.dynamic_slice(order, (b * rows,), (rows,))
         safe = jnp.minimum(idx, n - 1)
-        a1, m1, m2 = nearest_two(x[safe], c, c_sq)
+        a1, m1, m2 = nearest_two(_moved(x[safe], around), c, c_sq)
         xs, sl = x_sq[safe], slack[safe]
         up = jnp.sqrt(jnp.maximum(xs + m1, 0.0) + sl)
         lo = jnp.sqrt(jnp.maximum(xs + m2 - sl, 0.0))
@@ -94,7 +96,8 @@ def _assign_pruned(x, x_sq, c, lab, upper, lower, rows, slack):
     return lab, upper, lower, count
 
 
-def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, callback=None):
+def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, callback=None,
+                       around=None, tol_rel=None):
     """:func:`jaxclust.cluster.lloyd.lloyd_iterations` (one device, not spherical) with
     Hamerly's bounds: each iteration assigns every point to its nearest centre exactly as
     Lloyd does, computing distances only for the points whose bounds do not rule out a
@@ -102,14 +105,27 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
 
     The bounds move with the centres: after an update with displacements
     ``delta_j = |c'_j - c_j|``, ``upper += delta_{lab}`` and ``lower -= max_{j != lab}
-    delta_j`` (Hamerly 2010), each rounded outwards."""
+    delta_j`` (Hamerly 2010), each rounded outwards.
+
+    ``around`` (``(1, d)``): the iterations run in coordinates around that point, as
+    Lloyd's (``lloyd.origin``), the gathered blocks of rows moved as they are used; the
+    centres are given and returned in the points' own coordinates. ``tol_rel``: as in
+    ``lloyd_iterations``, the tolerance relative to the mean variance."""
     n, d = x.shape
     k = centers.shape[0]
     dtype = x.dtype
-    x_sq = jnp.sum(x * x, axis=1)
+    if around is not None:
+        centers = centers - around
+    x_sq = jnp.sum(_moved(x, around) ** 2, axis=1)
+    if tol_rel is not None:  # as in lloyd_iterations (the barrier: no moved copy of x)
+        x_sq = jax.lax.optimization_barrier(x_sq)
+        tol_abs = tol_rel * jnp.sum(x_sq) / (n * d)
     eps = jnp.finfo(dtype).eps
     # rounding of |x|^2 - 2 <x, c> + |c|^2 in float: a few ulps of |x|^2 + |c|^2 (d terms
-    # of the dot product each round; the bound is generous, it costs only a few more rows)
+    # of the dot product each round; the bound is generous, it costs only a few more rows).
+    # With `around` the terms are those around it (x_sq = |x - m|^2, c - m); moving a row
+    # rounds each coordinate by at most eps |x - m|, which changes a squared distance by at
+    # most ~eps (|x - m|^2 + |c - m|^2): inside the same bound
     grow = 1.0 + 8.0 * eps
 
     def slack_for(c):
@@ -118,7 +134,8 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
 
     def update(c, lab, upper, lower):
         """Centres from the labels ``lab`` of ``c``; the bounds moved with them."""
-        xw = w[:, None] * x if weighted else x
+        xm = _moved(x, around)
+        xw = w[:, None] * xm if weighted else xm
         sums = jax.ops.segment_sum(xw, lab, num_segments=k)
         mass = jax.ops.segment_sum(w, lab, num_segments=k)
         new = sums / jnp.where(mass > 0, mass, 1.0)[:, None]
@@ -126,9 +143,9 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
 
         def relocate():  # as Lloyd: to the points farthest from their centre
             cl = c[lab]
-            dist = w * jnp.maximum(x_sq - 2.0 * jnp.sum(x * cl, axis=1) + jnp.sum(cl * cl, 1),
-                                   0.0)
-            return relocate_farthest(x, dist, empty, new)
+            dist = w * jnp.maximum(x_sq - 2.0 * jnp.sum(_moved(x, around) * cl, axis=1)
+                                   + jnp.sum(cl * cl, 1), 0.0)
+            return relocate_farthest(x, dist, empty, new, around)
 
         new = cond_lazy(jnp.any(empty), relocate, new)
         # move the bounds with the centres (rounded outwards)
@@ -145,7 +162,7 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
         c, lab_old, upper, lower, it, shift, same, _ = s
         go = (it < max_iter) & (shift > tol_abs) & ~same  # Lloyd's stopping rules
         lab, upper, lower, _ = _assign_pruned(x, x_sq, c, lab_old, upper, lower, rows,
-                                              slack_for(c))
+                                              slack_for(c), around)
         new, up_new, lo_new = update(c, lab, upper, lower)
         new_shift = jnp.sum((new - c) ** 2)
         changed = jnp.sum(lab != lab_old)
@@ -161,7 +178,9 @@ def hamerly_iterations(x, w, centers, max_iter, tol_abs, rows, weighted=True, ca
     c, lab, upper, lower, it, shift, same, _ = jax.lax.while_loop(
         lambda s: ~s[7], body, init)
     cl = c[lab]
-    dist = jnp.maximum(x_sq - 2.0 * jnp.sum(x * cl, axis=1) + jnp.sum(cl * cl, axis=1), 0.0)
+    dist = jnp.maximum(x_sq - 2.0 * jnp.sum(_moved(x, around) * cl, axis=1)
+                       + jnp.sum(cl * cl, axis=1), 0.0)
     inertia = jnp.sum(w * dist)
+    c = c if around is None else c + around
     return KMeansResult(c, lab, inertia, it,
                         ((shift <= tol_abs) | same) & all_finite(c, inertia))

@@ -50,6 +50,14 @@ class KMeansResult(NamedTuple):
         return self.objective
 
 
+def _sq_dists_around(x, cm, x_sq, m):
+    """``|x_i - c_j|^2`` from ``cm = c - m`` and ``x_sq = |x - m|^2`` without moving ``x``:
+    ``x_sq + (|cm|^2 + 2 <m, cm>) - 2 <x, cm>``, clipped at 0."""
+    b = jnp.sum(cm * cm, axis=1) + 2.0 * jnp.sum(m * cm, axis=1)
+    d = x_sq[:, None] + b[None, :] - 2.0 * jnp.matmul(x, cm.T, precision=HIGHEST)
+    return jnp.maximum(d, 0.0)
+
+
 def _sq_dists(x, c, x_sq=None):
     """Squared distances ``|x_i - c_j|^2`` as one matrix multiply, clipped at 0. Without
     ``x_sq`` both sets are shifted by the mean of ``c`` first (see :func:`origin`); a caller
@@ -66,7 +74,7 @@ def _sq_dists(x, c, x_sq=None):
 _WHOLE = 1 << 24  # the whole n x k matrix (64 MiB in float32) is used up to this many entries
 
 
-def _auto_chunk(n: int, k: int, chunk_size: int | None) -> int | None:
+def _auto_chunk(n: int, k: int, chunk_size: int | None, d: int = 0) -> int | None:
     """``chunk_size`` or, when ``None``, whole (``n * k <= 2**24``: no loop over row blocks)
     or equal blocks of about ``max(512, 2**16 // k)`` rows, at most ``2**21`` entries (8 MiB
     in float32; at least 64 rows). Measured on the 2-core Xeon, idle machine (Lloyd, 20
@@ -76,7 +84,9 @@ def _auto_chunk(n: int, k: int, chunk_size: int | None) -> int | None:
     blocks had measured best in CPU time (0.40-0.42 s vs 0.51 s for ~10,000 rows). k = 1000,
     n = 200,000 (blocked): 512 rows 1.82 s vs 1.92 s for ~1048 rows under load; idle, 2048-8192
     rows 1.01-1.03 s vs 1.10 s for the automatic blocks, 32768 rows 1.33 s."""
-    if chunk_size is not None or n * k <= _WHOLE:
+    # d > 0: the whole x is moved once (`lloyd_iterations`' `around`), a copy no larger
+    # than the distance matrix; past that, blocks (moved one at a time)
+    if chunk_size is not None or n * max(k, d) <= _WHOLE:
         return chunk_size
     rows = min(max(512, (1 << 16) // k), max(64, (1 << 21) // k))
     n_blocks = -(-n // rows)
@@ -183,21 +193,30 @@ def _first_min_jvp(primals, tangents):
     return (best, lab), (dbest, jnp.zeros_like(lab))
 
 
-def _assign(x, c, x_sq, chunk_size, spherical=False):
+def _assign(x, c, x_sq, chunk_size, spherical=False, shift=None):
     """Nearest centre and its squared distance, in row blocks when ``chunk_size`` is set.
     ``spherical``: the centre of largest inner product ``<x, c>`` (faiss's spherical
-    assignment), and the squared distance to it."""
+    assignment), and the squared distance to it. ``shift`` (``(1, d)``, Euclidean only):
+    the point the distances are taken around (:func:`origin`), subtracted from each block
+    of rows as it is used (from the whole ``x`` when there are no blocks); ``c`` is then
+    given around it already (``c - shift``) and ``x_sq`` is ``|x - shift|^2``."""
     c_sq = jnp.sum(c * c, axis=1)
     score_sq = jnp.zeros_like(c_sq) if spherical else c_sq
     n = x.shape[0]
     if chunk_size is None or chunk_size >= n:
-        lab, s = _nearest_block(x, c, score_sq)
+        lab, s = _nearest_block(_moved(x, shift), c, score_sq)
     else:
-        lab, s = jax.lax.map(lambda xb: _nearest_block(xb, c, score_sq), _blocks(x, chunk_size))
+        lab, s = jax.lax.map(lambda xb: _nearest_block(_moved(xb, shift), c, score_sq),
+                             _blocks(x, chunk_size))
         lab, s = lab.reshape(-1)[:n], s.reshape(-1)[:n]
     if spherical:
         s = s + c_sq[lab]
     return lab, jnp.maximum(x_sq + s, 0.0)
+
+
+def _moved(x, shift):
+    """``x - shift`` (``x`` itself when ``shift`` is None)."""
+    return x if shift is None else x - shift
 
 
 def _normalize_rows(c):
@@ -206,20 +225,23 @@ def _normalize_rows(c):
     return jnp.where(nrm > 0, c / jnp.where(nrm > 0, nrm, 1.0), c)
 
 
-def _lloyd_sums(xb, wb, c, weighted, spherical=False):
+def _lloyd_sums(xb, wb, c, weighted, spherical=False, shift=None):
     """One assignment pass: labels, best scores, per-centre weighted sums and masses.
 
     ``xb``, ``wb`` are the points and weights, either whole (``(n, d)``, ``(n,)``) or in row
     blocks (``(n_blocks, rows, d)``, from :func:`_blocks`, padded once outside the Lloyd
     loop). Blocks accumulate the sums in the same pass, each block of the distance matrix
     used while it is in cache and never the whole ``n x k`` matrix; the blocks of one scan
-    step are independent, so XLA may run them concurrently."""
+    step are independent, so XLA may run them concurrently. ``shift``: subtracted from each
+    block as it is used (``c`` is already in the shifted coordinates; see :func:`origin`)."""
     k = c.shape[0]
     c_sq = jnp.zeros((k,), c.dtype) if spherical else jnp.sum(c * c, axis=1)
 
     def block(xb, wb):
+        xb = _moved(xb, shift)
         lab, s = _nearest_block(xb, c, c_sq)
-        xw = wb[:, None] * xb if weighted else xb
+        # moved, the zero padding rows are no longer zero: their weight (0) drops them
+        xw = wb[:, None] * xb if weighted or shift is not None else xb
         return (lab, s, jax.ops.segment_sum(xw, lab, num_segments=k),
                 jax.ops.segment_sum(wb, lab, num_segments=k))
 
@@ -287,8 +309,8 @@ def _draw(p, u, last, axis_name):
     return jnp.minimum(psum(jnp.sum(below, axis=1, dtype=jnp.int32), axis_name), last)
 
 
-@partial(jax.jit, static_argnums=(1, 4, 5), static_argnames=("centred",))
-def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, *, centred=False):
+@partial(jax.jit, static_argnums=(1, 4, 5))
+def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, around=None):
     """Greedy k-means++ on one device, or with the rows sharded over ``axis_name`` (padding
     rows of zero weight are never drawn).
 
@@ -298,16 +320,18 @@ def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, *, centred=Fal
     loop over ``j = 0 .. k - 1``). Draws never depend on the number of devices (the CDF is
     global), and the compiled program holds one random-number kernel rather than one per
     draw (first-call compile time). The loop carries the chosen row indices; the centres
-    are gathered once at the end."""
+    are gathered once at the end.
+
+    The distances are taken around ``around`` (``(1, d)``; default: the points' mean, the
+    same on every device), without a moved copy of ``x``: ``|x - c|^2 = |x - m|^2 +
+    (|c - m|^2 + 2 <m, c - m>) - 2 <x, c - m>``, whose product has the small factor
+    ``c - m``, so it rounds by ``eps |x| |c - m|`` rather than ``eps |x|^2`` (see
+    :func:`origin`)."""
     trials = n_local_trials or 2 + int(math.log(k))
-    # the distances around the points' mean (every device the same shift; see `origin`):
-    # the same potentials, without the cancellation of |x|^2 - 2 <x, c> + |c|^2 far from 0;
-    # `centred`: the caller has shifted x already (no second copy)
-    xs = x
-    if not centred:
+    if around is None:
         rows = psum(jnp.asarray(x.shape[0], x.dtype), axis_name)
-        xs = x - psum(jnp.sum(x, axis=0, keepdims=True), axis_name) / rows
-    x_sq = jnp.sum(xs * xs, axis=1)
+        around = psum(jnp.sum(x, axis=0, keepdims=True), axis_name) / rows
+    x_sq = jnp.sum((x - around) ** 2, axis=1)
     u = jax.random.uniform(key, (k, trials), x.dtype)
     dyn = jax.lax.dynamic_index_in_dim  # indices known to be in range: no wrap-around ops
     inf, zero = jnp.asarray(jnp.inf, x.dtype), jnp.asarray(0.0, x.dtype)
@@ -322,8 +346,8 @@ def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, *, centred=Fal
         p = w * dist
         p = jnp.where(psum(jnp.sum(p), axis_name) > 0, p, w)
         cand = _draw(p, dyn(u, j, keepdims=False), last, axis_name)
-        xc = take_rows(xs, cand, axis_name)
-        dc = _sq_dists(xs, xc, x_sq)  # (n, trials)
+        cm = take_rows(x, cand, axis_name) - around
+        dc = _sq_dists_around(x, cm, x_sq, around)  # (n, trials)
         before = dist + jax.lax.select(j == 0, inf, zero)
         new = jnp.minimum(before[:, None], dc)
         potential = psum(jnp.sum(w[:, None] * new, axis=0), axis_name)
@@ -348,36 +372,53 @@ def _batching(n: int, fn):
     return sequential_vmap(fn) if n >= _SEQUENTIAL_MIN_N else fn
 
 
-def relocate_farthest(x, dist, empty, new):
+def relocate_farthest(x, dist, empty, new, around=None):
     """``new`` with its empty clusters (``empty[j]``) moved, deterministically, to the
     points of largest ``dist`` (the first empty cluster to the farthest point, the second
-    to the next, ...); one device. Used by Lloyd's and Hamerly's iterations."""
+    to the next, ...); one device. Used by Lloyd's and Hamerly's iterations. ``around``:
+    ``new`` is given around that point (the points' rows are moved alike)."""
     slot = jnp.clip(jnp.cumsum(empty) - 1, 0, x.shape[0] - 1)
     order = jnp.argsort(-dist)
-    return jnp.where(empty[:, None], x[order[slot]], new)
+    return jnp.where(empty[:, None], _moved(x[order[slot]], around), new)
 
 
 @partial(jax.jit, static_argnums=(3, 5, 6, 7, 8, 9))
 def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True, axis_name=None,
-                     callback=None, spherical=False):
+                     callback=None, spherical=False, around=None, tol_rel=None):
     """Lloyd's iterations on one device, or with the rows sharded over ``axis_name`` (the
     centre sums and masses, the label-change test, the inertia and the empty-cluster
     relocation combine the devices' partial results). ``spherical``: centres on the unit
     sphere (normalised at the start and after every update), assignment by the largest
-    inner product (faiss ``spherical=True``)."""
+    inner product (faiss ``spherical=True``). ``around`` (``(1, d)``, Euclidean): the
+    iterations run in coordinates around that point (:func:`origin`; the same on every
+    device), each block of rows moved as it is used, without a moved copy of a blocked
+    ``x``; the centres are given and returned in the points' own coordinates. ``tol_rel``:
+    instead of ``tol_abs``, scikit-learn's ``tol * mean(var(x, axis=0))``, read from the
+    moved squared norms (``around`` the points' mean; a separate variance pass over ``x``
+    next to them made XLA keep a moved copy of ``x``, 51 MB at n = 200,000, d = 64)."""
     n = x.shape[0]
     if spherical:
         centers = _normalize_rows(centers)
-    chunk_size = _auto_chunk(n, centers.shape[0], chunk_size)
-    x_sq = jnp.sum(x * x, axis=1)
+    chunk_size = _auto_chunk(n, centers.shape[0], chunk_size,
+                             0 if around is None else x.shape[1])
+    if around is not None:
+        centers = centers - around
+    x_sq = jnp.sum(_moved(x, around) ** 2, axis=1)
+    if tol_rel is not None:
+        # the norms computed once, then read: reduced a second time in one fusion with the
+        # moving of x, XLA kept a moved copy of x (51 MB at n = 200,000, d = 64)
+        x_sq = jax.lax.optimization_barrier(x_sq)
+        rows = psum(jnp.asarray(n, x.dtype), axis_name)
+        tol_abs = tol_rel * psum(jnp.sum(x_sq), axis_name) / (rows * x.shape[1])
 
-    if chunk_size is None or chunk_size >= n:
-        xb, wb = x, w
-    else:  # pad once, outside the loop (zero-weight rows)
-        xb, wb = _blocks(x, chunk_size), _blocks(w, chunk_size)
+    blocked = chunk_size is not None and chunk_size < n
+    if blocked:  # pad once, outside the loop (zero-weight rows); each block moved when used
+        xb, wb, block_shift = _blocks(x, chunk_size), _blocks(w, chunk_size), around
+    else:  # the whole x at once (moved once)
+        xb, wb, block_shift = _moved(x, around), w, None
 
     def update(c):
-        lab, s, sums, mass = _lloyd_sums(xb, wb, c, weighted, spherical)
+        lab, s, sums, mass = _lloyd_sums(xb, wb, c, weighted, spherical, block_shift)
         lab, s = lab[:n], s[:n]
         if spherical:  # s omitted |c|^2 (the assignment score is -2 <x, c>)
             s = s + jnp.sum(c * c, axis=1)[lab]
@@ -389,10 +430,11 @@ def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True
             # empty clusters move, deterministically, to the points farthest from their centre
             dist = w * jnp.maximum(x_sq + s, 0.0)
             if axis_name is None:
-                return relocate_farthest(x, dist, empty, new)
+                return relocate_farthest(x, dist, empty, new, around)
             slot = jnp.clip(jnp.cumsum(empty) - 1, 0, n - 1)
             order = global_top(dist, centers.shape[0], axis_name)  # the first k suffice
-            return jnp.where(empty[:, None], take_rows(x, order[slot], axis_name), new)
+            rows = _moved(take_rows(x, order[slot], axis_name), around)
+            return jnp.where(empty[:, None], rows, new)
 
         # the sort runs only in the (rare) iterations that have an empty cluster; cond_lazy,
         # not lax.cond: under vmap (n_init restarts, batched problems) a batched cond would
@@ -419,8 +461,12 @@ def lloyd_iterations(x, w, centers, max_iter, tol_abs, chunk_size, weighted=True
     init = (centers, jnp.full((n,), -1, jnp.int32), jnp.asarray(jnp.inf, x.dtype),
             jnp.asarray(0), jnp.asarray(False))
     c, lab, shift, it, same = jax.lax.while_loop(cond, body, init)
-    lab, dist = _assign(x, c, x_sq, chunk_size, spherical)
+    if blocked:
+        lab, dist = _assign(x, c, x_sq, chunk_size, spherical, block_shift)
+    else:
+        lab, dist = _assign(xb, c, x_sq, None, spherical)
     inertia = psum(jnp.sum(w * dist), axis_name)
+    c = c if around is None else c + around
     # converged only with finite centres and inertia (the latter may overflow for huge data)
     return KMeansResult(c, lab, inertia, it,
                         ((shift <= tol_abs) | same) & all_finite(c, inertia))
@@ -551,10 +597,11 @@ def kmeans(
     Minimises the weighted inertia $\sum_i w_i \min_j \lVert x_i - c_j\rVert^2$ by alternating
     assignment to the nearest centre and centre update to the weighted mean of its points.
     Distances are one matrix multiply, $\lVert x\rVert^2 - 2 x c^\top + \lVert c\rVert^2$,
-    taken around the points' mean: as scikit-learn's ``KMeans``, the seeding and the
-    iterations run on ``x - mean(x, axis=0)`` (one shifted copy of ``x``) and the centres
-    are shifted back, so that points far from 0 do not lose the distances to float32
-    cancellation (not with ``spherical``, which is not translation-invariant);
+    taken around the points' mean: as scikit-learn's ``KMeans``, the iterations run on
+    ``x - mean(x, axis=0)`` (each block of rows moved as it is used; the whole ``x`` once
+    when the distance matrix is formed whole) and the centres are moved back, so that
+    points far from 0 do not lose their distances to float32 cancellation (not with
+    ``spherical``, which is not translation-invariant);
     with ``chunk_size`` the assignment runs over blocks of rows, so the ``n x k`` matrix is
     never formed whole. A cluster that loses all its points is moved to the point farthest
     from its centre (deterministic; never NaN). Stops when the squared centre shift is at most
@@ -740,15 +787,21 @@ def resolve_algorithm(algorithm, n: int, k: int, d: int, spherical: bool,
     return algorithm
 
 
-def _iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, callback, spherical,
+def _iterations(x, w, c0, max_iter, tol, chunk_size, weighted, callback, spherical,
                 algorithm):
+    """Lloyd's or Hamerly's iterations; Euclidean ones around the points' mean
+    (:func:`origin`), with the tolerance read from the moved squared norms."""
+    if spherical:
+        return lloyd_iterations(x, w, c0, max_iter, _tol_abs(x, tol), chunk_size, weighted,
+                                None, callback, True)
+    around = origin(x)
     if algorithm == "hamerly":
         from .hamerly import hamerly_iterations, hamerly_rows
         rows = hamerly_rows(c0.shape[0]) if chunk_size is None else chunk_size
-        return hamerly_iterations(x, w, c0, max_iter, tol_abs, min(rows, x.shape[0]),
-                                  weighted, callback)
-    return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, None, callback,
-                            spherical)
+        return hamerly_iterations(x, w, c0, max_iter, None, min(rows, x.shape[0]),
+                                  weighted, callback, around, tol)
+    return lloyd_iterations(x, w, c0, max_iter, None, chunk_size, weighted, None, callback,
+                            False, around, tol)
 
 
 def check_spherical(spherical):
@@ -816,7 +869,8 @@ def kmeans_predict(
 
 
 def _predict_fn(x, c, *, spherical, chunk_size):
-    return assign_near_centres(x, c, _auto_chunk(x.shape[0], c.shape[0], chunk_size),
+    return assign_near_centres(x, c, _auto_chunk(x.shape[0], c.shape[0], chunk_size,
+                                                 0 if spherical else x.shape[1]),
                                spherical)
 
 
@@ -824,10 +878,10 @@ def assign_near_centres(x, c, chunk_size=None, spherical=False):
     """:func:`_assign` of ``x`` to ``c`` with both shifted by the centres' mean (Euclidean;
     see :func:`origin`): for callers that hold centres but not the whole data (prediction,
     mini-batch steps). Labels and squared distances."""
-    if not spherical:
-        mu = origin(c)
-        x, c = x - mu, c - mu
-    return _assign(x, c, jnp.sum(x * x, axis=1), chunk_size, spherical)
+    if spherical:
+        return _assign(x, c, jnp.sum(x * x, axis=1), chunk_size, spherical)
+    mu = origin(c)
+    return _assign(x, c - mu, jnp.sum((x - mu) ** 2, axis=1), chunk_size, False, mu)
 
 
 def origin(x):
@@ -855,17 +909,9 @@ def _tol_abs(x, tol):
 def _kmeans_given_fn(x, w, c0, tol, *, max_iter, chunk_size, callback, spherical, algorithm):
     weighted = w is not None
     w = _unit_weights(x, w)
-    def solve(x, w, c0, t):
-        return _iterations(x, w, c0, max_iter, t, chunk_size, weighted, callback, spherical,
-                           algorithm)
-
-    lloyd = _batching(x.shape[0], solve)
-    if spherical:
-        return lloyd(x, w, c0, _tol_abs(x, tol))
-    mu = origin(x)
-    x = x - mu  # the one shifted copy (the tolerance's variance read from it too)
-    res = lloyd(x, w, c0 - mu, _tol_abs(x, tol))
-    return res._replace(centroids=res.centroids + mu)
+    lloyd = _batching(x.shape[0], lambda x, w, c0, t: _iterations(
+        x, w, c0, max_iter, t, chunk_size, weighted, callback, spherical, algorithm))
+    return lloyd(x, w, c0, jnp.asarray(tol, x.dtype))
 
 
 def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, callback,
@@ -875,27 +921,22 @@ def _kmeans_seeded_fn(x, w, key, tol, *, k, init, n_init, max_iter, chunk_size, 
     w = _unit_weights(x, w)
 
     @partial(_batching, n)
-    def one(x, w, kk, tol_abs):
-        if init == "k-means++":  # Euclidean k-means: x is centred already (see below)
-            c0 = greedy_plusplus(x, k, kk, w, None, centred=not spherical)
+    def one(x, w, kk, tol):
+        if init == "k-means++":  # distances around the points' mean (`origin`)
+            c0 = greedy_plusplus(x, k, kk, w, None, None, origin(x))
         else:
             idx = jax.random.choice(kk, n, (k,), replace=False, p=w / jnp.sum(w))
             c0 = x[idx]
-        return _iterations(x, w, c0, max_iter, tol_abs, chunk_size, weighted, callback,
+        return _iterations(x, w, c0, max_iter, tol, chunk_size, weighted, callback,
                            spherical, algorithm)
 
-    # Euclidean: the seeding and the iterations run on the one shifted copy of x (`origin`)
-    mu = None if spherical else origin(x)
-    x = x if mu is None else x - mu
     keys = jax.random.split(key, n_init)
-    tol_abs = _tol_abs(x, tol)
+    tol = jnp.asarray(tol, x.dtype)
     if n_init == 1:  # no batch of one restart (a batched loop carries selects)
-        res = one(x, w, keys[0], tol_abs)
-    else:
-        runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, keys, tol_abs)
-        best = best_restart(runs.inertia)
-        res = jax.tree_util.tree_map(lambda t: t[best], runs)
-    return res if mu is None else res._replace(centroids=res.centroids + mu)
+        return one(x, w, keys[0], tol)
+    runs = jax.vmap(one, in_axes=(None, None, 0, None))(x, w, keys, tol)
+    best = best_restart(runs.inertia)
+    return jax.tree_util.tree_map(lambda t: t[best], runs)
 
 
 # one program per eager call, quick to compile for small problems on CPU (work = n d k

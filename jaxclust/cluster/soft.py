@@ -148,13 +148,12 @@ def _initial_centroids(x, k_or_centroids, key, w, name="k_or_centroids"):
     return c0.shape[0], checks.check_sq_norms(checks.check_finite(c0, name), name), None
 
 
-def _seeded(x, w, c0, key, k, centred=False):
+def _seeded(x, w, c0, key, k):
     """``c0``, or when it is None greedy k-means++ centres drawn with ``key`` (constants:
-    no gradient flows into the seeding); ``centred``: ``x`` is shifted to its mean already."""
+    no gradient flows into the seeding)."""
     if c0 is not None:
         return c0
-    return jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None,
-                                                 centred=centred))
+    return jax.lax.stop_gradient(greedy_plusplus(jax.lax.stop_gradient(x), k, key, w, None))
 
 
 def _adjoint(residual, tol):
@@ -322,8 +321,9 @@ def _soft_kmeans_fn(x, w, t, c0, key, tol, k, max_iter, implicit, callback=None)
     # changes (no cancellation far from 0); the gradients flow through the shift
     mu = origin(x)
     x = x - mu
-    c0 = _seeded(x, w, None if c0 is None else c0 - mu, key, k, centred=True)
-    tol_abs = tol * jnp.sqrt(jnp.mean(jnp.var(jax.lax.stop_gradient(x), axis=0)))
+    c0 = _seeded(x, w, None if c0 is None else c0 - mu, key, k)
+    xs = jax.lax.stop_gradient(x)  # centred: the mean variance is the mean square
+    tol_abs = tol * jnp.sqrt(jnp.mean(xs * xs) - jnp.mean(jnp.mean(xs, axis=0) ** 2))
     c, (it, conv) = _fixed_point(_soft_update, c0, (x, w, t), max_iter=max_iter,
                                  tol_abs=tol_abs, implicit=implicit, callback=callback)
     logits = -_sq_dists(x, c, jnp.sum(x * x, axis=1)) / t

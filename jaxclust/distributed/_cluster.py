@@ -216,27 +216,23 @@ def _kmeans(x, w, key, c0, *, k, n, mesh, init, n_init, max_iter, tol, chunk_siz
 
     def body(x, w, keys, noise, c0):
         x, w = _checked_blocks(x, w)
-        if spherical:
-            return solve(x, w, keys, noise, c0, _tol_abs(x, n, tol))
-        # Euclidean: around the points' mean, as the single-device kmeans (cluster.lloyd.origin)
-        mu = psum(jnp.sum(x, axis=0, keepdims=True), AXIS) / n  # padding rows are zeros
-        x = x - mu
-        res = solve(x, w, keys, noise, None if c0 is None else c0 - mu, _tol_abs(x, n, tol))
-        return res._replace(centroids=res.centroids + mu)
-
-    def solve(x, w, keys, noise, c0, tol_abs):
+        tol_abs = _tol_abs(x, n, tol)
+        # the distances around the points' mean, as the single-device kmeans
+        # (cluster.lloyd.origin); padding rows are zeros
+        mu = psum(jnp.sum(x, axis=0, keepdims=True), AXIS) / n
+        around = None if spherical else mu
         if c0 is not None:
             return lloyd_iterations(x, w, c0, max_iter, tol_abs, chunk_size, True, AXIS, None,
-                                    spherical)
+                                    spherical, around)
 
         def one(kk, g):
             if init == "k-means++":
-                start = greedy_plusplus(x, k, kk, w, None, AXIS, centred=not spherical)
+                start = greedy_plusplus(x, k, kk, w, None, AXIS, mu)
             else:  # jax.random.choice(kk, n, (k,), replace=False, p=w / sum(w))
                 idx = global_top(g + jnp.log(w / psum(jnp.sum(w), AXIS)), k, AXIS)
                 start = take_rows(x, idx, AXIS)
             return lloyd_iterations(x, w, start, max_iter, tol_abs, chunk_size, True, AXIS,
-                                    None, spherical)
+                                    None, spherical, around)
 
         runs = jax.vmap(one)(keys, noise)
         best = best_restart(runs.inertia)

@@ -79,12 +79,14 @@ def test_jitted_kmeans_checks_ride_on_a_token_not_on_x():
     # soft and mini-batch k-means too (before: 10.6 and 10.4 MB of temporaries, a copy of x)
     soft = jax.jit(lambda x: jc.soft_kmeans(x, 4, temperature=1.0, key=KEY, max_iter=3).energy)
     mini = jax.jit(lambda x: jc.minibatch_kmeans(x, 4, key=KEY, max_steps=3).inertia)
-    for f in (fit, pred, soft, mini):
+    # copies of x allowed: one moved to the points' (or centres') mean, so that distances
+    # do not cancel far from 0 (test_kmeans.py::test_points_far_from_the_origin...; a
+    # blocked k-means moves each block instead: no copy); soft k-means' fixed-point loop
+    # holds its own copy of the moved points. The checks add none (when they rode on x,
+    # XLA copied it through their cond).
+    for f, copies in ((fit, 1), (pred, 1), (soft, 2), (mini, 1)):
         temp = f.lower(x).compile().memory_analysis().temp_size_in_bytes
-        # one copy of x, shifted to its mean (or the centres' mean) so that the distances
-        # do not cancel far from 0 (test_kmeans.py::test_points_far_from_the_origin...);
-        # not a second one for the checks (then 2.1-2.3 copies)
-        assert temp < 1.5 * x.nbytes, (temp, x.nbytes)
+        assert temp < (copies + 0.5) * x.nbytes, (temp, x.nbytes)
         assert np.isfinite(float(jnp.sum(f(x))))
         for bad, msg in ((jnp.nan, "`x` contains NaN or Inf"), (jnp.inf, "`x` contains NaN"),
                          (1e30, TOO_LARGE)):
