@@ -95,6 +95,16 @@ def main():
                    "minibatch")
     out["minibatch"] = dict(_compare(res, single, n), hlo=hlo)
 
+    # the same points moved by 1e4: both run around the points' mean (the sharded one
+    # around the global mean), so the float32 distances do not cancel; eager calls
+    far = x + np.float32(1e4)
+    single = cluster.kmeans(far, k, key=key, weights=w, n_init=2)
+    out["kmeans_far"] = _compare(jd.kmeans(jd.shard(far, mesh, weights=w), k, key=key,
+                                           n_init=2), single, n)
+    out["kmeans_far"]["same_labels_as_unmoved"] = bool(np.array_equal(
+        np.asarray(single.labels), np.asarray(cluster.kmeans(x, k, key=key, weights=w,
+                                                             n_init=2).labels)))
+
     # spherical (cosine) k-means and mini-batch k-means, one program each, not jitted
     # around (eager calls as a user makes them)
     single = cluster.kmeans(x, k, key=key, weights=w, spherical=True)
