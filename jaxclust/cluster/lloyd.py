@@ -50,12 +50,36 @@ class KMeansResult(NamedTuple):
         return self.objective
 
 
-def _sq_dists_around(x, cm, x_sq, m):
-    """``|x_i - c_j|^2`` from ``cm = c - m`` and ``x_sq = |x - m|^2`` without moving ``x``:
-    ``x_sq + (|cm|^2 + 2 <m, cm>) - 2 <x, cm>``, clipped at 0."""
-    b = jnp.sum(cm * cm, axis=1) + 2.0 * jnp.sum(m * cm, axis=1)
-    d = x_sq[:, None] + b[None, :] - 2.0 * jnp.matmul(x, cm.T, precision=HIGHEST)
-    return jnp.maximum(d, 0.0)
+_SEED_BLOCK = 1 << 18  # entries of x moved at once by k-means++ (1 MiB in float32)
+
+
+def _nearer_around(x, cm, x_sq, m, before):
+    """``min(before_i, |x_i - c_j|^2)`` for the rows of ``cm = c - m``, with ``x_sq = |x -
+    m|^2``: ``x_sq + |cm|^2 - 2 <x - m, cm>`` (clipped at 0), ``x`` moved by ``m`` one block
+    of rows at a time (about ``2**18`` entries; no moved copy of the whole ``x``). The blocks
+    cover the rows without padding: the last one starts at ``n - rows`` and recomputes a few
+    rows of the one before, to the same values. Moved, the product rounds by ``eps |x - m|
+    |cm|``; unmoved (``<x, cm> - <m, cm>``) by ``eps |x| |cm|``: 0.05 in squared distance
+    at coordinates near 1e4, which changed k-means++'s draws."""
+    n, d = x.shape
+    rows = max(64, _SEED_BLOCK // max(d, 1))
+    b = jnp.sum(cm * cm, axis=1)
+
+    def block(xb, xqb, bb):
+        dc = xqb[:, None] + b[None, :] - 2.0 * jnp.matmul(xb - m, cm.T, precision=HIGHEST)
+        return jnp.minimum(bb[:, None], jnp.maximum(dc, 0.0))
+
+    if n <= rows:
+        return block(x, x_sq, before)
+    sl = jax.lax.dynamic_slice_in_dim
+
+    def body(i, out):
+        start = jnp.minimum(i * rows, n - rows)
+        new = block(sl(x, start, rows), sl(x_sq, start, rows), sl(before, start, rows))
+        return jax.lax.dynamic_update_slice_in_dim(out, new, start, 0)
+
+    out = jnp.zeros((n, cm.shape[0]), x.dtype)
+    return jax.lax.fori_loop(0, -(-n // rows), body, out)
 
 
 def _sq_dists(x, c, x_sq=None):
@@ -145,7 +169,14 @@ def _nearest(xb, c, c_sq, second):
         kp = -(-k // lanes) * lanes
         cp = jnp.pad(c, ((0, kp - k), (0, 0)))
         cq = jnp.pad(c_sq, (0, kp - k), constant_values=jnp.inf)
-        s = cq[None, :] - 2.0 * jnp.matmul(xb, cp.T, precision=HIGHEST)
+        # |c|^2 folded into the product ([x, 1] . [-2 c, |c|^2]): the scores come out of
+        # the matrix product, with no pass of their own over the block (k = 1000, n = 2e5,
+        # d = 64, 5 Lloyd iterations, A/B in fresh processes: 1.79-1.85 -> 1.54-1.56 s;
+        # k = 100: -3%). Accurate since the rows are taken around the points' mean
+        # (`origin`): the same labels as the unfolded form against float64 there
+        ones = jnp.ones(xb.shape[:1] + (1,), xb.dtype)
+        s = jnp.matmul(jnp.concatenate([xb, ones], 1),
+                       jnp.concatenate([-2.0 * cp, cq[:, None]], 1).T, precision=HIGHEST)
         lane = jnp.arange(lanes, dtype=s.dtype)[None, :]
         m, idx = s[:, :lanes], jnp.broadcast_to(lane, (s.shape[0], lanes))
         for t in range(1, kp // lanes):
@@ -323,10 +354,8 @@ def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, around=None):
     are gathered once at the end.
 
     The distances are taken around ``around`` (``(1, d)``; default: the points' mean, the
-    same on every device), without a moved copy of ``x``: ``|x - c|^2 = |x - m|^2 +
-    (|c - m|^2 + 2 <m, c - m>) - 2 <x, c - m>``, whose product has the small factor
-    ``c - m``, so it rounds by ``eps |x| |c - m|`` rather than ``eps |x|^2`` (see
-    :func:`origin`)."""
+    same on every device), ``x`` moved one block of rows at a time
+    (:func:`_nearer_around`; see :func:`origin`)."""
     trials = n_local_trials or 2 + int(math.log(k))
     if around is None:
         rows = psum(jnp.asarray(x.shape[0], x.dtype), axis_name)
@@ -347,9 +376,8 @@ def greedy_plusplus(x, k, key, w, n_local_trials, axis_name=None, around=None):
         p = jnp.where(psum(jnp.sum(p), axis_name) > 0, p, w)
         cand = _draw(p, dyn(u, j, keepdims=False), last, axis_name)
         cm = take_rows(x, cand, axis_name) - around
-        dc = _sq_dists_around(x, cm, x_sq, around)  # (n, trials)
         before = dist + jax.lax.select(j == 0, inf, zero)
-        new = jnp.minimum(before[:, None], dc)
+        new = _nearer_around(x, cm, x_sq, around, before)  # (n, trials)
         potential = psum(jnp.sum(w[:, None] * new, axis=0), axis_name)
         best = jnp.argmin(potential).astype(jnp.int32) * (j > 0)
         idx = jax.lax.dynamic_update_index_in_dim(idx, dyn(cand, best), j, 0)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans
-from sklearn.datasets import load_iris, load_wine
+from sklearn.datasets import load_iris, load_wine, make_blobs
 from sklearn.preprocessing import StandardScaler
 
 from jaxclust.cluster import kmeans, kmeans_plusplus
@@ -166,8 +166,6 @@ def test_best_of_10_within_one_percent_on_four_datasets(name, k):
 
 def _far_blobs(offset):
     """20 blobs of 5,000 points in 8-d (scikit-learn's make_blobs), moved by ``offset``."""
-    from sklearn.datasets import make_blobs
-
     x, _ = make_blobs(5000, n_features=8, centers=20, cluster_std=1.0, random_state=0)
     return (x + offset).astype(np.float32)
 
@@ -195,6 +193,45 @@ def test_points_far_from_the_origin_equal_sklearn(algorithm):
         np.testing.assert_allclose(res.centroids, sk.cluster_centers_, rtol=1e-6, atol=1e-3)
 
 
+@pytest.mark.parametrize("algorithm,chunk_size", [("lloyd", None), ("lloyd", 8192),
+                                                  ("hamerly", None)])
+def test_large_clusters_far_from_the_origin_have_their_float64_means(algorithm, chunk_size):
+    """The centre update sums the points around their mean, not as given: 40,000 float32
+    points per cluster near 1e4 sum to ~4e8, where float32's spacing is 32, and their
+    running sum loses the cluster's spread (summed as given, the centres here were up to
+    ~8 off the float64 means of their own labels, the inertia 30x the true one). Each
+    returned centre is the float64 mean of the points with its label, and the inertia their
+    float64 sum of squares."""
+    x, y = make_blobs(120_000, n_features=4, centers=3, random_state=0)
+    x = (x + 1e4).astype(np.float32)
+    x64 = x.astype(np.float64)
+    c0 = np.stack([x64[y == j].mean(0) for j in range(3)]).astype(np.float32) + 0.5
+    res = kmeans(jnp.asarray(x), 3, key=jax.random.key(0), init=jnp.asarray(c0),
+                 max_iter=50, algorithm=algorithm, chunk_size=chunk_size)
+    lab = np.asarray(res.labels)
+    means = np.stack([x64[lab == j].mean(0) for j in range(3)])
+    np.testing.assert_allclose(np.asarray(res.centroids, np.float64), means, rtol=0, atol=2e-3)
+    true = ((x64 - means[lab]) ** 2).sum()
+    np.testing.assert_allclose(float(res.inertia), true, rtol=1e-5)
+
+
+def test_seeding_in_row_blocks_equals_one_block(monkeypatch):
+    """k-means++ moves ``x`` to its mean one block of rows at a time (about 2^18 entries);
+    the last block overlaps the one before (no padding copy). With blocks of 700 rows (8
+    blocks over 4,999 points, the last one overlapping) the draws equal the single-block
+    ones."""
+    import jaxclust.cluster.lloyd as lloyd
+
+    x = jnp.asarray(_far_blobs(1e4)[:4999])
+    key = jax.random.key(5)
+    one = kmeans_plusplus(x, 20, key=key)
+    jax.clear_caches()
+    monkeypatch.setattr(lloyd, "_SEED_BLOCK", 700 * 8)
+    blocks = kmeans_plusplus(x, 20, key=key)
+    jax.clear_caches()
+    np.testing.assert_array_equal(blocks, one)
+
+
 def test_seeding_prediction_and_soft_kmeans_far_from_the_origin():
     """The k-means family away from 0: k-means++ and soft k-means are translation
     equivariant, so moving the points by 1e4 moves their results by 1e4 (same draws, same
@@ -206,7 +243,11 @@ def test_seeding_prediction_and_soft_kmeans_far_from_the_origin():
     from jaxclust.cluster import kmeans_predict, minibatch_kmeans, soft_kmeans
 
     key = jax.random.key(3)
-    x0, x1 = jnp.asarray(_far_blobs(0.0)), jnp.asarray(_far_blobs(1e4))
+    # x0 is x1 moved back exactly (float32 values near 1e4, minus 1e4, are exact): the two
+    # clouds are translates of each other. float32(x + 1e4) - 1e4 and float32(x) would
+    # differ by up to 5e-4 per coordinate, enough to change a draw of k-means++
+    x1 = _far_blobs(1e4)
+    x0, x1 = jnp.asarray(x1 - np.float32(1e4)), jnp.asarray(x1)
     s0 = kmeans_plusplus(x0, 20, key=key)
     s1 = kmeans_plusplus(x1, 20, key=key)
     np.testing.assert_allclose(s1 - 1e4, s0, atol=2e-3)  # the same rows drawn
