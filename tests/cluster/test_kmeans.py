@@ -219,7 +219,7 @@ def test_seeding_in_row_blocks_equals_one_block(monkeypatch):
     """k-means++ moves ``x`` to its mean one block of rows at a time (about 2^18 entries);
     the last block overlaps the one before (no padding copy). With blocks of 700 rows (8
     blocks over 4,999 points, the last one overlapping) the draws equal the single-block
-    ones."""
+    ones, and under ``vmap`` each problem's draws equal its own call's."""
     import jaxclust.cluster.lloyd as lloyd
 
     x = jnp.asarray(_far_blobs(1e4)[:4999])
@@ -228,8 +228,14 @@ def test_seeding_in_row_blocks_equals_one_block(monkeypatch):
     jax.clear_caches()
     monkeypatch.setattr(lloyd, "_SEED_BLOCK", 700 * 8)
     blocks = kmeans_plusplus(x, 20, key=key)
+    # batched (vmap) in blocks: each problem's draws as alone
+    xs = jnp.stack([x, x[::-1] - 5.0])
+    keys = jax.random.split(key)
+    both = jax.vmap(lambda xi, ki: kmeans_plusplus(xi, 20, key=ki))(xs, keys)
+    alone = [kmeans_plusplus(xi, 20, key=ki) for xi, ki in zip(xs, keys)]
     jax.clear_caches()
     np.testing.assert_array_equal(blocks, one)
+    np.testing.assert_array_equal(both, jnp.stack(alone))
 
 
 def test_seeding_prediction_and_soft_kmeans_far_from_the_origin():
