@@ -500,7 +500,7 @@ def _sinkhorn_kmeans_fn(x, w, b, eps, c0, key, tol, k, max_iter, stol, smax, imp
         # 256 points: 25 / 9 not converged with cold last solves, 18 / 4 now (a subset); 40
         # seeded problems of 64 points: 8 -> 4. Always warm: 5, one of them newly unconverged
         # (tests/cluster/test_soft.py::test_sinkhorn_kmeans_converges_on_slowly_mixing...)
-        init = (jax.lax.stop_gradient(f), jax.lax.stop_gradient(g))
+        init = (f, g)  # `aux` of implicit_root: no gradient
     else:
         c, (it, conv) = _fixed_point(update, c0, params, max_iter=max_iter, tol_abs=tol_abs,
                                      implicit=False, callback=callback)
